@@ -1,0 +1,237 @@
+//! [`WorkloadIdentityCredential`]: configuration + assertion source + exchange + cache.
+
+use crate::assertion::{AssertionSource, TokenFileSource};
+use crate::cache::{RefreshPolicy, TokenCache};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, ConfigInputs, Env, ResolvedConfig, WEBHOOK_TOKEN_PATH, WEBHOOK_TOKEN_PATH_PRE_1_6};
+use crate::entra::Exchange;
+use crate::error::{CredentialError, ErrorCategory};
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use azure_core::http::Pipeline;
+use azure_identity::ClientAssertionCredentialOptions;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Options for [`WorkloadIdentityCredential`].
+///
+/// The first four fields are those of `azure_identity::WorkloadIdentityCredentialOptions`, with
+/// the same names and types, so code written for azure_identity compiles unchanged. The others
+/// are additions with defaults.
+pub struct WorkloadIdentityCredentialOptions {
+    /// Options for the HTTP pipeline (transport, retry, cloud, user agent).
+    pub credential_options: ClientAssertionCredentialOptions,
+    /// Client id of the Entra application or user-assigned managed identity. Defaults to `AZURE_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// Tenant id. Defaults to `AZURE_TENANT_ID`.
+    pub tenant_id: Option<String>,
+    /// Path of the projected service-account token. Defaults to `AZURE_FEDERATED_TOKEN_FILE`,
+    /// then the first existing path of [`well_known_token_paths`](Self::well_known_token_paths).
+    pub token_file_path: Option<PathBuf>,
+    /// The audience the service-account token must carry. Defaults to
+    /// `AZURE_FEDERATED_TOKEN_AUDIENCE`, then the cloud's recommended audience
+    /// (`api://AzureADTokenExchange` in the public cloud).
+    pub expected_audience: Option<String>,
+    /// Send tokens whose audience makes them credentials for AWS STS (`sts.amazonaws.com`), the
+    /// EKS Pod Identity agent (`pods.eks.amazonaws.com`) or the Kubernetes API server. Off by
+    /// default: such a token handed to Entra is a privilege leak. When on, a warning is logged.
+    pub allow_foreign_audience: bool,
+    /// When and how cached tokens are refreshed, and how long a caller may wait.
+    pub refresh_policy: RefreshPolicy,
+    /// Paths tried, in order, when no token file is configured: by default the Azure Workload
+    /// Identity webhook's current (`/var/run/secrets/azure/wi/token/azure-identity-token`) and
+    /// pre-1.6 (`/var/run/secrets/azure/tokens/azure-identity-token`) paths.
+    pub well_known_token_paths: Vec<PathBuf>,
+    /// The environment read for unset options (default: the process environment).
+    pub env: Env,
+}
+
+impl Default for WorkloadIdentityCredentialOptions {
+    fn default() -> Self {
+        Self {
+            credential_options: ClientAssertionCredentialOptions::default(),
+            client_id: None,
+            tenant_id: None,
+            token_file_path: None,
+            expected_audience: None,
+            allow_foreign_audience: false,
+            refresh_policy: RefreshPolicy::default(),
+            well_known_token_paths: vec![PathBuf::from(WEBHOOK_TOKEN_PATH), PathBuf::from(WEBHOOK_TOKEN_PATH_PRE_1_6)],
+            env: Env::process(),
+        }
+    }
+}
+
+impl fmt::Debug for WorkloadIdentityCredentialOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkloadIdentityCredentialOptions")
+            .field("client_id", &self.client_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("token_file_path", &self.token_file_path)
+            .field("expected_audience", &self.expected_audience)
+            .field("allow_foreign_audience", &self.allow_foreign_audience)
+            .field("refresh_policy", &self.refresh_policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Authenticates a Kubernetes workload to Entra ID with its projected service-account token.
+///
+/// A drop-in for `azure_identity::WorkloadIdentityCredential`: same constructor, same options,
+/// same environment variables; plus local checks with precise errors, and a cache that never
+/// makes a caller wait while a valid token exists.
+pub struct WorkloadIdentityCredential {
+    config: ResolvedConfig,
+    cache: TokenCache,
+}
+
+impl fmt::Debug for WorkloadIdentityCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkloadIdentityCredential")
+            .field("client_id", &self.config.client_id.value)
+            .field("tenant_id", &self.config.tenant_id.value)
+            .field("token_file", &self.config.token_file.value)
+            .field("authority_host", &self.config.authority_host.value.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkloadIdentityCredential {
+    /// Create the credential. Reads configuration (options, then environment, then well-known
+    /// paths) and validates it; does no network I/O and spawns nothing.
+    ///
+    /// A credential that is simply not configured (no client id, tenant id or token file) fails
+    /// with an error whose [`CredentialError::is_not_configured`] is true.
+    pub fn new(options: Option<WorkloadIdentityCredentialOptions>) -> azure_core::Result<Arc<Self>> {
+        Self::build(options.unwrap_or_default(), None, Arc::new(SystemClock)).map_err(Into::into)
+    }
+
+    /// Create a credential that takes its client assertions from `source` instead of the token
+    /// file (AWS outbound federation, your own source). `token_file_path` and the audience
+    /// options are then unused.
+    pub fn with_assertion_source(
+        source: Arc<dyn AssertionSource>,
+        options: Option<WorkloadIdentityCredentialOptions>,
+    ) -> azure_core::Result<Arc<Self>> {
+        Self::build(options.unwrap_or_default(), Some(source), Arc::new(SystemClock)).map_err(Into::into)
+    }
+
+    pub(crate) fn build(
+        options: WorkloadIdentityCredentialOptions,
+        source: Option<Arc<dyn AssertionSource>>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, CredentialError> {
+        let client_options = options.credential_options.client_options;
+        // A custom source needs no token file: give resolution a placeholder path.
+        let placeholder = PathBuf::from("(custom assertion source)");
+        let token_file_path = match (&source, &options.token_file_path) {
+            (Some(_), _) => Some(placeholder.as_path()),
+            (None, p) => p.as_deref(),
+        };
+        let config = config::resolve(&ConfigInputs {
+            client_id: options.client_id.as_deref(),
+            tenant_id: options.tenant_id.as_deref(),
+            token_file_path,
+            cloud: client_options.cloud.as_deref(),
+            expected_audience: options.expected_audience.as_deref(),
+            well_known_token_paths: &options.well_known_token_paths,
+            env: &options.env,
+        })?;
+        let endpoint = config.token_endpoint()?;
+        let assertion: Arc<dyn AssertionSource> = match source {
+            Some(s) => s,
+            None => Arc::new(TokenFileSource::with_clock(
+                config.token_file.value.clone(),
+                config.expected_audience.value.clone(),
+                options.allow_foreign_audience,
+                clock.clone(),
+            )),
+        };
+        let pipeline = Pipeline::new(
+            Some(env!("CARGO_PKG_NAME")),
+            Some(env!("CARGO_PKG_VERSION")),
+            client_options,
+            Vec::new(),
+            Vec::new(),
+            None,
+        );
+        let exchange = Exchange {
+            pipeline,
+            endpoint,
+            client_id: config.client_id.value.clone(),
+            tenant_id: config.tenant_id.value.clone(),
+            assertion,
+            clock: clock.clone(),
+        };
+        let cache = TokenCache::new(Arc::new(exchange), options.refresh_policy, clock);
+        Ok(Arc::new(Self { config, cache }))
+    }
+
+    /// The resolved configuration and where each value came from.
+    pub fn config(&self) -> &ResolvedConfig {
+        &self.config
+    }
+}
+
+/// Check scopes before anything else: Entra's client-credentials flow takes exactly one
+/// `<resource>/.default` scope.
+pub(crate) fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
+    let example = "e.g. https://storage.azure.com/.default";
+    match scopes {
+        [] => Err(CredentialError::new(
+            ErrorCategory::InvalidScope,
+            format!("WorkloadIdentityCredential: no scope was requested; request one scope of the form <resource>/.default, {example}. See docs/troubleshooting.md#invalid-scope"),
+        )),
+        [scope] => {
+            let resource = scope.strip_suffix("/.default");
+            let bad_chars = scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control());
+            match resource {
+                Some(r) if !r.is_empty() && !bad_chars => Ok(()),
+                _ => Err(CredentialError::new(
+                    ErrorCategory::InvalidScope,
+                    format!(
+                        "WorkloadIdentityCredential: scope {scope:?} cannot be requested with a workload identity; the client-credentials flow takes one scope of the form <resource>/.default ({}). See docs/troubleshooting.md#invalid-scope",
+                        if bad_chars { example.to_string() } else { format!("here probably {}/.default", scope.trim_end_matches('/')) }
+                    ),
+                )),
+            }
+        }
+        many => Err(CredentialError::new(
+            ErrorCategory::InvalidScope,
+            format!(
+                "WorkloadIdentityCredential: {} scopes were requested ({}) but Entra issues a token for one resource at a time; request one <resource>/.default scope per call, {example}. See docs/troubleshooting.md#invalid-scope",
+                many.len(),
+                many.join(", ")
+            ),
+        )),
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for WorkloadIdentityCredential {
+    async fn get_token(&self, scopes: &[&str], _options: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
+        validate_scopes(scopes)?;
+        self.cache.get_token(scopes).await.map_err(Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_rules() {
+        assert!(validate_scopes(&["https://storage.azure.com/.default"]).is_ok());
+        assert!(validate_scopes(&["api://my-app/.default"]).is_ok());
+        let e = validate_scopes(&[]).unwrap_err();
+        assert!(e.message().contains("no scope"), "{e}");
+        let e = validate_scopes(&["https://storage.azure.com"]).unwrap_err();
+        assert!(e.message().contains("https://storage.azure.com/.default"), "{e}");
+        let e = validate_scopes(&["https://graph.microsoft.com/User.Read"]).unwrap_err();
+        assert!(e.message().contains("<resource>/.default"), "{e}");
+        let e = validate_scopes(&["a/.default", "b/.default"]).unwrap_err();
+        assert!(e.message().contains("2 scopes"), "{e}");
+        let e = validate_scopes(&["/.default"]).unwrap_err();
+        assert_eq!(e.category(), ErrorCategory::InvalidScope);
+    }
+}

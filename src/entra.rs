@@ -1,0 +1,488 @@
+//! The token request to Entra ID, its response, and Entra's errors.
+//!
+//! The request is the OAuth 2.0 client-credentials grant with a JWT client assertion (RFC 7523),
+//! sent through an azure_core [`Pipeline`]. Success and error bodies are parsed defensively: numbers
+//! may be strings, error bodies may be HTML, plain text, truncated or empty, and the size read is
+//! capped.
+
+use crate::assertion::{Assertion, AssertionSource};
+use crate::cache::{FetchedToken, TokenSource};
+use crate::clock::Clock;
+use crate::error::{CredentialError, ErrorCategory};
+use crate::jwt::Claims;
+use azure_core::credentials::AccessToken;
+use azure_core::http::headers::{self, content_type};
+use azure_core::http::{Context, Method, Pipeline, PipelineStreamOptions, Request, StatusCode, Url};
+use azure_core::time::Duration;
+use futures::StreamExt as _;
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::sync::Arc;
+
+/// The `client_assertion_type` of a JWT bearer assertion.
+pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Largest response body read from the token endpoint. A real answer is a few KB.
+pub(crate) const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// The exchange: assertion in, access token out.
+pub(crate) struct Exchange {
+    pub(crate) pipeline: Pipeline,
+    pub(crate) endpoint: Url,
+    pub(crate) client_id: String,
+    pub(crate) tenant_id: String,
+    pub(crate) assertion: Arc<dyn AssertionSource>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exchange")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("client_id", &self.client_id)
+            .field("assertion", &self.assertion)
+            .finish_non_exhaustive()
+    }
+}
+
+fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        Int(i64),
+        Float(f64),
+        Str(String),
+        Null(()),
+    }
+    Ok(match N::deserialize(d)? {
+        N::Int(i) => Some(i),
+        N::Float(f) => Some(f as i64),
+        N::Str(s) => Some(s.trim().parse::<i64>().map_err(serde::de::Error::custom)?),
+        N::Null(()) => None,
+    })
+}
+
+#[derive(Deserialize)]
+struct SuccessBody {
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    expires_in: Option<i64>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    refresh_in: Option<i64>,
+}
+
+/// Entra's error body (all fields optional: gateways send other things).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ErrorBody {
+    #[serde(default)]
+    pub(crate) error: Option<String>,
+    #[serde(default)]
+    pub(crate) error_description: Option<String>,
+    #[serde(default)]
+    pub(crate) error_codes: Vec<u32>,
+    #[serde(default)]
+    pub(crate) trace_id: Option<String>,
+    #[serde(default)]
+    pub(crate) correlation_id: Option<String>,
+}
+
+/// What we know locally, to explain Entra's answer.
+pub(crate) struct ErrorContext<'a> {
+    pub(crate) client_id: &'a str,
+    pub(crate) tenant_id: &'a str,
+    pub(crate) endpoint: &'a Url,
+    pub(crate) scope: &'a str,
+    pub(crate) claims: Option<&'a Claims>,
+    pub(crate) origin: &'a str,
+}
+
+fn invalid_response(status: StatusCode, what: String) -> CredentialError {
+    CredentialError::new(
+        ErrorCategory::InvalidResponse,
+        format!("WorkloadIdentityCredential: the token endpoint answered HTTP {} with {what}. See docs/troubleshooting.md#invalid-response", u16::from(status)),
+    )
+    .with_status(status)
+}
+
+/// Parse a 2xx body.
+pub(crate) fn parse_success(status: StatusCode, body: &[u8], now: time::OffsetDateTime) -> Result<FetchedToken, CredentialError> {
+    let parsed: SuccessBody = serde_json::from_slice(body).map_err(|e| {
+        let what = if body.is_empty() {
+            "an empty body".to_string()
+        } else if e.is_eof() {
+            format!("a truncated JSON body ({} bytes)", body.len())
+        } else {
+            format!("a body that is not a token response ({} bytes: {})", body.len(), e.classify_kind())
+        };
+        invalid_response(status, what).with_transient(true)
+    })?;
+    let token = parsed.access_token.filter(|t| !t.is_empty()).ok_or_else(|| {
+        invalid_response(status, "a JSON body without an access_token".into())
+    })?;
+    if let Some(tt) = &parsed.token_type
+        && !tt.eq_ignore_ascii_case("bearer")
+    {
+        return Err(invalid_response(status, format!("token_type {tt:?}, expected \"Bearer\"")));
+    }
+    let expires_in = parsed
+        .expires_in
+        .filter(|s| *s > 0)
+        .ok_or_else(|| invalid_response(status, "a token response without a positive expires_in".into()))?;
+    let refresh_in = parsed.refresh_in.filter(|r| *r > 0 && *r < expires_in).map(Duration::seconds);
+    Ok(FetchedToken {
+        token: AccessToken::new(token, now + Duration::seconds(expires_in)),
+        refresh_in,
+    })
+}
+
+trait ClassifyKind {
+    fn classify_kind(&self) -> &'static str;
+}
+impl ClassifyKind for serde_json::Error {
+    fn classify_kind(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Syntax => "not JSON",
+            serde_json::error::Category::Data => "unexpected JSON fields",
+            serde_json::error::Category::Eof => "truncated JSON",
+            serde_json::error::Category::Io => "unreadable",
+        }
+    }
+}
+
+fn looks_like_html(body: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(&body[..body.len().min(256)]).to_ascii_lowercase();
+    let head = head.trim_start();
+    head.starts_with("<!doctype") || head.starts_with("<html") || head.starts_with('<')
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or_default().trim()
+}
+
+/// The troubleshooting anchor for an AADSTS code.
+pub(crate) fn anchor_for(code: u32) -> String {
+    format!("aadsts{code}")
+}
+
+fn hint_for(code: u32, ctx: &ErrorContext<'_>) -> String {
+    let iss = ctx.claims.and_then(|c| c.iss.as_deref()).unwrap_or("(unknown)");
+    let sub = ctx.claims.and_then(|c| c.sub.as_deref()).unwrap_or("(unknown)");
+    let aud = ctx.claims.map(Claims::audiences_display).unwrap_or_else(|| "(unknown)".into());
+    let app = format!("application (client id) {} in tenant {}", ctx.client_id, ctx.tenant_id);
+    match code {
+        70021 | 700211 | 700212 | 700213 | 7002137 | 7002138 => {
+            let which = match code {
+                700211 => "Its issuer does not match.",
+                700212 => "Its audience does not match.",
+                700213 | 7002137 | 7002138 => "Its subject does not match.",
+                _ => "No federated credential has exactly this issuer, subject and audience.",
+            };
+            format!(
+                "Entra found no federated identity credential on {app} that matches the service-account token. {which}\n  \
+                 The token ({origin}) has:\n    issuer:   {iss}\n    subject:  {sub}\n    audience: {aud}\n  \
+                 Fix: create or correct the federated credential so that its issuer, subject and audience equal these values exactly \
+                 (case-sensitive; an EKS issuer has no trailing slash; the subject is system:serviceaccount:<namespace>:<service account>). \
+                 `azure-identity-k8s setup` prints the command. A credential created in the last few minutes may still be propagating.",
+                origin = ctx.origin
+            )
+        }
+        700024 => {
+            let (iat, exp) = ctx
+                .claims
+                .map(|c| (fmt_opt(c.issued_at()), fmt_opt(c.expires_at())))
+                .unwrap_or_else(|| ("(unknown)".into(), "(unknown)".into()));
+            format!(
+                "The service-account token is outside its validity period as Entra sees it (issued at {iat}, expires at {exp}). \
+                 Either the kubelet stopped rotating the file ({origin}), the application read the token once and kept it, or this node's clock is off (check NTP).",
+                origin = ctx.origin
+            )
+        }
+        90061 => {
+            let disco = format!("{}/.well-known/openid-configuration", iss.trim_end_matches('/'));
+            format!(
+                "Entra could not fetch the issuer's OpenID discovery document or its JWKS from the public internet: {disco}. \
+                 The cluster's issuer must be publicly reachable over HTTPS (EKS issuers are; a self-managed cluster must publish \
+                 the discovery document and JWKS, e.g. to a public S3 bucket). A private issuer such as https://kubernetes.default.svc can never work."
+            )
+        }
+        700027 | 50027 | 900384 => format!(
+            "Entra could not validate the token's signature with the keys published by its issuer {iss}. The issuer's JWKS must contain \
+             the key that signs service-account tokens (RS256, matching kid); after a signing-key rotation, publish the new key too."
+        ),
+        700016 => format!(
+            "No application with client id {} exists in tenant {}. Check AZURE_CLIENT_ID (the application's or user-assigned managed identity's \
+             client id, not its object id) and AZURE_TENANT_ID, and that the authority ({}) is the right cloud.",
+            ctx.client_id, ctx.tenant_id, ctx.endpoint.origin().ascii_serialization()
+        ),
+        90002 | 90023 => format!(
+            "Tenant {} was not found at {}. Check AZURE_TENANT_ID and that AZURE_AUTHORITY_HOST is the tenant's cloud \
+             (public: https://login.microsoftonline.com, US Gov: https://login.microsoftonline.us, China: https://login.chinacloudapi.cn).",
+            ctx.tenant_id, ctx.endpoint.origin().ascii_serialization()
+        ),
+        1002012 | 70011 => format!(
+            "The scope {:?} was rejected. The client-credentials flow takes exactly one resource with the /.default suffix, \
+             e.g. https://storage.azure.com/.default.",
+            ctx.scope
+        ),
+        50196 => "Entra detected a loop: this client sent too many identical requests. Reuse the credential (it caches tokens) instead of creating one per request.".into(),
+        7000215 | 7000222 => "A client secret was sent instead of (or along with) the assertion; a workload identity uses no secret.".into(),
+        _ => "See the Entra ID error code reference for this code.".into(),
+    }
+}
+
+fn fmt_opt(t: Option<time::OffsetDateTime>) -> String {
+    t.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "(unknown)".into())
+}
+
+/// Turn a non-2xx answer into an error that says what failed and how to fix it.
+pub(crate) fn parse_error(status: StatusCode, retry_after: Option<&str>, body: &[u8], ctx: &ErrorContext<'_>) -> CredentialError {
+    let code = u16::from(status);
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    match parsed {
+        Some(b) if b.error.is_some() || !b.error_codes.is_empty() => {
+            let codes = b.error_codes.clone();
+            let primary = codes.first().copied();
+            let desc = b.error_description.as_deref().map(first_line).unwrap_or("");
+            let code_text = if codes.is_empty() {
+                "no AADSTS code".to_string()
+            } else {
+                codes.iter().map(|c| format!("AADSTS{c}")).collect::<Vec<_>>().join(", ")
+            };
+            let hint = primary.map(|c| hint_for(c, ctx)).unwrap_or_default();
+            let ids = match (&b.trace_id, &b.correlation_id) {
+                (Some(t), Some(c)) => format!("\n  Trace ID: {t}, Correlation ID: {c}"),
+                _ => String::new(),
+            };
+            let anchor = primary.map(anchor_for).unwrap_or_else(|| "entra-errors".into());
+            let retry = retry_after.map(|r| format!(" (Retry-After: {r})")).unwrap_or_default();
+            CredentialError::new(
+                ErrorCategory::Entra,
+                format!(
+                    "WorkloadIdentityCredential: Entra ID rejected the token request for scope {} (HTTP {code}{retry}, {code_text}, error {:?}).\n  {hint}\n  Entra said: {desc}{ids}\n  See docs/troubleshooting.md#{anchor}",
+                    ctx.scope,
+                    b.error.as_deref().unwrap_or(""),
+                ),
+            )
+            .with_status(status)
+            .with_aadsts(codes)
+        }
+        _ => {
+            let what = if body.is_empty() {
+                "an empty body".to_string()
+            } else if looks_like_html(body) {
+                format!("an HTML page ({} bytes), typically from a proxy or gateway in front of Entra", body.len())
+            } else if std::str::from_utf8(body).is_ok() {
+                format!("a non-JSON text body ({} bytes)", body.len())
+            } else {
+                format!("a binary body ({} bytes)", body.len())
+            };
+            let retry = retry_after.map(|r| format!("; Retry-After: {r}")).unwrap_or_default();
+            let advice = if code == 429 {
+                " Entra is throttling this client; the credential backs off and retries."
+            } else if code >= 500 {
+                " This is usually transient; the credential retries."
+            } else {
+                " Check that the authority host is Entra ID and that no proxy rewrites the request."
+            };
+            CredentialError::new(
+                ErrorCategory::InvalidResponse,
+                format!(
+                    "WorkloadIdentityCredential: the token endpoint {} answered HTTP {code} with {what}{retry}.{advice} See docs/troubleshooting.md#invalid-response",
+                    ctx.endpoint
+                ),
+            )
+            .with_status(status)
+        }
+    }
+}
+
+fn transport_error(endpoint: &Url, e: azure_core::Error) -> CredentialError {
+    CredentialError::new(
+        ErrorCategory::Transport,
+        format!(
+            "WorkloadIdentityCredential: the token request to {endpoint} failed before Entra answered: {e}. Check network access to the authority host (egress rules, proxy, DNS) and, for a private CA, SSL_CERT_FILE. See docs/troubleshooting.md#transport"
+        ),
+    )
+    .with_source(e)
+}
+
+impl Exchange {
+    async fn send(&self, assertion: &Assertion, scope: &str) -> Result<(StatusCode, Option<String>, Vec<u8>), CredentialError> {
+        let mut req = Request::new(self.endpoint.clone(), Method::Post);
+        req.insert_header(headers::CONTENT_TYPE, content_type::APPLICATION_X_WWW_FORM_URLENCODED);
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("client_id", &self.client_id)
+            .append_pair("scope", scope)
+            .append_pair("client_assertion_type", ASSERTION_TYPE)
+            .append_pair("client_assertion", assertion.secret())
+            .finish();
+        req.set_body(body);
+        let ctx = Context::new();
+        let resp = self
+            .pipeline
+            .stream(&ctx, &mut req, Some(PipelineStreamOptions { skip_checks: true, ..Default::default() }))
+            .await
+            .map_err(|e| transport_error(&self.endpoint, e))?;
+        let (status, hdrs, mut stream) = resp.deconstruct();
+        let retry_after = hdrs.get_optional_string(&headers::RETRY_AFTER);
+        let mut body = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                CredentialError::new(
+                    ErrorCategory::Transport,
+                    format!(
+                        "WorkloadIdentityCredential: the token endpoint's answer (HTTP {}) broke off after {} bytes: {e}. This is usually transient; the credential retries. See docs/troubleshooting.md#transport",
+                        u16::from(status),
+                        body.len()
+                    ),
+                )
+                .with_source(e)
+            })?;
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(invalid_response(
+                    status,
+                    format!("a body larger than {MAX_RESPONSE_BYTES} bytes (reading stopped there)"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, retry_after, body))
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenSource for Exchange {
+    async fn fetch(&self, scopes: &[String]) -> Result<FetchedToken, CredentialError> {
+        let scope = scopes.join(" ");
+        let started = std::time::Instant::now();
+        let assertion = self.assertion.assertion().await?;
+        let (status, retry_after, body) = self.send(&assertion, &scope).await?;
+        let result = if status.is_success() {
+            parse_success(status, &body, self.clock.now())
+        } else {
+            let ctx = ErrorContext {
+                client_id: &self.client_id,
+                tenant_id: &self.tenant_id,
+                endpoint: &self.endpoint,
+                scope: &scope,
+                claims: assertion.claims(),
+                origin: assertion.origin(),
+            };
+            Err(parse_error(status, retry_after.as_deref(), &body, &ctx))
+        };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(t) => tracing::debug!(
+                scope = %scope,
+                expires_on = %t.token.expires_on,
+                refresh_in_s = t.refresh_in.map(|d| d.whole_seconds()),
+                elapsed_ms,
+                "acquired an access token from Entra ID"
+            ),
+            Err(e) => tracing::warn!(
+                scope = %scope,
+                status = e.http_status().map(u16::from),
+                aadsts = ?e.aadsts_codes(),
+                category = ?e.category(),
+                transient = e.is_transient(),
+                elapsed_ms,
+                "token request failed"
+            ),
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn ctx_with<'a>(claims: &'a Claims, endpoint: &'a Url) -> ErrorContext<'a> {
+        ErrorContext {
+            client_id: "11111111-0000-0000-0000-000000000001",
+            tenant_id: "tenant-a",
+            endpoint,
+            scope: "https://storage.azure.com/.default",
+            claims: Some(claims),
+            origin: "/var/run/secrets/azure/tokens/azure-identity-token",
+        }
+    }
+
+    #[test]
+    fn success_accepts_numbers_and_strings() {
+        let s = StatusCode::from(200);
+        let t = parse_success(s, br#"{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"abc"}"#, now()).unwrap();
+        assert_eq!(t.token.expires_on, now() + Duration::seconds(3599));
+        assert_eq!(t.refresh_in, None);
+        let t = parse_success(s, br#"{"token_type":"Bearer","expires_in":"7200","refresh_in":"3600","access_token":"abc"}"#, now()).unwrap();
+        assert_eq!(t.token.expires_on, now() + Duration::seconds(7200));
+        assert_eq!(t.refresh_in, Some(Duration::seconds(3600)));
+    }
+
+    #[test]
+    fn success_without_token_or_truncated_is_an_error() {
+        let s = StatusCode::from(200);
+        let e = parse_success(s, br#"{"token_type":"Bearer","expires_in":3599,"access_token":""}"#, now()).unwrap_err();
+        assert!(e.message().contains("without an access_token"), "{e}");
+        let e = parse_success(s, br#"{"token_type":"Bearer","expires_in":35"#, now()).unwrap_err();
+        assert!(e.message().contains("truncated"), "{e}");
+        assert!(e.is_transient());
+        let e = parse_success(s, b"", now()).unwrap_err();
+        assert!(e.message().contains("empty body"), "{e}");
+        let e = parse_success(s, br#"{"access_token":"x"}"#, now()).unwrap_err();
+        assert!(e.message().contains("expires_in"), "{e}");
+    }
+
+    #[test]
+    fn fic_mismatch_echoes_local_claims() {
+        let claims = Claims {
+            iss: Some("https://oidc.eks.us-east-1.amazonaws.com/id/ABC".into()),
+            sub: Some("system:serviceaccount:prod:api".into()),
+            aud: vec!["api://AzureADTokenExchange".into()],
+            ..Default::default()
+        };
+        let ep = Url::parse("https://login.microsoftonline.com/tenant-a/oauth2/v2.0/token").unwrap();
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS70021: No matching federated identity record found for presented assertion. Assertion Issuer: 'x'.\r\nTrace ID: t1\r\nCorrelation ID: c1\r\nTimestamp: 2026-01-01 00:00:00Z","error_codes":[70021],"trace_id":"t1","correlation_id":"c1"}"#;
+        let e = parse_error(StatusCode::from(400), None, body, &ctx_with(&claims, &ep));
+        let m = e.message();
+        assert_eq!(e.aadsts_codes(), &[70021]);
+        assert!(!e.is_transient());
+        for needle in ["AADSTS70021", "https://oidc.eks.us-east-1.amazonaws.com/id/ABC", "system:serviceaccount:prod:api", "api://AzureADTokenExchange", "#aadsts70021", "Correlation ID: c1"] {
+            assert!(m.contains(needle), "missing {needle}: {m}");
+        }
+    }
+
+    #[test]
+    fn non_json_error_bodies_keep_the_status() {
+        let claims = Claims::default();
+        let ep = Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap();
+        let ctx = ctx_with(&claims, &ep);
+        let e = parse_error(StatusCode::from(502), None, b"<html><body>Bad Gateway</body></html>", &ctx);
+        assert!(e.is_transient() && e.message().contains("HTML") && e.message().contains("502"), "{e}");
+        let e = parse_error(StatusCode::from(429), Some("60"), b"", &ctx);
+        assert!(e.is_transient() && e.message().contains("Retry-After: 60") && e.message().contains("empty body"), "{e}");
+        let e = parse_error(StatusCode::from(400), None, b"{\"error\":", &ctx);
+        assert_eq!(e.http_status(), Some(StatusCode::from(400)));
+        assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn every_documented_code_has_a_specific_hint() {
+        let claims = Claims { iss: Some("https://issuer.example".into()), ..Default::default() };
+        let ep = Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap();
+        let ctx = ctx_with(&claims, &ep);
+        let generic = hint_for(1, &ctx);
+        for code in [70021, 700211, 700212, 700213, 700024, 90061, 700027, 50027, 900384, 700016, 90002, 1002012, 70011, 50196] {
+            assert_ne!(hint_for(code, &ctx), generic, "code {code}");
+        }
+        assert!(hint_for(90061, &ctx).contains("https://issuer.example/.well-known/openid-configuration"));
+    }
+}

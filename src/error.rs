@@ -1,0 +1,207 @@
+//! The crate's error type.
+//!
+//! Every failure of [`crate::WorkloadIdentityCredential`] reaches the caller as an
+//! [`azure_core::Error`] of kind [`ErrorKind::Credential`] whose source is a [`CredentialError`]:
+//!
+//! ```
+//! # fn inspect(err: &azure_core::Error) {
+//! use azure_identity_k8s::CredentialError;
+//! if let Some(e) = err.downcast_ref::<CredentialError>() {
+//!     println!("transient: {}, status: {:?}, AADSTS: {:?}", e.is_transient(), e.http_status(), e.aadsts_codes());
+//! }
+//! # }
+//! ```
+//!
+//! `CredentialError` is `Clone`: the cache hands one failed attempt to every caller that waited on it.
+
+use azure_core::error::ErrorKind;
+use azure_core::http::StatusCode;
+use std::fmt;
+use std::sync::Arc;
+
+/// What part of the flow failed. Lets callers (and the chain) branch without parsing messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCategory {
+    /// Required configuration (client id, tenant id, token file) was not found at all: the
+    /// credential is simply not configured here. A chain moves on to its next source.
+    NotConfigured,
+    /// Configuration was found but is invalid (malformed tenant id, non-HTTPS authority, ...).
+    InvalidConfiguration,
+    /// The requested scopes cannot be sent to Entra as they are.
+    InvalidScope,
+    /// The projected service-account token file is missing, unreadable, empty or not a JWT.
+    TokenFile,
+    /// The service-account token was read but fails a local check (expired, wrong audience).
+    Assertion,
+    /// Entra answered with an error (AADSTS code).
+    Entra,
+    /// Entra's answer could not be understood (not JSON, truncated, missing fields).
+    InvalidResponse,
+    /// The request did not complete: connection refused or reset, TLS failure, time-out.
+    Transport,
+    /// The attempt did not finish within the configured bound.
+    Timeout,
+}
+
+/// A credential failure: what failed, why, and how to fix it. Never contains a token.
+#[derive(Clone)]
+pub struct CredentialError {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    category: ErrorCategory,
+    message: String,
+    status: Option<StatusCode>,
+    aadsts: Vec<u32>,
+    transient: bool,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl CredentialError {
+    /// A new error. `message` must already say what failed and how to fix it.
+    pub(crate) fn new(category: ErrorCategory, message: impl Into<String>) -> Self {
+        let transient = matches!(category, ErrorCategory::Transport | ErrorCategory::Timeout);
+        Self {
+            inner: Arc::new(Inner {
+                category,
+                message: message.into(),
+                status: None,
+                aadsts: Vec::new(),
+                transient,
+                source: None,
+            }),
+        }
+    }
+
+    fn inner_mut(&mut self) -> &mut Inner {
+        Arc::get_mut(&mut self.inner).expect("builder methods are called before the error is shared")
+    }
+
+    /// Attach the HTTP status; 408, 429 and 5xx make the error transient.
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
+        let code = u16::from(status);
+        let inner = self.inner_mut();
+        inner.status = Some(status);
+        inner.transient = code == 408 || code == 429 || code >= 500;
+        self
+    }
+
+    /// Attach the AADSTS codes Entra reported.
+    pub(crate) fn with_aadsts(mut self, codes: Vec<u32>) -> Self {
+        self.inner_mut().aadsts = codes;
+        self
+    }
+
+    /// Override whether the error is worth retrying.
+    pub(crate) fn with_transient(mut self, transient: bool) -> Self {
+        self.inner_mut().transient = transient;
+        self
+    }
+
+    /// Attach an underlying cause. Its `Display` must not contain secrets.
+    pub(crate) fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.inner_mut().source = Some(Arc::new(source));
+        self
+    }
+
+    /// Which part of the flow failed.
+    pub fn category(&self) -> ErrorCategory {
+        self.inner.category
+    }
+
+    /// True when trying again later may succeed (5xx, 408, 429, connection failures, time-outs).
+    pub fn is_transient(&self) -> bool {
+        self.inner.transient
+    }
+
+    /// True when the credential is simply not configured in this environment.
+    pub fn is_not_configured(&self) -> bool {
+        self.inner.category == ErrorCategory::NotConfigured
+    }
+
+    /// The HTTP status of Entra's answer, when there was one.
+    pub fn http_status(&self) -> Option<StatusCode> {
+        self.inner.status
+    }
+
+    /// The AADSTS codes Entra reported (e.g. `[70021]`), empty when none.
+    pub fn aadsts_codes(&self) -> &[u32] {
+        &self.inner.aadsts
+    }
+
+    /// The full message (what failed, why, how to fix it).
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    /// Convert to the `azure_core::Error` returned at the `TokenCredential` boundary: kind
+    /// `Credential`, this error as its source, the same message.
+    pub fn into_azure_error(self) -> azure_core::Error {
+        let message = self.inner.message.clone();
+        azure_core::Error::with_error(ErrorKind::Credential, self, message)
+    }
+}
+
+impl fmt::Display for CredentialError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.inner.message)
+    }
+}
+
+impl fmt::Debug for CredentialError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialError")
+            .field("category", &self.inner.category)
+            .field("status", &self.inner.status)
+            .field("aadsts", &self.inner.aadsts)
+            .field("transient", &self.inner.transient)
+            .field("message", &self.inner.message)
+            .finish()
+    }
+}
+
+impl std::error::Error for CredentialError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<CredentialError> for azure_core::Error {
+    fn from(e: CredentialError) -> Self {
+        e.into_azure_error()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_decides_transience() {
+        let e = CredentialError::new(ErrorCategory::Entra, "x").with_status(StatusCode::from(503));
+        assert!(e.is_transient());
+        let e = CredentialError::new(ErrorCategory::Entra, "x").with_status(StatusCode::from(400));
+        assert!(!e.is_transient());
+        let e = CredentialError::new(ErrorCategory::Entra, "x").with_status(StatusCode::from(429));
+        assert!(e.is_transient());
+        assert!(CredentialError::new(ErrorCategory::Transport, "x").is_transient());
+    }
+
+    #[test]
+    fn azure_error_keeps_source_and_codes() {
+        let e = CredentialError::new(ErrorCategory::Entra, "AADSTS70021: no match")
+            .with_status(StatusCode::from(400))
+            .with_aadsts(vec![70021]);
+        let az: azure_core::Error = e.into();
+        assert!(matches!(az.kind(), ErrorKind::Credential));
+        let inner = az.downcast_ref::<CredentialError>().expect("source is CredentialError");
+        assert_eq!(inner.aadsts_codes(), &[70021]);
+        assert_eq!(inner.http_status(), Some(StatusCode::from(400)));
+        assert!(az.to_string().contains("AADSTS70021"));
+    }
+}
