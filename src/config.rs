@@ -186,7 +186,7 @@ fn invalid(what: &str, problem: &str) -> CredentialError {
     )
 }
 
-fn pick<'a>(option: Option<&'a str>, env: &Env, var: &'static str) -> Option<Sourced<String>> {
+fn pick(option: Option<&str>, env: &Env, var: &'static str) -> Option<Sourced<String>> {
     match option {
         Some(v) => Some(Sourced { value: v.to_string(), source: ValueSource::Options }),
         None => env.var(var).map(|value| Sourced { value, source: ValueSource::EnvVar(var) }),

@@ -4,12 +4,13 @@
 pub mod assertion;
 mod cache;
 mod clock;
-mod config;
+pub mod config;
 mod credential;
 mod entra;
 mod error;
-mod jwt;
+pub mod jwt;
 
 pub use cache::RefreshPolicy;
+pub use config::Env;
 pub use credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
 pub use error::{CredentialError, ErrorCategory};
