@@ -1,0 +1,597 @@
+//! The Entra ID side: tenants, applications, federated identity credentials, the token
+//! endpoint with Entra's validation order and error shapes, and access tokens.
+
+use crate::keys::DecodedJwt;
+use crate::kube::AZURE_AD_TOKEN_EXCHANGE;
+use crate::server::{Reply, State};
+use crate::util::{entra_timestamp, now, stable_uuid, uuid_v4};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+/// `client_assertion_type` for a JWT bearer assertion.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How far `nbf`/`exp` of an assertion may be off before AADSTS700024.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// How long Entra waits for an issuer's discovery document or JWKS.
+pub(crate) const OIDC_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A federated identity credential on an application or user-assigned managed identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FederatedCredential {
+    /// Display name (unused in matching).
+    pub name: String,
+    /// Exact `iss` to match (case-sensitive, trailing slash significant).
+    pub issuer: String,
+    /// Exact `sub` to match.
+    pub subject: String,
+    /// Accepted audiences (Entra allows one; any of them matches any `aud` of the token).
+    pub audiences: Vec<String>,
+}
+
+impl FederatedCredential {
+    /// A credential for `issuer` and `subject` with the audience `api://AzureADTokenExchange`.
+    pub fn new(issuer: impl Into<String>, subject: impl Into<String>) -> Self {
+        let subject = subject.into();
+        FederatedCredential {
+            name: format!("fic-{}", subject.replace(':', "-")),
+            issuer: issuer.into(),
+            subject,
+            audiences: vec![AZURE_AD_TOKEN_EXCHANGE.to_owned()],
+        }
+    }
+
+    /// Replaces the audiences.
+    pub fn with_audiences<I, S>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.audiences = audiences.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// The shape of successful token responses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessTokenOptions {
+    /// `expires_in` and `exp - now` (default 3599 s).
+    pub lifetime: Duration,
+    /// `ext_expires_in`; `None` means the same as `lifetime`.
+    pub ext_expires_in: Option<Duration>,
+    /// `refresh_in`, omitted when `None` (the default).
+    pub refresh_in: Option<Duration>,
+    /// Send `expires_in`, `ext_expires_in` and `refresh_in` as JSON strings.
+    pub numbers_as_strings: bool,
+}
+
+impl Default for AccessTokenOptions {
+    fn default() -> Self {
+        AccessTokenOptions {
+            lifetime: Duration::from_secs(3599),
+            ext_expires_in: None,
+            refresh_in: None,
+            numbers_as_strings: false,
+        }
+    }
+}
+
+/// Tenants → applications → federated credentials.
+#[derive(Default, Debug)]
+pub(crate) struct Registry {
+    tenants: BTreeMap<String, Tenant>,
+}
+
+#[derive(Default, Debug)]
+struct Tenant {
+    apps: BTreeMap<String, Vec<FederatedCredential>>,
+}
+
+impl Registry {
+    // Tenant and client ids are GUIDs (or domain names): Entra compares them case-insensitively.
+    fn key(id: &str) -> String {
+        id.to_ascii_lowercase()
+    }
+
+    pub(crate) fn add_tenant(&mut self, tenant: &str) {
+        self.tenants.entry(Self::key(tenant)).or_default();
+    }
+
+    pub(crate) fn add_application(&mut self, tenant: &str, client_id: &str) {
+        self.tenants
+            .entry(Self::key(tenant))
+            .or_default()
+            .apps
+            .entry(Self::key(client_id))
+            .or_default();
+    }
+
+    pub(crate) fn add_fic(&mut self, tenant: &str, client_id: &str, fic: FederatedCredential) {
+        self.add_application(tenant, client_id);
+        let fics = self
+            .tenants
+            .get_mut(&Self::key(tenant))
+            .and_then(|t| t.apps.get_mut(&Self::key(client_id)))
+            .expect("just added");
+        // issuer + subject is unique per application: replace an existing one.
+        fics.retain(|f| !(f.issuer == fic.issuer && f.subject == fic.subject));
+        fics.push(fic);
+    }
+
+    pub(crate) fn remove_fics(&mut self, tenant: &str, client_id: &str) {
+        if let Some(f) = self
+            .tenants
+            .get_mut(&Self::key(tenant))
+            .and_then(|t| t.apps.get_mut(&Self::key(client_id)))
+        {
+            f.clear();
+        }
+    }
+
+    fn has_tenant(&self, tenant: &str) -> bool {
+        self.tenants.contains_key(&Self::key(tenant))
+    }
+
+    fn fics(&self, tenant: &str, client_id: &str) -> Option<Vec<FederatedCredential>> {
+        self.tenants
+            .get(&Self::key(tenant))?
+            .apps
+            .get(&Self::key(client_id))
+            .cloned()
+    }
+
+    pub(crate) fn has_application(&self, tenant: &str, client_id: &str) -> bool {
+        self.fics(tenant, client_id).is_some()
+    }
+}
+
+/// An Entra error about to be rendered.
+#[derive(Debug)]
+pub(crate) struct EntraError {
+    pub(crate) status: u16,
+    pub(crate) error: &'static str,
+    pub(crate) code: u32,
+    pub(crate) message: String,
+}
+
+fn err(status: u16, error: &'static str, code: u32, message: impl Into<String>) -> EntraError {
+    EntraError {
+        status,
+        error,
+        code,
+        message: message.into(),
+    }
+}
+
+fn missing(param: &str) -> EntraError {
+    err(
+        400,
+        "invalid_request",
+        900144,
+        format!("The request body must contain the following parameter: '{param}'."),
+    )
+}
+
+impl EntraError {
+    /// Renders Entra's JSON error body.
+    pub(crate) fn reply(&self, authority: &str, correlation_id: &str) -> Reply {
+        let trace_id = uuid_v4();
+        let ts = entra_timestamp(now());
+        let description = format!(
+            "AADSTS{}: {}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {ts}",
+            self.code, self.message
+        );
+        let body = json!({
+            "error": self.error,
+            "error_description": description,
+            "error_codes": [self.code],
+            "timestamp": ts,
+            "trace_id": trace_id,
+            "correlation_id": correlation_id,
+            "error_uri": format!("{authority}/error?code={}", self.code),
+        });
+        Reply::json(self.status, &body)
+            .header("x-ms-request-id", &trace_id)
+            .header("cache-control", "no-store, no-cache")
+    }
+}
+
+fn precise_time(t: OffsetDateTime) -> String {
+    t.format(format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z"
+    ))
+    .expect("formatting a UTC time cannot fail")
+}
+
+/// Validates a token request in Entra's order and issues an access token.
+pub(crate) async fn token(
+    state: &State,
+    tenant: &str,
+    form: &BTreeMap<String, String>,
+    numbers_as_strings: bool,
+    correlation_id: &str,
+) -> Reply {
+    match validate(state, tenant, form).await {
+        Ok(grant) => success(state, &grant, numbers_as_strings),
+        Err(e) => e.reply(&state.authority, correlation_id),
+    }
+}
+
+struct Grant {
+    tenant: String,
+    client_id: String,
+    resource: String,
+}
+
+async fn validate(
+    state: &State,
+    tenant: &str,
+    form: &BTreeMap<String, String>,
+) -> Result<Grant, EntraError> {
+    let get = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
+
+    // 1. tenant
+    if !state.registry.lock().unwrap().has_tenant(tenant) {
+        return Err(err(
+            400,
+            "invalid_request",
+            90002,
+            format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+            ),
+        ));
+    }
+    // 2. application
+    let client_id = get("client_id").ok_or_else(|| missing("client_id"))?;
+    let Some(fics) = state.registry.lock().unwrap().fics(tenant, client_id) else {
+        return Err(err(
+            400,
+            "unauthorized_client",
+            700016,
+            format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+            ),
+        ));
+    };
+    // 3. grant type
+    match get("grant_type") {
+        None => return Err(missing("grant_type")),
+        Some("client_credentials") => {}
+        Some(other) => {
+            let hint = if other == "urn:ietf:params:oauth:grant-type:token-exchange" {
+                " Entra ID does not accept RFC 8693 token exchange for workload identity federation: send grant_type=client_credentials with the Kubernetes token as client_assertion."
+            } else {
+                ""
+            };
+            return Err(err(
+                400,
+                "unsupported_grant_type",
+                70003,
+                format!("The app requested an unsupported grant type '{other}'.{hint}"),
+            ));
+        }
+    }
+    // 4. client authentication: a JWT bearer assertion only
+    let assertion = match (get("client_assertion"), get("client_secret")) {
+        (Some(a), _) => a,
+        (None, Some(_)) => {
+            return Err(err(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.",
+            ));
+        }
+        (None, None) => {
+            return Err(err(
+                401,
+                "invalid_client",
+                7000216,
+                "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
+            ));
+        }
+    };
+    match get("client_assertion_type") {
+        None => return Err(missing("client_assertion_type")),
+        Some(JWT_BEARER) => {}
+        Some(other) => {
+            return Err(err(
+                401,
+                "invalid_client",
+                70002,
+                format!(
+                    "Error validating credentials. The client_assertion_type '{other}' is not supported; expected '{JWT_BEARER}'."
+                ),
+            ));
+        }
+    }
+    // 5. scope: exactly one resource, with /.default
+    let scope = get("scope").ok_or_else(|| missing("scope"))?;
+    let scopes: Vec<&str> = scope.split_whitespace().collect();
+    if let Some(bad) = scopes.iter().find(|s| !s.ends_with("/.default")) {
+        return Err(err(
+            400,
+            "invalid_scope",
+            1002012,
+            format!(
+                "The provided value for scope {bad} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+            ),
+        ));
+    }
+    if scopes.len() != 1 {
+        return Err(err(
+            400,
+            "invalid_scope",
+            70011,
+            format!(
+                "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid. static scope limit exceeded."
+            ),
+        ));
+    }
+    let resource = scopes[0].trim_end_matches("/.default").to_owned();
+    // 6. the assertion is a JWT
+    let Some(jwt) = DecodedJwt::parse(assertion) else {
+        return Err(err(
+            401,
+            "invalid_client",
+            50027,
+            "JWT token is invalid or malformed.",
+        ));
+    };
+    // 7. federated identity credential: exact, case-sensitive issuer, subject, audience
+    let iss = jwt.claim_str("iss").unwrap_or("");
+    let sub = jwt.claim_str("sub").unwrap_or("");
+    let auds = jwt.audiences();
+    let matched = fics.iter().any(|f| {
+        f.issuer == iss && f.subject == sub && f.audiences.iter().any(|a| auds.contains(a))
+    });
+    if !matched {
+        return Err(err(
+            400,
+            "invalid_client",
+            70021,
+            format!(
+                "No matching federated identity record found for presented assertion. Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{}'. https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
+                auds.join(",")
+            ),
+        ));
+    }
+    // 8. issuer discovery + JWKS, over HTTPS from the issuer itself
+    let jwks = fetch_jwks(state, iss).await.map_err(|reason| {
+        err(
+            400,
+            "invalid_client",
+            90061,
+            format!("Request to External OIDC endpoint failed. {reason}"),
+        )
+    })?;
+    // 9. signature
+    jwt.verify_with_jwks(&jwks).map_err(|reason| {
+        err(
+            401,
+            "invalid_client",
+            700027,
+            format!(
+                "Client assertion failed signature validation. (Reason - {reason} Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.)"
+            ),
+        )
+    })?;
+    // 10. time validity
+    check_times(&jwt)?;
+    Ok(Grant {
+        tenant: tenant.to_owned(),
+        client_id: client_id.to_owned(),
+        resource,
+    })
+}
+
+fn check_times(jwt: &DecodedJwt) -> Result<(), EntraError> {
+    let now = now();
+    let skew = time::Duration::try_from(CLOCK_SKEW).expect("small");
+    let at = |s: Option<i64>| s.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
+    let exp = at(jwt.claim_time("exp"));
+    let nbf = at(jwt.claim_time("nbf")).or(at(jwt.claim_time("iat")));
+    let Some(exp) = exp else {
+        return Err(err(
+            401,
+            "invalid_client",
+            50027,
+            "JWT token is invalid or malformed. The assertion has no 'exp' claim.",
+        ));
+    };
+    let too_early = nbf.is_some_and(|nbf| nbf > now + skew);
+    if exp + skew < now || too_early {
+        let from = nbf.map(precise_time).unwrap_or_default();
+        return Err(err(
+            400,
+            "invalid_client",
+            700024,
+            format!(
+                "Client assertion is not within its valid time range. Current time: {}, assertion valid from {from}, expiry time of assertion {}. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
+                precise_time(now),
+                precise_time(exp)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn fetch_jwks(state: &State, iss: &str) -> Result<Value, String> {
+    if !iss.starts_with("https://") {
+        return Err(format!("The issuer '{iss}' is not an HTTPS URL."));
+    }
+    let discovery_url = format!(
+        "{}/.well-known/openid-configuration",
+        iss.trim_end_matches('/')
+    );
+    let discovery = fetch_json(state, &discovery_url).await?;
+    let jwks_uri = discovery
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("The document at '{discovery_url}' has no 'jwks_uri'."))?
+        .to_owned();
+    if !jwks_uri.starts_with("https://") {
+        return Err(format!("The jwks_uri '{jwks_uri}' is not an HTTPS URL."));
+    }
+    let jwks = fetch_json(state, &jwks_uri).await?;
+    if !jwks.get("keys").is_some_and(Value::is_array) {
+        return Err(format!("The document at '{jwks_uri}' is not a JWKS."));
+    }
+    Ok(jwks)
+}
+
+async fn fetch_json(state: &State, url: &str) -> Result<Value, String> {
+    let resp = state
+        .oidc_client
+        .get(url)
+        .timeout(OIDC_FETCH_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| format!("Endpoint: '{url}'. Error: {e}."))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!(
+            "Endpoint: '{url}'. HTTP status: {}.",
+            status.as_u16()
+        ));
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("Endpoint: '{url}'. Error: {e}."))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|_| format!("Endpoint: '{url}'. The response is not JSON."))
+}
+
+fn success(state: &State, grant: &Grant, force_strings: bool) -> Reply {
+    let o = state.token_options.lock().unwrap().clone();
+    let (token, _) =
+        state.issue_access_token(&grant.tenant, &grant.client_id, &grant.resource, o.lifetime);
+    let secs = |d: Duration| -> Value {
+        if o.numbers_as_strings || force_strings {
+            Value::from(d.as_secs().to_string())
+        } else {
+            Value::from(d.as_secs())
+        }
+    };
+    let mut body = json!({
+        "token_type": "Bearer",
+        "expires_in": secs(o.lifetime),
+        "ext_expires_in": secs(o.ext_expires_in.unwrap_or(o.lifetime)),
+        "access_token": token,
+    });
+    if let Some(r) = o.refresh_in {
+        body["refresh_in"] = secs(r);
+    }
+    Reply::json(200, &body)
+        .header("x-ms-request-id", &uuid_v4())
+        .header("cache-control", "no-store, no-cache")
+}
+
+/// The claims of an access token for `resource`.
+pub(crate) fn access_token_claims(
+    tenant: &str,
+    client_id: &str,
+    resource: &str,
+    lifetime: Duration,
+) -> Value {
+    let now = now().unix_timestamp();
+    let oid = stable_uuid(&format!(
+        "oid/{}/{}",
+        tenant,
+        client_id.to_ascii_lowercase()
+    ));
+    let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 4);
+    let sts = format!("https://sts.windows.net/{tenant}/");
+    json!({
+        "aud": resource,
+        "iss": sts,
+        "iat": now - 300,
+        "nbf": now - 300,
+        "exp": now.saturating_add(lifetime),
+        "aio": crate::util::b64(crate::util::random_bytes::<24>()),
+        "appid": client_id,
+        "appidacr": "2",
+        "azp": client_id,
+        "azpacr": "2",
+        "idp": sts,
+        "idtyp": "app",
+        "oid": oid,
+        "rh": "0.emulator.",
+        "sub": oid,
+        "tid": tenant,
+        "uti": crate::util::b64(crate::util::random_bytes::<16>()),
+        "ver": "1.0",
+    })
+}
+
+/// `/{tenant}/v2.0/.well-known/openid-configuration`.
+pub(crate) fn openid_configuration(state: &State, tenant: &str) -> Reply {
+    let a = &state.authority;
+    let body = json!({
+        "token_endpoint": format!("{a}/{tenant}/oauth2/v2.0/token"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": format!("{a}/{tenant}/discovery/v2.0/keys"),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": format!("{a}/{tenant}/v2.0"),
+        "request_uri_parameter_supported": false,
+        "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
+        "authorization_endpoint": format!("{a}/{tenant}/oauth2/v2.0/authorize"),
+        "device_authorization_endpoint": format!("{a}/{tenant}/oauth2/v2.0/devicecode"),
+        "http_logout_supported": true,
+        "frontchannel_logout_supported": true,
+        "end_session_endpoint": format!("{a}/{tenant}/oauth2/v2.0/logout"),
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce", "tid", "ver", "oid"],
+        "kerberos_endpoint": format!("{a}/{tenant}/kerberos"),
+        "tenant_region_scope": "NA",
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+        "rbac_url": "https://pas.windows.net",
+    });
+    Reply::json(200, &body)
+}
+
+/// Checks a tenant exists (for discovery endpoints).
+pub(crate) fn tenant_error(state: &State, tenant: &str, correlation_id: &str) -> Option<Reply> {
+    if state.registry.lock().unwrap().has_tenant(tenant) {
+        return None;
+    }
+    Some(
+        err(
+            400,
+            "invalid_tenant",
+            90002,
+            format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+            ),
+        )
+        .reply(&state.authority, correlation_id),
+    )
+}
+
+/// `/common/discovery/instance` (MSAL's instance discovery) for the emulator host.
+pub(crate) fn instance_discovery(state: &State) -> Reply {
+    let host = format!("127.0.0.1:{}", state.port);
+    let a = &state.authority;
+    Reply::json(
+        200,
+        &json!({
+            "tenant_discovery_endpoint": format!("{a}/common/v2.0/.well-known/openid-configuration"),
+            "api-version": "1.1",
+            "metadata": [{
+                "preferred_network": host,
+                "preferred_cache": host,
+                "aliases": [host],
+            }],
+        }),
+    )
+}

@@ -1,0 +1,252 @@
+//! The cluster side: OIDC issuers with rotating RSA keys, and bound service-account tokens.
+
+use crate::keys::{SigningKey, jwks};
+use crate::util::{now, stable_uuid, uuid_v4};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// The default audience of a token meant for Entra ID.
+pub const AZURE_AD_TOKEN_EXCHANGE: &str = "api://AzureADTokenExchange";
+
+/// A Kubernetes OIDC issuer served by the emulator (discovery document + JWKS).
+///
+/// Cheap to clone; all clones share the keys.
+#[derive(Clone)]
+pub struct Issuer {
+    pub(crate) inner: Arc<IssuerState>,
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("url", &self.inner.url)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct IssuerState {
+    /// The exact `iss` value.
+    pub(crate) url: String,
+    /// The path part of `url` (may end with `/`).
+    pub(crate) path: String,
+    /// The JWKS URL announced by the discovery document.
+    pub(crate) jwks_path: String,
+    keys: Mutex<IssuerKeys>,
+    discovery_available: AtomicBool,
+}
+
+struct IssuerKeys {
+    signing: Arc<SigningKey>,
+    published: Vec<Arc<SigningKey>>,
+}
+
+impl IssuerState {
+    pub(crate) fn new(authority: &str, path: &str) -> IssuerState {
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        let base = path.trim_end_matches('/');
+        // EKS publishes its JWKS at `{issuer}/keys`; kube-apiserver's own endpoint (and what
+        // self-managed clusters usually copy to S3) is `openid/v1/jwks`.
+        let jwks_path = if base.starts_with("/id/") {
+            format!("{base}/keys")
+        } else {
+            format!("{base}/openid/v1/jwks")
+        };
+        let key = Arc::new(SigningKey::generate());
+        IssuerState {
+            url: format!("{authority}{path}"),
+            path,
+            jwks_path,
+            keys: Mutex::new(IssuerKeys {
+                signing: key.clone(),
+                published: vec![key],
+            }),
+            discovery_available: AtomicBool::new(true),
+        }
+    }
+
+    /// The discovery document path.
+    pub(crate) fn discovery_path(&self) -> String {
+        format!(
+            "{}/.well-known/openid-configuration",
+            self.path.trim_end_matches('/')
+        )
+    }
+
+    pub(crate) fn available(&self) -> bool {
+        self.discovery_available.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn discovery_document(&self, authority: &str) -> Value {
+        json!({
+            "issuer": self.url,
+            "jwks_uri": format!("{authority}{}", self.jwks_path),
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "claims_supported": ["sub", "iss"],
+        })
+    }
+
+    pub(crate) fn jwks(&self) -> Value {
+        let keys = self.keys.lock().unwrap();
+        jwks(keys.published.iter().map(|k| &**k))
+    }
+}
+
+impl Issuer {
+    /// The exact `iss` value of the tokens this issuer mints (use it in a
+    /// [`FederatedCredential`](crate::FederatedCredential)).
+    pub fn url(&self) -> String {
+        self.inner.url.clone()
+    }
+
+    /// The URL of the discovery document.
+    pub fn discovery_url(&self) -> String {
+        format!(
+            "{}/.well-known/openid-configuration",
+            self.inner.url.trim_end_matches('/')
+        )
+    }
+
+    /// The `kid` of the current signing key.
+    pub fn signing_kid(&self) -> String {
+        self.inner.keys.lock().unwrap().signing.kid.clone()
+    }
+
+    /// Mints a bound service-account token: RS256, header `{alg, kid}` (no `typ`, like
+    /// kube-apiserver), claims `aud` (array), `exp`, `iat`, `iss`, `jti`, `kubernetes.io`,
+    /// `nbf`, `sub`.
+    pub fn mint(&self, sa: &ServiceAccountToken) -> String {
+        let key = self.inner.keys.lock().unwrap().signing.clone();
+        key.sign_jwt(&sa.claims(&self.inner.url), None)
+    }
+
+    /// Adds a signing key, which becomes the one [`mint`](Self::mint) uses; earlier keys stay in
+    /// the JWKS. Returns the new `kid`.
+    pub fn add_key(&self) -> String {
+        let key = Arc::new(SigningKey::generate());
+        let kid = key.kid.clone();
+        let mut keys = self.inner.keys.lock().unwrap();
+        keys.published.push(key.clone());
+        keys.signing = key;
+        kid
+    }
+
+    /// Removes a key from the JWKS. Tokens signed with it then fail at Entra with AADSTS700027.
+    /// Retiring the current signing key does not change the signing key.
+    pub fn retire_key(&self, kid: &str) {
+        self.inner
+            .keys
+            .lock()
+            .unwrap()
+            .published
+            .retain(|k| k.kid != kid);
+    }
+
+    /// The `kid`s currently published in the JWKS.
+    pub fn published_kids(&self) -> Vec<String> {
+        let keys = self.inner.keys.lock().unwrap();
+        keys.published.iter().map(|k| k.kid.clone()).collect()
+    }
+
+    /// When `false`, the discovery document and the JWKS answer 404 (Entra then fails with
+    /// AADSTS90061).
+    pub fn set_discovery_available(&self, available: bool) {
+        self.inner
+            .discovery_available
+            .store(available, Ordering::SeqCst);
+    }
+
+    /// The JWKS document currently published.
+    pub fn jwks(&self) -> Value {
+        self.inner.jwks()
+    }
+}
+
+/// The parameters of a projected service-account token.
+#[derive(Clone, Debug)]
+pub struct ServiceAccountToken {
+    /// Namespace of the service account.
+    pub namespace: String,
+    /// Name of the service account.
+    pub service_account: String,
+    /// `aud` values (serialized as an array, as Kubernetes does).
+    pub audiences: Vec<String>,
+    /// `exp - iat`.
+    pub lifetime: Duration,
+    /// `iat` (and `nbf`); `None` means now.
+    pub issued_at: Option<OffsetDateTime>,
+    /// The bound pod's name.
+    pub pod_name: String,
+    /// The pod's node name.
+    pub node_name: String,
+}
+
+impl Default for ServiceAccountToken {
+    fn default() -> Self {
+        ServiceAccountToken {
+            namespace: "default".to_owned(),
+            service_account: "workload".to_owned(),
+            audiences: vec![AZURE_AD_TOKEN_EXCHANGE.to_owned()],
+            lifetime: Duration::from_secs(3600),
+            issued_at: None,
+            pod_name: "workload-7d4b9c".to_owned(),
+            node_name: "ip-10-0-1-23.ec2.internal".to_owned(),
+        }
+    }
+}
+
+impl ServiceAccountToken {
+    /// A token for `namespace`/`service_account` with the other defaults.
+    pub fn new(namespace: impl Into<String>, service_account: impl Into<String>) -> Self {
+        ServiceAccountToken {
+            namespace: namespace.into(),
+            service_account: service_account.into(),
+            ..Default::default()
+        }
+    }
+
+    /// `system:serviceaccount:<namespace>:<name>`.
+    pub fn subject(&self) -> String {
+        format!(
+            "system:serviceaccount:{}:{}",
+            self.namespace, self.service_account
+        )
+    }
+
+    /// The claim set for issuer `iss`.
+    pub fn claims(&self, iss: &str) -> Value {
+        let iat = self.issued_at.unwrap_or_else(now).unix_timestamp();
+        let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX / 4);
+        let exp = iat.saturating_add(lifetime);
+        let sa_uid = stable_uuid(&format!(
+            "sa/{}/{}/{}",
+            iss, self.namespace, self.service_account
+        ));
+        let pod_uid = stable_uuid(&format!("pod/{}/{}/{}", iss, self.namespace, self.pod_name));
+        let node_uid = stable_uuid(&format!("node/{}/{}", iss, self.node_name));
+        json!({
+            "aud": self.audiences,
+            "exp": exp,
+            "iat": iat,
+            "iss": iss,
+            "jti": uuid_v4(),
+            "kubernetes.io": {
+                "namespace": self.namespace,
+                "node": {"name": self.node_name, "uid": node_uid},
+                "pod": {"name": self.pod_name, "uid": pod_uid},
+                "serviceaccount": {"name": self.service_account, "uid": sa_uid},
+                "warnafter": exp,
+            },
+            "nbf": iat,
+            "sub": self.subject(),
+        })
+    }
+}

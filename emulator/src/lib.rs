@@ -1,0 +1,315 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod control;
+mod entra;
+mod faults;
+mod keys;
+mod kube;
+mod projected;
+mod resources;
+mod server;
+mod tls;
+mod util;
+
+pub use entra::{AccessTokenOptions, CLOCK_SKEW, FederatedCredential, JWT_BEARER};
+pub use faults::{Endpoint, Fault, Gate, RetryAfter};
+pub use kube::{AZURE_AD_TOKEN_EXCHANGE, Issuer, ServiceAccountToken};
+pub use projected::ProjectedVolume;
+pub use resources::{GRAPH_AUDIENCE, KEY_VAULT_AUDIENCE};
+pub use server::RequestRecord;
+
+use server::State;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// Options for [`Emulator::start_with`].
+#[derive(Clone, Debug, Default)]
+pub struct EmulatorOptions {
+    /// Port on 127.0.0.1; 0 (the default) picks a free one.
+    pub port: u16,
+}
+
+/// A running emulator. Clones share the server, which runs until [`shutdown`](Self::shutdown)
+/// or until the last clone is dropped.
+#[derive(Clone)]
+pub struct Emulator {
+    handle: Arc<Handle>,
+}
+
+struct Handle {
+    state: Arc<State>,
+    shutdown: watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("authority_host", &self.handle.state.authority)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Starts an emulator on an ephemeral port of 127.0.0.1.
+    pub async fn start() -> std::io::Result<Emulator> {
+        Self::start_with(EmulatorOptions::default()).await
+    }
+
+    /// Starts an emulator with `options`.
+    pub async fn start_with(options: EmulatorOptions) -> std::io::Result<Emulator> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
+        let port = listener.local_addr()?.port();
+        // RSA key generation and the process-wide certificates are CPU work: keep it off the
+        // async workers.
+        let state = tokio::task::spawn_blocking(move || {
+            tls::server_config();
+            Arc::new(State::new(port))
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(server::serve(listener, state.clone(), rx));
+        Ok(Emulator {
+            handle: Arc::new(Handle {
+                state,
+                shutdown: tx,
+                task: Mutex::new(Some(task)),
+            }),
+        })
+    }
+
+    fn state(&self) -> &State {
+        &self.handle.state
+    }
+
+    /// `https://127.0.0.1:PORT` (no trailing slash): the value for `AZURE_AUTHORITY_HOST`.
+    pub fn authority_host(&self) -> String {
+        self.state().authority.clone()
+    }
+
+    /// `https://127.0.0.1:PORT/`.
+    pub fn base_url(&self) -> url::Url {
+        url::Url::parse(&format!("{}/", self.state().authority)).expect("valid URL")
+    }
+
+    /// The listening port.
+    pub fn port(&self) -> u16 {
+        self.state().port
+    }
+
+    /// The CA certificate (PEM) that signed the server certificate.
+    pub fn ca_pem(&self) -> String {
+        tls::pki().ca_pem.clone()
+    }
+
+    /// Writes [`ca_pem`](Self::ca_pem) to `path` (for `SSL_CERT_FILE` and friends).
+    pub fn write_ca_pem(&self, path: &std::path::Path) -> std::io::Result<()> {
+        std::fs::write(path, self.ca_pem())
+    }
+
+    /// A reqwest client that trusts only the emulator's CA, with no proxy and no redirects.
+    pub fn reqwest_client(&self) -> reqwest::Client {
+        tls::client_builder().build().expect("reqwest client")
+    }
+
+    /// An azure_core transport over [`reqwest_client`](Self::reqwest_client), for
+    /// `ClientOptions::transport`.
+    pub fn transport(&self) -> azure_core::http::Transport {
+        azure_core::http::Transport::new(Arc::new(self.reqwest_client()))
+    }
+
+    /// Stops the server and closes every connection (held and hanging requests included).
+    pub async fn shutdown(&self) {
+        self.handle.shutdown.send_replace(true);
+        let task = self.handle.task.lock().unwrap().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    // ----- cluster side -----
+
+    /// Adds an OIDC issuer served at `path` (e.g. `/id/EXAMPLED539D4633E53DE1B71EXAMPLE`, the
+    /// EKS shape, or `/s3/my-bucket`); its URL is `authority_host + path`, kept exactly (a
+    /// trailing `/` stays). Adding an existing path returns the existing issuer.
+    pub fn add_issuer(&self, path: &str) -> Issuer {
+        let state = self.state();
+        let new = kube::IssuerState::new(&state.authority, path);
+        let mut issuers = state.issuers.lock().unwrap();
+        if let Some(existing) = issuers.iter().find(|i| i.path == new.path) {
+            return Issuer {
+                inner: existing.clone(),
+            };
+        }
+        let inner = Arc::new(new);
+        issuers.push(inner.clone());
+        Issuer { inner }
+    }
+
+    /// Adds an issuer shaped like EKS: `/id/` and 32 uppercase hex characters.
+    pub fn add_eks_issuer(&self) -> Issuer {
+        let id: String = util::random_bytes::<16>()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        self.add_issuer(&format!("/id/{id}"))
+    }
+
+    // ----- Entra side -----
+
+    /// Registers a tenant (the first one becomes the tenant of Key Vault challenges).
+    pub fn add_tenant(&self, tenant_id: &str) {
+        self.state().registry.lock().unwrap().add_tenant(tenant_id);
+        self.state()
+            .default_tenant
+            .lock()
+            .unwrap()
+            .get_or_insert_with(|| tenant_id.to_owned());
+    }
+
+    /// Registers an application (or user-assigned managed identity) client id, creating the
+    /// tenant if needed.
+    pub fn add_application(&self, tenant_id: &str, client_id: &str) {
+        self.add_tenant(tenant_id);
+        self.state()
+            .registry
+            .lock()
+            .unwrap()
+            .add_application(tenant_id, client_id);
+    }
+
+    /// Adds a federated identity credential, creating the tenant and application if needed.
+    /// A credential with the same issuer and subject is replaced.
+    pub fn add_federated_credential(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        fic: FederatedCredential,
+    ) {
+        self.add_application(tenant_id, client_id);
+        self.state()
+            .registry
+            .lock()
+            .unwrap()
+            .add_fic(tenant_id, client_id, fic);
+    }
+
+    /// Removes every federated credential of an application (the application stays).
+    pub fn remove_federated_credentials(&self, tenant_id: &str, client_id: &str) {
+        self.state()
+            .registry
+            .lock()
+            .unwrap()
+            .remove_fics(tenant_id, client_id);
+    }
+
+    /// Sets the shape of successful token responses.
+    pub fn set_access_token_options(&self, options: AccessTokenOptions) {
+        *self.state().token_options.lock().unwrap() = options;
+    }
+
+    /// The public keys that sign access tokens (a JWKS), also served at
+    /// `/{tenant}/discovery/v2.0/keys`.
+    pub fn entra_signing_jwks(&self) -> serde_json::Value {
+        self.state().entra_jwks()
+    }
+
+    /// Issues an access token directly, bypassing the token endpoint (for resource API tests).
+    pub fn issue_access_token(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        resource: &str,
+        lifetime: std::time::Duration,
+    ) -> String {
+        self.state()
+            .issue_access_token(tenant_id, client_id, resource, lifetime)
+            .0
+    }
+
+    /// Stores a secret version for the Key Vault-like API; returns its version id.
+    pub fn set_secret(&self, name: &str, value: &str) -> String {
+        let version: String = util::random_bytes::<16>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.state()
+            .secrets
+            .lock()
+            .unwrap()
+            .entry(name.to_owned())
+            .or_default()
+            .push(server::SecretVersion {
+                version: version.clone(),
+                value: value.to_owned(),
+                created: util::now().unix_timestamp(),
+            });
+        version
+    }
+
+    // ----- faults -----
+
+    /// Queues a one-shot fault: the next request to `endpoint` gets it (queued faults are
+    /// consumed in order and take precedence over the persistent one).
+    pub fn push_fault(&self, endpoint: Endpoint, fault: Fault) {
+        self.state().push_fault(endpoint, fault);
+    }
+
+    /// Sets (or clears, with `None`) the fault every request to `endpoint` gets.
+    pub fn set_fault(&self, endpoint: Endpoint, fault: Option<Fault>) {
+        self.state().set_fault(endpoint, fault);
+    }
+
+    /// Clears every queued and persistent fault.
+    pub fn clear_faults(&self) {
+        self.state().clear_faults();
+    }
+
+    // ----- observation -----
+
+    /// How many requests reached `endpoint` since the start or the last
+    /// [`reset_counters`](Self::reset_counters) (including pending and faulted ones).
+    pub fn request_count(&self, endpoint: Endpoint) -> usize {
+        self.state()
+            .requests()
+            .iter()
+            .filter(|r| r.endpoint == endpoint)
+            .count()
+    }
+
+    /// How many token requests carried `client_id`.
+    pub fn token_request_count_for_client(&self, client_id: &str) -> usize {
+        self.state()
+            .requests()
+            .iter()
+            .filter(|r| r.endpoint == Endpoint::Token && r.client_id.as_deref() == Some(client_id))
+            .count()
+    }
+
+    /// How many token requests carried exactly `scope`.
+    pub fn token_request_count_for_scope(&self, scope: &str) -> usize {
+        self.state()
+            .requests()
+            .iter()
+            .filter(|r| r.endpoint == Endpoint::Token && r.scope.as_deref() == Some(scope))
+            .count()
+    }
+
+    /// The request log, oldest first.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.state().requests()
+    }
+
+    /// Clears the request log (and so every counter).
+    pub fn reset_counters(&self) {
+        self.state().reset_log();
+    }
+}
