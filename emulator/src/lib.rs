@@ -126,6 +126,23 @@ impl Emulator {
         azure_core::http::Transport::new(Arc::new(self.reqwest_client()))
     }
 
+    /// An azure_core cloud configuration whose authority host is the emulator.
+    pub fn cloud(&self) -> azure_core::cloud::CloudConfiguration {
+        let mut custom = azure_core::cloud::CustomConfiguration::default();
+        custom.authority_host = self.authority_host();
+        custom.into()
+    }
+
+    /// `ClientOptions` with [`transport`](Self::transport) and [`cloud`](Self::cloud) set, for
+    /// azure_identity credentials and Azure SDK clients.
+    pub fn client_options(&self) -> azure_core::http::ClientOptions {
+        azure_core::http::ClientOptions {
+            transport: Some(self.transport()),
+            cloud: Some(Arc::new(self.cloud())),
+            ..Default::default()
+        }
+    }
+
     /// Stops the server and closes every connection (held and hanging requests included).
     pub async fn shutdown(&self) {
         self.handle.shutdown.send_replace(true);
