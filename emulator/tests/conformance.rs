@@ -21,7 +21,6 @@ fn credential(
         client_id: Some(client_id.to_owned()),
         tenant_id: Some(TENANT.to_owned()),
         token_file_path: Some(vol.token_path()),
-        ..Default::default()
     }))
     .unwrap()
 }
