@@ -161,9 +161,19 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or_default().trim()
 }
 
+/// AADSTS codes with their own entry in docs/troubleshooting.md.
+pub(crate) const DOCUMENTED_CODES: &[u32] = &[
+    70021, 700211, 700212, 700213, 7002137, 7002138, 700024, 90061, 700027, 50027, 900384, 700016,
+    90002, 90023, 1002012, 70011, 50196,
+];
+
 /// The troubleshooting anchor for an AADSTS code.
 pub(crate) fn anchor_for(code: u32) -> String {
-    format!("aadsts{code}")
+    if DOCUMENTED_CODES.contains(&code) {
+        format!("aadsts{code}")
+    } else {
+        "entra-errors".to_string()
+    }
 }
 
 fn hint_for(code: u32, ctx: &ErrorContext<'_>) -> String {
@@ -472,6 +482,37 @@ mod tests {
         let e = parse_error(StatusCode::from(400), None, b"{\"error\":", &ctx);
         assert_eq!(e.http_status(), Some(StatusCode::from(400)));
         assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn every_anchor_in_messages_exists_in_the_troubleshooting_page() {
+        let doc = include_str!("../docs/troubleshooting.md");
+        let has = |a: &str| doc.contains(&format!("<a id=\"{a}\"></a>"));
+        for code in DOCUMENTED_CODES {
+            assert!(has(&anchor_for(*code)), "missing anchor for {code}");
+        }
+        assert_eq!(anchor_for(123), "entra-errors");
+        // Every literal `docs/troubleshooting.md#anchor` in the sources.
+        let sources = [
+            include_str!("entra.rs"),
+            include_str!("config.rs"),
+            include_str!("credential.rs"),
+            include_str!("cache.rs"),
+            include_str!("assertion/token_file.rs"),
+        ];
+        let mut seen = 0;
+        for src in sources {
+            for (i, _) in src.match_indices("troubleshooting.md#") {
+                let rest = &src[i + "troubleshooting.md#".len()..];
+                let anchor: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+                if anchor.is_empty() || anchor == "anchor" {
+                    continue;
+                }
+                seen += 1;
+                assert!(has(&anchor), "docs/troubleshooting.md has no anchor {anchor:?}");
+            }
+        }
+        assert!(seen >= 12, "found only {seen} links");
     }
 
     #[test]
