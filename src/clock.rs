@@ -36,10 +36,6 @@ impl ManualClock {
         let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());
         *now += by;
     }
-
-    pub(crate) fn set(&self, to: OffsetDateTime) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = to;
-    }
 }
 
 impl Clock for ManualClock {

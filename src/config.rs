@@ -67,7 +67,10 @@ impl Env {
         V: Into<String>,
     {
         Self(Some(Arc::new(
-            pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
         )))
     }
 
@@ -113,7 +116,9 @@ impl fmt::Display for ValueSource {
         match self {
             Self::Options => f.write_str("the credential options"),
             Self::EnvVar(name) => write!(f, "the environment variable {name}"),
-            Self::WellKnownPath => f.write_str("the Azure Workload Identity webhook's well-known path"),
+            Self::WellKnownPath => {
+                f.write_str("the Azure Workload Identity webhook's well-known path")
+            }
             Self::Default => f.write_str("the default"),
         }
     }
@@ -182,14 +187,22 @@ fn not_configured(what: &str, option: &str, var: &str, extra: &str) -> Credentia
 fn invalid(what: &str, problem: &str) -> CredentialError {
     CredentialError::new(
         ErrorCategory::InvalidConfiguration,
-        format!("WorkloadIdentityCredential: invalid {what}: {problem}. See docs/troubleshooting.md#invalid-configuration"),
+        format!(
+            "WorkloadIdentityCredential: invalid {what}: {problem}. See docs/troubleshooting.md#invalid-configuration"
+        ),
     )
 }
 
 fn pick(option: Option<&str>, env: &Env, var: &'static str) -> Option<Sourced<String>> {
     match option {
-        Some(v) => Some(Sourced { value: v.to_string(), source: ValueSource::Options }),
-        None => env.var(var).map(|value| Sourced { value, source: ValueSource::EnvVar(var) }),
+        Some(v) => Some(Sourced {
+            value: v.to_string(),
+            source: ValueSource::Options,
+        }),
+        None => env.var(var).map(|value| Sourced {
+            value,
+            source: ValueSource::EnvVar(var),
+        }),
     }
 }
 
@@ -210,7 +223,12 @@ fn check_no_whitespace(what: &str, v: &Sourced<String>) -> Result<(), Credential
 
 pub(crate) fn validate_tenant_id(t: &Sourced<String>) -> Result<(), CredentialError> {
     check_no_whitespace("tenant id", t)?;
-    if t.value.is_empty() || !t.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+    if t.value.is_empty()
+        || !t
+            .value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
         return Err(invalid(
             "tenant id",
             &format!(
@@ -232,7 +250,9 @@ fn authority_from_cloud(cloud: &CloudConfiguration) -> Result<String, Credential
         other => {
             return Err(invalid(
                 "cloud configuration",
-                &format!("{other:?} is not supported; use a custom cloud configuration with an authority_host"),
+                &format!(
+                    "{other:?} is not supported; use a custom cloud configuration with an authority_host"
+                ),
             ));
         }
     })
@@ -250,10 +270,18 @@ pub fn default_audience_for(authority: &Url) -> &'static str {
 pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, CredentialError> {
     let env = inputs.env;
     let client_id = pick(inputs.client_id, env, AZURE_CLIENT_ID).ok_or_else(|| {
-        not_configured("client id", "client_id", AZURE_CLIENT_ID, " (the application's or user-assigned managed identity's client id)")
+        not_configured(
+            "client id",
+            "client_id",
+            AZURE_CLIENT_ID,
+            " (the application's or user-assigned managed identity's client id)",
+        )
     })?;
     if client_id.value.is_empty() {
-        return Err(invalid("client id", &format!("the value from {} is empty", client_id.source)));
+        return Err(invalid(
+            "client id",
+            &format!("the value from {} is empty", client_id.source),
+        ));
     }
     check_no_whitespace("client id", &client_id)?;
 
@@ -262,41 +290,72 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
     validate_tenant_id(&tenant_id)?;
 
     let token_file = match inputs.token_file_path {
-        Some(p) => Sourced { value: p.to_path_buf(), source: ValueSource::Options },
+        Some(p) => Sourced {
+            value: p.to_path_buf(),
+            source: ValueSource::Options,
+        },
         None => match env.var(AZURE_FEDERATED_TOKEN_FILE) {
-            Some(p) => Sourced { value: PathBuf::from(p), source: ValueSource::EnvVar(AZURE_FEDERATED_TOKEN_FILE) },
+            Some(p) => Sourced {
+                value: PathBuf::from(p),
+                source: ValueSource::EnvVar(AZURE_FEDERATED_TOKEN_FILE),
+            },
             None => inputs
                 .well_known_token_paths
                 .iter()
                 .find(|p| p.exists())
-                .map(|p| Sourced { value: p.clone(), source: ValueSource::WellKnownPath })
+                .map(|p| Sourced {
+                    value: p.clone(),
+                    source: ValueSource::WellKnownPath,
+                })
                 .ok_or_else(|| {
-                    let tried: Vec<String> = inputs.well_known_token_paths.iter().map(|p| p.display().to_string()).collect();
+                    let tried: Vec<String> = inputs
+                        .well_known_token_paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect();
                     not_configured(
                         "token file",
                         "token_file_path",
                         AZURE_FEDERATED_TOKEN_FILE,
-                        &format!(" (also looked for the webhook's paths: {})", tried.join(", ")),
+                        &format!(
+                            " (also looked for the webhook's paths: {})",
+                            tried.join(", ")
+                        ),
                     )
                 })?,
         },
     };
     if token_file.value.as_os_str().is_empty() {
-        return Err(invalid("token file path", &format!("the value from {} is empty", token_file.source)));
+        return Err(invalid(
+            "token file path",
+            &format!("the value from {} is empty", token_file.source),
+        ));
     }
 
     let authority_raw = match inputs.cloud {
-        Some(cloud) => Sourced { value: authority_from_cloud(cloud)?, source: ValueSource::Options },
+        Some(cloud) => Sourced {
+            value: authority_from_cloud(cloud)?,
+            source: ValueSource::Options,
+        },
         None => match env.var(AZURE_AUTHORITY_HOST) {
-            Some(v) => Sourced { value: v, source: ValueSource::EnvVar(AZURE_AUTHORITY_HOST) },
-            None => Sourced { value: PUBLIC_AUTHORITY_HOST.to_string(), source: ValueSource::Default },
+            Some(v) => Sourced {
+                value: v,
+                source: ValueSource::EnvVar(AZURE_AUTHORITY_HOST),
+            },
+            None => Sourced {
+                value: PUBLIC_AUTHORITY_HOST.to_string(),
+                source: ValueSource::Default,
+            },
         },
     };
     check_no_whitespace("authority host", &authority_raw)?;
     let url = Url::parse(&authority_raw.value).map_err(|e| {
         invalid(
             "authority host",
-            &format!("{:?} (from {}) is not a URL ({e}); expected e.g. {PUBLIC_AUTHORITY_HOST}", authority_raw.value, authority_raw.source),
+            &format!(
+                "{:?} (from {}) is not a URL ({e}); expected e.g. {PUBLIC_AUTHORITY_HOST}",
+                authority_raw.value, authority_raw.source
+            ),
         )
     })?;
     if url.scheme() != "https" {
@@ -311,12 +370,22 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
     if url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
         return Err(invalid(
             "authority host",
-            &format!("{:?} (from {}) must be a plain https://host[:port] URL", authority_raw.value, authority_raw.source),
+            &format!(
+                "{:?} (from {}) must be a plain https://host[:port] URL",
+                authority_raw.value, authority_raw.source
+            ),
         ));
     }
-    let authority_host = Sourced { value: url, source: authority_raw.source };
+    let authority_host = Sourced {
+        value: url,
+        source: authority_raw.source,
+    };
 
-    let expected_audience = match pick(inputs.expected_audience, env, AZURE_FEDERATED_TOKEN_AUDIENCE) {
+    let expected_audience = match pick(
+        inputs.expected_audience,
+        env,
+        AZURE_FEDERATED_TOKEN_AUDIENCE,
+    ) {
         Some(a) => {
             check_no_whitespace("expected audience", &a)?;
             a
@@ -327,7 +396,13 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
         },
     };
 
-    Ok(ResolvedConfig { client_id, tenant_id, token_file, authority_host, expected_audience })
+    Ok(ResolvedConfig {
+        client_id,
+        tenant_id,
+        token_file,
+        authority_host,
+        expected_audience,
+    })
 }
 
 #[cfg(test)]
@@ -360,7 +435,10 @@ mod tests {
         let c = resolve(&inputs(&env, &[])).unwrap();
         assert_eq!(c.client_id.source, ValueSource::EnvVar(AZURE_CLIENT_ID));
         assert_eq!(c.token_file.value, PathBuf::from("/tmp/token"));
-        assert_eq!(c.authority_host.value.as_str(), "https://login.microsoftonline.com/");
+        assert_eq!(
+            c.authority_host.value.as_str(),
+            "https://login.microsoftonline.com/"
+        );
         assert_eq!(c.authority_host.source, ValueSource::Default);
         assert_eq!(c.expected_audience.value, AUDIENCE_PUBLIC);
         assert_eq!(
@@ -392,7 +470,11 @@ mod tests {
         let paths = [PathBuf::from("/definitely/not/here/token")];
         let e = resolve(&inputs(&env, &paths)).unwrap_err();
         assert!(e.is_not_configured());
-        assert!(e.message().contains("AZURE_FEDERATED_TOKEN_FILE") && e.message().contains("/definitely/not/here/token"), "{e}");
+        assert!(
+            e.message().contains("AZURE_FEDERATED_TOKEN_FILE")
+                && e.message().contains("/definitely/not/here/token"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -413,9 +495,17 @@ mod tests {
             (AZURE_TENANT_ID, "bad/tenant", "tenant id"),
             (AZURE_TENANT_ID, "tenant\n", "whitespace"),
             (AZURE_CLIENT_ID, "client id", "whitespace"),
-            (AZURE_AUTHORITY_HOST, "http://login.microsoftonline.com", "HTTPS"),
+            (
+                AZURE_AUTHORITY_HOST,
+                "http://login.microsoftonline.com",
+                "HTTPS",
+            ),
             (AZURE_AUTHORITY_HOST, "not a url", "whitespace"),
-            (AZURE_AUTHORITY_HOST, "login.microsoftonline.com", "not a URL"),
+            (
+                AZURE_AUTHORITY_HOST,
+                "login.microsoftonline.com",
+                "not a URL",
+            ),
         ] {
             let mut pairs: HashMap<&str, &str> = [
                 (AZURE_CLIENT_ID, "c"),
@@ -427,7 +517,11 @@ mod tests {
             pairs.insert(var, value);
             let env = Env::from_pairs(pairs);
             let e = resolve(&inputs(&env, &[])).unwrap_err();
-            assert_eq!(e.category(), ErrorCategory::InvalidConfiguration, "{var}={value:?}");
+            assert_eq!(
+                e.category(),
+                ErrorCategory::InvalidConfiguration,
+                "{var}={value:?}"
+            );
             assert!(e.message().contains(needle), "{var}={value:?}: {e}");
         }
     }
@@ -439,7 +533,10 @@ mod tests {
         let cloud = CloudConfiguration::AzureGovernment;
         i.cloud = Some(&cloud);
         let c = resolve(&i).unwrap();
-        assert_eq!(c.authority_host.value.host_str(), Some("login.microsoftonline.us"));
+        assert_eq!(
+            c.authority_host.value.host_str(),
+            Some("login.microsoftonline.us")
+        );
         assert_eq!(c.expected_audience.value, AUDIENCE_US_GOV);
         let cloud = CloudConfiguration::AzureChina;
         i.cloud = Some(&cloud);
@@ -450,6 +547,9 @@ mod tests {
     fn debug_of_env_shows_names_only() {
         let env = Env::from_pairs([("AZURE_CLIENT_SECRET", "hunter2")]);
         let s = format!("{env:?}");
-        assert!(s.contains("AZURE_CLIENT_SECRET") && !s.contains("hunter2"), "{s}");
+        assert!(
+            s.contains("AZURE_CLIENT_SECRET") && !s.contains("hunter2"),
+            "{s}"
+        );
     }
 }

@@ -3,7 +3,9 @@
 use crate::assertion::{AssertionSource, TokenFileSource};
 use crate::cache::{RefreshPolicy, TokenCache};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{self, ConfigInputs, Env, ResolvedConfig, WEBHOOK_TOKEN_PATH, WEBHOOK_TOKEN_PATH_PRE_1_6};
+use crate::config::{
+    self, ConfigInputs, Env, ResolvedConfig, WEBHOOK_TOKEN_PATH, WEBHOOK_TOKEN_PATH_PRE_1_6,
+};
 use crate::entra::Exchange;
 use crate::error::{CredentialError, ErrorCategory};
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
@@ -56,7 +58,10 @@ impl Default for WorkloadIdentityCredentialOptions {
             expected_audience: None,
             allow_foreign_audience: false,
             refresh_policy: RefreshPolicy::default(),
-            well_known_token_paths: vec![PathBuf::from(WEBHOOK_TOKEN_PATH), PathBuf::from(WEBHOOK_TOKEN_PATH_PRE_1_6)],
+            well_known_token_paths: vec![
+                PathBuf::from(WEBHOOK_TOKEN_PATH),
+                PathBuf::from(WEBHOOK_TOKEN_PATH_PRE_1_6),
+            ],
             env: Env::process(),
         }
     }
@@ -102,7 +107,9 @@ impl WorkloadIdentityCredential {
     ///
     /// A credential that is simply not configured (no client id, tenant id or token file) fails
     /// with an error whose [`CredentialError::is_not_configured`] is true.
-    pub fn new(options: Option<WorkloadIdentityCredentialOptions>) -> azure_core::Result<Arc<Self>> {
+    pub fn new(
+        options: Option<WorkloadIdentityCredentialOptions>,
+    ) -> azure_core::Result<Arc<Self>> {
         Self::build(options.unwrap_or_default(), None, Arc::new(SystemClock)).map_err(Into::into)
     }
 
@@ -113,7 +120,12 @@ impl WorkloadIdentityCredential {
         source: Arc<dyn AssertionSource>,
         options: Option<WorkloadIdentityCredentialOptions>,
     ) -> azure_core::Result<Arc<Self>> {
-        Self::build(options.unwrap_or_default(), Some(source), Arc::new(SystemClock)).map_err(Into::into)
+        Self::build(
+            options.unwrap_or_default(),
+            Some(source),
+            Arc::new(SystemClock),
+        )
+        .map_err(Into::into)
     }
 
     pub(crate) fn build(
@@ -180,18 +192,25 @@ pub(crate) fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
     match scopes {
         [] => Err(CredentialError::new(
             ErrorCategory::InvalidScope,
-            format!("WorkloadIdentityCredential: no scope was requested; request one scope of the form <resource>/.default, {example}. See docs/troubleshooting.md#invalid-scope"),
+            format!(
+                "WorkloadIdentityCredential: no scope was requested; request one scope of the form <resource>/.default, {example}. See docs/troubleshooting.md#invalid-scope"
+            ),
         )),
         [scope] => {
             let resource = scope.strip_suffix("/.default");
-            let bad_chars = scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control());
+            let bad_chars =
+                scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control());
             match resource {
                 Some(r) if !r.is_empty() && !bad_chars => Ok(()),
                 _ => Err(CredentialError::new(
                     ErrorCategory::InvalidScope,
                     format!(
                         "WorkloadIdentityCredential: scope {scope:?} cannot be requested with a workload identity; the client-credentials flow takes one scope of the form <resource>/.default ({}). See docs/troubleshooting.md#invalid-scope",
-                        if bad_chars { example.to_string() } else { format!("here probably {}/.default", scope.trim_end_matches('/')) }
+                        if bad_chars {
+                            example.to_string()
+                        } else {
+                            format!("here probably {}/.default", scope.trim_end_matches('/'))
+                        }
                     ),
                 )),
             }
@@ -209,7 +228,11 @@ pub(crate) fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
 
 #[async_trait::async_trait]
 impl TokenCredential for WorkloadIdentityCredential {
-    async fn get_token(&self, scopes: &[&str], _options: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
         validate_scopes(scopes)?;
         self.cache.get_token(scopes).await.map_err(Into::into)
     }
@@ -226,7 +249,10 @@ mod tests {
         let e = validate_scopes(&[]).unwrap_err();
         assert!(e.message().contains("no scope"), "{e}");
         let e = validate_scopes(&["https://storage.azure.com"]).unwrap_err();
-        assert!(e.message().contains("https://storage.azure.com/.default"), "{e}");
+        assert!(
+            e.message().contains("https://storage.azure.com/.default"),
+            "{e}"
+        );
         let e = validate_scopes(&["https://graph.microsoft.com/User.Read"]).unwrap_err();
         assert!(e.message().contains("<resource>/.default"), "{e}");
         let e = validate_scopes(&["a/.default", "b/.default"]).unwrap_err();

@@ -12,7 +12,9 @@ use crate::error::{CredentialError, ErrorCategory};
 use crate::jwt::Claims;
 use azure_core::credentials::AccessToken;
 use azure_core::http::headers::{self, content_type};
-use azure_core::http::{Context, Method, Pipeline, PipelineStreamOptions, Request, StatusCode, Url};
+use azure_core::http::{
+    Context, Method, Pipeline, PipelineStreamOptions, Request, StatusCode, Url,
+};
 use azure_core::time::Duration;
 use futures::StreamExt as _;
 use serde::{Deserialize, Deserializer};
@@ -107,30 +109,47 @@ fn invalid_response(status: StatusCode, what: String) -> CredentialError {
 }
 
 /// Parse a 2xx body.
-pub(crate) fn parse_success(status: StatusCode, body: &[u8], now: time::OffsetDateTime) -> Result<FetchedToken, CredentialError> {
+pub(crate) fn parse_success(
+    status: StatusCode,
+    body: &[u8],
+    now: time::OffsetDateTime,
+) -> Result<FetchedToken, CredentialError> {
     let parsed: SuccessBody = serde_json::from_slice(body).map_err(|e| {
         let what = if body.is_empty() {
             "an empty body".to_string()
         } else if e.is_eof() {
             format!("a truncated JSON body ({} bytes)", body.len())
         } else {
-            format!("a body that is not a token response ({} bytes: {})", body.len(), e.classify_kind())
+            format!(
+                "a body that is not a token response ({} bytes: {})",
+                body.len(),
+                e.classify_kind()
+            )
         };
         invalid_response(status, what).with_transient(true)
     })?;
-    let token = parsed.access_token.filter(|t| !t.is_empty()).ok_or_else(|| {
-        invalid_response(status, "a JSON body without an access_token".into())
-    })?;
+    let token = parsed
+        .access_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| invalid_response(status, "a JSON body without an access_token".into()))?;
     if let Some(tt) = &parsed.token_type
         && !tt.eq_ignore_ascii_case("bearer")
     {
-        return Err(invalid_response(status, format!("token_type {tt:?}, expected \"Bearer\"")));
+        return Err(invalid_response(
+            status,
+            format!("token_type {tt:?}, expected \"Bearer\""),
+        ));
     }
-    let expires_in = parsed
-        .expires_in
-        .filter(|s| *s > 0)
-        .ok_or_else(|| invalid_response(status, "a token response without a positive expires_in".into()))?;
-    let refresh_in = parsed.refresh_in.filter(|r| *r > 0 && *r < expires_in).map(Duration::seconds);
+    let expires_in = parsed.expires_in.filter(|s| *s > 0).ok_or_else(|| {
+        invalid_response(
+            status,
+            "a token response without a positive expires_in".into(),
+        )
+    })?;
+    let refresh_in = parsed
+        .refresh_in
+        .filter(|r| *r > 0 && *r < expires_in)
+        .map(Duration::seconds);
     Ok(FetchedToken {
         token: AccessToken::new(token, now + Duration::seconds(expires_in)),
         refresh_in,
@@ -177,10 +196,22 @@ pub(crate) fn anchor_for(code: u32) -> String {
 }
 
 fn hint_for(code: u32, ctx: &ErrorContext<'_>) -> String {
-    let iss = ctx.claims.and_then(|c| c.iss.as_deref()).unwrap_or("(unknown)");
-    let sub = ctx.claims.and_then(|c| c.sub.as_deref()).unwrap_or("(unknown)");
-    let aud = ctx.claims.map(Claims::audiences_display).unwrap_or_else(|| "(unknown)".into());
-    let app = format!("application (client id) {} in tenant {}", ctx.client_id, ctx.tenant_id);
+    let iss = ctx
+        .claims
+        .and_then(|c| c.iss.as_deref())
+        .unwrap_or("(unknown)");
+    let sub = ctx
+        .claims
+        .and_then(|c| c.sub.as_deref())
+        .unwrap_or("(unknown)");
+    let aud = ctx
+        .claims
+        .map(Claims::audiences_display)
+        .unwrap_or_else(|| "(unknown)".into());
+    let app = format!(
+        "application (client id) {} in tenant {}",
+        ctx.client_id, ctx.tenant_id
+    );
     match code {
         70021 | 700211 | 700212 | 700213 | 7002137 | 7002138 => {
             let which = match code {
@@ -243,12 +274,20 @@ fn hint_for(code: u32, ctx: &ErrorContext<'_>) -> String {
 }
 
 fn fmt_opt(t: Option<time::OffsetDateTime>) -> String {
-    t.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| "(unknown)".into())
+    t.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_else(|| "(unknown)".into())
 }
 
 /// Turn a non-2xx answer into an error that says what failed and how to fix it.
-pub(crate) fn parse_error(status: StatusCode, retry_after: Option<&str>, body: &[u8], ctx: &ErrorContext<'_>) -> CredentialError {
+pub(crate) fn parse_error(
+    status: StatusCode,
+    retry_after: Option<&str>,
+    body: &[u8],
+    ctx: &ErrorContext<'_>,
+) -> CredentialError {
     let code = u16::from(status);
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
     match parsed {
@@ -259,15 +298,23 @@ pub(crate) fn parse_error(status: StatusCode, retry_after: Option<&str>, body: &
             let code_text = if codes.is_empty() {
                 "no AADSTS code".to_string()
             } else {
-                codes.iter().map(|c| format!("AADSTS{c}")).collect::<Vec<_>>().join(", ")
+                codes
+                    .iter()
+                    .map(|c| format!("AADSTS{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             let hint = primary.map(|c| hint_for(c, ctx)).unwrap_or_default();
             let ids = match (&b.trace_id, &b.correlation_id) {
                 (Some(t), Some(c)) => format!("\n  Trace ID: {t}, Correlation ID: {c}"),
                 _ => String::new(),
             };
-            let anchor = primary.map(anchor_for).unwrap_or_else(|| "entra-errors".into());
-            let retry = retry_after.map(|r| format!(" (Retry-After: {r})")).unwrap_or_default();
+            let anchor = primary
+                .map(anchor_for)
+                .unwrap_or_else(|| "entra-errors".into());
+            let retry = retry_after
+                .map(|r| format!(" (Retry-After: {r})"))
+                .unwrap_or_default();
             CredentialError::new(
                 ErrorCategory::Entra,
                 format!(
@@ -283,13 +330,18 @@ pub(crate) fn parse_error(status: StatusCode, retry_after: Option<&str>, body: &
             let what = if body.is_empty() {
                 "an empty body".to_string()
             } else if looks_like_html(body) {
-                format!("an HTML page ({} bytes), typically from a proxy or gateway in front of Entra", body.len())
+                format!(
+                    "an HTML page ({} bytes), typically from a proxy or gateway in front of Entra",
+                    body.len()
+                )
             } else if std::str::from_utf8(body).is_ok() {
                 format!("a non-JSON text body ({} bytes)", body.len())
             } else {
                 format!("a binary body ({} bytes)", body.len())
             };
-            let retry = retry_after.map(|r| format!("; Retry-After: {r}")).unwrap_or_default();
+            let retry = retry_after
+                .map(|r| format!("; Retry-After: {r}"))
+                .unwrap_or_default();
             let advice = if code == 429 {
                 " Entra is throttling this client; the credential backs off and retries."
             } else if code >= 500 {
@@ -320,9 +372,16 @@ fn transport_error(endpoint: &Url, e: azure_core::Error) -> CredentialError {
 }
 
 impl Exchange {
-    async fn send(&self, assertion: &Assertion, scope: &str) -> Result<(StatusCode, Option<String>, Vec<u8>), CredentialError> {
+    async fn send(
+        &self,
+        assertion: &Assertion,
+        scope: &str,
+    ) -> Result<(StatusCode, Option<String>, Vec<u8>), CredentialError> {
         let mut req = Request::new(self.endpoint.clone(), Method::Post);
-        req.insert_header(headers::CONTENT_TYPE, content_type::APPLICATION_X_WWW_FORM_URLENCODED);
+        req.insert_header(
+            headers::CONTENT_TYPE,
+            content_type::APPLICATION_X_WWW_FORM_URLENCODED,
+        );
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "client_credentials")
             .append_pair("client_id", &self.client_id)
@@ -334,7 +393,14 @@ impl Exchange {
         let ctx = Context::new();
         let resp = self
             .pipeline
-            .stream(&ctx, &mut req, Some(PipelineStreamOptions { skip_checks: true, ..Default::default() }))
+            .stream(
+                &ctx,
+                &mut req,
+                Some(PipelineStreamOptions {
+                    skip_checks: true,
+                    ..Default::default()
+                }),
+            )
             .await
             .map_err(|e| transport_error(&self.endpoint, e))?;
         let (status, hdrs, mut stream) = resp.deconstruct();
@@ -355,7 +421,9 @@ impl Exchange {
             if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
                 return Err(invalid_response(
                     status,
-                    format!("a body larger than {MAX_RESPONSE_BYTES} bytes (reading stopped there)"),
+                    format!(
+                        "a body larger than {MAX_RESPONSE_BYTES} bytes (reading stopped there)"
+                    ),
                 ));
             }
             body.extend_from_slice(&chunk);
@@ -440,7 +508,12 @@ mod tests {
     #[test]
     fn success_without_token_or_truncated_is_an_error() {
         let s = StatusCode::from(200);
-        let e = parse_success(s, br#"{"token_type":"Bearer","expires_in":3599,"access_token":""}"#, now()).unwrap_err();
+        let e = parse_success(
+            s,
+            br#"{"token_type":"Bearer","expires_in":3599,"access_token":""}"#,
+            now(),
+        )
+        .unwrap_err();
         assert!(e.message().contains("without an access_token"), "{e}");
         let e = parse_success(s, br#"{"token_type":"Bearer","expires_in":35"#, now()).unwrap_err();
         assert!(e.message().contains("truncated"), "{e}");
@@ -459,13 +532,21 @@ mod tests {
             aud: vec!["api://AzureADTokenExchange".into()],
             ..Default::default()
         };
-        let ep = Url::parse("https://login.microsoftonline.com/tenant-a/oauth2/v2.0/token").unwrap();
+        let ep =
+            Url::parse("https://login.microsoftonline.com/tenant-a/oauth2/v2.0/token").unwrap();
         let body = br#"{"error":"invalid_client","error_description":"AADSTS70021: No matching federated identity record found for presented assertion. Assertion Issuer: 'x'.\r\nTrace ID: t1\r\nCorrelation ID: c1\r\nTimestamp: 2026-01-01 00:00:00Z","error_codes":[70021],"trace_id":"t1","correlation_id":"c1"}"#;
         let e = parse_error(StatusCode::from(400), None, body, &ctx_with(&claims, &ep));
         let m = e.message();
         assert_eq!(e.aadsts_codes(), &[70021]);
         assert!(!e.is_transient());
-        for needle in ["AADSTS70021", "https://oidc.eks.us-east-1.amazonaws.com/id/ABC", "system:serviceaccount:prod:api", "api://AzureADTokenExchange", "#aadsts70021", "Correlation ID: c1"] {
+        for needle in [
+            "AADSTS70021",
+            "https://oidc.eks.us-east-1.amazonaws.com/id/ABC",
+            "system:serviceaccount:prod:api",
+            "api://AzureADTokenExchange",
+            "#aadsts70021",
+            "Correlation ID: c1",
+        ] {
             assert!(m.contains(needle), "missing {needle}: {m}");
         }
     }
@@ -475,10 +556,23 @@ mod tests {
         let claims = Claims::default();
         let ep = Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap();
         let ctx = ctx_with(&claims, &ep);
-        let e = parse_error(StatusCode::from(502), None, b"<html><body>Bad Gateway</body></html>", &ctx);
-        assert!(e.is_transient() && e.message().contains("HTML") && e.message().contains("502"), "{e}");
+        let e = parse_error(
+            StatusCode::from(502),
+            None,
+            b"<html><body>Bad Gateway</body></html>",
+            &ctx,
+        );
+        assert!(
+            e.is_transient() && e.message().contains("HTML") && e.message().contains("502"),
+            "{e}"
+        );
         let e = parse_error(StatusCode::from(429), Some("60"), b"", &ctx);
-        assert!(e.is_transient() && e.message().contains("Retry-After: 60") && e.message().contains("empty body"), "{e}");
+        assert!(
+            e.is_transient()
+                && e.message().contains("Retry-After: 60")
+                && e.message().contains("empty body"),
+            "{e}"
+        );
         let e = parse_error(StatusCode::from(400), None, b"{\"error\":", &ctx);
         assert_eq!(e.http_status(), Some(StatusCode::from(400)));
         assert!(!e.is_transient());
@@ -504,12 +598,18 @@ mod tests {
         for src in sources {
             for (i, _) in src.match_indices("troubleshooting.md#") {
                 let rest = &src[i + "troubleshooting.md#".len()..];
-                let anchor: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+                let anchor: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .collect();
                 if anchor.is_empty() || anchor == "anchor" {
                     continue;
                 }
                 seen += 1;
-                assert!(has(&anchor), "docs/troubleshooting.md has no anchor {anchor:?}");
+                assert!(
+                    has(&anchor),
+                    "docs/troubleshooting.md has no anchor {anchor:?}"
+                );
             }
         }
         assert!(seen >= 12, "found only {seen} links");
@@ -517,13 +617,22 @@ mod tests {
 
     #[test]
     fn every_documented_code_has_a_specific_hint() {
-        let claims = Claims { iss: Some("https://issuer.example".into()), ..Default::default() };
+        let claims = Claims {
+            iss: Some("https://issuer.example".into()),
+            ..Default::default()
+        };
         let ep = Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap();
         let ctx = ctx_with(&claims, &ep);
         let generic = hint_for(1, &ctx);
-        for code in [70021, 700211, 700212, 700213, 700024, 90061, 700027, 50027, 900384, 700016, 90002, 1002012, 70011, 50196] {
+        for code in [
+            70021, 700211, 700212, 700213, 700024, 90061, 700027, 50027, 900384, 700016, 90002,
+            1002012, 70011, 50196,
+        ] {
             assert_ne!(hint_for(code, &ctx), generic, "code {code}");
         }
-        assert!(hint_for(90061, &ctx).contains("https://issuer.example/.well-known/openid-configuration"));
+        assert!(
+            hint_for(90061, &ctx)
+                .contains("https://issuer.example/.well-known/openid-configuration")
+        );
     }
 }

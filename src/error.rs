@@ -76,7 +76,8 @@ impl CredentialError {
     }
 
     fn inner_mut(&mut self) -> &mut Inner {
-        Arc::get_mut(&mut self.inner).expect("builder methods are called before the error is shared")
+        Arc::get_mut(&mut self.inner)
+            .expect("builder methods are called before the error is shared")
     }
 
     /// Attach the HTTP status; 408, 429 and 5xx make the error transient.
@@ -101,7 +102,10 @@ impl CredentialError {
     }
 
     /// Attach an underlying cause. Its `Display` must not contain secrets.
-    pub(crate) fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub(crate) fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
         self.inner_mut().source = Some(Arc::new(source));
         self
     }
@@ -199,7 +203,9 @@ mod tests {
             .with_aadsts(vec![70021]);
         let az: azure_core::Error = e.into();
         assert!(matches!(az.kind(), ErrorKind::Credential));
-        let inner = az.downcast_ref::<CredentialError>().expect("source is CredentialError");
+        let inner = az
+            .downcast_ref::<CredentialError>()
+            .expect("source is CredentialError");
         assert_eq!(inner.aadsts_codes(), &[70021]);
         assert_eq!(inner.http_status(), Some(StatusCode::from(400)));
         assert!(az.to_string().contains("AADSTS70021"));

@@ -89,19 +89,26 @@ pub struct DecodedJwt {
 impl Claims {
     /// `exp` as a time, if present and representable.
     pub fn expires_at(&self) -> Option<OffsetDateTime> {
-        self.exp.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        self.exp
+            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
     }
     /// `iat` as a time, if present and representable.
     pub fn issued_at(&self) -> Option<OffsetDateTime> {
-        self.iat.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        self.iat
+            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
     }
     /// `nbf` as a time, if present and representable.
     pub fn not_before(&self) -> Option<OffsetDateTime> {
-        self.nbf.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        self.nbf
+            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
     }
     /// The audiences joined for display.
     pub fn audiences_display(&self) -> String {
-        if self.aud.is_empty() { "(none)".to_string() } else { self.aud.join(", ") }
+        if self.aud.is_empty() {
+            "(none)".to_string()
+        } else {
+            self.aud.join(", ")
+        }
     }
 }
 
@@ -123,33 +130,72 @@ fn string_or_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Erro
 /// Describe the shape of a string without revealing it: length, parts, whitespace.
 pub fn describe_shape(s: &str) -> String {
     let parts = s.split('.').count();
-    let ws = if s.chars().any(char::is_whitespace) { "contains whitespace" } else { "no whitespace" };
-    format!("{} bytes, {} dot-separated part{}, {ws}", s.len(), parts, if parts == 1 { "" } else { "s" })
+    let ws = if s.chars().any(char::is_whitespace) {
+        "contains whitespace"
+    } else {
+        "no whitespace"
+    };
+    format!(
+        "{} bytes, {} dot-separated part{}, {ws}",
+        s.len(),
+        parts,
+        if parts == 1 { "" } else { "s" }
+    )
 }
 
 fn decode_part(part: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(part).ok().or_else(|| URL_SAFE.decode(part).ok())
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .ok()
+        .or_else(|| URL_SAFE.decode(part).ok())
 }
 
 /// Decode a compact JWS without verifying it. The error says what is wrong with the shape.
 pub fn decode(token: &str) -> Result<DecodedJwt, String> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(format!("it is not a JWT: expected 3 dot-separated parts ({})", describe_shape(token)));
+    let (Some(h), Some(p), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!(
+            "it is not a JWT: expected 3 dot-separated parts ({})",
+            describe_shape(token)
+        ));
     };
     if h.is_empty() || p.is_empty() || sig.is_empty() {
-        return Err(format!("it is not a signed JWT: a part is empty ({})", describe_shape(token)));
+        return Err(format!(
+            "it is not a signed JWT: a part is empty ({})",
+            describe_shape(token)
+        ));
     }
-    let header = decode_part(h)
-        .ok_or_else(|| format!("it is not a JWT: the header is not base64url ({})", describe_shape(token)))?;
-    let header: Header = serde_json::from_slice(&header)
-        .map_err(|_| format!("it is not a JWT: the header is not a JSON object ({})", describe_shape(token)))?;
-    let payload = decode_part(p)
-        .ok_or_else(|| format!("it is not a JWT: the claims part is not base64url ({})", describe_shape(token)))?;
-    let claims: Claims = serde_json::from_slice(&payload)
-        .map_err(|_| format!("it is not a JWT: the claims part is not a JSON object of the expected form ({})", describe_shape(token)))?;
+    let header = decode_part(h).ok_or_else(|| {
+        format!(
+            "it is not a JWT: the header is not base64url ({})",
+            describe_shape(token)
+        )
+    })?;
+    let header: Header = serde_json::from_slice(&header).map_err(|_| {
+        format!(
+            "it is not a JWT: the header is not a JSON object ({})",
+            describe_shape(token)
+        )
+    })?;
+    let payload = decode_part(p).ok_or_else(|| {
+        format!(
+            "it is not a JWT: the claims part is not base64url ({})",
+            describe_shape(token)
+        )
+    })?;
+    let claims: Claims = serde_json::from_slice(&payload).map_err(|_| {
+        format!(
+            "it is not a JWT: the claims part is not a JSON object of the expected form ({})",
+            describe_shape(token)
+        )
+    })?;
     if decode_part(sig).is_none() {
-        return Err(format!("it is not a JWT: the signature is not base64url ({})", describe_shape(token)));
+        return Err(format!(
+            "it is not a JWT: the signature is not base64url ({})",
+            describe_shape(token)
+        ));
     }
     Ok(DecodedJwt { header, claims })
 }
@@ -159,7 +205,11 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn make(header: &str, claims: &str) -> String {
-        format!("{}.{}.c2lnbmF0dXJl", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims))
+        format!(
+            "{}.{}.c2lnbmF0dXJl",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        )
     }
 
     #[test]
@@ -173,7 +223,16 @@ pub(crate) mod tests {
         let d = decode(&t).unwrap();
         assert_eq!(d.header.kid.as_deref(), Some("k1"));
         assert_eq!(d.claims.aud, vec!["api://AzureADTokenExchange"]);
-        assert_eq!(d.claims.kubernetes.unwrap().serviceaccount.unwrap().name.as_deref(), Some("sa"));
+        assert_eq!(
+            d.claims
+                .kubernetes
+                .unwrap()
+                .serviceaccount
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("sa")
+        );
     }
 
     #[test]
@@ -187,7 +246,10 @@ pub(crate) mod tests {
         let secretish = "supersecretvalue";
         for (input, needle) in [
             (secretish.to_string(), "3 dot-separated parts"),
-            (format!("{secretish}.{secretish}.{secretish}"), "header is not"),
+            (
+                format!("{secretish}.{secretish}.{secretish}"),
+                "header is not",
+            ),
             ("a..b".to_string(), "empty"),
             (make(r#"{"alg":"RS256"}"#, "not json"), "claims part"),
         ] {

@@ -11,8 +11,13 @@ use entra_emulator::{Endpoint, Fault, FederatedCredential, ProjectedVolume, Serv
 async fn token_err(fx: &Fixture, scope: &str) -> CredentialError {
     let cred = WorkloadIdentityCredential::new(Some(fx.options())).expect("constructs");
     let err = cred.get_token(&[scope], None).await.expect_err("must fail");
-    assert!(matches!(err.kind(), azure_core::error::ErrorKind::Credential), "{err:?}");
-    err.downcast_ref::<CredentialError>().expect("source is CredentialError").clone()
+    assert!(
+        matches!(err.kind(), azure_core::error::ErrorKind::Credential),
+        "{err:?}"
+    );
+    err.downcast_ref::<CredentialError>()
+        .expect("source is CredentialError")
+        .clone()
 }
 
 #[tokio::test]
@@ -28,24 +33,40 @@ async fn gets_a_token_for_the_requested_resource_and_caches_it() {
     assert!(remaining > time::Duration::minutes(55), "{remaining}");
     let again = cred.get_token(&[STORAGE], None).await.unwrap();
     assert_eq!(again.token.secret(), t.token.secret());
-    assert_eq!(fx.emu.request_count(Endpoint::Token), 1, "second call served from cache");
+    assert_eq!(
+        fx.emu.request_count(Endpoint::Token),
+        1,
+        "second call served from cache"
+    );
     // What was sent: the client-credentials grant with the JWT assertion, verbatim (trimmed).
-    let req = fx.emu.requests().into_iter().find(|r| r.endpoint == Endpoint::Token).unwrap();
+    let req = fx
+        .emu
+        .requests()
+        .into_iter()
+        .find(|r| r.endpoint == Endpoint::Token)
+        .unwrap();
     assert_eq!(req.form["grant_type"], "client_credentials");
-    assert_eq!(req.form["client_assertion_type"], "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    assert_eq!(
+        req.form["client_assertion_type"],
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    );
     assert_eq!(req.form["scope"], STORAGE);
     assert_eq!(req.form["client_id"], CLIENT);
-    assert_eq!(req.form["client_assertion"], std::fs::read_to_string(&fx.token_path).unwrap().trim());
+    assert_eq!(
+        req.form["client_assertion"],
+        std::fs::read_to_string(&fx.token_path).unwrap().trim()
+    );
 }
 
 #[tokio::test]
 async fn numbers_as_strings_and_refresh_in_are_accepted() {
     let fx = Fixture::new().await;
-    fx.emu.set_access_token_options(entra_emulator::AccessTokenOptions {
-        numbers_as_strings: true,
-        refresh_in: Some(std::time::Duration::from_secs(1800)),
-        ..Default::default()
-    });
+    fx.emu
+        .set_access_token_options(entra_emulator::AccessTokenOptions {
+            numbers_as_strings: true,
+            refresh_in: Some(std::time::Duration::from_secs(1800)),
+            ..Default::default()
+        });
     let cred = WorkloadIdentityCredential::new(Some(fx.options())).unwrap();
     let t = cred.get_token(&[VAULT], None).await.unwrap();
     assert_eq!(claims(t.token.secret())["aud"], "https://vault.azure.net");
@@ -56,7 +77,13 @@ async fn a_rotated_token_file_is_used_by_the_next_exchange() {
     let fx = Fixture::new().await;
     let vol_dir = fx.dir.path().join("volume");
     std::fs::create_dir(&vol_dir).unwrap();
-    let vol = ProjectedVolume::create(&vol_dir, "azure-identity-token", fx.issuer.clone(), ServiceAccountToken::default()).unwrap();
+    let vol = ProjectedVolume::create(
+        &vol_dir,
+        "azure-identity-token",
+        fx.issuer.clone(),
+        ServiceAccountToken::default(),
+    )
+    .unwrap();
     let mut opts = fx.options();
     opts.token_file_path = Some(vol.token_path());
     let cred = WorkloadIdentityCredential::new(Some(opts)).unwrap();
@@ -82,22 +109,47 @@ async fn bad_token_files_fail_locally_with_their_own_message() {
         issued_at: Some(time::OffsetDateTime::now_utc() - time::Duration::hours(3)),
         ..Default::default()
     };
-    let cases: Vec<(&str, Box<dyn Fn(&Fixture)>, &str)> = vec![
-        ("missing", Box::new(|f: &Fixture| std::fs::remove_file(&f.token_path).unwrap()), "does not exist"),
-        ("empty", Box::new(|f: &Fixture| std::fs::write(&f.token_path, "").unwrap()), "is empty"),
-        ("garbage", Box::new(|f: &Fixture| std::fs::write(&f.token_path, "not-a-token\n").unwrap()), "3 dot-separated parts"),
-        ("expired", Box::new(move |f: &Fixture| { f.write_token(&expired); }), "expired at"),
+    type Case = (&'static str, Box<dyn Fn(&Fixture)>, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "missing",
+            Box::new(|f: &Fixture| std::fs::remove_file(&f.token_path).unwrap()),
+            "does not exist",
+        ),
+        (
+            "empty",
+            Box::new(|f: &Fixture| std::fs::write(&f.token_path, "").unwrap()),
+            "is empty",
+        ),
+        (
+            "garbage",
+            Box::new(|f: &Fixture| std::fs::write(&f.token_path, "not-a-token\n").unwrap()),
+            "3 dot-separated parts",
+        ),
+        (
+            "expired",
+            Box::new(move |f: &Fixture| {
+                f.write_token(&expired);
+            }),
+            "expired at",
+        ),
         (
             "wrong audience",
             Box::new(|f: &Fixture| {
-                f.write_token(&ServiceAccountToken { audiences: vec!["api://other".into()], ..Default::default() });
+                f.write_token(&ServiceAccountToken {
+                    audiences: vec!["api://other".into()],
+                    ..Default::default()
+                });
             }),
             "has audience api://other",
         ),
         (
             "IRSA audience",
             Box::new(|f: &Fixture| {
-                f.write_token(&ServiceAccountToken { audiences: vec!["sts.amazonaws.com".into()], ..Default::default() });
+                f.write_token(&ServiceAccountToken {
+                    audiences: vec!["sts.amazonaws.com".into()],
+                    ..Default::default()
+                });
             }),
             "refused",
         ),
@@ -118,10 +170,23 @@ async fn bad_token_files_fail_locally_with_their_own_message() {
         setup(&fx);
         let e = token_err(&fx, STORAGE).await;
         assert!(e.message().contains(needle), "{name}: {e}");
-        assert!(e.message().contains(&fx.token_path.display().to_string()), "{name} names the file: {e}");
-        assert!(matches!(e.category(), ErrorCategory::TokenFile | ErrorCategory::Assertion), "{name}: {e:?}");
+        assert!(
+            e.message().contains(&fx.token_path.display().to_string()),
+            "{name} names the file: {e}"
+        );
+        assert!(
+            matches!(
+                e.category(),
+                ErrorCategory::TokenFile | ErrorCategory::Assertion
+            ),
+            "{name}: {e:?}"
+        );
     }
-    assert_eq!(fx.emu.request_count(Endpoint::Token), 0, "nothing bad was sent to Entra");
+    assert_eq!(
+        fx.emu.request_count(Endpoint::Token),
+        0,
+        "nothing bad was sent to Entra"
+    );
 }
 
 #[tokio::test]
@@ -132,14 +197,23 @@ async fn fic_mismatches_name_the_tokens_issuer_subject_and_audience() {
     fx.emu.add_federated_credential(
         TENANT,
         CLIENT,
-        FederatedCredential::new(format!("{}/", fx.issuer.url()), ServiceAccountToken::default().subject()),
+        FederatedCredential::new(
+            format!("{}/", fx.issuer.url()),
+            ServiceAccountToken::default().subject(),
+        ),
     );
     let e = token_err(&fx, STORAGE).await;
     assert_eq!(e.aadsts_codes(), &[70021]);
     assert_eq!(e.http_status().map(u16::from), Some(400));
     assert!(!e.is_transient());
     let m = e.message();
-    for needle in [fx.issuer.url().as_str(), "system:serviceaccount:default:workload", "api://AzureADTokenExchange", "#aadsts70021", "trailing slash"] {
+    for needle in [
+        fx.issuer.url().as_str(),
+        "system:serviceaccount:default:workload",
+        "api://AzureADTokenExchange",
+        "#aadsts70021",
+        "trailing slash",
+    ] {
         assert!(m.contains(needle), "missing {needle}: {m}");
     }
 }
@@ -150,7 +224,11 @@ async fn wrong_namespace_is_reported_with_the_tokens_subject() {
     fx.write_token(&ServiceAccountToken::new("payments", "workload"));
     let e = token_err(&fx, STORAGE).await;
     assert_eq!(e.aadsts_codes(), &[70021]);
-    assert!(e.message().contains("system:serviceaccount:payments:workload"), "{e}");
+    assert!(
+        e.message()
+            .contains("system:serviceaccount:payments:workload"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -158,17 +236,33 @@ async fn unknown_client_and_tenant() {
     let fx = Fixture::new().await;
     let mut o = fx.options();
     o.client_id = Some("00000000-0000-0000-0000-00000000dead".into());
-    let e = WorkloadIdentityCredential::new(Some(o)).unwrap().get_token(&[STORAGE], None).await.unwrap_err();
+    let e = WorkloadIdentityCredential::new(Some(o))
+        .unwrap()
+        .get_token(&[STORAGE], None)
+        .await
+        .unwrap_err();
     let e = e.downcast_ref::<CredentialError>().unwrap();
     assert_eq!(e.aadsts_codes(), &[700016]);
-    assert!(e.message().contains("00000000-0000-0000-0000-00000000dead") && e.message().contains("object id"), "{e}");
+    assert!(
+        e.message().contains("00000000-0000-0000-0000-00000000dead")
+            && e.message().contains("object id"),
+        "{e}"
+    );
 
     let mut o = fx.options();
     o.tenant_id = Some("contoso.onmicrosoft.com".into());
-    let e = WorkloadIdentityCredential::new(Some(o)).unwrap().get_token(&[STORAGE], None).await.unwrap_err();
+    let e = WorkloadIdentityCredential::new(Some(o))
+        .unwrap()
+        .get_token(&[STORAGE], None)
+        .await
+        .unwrap_err();
     let e = e.downcast_ref::<CredentialError>().unwrap();
     assert_eq!(e.aadsts_codes(), &[90002]);
-    assert!(e.message().contains("contoso.onmicrosoft.com") && e.message().contains("AZURE_AUTHORITY_HOST"), "{e}");
+    assert!(
+        e.message().contains("contoso.onmicrosoft.com")
+            && e.message().contains("AZURE_AUTHORITY_HOST"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -177,7 +271,13 @@ async fn unreachable_issuer_discovery_is_90061_with_the_url() {
     fx.issuer.set_discovery_available(false);
     let e = token_err(&fx, STORAGE).await;
     assert_eq!(e.aadsts_codes(), &[90061]);
-    assert!(e.message().contains(&format!("{}/.well-known/openid-configuration", fx.issuer.url())), "{e}");
+    assert!(
+        e.message().contains(&format!(
+            "{}/.well-known/openid-configuration",
+            fx.issuer.url()
+        )),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -197,7 +297,10 @@ async fn bad_scopes_are_refused_before_any_request() {
     let fx = Fixture::new().await;
     for (scopes, needle) in [
         (vec![], "no scope"),
-        (vec!["https://storage.azure.com"], "https://storage.azure.com/.default"),
+        (
+            vec!["https://storage.azure.com"],
+            "https://storage.azure.com/.default",
+        ),
         (vec![STORAGE, VAULT], "one resource at a time"),
     ] {
         let cred = WorkloadIdentityCredential::new(Some(fx.options())).unwrap();
@@ -216,7 +319,12 @@ async fn unparseable_answers_keep_the_status_and_say_what_came_back() {
         (Fault::Html(502), Some(502), "HTML", true),
         (Fault::Status(503), Some(503), "non-JSON text", true),
         (Fault::Empty(400), Some(400), "empty body", false),
-        (Fault::Oversized(500, 1024 * 1024), Some(500), "larger than", true),
+        (
+            Fault::Oversized(500, 1024 * 1024),
+            Some(500),
+            "larger than",
+            true,
+        ),
         (Fault::Truncated, None, "broke off", true),
         (Fault::Reset, None, "failed before Entra answered", true),
     ] {
@@ -245,8 +353,16 @@ async fn a_hung_endpoint_fails_within_the_bound() {
 #[tokio::test]
 async fn throttling_reports_retry_after() {
     let fx = Fixture::new().await;
-    fx.emu.push_fault(Endpoint::Token, Fault::Throttle { retry_after: entra_emulator::RetryAfter::Seconds(60) });
+    fx.emu.push_fault(
+        Endpoint::Token,
+        Fault::Throttle {
+            retry_after: entra_emulator::RetryAfter::Seconds(60),
+        },
+    );
     let e = token_err(&fx, STORAGE).await;
     assert_eq!(e.http_status().map(u16::from), Some(429));
-    assert!(e.is_transient() && e.message().contains("Retry-After: 60"), "{e}");
+    assert!(
+        e.is_transient() && e.message().contains("Retry-After: 60"),
+        "{e}"
+    );
 }

@@ -35,12 +35,25 @@ async fn the_same_source_works_with_both_crates() {
     // trailing newline that kubelet-written files may have (ours trims; tests/credential.rs).
     let t = std::fs::read_to_string(&fx.token_path).unwrap();
     std::fs::write(&fx.token_path, t.trim()).unwrap();
-    let theirs = official::get_storage_token(client_options(&fx), CLIENT.into(), TENANT.into(), fx.token_path.clone())
-        .await
-        .expect("azure_identity gets a token from the emulator");
-    let mine = ours::get_storage_token(client_options(&fx), CLIENT.into(), TENANT.into(), fx.token_path.clone())
-        .await
-        .expect("azure_identity_k8s gets a token from the emulator");
-    assert_eq!(claims(theirs.token.secret())["aud"], claims(mine.token.secret())["aud"]);
+    let theirs = official::get_storage_token(
+        client_options(&fx),
+        CLIENT.into(),
+        TENANT.into(),
+        fx.token_path.clone(),
+    )
+    .await
+    .expect("azure_identity gets a token from the emulator");
+    let mine = ours::get_storage_token(
+        client_options(&fx),
+        CLIENT.into(),
+        TENANT.into(),
+        fx.token_path.clone(),
+    )
+    .await
+    .expect("azure_identity_k8s gets a token from the emulator");
+    assert_eq!(
+        claims(theirs.token.secret())["aud"],
+        claims(mine.token.secret())["aud"]
+    );
     assert_eq!(claims(mine.token.secret())["appid"], CLIENT);
 }

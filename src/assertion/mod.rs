@@ -26,7 +26,11 @@ impl Assertion {
     /// A new assertion. `origin` says where it came from (e.g. a file path); `claims` are its
     /// decoded, unverified claims when known.
     pub fn new(jwt: String, claims: Option<Claims>, origin: impl Into<String>) -> Self {
-        Self { jwt, claims, origin: origin.into() }
+        Self {
+            jwt,
+            claims,
+            origin: origin.into(),
+        }
     }
 
     /// The JWT itself. Handle with care: it is a credential.

@@ -54,7 +54,8 @@ fn assertion_error(message: String) -> CredentialError {
 }
 
 fn fmt_time(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 fn fmt_age(d: Duration) -> String {
@@ -70,12 +71,31 @@ fn fmt_age(d: Duration) -> String {
 
 impl TokenFileSource {
     /// A source reading `path`, requiring `expected_audience` in the token's `aud`.
-    pub fn new(path: impl Into<PathBuf>, expected_audience: impl Into<String>, allow_foreign_audience: bool) -> Self {
-        Self::with_clock(path.into(), expected_audience.into(), allow_foreign_audience, Arc::new(crate::clock::SystemClock))
+    pub fn new(
+        path: impl Into<PathBuf>,
+        expected_audience: impl Into<String>,
+        allow_foreign_audience: bool,
+    ) -> Self {
+        Self::with_clock(
+            path.into(),
+            expected_audience.into(),
+            allow_foreign_audience,
+            Arc::new(crate::clock::SystemClock),
+        )
     }
 
-    pub(crate) fn with_clock(path: PathBuf, expected_audience: String, allow_foreign_audience: bool, clock: Arc<dyn Clock>) -> Self {
-        Self { path, expected_audience, allow_foreign_audience, clock }
+    pub(crate) fn with_clock(
+        path: PathBuf,
+        expected_audience: String,
+        allow_foreign_audience: bool,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            path,
+            expected_audience,
+            allow_foreign_audience,
+            clock,
+        }
     }
 
     /// The token file's path.
@@ -88,7 +108,9 @@ impl TokenFileSource {
         // tokio's fs runs the blocking calls on its blocking pool; without a tokio runtime (a
         // custom azure_core runtime) fall back to a direct read: the file is ~1 KB on a tmpfs.
         if tokio::runtime::Handle::try_current().is_ok() {
-            let meta = tokio::fs::metadata(&path).await.map_err(|e| self.io_error(e))?;
+            let meta = tokio::fs::metadata(&path)
+                .await
+                .map_err(|e| self.io_error(e))?;
             self.check_meta(&meta)?;
             let bytes = tokio::fs::read(&path).await.map_err(|e| self.io_error(e))?;
             Ok((bytes, meta.modified().ok()))
@@ -112,7 +134,10 @@ impl TokenFileSource {
         if meta.len() > MAX_TOKEN_FILE_BYTES {
             return Err(file_error(
                 &self.path,
-                format!("is {} bytes, far larger than a service-account token (about 1 KB; limit {MAX_TOKEN_FILE_BYTES})", meta.len()),
+                format!(
+                    "is {} bytes, far larger than a service-account token (about 1 KB; limit {MAX_TOKEN_FILE_BYTES})",
+                    meta.len()
+                ),
                 "Check that the path names the projected token, not another file.",
                 "token-file-not-a-jwt",
             ));
@@ -156,7 +181,11 @@ impl TokenFileSource {
         if token.is_empty() {
             return Err(file_error(
                 &self.path,
-                if text.is_empty() { "is empty".into() } else { format!("contains only whitespace ({} bytes)", text.len()) },
+                if text.is_empty() {
+                    "is empty".into()
+                } else {
+                    format!("contains only whitespace ({} bytes)", text.len())
+                },
                 "The kubelet writes the token when the pod starts; an empty file means the volume is not a serviceAccountToken projection or was overwritten.",
                 "token-file-empty",
             ));
@@ -177,11 +206,20 @@ impl TokenFileSource {
         {
             let age = modified.map(|m| {
                 let m = OffsetDateTime::from(m);
-                format!(" The file was last written {} ago ({}).", fmt_age(now - m), fmt_time(m))
+                format!(
+                    " The file was last written {} ago ({}).",
+                    fmt_age(now - m),
+                    fmt_time(m)
+                )
             });
             let lifetime = claims.issued_at().map(|iat| exp - iat);
             let rotate_at = match (claims.issued_at(), lifetime) {
-                (Some(iat), Some(l)) => format!(" It was issued at {} for {}; the kubelet should have replaced it at 80 % of that lifetime ({}).", fmt_time(iat), fmt_age(l), fmt_time(iat + l * 0.8)),
+                (Some(iat), Some(l)) => format!(
+                    " It was issued at {} for {}; the kubelet should have replaced it at 80 % of that lifetime ({}).",
+                    fmt_time(iat),
+                    fmt_age(l),
+                    fmt_time(iat + l * 0.8)
+                ),
                 _ => String::new(),
             };
             return Err(assertion_error(format!(
@@ -203,7 +241,12 @@ impl TokenFileSource {
             )));
         }
 
-        let foreign: Vec<&str> = claims.aud.iter().map(String::as_str).filter(|a| is_foreign_audience(a)).collect();
+        let foreign: Vec<&str> = claims
+            .aud
+            .iter()
+            .map(String::as_str)
+            .filter(|a| is_foreign_audience(a))
+            .collect();
         if !foreign.is_empty() {
             if !self.allow_foreign_audience {
                 return Err(assertion_error(format!(
@@ -231,7 +274,11 @@ impl TokenFileSource {
             )));
         }
 
-        Ok(Assertion::new(token.to_string(), Some(claims), self.path.display().to_string()))
+        Ok(Assertion::new(
+            token.to_string(),
+            Some(claims),
+            self.path.display().to_string(),
+        ))
     }
 }
 
@@ -265,14 +312,18 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn source(path: PathBuf, allow: bool) -> TokenFileSource {
-        let clock = Arc::new(ManualClock::new(OffsetDateTime::from_unix_timestamp(NOW).unwrap()));
+        let clock = Arc::new(ManualClock::new(
+            OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
+        ));
         TokenFileSource::with_clock(path, "api://AzureADTokenExchange".into(), allow, clock)
     }
 
     fn token(aud: &str, iat: i64, exp: i64) -> String {
         make(
             r#"{"alg":"RS256","kid":"k"}"#,
-            &format!(r#"{{"aud":["{aud}"],"iss":"https://issuer.example/id/X","sub":"system:serviceaccount:ns:sa","iat":{iat},"nbf":{iat},"exp":{exp}}}"#),
+            &format!(
+                r#"{{"aud":["{aud}"],"iss":"https://issuer.example/id/X","sub":"system:serviceaccount:ns:sa","iat":{iat},"nbf":{iat},"exp":{exp}}}"#
+            ),
         )
     }
 
@@ -296,17 +347,29 @@ mod tests {
 
     #[tokio::test]
     async fn each_bad_file_has_its_own_message() {
-        let e = source(PathBuf::from("/no/such/token"), false).read_assertion().await.unwrap_err();
-        assert!(e.message().contains("does not exist") && e.message().contains("#token-file-missing"), "{e}");
+        let e = source(PathBuf::from("/no/such/token"), false)
+            .read_assertion()
+            .await
+            .unwrap_err();
+        assert!(
+            e.message().contains("does not exist") && e.message().contains("#token-file-missing"),
+            "{e}"
+        );
         let dir = tempfile::tempdir().unwrap();
-        let e = source(dir.path().to_path_buf(), false).read_assertion().await.unwrap_err();
+        let e = source(dir.path().to_path_buf(), false)
+            .read_assertion()
+            .await
+            .unwrap_err();
         assert!(e.message().contains("is a directory"), "{e}");
         let e = err_for(b"").await;
         assert!(e.message().contains("is empty"), "{e}");
         let e = err_for(b" \n").await;
         assert!(e.message().contains("only whitespace"), "{e}");
         let e = err_for(b"hunter2-not-a-jwt").await;
-        assert!(e.message().contains("3 dot-separated parts") && !e.message().contains("hunter2"), "{e}");
+        assert!(
+            e.message().contains("3 dot-separated parts") && !e.message().contains("hunter2"),
+            "{e}"
+        );
         let e = err_for(&[0xff, 0xfe, 0x00]).await;
         assert!(e.message().contains("not UTF-8"), "{e}");
         assert_eq!(e.category(), ErrorCategory::TokenFile);
@@ -314,23 +377,44 @@ mod tests {
 
     #[tokio::test]
     async fn expired_token_says_when_and_why() {
-        let e = err_for(token("api://AzureADTokenExchange", NOW - 7200, NOW - 3600).as_bytes()).await;
+        let e =
+            err_for(token("api://AzureADTokenExchange", NOW - 7200, NOW - 3600).as_bytes()).await;
         assert_eq!(e.category(), ErrorCategory::Assertion);
-        assert!(e.message().contains("expired at") && e.message().contains("80 %") && e.message().contains("1h00m ago"), "{e}");
+        assert!(
+            e.message().contains("expired at")
+                && e.message().contains("80 %")
+                && e.message().contains("1h00m ago"),
+            "{e}"
+        );
         // Within the skew: accepted.
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t");
-        std::fs::write(&p, token("api://AzureADTokenExchange", NOW - 3600, NOW - 60)).unwrap();
+        std::fs::write(
+            &p,
+            token("api://AzureADTokenExchange", NOW - 3600, NOW - 60),
+        )
+        .unwrap();
         assert!(source(p, false).read_assertion().await.is_ok());
     }
 
     #[tokio::test]
     async fn wrong_and_foreign_audiences() {
         let e = err_for(token("api://something-else", NOW, NOW + 3600).as_bytes()).await;
-        assert!(e.message().contains("api://something-else") && e.message().contains("AZURE_FEDERATED_TOKEN_AUDIENCE"), "{e}");
-        for aud in ["sts.amazonaws.com", "pods.eks.amazonaws.com", "https://kubernetes.default.svc.cluster.local"] {
+        assert!(
+            e.message().contains("api://something-else")
+                && e.message().contains("AZURE_FEDERATED_TOKEN_AUDIENCE"),
+            "{e}"
+        );
+        for aud in [
+            "sts.amazonaws.com",
+            "pods.eks.amazonaws.com",
+            "https://kubernetes.default.svc.cluster.local",
+        ] {
             let e = err_for(token(aud, NOW, NOW + 3600).as_bytes()).await;
-            assert!(e.message().contains("refused") && e.message().contains("allow_foreign_audience"), "{aud}: {e}");
+            assert!(
+                e.message().contains("refused") && e.message().contains("allow_foreign_audience"),
+                "{aud}: {e}"
+            );
         }
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t");
@@ -342,7 +426,9 @@ mod tests {
     fn foreign_audiences() {
         assert!(is_foreign_audience("sts.amazonaws.com"));
         assert!(is_foreign_audience("https://kubernetes.default.svc"));
-        assert!(is_foreign_audience("https://kubernetes.default.svc.cluster.local/"));
+        assert!(is_foreign_audience(
+            "https://kubernetes.default.svc.cluster.local/"
+        ));
         assert!(!is_foreign_audience("api://AzureADTokenExchange"));
     }
 }

@@ -35,7 +35,12 @@ impl Fixture {
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let token_path = dir.path().join("azure-identity-token");
-        let fx = Self { emu, issuer, dir, token_path };
+        let fx = Self {
+            emu,
+            issuer,
+            dir,
+            token_path,
+        };
         fx.write_token(&ServiceAccountToken::default());
         fx
     }
@@ -48,22 +53,28 @@ impl Fixture {
     }
 
     pub fn client_options(&self) -> ClientOptions {
-        let mut o = ClientOptions::default();
-        o.transport = Some(self.emu.transport());
-        // Error-path tests want one request per attempt; retries are the cache's business.
-        o.retry = RetryOptions::none();
-        o
+        ClientOptions {
+            transport: Some(self.emu.transport()),
+            // Error-path tests want one request per attempt; retries are the cache's business.
+            retry: RetryOptions::none(),
+            ..Default::default()
+        }
     }
 
     /// Options pointing at the emulator, with an empty environment.
     pub fn options(&self) -> WorkloadIdentityCredentialOptions {
         WorkloadIdentityCredentialOptions {
-            credential_options: ClientAssertionCredentialOptions { client_options: self.client_options() },
+            credential_options: ClientAssertionCredentialOptions {
+                client_options: self.client_options(),
+            },
             client_id: Some(CLIENT.into()),
             tenant_id: Some(TENANT.into()),
             token_file_path: Some(self.token_path.clone()),
             env: Env::from_pairs([("AZURE_AUTHORITY_HOST", self.emu.authority_host())]),
-            refresh_policy: RefreshPolicy { attempt_timeout: azure_core::time::Duration::seconds(5), ..Default::default() },
+            refresh_policy: RefreshPolicy {
+                attempt_timeout: azure_core::time::Duration::seconds(5),
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -73,7 +84,12 @@ impl Fixture {
 pub fn claims(jwt: &str) -> serde_json::Value {
     use base64::Engine as _;
     let payload = jwt.split('.').nth(1).expect("3 parts");
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("json")
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("b64"),
+    )
+    .expect("json")
 }
 
 /// Collects everything `tracing` emits (at TRACE) while alive.

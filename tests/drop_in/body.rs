@@ -4,6 +4,7 @@
 //     use azure_identity_k8s::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
 // in scope. It is ordinary code written for azure_identity; nothing in it may change.
 
+#[allow(clippy::needless_update)] // needed for one of the two crates, needless for the other
 pub async fn get_storage_token(
     client_options: azure_core::http::ClientOptions,
     client_id: String,
@@ -18,7 +19,10 @@ pub async fn get_storage_token(
         token_file_path: Some(token_file),
         ..Default::default()
     };
-    let credential: std::sync::Arc<WorkloadIdentityCredential> = WorkloadIdentityCredential::new(Some(options))?;
+    let credential: std::sync::Arc<WorkloadIdentityCredential> =
+        WorkloadIdentityCredential::new(Some(options))?;
     let as_dyn: std::sync::Arc<dyn TokenCredential> = credential.clone();
-    as_dyn.get_token(&["https://storage.azure.com/.default"], None).await
+    as_dyn
+        .get_token(&["https://storage.azure.com/.default"], None)
+        .await
 }
