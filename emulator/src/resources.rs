@@ -3,7 +3,7 @@
 
 use crate::keys::DecodedJwt;
 use crate::server::{Incoming2, Reply, SecretVersion, State};
-use crate::util::{entra_timestamp, now, uuid_v4};
+use crate::util::{now, uuid_v4};
 use hyper::Method;
 use serde_json::{Value, json};
 
@@ -229,7 +229,6 @@ pub(crate) fn key_vault(state: &State, inc: &Incoming2) -> Reply {
             ),
         );
     };
-    let _ = entra_timestamp;
     Reply::json(
         200,
         &json!({

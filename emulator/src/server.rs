@@ -112,11 +112,18 @@ pub(crate) struct SecretVersion {
     pub(crate) created: i64,
 }
 
+/// The key that signs access tokens. Like Entra's, it is shared by every tenant; it is also
+/// shared by every emulator of the process (saves an RSA key generation per start).
+fn entra_signing_key() -> Arc<SigningKey> {
+    static KEY: std::sync::OnceLock<Arc<SigningKey>> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| Arc::new(SigningKey::generate())).clone()
+}
+
 /// Everything the server and the handles share.
 pub(crate) struct State {
     pub(crate) authority: String,
     pub(crate) port: u16,
-    pub(crate) entra_key: SigningKey,
+    pub(crate) entra_key: Arc<SigningKey>,
     pub(crate) registry: Mutex<Registry>,
     pub(crate) issuers: Mutex<Vec<Arc<IssuerState>>>,
     pub(crate) token_options: Mutex<AccessTokenOptions>,
@@ -133,7 +140,7 @@ impl State {
         State {
             authority: format!("https://127.0.0.1:{port}"),
             port,
-            entra_key: SigningKey::generate(),
+            entra_key: entra_signing_key(),
             registry: Mutex::default(),
             issuers: Mutex::default(),
             token_options: Mutex::default(),
@@ -152,7 +159,7 @@ impl State {
 
     /// The Entra signing keys as a JWKS.
     pub(crate) fn entra_jwks(&self) -> Value {
-        jwks([&self.entra_key])
+        jwks([&*self.entra_key])
     }
 
     /// Signs an access token; returns it with its claims.
@@ -164,10 +171,7 @@ impl State {
         lifetime: Duration,
     ) -> (String, Value) {
         let claims = entra::access_token_claims(tenant, client_id, resource, lifetime);
-        let mut token = self.entra_key.sign_jwt(&claims, Some("JWT"));
-        // Entra's header also carries x5t = kid; keep the signed header as is (alg, kid, typ).
-        token.shrink_to_fit();
-        (token, claims)
+        (self.entra_key.sign_jwt(&claims, Some("JWT")), claims)
     }
 
     pub(crate) fn push_fault(&self, endpoint: Endpoint, fault: Fault) {
