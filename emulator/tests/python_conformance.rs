@@ -1,0 +1,65 @@
+//! Python azure-identity's WorkloadIdentityCredential accepts the emulator. Skipped (with a
+//! note) when `python3` with `azure.identity` is not installed (`pip install azure-identity`).
+
+mod common;
+use common::*;
+use entra_emulator::ProjectedVolume;
+use std::process::Command;
+
+fn python_has_azure_identity() -> bool {
+    Command::new("python3")
+        .args(["-c", "import azure.identity"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test]
+async fn python_workload_identity_credential_gets_a_token() {
+    if !python_has_azure_identity() {
+        eprintln!("skipped: python3 with azure-identity is not installed");
+        return;
+    }
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let vol = ProjectedVolume::create(
+        &dir.path().join("token"),
+        "azure-identity-token",
+        s.issuer.clone(),
+        s.sa.clone(),
+    )
+    .unwrap();
+    let ca = dir.path().join("ca.pem");
+    s.emu.write_ca_pem(&ca).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/workload_identity.py"
+    );
+    let authority = s.emu.authority_host();
+    let token_file = vol.token_path();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .env("AZURE_AUTHORITY_HOST", authority)
+            .env("AZURE_TENANT_ID", TENANT)
+            .env("AZURE_CLIENT_ID", CLIENT)
+            .env("AZURE_FEDERATED_TOKEN_FILE", token_file)
+            .env("REQUESTS_CA_BUNDLE", &ca)
+            .env("SSL_CERT_FILE", &ca)
+            .env_remove("AZURE_CLIENT_SECRET")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let claims: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(claims["aud"], "https://storage.azure.com");
+    assert_eq!(claims["appid"], CLIENT);
+    assert_eq!(claims["tid"], TENANT);
+}
