@@ -6,9 +6,11 @@ mod cache;
 mod clock;
 pub mod config;
 mod credential;
+pub mod doctor;
 mod entra;
 mod error;
 pub mod jwt;
+pub mod setup;
 
 pub use cache::RefreshPolicy;
 pub use config::Env;

@@ -1,0 +1,247 @@
+//! The doctor's result: an ordered checklist, as data (JSON through serde) and as text.
+
+use serde::ser::SerializeMap as _;
+use serde::{Serialize, Serializer};
+use std::fmt;
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Passed.
+    Ok,
+    /// Passed, but something deserves attention (the `fix` says what).
+    Warn,
+    /// Failed: this is (one of) the reasons the credential cannot work; the `fix` says what to do.
+    Fail,
+    /// Not run, because a check it depends on failed (the summary says which).
+    Skip,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "[ ok ]",
+            Status::Warn => "[warn]",
+            Status::Fail => "[FAIL]",
+            Status::Skip => "[skip]",
+        }
+    }
+}
+
+/// The checks, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckId {
+    /// Client id, tenant id, token file, authority, expected audience, and where each came from.
+    Configuration,
+    /// The token file: path, symlink layout, age, readable.
+    TokenFile,
+    /// The token is a JWT; its header and claims.
+    Jwt,
+    /// The token's audience against the expected one (and refusal of AWS / cluster audiences).
+    Audience,
+    /// Expiry, and whether the kubelet is rotating the file.
+    Expiry,
+    /// The issuer's form: HTTPS, no whitespace, trailing slash, publicly resolvable name.
+    Issuer,
+    /// The issuer's OpenID discovery document, fetched from here over HTTPS.
+    Discovery,
+    /// The issuer's JWKS, fetched from here, holds the token's `kid`.
+    Jwks,
+    /// The token's RS256 signature verifies with the published key, as Entra verifies it.
+    Signature,
+    /// The scope requested in the test exchange has the form Entra accepts.
+    Scope,
+    /// A real token request to Entra ID with this token.
+    Exchange,
+}
+
+impl CheckId {
+    /// The stable name used in JSON and text (`token-file`, `exchange`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckId::Configuration => "configuration",
+            CheckId::TokenFile => "token-file",
+            CheckId::Jwt => "jwt",
+            CheckId::Audience => "audience",
+            CheckId::Expiry => "expiry",
+            CheckId::Issuer => "issuer",
+            CheckId::Discovery => "discovery",
+            CheckId::Jwks => "jwks",
+            CheckId::Signature => "signature",
+            CheckId::Scope => "scope",
+            CheckId::Exchange => "exchange",
+        }
+    }
+}
+
+impl fmt::Display for CheckId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One line of the checklist.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// Which check.
+    pub id: CheckId,
+    /// The outcome.
+    pub status: Status,
+    /// One sentence: what was found.
+    pub summary: String,
+    /// What was looked at, in order (label, value). Never contains a token.
+    #[serde(serialize_with = "ordered_map")]
+    pub details: Vec<(String, String)>,
+    /// For a warning or failure: exactly what to change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// The troubleshooting page section about this outcome (`docs/troubleshooting.md#...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docs: Option<String>,
+    /// The AADSTS codes Entra answered with (exchange only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aadsts: Vec<u32>,
+}
+
+fn ordered_map<S: Serializer>(details: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(details.len()))?;
+    for (k, v) in details {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+impl Check {
+    pub(crate) fn new(id: CheckId, status: Status, summary: impl Into<String>) -> Self {
+        Self {
+            id,
+            status,
+            summary: summary.into(),
+            details: Vec::new(),
+            fix: None,
+            docs: None,
+            aadsts: Vec::new(),
+        }
+    }
+
+    pub(crate) fn detail(mut self, label: &str, value: impl Into<String>) -> Self {
+        self.details.push((label.to_string(), value.into()));
+        self
+    }
+
+    pub(crate) fn fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    pub(crate) fn docs(mut self, anchor: &str) -> Self {
+        self.docs = Some(format!("docs/troubleshooting.md#{anchor}"));
+        self
+    }
+}
+
+/// The federated identity credential that matches the token found here, exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MatchingFederatedCredential {
+    /// The token's `iss`, verbatim (case and trailing slash matter).
+    pub issuer: String,
+    /// The token's `sub`: `system:serviceaccount:<namespace>:<service account>`.
+    pub subject: String,
+    /// The audience to put on the credential (the expected audience when the token carries it).
+    pub audience: String,
+}
+
+/// The whole checklist.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// True when no check failed (warnings allowed).
+    pub ok: bool,
+    /// The scope of the test exchange.
+    pub scope: String,
+    /// The checks, in the order they ran.
+    pub checks: Vec<Check>,
+    /// The federated credential that would match this token, when the token could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matching_federated_credential: Option<MatchingFederatedCredential>,
+}
+
+impl Report {
+    /// The check with this id.
+    pub fn check(&self, id: CheckId) -> Option<&Check> {
+        self.checks.iter().find(|c| c.id == id)
+    }
+
+    /// The first failed check: where to start fixing.
+    pub fn first_failure(&self) -> Option<&Check> {
+        self.checks.iter().find(|c| c.status == Status::Fail)
+    }
+
+    /// How many checks ended with `status`.
+    pub fn count(&self, status: Status) -> usize {
+        self.checks.iter().filter(|c| c.status == status).count()
+    }
+
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+fn indent(text: &str, first: &str, rest: &str) -> String {
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        out.push_str(if i == 0 { first } else { rest });
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+impl fmt::Display for Report {
+    /// The checklist for a terminal.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in &self.checks {
+            writeln!(f, "{} {:<13} {}", c.status.label(), c.id.name(), c.summary)?;
+            let width = c.details.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+            for (k, v) in &c.details {
+                let pad = " ".repeat(width - k.len());
+                f.write_str(&indent(
+                    v,
+                    &format!("         {k}:{pad} "),
+                    &format!("         {}  ", " ".repeat(width)),
+                ))?;
+            }
+            if let Some(fix) = &c.fix {
+                f.write_str(&indent(fix, "         fix: ", "              "))?;
+            }
+            if let Some(docs) = &c.docs
+                && c.status != Status::Ok
+            {
+                writeln!(f, "         see: {docs}")?;
+            }
+        }
+        if let Some(m) = &self.matching_federated_credential {
+            writeln!(f)?;
+            writeln!(f, "A federated identity credential matching this token:")?;
+            writeln!(f, "  issuer:   {}", m.issuer)?;
+            writeln!(f, "  subject:  {}", m.subject)?;
+            writeln!(f, "  audience: {}", m.audience)?;
+        }
+        writeln!(f)?;
+        let verdict = if self.ok { "OK" } else { "FAILED" };
+        write!(
+            f,
+            "doctor: {verdict}: {} ok, {} warning(s), {} failed, {} skipped",
+            self.count(Status::Ok),
+            self.count(Status::Warn),
+            self.count(Status::Fail),
+            self.count(Status::Skip)
+        )?;
+        if let Some(first) = self.first_failure() {
+            write!(f, "; start with `{}`", first.id)?;
+        }
+        writeln!(f)
+    }
+}

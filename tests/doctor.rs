@@ -1,0 +1,561 @@
+//! `doctor` against the emulator: for each common misconfiguration, the first failed check is the
+//! right one and its fix names the exact values to use.
+
+mod common;
+
+use azure_identity_k8s::WorkloadIdentityCredentialOptions;
+use azure_identity_k8s::config::Env;
+use azure_identity_k8s::doctor::{self, CheckId, DoctorOptions, Report, Status};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::*;
+use entra_emulator::{Endpoint, FederatedCredential, ProjectedVolume, ServiceAccountToken};
+
+async fn run(options: WorkloadIdentityCredentialOptions, scope: &str) -> Report {
+    doctor::run(DoctorOptions {
+        credential: options,
+        scope: scope.to_string(),
+        skip_exchange: false,
+    })
+    .await
+}
+
+/// The first failure is `id`, and its fix (or, failing that, summary) names every needle.
+#[track_caller]
+fn assert_fails_at(report: &Report, id: CheckId, needles: &[&str]) {
+    let first = report
+        .first_failure()
+        .unwrap_or_else(|| panic!("no failure:\n{report}"));
+    assert_eq!(
+        first.id, id,
+        "first failure is {} not {id}:\n{report}",
+        first.id
+    );
+    assert!(!report.ok);
+    let fix = first
+        .fix
+        .as_deref()
+        .unwrap_or_else(|| panic!("{id} has no fix:\n{report}"));
+    for n in needles {
+        assert!(fix.contains(n), "the fix of {id} lacks {n:?}:\n{report}");
+    }
+}
+
+fn status(report: &Report, id: CheckId) -> Status {
+    report
+        .check(id)
+        .unwrap_or_else(|| panic!("no {id} check:\n{report}"))
+        .status
+}
+
+#[tokio::test]
+async fn a_healthy_setup_passes_every_check() {
+    let fx = Fixture::new().await;
+    // The kubelet's atomic-writer layout, as in a pod.
+    let vol_dir = fx.dir.path().join("volume");
+    std::fs::create_dir(&vol_dir).unwrap();
+    let vol = ProjectedVolume::create(
+        &vol_dir,
+        "azure-identity-token",
+        fx.issuer.clone(),
+        ServiceAccountToken::default(),
+    )
+    .unwrap();
+    let mut opts = fx.options();
+    opts.token_file_path = Some(vol.token_path());
+    let report = run(opts, STORAGE).await;
+    assert!(report.ok, "{report}");
+    for c in &report.checks {
+        assert_eq!(c.status, Status::Ok, "{}:\n{report}", c.id);
+    }
+    let order: Vec<&str> = report.checks.iter().map(|c| c.id.name()).collect();
+    assert_eq!(
+        order,
+        [
+            "configuration",
+            "token-file",
+            "jwt",
+            "audience",
+            "expiry",
+            "issuer",
+            "discovery",
+            "jwks",
+            "signature",
+            "scope",
+            "exchange"
+        ]
+    );
+    let detail = |id: CheckId, label: &str| {
+        report
+            .check(id)
+            .unwrap()
+            .details
+            .iter()
+            .find(|(k, _)| k == label)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        detail(CheckId::Configuration, "client id").contains("from option"),
+        "{report}"
+    );
+    assert!(
+        detail(CheckId::Configuration, "authority").contains("env AZURE_AUTHORITY_HOST"),
+        "{report}"
+    );
+    assert!(
+        detail(CheckId::TokenFile, "layout").contains("..data"),
+        "{report}"
+    );
+    assert_eq!(detail(CheckId::Jwt, "namespace"), "default");
+    assert_eq!(detail(CheckId::Jwt, "service account"), "workload");
+    assert_eq!(detail(CheckId::Jwt, "pod"), "workload-7d4b9c");
+    assert_eq!(detail(CheckId::Exchange, "token appid"), CLIENT);
+    assert_eq!(
+        detail(CheckId::Exchange, "token aud"),
+        "https://storage.azure.com"
+    );
+    let m = report.matching_federated_credential.as_ref().unwrap();
+    assert_eq!(m.issuer, fx.issuer.url());
+    assert_eq!(m.subject, "system:serviceaccount:default:workload");
+    assert_eq!(m.audience, "api://AzureADTokenExchange");
+    // The text form never shows the token.
+    let text = report.to_string();
+    assert!(
+        !text.contains(&vol.current_token()) && !report.to_json().contains(&vol.current_token())
+    );
+    assert!(text.contains("doctor: OK"), "{text}");
+}
+
+#[tokio::test]
+async fn json_output_parses_and_carries_the_same_checks() {
+    let fx = Fixture::new().await;
+    fx.write_token(&ServiceAccountToken::new("prod", "workload"));
+    let report = run(fx.options(), STORAGE).await;
+    let v: serde_json::Value = serde_json::from_str(&report.to_json()).expect("valid JSON");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["scope"], STORAGE);
+    let checks = v["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), report.checks.len());
+    let exchange = checks.iter().find(|c| c["id"] == "exchange").unwrap();
+    assert_eq!(exchange["status"], "fail");
+    assert_eq!(exchange["aadsts"], serde_json::json!([70021]));
+    assert_eq!(exchange["docs"], "docs/troubleshooting.md#aadsts70021");
+    assert_eq!(
+        checks.iter().find(|c| c["id"] == "jwt").unwrap()["details"]["namespace"],
+        "prod"
+    );
+    assert_eq!(
+        v["matching_federated_credential"]["subject"],
+        "system:serviceaccount:prod:workload"
+    );
+}
+
+#[tokio::test]
+async fn issuer_typo_in_the_federated_credential() {
+    let fx = Fixture::new().await;
+    fx.emu.remove_federated_credentials(TENANT, CLIENT);
+    let typo = fx.issuer.url().to_lowercase();
+    fx.emu.add_federated_credential(
+        TENANT,
+        CLIENT,
+        FederatedCredential::new(typo, ServiceAccountToken::default().subject()),
+    );
+    let report = run(fx.options(), STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Exchange,
+        &[
+            &fx.issuer.url(),
+            "system:serviceaccount:default:workload",
+            "api://AzureADTokenExchange",
+            "no trailing slash",
+            "az identity federated-credential create",
+        ],
+    );
+    assert_eq!(report.first_failure().unwrap().aadsts, vec![70021]);
+    // Everything local was fine.
+    assert_eq!(report.count(Status::Fail), 1, "{report}");
+}
+
+#[tokio::test]
+async fn trailing_slash_on_the_federated_credential() {
+    let fx = Fixture::new().await;
+    fx.emu.remove_federated_credentials(TENANT, CLIENT);
+    fx.emu.add_federated_credential(
+        TENANT,
+        CLIENT,
+        FederatedCredential::new(
+            format!("{}/", fx.issuer.url()),
+            ServiceAccountToken::default().subject(),
+        ),
+    );
+    let report = run(fx.options(), STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Exchange,
+        &[
+            &format!("issuer:   {}\n", fx.issuer.url()),
+            "no trailing slash",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn trailing_slash_on_the_cluster_issuer() {
+    let fx = Fixture::new().await;
+    let issuer = fx.emu.add_issuer("/clusters/blue/");
+    assert!(issuer.url().ends_with('/'));
+    fx.emu.add_federated_credential(
+        TENANT,
+        CLIENT,
+        FederatedCredential::new(
+            issuer.url().trim_end_matches('/'),
+            ServiceAccountToken::default().subject(),
+        ),
+    );
+    std::fs::write(&fx.token_path, issuer.mint(&ServiceAccountToken::default())).unwrap();
+    let report = run(fx.options(), STORAGE).await;
+    assert_eq!(status(&report, CheckId::Issuer), Status::Warn, "{report}");
+    assert!(
+        report
+            .check(CheckId::Issuer)
+            .unwrap()
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("must end with '/' too")
+    );
+    assert_eq!(status(&report, CheckId::Discovery), Status::Ok, "{report}");
+    assert_fails_at(
+        &report,
+        CheckId::Exchange,
+        &[&issuer.url(), "ends with '/'"],
+    );
+}
+
+#[tokio::test]
+async fn wrong_namespace_and_wrong_service_account() {
+    let fx = Fixture::new().await;
+    for (sa, subject) in [
+        (
+            ServiceAccountToken::new("prod", "workload"),
+            "system:serviceaccount:prod:workload",
+        ),
+        (
+            ServiceAccountToken::new("default", "api"),
+            "system:serviceaccount:default:api",
+        ),
+    ] {
+        fx.write_token(&sa);
+        let report = run(fx.options(), STORAGE).await;
+        assert_fails_at(
+            &report,
+            CheckId::Exchange,
+            &[
+                &format!("subject:  {subject}\n"),
+                &format!("--subject {subject}"),
+            ],
+        );
+        assert_eq!(
+            report
+                .matching_federated_credential
+                .as_ref()
+                .unwrap()
+                .subject,
+            subject
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_audience_fails_locally_and_never_reaches_entra() {
+    let fx = Fixture::new().await;
+    fx.write_token(&ServiceAccountToken {
+        audiences: vec!["api://other".into()],
+        ..Default::default()
+    });
+    let report = run(fx.options(), STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Audience,
+        &[
+            "serviceAccountToken.audience to api://AzureADTokenExchange",
+            "AZURE_FEDERATED_TOKEN_AUDIENCE=api://other",
+        ],
+    );
+    assert_eq!(status(&report, CheckId::Exchange), Status::Skip);
+    assert_eq!(fx.emu.request_count(Endpoint::Token), 0);
+
+    fx.write_token(&ServiceAccountToken {
+        audiences: vec!["sts.amazonaws.com".into()],
+        ..Default::default()
+    });
+    let report = run(fx.options(), STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Audience,
+        &[
+            "dedicated projected token",
+            "audience: api://AzureADTokenExchange",
+        ],
+    );
+    assert!(
+        report.first_failure().unwrap().summary.contains("IRSA"),
+        "{report}"
+    );
+    assert_eq!(fx.emu.request_count(Endpoint::Token), 0);
+}
+
+#[tokio::test]
+async fn expired_and_unrotated_tokens() {
+    let fx = Fixture::new().await;
+    let now = time::OffsetDateTime::now_utc();
+    fx.write_token(&ServiceAccountToken {
+        issued_at: Some(now - time::Duration::hours(3)),
+        ..Default::default()
+    });
+    let report = run(fx.options(), STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Expiry,
+        &["not rotating", "projected serviceAccountToken volume"],
+    );
+    assert_eq!(status(&report, CheckId::Exchange), Status::Skip);
+
+    // 55 minutes into a 60-minute token: still valid, but the kubelet should have replaced it at 48.
+    fx.write_token(&ServiceAccountToken {
+        issued_at: Some(now - time::Duration::minutes(55)),
+        ..Default::default()
+    });
+    let report = run(fx.options(), STORAGE).await;
+    assert!(report.ok, "{report}");
+    assert_eq!(status(&report, CheckId::Expiry), Status::Warn, "{report}");
+    assert!(
+        report
+            .check(CheckId::Expiry)
+            .unwrap()
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("not rotating")
+    );
+    assert_eq!(status(&report, CheckId::Exchange), Status::Ok, "{report}");
+}
+
+#[tokio::test]
+async fn issuer_discovery_unreachable() {
+    let fx = Fixture::new().await;
+    fx.issuer.set_discovery_available(false);
+    let report = run(fx.options(), STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Discovery,
+        &["public internet", "docs/self-managed.md"],
+    );
+    assert!(
+        report.first_failure().unwrap().summary.contains("HTTP 404"),
+        "{report}"
+    );
+    assert_eq!(status(&report, CheckId::Jwks), Status::Skip);
+    // Entra's view agrees: AADSTS90061.
+    assert_eq!(
+        report.check(CheckId::Exchange).unwrap().aadsts,
+        vec![90061],
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn jwks_without_the_signing_key() {
+    let fx = Fixture::new().await;
+    let old = fx.issuer.signing_kid();
+    fx.issuer.add_key();
+    fx.issuer.retire_key(&old);
+    // The token on disk was signed with the retired key.
+    let report = run(fx.options(), STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Jwks,
+        &["kubectl get --raw /openid/v1/jwks", "rotation"],
+    );
+    assert!(
+        report.first_failure().unwrap().summary.contains(&old),
+        "{report}"
+    );
+    assert_eq!(status(&report, CheckId::Signature), Status::Skip);
+    assert_eq!(
+        report.check(CheckId::Exchange).unwrap().aadsts,
+        vec![700027],
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_tampered_token_fails_signature_verification() {
+    let fx = Fixture::new().await;
+    let token = fx.write_token(&ServiceAccountToken::default());
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["kubernetes.io"]["pod"]["name"] = "someone-else".into();
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        parts[2]
+    );
+    std::fs::write(&fx.token_path, forged).unwrap();
+    let report = run(fx.options(), STORAGE).await;
+    assert_fails_at(&report, CheckId::Signature, &["JWKS is stale"]);
+    assert_eq!(
+        report.check(CheckId::Exchange).unwrap().aadsts,
+        vec![700027],
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_tenant_and_unknown_client_id() {
+    let fx = Fixture::new().await;
+    let mut opts = fx.options();
+    opts.tenant_id = Some("00000000-0000-0000-0000-000000000000".into());
+    let report = run(opts, STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Exchange,
+        &[
+            "00000000-0000-0000-0000-000000000000",
+            "az account show --query tenantId",
+            "AZURE_AUTHORITY_HOST",
+        ],
+    );
+    assert_eq!(report.first_failure().unwrap().aadsts, vec![90002]);
+
+    let mut opts = fx.options();
+    opts.client_id = Some("11111111-1111-1111-1111-111111111111".into());
+    let report = run(opts, STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Exchange,
+        &[
+            "11111111-1111-1111-1111-111111111111 (from option)",
+            "not the object id",
+        ],
+    );
+    assert_eq!(report.first_failure().unwrap().aadsts, vec![700016]);
+}
+
+#[tokio::test]
+async fn wrong_cloud_is_caught_before_anything_is_sent() {
+    let fx = Fixture::new().await;
+    let mut opts = fx.options();
+    opts.env = Env::from_pairs([("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us")]);
+    let report = run(opts, STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Audience,
+        &[
+            "AZURE_AUTHORITY_HOST=https://login.microsoftonline.com",
+            "api://AzureADTokenExchangeUSGov",
+        ],
+    );
+    assert_eq!(status(&report, CheckId::Exchange), Status::Skip);
+}
+
+#[tokio::test]
+async fn unreachable_authority() {
+    let fx = Fixture::new().await;
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut opts = fx.options();
+    opts.env = Env::from_pairs([("AZURE_AUTHORITY_HOST", format!("https://127.0.0.1:{port}"))]);
+    let report = run(opts, STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Exchange,
+        &[
+            &format!("https://127.0.0.1:{port} (from env AZURE_AUTHORITY_HOST)"),
+            "egress",
+        ],
+    );
+    assert_eq!(
+        report.first_failure().unwrap().docs.as_deref(),
+        Some("docs/troubleshooting.md#transport")
+    );
+}
+
+#[tokio::test]
+async fn bad_scope() {
+    let fx = Fixture::new().await;
+    let report = run(fx.options(), "https://storage.azure.com").await;
+    assert_fails_at(
+        &report,
+        CheckId::Scope,
+        &["--scope https://storage.azure.com/.default"],
+    );
+    assert_eq!(status(&report, CheckId::Exchange), Status::Skip);
+    let report = run(fx.options(), "User.Read openid").await;
+    assert_fails_at(&report, CheckId::Scope, &["<resource>/.default"]);
+    assert_eq!(fx.emu.request_count(Endpoint::Token), 0);
+}
+
+#[tokio::test]
+async fn nothing_configured_still_examines_what_it_can() {
+    let fx = Fixture::new().await;
+    let opts = WorkloadIdentityCredentialOptions {
+        env: Env::from_pairs([(
+            "AZURE_FEDERATED_TOKEN_FILE",
+            fx.token_path.display().to_string(),
+        )]),
+        well_known_token_paths: Vec::new(),
+        credential_options: fx.options().credential_options,
+        ..Default::default()
+    };
+    let report = run(opts, STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Configuration,
+        &["AZURE_CLIENT_ID", "azure.workload.identity/use"],
+    );
+    assert_eq!(status(&report, CheckId::TokenFile), Status::Ok, "{report}");
+    assert_eq!(status(&report, CheckId::Signature), Status::Ok, "{report}");
+    assert_eq!(status(&report, CheckId::Exchange), Status::Skip, "{report}");
+}
+
+#[tokio::test]
+async fn missing_and_garbage_token_files() {
+    let fx = Fixture::new().await;
+    std::fs::remove_file(&fx.token_path).unwrap();
+    let report = run(fx.options(), STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::TokenFile,
+        &[
+            "projected serviceAccountToken volume",
+            "AZURE_FEDERATED_TOKEN_FILE",
+        ],
+    );
+    std::fs::write(&fx.token_path, "secret-garbage\n").unwrap();
+    let report = run(fx.options(), STORAGE).await;
+    assert_fails_at(&report, CheckId::Jwt, &["serviceAccountToken projection"]);
+    assert!(!report.to_json().contains("secret-garbage"));
+}
+
+#[tokio::test]
+async fn skip_exchange_sends_nothing() {
+    let fx = Fixture::new().await;
+    let report = doctor::run(DoctorOptions {
+        credential: fx.options(),
+        scope: STORAGE.into(),
+        skip_exchange: true,
+    })
+    .await;
+    assert!(report.ok, "{report}");
+    assert_eq!(status(&report, CheckId::Exchange), Status::Skip);
+    assert_eq!(fx.emu.request_count(Endpoint::Token), 0);
+}
