@@ -3,6 +3,7 @@
 
 pub mod assertion;
 mod cache;
+pub mod chain;
 mod clock;
 pub mod config;
 mod credential;
@@ -13,6 +14,11 @@ pub mod jwt;
 pub mod setup;
 
 pub use cache::RefreshPolicy;
+pub use chain::{
+    Attempt, AttemptOutcome, ChainError, ChainSource, ChainedTokenCredential,
+    ChainedTokenCredentialOptions, CredentialUnavailable, DefaultAzureCredential,
+    DefaultAzureCredentialOptions, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+};
 pub use config::Env;
 pub use credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
 pub use error::{CredentialError, ErrorCategory};

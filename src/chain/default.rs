@@ -1,0 +1,294 @@
+//! [`DefaultAzureCredential`]: the chain users of the other Azure SDKs expect, with this crate's
+//! workload identity in the workload slot and `AZURE_TOKEN_CREDENTIALS` support.
+
+use super::managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions};
+use super::sources::{self, Broken, BrokenError, Unavailable};
+use super::{Attempt, ChainSource, ChainedTokenCredential, ChainedTokenCredentialOptions};
+use crate::config::Env;
+use crate::credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use azure_core::error::ErrorKind;
+use azure_core::http::ClientOptions;
+use azure_identity::{ClientAssertionCredentialOptions, Executor};
+use std::fmt;
+use std::sync::Arc;
+
+/// `AZURE_TOKEN_CREDENTIALS`: `prod`, `dev` or one source's name (case-insensitive) to narrow
+/// [`DefaultAzureCredential`] to those sources.
+pub const AZURE_TOKEN_CREDENTIALS: &str = "AZURE_TOKEN_CREDENTIALS";
+
+const ENVIRONMENT: &str = "EnvironmentCredential";
+const WORKLOAD_IDENTITY: &str = "WorkloadIdentityCredential";
+const MANAGED_IDENTITY: &str = "ManagedIdentityCredential";
+const AZURE_CLI: &str = "AzureCliCredential";
+const AZURE_DEVELOPER_CLI: &str = "AzureDeveloperCliCredential";
+
+/// [`DefaultAzureCredential`]'s sources, in the order they are tried. The first three are `prod`,
+/// the last two `dev`.
+pub fn source_names() -> [&'static str; 5] {
+    [
+        ENVIRONMENT,
+        WORKLOAD_IDENTITY,
+        MANAGED_IDENTITY,
+        AZURE_CLI,
+        AZURE_DEVELOPER_CLI,
+    ]
+}
+
+/// Options for [`DefaultAzureCredential`].
+#[derive(Default)]
+pub struct DefaultAzureCredentialOptions {
+    /// HTTP options (transport, retry, cloud) for the sources that talk to Entra or IMDS.
+    pub client_options: ClientOptions,
+    /// The environment every source reads (default: the process environment), including
+    /// `AZURE_TOKEN_CREDENTIALS`.
+    pub env: Env,
+    /// Options of the workload identity source. Default: built from `env` and `client_options`.
+    /// When set, used as given (its own `env` included).
+    pub workload_identity: Option<WorkloadIdentityCredentialOptions>,
+    /// Options of the managed identity source. Default: built from `env` and `client_options`.
+    /// When set, used as given.
+    pub managed_identity: Option<ManagedIdentityCredentialOptions>,
+    /// Runs the developer tools (`az`, `azd`). Default: azure_identity's executor.
+    pub developer_tools_executor: Option<Arc<dyn Executor>>,
+    /// Overrides `AZURE_TOKEN_CREDENTIALS`: `prod`, `dev` or one source's name (case-insensitive).
+    pub token_credentials: Option<String>,
+}
+
+impl fmt::Debug for DefaultAzureCredentialOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DefaultAzureCredentialOptions")
+            .field("env", &self.env)
+            .field("workload_identity", &self.workload_identity)
+            .field("managed_identity", &self.managed_identity)
+            .field("token_credentials", &self.token_credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The sources to use, from `AZURE_TOKEN_CREDENTIALS` (or the option overriding it).
+fn selection(
+    options: &DefaultAzureCredentialOptions,
+) -> azure_core::Result<(Vec<&'static str>, String)> {
+    let (value, origin) = match &options.token_credentials {
+        Some(v) => (Some(v.clone()), "the token_credentials option"),
+        None => (
+            options.env.var(AZURE_TOKEN_CREDENTIALS),
+            "the environment variable AZURE_TOKEN_CREDENTIALS",
+        ),
+    };
+    let all = source_names();
+    let Some(raw) = value else {
+        return Ok((
+            all.to_vec(),
+            "all sources (AZURE_TOKEN_CREDENTIALS is not set)".to_string(),
+        ));
+    };
+    let v = raw.trim();
+    if v.is_empty() {
+        return Ok((
+            all.to_vec(),
+            "all sources (AZURE_TOKEN_CREDENTIALS is empty)".to_string(),
+        ));
+    }
+    let why = format!("{AZURE_TOKEN_CREDENTIALS}={v} (from {origin})");
+    if v.eq_ignore_ascii_case("prod") {
+        return Ok((all[..3].to_vec(), why));
+    }
+    if v.eq_ignore_ascii_case("dev") {
+        return Ok((all[3..].to_vec(), why));
+    }
+    if let Some(name) = all.iter().find(|n| n.eq_ignore_ascii_case(v)) {
+        return Ok((vec![*name], why));
+    }
+    Err(azure_core::Error::with_message(
+        ErrorKind::Credential,
+        format!(
+            "DefaultAzureCredential: {origin} has the invalid value {raw:?}. Valid values (case-insensitive): prod ({}), dev ({}), or one credential's name: {}",
+            all[..3].join(", "),
+            all[3..].join(", "),
+            all.join(", ")
+        ),
+    ))
+}
+
+/// Tries, in order: `EnvironmentCredential` (azure_identity's `ClientSecretCredential` when
+/// `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET` are set), this crate's
+/// [`WorkloadIdentityCredential`], [`ManagedIdentityCredential`] (azure_identity's, behind a
+/// bounded probe that says "unavailable" quickly on AWS), `AzureCliCredential` and
+/// `AzureDeveloperCliCredential` (azure_identity's).
+///
+/// A source that is not configured is skipped; a source that is configured but fails stops the
+/// chain with an error listing every attempt; the first source that produces a token is used from
+/// then on ([`selected_source`](Self::selected_source)). `AZURE_TOKEN_CREDENTIALS` narrows the
+/// chain: `prod` (the first three), `dev` (the developer tools) or one source's name; any other
+/// value fails construction. See `docs/chain.md`.
+pub struct DefaultAzureCredential {
+    chain: Arc<ChainedTokenCredential>,
+    selection: String,
+}
+
+impl fmt::Debug for DefaultAzureCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DefaultAzureCredential")
+            .field("sources", &self.chain.source_names())
+            .field("selected", &self.chain.selected_source())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DefaultAzureCredential {
+    /// Create the chain. Reads `AZURE_TOKEN_CREDENTIALS` and each selected source's configuration
+    /// through `options.env`; does no network I/O and runs no tool. Fails only when
+    /// `AZURE_TOKEN_CREDENTIALS` is invalid; a source that is configured but cannot be built fails
+    /// (and stops the chain) when a token is requested.
+    pub fn new(options: Option<DefaultAzureCredentialOptions>) -> azure_core::Result<Arc<Self>> {
+        let options = options.unwrap_or_default();
+        let (names, why) = selection(&options)?;
+        let DefaultAzureCredentialOptions {
+            client_options,
+            env,
+            workload_identity,
+            managed_identity,
+            developer_tools_executor,
+            ..
+        } = options;
+        let mut workload_identity = workload_identity;
+        let mut managed_identity = managed_identity;
+        let mut chain = Vec::with_capacity(names.len());
+        for name in names {
+            let credential: Arc<dyn TokenCredential> = match name {
+                ENVIRONMENT => sources::environment(&env, &client_options),
+                WORKLOAD_IDENTITY => workload(workload_identity.take(), &env, &client_options),
+                MANAGED_IDENTITY => {
+                    let mi = managed_identity.take().unwrap_or_else(|| {
+                        ManagedIdentityCredentialOptions {
+                            client_options: client_options.clone(),
+                            env: env.clone(),
+                            ..Default::default()
+                        }
+                    });
+                    match ManagedIdentityCredential::new(Some(mi)) {
+                        Ok(c) => c,
+                        Err(e) => Arc::new(Broken {
+                            error: BrokenError::Message(e.to_string()),
+                        }),
+                    }
+                }
+                AZURE_CLI => sources::azure_cli(developer_tools_executor.clone(), None),
+                _ => sources::azure_developer_cli(developer_tools_executor.clone(), None),
+            };
+            chain.push(ChainSource::new(name, credential));
+        }
+        tracing::debug!(sources = ?chain.iter().map(ChainSource::name).collect::<Vec<_>>(), selection = %why, "DefaultAzureCredential created");
+        let chain = ChainedTokenCredential::new(
+            chain,
+            Some(ChainedTokenCredentialOptions {
+                name: Some("DefaultAzureCredential".into()),
+                retry_sources: false,
+            }),
+        )?;
+        Ok(Arc::new(Self {
+            chain,
+            selection: why,
+        }))
+    }
+
+    /// The sources this chain tries, in order (after `AZURE_TOKEN_CREDENTIALS`).
+    pub fn source_names(&self) -> Vec<&str> {
+        self.chain.source_names()
+    }
+
+    /// Why these sources: e.g. `AZURE_TOKEN_CREDENTIALS=prod (from the environment variable ...)`.
+    pub fn selection_reason(&self) -> &str {
+        &self.selection
+    }
+
+    /// The source in use, once one has produced a token.
+    pub fn selected_source(&self) -> Option<&str> {
+        self.chain.selected_source()
+    }
+
+    /// The attempts of the call that selected the source (or of the last call, if none was
+    /// selected): which sources were skipped and why.
+    pub fn attempts(&self) -> Vec<Attempt> {
+        self.chain.attempts()
+    }
+}
+
+fn workload(
+    options: Option<WorkloadIdentityCredentialOptions>,
+    env: &Env,
+    client_options: &ClientOptions,
+) -> Arc<dyn TokenCredential> {
+    let options = options.unwrap_or_else(|| WorkloadIdentityCredentialOptions {
+        credential_options: ClientAssertionCredentialOptions {
+            client_options: client_options.clone(),
+        },
+        env: env.clone(),
+        ..Default::default()
+    });
+    match WorkloadIdentityCredential::new(Some(options)) {
+        Ok(c) => c,
+        Err(e) => match e.downcast_ref::<crate::CredentialError>() {
+            Some(ce) if ce.is_not_configured() => Arc::new(Unavailable {
+                reason: ce.message().to_string(),
+            }),
+            Some(ce) => Arc::new(Broken {
+                error: BrokenError::Credential(ce.clone()),
+            }),
+            None => Arc::new(Broken {
+                error: BrokenError::Message(e.to_string()),
+            }),
+        },
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for DefaultAzureCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        self.chain.get_token(scopes, options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel(v: &str) -> azure_core::Result<Vec<&'static str>> {
+        let o = DefaultAzureCredentialOptions {
+            env: Env::from_pairs([(AZURE_TOKEN_CREDENTIALS, v)]),
+            ..Default::default()
+        };
+        selection(&o).map(|(n, _)| n)
+    }
+
+    #[test]
+    fn token_credentials_values() {
+        assert_eq!(
+            sel("prod").unwrap(),
+            [ENVIRONMENT, WORKLOAD_IDENTITY, MANAGED_IDENTITY]
+        );
+        assert_eq!(sel(" DEV ").unwrap(), [AZURE_CLI, AZURE_DEVELOPER_CLI]);
+        assert_eq!(
+            sel("workloadidentitycredential").unwrap(),
+            [WORKLOAD_IDENTITY]
+        );
+        assert_eq!(sel("").unwrap().len(), 5);
+        let e = sel("production").unwrap_err().to_string();
+        for n in [
+            "\"production\"",
+            "prod",
+            "dev",
+            ENVIRONMENT,
+            AZURE_DEVELOPER_CLI,
+            "AZURE_TOKEN_CREDENTIALS",
+        ] {
+            assert!(e.contains(n), "{n}: {e}");
+        }
+    }
+}
