@@ -87,10 +87,21 @@ pub(crate) trait TokenSource: Send + Sync + fmt::Debug + 'static {
 /// How and when cached tokens are refreshed. All fields have defaults; build one with struct
 /// update syntax, e.g. `RefreshPolicy { attempt_timeout: Duration::seconds(10), ..Default::default() }`.
 ///
-/// In short: a caller never waits on the network while the cached token is valid for longer than
-/// `mandatory_margin`; below it (or with no token) callers share one attempt and wait at most
-/// `attempt_timeout`. A failed refresh never replaces a valid token. See the `cache` module
-/// documentation in the source for the full rules.
+/// The credential caches one token per scope and refreshes it ahead of expiry:
+///
+/// * it starts refreshing at Entra's `refresh_in` when sent, else at half the lifetime for tokens
+///   of 2 h or more (and for tokens under 20 min), else 10 minutes before expiry, minus a random
+///   jitter of up to `max_jitter` (at most 5 % of the lifetime);
+/// * until `mandatory_margin` before expiry, callers get the cached token at once while one
+///   background refresh runs; below the margin, or with no token, callers share one attempt and
+///   wait at most `attempt_timeout` (30 s by default, instead of the 80+ s of azure_core's default
+///   retry policy);
+/// * a failed refresh never replaces a still-valid token: the valid token keeps being served and
+///   refreshing is retried after a jittered exponential backoff (`failure_backoff` up to
+///   `max_backoff`); it is never given up;
+/// * with no valid token, every waiting caller gets the same error; that error is then returned to
+///   new callers without a new request for `permanent_error_ttl` (4xx) or `transient_error_ttl`
+///   (5xx, 408, 429, transport, time-out), so a crowd cannot hammer Entra.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshPolicy {
     /// Below this much remaining lifetime a cached token is no longer handed out without first
@@ -162,7 +173,11 @@ impl fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
-    pub(crate) fn new(source: Arc<dyn TokenSource>, policy: RefreshPolicy, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(
+        source: Arc<dyn TokenSource>,
+        policy: RefreshPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             inner: Arc::new(CacheInner {
                 source,
@@ -202,7 +217,11 @@ impl CacheInner {
     fn slot_for(&self, scopes: &[&str]) -> Arc<Slot> {
         let key = ScopeKey::new(scopes);
         let mut slots = write(&self.slots);
-        Arc::clone(slots.entry(key.clone()).or_insert_with(|| Arc::new(Slot::new(key))))
+        Arc::clone(
+            slots
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(Slot::new(key))),
+        )
     }
 
     /// Everything but a plain hit: maybe start an attempt, maybe wait for one.
@@ -216,7 +235,11 @@ impl CacheInner {
             match &state.attempt {
                 Some(in_flight) => in_flight.outcome.clone(),
                 None => {
-                    let advisory = state.cached.as_ref().filter(|c| now < c.mandatory_at).map(|c| c.token.clone());
+                    let advisory = state
+                        .cached
+                        .as_ref()
+                        .filter(|c| now < c.mandatory_at)
+                        .map(|c| c.token.clone());
                     let reason = match (&advisory, &state.cached) {
                         (Some(_), _) => "advisory",
                         (None, Some(c)) if now < c.token.expires_on => "mandatory",
@@ -237,13 +260,26 @@ impl CacheInner {
 
     /// Spawn the slot's single attempt. The caller holds the slot's write lock and has checked
     /// that no attempt is in flight.
-    fn start_attempt(this: &Arc<Self>, slot: &Arc<Slot>, state: &mut SlotState, reason: &'static str) -> SharedOutcome {
+    fn start_attempt(
+        this: &Arc<Self>,
+        slot: &Arc<Slot>,
+        state: &mut SlotState,
+        reason: &'static str,
+    ) -> SharedOutcome {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let outcome = rx.shared();
-        state.attempt = Some(InFlight { id, outcome: outcome.clone() });
-        let task = AttemptTask { cache: Arc::clone(this), slot: Arc::clone(slot), id, reason };
+        state.attempt = Some(InFlight {
+            id,
+            outcome: outcome.clone(),
+        });
+        let task = AttemptTask {
+            cache: Arc::clone(this),
+            slot: Arc::clone(slot),
+            id,
+            reason,
+        };
         // Detached: dropping the handle does not abort the task.
         drop(get_async_runtime().spawn(Box::pin(task.run(tx))));
         outcome
@@ -257,7 +293,9 @@ impl CacheInner {
             Either::Left((Err(oneshot::Canceled), _)) => CredentialError::new(
                 ErrorCategory::Transport,
                 format!(
-                    "the token refresh for scopes '{}' ended without a result (the async runtime is shutting down or the token source panicked); try again",
+                    "WorkloadIdentityCredential: the token request for scope {} ended without a \
+                     result (the async runtime is shutting down, or the request task panicked); \
+                     try again. See docs/troubleshooting.md#transport",
                     slot.key.display
                 ),
             ),
@@ -277,8 +315,10 @@ fn timeout_error(bound: Duration) -> CredentialError {
     CredentialError::new(
         ErrorCategory::Timeout,
         format!(
-            "the token endpoint did not answer within {} s; if it is just slow, raise the bound with \
-             RefreshPolicy::attempt_timeout (WorkloadIdentityCredentialOptions::refresh_policy)",
+            "WorkloadIdentityCredential: the token endpoint did not answer within {} s (the whole \
+             attempt, retries included). Check network access to the authority host; if it is just \
+             slow, raise the bound with RefreshPolicy::attempt_timeout \
+             (WorkloadIdentityCredentialOptions::refresh_policy). See docs/troubleshooting.md#timeout",
             bound.as_seconds_f64()
         ),
     )
@@ -313,7 +353,11 @@ impl Drop for ClearOnDrop<'_> {
 
 impl AttemptTask {
     async fn run(self, tx: oneshot::Sender<Outcome>) {
-        let mut guard = ClearOnDrop { slot: &self.slot, id: self.id, armed: true };
+        let mut guard = ClearOnDrop {
+            slot: &self.slot,
+            id: self.id,
+            armed: true,
+        };
         let cache = &self.cache;
         let policy = &cache.policy;
         let started = cache.clock.now();
@@ -348,7 +392,9 @@ impl AttemptTask {
                     state.cached = Some(cached);
                     Ok(token)
                 }
-                Err(error) => state.record_failure(error, now, policy, cache.random, &self.slot.key.display),
+                Err(error) => {
+                    state.record_failure(error, now, policy, cache.random, &self.slot.key.display)
+                }
             }
         };
         // Every waiter gets the same outcome; nobody may be listening any more, which is fine.
@@ -367,9 +413,24 @@ struct Cached {
 
 impl Cached {
     /// Schedule a token fetched at `fetched_at`; `unit` in `[0, 1)` draws the jitter.
-    fn new(fetched: FetchedToken, fetched_at: OffsetDateTime, policy: &RefreshPolicy, unit: f64) -> Self {
-        let (refresh_on, mandatory_at) = schedule(fetched_at, fetched.token.expires_on, fetched.refresh_in, policy, unit);
-        Self { token: fetched.token, refresh_on, mandatory_at }
+    fn new(
+        fetched: FetchedToken,
+        fetched_at: OffsetDateTime,
+        policy: &RefreshPolicy,
+        unit: f64,
+    ) -> Self {
+        let (refresh_on, mandatory_at) = schedule(
+            fetched_at,
+            fetched.token.expires_on,
+            fetched.refresh_in,
+            policy,
+            unit,
+        );
+        Self {
+            token: fetched.token,
+            refresh_on,
+            mandatory_at,
+        }
     }
 }
 
@@ -383,11 +444,16 @@ fn schedule(
     unit: f64,
 ) -> (OffsetDateTime, OffsetDateTime) {
     let lifetime = (expires_on - fetched_at).max(Duration::ZERO);
-    let margin = policy.mandatory_margin.min(lifetime / 4).max(Duration::ZERO);
+    let margin = policy
+        .mandatory_margin
+        .min(lifetime / 4)
+        .max(Duration::ZERO);
     let mandatory_at = expires_on - margin;
     let planned = match refresh_in {
         Some(r) if r > Duration::ZERO && r < lifetime => fetched_at + r,
-        _ if lifetime >= Duration::hours(2) || lifetime < Duration::minutes(20) => fetched_at + lifetime / 2,
+        _ if lifetime >= Duration::hours(2) || lifetime < Duration::minutes(20) => {
+            fetched_at + lifetime / 2
+        }
         _ => expires_on - Duration::minutes(10),
     };
     let jitter_cap = policy.max_jitter.min(lifetime / 20).max(Duration::ZERO);
@@ -428,7 +494,10 @@ struct Slot {
 
 impl Slot {
     fn new(key: ScopeKey) -> Self {
-        Self { key, state: RwLock::new(SlotState::default()) }
+        Self {
+            key,
+            state: RwLock::new(SlotState::default()),
+        }
     }
 }
 
@@ -453,7 +522,9 @@ impl SlotState {
         let backing_off = self.attempt.is_none() && self.retry_at.is_some_and(|t| now < t);
         match &self.cached {
             Some(c) if now < c.refresh_on => Some(Ok(c.token.clone())),
-            Some(c) if now < c.mandatory_at && (self.attempt.is_some() || backing_off) => Some(Ok(c.token.clone())),
+            Some(c) if now < c.mandatory_at && (self.attempt.is_some() || backing_off) => {
+                Some(Ok(c.token.clone()))
+            }
             Some(c) if now < c.token.expires_on && backing_off => Some(Ok(c.token.clone())),
             Some(c) if now < c.token.expires_on => None,
             _ if backing_off => self.last_error.clone().map(Err),
@@ -463,7 +534,10 @@ impl SlotState {
 
     /// The cached token if it has not expired at `now`.
     fn valid_token(&self, now: OffsetDateTime) -> Option<AccessToken> {
-        self.cached.as_ref().filter(|c| now < c.token.expires_on).map(|c| c.token.clone())
+        self.cached
+            .as_ref()
+            .filter(|c| now < c.token.expires_on)
+            .map(|c| c.token.clone())
     }
 
     /// Record a failed attempt; the outcome for its waiters (a still-valid token wins).
@@ -478,12 +552,17 @@ impl SlotState {
         self.failures = self.failures.saturating_add(1);
         let valid = self.cached.as_ref().filter(|c| now < c.token.expires_on);
         let delay = match valid {
-            Some(c) if now < c.mandatory_at => {
-                backoff(policy.failure_backoff, policy.max_backoff, self.failures, random()).min(c.mandatory_at - now)
-            }
+            Some(c) if now < c.mandatory_at => backoff(
+                policy.failure_backoff,
+                policy.max_backoff,
+                self.failures,
+                random(),
+            )
+            .min(c.mandatory_at - now),
             Some(c) => {
                 let cap = policy.failure_backoff.min(policy.max_backoff);
-                backoff(policy.failure_backoff, cap, self.failures, random()).min(c.token.expires_on - now)
+                backoff(policy.failure_backoff, cap, self.failures, random())
+                    .min(c.token.expires_on - now)
             }
             None if error.is_transient() => policy.transient_error_ttl,
             None => policy.permanent_error_ttl,
@@ -550,7 +629,10 @@ impl ScopeKey {
         sorted.sort_unstable();
         sorted.dedup();
         let display = sorted.join(" ").into();
-        Self { scopes: sorted.into(), display }
+        Self {
+            scopes: sorted.into(),
+            display,
+        }
     }
 }
 
@@ -563,19 +645,38 @@ impl ScopeSet for ScopeKey {
     }
 }
 
-/// Order- and duplicate-insensitive hash: min and max of the elements' fixed-key hashes.
+/// Order- and duplicate-insensitive hash: min and max of the elements' hashes.
 impl Hash for dyn ScopeSet + '_ {
     fn hash<H: Hasher>(&self, state: &mut H) {
         let (mut lo, mut hi) = (u64::MAX, 0u64);
         for i in 0..self.count() {
-            let mut h = std::hash::DefaultHasher::new();
-            h.write(self.scope(i).as_bytes());
-            let h = h.finish();
+            let h = scope_hash(self.scope(i));
             lo = lo.min(h);
             hi = hi.max(h);
         }
         state.write_u64(lo ^ hi.rotate_left(31));
     }
+}
+
+/// A fast, fixed-key hash of one scope (FxHash-style, 8 bytes at a time). Scopes come from the
+/// application, not from an attacker, so HashDoS resistance is not needed here.
+fn scope_hash(scope: &str) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = scope.len() as u64;
+    let mut chunks = scope.as_bytes().chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
+        h = (h.rotate_left(5) ^ word).wrapping_mul(K);
+    }
+    for &b in chunks.remainder() {
+        h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+    }
+    // Final avalanche (splitmix64) so the low bits the map uses depend on every byte.
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }
 
 /// Set equality.
@@ -610,7 +711,7 @@ impl<'a> Borrow<dyn ScopeSet + 'a> for ScopeKey {
     }
 }
 
-/// The scope-set hash is already SipHash output: pass it through instead of hashing it again.
+/// The scope-set hash is already well mixed: pass it through instead of hashing it again.
 #[derive(Default)]
 struct PassThroughHasher(u64);
 
@@ -652,7 +753,10 @@ mod tests {
     /// What the test source does on its next fetches (until told otherwise).
     #[derive(Debug, Clone, Copy, PartialEq)]
     enum Behaviour {
-        Ok { lifetime: Duration, refresh_in: Option<Duration> },
+        Ok {
+            lifetime: Duration,
+            refresh_in: Option<Duration>,
+        },
         Transient,
         Permanent,
         Hang,
@@ -660,7 +764,10 @@ mod tests {
     }
 
     fn ok(lifetime: Duration) -> Behaviour {
-        Behaviour::Ok { lifetime, refresh_in: None }
+        Behaviour::Ok {
+            lifetime,
+            refresh_in: None,
+        }
     }
 
     /// Counts fetches, returns programmable results, can hold fetches on a gate. Fetch `n`
@@ -699,7 +806,8 @@ mod tests {
         /// Let held fetches (and all later ones) through.
         fn open_gate(&self) {
             self.gated.store(false, Ordering::SeqCst);
-            self.gate.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+            self.gate
+                .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
         }
     }
 
@@ -713,15 +821,24 @@ mod tests {
                 self.gate.acquire().await.expect("gate open").forget();
             }
             match behaviour {
-                Behaviour::Ok { lifetime, refresh_in } => Ok(FetchedToken {
+                Behaviour::Ok {
+                    lifetime,
+                    refresh_in,
+                } => Ok(FetchedToken {
                     token: AccessToken::new(format!("tok-{n}"), self.clock.now() + lifetime),
                     refresh_in,
                 }),
-                Behaviour::Transient => Err(CredentialError::new(ErrorCategory::Entra, format!("fetch {n}: 503 from the token endpoint"))
-                    .with_status(StatusCode::from(503))),
-                Behaviour::Permanent => Err(CredentialError::new(ErrorCategory::Entra, format!("fetch {n}: AADSTS70021: no matching federated identity record"))
-                    .with_status(StatusCode::from(400))
-                    .with_aadsts(vec![70021])),
+                Behaviour::Transient => Err(CredentialError::new(
+                    ErrorCategory::Entra,
+                    format!("fetch {n}: 503 from the token endpoint"),
+                )
+                .with_status(StatusCode::from(503))),
+                Behaviour::Permanent => Err(CredentialError::new(
+                    ErrorCategory::Entra,
+                    format!("fetch {n}: AADSTS70021: no matching federated identity record"),
+                )
+                .with_status(StatusCode::from(400))
+                .with_aadsts(vec![70021])),
                 Behaviour::Hang => futures::future::pending().await,
                 Behaviour::Panic => panic!("test source panics on fetch {n}"),
             }
@@ -730,7 +847,10 @@ mod tests {
 
     /// No jitter, so schedules are exact.
     fn policy() -> RefreshPolicy {
-        RefreshPolicy { max_jitter: Duration::ZERO, ..RefreshPolicy::default() }
+        RefreshPolicy {
+            max_jitter: Duration::ZERO,
+            ..RefreshPolicy::default()
+        }
     }
 
     struct Fixture {
@@ -744,7 +864,11 @@ mod tests {
         let source = TestSource::new(Arc::clone(&clock), behaviour);
         let mut cache = TokenCache::new(source.clone(), policy, clock.clone());
         Arc::get_mut(&mut cache.inner).expect("fresh cache").random = random;
-        Fixture { clock, source, cache }
+        Fixture {
+            clock,
+            source,
+            cache,
+        }
     }
 
     fn fixture(behaviour: Behaviour) -> Fixture {
@@ -833,13 +957,19 @@ mod tests {
         f.advance(51 * 60);
         f.source.close_gate();
         for i in 0..64 {
-            let r = f.get().now_or_never().unwrap_or_else(|| panic!("caller {i} waited"));
+            let r = f
+                .get()
+                .now_or_never()
+                .unwrap_or_else(|| panic!("caller {i} waited"));
             assert_eq!(secret(&r.unwrap()), "tok-1");
         }
         yield_many().await;
         assert_eq!(f.source.fetches(), 2, "exactly one background refresh");
         // Still held: more callers are still served at once, no new attempt.
-        assert_eq!(secret(&f.get().now_or_never().expect("no wait").unwrap()), "tok-1");
+        assert_eq!(
+            secret(&f.get().now_or_never().expect("no wait").unwrap()),
+            "tok-1"
+        );
         assert_eq!(f.source.fetches(), 2);
         f.source.open_gate();
         f.settle().await;
@@ -858,7 +988,10 @@ mod tests {
             yield_many().await;
             assert_eq!(f.source.fetches(), 2, "scope A's fetch is held");
             for _ in 0..10 {
-                let r = cache.get_token(&["b"]).now_or_never().expect("B never waits for A");
+                let r = cache
+                    .get_token(&["b"])
+                    .now_or_never()
+                    .expect("B never waits for A");
                 assert_eq!(secret(&r.unwrap()), "tok-1");
             }
             f.source.open_gate();
@@ -911,7 +1044,10 @@ mod tests {
         assert_eq!(f.source.fetches(), 2);
         // Backing off (<= 10 s): served at once, no new request.
         f.advance(4);
-        assert_eq!(secret(&f.get().now_or_never().expect("no wait").unwrap()), "tok-1");
+        assert_eq!(
+            secret(&f.get().now_or_never().expect("no wait").unwrap()),
+            "tok-1"
+        );
         assert_eq!(f.source.fetches(), 2);
         // After expiry with the endpoint still failing: the error, not an expired token.
         f.advance(60);
@@ -959,7 +1095,11 @@ mod tests {
         }
         f.advance(4);
         f.get().now_or_never().expect("no wait").unwrap_err();
-        assert_eq!(f.source.fetches(), 1, "no request within permanent_error_ttl");
+        assert_eq!(
+            f.source.fetches(),
+            1,
+            "no request within permanent_error_ttl"
+        );
         f.advance(1);
         let e2 = f.get().await.unwrap_err();
         assert!(e2.message().starts_with("fetch 2:"), "{}", e2.message());
@@ -976,7 +1116,10 @@ mod tests {
         {
             let mut callers: Vec<_> = (0..10).map(|_| Box::pin(f.get())).collect();
             for c in &mut callers {
-                assert!(c.as_mut().now_or_never().is_none(), "callers wait on a cold cache");
+                assert!(
+                    c.as_mut().now_or_never().is_none(),
+                    "callers wait on a cold cache"
+                );
             }
             yield_many().await;
             assert_eq!(f.source.fetches(), 1);
@@ -1004,8 +1147,16 @@ mod tests {
             let e = r.unwrap_err();
             assert_eq!(e.category(), ErrorCategory::Timeout);
             assert!(e.is_transient());
-            assert!(e.message().contains("did not answer within 30 s"), "{}", e.message());
-            assert!(e.message().contains("RefreshPolicy::attempt_timeout"), "{}", e.message());
+            assert!(
+                e.message().contains("did not answer within 30 s"),
+                "{}",
+                e.message()
+            );
+            assert!(
+                e.message().contains("RefreshPolicy::attempt_timeout"),
+                "{}",
+                e.message()
+            );
         }
         assert_eq!(f.source.fetches(), 1);
         // The slot is free again: after the transient ttl a new attempt starts.
@@ -1019,7 +1170,11 @@ mod tests {
     async fn panicking_source_does_not_leave_the_slot_busy() {
         let f = fixture(Behaviour::Panic);
         let e = f.get().await.unwrap_err();
-        assert!(e.message().contains("ended without a result"), "{}", e.message());
+        assert!(
+            e.message().contains("ended without a result"),
+            "{}",
+            e.message()
+        );
         f.settle().await;
         f.source.set(ok(Duration::hours(1)));
         assert_eq!(f.token().await, "tok-2");
@@ -1078,34 +1233,69 @@ mod tests {
         assert_eq!(backoff(b, max, u32::MAX, 0.0), Duration::seconds(150));
         for _ in 0..1000 {
             let d = backoff(b, max, 2, rand::random());
-            assert!(d >= Duration::seconds(10) && d <= Duration::seconds(20), "{d}");
+            assert!(
+                d >= Duration::seconds(10) && d <= Duration::seconds(20),
+                "{d}"
+            );
         }
     }
 
-    fn refresh_after(lifetime: Duration, refresh_in: Option<Duration>, policy: &RefreshPolicy, unit: f64) -> Duration {
+    fn refresh_after(
+        lifetime: Duration,
+        refresh_in: Option<Duration>,
+        policy: &RefreshPolicy,
+        unit: f64,
+    ) -> Duration {
         schedule(T0, T0 + lifetime, refresh_in, policy, unit).0 - T0
     }
 
     #[test]
     fn refresh_in_is_honoured() {
         let p = policy();
-        assert_eq!(refresh_after(Duration::hours(24), Some(Duration::hours(1)), &p, 0.0), Duration::hours(1));
+        assert_eq!(
+            refresh_after(Duration::hours(24), Some(Duration::hours(1)), &p, 0.0),
+            Duration::hours(1)
+        );
         // Nonsense refresh_in (not shorter than the lifetime, or not positive) falls back.
-        assert_eq!(refresh_after(Duration::hours(1), Some(Duration::hours(2)), &p, 0.0), Duration::minutes(50));
-        assert_eq!(refresh_after(Duration::hours(1), Some(Duration::ZERO), &p, 0.0), Duration::minutes(50));
+        assert_eq!(
+            refresh_after(Duration::hours(1), Some(Duration::hours(2)), &p, 0.0),
+            Duration::minutes(50)
+        );
+        assert_eq!(
+            refresh_after(Duration::hours(1), Some(Duration::ZERO), &p, 0.0),
+            Duration::minutes(50)
+        );
     }
 
     #[test]
     fn refresh_on_half_life_for_long_and_short_tokens_else_ten_minutes_before_expiry() {
         let p = policy();
-        assert_eq!(refresh_after(Duration::hours(24), None, &p, 0.0), Duration::hours(12));
-        assert_eq!(refresh_after(Duration::hours(2), None, &p, 0.0), Duration::hours(1));
-        assert_eq!(refresh_after(Duration::hours(1), None, &p, 0.0), Duration::minutes(50));
-        assert_eq!(refresh_after(Duration::minutes(20), None, &p, 0.0), Duration::minutes(10));
-        assert_eq!(refresh_after(Duration::minutes(10), None, &p, 0.0), Duration::minutes(5));
+        assert_eq!(
+            refresh_after(Duration::hours(24), None, &p, 0.0),
+            Duration::hours(12)
+        );
+        assert_eq!(
+            refresh_after(Duration::hours(2), None, &p, 0.0),
+            Duration::hours(1)
+        );
+        assert_eq!(
+            refresh_after(Duration::hours(1), None, &p, 0.0),
+            Duration::minutes(50)
+        );
+        assert_eq!(
+            refresh_after(Duration::minutes(20), None, &p, 0.0),
+            Duration::minutes(10)
+        );
+        assert_eq!(
+            refresh_after(Duration::minutes(10), None, &p, 0.0),
+            Duration::minutes(5)
+        );
         // Short tokens: margin is a quarter of the lifetime, so the advisory window exists.
         let (refresh_on, mandatory_at) = schedule(T0, T0 + Duration::minutes(2), None, &p, 0.0);
-        assert_eq!((refresh_on - T0, mandatory_at - T0), (Duration::minutes(1), Duration::seconds(90)));
+        assert_eq!(
+            (refresh_on - T0, mandatory_at - T0),
+            (Duration::minutes(1), Duration::seconds(90))
+        );
         let (_, mandatory_at) = schedule(T0, T0 + Duration::hours(1), None, &p, 0.0);
         assert_eq!(mandatory_at - T0, Duration::minutes(59));
     }
@@ -1113,19 +1303,34 @@ mod tests {
     #[test]
     fn jitter_stays_within_max_jitter_and_five_percent_of_lifetime() {
         let p = RefreshPolicy::default();
-        assert_eq!(refresh_after(Duration::hours(1), None, &p, 1.0), Duration::minutes(50) - Duration::seconds(30));
-        assert_eq!(refresh_after(Duration::hours(1), None, &p, 0.0), Duration::minutes(50));
+        assert_eq!(
+            refresh_after(Duration::hours(1), None, &p, 1.0),
+            Duration::minutes(50) - Duration::seconds(30)
+        );
+        assert_eq!(
+            refresh_after(Duration::hours(1), None, &p, 0.0),
+            Duration::minutes(50)
+        );
         // 2 min token: jitter at most 6 s, not 30 s.
-        assert_eq!(refresh_after(Duration::minutes(2), None, &p, 1.0), Duration::seconds(54));
+        assert_eq!(
+            refresh_after(Duration::minutes(2), None, &p, 1.0),
+            Duration::seconds(54)
+        );
         for _ in 0..1000 {
             let d = refresh_after(Duration::hours(1), None, &p, rand::random());
-            assert!(d > Duration::minutes(50) - Duration::seconds(30) && d <= Duration::minutes(50), "{d}");
+            assert!(
+                d > Duration::minutes(50) - Duration::seconds(30) && d <= Duration::minutes(50),
+                "{d}"
+            );
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn refresh_in_drives_the_cache() {
-        let f = fixture(Behaviour::Ok { lifetime: Duration::hours(24), refresh_in: Some(Duration::hours(1)) });
+        let f = fixture(Behaviour::Ok {
+            lifetime: Duration::hours(24),
+            refresh_in: Some(Duration::hours(1)),
+        });
         f.token().await;
         f.advance(59 * 60);
         f.token().await;
@@ -1144,10 +1349,19 @@ mod tests {
         let a = f.cache.get_token(&["s2", "s1"]).await.unwrap();
         let b = f.cache.get_token(&["s1", "s2"]).await.unwrap();
         let c = f.cache.get_token(&["s1", "s2", "s1"]).await.unwrap();
-        assert_eq!([secret(&a), secret(&b), secret(&c)], ["tok-1", "tok-1", "tok-1"]);
-        assert_eq!(*f.source.scopes_seen.lock().unwrap(), vec![vec!["s1".to_owned(), "s2".to_owned()]]);
+        assert_eq!(
+            [secret(&a), secret(&b), secret(&c)],
+            ["tok-1", "tok-1", "tok-1"]
+        );
+        assert_eq!(
+            *f.source.scopes_seen.lock().unwrap(),
+            vec![vec!["s1".to_owned(), "s2".to_owned()]]
+        );
         assert_eq!(secret(&f.cache.get_token(&["s1"]).await.unwrap()), "tok-2");
-        assert_eq!(secret(&f.cache.get_token(&["s2", "s1", "s3"]).await.unwrap()), "tok-3");
+        assert_eq!(
+            secret(&f.cache.get_token(&["s2", "s1", "s3"]).await.unwrap()),
+            "tok-3"
+        );
         assert_eq!(read(&f.cache.inner.slots).len(), 3);
     }
 
@@ -1159,7 +1373,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_caller_waits_at_most_attempt_timeout() {
-        let p = RefreshPolicy { attempt_timeout: Duration::seconds(3), ..policy() };
+        let p = RefreshPolicy {
+            attempt_timeout: Duration::seconds(3),
+            ..policy()
+        };
         let f = fixture_with(Behaviour::Hang, p, || 0.0);
         let started = tokio::time::Instant::now();
         let e = f.get().await.unwrap_err();
@@ -1203,7 +1420,10 @@ mod tests {
     #[derive(serde::Deserialize, Clone, Copy)]
     #[serde(rename_all = "snake_case", deny_unknown_fields)]
     enum SourceSpec {
-        Ok { lifetime_secs: i64, refresh_in_secs: Option<i64> },
+        Ok {
+            lifetime_secs: i64,
+            refresh_in_secs: Option<i64>,
+        },
         Transient,
         Permanent,
         Hang,
@@ -1212,7 +1432,10 @@ mod tests {
     impl SourceSpec {
         fn behaviour(self) -> Behaviour {
             match self {
-                SourceSpec::Ok { lifetime_secs, refresh_in_secs } => Behaviour::Ok {
+                SourceSpec::Ok {
+                    lifetime_secs,
+                    refresh_in_secs,
+                } => Behaviour::Ok {
                     lifetime: Duration::seconds(lifetime_secs),
                     refresh_in: refresh_in_secs.map(Duration::seconds),
                 },
@@ -1271,8 +1494,12 @@ mod tests {
     }
 
     async fn run_scenario(name: &str) {
-        let all: Vec<Scenario> = serde_json::from_str(SCENARIOS).expect("refresh-scenarios.json parses");
-        let case = all.into_iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no scenario named {name}"));
+        let all: Vec<Scenario> =
+            serde_json::from_str(SCENARIOS).expect("refresh-scenarios.json parses");
+        let case = all
+            .into_iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no scenario named {name}"));
         let d = RefreshPolicy::default();
         let secs = |v: Option<i64>, default: Duration| v.map(Duration::seconds).unwrap_or(default);
         let p = &case.policy;
@@ -1301,7 +1528,11 @@ mod tests {
             }
             let results: Vec<Outcome> = if step.expect.immediate {
                 (0..step.callers)
-                    .map(|c| f.get().now_or_never().unwrap_or_else(|| panic!("{at}: caller {c} had to wait")))
+                    .map(|c| {
+                        f.get()
+                            .now_or_never()
+                            .unwrap_or_else(|| panic!("{at}: caller {c} had to wait"))
+                    })
                     .collect()
             } else {
                 join_all((0..step.callers).map(|_| f.get())).await
@@ -1313,14 +1544,29 @@ mod tests {
                 ExpectedOutcome::Cached | ExpectedOutcome::New => {
                     let tokens: Vec<String> = results
                         .iter()
-                        .map(|r| secret(r.as_ref().unwrap_or_else(|err| panic!("{at}: expected a token, got {err:?}"))))
+                        .map(|r| {
+                            secret(r.as_ref().unwrap_or_else(|err| {
+                                panic!("{at}: expected a token, got {err:?}")
+                            }))
+                        })
                         .collect();
                     let first = tokens[0].clone();
-                    assert!(tokens.iter().all(|t| *t == first), "{at}: callers got different tokens {tokens:?}");
+                    assert!(
+                        tokens.iter().all(|t| *t == first),
+                        "{at}: callers got different tokens {tokens:?}"
+                    );
                     if e.outcome == ExpectedOutcome::Cached {
-                        assert_eq!(Some(&first), previous.as_ref(), "{at}: expected the cached token");
+                        assert_eq!(
+                            Some(&first),
+                            previous.as_ref(),
+                            "{at}: expected the cached token"
+                        );
                     } else {
-                        assert_ne!(Some(&first), previous.as_ref(), "{at}: expected a new token");
+                        assert_ne!(
+                            Some(&first),
+                            previous.as_ref(),
+                            "{at}: expected a new token"
+                        );
                     }
                     if let Some(t) = &e.token {
                         assert_eq!(&first, t, "{at}: token");
@@ -1330,17 +1576,31 @@ mod tests {
                 ExpectedOutcome::Error => {
                     let errors: Vec<&CredentialError> = results
                         .iter()
-                        .map(|r| r.as_ref().err().unwrap_or_else(|| panic!("{at}: expected an error, got a token")))
+                        .map(|r| {
+                            r.as_ref()
+                                .err()
+                                .unwrap_or_else(|| panic!("{at}: expected an error, got a token"))
+                        })
                         .collect();
                     let first = errors[0];
-                    assert!(errors.iter().all(|x| x.message() == first.message()), "{at}: callers got different errors");
+                    assert!(
+                        errors.iter().all(|x| x.message() == first.message()),
+                        "{at}: callers got different errors"
+                    );
                     if let Some(c) = &e.error_category {
-                        assert_eq!(&format!("{:?}", first.category()), c, "{at}: error category ({first})");
+                        assert_eq!(
+                            &format!("{:?}", first.category()),
+                            c,
+                            "{at}: error category ({first})"
+                        );
                     }
                     if let Some(t) = e.transient {
                         assert_eq!(first.is_transient(), t, "{at}: transient ({first})");
                     }
-                    assert!(e.token.is_none(), "{at}: `token` makes no sense with outcome error");
+                    assert!(
+                        e.token.is_none(),
+                        "{at}: `token` makes no sense with outcome error"
+                    );
                 }
             }
         }
