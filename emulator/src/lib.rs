@@ -115,6 +115,15 @@ impl Emulator {
         std::fs::write(path, self.ca_pem())
     }
 
+    /// A server certificate signed by the emulator's CA, for another local HTTPS server (e.g.
+    /// Azurite's `--cert`/`--key`) that clients trusting [`ca_pem`](Self::ca_pem) must accept:
+    /// `(certificate chain PEM (leaf, then CA), private key PKCS#8 PEM)`. SANs: 127.0.0.1,
+    /// localhost, ::1. It is the emulator's own serving certificate (one per process).
+    pub fn issue_server_cert(&self) -> (String, String) {
+        let pki = tls::pki();
+        (pki.leaf_chain_pem.clone(), pki.leaf_key_pem.clone())
+    }
+
     /// A reqwest client that trusts only the emulator's CA, with no proxy and no redirects.
     pub fn reqwest_client(&self) -> reqwest::Client {
         tls::client_builder().build().expect("reqwest client")

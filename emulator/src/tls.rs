@@ -10,6 +10,10 @@ use std::sync::{Arc, OnceLock};
 /// The CA and leaf material.
 pub(crate) struct Pki {
     pub(crate) ca_pem: String,
+    /// The leaf certificate followed by the CA certificate (PEM), for other local servers.
+    pub(crate) leaf_chain_pem: String,
+    /// The leaf's private key (PKCS#8 PEM).
+    pub(crate) leaf_key_pem: String,
     ca_der: CertificateDer<'static>,
     leaf_der: CertificateDer<'static>,
     leaf_key_der: Vec<u8>,
@@ -67,6 +71,8 @@ fn generate() -> Pki {
 
     Pki {
         ca_pem: ca_cert.pem(),
+        leaf_chain_pem: format!("{}{}", leaf_cert.pem(), ca_cert.pem()),
+        leaf_key_pem: leaf_key.serialize_pem(),
         ca_der: ca_cert.der().clone(),
         leaf_der: leaf_cert.der().clone(),
         leaf_key_der: leaf_key.serialize_der(),
