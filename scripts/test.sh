@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== Python azure-identity (conformance test of the emulator) in target/py"
+if [ ! -x target/py/bin/python ] || ! target/py/bin/python -c "import azure.identity" 2>/dev/null; then
+  python3 -m venv target/py
+  target/py/bin/pip install --quiet --disable-pip-version-check "azure-identity==1.27.0"
+fi
+export ENTRA_EMULATOR_PYTHON="$PWD/target/py/bin/python"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (all targets, all features, -D warnings)"

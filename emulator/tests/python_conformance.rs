@@ -1,13 +1,18 @@
-//! Python azure-identity's WorkloadIdentityCredential accepts the emulator. Skipped (with a
-//! note) when `python3` with `azure.identity` is not installed (`pip install azure-identity`).
+//! Python azure-identity's WorkloadIdentityCredential accepts the emulator. The interpreter is
+//! `$ENTRA_EMULATOR_PYTHON` (the test command creates a virtualenv with azure-identity pinned and
+//! sets it), else `python3`. A missing azure-identity is a failure, never a silent skip.
 
 mod common;
 use common::*;
 use entra_emulator::ProjectedVolume;
 use std::process::Command;
 
+fn python() -> String {
+    std::env::var("ENTRA_EMULATOR_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
 fn python_has_azure_identity() -> bool {
-    Command::new("python3")
+    Command::new(python())
         .args(["-c", "import azure.identity"])
         .output()
         .is_ok_and(|o| o.status.success())
@@ -15,10 +20,12 @@ fn python_has_azure_identity() -> bool {
 
 #[tokio::test]
 async fn python_workload_identity_credential_gets_a_token() {
-    if !python_has_azure_identity() {
-        eprintln!("skipped: python3 with azure-identity is not installed");
-        return;
-    }
+    assert!(
+        python_has_azure_identity(),
+        "{} cannot import azure.identity: run the README's test command (bash scripts/test.sh), \
+         which installs it, or `pip install azure-identity==1.27.0`",
+        python()
+    );
     let s = setup().await;
     let dir = tempfile::tempdir().unwrap();
     let vol = ProjectedVolume::create(
@@ -37,7 +44,7 @@ async fn python_workload_identity_credential_gets_a_token() {
     let authority = s.emu.authority_host();
     let token_file = vol.token_path();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
+        Command::new(python())
             .arg(script)
             .env("AZURE_AUTHORITY_HOST", authority)
             .env("AZURE_TENANT_ID", TENANT)
