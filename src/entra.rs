@@ -150,8 +150,17 @@ pub(crate) fn parse_success(
         .refresh_in
         .filter(|r| *r > 0 && *r < expires_in)
         .map(Duration::seconds);
+    // `now + expires_in` overflows (and `+` would panic) for absurd values such as 1e300.
+    let expires_on = now
+        .checked_add(Duration::seconds(expires_in))
+        .ok_or_else(|| {
+            invalid_response(
+                status,
+                format!("expires_in {expires_in}, which is beyond any representable date"),
+            )
+        })?;
     Ok(FetchedToken {
-        token: AccessToken::new(token, now + Duration::seconds(expires_in)),
+        token: AccessToken::new(token, expires_on),
         refresh_in,
     })
 }
@@ -522,6 +531,20 @@ mod tests {
         assert!(e.message().contains("empty body"), "{e}");
         let e = parse_success(s, br#"{"access_token":"x"}"#, now()).unwrap_err();
         assert!(e.message().contains("expires_in"), "{e}");
+    }
+
+    #[test]
+    fn absurd_expires_in_is_an_error_not_a_panic() {
+        let s = StatusCode::from(200);
+        for body in [
+            r#"{"token_type":"Bearer","expires_in":9223372036854775807,"access_token":"abc"}"#,
+            r#"{"token_type":"Bearer","expires_in":1e300,"access_token":"abc"}"#,
+            r#"{"token_type":"Bearer","expires_in":"999999999999999","access_token":"abc"}"#,
+        ] {
+            let e = parse_success(s, body.as_bytes(), now()).unwrap_err();
+            assert!(e.message().contains("beyond any representable date"), "{e}");
+            assert_eq!(e.http_status(), Some(s));
+        }
     }
 
     #[test]

@@ -202,7 +202,7 @@ impl TokenFileSource {
         let now = self.clock.now();
 
         if let Some(exp) = claims.expires_at()
-            && exp + CLOCK_SKEW < now
+            && exp < now - CLOCK_SKEW
         {
             let age = modified.map(|m| {
                 let m = OffsetDateTime::from(m);
@@ -420,6 +420,26 @@ mod tests {
         let p = dir.path().join("t");
         std::fs::write(&p, token("sts.amazonaws.com", NOW, NOW + 3600)).unwrap();
         assert!(source(p, true).read_assertion().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn extreme_timestamps_are_checked_without_panicking() {
+        // exp at the last representable second (9999-12-31T23:59:59Z): `exp + skew` would
+        // overflow; the token is simply not expired.
+        let max = 253_402_300_799;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        std::fs::write(&p, token("api://AzureADTokenExchange", NOW - 10, max)).unwrap();
+        assert!(source(p.clone(), false).read_assertion().await.is_ok());
+        // iat at the first representable second, exp long past: expired, with a message.
+        let min = -377_705_116_800;
+        std::fs::write(&p, token("api://AzureADTokenExchange", min, NOW - 7200)).unwrap();
+        let e = source(p.clone(), false).read_assertion().await.unwrap_err();
+        assert!(e.message().contains("expired at"), "{e}");
+        // nbf at the end of time: not yet valid.
+        std::fs::write(&p, token("api://AzureADTokenExchange", max, max)).unwrap();
+        let e = source(p, false).read_assertion().await.unwrap_err();
+        assert!(e.message().contains("not valid before"), "{e}");
     }
 
     #[test]
