@@ -77,6 +77,8 @@ pub enum Fault {
     NumbersAsStrings,
     /// Wait until [`Gate::release`], then answer normally.
     Hold(Gate),
+    /// A redirect with that status (301, 302, 303, 307, 308) to that `Location`, empty body.
+    Redirect(u16, String),
 }
 
 /// A gate that holds requests (see [`Fault::Hold`]) until released. Once released it stays
@@ -143,7 +145,7 @@ impl Gate {
 /// The JSON form of a fault used by the control endpoint:
 /// `{"status":503}`, `{"throttle":{"seconds":60}}`, `{"throttle":{"http_date":60}}`,
 /// `{"delay_ms":500}`, `"hang"`, `"reset"`, `"truncated"`, `{"html":502}`, `{"empty":500}`,
-/// `{"oversized":[200,1048576]}`, `"numbers_as_strings"`.
+/// `{"oversized":[200,1048576]}`, `"numbers_as_strings"`, `{"redirect":[307,"https://..."]}`.
 pub(crate) fn fault_from_json(v: &serde_json::Value) -> Option<Fault> {
     use serde_json::Value;
     let u16_of = |v: &Value| v.as_u64().and_then(|n| u16::try_from(n).ok());
@@ -163,6 +165,13 @@ pub(crate) fn fault_from_json(v: &serde_json::Value) -> Option<Fault> {
         "html" => Some(Fault::Html(u16_of(val)?)),
         "empty" => Some(Fault::Empty(u16_of(val)?)),
         "delay_ms" => Some(Fault::Delay(Duration::from_millis(val.as_u64()?))),
+        "redirect" => {
+            let a = val.as_array()?;
+            Some(Fault::Redirect(
+                u16_of(a.first()?)?,
+                a.get(1)?.as_str()?.to_owned(),
+            ))
+        }
         "oversized" => {
             let a = val.as_array()?;
             Some(Fault::Oversized(

@@ -438,6 +438,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             numbers_as_strings = true;
             None
         }
+        Some(Fault::Redirect(s, location)) => Some(Reply {
+            status: s,
+            headers: vec![("location".to_owned(), location)],
+            body: Bytes::new(),
+        }),
         Some(Fault::Hold(gate)) => {
             gate.pass().await;
             None
