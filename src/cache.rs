@@ -64,6 +64,7 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use time::OffsetDateTime;
@@ -280,8 +281,17 @@ impl CacheInner {
             id,
             reason,
         };
-        // Detached: dropping the handle does not abort the task.
-        drop(get_async_runtime().spawn(Box::pin(task.run(tx))));
+        let future = Box::pin(task.run(tx));
+        // Spawning panics when there is no runtime to spawn on (tokio's, outside a runtime): leave
+        // the slot free for the next caller, then let the panic continue.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| get_async_runtime().spawn(future))) {
+            // Detached: dropping the handle does not abort the task.
+            Ok(handle) => drop(handle),
+            Err(panic) => {
+                state.attempt = None;
+                std::panic::resume_unwind(panic);
+            }
+        }
         outcome
     }
 
@@ -1369,6 +1379,26 @@ mod tests {
     fn cache_is_built_without_a_runtime() {
         let f = fixture(ok(Duration::hours(1)));
         assert!(format!("{:?}", f.cache).contains("TokenCache"));
+    }
+
+    #[test]
+    fn a_call_outside_any_runtime_does_not_leave_the_slot_busy() {
+        let f = fixture(ok(Duration::hours(1)));
+        // With azure_core's tokio runtime, spawning outside a tokio runtime panics.
+        let first =
+            std::panic::catch_unwind(AssertUnwindSafe(|| futures::executor::block_on(f.get())));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let token = f.get().await.expect("the next caller gets a token");
+            match first {
+                Ok(first) => assert_eq!(secret(&first.unwrap()), secret(&token)),
+                Err(_) => assert_eq!(secret(&token), "tok-1"),
+            }
+            assert_eq!(f.source.fetches(), 1);
+        });
     }
 
     #[tokio::test(start_paused = true)]
