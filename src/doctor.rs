@@ -1223,9 +1223,9 @@ async fn check_exchange(
                     "Request exactly one scope of the form <resource>/.default, e.g. --scope https://storage.azure.com/.default.".into(),
                     format!("aadsts{code}"),
                 ),
-                (ErrorCategory::Entra, code) => (
+                (ErrorCategory::Entra, _) => (
                     "See Entra's message above and the AADSTS error reference.".into(),
-                    code.map(|c| format!("aadsts{c}")).unwrap_or_else(|| "entra-errors".into()),
+                    "entra-errors".into(),
                 ),
                 (ErrorCategory::Transport | ErrorCategory::Timeout, _) => (
                     format!(
@@ -1245,7 +1245,24 @@ async fn check_exchange(
             if let Some(s) = err.http_status() {
                 c = c.detail("http status", u16::from(s).to_string());
             }
-            c = c.detail("error", err.message().to_string());
+            // Entra's own words and the ids to quote to support; the explanation is the fix below.
+            let entra_said: Vec<&str> = err
+                .message()
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("Entra said:") || l.starts_with("Trace ID:"))
+                .collect();
+            if entra_said.is_empty() || err.category() != ErrorCategory::Entra {
+                c = c.detail("error", err.message().to_string());
+            } else {
+                c = c.detail(
+                    "entra",
+                    entra_said
+                        .join("\n")
+                        .trim_start_matches("Entra said: ")
+                        .to_string(),
+                );
+            }
             c.aadsts = codes;
             d.push(c.fix(fix).docs(&anchor));
         }

@@ -1,0 +1,318 @@
+//! The `azure-identity-k8s` binary, spawned with a clean environment against the emulator. TLS
+//! trust comes from `SSL_CERT_FILE` (the emulator's CA), as it would for a private CA in a pod.
+#![cfg(feature = "cli")]
+
+mod common;
+
+use common::*;
+use entra_emulator::ServiceAccountToken;
+use std::process::Output;
+
+const BIN: &str = env!("CARGO_BIN_EXE_azure-identity-k8s");
+
+struct Cli {
+    fx: Fixture,
+    ca: std::path::PathBuf,
+}
+
+impl Cli {
+    async fn new() -> Self {
+        let fx = Fixture::new().await;
+        let ca = fx.dir.path().join("ca.pem");
+        fx.emu.write_ca_pem(&ca).unwrap();
+        Self { fx, ca }
+    }
+
+    /// The pod's environment: the three variables, the emulator as authority, its CA as roots.
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AZURE_CLIENT_ID".into(), CLIENT.into()),
+            ("AZURE_TENANT_ID".into(), TENANT.into()),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE".into(),
+                self.fx.token_path.display().to_string(),
+            ),
+            ("AZURE_AUTHORITY_HOST".into(), self.fx.emu.authority_host()),
+            ("SSL_CERT_FILE".into(), self.ca.display().to_string()),
+        ]
+    }
+
+    async fn run_with(&self, args: &[&str], env: Vec<(String, String)>) -> Output {
+        tokio::process::Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .envs(env)
+            .output()
+            .await
+            .expect("the binary runs")
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, self.env()).await
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn doctor_passes_in_a_healthy_pod_and_fails_with_exit_1_otherwise() {
+    let cli = Cli::new().await;
+    let out = cli.run(&["doctor"]).await;
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("[ ok ] exchange") && text.contains("doctor: OK"),
+        "{text}"
+    );
+    assert!(text.contains("(from env AZURE_CLIENT_ID)"), "{text}");
+
+    cli.fx.write_token(&ServiceAccountToken::new("prod", "api"));
+    let out = cli.run(&["doctor", "--json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    let failed: Vec<&serde_json::Value> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1, "{v:#}");
+    assert_eq!(failed[0]["id"], "exchange");
+    assert_eq!(failed[0]["aadsts"][0], 70021);
+    assert!(
+        failed[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("system:serviceaccount:prod:api"),
+        "{v:#}"
+    );
+}
+
+#[tokio::test]
+async fn ssl_cert_file_is_what_makes_the_private_ca_trusted() {
+    let cli = Cli::new().await;
+    let env: Vec<(String, String)> = cli
+        .env()
+        .into_iter()
+        .filter(|(k, _)| k != "SSL_CERT_FILE")
+        .collect();
+    let out = cli.run_with(&["doctor", "--json", "--no-exchange"], env).await;
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["status"] == "fail")
+        .unwrap();
+    assert_eq!(first["id"], "discovery", "{v:#}");
+}
+
+#[tokio::test]
+async fn token_prints_json_or_raw() {
+    let cli = Cli::new().await;
+    let out = cli.run(&["token", "--scope", VAULT]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["scope"], VAULT);
+    assert_eq!(v["tokenType"], "Bearer");
+    assert_eq!(v["tenant"], TENANT);
+    assert!(v["expires_on"].as_i64().unwrap() > time::OffsetDateTime::now_utc().unix_timestamp());
+    time::OffsetDateTime::parse(
+        v["expiresOn"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(
+        claims(v["accessToken"].as_str().unwrap())["aud"],
+        "https://vault.azure.net"
+    );
+
+    let out = cli
+        .run(&["token", "--scope", STORAGE, "--output", "raw"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let raw = stdout(&out);
+    assert!(!raw.ends_with('\n'));
+    assert_eq!(claims(&raw)["aud"], "https://storage.azure.com");
+}
+
+#[tokio::test]
+async fn token_failures_go_to_stderr_with_exit_1() {
+    let cli = Cli::new().await;
+    let out = cli
+        .run(&["token", "--scope", "https://storage.azure.com"])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr(&out).contains("https://storage.azure.com/.default"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = cli
+        .run(&[
+            "token",
+            "--scope",
+            STORAGE,
+            "--client-id",
+            "11111111-1111-1111-1111-111111111111",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("AADSTS700016") && stderr(&out).contains("azure-identity-k8s doctor"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn setup_from_the_live_token_prints_valid_yaml_json_and_hcl() {
+    let cli = Cli::new().await;
+    cli.fx
+        .write_token(&ServiceAccountToken::new("payments", "billing-api"));
+    let out = cli
+        .run(&[
+            "setup",
+            "--identity-name",
+            "billing",
+            "--resource-group",
+            "rg-prod",
+        ])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let issuer = cli.fx.issuer.url();
+    assert!(
+        text.contains(&format!(
+            "az identity federated-credential create --name k8s-payments-billing-api --identity-name billing --resource-group rg-prod --issuer {issuer} --subject system:serviceaccount:payments:billing-api --audiences api://AzureADTokenExchange"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "az ad app federated-credential create --id {CLIENT} --parameters '{{"
+        )),
+        "{text}"
+    );
+
+    let out = cli.run(&["setup", "--json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["federated_credential"]["issuer"], issuer);
+    assert_eq!(
+        plan["federated_credential"]["subject"],
+        "system:serviceaccount:payments:billing-api"
+    );
+    assert_eq!(
+        plan["app_parameters"]["audiences"],
+        serde_json::json!(["api://AzureADTokenExchange"])
+    );
+
+    // The YAML parses as two Kubernetes objects with the right values.
+    let docs: Vec<serde_json::Value> =
+        serde_yaml_ng::Deserializer::from_str(plan["kubernetes_yaml"].as_str().unwrap())
+            .map(|d| serde::Deserialize::deserialize(d).expect("valid YAML"))
+            .collect();
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0]["kind"], "ServiceAccount");
+    assert_eq!(docs[0]["metadata"]["namespace"], "payments");
+    assert_eq!(
+        docs[0]["metadata"]["annotations"]["azure.workload.identity/client-id"],
+        CLIENT
+    );
+    let pod = &docs[1]["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "billing-api");
+    let proj = &pod["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"];
+    assert_eq!(proj["audience"], "api://AzureADTokenExchange");
+    assert_eq!(proj["expirationSeconds"], 3600);
+    let env: std::collections::HashMap<String, String> = pod["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(env["AZURE_CLIENT_ID"], CLIENT);
+    assert_eq!(env["AZURE_TENANT_ID"], TENANT);
+    let mount = pod["containers"][0]["volumeMounts"][0]["mountPath"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        env["AZURE_FEDERATED_TOKEN_FILE"],
+        format!("{mount}/{}", proj["path"].as_str().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn setup_from_flags_needs_no_token_and_checks_its_input() {
+    let cli = Cli::new().await;
+    let issuer = "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
+    let out = cli
+        .run_with(
+            &[
+                "setup",
+                "--issuer",
+                issuer,
+                "--namespace",
+                "default",
+                "--service-account",
+                "workload",
+                "--client-id",
+                CLIENT,
+            ],
+            Vec::new(),
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("issuer         = \"{issuer}\"")),
+        "{text}"
+    );
+    assert!(
+        text.contains("resource \"azuread_application_federated_identity_credential\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("resource \"azurerm_federated_identity_credential\""),
+        "{text}"
+    );
+
+    let out = cli
+        .run_with(
+            &[
+                "setup",
+                "--issuer",
+                "http://insecure",
+                "--namespace",
+                "a",
+                "--service-account",
+                "b",
+            ],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("https://"), "{}", stderr(&out));
+    let out = cli
+        .run_with(&["setup", "--issuer", issuer], Vec::new())
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap requires --namespace and --service-account"
+    );
+}
