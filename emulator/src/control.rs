@@ -19,6 +19,7 @@ pub(crate) fn endpoint_name(e: Endpoint) -> &'static str {
         Endpoint::Graph => "graph",
         Endpoint::KeyVault => "key_vault",
         Endpoint::Control => "control",
+        Endpoint::Sts => "sts",
         Endpoint::Other => "other",
     }
 }

@@ -22,13 +22,15 @@ pub enum Endpoint {
     KeyVault,
     /// The `/_emulator/...` control API.
     Control,
+    /// AWS STS (`POST /sts`, `GetWebIdentityToken`).
+    Sts,
     /// Anything else (answered 404).
     Other,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 8] = [
+    pub const ALL: [Endpoint; 9] = [
         Endpoint::Token,
         Endpoint::EntraDiscovery,
         Endpoint::Discovery,
@@ -36,6 +38,7 @@ impl Endpoint {
         Endpoint::Graph,
         Endpoint::KeyVault,
         Endpoint::Control,
+        Endpoint::Sts,
         Endpoint::Other,
     ];
 }

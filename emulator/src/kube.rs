@@ -55,6 +55,9 @@ impl IssuerState {
         // self-managed clusters usually copy to S3) is `openid/v1/jwks`.
         let jwks_path = if base.starts_with("/id/") {
             format!("{base}/keys")
+        } else if base.ends_with(".tokens.sts.global.api.aws") {
+            // AWS IAM outbound identity federation.
+            format!("{base}/.well-known/jwks.json")
         } else {
             format!("{base}/openid/v1/jwks")
         };
@@ -126,6 +129,12 @@ impl Issuer {
     pub fn mint(&self, sa: &ServiceAccountToken) -> String {
         let key = self.inner.keys.lock().unwrap().signing.clone();
         key.sign_jwt(&sa.claims(&self.inner.url), None)
+    }
+
+    /// Signs an arbitrary claim set with the current signing key (RS256, header `{alg, kid, typ: JWT}`).
+    pub fn sign_claims(&self, claims: &Value) -> String {
+        let key = self.inner.keys.lock().unwrap().signing.clone();
+        key.sign_jwt(claims, Some("JWT"))
     }
 
     /// Adds a signing key, which becomes the one [`mint`](Self::mint) uses; earlier keys stay in

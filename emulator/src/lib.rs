@@ -9,6 +9,7 @@ mod kube;
 mod projected;
 mod resources;
 mod server;
+mod sts;
 mod tls;
 mod util;
 
@@ -18,6 +19,7 @@ pub use kube::{AZURE_AD_TOKEN_EXCHANGE, Issuer, ServiceAccountToken};
 pub use projected::ProjectedVolume;
 pub use resources::{GRAPH_AUDIENCE, KEY_VAULT_AUDIENCE};
 pub use server::RequestRecord;
+pub use sts::{AwsAccount, AwsRole, STS_API_VERSION, StsError};
 
 use server::State;
 use std::sync::{Arc, Mutex};
@@ -187,6 +189,34 @@ impl Emulator {
             .map(|b| format!("{b:02X}"))
             .collect();
         self.add_issuer(&format!("/id/{id}"))
+    }
+
+    // ----- AWS side (IAM outbound identity federation) -----
+
+    /// Adds an AWS account with outbound identity federation enabled: an issuer at
+    /// `/<uuid>.tokens.sts.global.api.aws` (discovery at `/.well-known/openid-configuration`,
+    /// keys at `/.well-known/jwks.json`) whose tokens STS `GetWebIdentityToken` mints for the
+    /// account's roles ([`AwsAccount::add_role`]). Adding an existing id returns that account.
+    pub fn add_aws_account(&self, account_id: &str) -> AwsAccount {
+        let issuer = self.add_issuer(&format!("/{}.tokens.sts.global.api.aws", util::uuid_v4()));
+        self.state().sts.add_account(account_id, issuer)
+    }
+
+    /// `https://127.0.0.1:PORT/sts`: the STS endpoint URL (aws-config `endpoint_url`, or
+    /// `AWS_ENDPOINT_URL_STS`). Any region is accepted.
+    pub fn sts_endpoint_url(&self) -> String {
+        format!("{}{}", self.state().authority, sts::STS_PATH)
+    }
+
+    /// Queues an STS error answered to the next valid `GetWebIdentityToken` call (after the
+    /// caller's credentials were recognised).
+    pub fn push_sts_error(&self, error: StsError) {
+        self.state().sts.push_error(error);
+    }
+
+    /// How many web identity tokens STS has issued.
+    pub fn sts_tokens_issued(&self) -> usize {
+        self.state().sts.issued()
     }
 
     // ----- Entra side -----

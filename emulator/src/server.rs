@@ -5,7 +5,7 @@ use crate::faults::{Endpoint, Fault, RetryAfter};
 use crate::keys::{DecodedJwt, SigningKey, jwks};
 use crate::kube::IssuerState;
 use crate::util::{http_date, now, uuid_v4};
-use crate::{control, resources, tls};
+use crate::{control, resources, sts, tls};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
@@ -133,6 +133,7 @@ pub(crate) struct State {
     pub(crate) secrets: Mutex<BTreeMap<String, Vec<SecretVersion>>>,
     pub(crate) default_tenant: Mutex<Option<String>>,
     pub(crate) oidc_client: reqwest::Client,
+    pub(crate) sts: sts::StsState,
 }
 
 impl State {
@@ -154,6 +155,7 @@ impl State {
                 .connect_timeout(entra::OIDC_FETCH_TIMEOUT)
                 .build()
                 .expect("reqwest client"),
+            sts: sts::StsState::default(),
         }
     }
 
@@ -241,6 +243,9 @@ impl State {
     fn classify(&self, path: &str) -> Endpoint {
         if let Some((e, _)) = self.find_issuer(path) {
             return e;
+        }
+        if path.trim_end_matches('/') == sts::STS_PATH {
+            return Endpoint::Sts;
         }
         let segs: Vec<&str> = path.split('/').skip(1).collect();
         match segs.as_slice() {
@@ -351,7 +356,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         Err(_) => return Ok(Reply::text(413, "Request body too large").into_response()),
     };
     let endpoint = state.classify(&path);
-    let form: BTreeMap<String, String> = if endpoint == Endpoint::Token {
+    let form: BTreeMap<String, String> = if matches!(endpoint, Endpoint::Token | Endpoint::Sts) {
         url::form_urlencoded::parse(&body).into_owned().collect()
     } else {
         BTreeMap::new()
@@ -558,6 +563,7 @@ async fn route(
         Endpoint::Graph => resources::graph(state, inc),
         Endpoint::KeyVault => resources::key_vault(state, inc),
         Endpoint::Control => control::handle(state, inc),
+        Endpoint::Sts => sts::handle(&state.sts, inc),
         Endpoint::Other => Reply::text(404, "Not Found"),
     }
 }
