@@ -9,7 +9,7 @@ use crate::config::{
 use crate::entra::Exchange;
 use crate::error::{CredentialError, ErrorCategory};
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use azure_core::http::Pipeline;
+use azure_core::http::{ExponentialRetryOptions, Pipeline, RetryOptions};
 use azure_identity::ClientAssertionCredentialOptions;
 use std::fmt;
 use std::path::PathBuf;
@@ -21,7 +21,9 @@ use std::sync::Arc;
 /// the same names and types, so code written for azure_identity compiles unchanged. The others
 /// are additions with defaults.
 pub struct WorkloadIdentityCredentialOptions {
-    /// Options for the HTTP pipeline (transport, retry, cloud, user agent).
+    /// Options for the HTTP pipeline (transport, retry, cloud, user agent). Unless `retry` is set,
+    /// a token request is retried at most 3 times within 10 s (the cache retries later, in the
+    /// background, while it keeps serving a valid token), instead of azure_core's one minute.
     pub credential_options: ClientAssertionCredentialOptions,
     /// Client id of the Entra application or user-assigned managed identity. Defaults to `AZURE_CLIENT_ID`.
     pub client_id: Option<String>,
@@ -133,7 +135,10 @@ impl WorkloadIdentityCredential {
         source: Option<Arc<dyn AssertionSource>>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, CredentialError> {
-        let client_options = options.credential_options.client_options;
+        let mut client_options = options.credential_options.client_options;
+        if is_default_retry(&client_options.retry) {
+            client_options.retry = default_token_retry();
+        }
         // A custom source needs no token file: give resolution a placeholder path.
         let placeholder = PathBuf::from("(custom assertion source)");
         let token_file_path = match (&source, &options.token_file_path) {
@@ -183,6 +188,24 @@ impl WorkloadIdentityCredential {
     pub fn config(&self) -> &ResolvedConfig {
         &self.config
     }
+}
+
+/// azure_core's default retry policy keeps retrying a failing endpoint for up to a minute, and
+/// azure_identity's credential holds every caller for that long. The cache already retries in the
+/// background (with backoff) and keeps serving a valid token, so one attempt only needs a few quick
+/// retries: at most 3 within 10 s. A retry policy set by the caller is kept as it is.
+fn default_token_retry() -> RetryOptions {
+    RetryOptions::exponential(ExponentialRetryOptions {
+        initial_delay: azure_core::time::Duration::milliseconds(200),
+        max_retries: 3,
+        max_total_elapsed: azure_core::time::Duration::seconds(10),
+        max_delay: azure_core::time::Duration::seconds(2),
+    })
+}
+
+/// `RetryOptions` hides its mode; its `Debug` output is the only way to tell the default apart.
+fn is_default_retry(retry: &RetryOptions) -> bool {
+    format!("{retry:?}") == format!("{:?}", RetryOptions::default())
 }
 
 /// Check scopes before anything else: Entra's client-credentials flow takes exactly one
@@ -241,6 +264,13 @@ impl TokenCredential for WorkloadIdentityCredential {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_retry_is_replaced_but_a_chosen_one_is_kept() {
+        assert!(is_default_retry(&RetryOptions::default()));
+        assert!(!is_default_retry(&default_token_retry()));
+        assert!(!is_default_retry(&RetryOptions::none()));
+    }
 
     #[test]
     fn scope_rules() {
