@@ -12,6 +12,55 @@ mod entra;
 mod error;
 pub mod jwt;
 pub mod setup;
+#[cfg(test)]
+mod soak;
+#[cfg(test)]
+mod fault_matrix;
+
+/// Not part of the API: entry points for the fuzz targets (`fuzz/`) and the property tests
+/// (`tests/proptest*.rs`) into crate-internal parsers. May change or vanish in any release.
+#[doc(hidden)]
+pub mod __fuzz {
+    use crate::error::CredentialError;
+    use azure_core::http::{StatusCode, Url};
+
+    pub use crate::jwt::decode;
+
+    fn now() -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("valid timestamp")
+    }
+
+    /// `entra::parse_success` at a fixed instant; `Ok` holds `(expires_in, refresh_in)` in seconds.
+    pub fn parse_success(status: u16, body: &[u8]) -> Result<(i64, Option<i64>), CredentialError> {
+        crate::entra::parse_success(StatusCode::from(status), body, now()).map(|t| {
+            (
+                (t.token.expires_on - now()).whole_seconds(),
+                t.refresh_in.map(|d| d.whole_seconds()),
+            )
+        })
+    }
+
+    /// `entra::parse_error` with a fixed context.
+    pub fn parse_error(status: u16, retry_after: Option<&str>, body: &[u8]) -> CredentialError {
+        let endpoint = Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token")
+            .expect("valid URL");
+        let claims = crate::jwt::Claims::default();
+        let ctx = crate::entra::ErrorContext {
+            client_id: "00000000-0000-0000-0000-000000000000",
+            tenant_id: "t",
+            endpoint: &endpoint,
+            scope: "https://storage.azure.com/.default",
+            claims: Some(&claims),
+            origin: "/var/run/secrets/azure/tokens/azure-identity-token",
+        };
+        crate::entra::parse_error(StatusCode::from(status), retry_after, body, &ctx)
+    }
+
+    /// The scope check every `get_token` starts with.
+    pub fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
+        crate::credential::validate_scopes(scopes)
+    }
+}
 
 pub use cache::RefreshPolicy;
 pub use chain::{

@@ -1,0 +1,577 @@
+//! The fault matrix (crate-internal tests; the table is in `docs/reliability.md`).
+//!
+//! Every fault of the token endpoint, of the token file and of the issuer's discovery document,
+//! crossed with the three states a cached token can be in:
+//!
+//! * **cold start**: no token yet. Expected: a clear error (category, status, what to do) within
+//!   `attempt_timeout`, and a token as soon as the fault has ended and the short error TTL has
+//!   passed;
+//! * **advisory window** (a valid token, refresh due): the caller gets the cached token without
+//!   waiting (the future is ready on its first poll), the background refresh fails, callers keep
+//!   getting the cached token without waiting, and the next attempt after the backoff, once the
+//!   fault has ended, brings a new token;
+//! * **mandatory window** (a valid token about to expire): the caller waits for one attempt
+//!   (bounded) and gets the cached token when it fails (0 errors); callers during the backoff get
+//!   it without waiting; the next attempt after the fault brings a new token.
+//!
+//! The credential's clock is a [`ManualClock`], so the windows are reached without waiting; the
+//! emulator answers over real HTTPS. Background attempts are observed through the cache's own
+//! `tracing` events ([`support::Attempts`]), so no test guesses how long a refresh takes.
+
+use crate::error::ErrorCategory;
+use entra_emulator::{Endpoint, Fault, RetryAfter, ServiceAccountToken};
+use support::*;
+
+/// Shared by the fault matrix and the soak: an emulator, a token file, a credential on a manual
+/// clock, and a counter of the cache's refresh attempts.
+pub(crate) mod support {
+    use crate::cache::RefreshPolicy;
+    use crate::clock::ManualClock;
+    use crate::config::Env;
+    use crate::credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+    use crate::error::CredentialError;
+    use azure_core::credentials::{AccessToken, TokenCredential};
+    use azure_core::http::{ClientOptions, RetryOptions};
+    use azure_identity::ClientAssertionCredentialOptions;
+    use entra_emulator::{Emulator, FederatedCredential, Issuer, ServiceAccountToken};
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use time::OffsetDateTime;
+    use tracing_subscriber::layer::{Context, SubscriberExt as _};
+
+    pub(crate) const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    pub(crate) const CLIENT: &str = "3b4f4f9e-0c3a-4d6e-9f55-6f2b1c0e2a11";
+    pub(crate) const STORAGE: &str = "https://storage.azure.com/.default";
+
+    /// Counts the cache's refresh attempts from its `tracing` events: "refreshing access token"
+    /// when an attempt starts, "acquired access token" / "token refresh failed" when it ends.
+    #[derive(Clone, Default)]
+    pub(crate) struct Attempts(Arc<AttemptCounts>);
+
+    #[derive(Default)]
+    pub(crate) struct AttemptCounts {
+        started: AtomicUsize,
+        succeeded: AtomicUsize,
+        failed: AtomicUsize,
+    }
+
+    impl Attempts {
+        /// Install as the thread's subscriber. The tests run on a current-thread runtime, so the
+        /// spawned attempts run (and log) on this thread too.
+        pub(crate) fn install(&self) -> tracing::subscriber::DefaultGuard {
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()))
+        }
+        pub(crate) fn started(&self) -> usize {
+            self.0.started.load(Ordering::SeqCst)
+        }
+        pub(crate) fn succeeded(&self) -> usize {
+            self.0.succeeded.load(Ordering::SeqCst)
+        }
+        pub(crate) fn failed(&self) -> usize {
+            self.0.failed.load(Ordering::SeqCst)
+        }
+        /// Wait (for real: the attempts talk to the emulator over HTTPS) until every started
+        /// attempt has ended.
+        pub(crate) async fn settle(&self) {
+            // Let a just-spawned attempt start (and announce itself) first.
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while self.started() != self.succeeded() + self.failed() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "an attempt did not end within 20 s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+    }
+
+    struct Message(String);
+
+    impl tracing::field::Visit for Message {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Attempts {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            if event.metadata().target() != "azure_identity_k8s::cache" {
+                return;
+            }
+            let mut m = Message(String::new());
+            event.record(&mut m);
+            let counter = if m.0.starts_with("refreshing access token") {
+                &self.0.started
+            } else if m.0.starts_with("acquired access token") {
+                &self.0.succeeded
+            } else if m.0.starts_with("token refresh failed") {
+                &self.0.failed
+            } else {
+                return;
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The real current time, whole seconds (the start of every manual clock).
+    pub(crate) fn real_now() -> OffsetDateTime {
+        let now = OffsetDateTime::now_utc();
+        now - time::Duration::nanoseconds(i64::from(now.nanosecond()))
+    }
+
+    /// A service-account token valid for 2 h of real time from now.
+    pub(crate) fn sa() -> ServiceAccountToken {
+        ServiceAccountToken {
+            lifetime: std::time::Duration::from_secs(2 * 3600),
+            ..Default::default()
+        }
+    }
+
+    pub(crate) struct Bench {
+        pub(crate) emu: Emulator,
+        pub(crate) issuer: Issuer,
+        pub(crate) dir: tempfile::TempDir,
+    }
+
+    impl Bench {
+        pub(crate) async fn new() -> Self {
+            let emu = Emulator::start().await.expect("emulator starts");
+            let issuer = emu.add_eks_issuer();
+            emu.add_tenant(TENANT);
+            emu.add_application(TENANT, CLIENT);
+            emu.add_federated_credential(
+                TENANT,
+                CLIENT,
+                FederatedCredential::new(issuer.url(), ServiceAccountToken::default().subject()),
+            );
+            let dir = tempfile::tempdir().expect("tempdir");
+            Self { emu, issuer, dir }
+        }
+
+        /// A fresh token file (valid token) named `name` in the bench's directory.
+        pub(crate) fn token_file(&self, name: &str) -> PathBuf {
+            let path = self.dir.path().join(name);
+            self.write_valid(&path);
+            path
+        }
+
+        pub(crate) fn write_valid(&self, path: &std::path::Path) -> String {
+            if path.is_dir() {
+                std::fs::remove_dir(path).expect("remove dir");
+            }
+            let t = self.issuer.mint(&sa());
+            std::fs::write(path, format!("{t}\n")).expect("write token");
+            t
+        }
+
+        /// Options for the emulator: no HTTP retries (one request per attempt; retrying is the
+        /// cache's job), a short attempt bound.
+        pub(crate) fn options(&self, token_file: PathBuf) -> WorkloadIdentityCredentialOptions {
+            WorkloadIdentityCredentialOptions {
+                credential_options: ClientAssertionCredentialOptions {
+                    client_options: ClientOptions {
+                        transport: Some(self.emu.transport()),
+                        retry: RetryOptions::none(),
+                        ..Default::default()
+                    },
+                },
+                client_id: Some(CLIENT.into()),
+                tenant_id: Some(TENANT.into()),
+                token_file_path: Some(token_file),
+                env: Env::from_pairs([("AZURE_AUTHORITY_HOST", self.emu.authority_host())]),
+                refresh_policy: RefreshPolicy {
+                    attempt_timeout: azure_core::time::Duration::milliseconds(400),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+        }
+
+        /// A credential on a manual clock that starts at the real current time.
+        pub(crate) fn credential(
+            &self,
+            options: WorkloadIdentityCredentialOptions,
+        ) -> (Arc<WorkloadIdentityCredential>, Arc<ManualClock>) {
+            let clock = Arc::new(ManualClock::new(real_now()));
+            let cred = WorkloadIdentityCredential::build(options, None, clock.clone())
+                .expect("credential builds");
+            (cred, clock)
+        }
+    }
+
+    pub(crate) type Outcome = Result<AccessToken, CredentialError>;
+
+    /// `get_token` for [`STORAGE`], awaited.
+    pub(crate) async fn get(cred: &WorkloadIdentityCredential) -> Outcome {
+        cred.get_token(&[STORAGE], None).await.map_err(into_credential_error)
+    }
+
+    /// `get_token` for [`STORAGE`] polled once: `None` when the caller would have to wait.
+    pub(crate) fn get_now(cred: &WorkloadIdentityCredential) -> Option<Outcome> {
+        use futures::FutureExt as _;
+        cred.get_token(&[STORAGE], None)
+            .now_or_never()
+            .map(|r| r.map_err(into_credential_error))
+    }
+
+    pub(crate) fn into_credential_error(e: azure_core::Error) -> CredentialError {
+        e.downcast_ref::<CredentialError>()
+            .cloned()
+            .unwrap_or_else(|| panic!("not a CredentialError: {e:?}"))
+    }
+
+    pub(crate) fn secs(s: i64) -> time::Duration {
+        time::Duration::seconds(s)
+    }
+}
+
+/// One row of the matrix.
+#[derive(Debug, Clone)]
+enum Case {
+    /// A one-shot fault on the token endpoint (consumed by the failing attempt's one request).
+    Endpoint(Fault),
+    /// The token file is broken until healed.
+    File(FileFault),
+    /// The issuer's discovery document is unreachable (Entra answers AADSTS90061).
+    IssuerDiscoveryDown,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum FileFault {
+    Missing,
+    Empty,
+    Garbage,
+    Directory,
+    Expired,
+}
+
+/// What a cold-start caller is told.
+struct ColdExpectation {
+    category: ErrorCategory,
+    status: Option<u16>,
+    transient: bool,
+    needle: &'static str,
+}
+
+impl Case {
+    fn all() -> Vec<Case> {
+        let mut v: Vec<Case> = [
+            Fault::Status(500),
+            Fault::Status(502),
+            Fault::Status(503),
+            Fault::Throttle {
+                retry_after: RetryAfter::Seconds(30),
+            },
+            Fault::Throttle {
+                retry_after: RetryAfter::HttpDate(30),
+            },
+            Fault::Hang,
+            Fault::Reset,
+            Fault::Truncated,
+            Fault::Html(502),
+            Fault::Empty(503),
+            Fault::Oversized(200, 1024 * 1024),
+            Fault::Oversized(500, 1024 * 1024),
+            Fault::NumbersAsStrings,
+        ]
+        .into_iter()
+        .map(Case::Endpoint)
+        .collect();
+        v.extend(
+            [
+                FileFault::Missing,
+                FileFault::Empty,
+                FileFault::Garbage,
+                FileFault::Directory,
+                FileFault::Expired,
+            ]
+            .map(Case::File),
+        );
+        v.push(Case::IssuerDiscoveryDown);
+        v
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Case::Endpoint(Fault::Throttle {
+                retry_after: RetryAfter::Seconds(s),
+            }) => format!("429 Retry-After: {s}"),
+            Case::Endpoint(Fault::Throttle {
+                retry_after: RetryAfter::HttpDate(s),
+            }) => format!("429 Retry-After: <HTTP date +{s} s>"),
+            Case::Endpoint(f) => format!("token endpoint {f:?}"),
+            Case::File(f) => format!("token file {f:?}"),
+            Case::IssuerDiscoveryDown => "issuer discovery down".into(),
+        }
+    }
+
+    /// Token-endpoint requests one failing attempt makes.
+    fn requests_per_attempt(&self) -> usize {
+        match self {
+            Case::File(_) => 0,
+            _ => 1,
+        }
+    }
+
+    /// `None`: not a failure (the credential accepts it).
+    fn cold(&self) -> Option<ColdExpectation> {
+        use ErrorCategory::*;
+        let e = |category, status, transient, needle| {
+            Some(ColdExpectation {
+                category,
+                status,
+                transient,
+                needle,
+            })
+        };
+        match self {
+            Case::Endpoint(f) => match f {
+                Fault::Status(s) => e(
+                    InvalidResponse,
+                    Some(*s),
+                    true,
+                    "This is usually transient",
+                ),
+                Fault::Throttle {
+                    retry_after: RetryAfter::Seconds(_),
+                } => e(InvalidResponse, Some(429), true, "Retry-After: 30"),
+                Fault::Throttle {
+                    retry_after: RetryAfter::HttpDate(_),
+                } => e(InvalidResponse, Some(429), true, "GMT"),
+                Fault::Hang => e(Timeout, None, true, "did not answer within 0.4 s"),
+                Fault::Reset => e(Transport, None, true, "failed before Entra answered"),
+                Fault::Truncated => e(Transport, None, true, "broke off"),
+                Fault::Html(s) => e(InvalidResponse, Some(*s), true, "an HTML page"),
+                Fault::Empty(s) => e(InvalidResponse, Some(*s), true, "an empty body"),
+                Fault::Oversized(s, _) => e(
+                    InvalidResponse,
+                    Some(*s),
+                    *s >= 500,
+                    "larger than 262144 bytes",
+                ),
+                Fault::NumbersAsStrings => None,
+                other => panic!("not in the matrix: {other:?}"),
+            },
+            Case::File(FileFault::Missing) => e(TokenFile, None, false, "does not exist"),
+            Case::File(FileFault::Empty) => e(TokenFile, None, false, "is empty"),
+            Case::File(FileFault::Garbage) => {
+                e(TokenFile, None, false, "does not hold a service-account token")
+            }
+            Case::File(FileFault::Directory) => e(TokenFile, None, false, "is a directory"),
+            Case::File(FileFault::Expired) => e(Assertion, None, false, "expired at"),
+            Case::IssuerDiscoveryDown => e(Entra, Some(400), false, "AADSTS90061"),
+        }
+    }
+
+    fn inject(&self, bench: &Bench, token_file: &std::path::Path) {
+        match self {
+            Case::Endpoint(f) => bench.emu.push_fault(Endpoint::Token, f.clone()),
+            Case::File(f) => match f {
+                FileFault::Missing => std::fs::remove_file(token_file).unwrap(),
+                FileFault::Empty => std::fs::write(token_file, "").unwrap(),
+                FileFault::Garbage => std::fs::write(token_file, "not-a-token\n").unwrap(),
+                FileFault::Directory => {
+                    std::fs::remove_file(token_file).unwrap();
+                    std::fs::create_dir(token_file).unwrap();
+                }
+                FileFault::Expired => {
+                    let t = bench.issuer.mint(&ServiceAccountToken {
+                        issued_at: Some(real_now() - secs(3 * 3600)),
+                        ..Default::default()
+                    });
+                    std::fs::write(token_file, t).unwrap();
+                }
+            },
+            Case::IssuerDiscoveryDown => bench.issuer.set_discovery_available(false),
+        }
+    }
+
+    /// End the fault (one-shot endpoint faults have ended by themselves).
+    fn heal(&self, bench: &Bench, token_file: &std::path::Path) {
+        match self {
+            Case::Endpoint(_) => {}
+            Case::File(_) => {
+                bench.write_valid(token_file);
+            }
+            Case::IssuerDiscoveryDown => bench.issuer.set_discovery_available(true),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    Cold,
+    Advisory,
+    Mandatory,
+}
+
+/// Run one case in one phase against `bench`; panics with the case's name on any deviation.
+async fn run(bench: &Bench, attempts: &Attempts, case: &Case, phase: Phase, index: usize) {
+    let at = format!("{} / {phase:?}", case.name());
+    let file = bench.token_file(&format!("token-{index}-{phase:?}"));
+    let (cred, clock) = bench.credential(bench.options(file.clone()));
+    let token_requests = || bench.emu.request_count(Endpoint::Token);
+    let per_attempt = case.requests_per_attempt();
+
+    match phase {
+        Phase::Cold => {
+            let before = token_requests();
+            case.inject(bench, &file);
+            let outcome = get(&cred).await;
+            attempts.settle().await;
+            assert_eq!(token_requests() - before, per_attempt, "{at}: requests");
+            match case.cold() {
+                None => {
+                    outcome.unwrap_or_else(|e| panic!("{at}: accepted, yet {e}"));
+                }
+                Some(x) => {
+                    let e = outcome.expect_err(&at);
+                    assert_eq!(e.category(), x.category, "{at}: {e}");
+                    assert_eq!(e.http_status().map(u16::from), x.status, "{at}: {e}");
+                    assert_eq!(e.is_transient(), x.transient, "{at}: {e}");
+                    assert!(e.message().contains(x.needle), "{at}: {e}");
+                    assert!(e.message().contains("docs/troubleshooting.md#"), "{at}: {e}");
+                    // Within the error TTL the same error is returned without a new request.
+                    let again = get_now(&cred)
+                        .unwrap_or_else(|| panic!("{at}: remembered error must not wait"));
+                    assert_eq!(again.expect_err(&at).message(), e.message(), "{at}");
+                    assert_eq!(token_requests() - before, per_attempt, "{at}: no new request");
+                    // Recovery: the fault ends, the TTL passes, the next caller gets a token.
+                    case.heal(bench, &file);
+                    clock.advance(secs(6));
+                    get(&cred)
+                        .await
+                        .unwrap_or_else(|e| panic!("{at}: no recovery: {e}"));
+                    assert_eq!(token_requests() - before, per_attempt + 1, "{at}");
+                }
+            }
+        }
+        Phase::Advisory | Phase::Mandatory => {
+            let first = get(&cred).await.expect("first token");
+            attempts.settle().await;
+            let before = token_requests();
+            let failed_before = attempts.failed();
+            // Access tokens live 3599 s: refresh_on <= 50 min, mandatory_at = 58:59.
+            let into = match phase {
+                Phase::Advisory => 55 * 60,
+                _ => 3599 - 30,
+            };
+            clock.advance(secs(into));
+            case.inject(bench, &file);
+            let served = match phase {
+                // Advisory: served at once; the refresh runs in the background.
+                Phase::Advisory => get_now(&cred)
+                    .unwrap_or_else(|| panic!("{at}: the caller had to wait"))
+                    .unwrap_or_else(|e| panic!("{at}: caller error {e}")),
+                // Mandatory: the caller waits for the one attempt (bounded).
+                _ => get(&cred)
+                    .await
+                    .unwrap_or_else(|e| panic!("{at}: caller error {e}")),
+            };
+            attempts.settle().await;
+            assert_eq!(token_requests() - before, per_attempt, "{at}: requests");
+            if case.cold().is_none() {
+                // Not a failure: the refresh brought a new token.
+                assert_eq!(attempts.failed(), failed_before, "{at}");
+                let next = get_now(&cred).expect("no wait").expect("token");
+                assert_ne!(next.token.secret(), first.token.secret(), "{at}");
+                return;
+            }
+            assert_eq!(
+                served.token.secret(),
+                first.token.secret(),
+                "{at}: cached token served"
+            );
+            assert_eq!(attempts.failed(), failed_before + 1, "{at}: attempt failed");
+            // During the backoff: the cached token, without waiting and without a request.
+            for _ in 0..3 {
+                let t = get_now(&cred)
+                    .unwrap_or_else(|| panic!("{at}: a caller had to wait during the backoff"))
+                    .unwrap_or_else(|e| panic!("{at}: caller error {e}"));
+                assert_eq!(t.token.secret(), first.token.secret(), "{at}");
+            }
+            assert_eq!(token_requests() - before, per_attempt, "{at}: backoff");
+            // Recovery: the fault ends; after the backoff (at most 10 s) the next attempt
+            // brings a new token, while the old one is still valid.
+            case.heal(bench, &file);
+            clock.advance(secs(11));
+            let t = match phase {
+                Phase::Advisory => {
+                    let t = get_now(&cred).expect("no wait").expect("token");
+                    attempts.settle().await;
+                    assert_eq!(t.token.secret(), first.token.secret(), "{at}");
+                    get_now(&cred).expect("no wait").expect("token")
+                }
+                _ => get(&cred).await.expect("token"),
+            };
+            assert_ne!(t.token.secret(), first.token.secret(), "{at}: recovered");
+            assert_eq!(token_requests() - before, per_attempt + 1, "{at}");
+        }
+    }
+}
+
+async fn run_phase(phase: Phase) {
+    let attempts = Attempts::default();
+    let _guard = attempts.install();
+    let bench = Bench::new().await;
+    for (i, case) in Case::all().iter().enumerate() {
+        run(&bench, &attempts, case, phase, i).await;
+    }
+    // Held connections (the hang case) end with the emulator.
+    bench.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_matrix_cold_start() {
+    run_phase(Phase::Cold).await;
+}
+
+#[tokio::test]
+async fn fault_matrix_advisory_window() {
+    run_phase(Phase::Advisory).await;
+}
+
+#[tokio::test]
+async fn fault_matrix_mandatory_window() {
+    run_phase(Phase::Mandatory).await;
+}
+
+/// The token file rotates between two exchanges (in the advisory window): the refresh sends the
+/// new token, never the one read before.
+#[tokio::test]
+async fn rotated_token_file_is_read_again_by_the_refresh() {
+    let attempts = Attempts::default();
+    let _guard = attempts.install();
+    let bench = Bench::new().await;
+    let vol = entra_emulator::ProjectedVolume::create(
+        &bench.dir.path().join("volume"),
+        "azure-identity-token",
+        bench.issuer.clone(),
+        sa(),
+    )
+    .unwrap();
+    let (cred, clock) = bench.credential(bench.options(vol.token_path()));
+    let first_sa = vol.current_token();
+    let first = get(&cred).await.unwrap();
+    let second_sa = vol.rotate_now().unwrap();
+    clock.advance(secs(55 * 60));
+    assert_eq!(
+        get_now(&cred).expect("no wait").unwrap().token.secret(),
+        first.token.secret()
+    );
+    attempts.settle().await;
+    let sent: Vec<String> = bench
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint == Endpoint::Token)
+        .map(|r| r.form["client_assertion"].clone())
+        .collect();
+    assert_eq!(sent, [first_sa, second_sa]);
+}

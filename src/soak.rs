@@ -1,0 +1,321 @@
+//! The soak: 24 simulated hours of one credential serving many concurrent callers for several
+//! scopes, with service-account token rotation, access-token expiry and about 10 % of token
+//! requests failing (crate-internal test; numbers in `docs/reliability.md`).
+//!
+//! * Time: the credential runs on a [`ManualClock`](crate::clock::ManualClock) advanced in
+//!   15-second steps; the emulator answers over real HTTPS with 3599-second access tokens (whose
+//!   expiry the credential computes with its own clock).
+//! * Rotation: the projected volume is rotated every 2880 simulated seconds (80 % of a one-hour
+//!   token, the kubelet's rule). The emulator checks the service-account token's `exp`/`nbf`
+//!   against real time and the credential against simulated time, so the tokens are minted with
+//!   a 26-hour lifetime that both clocks accept; what is tested is that every exchange sends the
+//!   token current at that moment.
+//! * Failures: before each token request, with probability 0.1 (seeded RNG) a one-shot fault
+//!   (500, 502, 503, 429 with either Retry-After form, reset, truncated, HTML, empty) is queued.
+//! * Callers: 16 per step, spread over 3 scopes, each polled once to see whether it would have
+//!   had to wait.
+//! * Memory: live heap bytes, counted by a global allocator, sampled every simulated hour. The
+//!   soak runs in a child process (this test binary filtered to [`soak_child`]) so that no other
+//!   test's allocations are counted.
+//!
+//! Run it alone, with the report: `cargo test --lib soak -- --nocapture`.
+
+use crate::fault_matrix::support::*;
+use entra_emulator::{Endpoint, Fault, ProjectedVolume, RetryAfter};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Counts live heap bytes (every allocation of this test binary).
+struct Counting;
+
+static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+
+// SAFETY: defers to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const CHILD_ENV: &str = "AZURE_IDENTITY_K8S_SOAK_CHILD";
+static SCOPES: [[&str; 1]; 3] = [
+    ["https://storage.azure.com/.default"],
+    ["https://vault.azure.net/.default"],
+    ["https://graph.microsoft.com/.default"],
+];
+const STEP_SECS: i64 = 15;
+const HOURS: i64 = 24;
+const CALLERS_PER_STEP: usize = 16;
+const ROTATE_EVERY_SECS: i64 = 2880;
+const FAILURE_RATE: f64 = 0.10;
+const ACCESS_TOKEN_SECS: i64 = 3599;
+
+/// SplitMix64: a seeded, dependency-free RNG (reproducible runs).
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn fault(&mut self) -> Fault {
+        let faults = [
+            Fault::Status(500),
+            Fault::Status(502),
+            Fault::Status(503),
+            Fault::Throttle {
+                retry_after: RetryAfter::Seconds(5),
+            },
+            Fault::Throttle {
+                retry_after: RetryAfter::HttpDate(5),
+            },
+            Fault::Reset,
+            Fault::Truncated,
+            Fault::Html(502),
+            Fault::Empty(503),
+        ];
+        faults[(self.next_u64() % faults.len() as u64) as usize].clone()
+    }
+}
+
+/// What the child prints (its `Debug` form is parsed by the parent).
+#[derive(Debug)]
+#[allow(dead_code)] // the fields are read through `Debug`
+struct Report {
+    calls: u64,
+    caller_errors: u64,
+    caller_waits: u64,
+    successful_requests: usize,
+    failed_requests: usize,
+    injected: usize,
+    ideal_requests: usize,
+    rotations: usize,
+    stale_assertions: usize,
+    live_bytes_per_hour: Vec<i64>,
+}
+
+/// The soak itself; a no-op unless started by [`soak_24h_simulated`] in a child process.
+#[tokio::test]
+async fn soak_child() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    let report = soak().await;
+    println!("SOAK-REPORT {report:?}");
+}
+
+async fn soak() -> Report {
+    let attempts = Attempts::default();
+    let _guard = attempts.install();
+    let bench = Bench::new().await;
+    let vol = ProjectedVolume::create(
+        &bench.dir.path().join("volume"),
+        "azure-identity-token",
+        bench.issuer.clone(),
+        entra_emulator::ServiceAccountToken {
+            lifetime: std::time::Duration::from_secs(26 * 3600),
+            ..Default::default()
+        },
+    )
+    .expect("projected volume");
+    let mut options = bench.options(vol.token_path());
+    options.refresh_policy.attempt_timeout = azure_core::time::Duration::seconds(5);
+    let (cred, clock) = bench.credential(options);
+
+    let mut rng = Rng(0x5eed_0f_50a6);
+    let mut fault_queued = false;
+    let mut injected = 0usize;
+    let mut requests_seen = 0usize;
+    let mut stale = 0usize;
+    let mut current_sa = vol.current_token();
+    let (mut calls, mut errors, mut waits) = (0u64, 0u64, 0u64);
+    let mut live = Vec::with_capacity(HOURS as usize + 1);
+
+    let steps = HOURS * 3600 / STEP_SECS;
+    for step in 0..steps {
+        let t = step * STEP_SECS;
+        if step > 0 {
+            clock.advance(secs(STEP_SECS));
+        }
+        if t > 0 && t % ROTATE_EVERY_SECS == 0 {
+            current_sa = vol.rotate_now().expect("rotation");
+        }
+        // The callers: polled once (a caller served from the cache is ready at once), then
+        // awaited together.
+        let mut pending = Vec::new();
+        for c in 0..CALLERS_PER_STEP {
+            let scopes: &'static [&str] = &SCOPES[c % SCOPES.len()];
+            let mut f = Box::pin(azure_core::credentials::TokenCredential::get_token(
+                &*cred, scopes, None,
+            ));
+            calls += 1;
+            match futures::poll!(&mut f) {
+                std::task::Poll::Ready(r) => errors += u64::from(r.is_err()),
+                std::task::Poll::Pending => {
+                    // The first callers of each scope have nothing cached yet.
+                    if step > 0 {
+                        waits += 1;
+                    }
+                    pending.push(f);
+                }
+            }
+        }
+        for r in futures::future::join_all(pending).await {
+            errors += u64::from(r.is_err());
+        }
+        attempts.settle().await;
+
+        // Account for the requests of this step, check what they sent, and draw whether the
+        // next token request fails (no fault before every scope holds a token: a cold start has
+        // nothing to fall back on).
+        let records = bench.emu.requests();
+        if !records.is_empty() {
+            bench.emu.reset_counters();
+        }
+        let new: Vec<_> = records
+            .iter()
+            .filter(|r| r.endpoint == Endpoint::Token)
+            .collect();
+        if !new.is_empty() {
+            requests_seen += new.len();
+            stale += new
+                .iter()
+                .filter(|r| r.form.get("client_assertion") != Some(&current_sa))
+                .count();
+            if fault_queued {
+                injected += 1;
+                fault_queued = false;
+            }
+            if rng.unit() < FAILURE_RATE {
+                bench.emu.push_fault(Endpoint::Token, rng.fault());
+                fault_queued = true;
+            }
+        }
+        if t % 3600 == 0 {
+            live.push(LIVE_BYTES.load(Ordering::Relaxed));
+        }
+    }
+    // The last fault may still be queued (nothing consumed it).
+    bench.emu.clear_faults();
+    // Ideal: one token per scope at the start, then one per refresh period (10 minutes before
+    // the expiry of a 3599-second token).
+    let period = ACCESS_TOKEN_SECS - 600;
+    let ideal = SCOPES.len() * (1 + (HOURS * 3600 / period) as usize);
+    Report {
+        calls,
+        caller_errors: errors,
+        caller_waits: waits,
+        successful_requests: attempts.succeeded(),
+        failed_requests: attempts.failed(),
+        injected,
+        ideal_requests: ideal,
+        rotations: vol.rotations(),
+        stale_assertions: stale,
+        live_bytes_per_hour: live,
+    }
+    .checked(requests_seen)
+}
+
+impl Report {
+    fn checked(self, requests_seen: usize) -> Self {
+        assert_eq!(
+            self.successful_requests + self.failed_requests,
+            requests_seen,
+            "every token request is an attempt of the cache: {self:?}"
+        );
+        self
+    }
+}
+
+/// Parse one `key: value` field of the child's `Debug` report.
+fn field<'a>(report: &'a str, key: &str) -> &'a str {
+    let start = report
+        .find(&format!("{key}: "))
+        .unwrap_or_else(|| panic!("no {key} in {report}"))
+        + key.len()
+        + 2;
+    let rest = &report[start..];
+    let end = if rest.starts_with('[') {
+        rest.find(']').expect("closing bracket") + 1
+    } else {
+        rest.find([',', ' ', '}']).unwrap_or(rest.len())
+    };
+    &rest[..end]
+}
+
+fn num(report: &str, key: &str) -> i64 {
+    field(report, key).parse().expect("a number")
+}
+
+#[test]
+fn soak_24h_simulated() {
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["soak::soak_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .output()
+        .expect("the soak child runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "soak failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.find("SOAK-REPORT ").map(|i| &l[i..]))
+        .unwrap_or_else(|| panic!("no report:\n{stdout}"));
+    eprintln!("{line}");
+
+    assert_eq!(num(line, "caller_errors"), 0, "{line}");
+    assert_eq!(num(line, "caller_waits"), 0, "{line}");
+    assert_eq!(num(line, "stale_assertions"), 0, "{line}");
+    let ideal = num(line, "ideal_requests") as f64;
+    let ok = num(line, "successful_requests") as f64;
+    assert!(
+        (ok - ideal).abs() <= ideal * 0.05,
+        "successful token requests {ok} not within 5 % of the ideal {ideal}: {line}"
+    );
+    // Every failed request was an injected fault: no wasted requests.
+    assert_eq!(num(line, "failed_requests"), num(line, "injected"), "{line}");
+    let injected = num(line, "injected") as f64;
+    let total = ok + injected;
+    assert!(
+        injected / total > 0.05,
+        "the soak must really inject failures: {line}"
+    );
+    assert!(num(line, "rotations") >= 29, "{line}");
+    // Memory: flat from the second hour on (warm-up done), within 256 KiB.
+    let live: Vec<i64> = field(line, "live_bytes_per_hour")
+        .trim_matches(['[', ']'])
+        .split(", ")
+        .map(|v| v.parse().expect("bytes"))
+        .collect();
+    assert_eq!(live.len(), HOURS as usize, "{line}");
+    let steady = &live[2..];
+    let (lo, hi) = (
+        steady.iter().min().copied().unwrap_or_default(),
+        steady.iter().max().copied().unwrap_or_default(),
+    );
+    assert!(hi - lo < 256 * 1024, "live heap not flat: {live:?}");
+}
