@@ -11,6 +11,17 @@ if [ ! -x target/py/bin/python ] || ! target/py/bin/python -c "import azure.iden
 fi
 export ENTRA_EMULATOR_PYTHON="$PWD/target/py/bin/python"
 
+echo "== Azurite (npm, pinned in tests/azurite) for the Blob storage tests"
+# npm ci only when the lockfile changed since the last install (fast when already installed).
+# Without Node/npm the Azurite tests fail and say how to install it.
+azurite_stamp=tests/azurite/node_modules/.installed-lockfile
+if ! command -v npm >/dev/null 2>&1; then
+  echo "error: npm (Node.js 20) not found; the Azurite tests (tests/azurite.rs) will fail" >&2
+elif [ ! -f "$azurite_stamp" ] || ! cmp -s tests/azurite/package-lock.json "$azurite_stamp"; then
+  npm ci --prefix tests/azurite --no-audit --no-fund --loglevel=error
+  cp tests/azurite/package-lock.json "$azurite_stamp"
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (all targets, all features, -D warnings)"
