@@ -209,7 +209,9 @@ pub(crate) mod support {
 
     /// `get_token` for [`STORAGE`], awaited.
     pub(crate) async fn get(cred: &WorkloadIdentityCredential) -> Outcome {
-        cred.get_token(&[STORAGE], None).await.map_err(into_credential_error)
+        cred.get_token(&[STORAGE], None)
+            .await
+            .map_err(into_credential_error)
     }
 
     /// `get_token` for [`STORAGE`] polled once: `None` when the caller would have to wait.
@@ -332,12 +334,7 @@ impl Case {
         };
         match self {
             Case::Endpoint(f) => match f {
-                Fault::Status(s) => e(
-                    InvalidResponse,
-                    Some(*s),
-                    true,
-                    "This is usually transient",
-                ),
+                Fault::Status(s) => e(InvalidResponse, Some(*s), true, "This is usually transient"),
                 Fault::Throttle {
                     retry_after: RetryAfter::Seconds(_),
                 } => e(InvalidResponse, Some(429), true, "Retry-After: 30"),
@@ -360,9 +357,12 @@ impl Case {
             },
             Case::File(FileFault::Missing) => e(TokenFile, None, false, "does not exist"),
             Case::File(FileFault::Empty) => e(TokenFile, None, false, "is empty"),
-            Case::File(FileFault::Garbage) => {
-                e(TokenFile, None, false, "does not hold a service-account token")
-            }
+            Case::File(FileFault::Garbage) => e(
+                TokenFile,
+                None,
+                false,
+                "does not hold a service-account token",
+            ),
             Case::File(FileFault::Directory) => e(TokenFile, None, false, "is a directory"),
             Case::File(FileFault::Expired) => e(Assertion, None, false, "expired at"),
             Case::IssuerDiscoveryDown => e(Entra, Some(400), false, "AADSTS90061"),
@@ -436,12 +436,19 @@ async fn run(bench: &Bench, attempts: &Attempts, case: &Case, phase: Phase, inde
                     assert_eq!(e.http_status().map(u16::from), x.status, "{at}: {e}");
                     assert_eq!(e.is_transient(), x.transient, "{at}: {e}");
                     assert!(e.message().contains(x.needle), "{at}: {e}");
-                    assert!(e.message().contains("docs/troubleshooting.md#"), "{at}: {e}");
+                    assert!(
+                        e.message().contains("docs/troubleshooting.md#"),
+                        "{at}: {e}"
+                    );
                     // Within the error TTL the same error is returned without a new request.
                     let again = get_now(&cred)
                         .unwrap_or_else(|| panic!("{at}: remembered error must not wait"));
                     assert_eq!(again.expect_err(&at).message(), e.message(), "{at}");
-                    assert_eq!(token_requests() - before, per_attempt, "{at}: no new request");
+                    assert_eq!(
+                        token_requests() - before,
+                        per_attempt,
+                        "{at}: no new request"
+                    );
                     // Recovery: the fault ends, the TTL passes, the next caller gets a token.
                     case.heal(bench, &file);
                     clock.advance(secs(6));

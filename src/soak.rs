@@ -143,7 +143,7 @@ async fn soak() -> Report {
     options.refresh_policy.attempt_timeout = azure_core::time::Duration::seconds(5);
     let (cred, clock) = bench.credential(options);
 
-    let mut rng = Rng(0x5eed_0f_50a6);
+    let mut rng = Rng(0x5eed_50a6);
     let mut fault_queued = false;
     let mut injected = 0usize;
     let mut requests_seen = 0usize;
@@ -271,7 +271,12 @@ fn num(report: &str, key: &str) -> i64 {
 #[test]
 fn soak_24h_simulated() {
     let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["soak::soak_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "soak::soak_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, "1")
         .output()
         .expect("the soak child runs");
@@ -297,7 +302,11 @@ fn soak_24h_simulated() {
         "successful token requests {ok} not within 5 % of the ideal {ideal}: {line}"
     );
     // Every failed request was an injected fault: no wasted requests.
-    assert_eq!(num(line, "failed_requests"), num(line, "injected"), "{line}");
+    assert_eq!(
+        num(line, "failed_requests"),
+        num(line, "injected"),
+        "{line}"
+    );
     let injected = num(line, "injected") as f64;
     let total = ok + injected;
     assert!(
