@@ -22,12 +22,20 @@ const CLOCK_SKEW: Duration = Duration::minutes(5);
 /// party act as the pod there.
 pub fn is_foreign_audience(aud: &str) -> bool {
     let a = aud.trim_end_matches('/');
-    a == "sts.amazonaws.com"
-        || a.ends_with(".sts.amazonaws.com")
-        || a == "pods.eks.amazonaws.com"
+    // The same names written as URLs (`https://sts.amazonaws.com`) are the same credentials.
+    let host = a.strip_prefix("https://").unwrap_or(a);
+    // `<x>.amazonaws.com` and the China partition's `<x>.amazonaws.com.cn`.
+    let aws = host
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| host.strip_suffix(".amazonaws.com.cn"));
+    let aws_credential = aws.is_some_and(|x| {
+        // STS, global (`sts`) or regional (`sts.us-east-1`), and the EKS Pod Identity agent.
+        x == "sts" || x.starts_with("sts.") || x.ends_with(".sts") || x == "pods.eks"
+    });
+    aws_credential
         || a.starts_with("https://kubernetes.default.svc")
-        || a == "kubernetes.default.svc"
-        || a.starts_with("kubernetes.default.svc.")
+        || host == "kubernetes.default.svc"
+        || host.starts_with("kubernetes.default.svc.")
 }
 
 /// Reads the projected token from a file, validating it locally before it is sent.
@@ -450,5 +458,25 @@ mod tests {
             "https://kubernetes.default.svc.cluster.local/"
         ));
         assert!(!is_foreign_audience("api://AzureADTokenExchange"));
+        for aud in [
+            "https://sts.amazonaws.com",
+            "https://sts.amazonaws.com/",
+            "sts.us-east-1.amazonaws.com",
+            "https://sts.eu-west-1.amazonaws.com",
+            "sts.amazonaws.com.cn",
+            "sts.cn-north-1.amazonaws.com.cn",
+            "https://pods.eks.amazonaws.com",
+            "kubernetes.default.svc.cluster.local",
+        ] {
+            assert!(is_foreign_audience(aud), "{aud}");
+        }
+        for aud in [
+            "https://s3.amazonaws.com",
+            "api://AzureADTokenExchangeUSGov",
+            "sts.example.com",
+            "https://myapp.example/sts.amazonaws.com.evil",
+        ] {
+            assert!(!is_foreign_audience(aud), "{aud}");
+        }
     }
 }
