@@ -4,8 +4,14 @@
 //! assertion. The projected service-account token file ([`TokenFileSource`]) is the built-in
 //! source; others (AWS outbound federation, your own) plug into the same exchange and cache.
 
+#[cfg(feature = "aws")]
+mod aws;
 mod token_file;
 
+#[cfg(feature = "aws")]
+pub use aws::{
+    AwsProbe, AwsStsError, AwsWebIdentitySource, AwsWebIdentitySourceOptions, ConfigLoaderHook,
+};
 pub use token_file::{TokenFileSource, is_foreign_audience};
 
 use crate::error::CredentialError;
