@@ -946,6 +946,40 @@ mod tests {
     }
 
     #[test]
+    fn every_anchor_in_messages_exists_in_the_page() {
+        let doc = include_str!("../../docs/aws-outbound.md");
+        let src = include_str!("aws.rs");
+        let mut seen = 0;
+        for (i, _) in src.match_indices("aws-outbound.md#") {
+            let anchor: String = src[i + "aws-outbound.md#".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            if anchor.is_empty() {
+                continue;
+            }
+            seen += 1;
+            assert!(
+                doc.contains(&format!("<a id=\"{anchor}\"></a>")),
+                "docs/aws-outbound.md has no anchor {anchor:?}"
+            );
+        }
+        for code in [
+            "AccessDenied",
+            "ExpiredToken",
+            "Throttling",
+            "RegionDisabledException",
+        ] {
+            let (anchor, _) = fix_for(code, "a", "r", 300);
+            assert!(
+                doc.contains(&format!("<a id=\"{anchor}\"></a>")),
+                "{anchor}"
+            );
+        }
+        assert!(seen >= 5, "found only {seen} links");
+    }
+
+    #[test]
     fn debug_shows_no_secrets() {
         let o = AwsWebIdentitySourceOptions {
             env: Env::from_pairs([("AWS_SECRET_ACCESS_KEY", "very-secret-value")]),
