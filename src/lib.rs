@@ -10,12 +10,12 @@ mod credential;
 pub mod doctor;
 mod entra;
 mod error;
+#[cfg(test)]
+mod fault_matrix;
 pub mod jwt;
 pub mod setup;
 #[cfg(test)]
 mod soak;
-#[cfg(test)]
-mod fault_matrix;
 
 /// Not part of the API: entry points for the fuzz targets (`fuzz/`) and the property tests
 /// (`tests/proptest*.rs`) into crate-internal parsers. May change or vanish in any release.
@@ -42,8 +42,8 @@ pub mod __fuzz {
 
     /// `entra::parse_error` with a fixed context.
     pub fn parse_error(status: u16, retry_after: Option<&str>, body: &[u8]) -> CredentialError {
-        let endpoint = Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token")
-            .expect("valid URL");
+        let endpoint =
+            Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").expect("valid URL");
         let claims = crate::jwt::Claims::default();
         let ctx = crate::entra::ErrorContext {
             client_id: "00000000-0000-0000-0000-000000000000",
