@@ -229,11 +229,22 @@ fn hint_for(code: u32, ctx: &ErrorContext<'_>) -> String {
                 700213 | 7002137 | 7002138 => "Its subject does not match.",
                 _ => "No federated credential has exactly this issuer, subject and audience.",
             };
+            let (what, shape) = if sub.starts_with("arn:aws:") {
+                (
+                    "the AWS web-identity token",
+                    "the issuer is the AWS account's https://<id>.tokens.sts.global.api.aws URL; the subject is the IAM role ARN",
+                )
+            } else {
+                (
+                    "the service-account token",
+                    "an EKS issuer has no trailing slash; the subject is system:serviceaccount:<namespace>:<service account>",
+                )
+            };
             format!(
-                "Entra found no federated identity credential on {app} that matches the service-account token. {which}\n  \
+                "Entra found no federated identity credential on {app} that matches {what}. {which}\n  \
                  The token ({origin}) has:\n    issuer:   {iss}\n    subject:  {sub}\n    audience: {aud}\n  \
                  Fix: create or correct the federated credential so that its issuer, subject and audience equal these values exactly \
-                 (case-sensitive; an EKS issuer has no trailing slash; the subject is system:serviceaccount:<namespace>:<service account>). \
+                 (case-sensitive; {shape}). \
                  `azure-identity-k8s setup` prints the command. A credential created in the last few minutes may still be propagating.",
                 origin = ctx.origin
             )
