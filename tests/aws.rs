@@ -430,3 +430,40 @@ async fn no_secret_reaches_the_logs() {
     }
     assert!(!format!("{cred:?}").contains(&aws.role.secret_access_key));
 }
+
+#[tokio::test]
+async fn default_azure_credential_uses_aws_outbound_federation_only_when_opted_in() {
+    use azure_identity_k8s::chain::{DefaultAzureCredential, DefaultAzureCredentialOptions};
+    let aws = Aws::new().await;
+    // A pod-less AWS workload: client and tenant ids, no token file anywhere.
+    let env = Env::from_pairs([
+        ("AZURE_CLIENT_ID", CLIENT.to_string()),
+        ("AZURE_TENANT_ID", TENANT.to_string()),
+        ("AZURE_AUTHORITY_HOST", aws.fx.emu.authority_host()),
+    ]);
+    let options = |aws_outbound| DefaultAzureCredentialOptions {
+        client_options: aws.fx.client_options(),
+        env: env.clone(),
+        // Only the workload slot (and the AWS source that follows it when opted in): no IMDS
+        // probe, no developer tools.
+        token_credentials: Some("WorkloadIdentityCredential".into()),
+        aws_outbound,
+        ..Default::default()
+    };
+
+    let without = DefaultAzureCredential::new(Some(options(None))).unwrap();
+    assert_eq!(without.source_names(), vec!["WorkloadIdentityCredential"]);
+    let e = without.get_token(&[STORAGE], None).await.unwrap_err();
+    assert!(e.to_string().contains("WorkloadIdentityCredential"), "{e}");
+    assert_eq!(aws.sts_requests(), 0);
+
+    let with = DefaultAzureCredential::new(Some(options(Some(aws.aws_options())))).unwrap();
+    assert_eq!(
+        with.source_names(),
+        vec!["WorkloadIdentityCredential", "AwsWebIdentityCredential"]
+    );
+    let token = with.get_token(&[STORAGE], None).await.unwrap();
+    assert_eq!(claims(token.token.secret())["appid"], CLIENT);
+    assert_eq!(with.selected_source(), Some("AwsWebIdentityCredential"));
+    assert_eq!(aws.sts_requests(), 1);
+}

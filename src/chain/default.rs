@@ -53,6 +53,12 @@ pub struct DefaultAzureCredentialOptions {
     pub developer_tools_executor: Option<Arc<dyn Executor>>,
     /// Overrides `AZURE_TOKEN_CREDENTIALS`: `prod`, `dev` or one source's name (case-insensitive).
     pub token_credentials: Option<String>,
+    /// Opt-in (feature `aws`): also try AWS outbound identity federation
+    /// (`sts:GetWebIdentityToken`), as the source `AwsWebIdentityCredential` right after
+    /// `WorkloadIdentityCredential`. Never enabled by default. It uses the workload identity's
+    /// client id, tenant and authority; without AWS credentials or region it is "unavailable".
+    #[cfg(feature = "aws")]
+    pub aws_outbound: Option<crate::assertion::AwsWebIdentitySourceOptions>,
 }
 
 impl fmt::Debug for DefaultAzureCredentialOptions {
@@ -151,8 +157,12 @@ impl DefaultAzureCredential {
             workload_identity,
             managed_identity,
             developer_tools_executor,
+            #[cfg(feature = "aws")]
+            aws_outbound,
             ..
         } = options;
+        #[cfg(feature = "aws")]
+        let mut aws_outbound = aws_outbound;
         let mut workload_identity = workload_identity;
         let mut managed_identity = managed_identity;
         let mut chain = Vec::with_capacity(names.len());
@@ -179,6 +189,15 @@ impl DefaultAzureCredential {
                 _ => sources::azure_developer_cli(developer_tools_executor.clone(), None),
             };
             chain.push(ChainSource::new(name, credential));
+            #[cfg(feature = "aws")]
+            if name == WORKLOAD_IDENTITY
+                && let Some(aws) = aws_outbound.take()
+            {
+                chain.push(ChainSource::new(
+                    AWS_WEB_IDENTITY,
+                    aws_source(aws, &env, &client_options),
+                ));
+            }
         }
         tracing::debug!(sources = ?chain.iter().map(ChainSource::name).collect::<Vec<_>>(), selection = %why, "DefaultAzureCredential created");
         let chain = ChainedTokenCredential::new(
@@ -216,6 +235,26 @@ impl DefaultAzureCredential {
     }
 }
 
+/// The opt-in AWS outbound federation source's name in the chain.
+#[cfg(feature = "aws")]
+pub const AWS_WEB_IDENTITY: &str = "AwsWebIdentityCredential";
+
+#[cfg(feature = "aws")]
+fn aws_source(
+    aws: crate::assertion::AwsWebIdentitySourceOptions,
+    env: &Env,
+    client_options: &ClientOptions,
+) -> Arc<dyn TokenCredential> {
+    let options = WorkloadIdentityCredentialOptions {
+        credential_options: ClientAssertionCredentialOptions {
+            client_options: client_options.clone(),
+        },
+        env: env.clone(),
+        ..Default::default()
+    };
+    into_source(WorkloadIdentityCredential::from_aws(Some(options), aws))
+}
+
 fn workload(
     options: Option<WorkloadIdentityCredentialOptions>,
     env: &Env,
@@ -228,7 +267,15 @@ fn workload(
         env: env.clone(),
         ..Default::default()
     });
-    match WorkloadIdentityCredential::new(Some(options)) {
+    into_source(WorkloadIdentityCredential::new(Some(options)))
+}
+
+/// A constructed credential, or the reason it cannot be one: "unavailable" when it is simply not
+/// configured, otherwise an error that stops the chain at the first token request.
+fn into_source(
+    result: azure_core::Result<Arc<WorkloadIdentityCredential>>,
+) -> Arc<dyn TokenCredential> {
+    match result {
         Ok(c) => c,
         Err(e) => match e.downcast_ref::<crate::CredentialError>() {
             Some(ce) if ce.is_not_configured() => Arc::new(Unavailable {
