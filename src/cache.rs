@@ -577,6 +577,16 @@ impl SlotState {
             None if error.is_transient() => policy.transient_error_ttl,
             None => policy.permanent_error_ttl,
         };
+        // The server's Retry-After is honoured (up to max_backoff) before the mandatory window,
+        // never past its start, and when no valid token exists. In the mandatory window the token
+        // is about to expire, so the short backoff above wins.
+        let delay = match (error.retry_after(), valid) {
+            (Some(after), Some(c)) if now < c.mandatory_at => delay
+                .max(after.min(policy.max_backoff))
+                .min(c.mandatory_at - now),
+            (Some(after), None) => delay.max(after.min(policy.max_backoff)),
+            _ => delay,
+        };
         let delay = non_negative(delay);
         self.retry_at = Some(now + delay);
         let valid_until = valid.map(|c| c.token.expires_on);
@@ -768,6 +778,8 @@ mod tests {
             refresh_in: Option<Duration>,
         },
         Transient,
+        /// 429 with `Retry-After: 45`.
+        Throttled,
         Permanent,
         Hang,
         Panic,
@@ -843,6 +855,12 @@ mod tests {
                     format!("fetch {n}: 503 from the token endpoint"),
                 )
                 .with_status(StatusCode::from(503))),
+                Behaviour::Throttled => Err(CredentialError::new(
+                    ErrorCategory::InvalidResponse,
+                    format!("fetch {n}: 429 Retry-After: 45"),
+                )
+                .with_status(StatusCode::from(429))
+                .with_retry_after(Some(Duration::seconds(45)))),
                 Behaviour::Permanent => Err(CredentialError::new(
                     ErrorCategory::Entra,
                     format!("fetch {n}: AADSTS70021: no matching federated identity record"),
@@ -1117,6 +1135,20 @@ mod tests {
         f.advance(5);
         f.source.set(ok(Duration::hours(1)));
         assert_eq!(f.token().await, "tok-3");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_honoured_without_a_valid_token() {
+        let f = fixture(Behaviour::Throttled);
+        let e = f.get().await.unwrap_err();
+        assert_eq!(e.retry_after(), Some(Duration::seconds(45)));
+        // transient_error_ttl is 1 s, but the server asked for 45 s: no request before that.
+        f.advance(44);
+        f.get().now_or_never().expect("no wait").unwrap_err();
+        assert_eq!(f.source.fetches(), 1, "Retry-After respected");
+        f.advance(1);
+        f.source.set(ok(Duration::hours(1)));
+        assert_eq!(f.token().await, "tok-2");
     }
 
     #[tokio::test(start_paused = true)]

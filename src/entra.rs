@@ -301,6 +301,16 @@ fn fmt_opt(t: Option<time::OffsetDateTime>) -> String {
     .unwrap_or_else(|| "(unknown)".into())
 }
 
+/// `Retry-After` as a delay from `now`: delta-seconds or an HTTP date (RFC 7231).
+pub(crate) fn retry_after_delay(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u32>() {
+        return Some(Duration::seconds(i64::from(secs)));
+    }
+    let at = azure_core::time::parse_rfc7231(value).ok()?;
+    Some((at - now).max(Duration::ZERO))
+}
+
 /// Turn a non-2xx answer into an error that says what failed and how to fix it.
 pub(crate) fn parse_error(
     status: StatusCode,
@@ -470,7 +480,10 @@ impl TokenSource for Exchange {
                 claims: assertion.claims(),
                 origin: assertion.origin(),
             };
-            Err(parse_error(status, retry_after.as_deref(), &body, &ctx))
+            let after = retry_after
+                .as_deref()
+                .and_then(|v| retry_after_delay(v, self.clock.now()));
+            Err(parse_error(status, retry_after.as_deref(), &body, &ctx).with_retry_after(after))
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match &result {
@@ -556,6 +569,25 @@ mod tests {
             assert!(e.message().contains("beyond any representable date"), "{e}");
             assert_eq!(e.http_status(), Some(s));
         }
+    }
+
+    #[test]
+    fn retry_after_seconds_and_http_dates() {
+        let n = now();
+        assert_eq!(retry_after_delay("60", n), Some(Duration::seconds(60)));
+        let date = (n + Duration::seconds(90))
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap();
+        // RFC 7231's IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
+        let imf = azure_core::time::to_rfc7231(&(n + Duration::seconds(90)));
+        assert_eq!(
+            retry_after_delay(&imf, n),
+            Some(Duration::seconds(90)),
+            "{date} / {imf}"
+        );
+        assert_eq!(retry_after_delay("garbage", n), None);
+        let past = azure_core::time::to_rfc7231(&(n - Duration::seconds(90)));
+        assert_eq!(retry_after_delay(&past, n), Some(Duration::ZERO));
     }
 
     #[test]

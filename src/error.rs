@@ -56,6 +56,7 @@ struct Inner {
     status: Option<StatusCode>,
     aadsts: Vec<u32>,
     transient: bool,
+    retry_after: Option<azure_core::time::Duration>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -70,6 +71,7 @@ impl CredentialError {
                 status: None,
                 aadsts: Vec::new(),
                 transient,
+                retry_after: None,
                 source: None,
             }),
         }
@@ -92,6 +94,12 @@ impl CredentialError {
     /// Attach the AADSTS codes Entra reported.
     pub(crate) fn with_aadsts(mut self, codes: Vec<u32>) -> Self {
         self.inner_mut().aadsts = codes;
+        self
+    }
+
+    /// Record how long the server asked us to wait (`Retry-After`).
+    pub(crate) fn with_retry_after(mut self, after: Option<azure_core::time::Duration>) -> Self {
+        self.inner_mut().retry_after = after;
         self
     }
 
@@ -128,6 +136,12 @@ impl CredentialError {
     /// The HTTP status of Entra's answer, when there was one.
     pub fn http_status(&self) -> Option<StatusCode> {
         self.inner.status
+    }
+
+    /// How long the token endpoint asked clients to wait before retrying (`Retry-After`, in
+    /// seconds or as an HTTP date), when it said so. The cache waits at least this long.
+    pub fn retry_after(&self) -> Option<azure_core::time::Duration> {
+        self.inner.retry_after
     }
 
     /// The AADSTS codes Entra reported (e.g. `[70021]`), empty when none.

@@ -322,6 +322,17 @@ impl Case {
     }
 
     /// `None`: not a failure (the credential accepts it).
+    /// The `Retry-After` the endpoint sends with this fault, in seconds (0 when none): the cache
+    /// honours it before the mandatory window and without a valid token.
+    fn retry_after_secs(&self) -> i64 {
+        match self {
+            Case::Endpoint(Fault::Throttle {
+                retry_after: RetryAfter::Seconds(s) | RetryAfter::HttpDate(s),
+            }) => *s as i64,
+            _ => 0,
+        }
+    }
+
     fn cold(&self) -> Option<ColdExpectation> {
         use ErrorCategory::*;
         let e = |category, status, transient, needle| {
@@ -451,7 +462,7 @@ async fn run(bench: &Bench, attempts: &Attempts, case: &Case, phase: Phase, inde
                     );
                     // Recovery: the fault ends, the TTL passes, the next caller gets a token.
                     case.heal(bench, &file);
-                    clock.advance(secs(6));
+                    clock.advance(secs(6.max(case.retry_after_secs() + 1)));
                     get(&cred)
                         .await
                         .unwrap_or_else(|e| panic!("{at}: no recovery: {e}"));
@@ -507,7 +518,11 @@ async fn run(bench: &Bench, attempts: &Attempts, case: &Case, phase: Phase, inde
             // Recovery: the fault ends; after the backoff (at most 10 s) the next attempt
             // brings a new token, while the old one is still valid.
             case.heal(bench, &file);
-            clock.advance(secs(11));
+            let wait = match phase {
+                Phase::Advisory => 11.max(case.retry_after_secs() + 1),
+                _ => 11,
+            };
+            clock.advance(secs(wait));
             let t = match phase {
                 Phase::Advisory => {
                     let t = get_now(&cred).expect("no wait").expect("token");
