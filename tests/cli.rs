@@ -102,7 +102,9 @@ async fn ssl_cert_file_is_what_makes_the_private_ca_trusted() {
         .into_iter()
         .filter(|(k, _)| k != "SSL_CERT_FILE")
         .collect();
-    let out = cli.run_with(&["doctor", "--json", "--no-exchange"], env).await;
+    let out = cli
+        .run_with(&["doctor", "--json", "--no-exchange"], env)
+        .await;
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let first = v["checks"]
