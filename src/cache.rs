@@ -190,6 +190,17 @@ impl TokenCache {
         }
     }
 
+    /// The hit path, synchronously: `Some` when the answer is known without waiting (a fresh or
+    /// servable cached token, or a remembered error), `None` when the caller must go through
+    /// [`get_token`](Self::get_token). Lets the credential answer a hit without building the
+    /// (large) future of the slow path.
+    pub(crate) fn try_hit(&self, scopes: &[&str]) -> Option<Result<AccessToken, CredentialError>> {
+        let now = self.inner.clock.now();
+        let slots = read(&self.inner.slots);
+        let slot = slots.get(&Query(scopes) as &dyn ScopeSet)?;
+        read(&slot.state).serve(now)
+    }
+
     /// Return a valid token for `scopes` (already validated; normalization is the cache's job).
     pub(crate) async fn get_token(&self, scopes: &[&str]) -> Result<AccessToken, CredentialError> {
         let now = self.inner.clock.now();

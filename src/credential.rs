@@ -12,7 +12,9 @@ use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions}
 use azure_core::http::{ExponentialRetryOptions, Pipeline, RetryOptions};
 use azure_identity::ClientAssertionCredentialOptions;
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// Options for [`WorkloadIdentityCredential`].
@@ -249,15 +251,32 @@ pub(crate) fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
     }
 }
 
-#[async_trait::async_trait]
+type TokenFuture<'a> = Pin<Box<dyn Future<Output = azure_core::Result<AccessToken>> + Send + 'a>>;
+
+// Written out instead of `#[async_trait]` (whose expansion this signature is) so that a cache hit
+// is answered before any future is built: the boxed future the trait forces is then a small
+// `Ready` holding the result, not the slow path's whole state machine.
 impl TokenCredential for WorkloadIdentityCredential {
-    async fn get_token(
-        &self,
-        scopes: &[&str],
-        _options: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        validate_scopes(scopes)?;
-        self.cache.get_token(scopes).await.map_err(Into::into)
+    fn get_token<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        scopes: &'life1 [&'life2 str],
+        _options: Option<TokenRequestOptions<'life3>>,
+    ) -> TokenFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
+        // Only validated scope sets ever enter the cache, so a hit needs no validation.
+        if let Some(hit) = self.cache.try_hit(scopes) {
+            return Box::pin(std::future::ready(hit.map_err(Into::into)));
+        }
+        if let Err(e) = validate_scopes(scopes) {
+            return Box::pin(std::future::ready(Err(e.into())));
+        }
+        Box::pin(async move { self.cache.get_token(scopes).await.map_err(Into::into) })
     }
 }
 
