@@ -17,6 +17,14 @@
 //! | 10 | `scope` | the test scope has the `<resource>/.default` form |
 //! | 11 | `exchange` | a real token request through [`WorkloadIdentityCredential`]; on an Entra error, the AADSTS code explained and the federated credential that would match |
 //!
+//! With cargo feature `aws` and `DoctorOptions::aws` set, the assertion is a JWT from AWS STS
+//! `GetWebIdentityToken` (IAM outbound identity federation, `docs/aws-outbound.md`) instead of a
+//! token file: checks 2 to 5 are replaced by one `aws-sts` check (the options, then a JWT from
+//! STS with its issuer, role-ARN subject, audience and expiry, or the AWS error code and its fix),
+//! checks 6 to 9 run on that JWT's issuer and `kid`, and the exchange goes through the credential
+//! of `WorkloadIdentityCredential::from_aws`, with the same JWT. On AADSTS70021 the fix names the
+//! federated credential to create: the account's issuer, the role ARN, the audience.
+//!
 //! A check whose input is missing (no token, no JWKS, ...) is skipped, and says why. The exchange
 //! runs whenever the token passes the local checks, even if the issuer looks unreachable from
 //! here: Entra's view (from the public internet) is the one that counts.
@@ -32,6 +40,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "aws")]
+mod aws;
 mod oidc;
 mod report;
 
@@ -78,6 +88,11 @@ pub struct DoctorOptions {
     pub scope: String,
     /// Do not contact Entra (the exchange is reported as skipped).
     pub skip_exchange: bool,
+    /// Check AWS outbound identity federation instead of a token file: the assertion comes from
+    /// AWS STS `GetWebIdentityToken` with these options, as with
+    /// [`WorkloadIdentityCredential::from_aws`]. Default: unset.
+    #[cfg(feature = "aws")]
+    pub aws: Option<crate::assertion::AwsWebIdentitySourceOptions>,
 }
 
 impl Default for DoctorOptions {
@@ -86,6 +101,8 @@ impl Default for DoctorOptions {
             credential: WorkloadIdentityCredentialOptions::default(),
             scope: DEFAULT_SCOPE.to_string(),
             skip_exchange: false,
+            #[cfg(feature = "aws")]
+            aws: None,
         }
     }
 }
@@ -121,11 +138,19 @@ impl Doctor {
     }
 }
 
-pub(crate) async fn run_with_clock(options: DoctorOptions, clock: Arc<dyn Clock>) -> Report {
+pub(crate) async fn run_with_clock(
+    #[cfg_attr(not(feature = "aws"), allow(unused_mut))] mut options: DoctorOptions,
+    clock: Arc<dyn Clock>,
+) -> Report {
+    #[cfg(feature = "aws")]
+    let aws_options = options.aws.take();
+    #[cfg(feature = "aws")]
+    let mut aws_source = None;
     let DoctorOptions {
         credential,
         scope,
         skip_exchange,
+        ..
     } = options;
     let mut d = Doctor {
         now: clock.now(),
@@ -134,42 +159,30 @@ pub(crate) async fn run_with_clock(options: DoctorOptions, clock: Arc<dyn Clock>
     let client_options = credential.credential_options.client_options.clone();
 
     // 1. configuration
-    let inputs = check_configuration(&mut d, &credential);
-
-    // 2. token file
-    let token = match &inputs.token_file {
-        Some(path) => check_token_file(&mut d, path),
-        None => {
-            d.skip(
-                CheckId::TokenFile,
-                "no token file is configured (see `configuration`)",
-            );
-            None
-        }
-    };
-
-    // 3. JWT
-    let decoded = match &token {
-        Some(t) => check_jwt(&mut d, t),
-        None => {
-            d.skip(CheckId::Jwt, "the token file could not be read");
-            None
-        }
-    };
-
-    // 4, 5. audience, expiry
+    #[cfg(feature = "aws")]
+    let inputs = check_configuration(&mut d, &credential, aws_options.is_some());
+    #[cfg(not(feature = "aws"))]
+    let inputs = check_configuration(&mut d, &credential, false);
     let mut usable = inputs.config.is_some();
-    match &decoded {
-        Some(jwt) => {
-            usable &= check_audience(&mut d, jwt, &inputs) != Status::Fail;
-            usable &= check_expiry(&mut d, jwt) != Status::Fail;
+    // The audience the federated credential must carry.
+    #[cfg_attr(not(feature = "aws"), allow(unused_mut))]
+    let mut fic_audience = inputs.expected_audience.clone();
+
+    // 2-5, or aws-sts: the assertion
+    #[cfg_attr(not(feature = "aws"), allow(unused_labels))]
+    let (token, decoded) = 'assertion: {
+        #[cfg(feature = "aws")]
+        if let Some(o) = aws_options {
+            let sts = aws::check_sts(&mut d, o, &inputs, clock.clone()).await;
+            aws_source = sts.source;
+            usable &= sts.jwt.is_some();
+            if let Some(aud) = sts.jwt.as_ref().and_then(|(_, j)| j.claims.aud.first()) {
+                fic_audience = aud.clone();
+            }
+            break 'assertion sts.jwt.unzip();
         }
-        None => {
-            usable = false;
-            d.skip(CheckId::Audience, "no token");
-            d.skip(CheckId::Expiry, "no token");
-        }
-    }
+        file_assertion(&mut d, &inputs, &mut usable)
+    };
 
     // 6-9. issuer, discovery, JWKS, signature
     match (&token, &decoded) {
@@ -220,12 +233,26 @@ pub(crate) async fn run_with_clock(options: DoctorOptions, clock: Arc<dyn Clock>
     } else if !scope_ok {
         d.skip(CheckId::Exchange, "the scope is invalid");
     } else if let (Some(config), Some(jwt)) = (&inputs.config, &decoded) {
-        check_exchange(&mut d, credential, clock, &scope, config, jwt).await;
+        #[cfg_attr(not(feature = "aws"), allow(unused_labels))]
+        let (built, fix) = 'built: {
+            #[cfg(feature = "aws")]
+            if let Some(source) = aws_source {
+                break 'built (
+                    WorkloadIdentityCredential::from_aws_source(credential, source, clock),
+                    aws::fic_fix(config, jwt, &fic_audience),
+                );
+            }
+            (
+                WorkloadIdentityCredential::build(credential, None, clock),
+                fic_fix(config, jwt, &fic_audience),
+            )
+        };
+        check_exchange(&mut d, built, &scope, config, fix).await;
     }
 
     let matching_federated_credential = decoded
         .as_ref()
-        .and_then(|jwt| matching_fic(jwt, &inputs.expected_audience));
+        .and_then(|jwt| matching_fic(jwt, &fic_audience));
     let ok = !d.checks.iter().any(|c| c.status == Status::Fail);
     Report {
         ok,
@@ -233,6 +260,48 @@ pub(crate) async fn run_with_clock(options: DoctorOptions, clock: Arc<dyn Clock>
         checks: d.checks,
         matching_federated_credential,
     }
+}
+
+/// Checks 2 to 5 on the token file: its JWT and decoded form when it can be used.
+fn file_assertion(
+    d: &mut Doctor,
+    inputs: &Inputs,
+    usable: &mut bool,
+) -> (Option<String>, Option<DecodedJwt>) {
+    // 2. token file
+    let token = match &inputs.token_file {
+        Some(path) => check_token_file(d, path),
+        None => {
+            d.skip(
+                CheckId::TokenFile,
+                "no token file is configured (see `configuration`)",
+            );
+            None
+        }
+    };
+
+    // 3. JWT
+    let decoded = match &token {
+        Some(t) => check_jwt(d, t),
+        None => {
+            d.skip(CheckId::Jwt, "the token file could not be read");
+            None
+        }
+    };
+
+    // 4, 5. audience, expiry
+    match &decoded {
+        Some(jwt) => {
+            *usable &= check_audience(d, jwt, inputs) != Status::Fail;
+            *usable &= check_expiry(d, jwt) != Status::Fail;
+        }
+        None => {
+            *usable = false;
+            d.skip(CheckId::Audience, "no token");
+            d.skip(CheckId::Expiry, "no token");
+        }
+    }
+    (token, decoded)
 }
 
 fn source_text(source: &ValueSource) -> String {
@@ -256,11 +325,20 @@ fn is_guid(s: &str) -> bool {
             .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-fn check_configuration(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions) -> Inputs {
+/// What stands in for the token file when the assertion comes from AWS STS.
+const AWS_ASSERTION: &str = "AWS STS GetWebIdentityToken (see `aws-sts`)";
+
+fn check_configuration(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: bool) -> Inputs {
+    // As the credential does for a custom assertion source: no token file is needed.
+    let placeholder = PathBuf::from(AWS_ASSERTION);
     let inputs = ConfigInputs {
         client_id: o.client_id.as_deref(),
         tenant_id: o.tenant_id.as_deref(),
-        token_file_path: o.token_file_path.as_deref(),
+        token_file_path: if aws {
+            Some(placeholder.as_path())
+        } else {
+            o.token_file_path.as_deref()
+        },
         cloud: o.credential_options.client_options.cloud.as_deref(),
         expected_audience: o.expected_audience.as_deref(),
         well_known_token_paths: &o.well_known_token_paths,
@@ -271,7 +349,11 @@ fn check_configuration(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions) ->
             let mut check = Check::new(
                 CheckId::Configuration,
                 Status::Ok,
-                "client id, tenant id and token file are configured",
+                if aws {
+                    "client id and tenant id are configured; the assertion comes from AWS STS"
+                } else {
+                    "client id, tenant id and token file are configured"
+                },
             )
             .detail(
                 "client id",
@@ -282,8 +364,12 @@ fn check_configuration(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions) ->
                 with_source(&c.tenant_id.value, &c.tenant_id.source),
             )
             .detail(
-                "token file",
-                with_source(&c.token_file.value.display(), &c.token_file.source),
+                if aws { "assertion" } else { "token file" },
+                if aws {
+                    AWS_ASSERTION.to_string()
+                } else {
+                    with_source(&c.token_file.value.display(), &c.token_file.source)
+                },
             )
             .detail(
                 "authority",
@@ -318,7 +404,7 @@ fn check_configuration(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions) ->
                 check = check.fix(warnings.join("\n"));
             }
             d.push(check);
-            let token_file = Some(c.token_file.clone());
+            let token_file = (!aws).then(|| c.token_file.clone());
             let expected_audience = c.expected_audience.value.clone();
             Inputs {
                 config: Some(c),
@@ -355,7 +441,12 @@ fn check_configuration(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions) ->
                 };
                 check = check.detail(label, shown);
             }
-            let fix = if e.is_not_configured() {
+            let fix = if e.is_not_configured() && aws {
+                format!(
+                    "Set the missing value: env {AZURE_CLIENT_ID} and {AZURE_TENANT_ID} (or --client-id and --tenant-id). \
+                     With AWS outbound federation no token file is needed."
+                )
+            } else if e.is_not_configured() {
                 format!(
                     "Set the missing value. In the pod spec: env {AZURE_CLIENT_ID}, {AZURE_TENANT_ID} and {AZURE_FEDERATED_TOKEN_FILE} \
                      (`azure-identity-k8s setup` prints a Deployment with them), or with the Azure Workload Identity webhook label the pod \
@@ -368,6 +459,7 @@ fn check_configuration(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions) ->
             check = check.fix(fix);
             // Best effort, so the token can still be examined.
             let token_file = match (&o.token_file_path, o.env.var(AZURE_FEDERATED_TOKEN_FILE)) {
+                _ if aws => None,
                 (Some(p), _) => Some(Sourced {
                     value: p.clone(),
                     source: ValueSource::Options,
@@ -1105,13 +1197,11 @@ fn fic_fix(config: &ResolvedConfig, jwt: &DecodedJwt, audience: &str) -> String 
 
 async fn check_exchange(
     d: &mut Doctor,
-    options: WorkloadIdentityCredentialOptions,
-    clock: Arc<dyn Clock>,
+    credential: Result<Arc<WorkloadIdentityCredential>, CredentialError>,
     scope: &str,
     config: &ResolvedConfig,
-    jwt: &DecodedJwt,
+    fic_fix: String,
 ) {
-    let audience = config.expected_audience.value.clone();
     let base = |status, summary: String| {
         Check::new(CheckId::Exchange, status, summary)
             .detail(
@@ -1124,7 +1214,7 @@ async fn check_exchange(
             .detail("client id", config.client_id.value.clone())
             .detail("scope", scope.to_string())
     };
-    let credential = match WorkloadIdentityCredential::build(options, None, clock) {
+    let credential = match credential {
         Ok(c) => c,
         Err(e) => {
             d.push(
@@ -1189,7 +1279,7 @@ async fn check_exchange(
                 &config.authority_host.source,
             );
             let (fix, anchor) = match (err.category(), codes.first().copied()) {
-                (ErrorCategory::Entra, Some(code @ (70021 | 700211 | 700212 | 700213 | 7002137 | 7002138))) => (fic_fix(config, jwt, &audience), format!("aadsts{code}")),
+                (ErrorCategory::Entra, Some(code @ (70021 | 700211 | 700212 | 700213 | 7002137 | 7002138))) => (fic_fix, format!("aadsts{code}")),
                 (ErrorCategory::Entra, Some(code @ (90002 | 90023))) => (
                     format!(
                         "Tenant {tenant} does not exist at {authority}. Use the directory id from `az account show --query tenantId -o tsv`; \

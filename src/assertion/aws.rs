@@ -301,15 +301,32 @@ impl AwsWebIdentitySource {
     pub async fn probe(&self) -> Result<AwsProbe, CredentialError> {
         let sts = self.client().await?;
         let fresh = self.fetch(sts).await?;
+        Ok(Self::probe_of(sts, &fresh))
+    }
+
+    /// [`probe`](Self::probe), keeping the JWT: it is cached for the next
+    /// [`assertion`](AssertionSource::assertion) (so the `doctor` exchanges the token it
+    /// examined) and returned for the signature checks.
+    pub(crate) async fn probe_and_keep(&self) -> Result<(AwsProbe, Assertion), CredentialError> {
+        let _gate = self.gate.lock().await;
+        let sts = self.client().await?;
+        let fresh = self.fetch(sts).await?;
+        let probe = Self::probe_of(sts, &fresh);
+        let assertion = fresh.assertion.clone();
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(fresh));
+        Ok((probe, assertion))
+    }
+
+    fn probe_of(sts: &Sts, fresh: &Cached) -> AwsProbe {
         let claims = fresh.assertion.claims().cloned().unwrap_or_default();
-        Ok(AwsProbe {
+        AwsProbe {
             region: sts.region.clone(),
             endpoint_url: sts.endpoint_url.clone(),
             issuer: claims.iss.clone().unwrap_or_default(),
             subject: claims.sub.clone().unwrap_or_default(),
             audiences: claims.aud.clone(),
             expires_at: fresh.expires_at,
-        })
+        }
     }
 
     async fn client(&self) -> Result<&Sts, CredentialError> {
@@ -636,7 +653,18 @@ impl WorkloadIdentityCredential {
         aws: AwsWebIdentitySourceOptions,
     ) -> azure_core::Result<Arc<Self>> {
         let source = Arc::new(AwsWebIdentitySource::new(aws)?);
-        let credential = Self::with_assertion_source(source.clone(), options)?;
+        Self::from_aws_source(options.unwrap_or_default(), source, Arc::new(SystemClock))
+            .map_err(Into::into)
+    }
+
+    /// [`from_aws`](Self::from_aws) over an existing source (the `doctor` reuses the one it
+    /// probed).
+    pub(crate) fn from_aws_source(
+        options: WorkloadIdentityCredentialOptions,
+        source: Arc<AwsWebIdentitySource>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, CredentialError> {
+        let credential = Self::build(options, Some(source.clone()), clock)?;
         source.default_audience(&credential.config().expected_audience.value);
         Ok(credential)
     }

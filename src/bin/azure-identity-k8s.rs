@@ -57,9 +57,26 @@ struct CredentialArgs {
     /// The audience the token must carry [env: AZURE_FEDERATED_TOKEN_AUDIENCE].
     #[arg(long)]
     audience: Option<String>,
+    /// Use AWS IAM outbound identity federation instead of a token file: the assertion is a JWT
+    /// from AWS STS GetWebIdentityToken. AWS credentials, region and STS endpoint come from the
+    /// usual variables and chain (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_PROFILE, AWS_ENDPOINT_URL_STS, the workload's role).
+    #[cfg(feature = "aws")]
+    #[arg(long, conflicts_with = "token_file")]
+    aws: bool,
 }
 
 impl CredentialArgs {
+    /// The AWS source's options when `--aws` is given: everything from the environment.
+    #[cfg(feature = "aws")]
+    fn aws_options(&self) -> Option<azure_identity_k8s::assertion::AwsWebIdentitySourceOptions> {
+        self.aws.then(
+            || azure_identity_k8s::assertion::AwsWebIdentitySourceOptions {
+                env: Env::process(),
+                ..Default::default()
+            },
+        )
+    }
+
     fn options(&self) -> WorkloadIdentityCredentialOptions {
         let env = match &self.authority_host {
             // The library reads the authority from its environment: overlay the flag on it.
@@ -173,6 +190,8 @@ async fn doctor(args: DoctorArgs) -> ExitCode {
         credential: args.credential.options(),
         scope: args.scope,
         skip_exchange: args.no_exchange,
+        #[cfg(feature = "aws")]
+        aws: args.credential.aws_options(),
     })
     .await;
     if args.json {
@@ -188,7 +207,15 @@ async fn doctor(args: DoctorArgs) -> ExitCode {
 }
 
 async fn token(args: TokenArgs) -> ExitCode {
-    let credential = match WorkloadIdentityCredential::new(Some(args.credential.options())) {
+    let options = Some(args.credential.options());
+    #[cfg(feature = "aws")]
+    let credential = match args.credential.aws_options() {
+        Some(aws) => WorkloadIdentityCredential::from_aws(options, aws),
+        None => WorkloadIdentityCredential::new(options),
+    };
+    #[cfg(not(feature = "aws"))]
+    let credential = WorkloadIdentityCredential::new(options);
+    let credential = match credential {
         Ok(c) => c,
         Err(e) => {
             print_error(&e);

@@ -43,6 +43,10 @@ pub enum CheckId {
     Audience,
     /// Expiry, and whether the kubelet is rotating the file.
     Expiry,
+    /// AWS outbound federation (cargo feature `aws`, replaces `token-file` to `expiry`): the
+    /// options, and a JWT from STS `GetWebIdentityToken` with its issuer, role-ARN subject,
+    /// audience and expiry.
+    AwsSts,
     /// The issuer's form: HTTPS, no whitespace, trailing slash, publicly resolvable name.
     Issuer,
     /// The issuer's OpenID discovery document, fetched from here over HTTPS.
@@ -66,6 +70,7 @@ impl CheckId {
             CheckId::Jwt => "jwt",
             CheckId::Audience => "audience",
             CheckId::Expiry => "expiry",
+            CheckId::AwsSts => "aws-sts",
             CheckId::Issuer => "issuer",
             CheckId::Discovery => "discovery",
             CheckId::Jwks => "jwks",

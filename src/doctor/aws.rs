@@ -1,0 +1,263 @@
+//! The `aws-sts` check (cargo feature `aws`): the assertion is a JWT from AWS STS
+//! `GetWebIdentityToken` instead of a token file. It replaces the `token-file`, `jwt`,
+//! `audience` and `expiry` checks; the issuer-side checks and the exchange then run on that JWT.
+
+use super::{Check, CheckId, Doctor, Inputs, Status, fmt_duration, fmt_time, opt};
+use crate::assertion::{
+    AssertionSource as _, AwsStsError, AwsWebIdentitySource, AwsWebIdentitySourceOptions,
+};
+use crate::clock::Clock;
+use crate::config::ResolvedConfig;
+use crate::error::{CredentialError, ErrorCategory};
+use crate::jwt::{self, DecodedJwt};
+use std::sync::Arc;
+
+const DOCS: &str = "docs/aws-outbound.md";
+
+/// What the `aws-sts` check produced.
+pub(super) struct Sts {
+    /// The validated source, holding the probed JWT in its cache (for the exchange).
+    pub source: Option<Arc<AwsWebIdentitySource>>,
+    /// The JWT and its decoded form, when STS issued a usable one.
+    pub jwt: Option<(String, DecodedJwt)>,
+}
+
+/// Splits a [`CredentialError`] message of the AWS source into (what happened, fix, docs anchor).
+fn split_message(message: &str) -> (&str, Option<&str>, Option<String>) {
+    let marker = "See docs/aws-outbound.md#";
+    let (body, anchor) = match message.rsplit_once(marker) {
+        Some((body, rest)) => {
+            let anchor: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            (body.trim_end(), (!anchor.is_empty()).then_some(anchor))
+        }
+        None => (message, None),
+    };
+    match body.split_once("\n  Fix: ") {
+        Some((what, fix)) => (what.trim(), Some(fix.trim()), anchor),
+        None => (body.trim(), None, anchor),
+    }
+}
+
+fn fallback_fix(e: &CredentialError) -> &'static str {
+    match e.category() {
+        ErrorCategory::NotConfigured => {
+            "Run where AWS credentials and a region can be found: set AWS_REGION (e.g. us-east-1), and give the workload an IAM role \
+             (EKS Pod Identity, IRSA, ECS task role, EC2 instance profile) or set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY."
+        }
+        ErrorCategory::Transport | ErrorCategory::Timeout => {
+            "Allow egress to the regional STS endpoint (sts.<region>.amazonaws.com, port 443), or set AWS_ENDPOINT_URL_STS to an STS VPC endpoint; \
+             behind a proxy set HTTPS_PROXY."
+        }
+        ErrorCategory::InvalidConfiguration => {
+            "Correct the AWS option or environment variable named above."
+        }
+        _ => "See the error above.",
+    }
+}
+
+fn failure(e: &CredentialError) -> Check {
+    let message = e.message();
+    let (what, fix, anchor) = split_message(message);
+    let sts = std::error::Error::source(e).and_then(|s| s.downcast_ref::<AwsStsError>());
+    let summary = match sts.and_then(AwsStsError::code) {
+        Some(code) => format!("AWS STS GetWebIdentityToken failed with {code}"),
+        None => what.lines().next().unwrap_or(what).to_string(),
+    };
+    let mut c = Check::new(CheckId::AwsSts, Status::Fail, summary);
+    match sts {
+        Some(sts) => {
+            c = c
+                .detail("aws error code", opt(sts.code()))
+                .detail(
+                    "http status",
+                    sts.http_status()
+                        .map_or_else(|| "(none)".to_string(), |s| s.to_string()),
+                )
+                .detail("request id", opt(sts.request_id()))
+                .detail("aws message", opt(sts.message()));
+        }
+        None => c = c.detail("error", what.to_string()),
+    }
+    let mut c = c.fix(fix.unwrap_or_else(|| fallback_fix(e)));
+    c.docs = Some(format!(
+        "{DOCS}#{}",
+        anchor.as_deref().unwrap_or("troubleshooting")
+    ));
+    c
+}
+
+/// Validate the options, ask STS for a JWT, and report what Entra will see.
+pub(super) async fn check_sts(
+    d: &mut Doctor,
+    options: AwsWebIdentitySourceOptions,
+    inputs: &Inputs,
+    clock: Arc<dyn Clock>,
+) -> Sts {
+    let source = match AwsWebIdentitySource::with_clock(options, clock) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            d.push(failure(&e));
+            return Sts {
+                source: None,
+                jwt: None,
+            };
+        }
+    };
+    // As `WorkloadIdentityCredential::from_aws` does: unless the options name one, request the
+    // credential's expected audience.
+    source.default_audience(&inputs.expected_audience);
+    let (probe, assertion) = match source.probe_and_keep().await {
+        Ok(p) => p,
+        Err(e) => {
+            d.push(failure(&e).detail("source", source.describe()));
+            return Sts {
+                source: Some(source),
+                jwt: None,
+            };
+        }
+    };
+    let token = assertion.secret().to_string();
+    let decoded = match jwt::decode(&token) {
+        Ok(j) => j,
+        Err(shape) => {
+            d.push(
+                Check::new(
+                    CheckId::AwsSts,
+                    Status::Fail,
+                    format!("AWS STS answered something that is not a JWT: {shape}"),
+                )
+                .fix(
+                    "Check that the STS endpoint (AWS_ENDPOINT_URL_STS, endpoint_url) is AWS STS.",
+                ),
+            );
+            return Sts {
+                source: Some(source),
+                jwt: None,
+            };
+        }
+    };
+    let h = &decoded.header;
+    let mut check = Check::new(
+        CheckId::AwsSts,
+        Status::Ok,
+        format!("AWS STS issued a web identity token for {}", probe.subject),
+    )
+    .detail("source", source.describe())
+    .detail("region", probe.region.clone());
+    if let Some(url) = &probe.endpoint_url {
+        check = check.detail("endpoint", url.clone());
+    }
+    check = check
+        .detail("issuer", probe.issuer.clone())
+        .detail("subject", probe.subject.clone())
+        .detail("audience", probe.audiences.join(", "))
+        .detail("alg", opt(h.alg.as_deref()))
+        .detail("kid", opt(h.kid.as_deref()))
+        .detail(
+            "expires",
+            format!(
+                "{} (in {})",
+                fmt_time(probe.expires_at),
+                fmt_duration(probe.expires_at - d.now)
+            ),
+        );
+    let mut fatal = Vec::new();
+    let mut notes = Vec::new();
+    if h.alg.as_deref() != Some("RS256") {
+        fatal.push(format!(
+            "The token is signed with {}, but Entra accepts only RS256: leave signing_algorithm at its default, RS256.",
+            opt(h.alg.as_deref())
+        ));
+    }
+    if probe.issuer.is_empty() || probe.subject.is_empty() || probe.audiences.is_empty() {
+        fatal.push("The token lacks iss, sub or aud; Entra needs all three. Check that the STS endpoint is AWS STS.".into());
+    }
+    if probe.subject.contains(":assumed-role/") {
+        notes.push(format!(
+            "The subject {} is a session ARN; the federated credential must use exactly this value.",
+            probe.subject
+        ));
+    }
+    if h.kid.is_none() {
+        notes
+            .push("No kid in the header: Entra cannot pick the key from the issuer's JWKS.".into());
+    }
+    if probe.expires_at <= d.now {
+        fatal.push(
+            "STS issued a token that has already expired: check this machine's clock (NTP).".into(),
+        );
+    }
+    let ok = fatal.is_empty();
+    if !fatal.is_empty() {
+        check.status = Status::Fail;
+        check.summary = "the STS token cannot be a valid Entra assertion".into();
+        fatal.extend(notes);
+        check = check.fix(fatal.join("\n"));
+        check.docs = Some(format!("{DOCS}#troubleshooting"));
+    } else if !notes.is_empty() {
+        check.status = Status::Warn;
+        check = check.fix(notes.join("\n"));
+    }
+    d.push(check);
+    Sts {
+        source: Some(source),
+        jwt: ok.then_some((token, decoded)),
+    }
+}
+
+/// The federated credential an STS token needs: the account's issuer, the role ARN, the audience.
+pub(super) fn fic_fix(config: &ResolvedConfig, jwt: &DecodedJwt, audience: &str) -> String {
+    let c = &jwt.claims;
+    let iss = c.iss.clone().unwrap_or_default();
+    let sub = c.sub.clone().unwrap_or_default();
+    let client = &config.client_id.value;
+    let role: String = sub
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' {
+                ch
+            } else {
+                '-'
+            }
+        })
+        .take(100)
+        .collect();
+    let name = format!("aws-{role}");
+    format!(
+        "Give application {client} a federated identity credential with exactly (case-sensitive):\n  issuer:   {iss}\n  subject:  {sub}\n  audience: {audience}\n\
+         The issuer is the AWS account's outbound-federation issuer (`aws iam get-outbound-web-identity-federation-info`, no trailing slash); \
+         the subject is the ARN of the IAM role the workload runs as (the role, with its path, not an assumed-role session). \
+         A credential created in the last few minutes may still be propagating; wait a minute and retry.\n\
+         For a user-assigned managed identity:\n  az identity federated-credential create --name {name} --identity-name <identity> --resource-group <group> \
+         --issuer \"{iss}\" --subject \"{sub}\" --audiences \"{audience}\"\n\
+         For an app registration:\n  az ad app federated-credential create --id {client} --parameters \
+         '{{\"name\":\"{name}\",\"issuer\":\"{iss}\",\"subject\":\"{sub}\",\"audiences\":[\"{audience}\"]}}'"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_split_into_what_fix_and_anchor() {
+        let (what, fix, anchor) = split_message(
+            "AWS STS GetWebIdentityToken (region r) failed with AccessDenied (HTTP 403, request id x): no\n  Fix: Attach a policy. See docs/aws-outbound.md#access-denied",
+        );
+        assert!(what.ends_with(": no"), "{what}");
+        assert_eq!(fix, Some("Attach a policy."));
+        assert_eq!(anchor.as_deref(), Some("access-denied"));
+        let (what, fix, anchor) = split_message(
+            "AwsWebIdentitySource: no AWS region found. See docs/aws-outbound.md#limits",
+        );
+        assert_eq!(what, "AwsWebIdentitySource: no AWS region found.");
+        assert_eq!(fix, None);
+        assert_eq!(anchor.as_deref(), Some("limits"));
+    }
+}
