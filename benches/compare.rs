@@ -126,7 +126,11 @@ fn p(v: &mut [Duration], q: f64) -> Duration {
 }
 
 fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    if d < Duration::from_millis(1) {
+        format!("{} µs", d.as_micros())
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    }
 }
 
 /// `n` concurrent callers of `scope`; each caller's latency and whether it failed.
