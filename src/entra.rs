@@ -9,14 +9,12 @@ use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{FetchedToken, TokenSource};
 use crate::clock::Clock;
 use crate::error::{CredentialError, ErrorCategory};
+use crate::http::{SendError, send_capped};
 use crate::jwt::Claims;
 use azure_core::credentials::AccessToken;
 use azure_core::http::headers::{self, content_type};
-use azure_core::http::{
-    Context, Method, Pipeline, PipelineStreamOptions, Request, StatusCode, Url,
-};
+use azure_core::http::{Method, Pipeline, Request, StatusCode, Url};
 use azure_core::time::Duration;
-use futures::StreamExt as _;
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::sync::Arc;
@@ -420,44 +418,24 @@ impl Exchange {
             .append_pair("client_assertion", assertion.secret())
             .finish();
         req.set_body(body);
-        let ctx = Context::new();
-        let resp = self
-            .pipeline
-            .stream(
-                &ctx,
-                &mut req,
-                Some(PipelineStreamOptions {
-                    skip_checks: true,
-                    ..Default::default()
-                }),
-            )
+        let (status, hdrs, body) = send_capped(&self.pipeline, &mut req, MAX_RESPONSE_BYTES)
             .await
-            .map_err(|e| transport_error(&self.endpoint, e))?;
-        let (status, hdrs, mut stream) = resp.deconstruct();
-        let retry_after = hdrs.get_optional_string(&headers::RETRY_AFTER);
-        let mut body = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                CredentialError::new(
+            .map_err(|e| match e {
+                SendError::Transport(e) => transport_error(&self.endpoint, e),
+                SendError::BrokeOff { status, received, error } => CredentialError::new(
                     ErrorCategory::Transport,
                     format!(
-                        "WorkloadIdentityCredential: the token endpoint's answer (HTTP {}) broke off after {} bytes: {e}. This is usually transient; the credential retries. See docs/troubleshooting.md#transport",
+                        "WorkloadIdentityCredential: the token endpoint's answer (HTTP {}) broke off after {received} bytes: {error}. This is usually transient; the credential retries. See docs/troubleshooting.md#transport",
                         u16::from(status),
-                        body.len()
                     ),
                 )
-                .with_source(e)
-            })?;
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(invalid_response(
+                .with_source(error),
+                SendError::TooLarge { status } => invalid_response(
                     status,
-                    format!(
-                        "a body larger than {MAX_RESPONSE_BYTES} bytes (reading stopped there)"
-                    ),
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
+                    format!("a body larger than {MAX_RESPONSE_BYTES} bytes (reading stopped there)"),
+                ),
+            })?;
+        let retry_after = hdrs.get_optional_string(&headers::RETRY_AFTER);
         Ok((status, retry_after, body))
     }
 }

@@ -12,6 +12,7 @@ mod entra;
 mod error;
 #[cfg(test)]
 mod fault_matrix;
+mod http;
 pub mod jwt;
 pub mod setup;
 #[cfg(test)]

@@ -1,12 +1,10 @@
 //! The issuer side, as Entra sees it: discovery document, JWKS, RS256 signature.
 
+use crate::http::{SendError, send_capped};
 use azure_core::http::headers;
-use azure_core::http::{
-    ClientOptions, Context, Method, Pipeline, PipelineStreamOptions, Request, Url,
-};
+use azure_core::http::{ClientOptions, Method, Pipeline, Request, Url};
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
-use futures::StreamExt as _;
 use serde::Deserialize;
 
 /// Largest discovery document or JWKS read.
@@ -57,33 +55,19 @@ impl Fetcher {
     async fn get_bytes(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
         let mut req = Request::new(url.clone(), Method::Get);
         req.insert_header(headers::ACCEPT, "application/json");
-        let ctx = Context::new();
-        let resp = self
-            .pipeline
-            .stream(
-                &ctx,
-                &mut req,
-                Some(PipelineStreamOptions {
-                    skip_checks: true,
-                    ..Default::default()
-                }),
-            )
+        let (status, _headers, body) = send_capped(&self.pipeline, &mut req, MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|e| FetchError::Transport(e.to_string()))?;
-        let (status, _headers, mut stream) = resp.deconstruct();
+            .map_err(|e| match e {
+                SendError::Transport(e) => FetchError::Transport(e.to_string()),
+                SendError::BrokeOff { error, .. } => {
+                    FetchError::Transport(format!("the answer broke off: {error}"))
+                }
+                SendError::TooLarge { .. } => {
+                    FetchError::Body(format!("larger than {MAX_DOCUMENT_BYTES} bytes"))
+                }
+            })?;
         if !status.is_success() {
             return Err(FetchError::Status(u16::from(status)));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| FetchError::Transport(format!("the answer broke off: {e}")))?;
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(FetchError::Body(format!(
-                    "larger than {MAX_DOCUMENT_BYTES} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
         }
         Ok(body)
     }
