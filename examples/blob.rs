@@ -21,19 +21,15 @@
 #[path = "../tests/azurite/harness.rs"]
 mod azurite;
 
+#[path = "common/mod.rs"]
+mod common;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, RequestContent, Transport, Url};
-use azure_identity::ClientAssertionCredentialOptions;
-use azure_identity_k8s::{
-    DefaultAzureCredential, Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
-};
+use azure_identity_k8s::DefaultAzureCredential;
 use azure_storage_blob::{BlobServiceClient, BlobServiceClientOptions};
-use entra_emulator::{Emulator, FederatedCredential, ServiceAccountToken};
+use common::LocalPod;
 use futures::TryStreamExt;
 use std::sync::Arc;
-
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT: &str = "3b4f4f9e-0c3a-4d6e-9f55-6f2b1c0e2a11";
 
 async fn run(
     account_url: &str,
@@ -115,34 +111,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The cluster and Entra side: an EKS-shaped issuer, an app with a federated credential, and
     // the projected token the kubelet would write.
-    let emu = Emulator::start().await?;
-    let issuer = emu.add_eks_issuer();
-    emu.add_federated_credential(
-        TENANT,
-        CLIENT,
-        FederatedCredential::new(issuer.url(), ServiceAccountToken::default().subject()),
-    );
-    let dir = tempfile::tempdir()?;
-    let token_file = dir.path().join("azure-identity-token");
-    std::fs::write(&token_file, issuer.mint(&ServiceAccountToken::default()))?;
-    let credential = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-        credential_options: ClientAssertionCredentialOptions {
-            client_options: ClientOptions {
-                transport: Some(emu.transport()),
-                ..Default::default()
-            },
-        },
-        env: Env::from_pairs([
-            ("AZURE_CLIENT_ID", CLIENT.to_string()),
-            ("AZURE_TENANT_ID", TENANT.to_string()),
-            (
-                "AZURE_FEDERATED_TOKEN_FILE",
-                token_file.display().to_string(),
-            ),
-            ("AZURE_AUTHORITY_HOST", emu.authority_host()),
-        ]),
-        ..Default::default()
-    }))?;
+    let pod = LocalPod::start().await?;
+    let emu = &pod.emu;
+    let credential = pod.credential()?;
 
     // The storage side: your Azurite, or one started here.
     let mut trusted = vec![emu.ca_pem()];

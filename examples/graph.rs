@@ -12,18 +12,15 @@
 //! pod: the workload identity) and the request goes to `https://graph.microsoft.com`. Reading a
 //! service principal needs the Graph application permission `Application.Read.All`.
 
+#[path = "common/mod.rs"]
+mod common;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::policies::{Policy, auth::BearerTokenAuthorizationPolicy};
 use azure_core::http::{ClientOptions, Context, Method, Pipeline, Request, Url};
-use azure_identity::ClientAssertionCredentialOptions;
-use azure_identity_k8s::{
-    DefaultAzureCredential, Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
-};
-use entra_emulator::{Emulator, FederatedCredential, ServiceAccountToken};
+use azure_identity_k8s::DefaultAzureCredential;
+use common::{CLIENT, LocalPod};
 use std::sync::Arc;
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT: &str = "3b4f4f9e-0c3a-4d6e-9f55-6f2b1c0e2a11";
 const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 
 /// `GET {graph}/v1.0/servicePrincipals(appId='{app_id}')`.
@@ -78,35 +75,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
 
-    let emu = Emulator::start().await?;
-    let issuer = emu.add_eks_issuer();
-    emu.add_federated_credential(
-        TENANT,
-        CLIENT,
-        FederatedCredential::new(issuer.url(), ServiceAccountToken::default().subject()),
-    );
-    let dir = tempfile::tempdir()?;
-    let token_file = dir.path().join("azure-identity-token");
-    std::fs::write(&token_file, issuer.mint(&ServiceAccountToken::default()))?;
-    let client_options = ClientOptions {
-        transport: Some(emu.transport()),
-        ..Default::default()
-    };
-    let credential = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-        credential_options: ClientAssertionCredentialOptions {
-            client_options: client_options.clone(),
-        },
-        env: Env::from_pairs([
-            ("AZURE_CLIENT_ID", CLIENT.to_string()),
-            ("AZURE_TENANT_ID", TENANT.to_string()),
-            (
-                "AZURE_FEDERATED_TOKEN_FILE",
-                token_file.display().to_string(),
-            ),
-            ("AZURE_AUTHORITY_HOST", emu.authority_host()),
-        ]),
-        ..Default::default()
-    }))?;
+    let pod = LocalPod::start().await?;
+    let client_options = pod.client_options();
+    let credential = pod.credential()?;
+    let emu = &pod.emu;
     let sp = service_principal(&emu.base_url(), CLIENT, credential, client_options).await?;
     show(&sp);
     Ok(())

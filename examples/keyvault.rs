@@ -17,18 +17,14 @@
 //! AZURE_KEYVAULT_URL=https://myvault.vault.azure.net/ cargo run --example keyvault -- db-password
 //! ```
 
+#[path = "common/mod.rs"]
+mod common;
 use azure_core::credentials::TokenCredential;
-use azure_core::http::ClientOptions;
-use azure_identity::ClientAssertionCredentialOptions;
-use azure_identity_k8s::{
-    DefaultAzureCredential, Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
-};
+use azure_identity_k8s::DefaultAzureCredential;
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
-use entra_emulator::{Emulator, Endpoint, FederatedCredential, ServiceAccountToken};
+use common::LocalPod;
+use entra_emulator::Endpoint;
 use std::sync::Arc;
-
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT: &str = "3b4f4f9e-0c3a-4d6e-9f55-6f2b1c0e2a11";
 
 async fn read_secret(client: &SecretClient, name: &str) -> Result<(), Box<dyn std::error::Error>> {
     let secret = client.get_secret(name, None).await?.into_model()?;
@@ -58,37 +54,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
 
-    let emu = Emulator::start().await?;
-    let issuer = emu.add_eks_issuer();
-    emu.add_federated_credential(
-        TENANT,
-        CLIENT,
-        FederatedCredential::new(issuer.url(), ServiceAccountToken::default().subject()),
-    );
+    let pod = LocalPod::start().await?;
+    let emu = &pod.emu;
     emu.set_secret(&name, "s3cr3t-from-the-emulated-vault");
-    let dir = tempfile::tempdir()?;
-    let token_file = dir.path().join("azure-identity-token");
-    std::fs::write(&token_file, issuer.mint(&ServiceAccountToken::default()))?;
-    let client_options = ClientOptions {
-        transport: Some(emu.transport()),
-        ..Default::default()
-    };
-    let credential: Arc<dyn TokenCredential> =
-        WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-            credential_options: ClientAssertionCredentialOptions {
-                client_options: client_options.clone(),
-            },
-            env: Env::from_pairs([
-                ("AZURE_CLIENT_ID", CLIENT.to_string()),
-                ("AZURE_TENANT_ID", TENANT.to_string()),
-                (
-                    "AZURE_FEDERATED_TOKEN_FILE",
-                    token_file.display().to_string(),
-                ),
-                ("AZURE_AUTHORITY_HOST", emu.authority_host()),
-            ]),
-            ..Default::default()
-        }))?;
+    let client_options = pod.client_options();
+    let credential: Arc<dyn TokenCredential> = pod.credential()?;
     let client = SecretClient::new(
         emu.base_url().as_str(),
         credential,
