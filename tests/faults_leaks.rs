@@ -86,7 +86,10 @@ async fn no_secret_leaks_on_any_error_path() {
     ];
     for fault in faults {
         fx.emu.push_fault(Endpoint::Token, fault.clone());
-        let e = cred.get_token(&[STORAGE], None).await.unwrap_err();
+        // A credential per fault: a 429's Retry-After is honoured (the error is remembered for
+        // that long), which would hide the paths that follow.
+        let c = WorkloadIdentityCredential::new(Some(options())).unwrap();
+        let e = c.get_token(&[STORAGE], None).await.unwrap_err();
         record(format!("{fault:?}"), e, &mut texts);
     }
 
