@@ -6,67 +6,12 @@
 mod common;
 
 use azure_identity_k8s::assertion::AwsWebIdentitySourceOptions;
-use azure_identity_k8s::config::Env;
 use azure_identity_k8s::doctor::{self, CheckId, DoctorOptions, Report, Status};
+use common::aws::*;
 use common::*;
-use entra_emulator::{AwsAccount, AwsRole, Endpoint, FederatedCredential};
-use std::sync::Arc;
-
-const ACCOUNT: &str = "123456789012";
-const ROLE: &str = "WorkloadRole";
-
-struct Aws {
-    fx: Fixture,
-    account: AwsAccount,
-    role: AwsRole,
-}
+use entra_emulator::{Endpoint, FederatedCredential};
 
 impl Aws {
-    /// An AWS account with outbound federation, a role, and a federated credential on the
-    /// fixture's application for (the account's issuer, the role ARN).
-    async fn new() -> Self {
-        let fx = Fixture::new().await;
-        let account = fx.emu.add_aws_account(ACCOUNT);
-        let role = account.add_role(ROLE);
-        fx.emu.remove_federated_credentials(TENANT, CLIENT);
-        fx.emu.add_federated_credential(
-            TENANT,
-            CLIENT,
-            FederatedCredential::new(account.issuer_url(), role.role_arn.clone()),
-        );
-        Aws { fx, account, role }
-    }
-
-    /// Static credentials, region and STS endpoint through `Env`; an HTTPS client for the AWS
-    /// SDK that trusts only the emulator's CA.
-    fn aws_options(&self) -> AwsWebIdentitySourceOptions {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .tls_context(
-                aws_smithy_http_client::tls::TlsContext::builder()
-                    .with_trust_store(
-                        aws_smithy_http_client::tls::TrustStore::empty()
-                            .with_pem_certificate(self.fx.emu.ca_pem().into_bytes()),
-                    )
-                    .build()
-                    .expect("TLS context"),
-            )
-            .build_https();
-        AwsWebIdentitySourceOptions {
-            env: Env::from_pairs([
-                ("AWS_ACCESS_KEY_ID", self.role.access_key_id.clone()),
-                ("AWS_SECRET_ACCESS_KEY", self.role.secret_access_key.clone()),
-                ("AWS_SESSION_TOKEN", self.role.session_token.clone()),
-                ("AWS_REGION", "us-east-1".to_string()),
-                ("AWS_ENDPOINT_URL_STS", self.fx.emu.sts_endpoint_url()),
-            ]),
-            configure_loader: Some(Arc::new(move |loader| loader.http_client(http.clone()))),
-            ..Default::default()
-        }
-    }
-
     async fn doctor(&self) -> Report {
         let mut credential = self.fx.options();
         // No token file: the assertion comes from STS.

@@ -2,6 +2,9 @@
 //! federated credential for `system:serviceaccount:default:workload`.
 #![allow(dead_code)]
 
+#[cfg(feature = "aws")]
+pub mod aws;
+
 use azure_core::http::{ClientOptions, RetryOptions};
 use azure_identity::ClientAssertionCredentialOptions;
 use azure_identity_k8s::config::Env;
