@@ -267,6 +267,31 @@ pub fn default_audience_for(authority: &Url) -> &'static str {
     }
 }
 
+/// The token file: the option, else `AZURE_FEDERATED_TOKEN_FILE`, else the first existing
+/// well-known path; `None` when there is none.
+pub(crate) fn locate_token_file(
+    option: Option<&Path>,
+    env: &Env,
+    well_known: &[PathBuf],
+) -> Option<Sourced<PathBuf>> {
+    if let Some(p) = option {
+        return Some(Sourced {
+            value: p.to_path_buf(),
+            source: ValueSource::Options,
+        });
+    }
+    if let Some(p) = env.var(AZURE_FEDERATED_TOKEN_FILE) {
+        return Some(Sourced {
+            value: PathBuf::from(p),
+            source: ValueSource::EnvVar(AZURE_FEDERATED_TOKEN_FILE),
+        });
+    }
+    well_known.iter().find(|p| p.exists()).map(|p| Sourced {
+        value: p.clone(),
+        source: ValueSource::WellKnownPath,
+    })
+}
+
 pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, CredentialError> {
     let env = inputs.env;
     let client_id = pick(inputs.client_id, env, AZURE_CLIENT_ID).ok_or_else(|| {
@@ -289,42 +314,23 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
         .ok_or_else(|| not_configured("tenant id", "tenant_id", AZURE_TENANT_ID, ""))?;
     validate_tenant_id(&tenant_id)?;
 
-    let token_file = match inputs.token_file_path {
-        Some(p) => Sourced {
-            value: p.to_path_buf(),
-            source: ValueSource::Options,
-        },
-        None => match env.var(AZURE_FEDERATED_TOKEN_FILE) {
-            Some(p) => Sourced {
-                value: PathBuf::from(p),
-                source: ValueSource::EnvVar(AZURE_FEDERATED_TOKEN_FILE),
-            },
-            None => inputs
+    let token_file = locate_token_file(inputs.token_file_path, env, inputs.well_known_token_paths)
+        .ok_or_else(|| {
+            let tried: Vec<String> = inputs
                 .well_known_token_paths
                 .iter()
-                .find(|p| p.exists())
-                .map(|p| Sourced {
-                    value: p.clone(),
-                    source: ValueSource::WellKnownPath,
-                })
-                .ok_or_else(|| {
-                    let tried: Vec<String> = inputs
-                        .well_known_token_paths
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect();
-                    not_configured(
-                        "token file",
-                        "token_file_path",
-                        AZURE_FEDERATED_TOKEN_FILE,
-                        &format!(
-                            " (also looked for the webhook's paths: {})",
-                            tried.join(", ")
-                        ),
-                    )
-                })?,
-        },
-    };
+                .map(|p| p.display().to_string())
+                .collect();
+            not_configured(
+                "token file",
+                "token_file_path",
+                AZURE_FEDERATED_TOKEN_FILE,
+                &format!(
+                    " (also looked for the webhook's paths: {})",
+                    tried.join(", ")
+                ),
+            )
+        })?;
     if token_file.value.as_os_str().is_empty() {
         return Err(invalid(
             "token file path",

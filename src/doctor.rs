@@ -47,7 +47,7 @@ mod report;
 
 pub use report::{Check, CheckId, MatchingFederatedCredential, Report, Status};
 
-use crate::assertion::is_foreign_audience;
+use crate::assertion::ForeignAudience;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
     self, AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_AUDIENCE,
@@ -458,24 +458,14 @@ fn check_configuration(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aw
             };
             check = check.fix(fix);
             // Best effort, so the token can still be examined.
-            let token_file = match (&o.token_file_path, o.env.var(AZURE_FEDERATED_TOKEN_FILE)) {
-                _ if aws => None,
-                (Some(p), _) => Some(Sourced {
-                    value: p.clone(),
-                    source: ValueSource::Options,
-                }),
-                (None, Some(p)) => Some(Sourced {
-                    value: PathBuf::from(p),
-                    source: ValueSource::EnvVar(AZURE_FEDERATED_TOKEN_FILE),
-                }),
-                (None, None) => o
-                    .well_known_token_paths
-                    .iter()
-                    .find(|p| p.exists())
-                    .map(|p| Sourced {
-                        value: p.clone(),
-                        source: ValueSource::WellKnownPath,
-                    }),
+            let token_file = if aws {
+                None
+            } else {
+                config::locate_token_file(
+                    o.token_file_path.as_deref(),
+                    &o.env,
+                    &o.well_known_token_paths,
+                )
             };
             if let Some(t) = &token_file {
                 check = check.detail("token file", with_source(&t.value.display(), &t.source));
@@ -733,22 +723,10 @@ fn check_audience(d: &mut Doctor, jwt: &DecodedJwt, inputs: &Inputs) -> Status {
             .detail("token aud", c.audiences_display())
             .detail("expected", expected.clone())
     };
-    let foreign: Vec<&str> = c
-        .aud
-        .iter()
-        .map(String::as_str)
-        .filter(|a| is_foreign_audience(a))
-        .collect();
-    if !foreign.is_empty() {
-        let what = if foreign.iter().any(|a| a.contains("sts.amazonaws.com")) {
-            "an IRSA token (AWS STS): whoever holds it can assume the pod's IAM role"
-        } else if foreign.iter().any(|a| a.contains("pods.eks.amazonaws.com")) {
-            "an EKS Pod Identity token: whoever holds it can get the pod's AWS credentials"
-        } else {
-            "a Kubernetes API token: whoever holds it can call the cluster API as the pod"
-        };
+    if let Some(foreign) = ForeignAudience::first_in(&c.aud) {
+        let what = foreign.describe();
         return d.push(
-            base(Status::Fail, format!("refused: the token's audience makes it {what}"))
+            base(Status::Fail, format!("refused: the token's audience makes it a credential for {what}"))
                 .fix(format!(
                     "Mount a dedicated projected token for Entra (serviceAccountToken: {{audience: {expected}, expirationSeconds: 3600, path: azure-identity-token}}) and point {AZURE_FEDERATED_TOKEN_FILE} at it; keep this token for what it is for."
                 ))

@@ -12,7 +12,7 @@ mod token_file;
 pub use aws::{
     AwsProbe, AwsStsError, AwsWebIdentitySource, AwsWebIdentitySourceOptions, ConfigLoaderHook,
 };
-pub use token_file::{TokenFileSource, is_foreign_audience};
+pub use token_file::{ForeignAudience, TokenFileSource, is_foreign_audience};
 
 use crate::error::CredentialError;
 use crate::jwt::Claims;

@@ -17,25 +17,69 @@ const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
 /// Tolerated clock difference when checking `exp` / `nbf` locally.
 const CLOCK_SKEW: Duration = Duration::minutes(5);
 
+/// What a foreign audience makes a token a credential for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForeignAudience {
+    /// AWS STS (IRSA, `sts.amazonaws.com` and regional or China variants).
+    AwsSts,
+    /// The EKS Pod Identity agent (`pods.eks.amazonaws.com`).
+    EksPodIdentity,
+    /// The cluster's API server (`https://kubernetes.default.svc...`).
+    KubernetesApi,
+}
+
+impl ForeignAudience {
+    /// Classify one audience; `None` when it is not a credential for anything else.
+    pub fn of(aud: &str) -> Option<Self> {
+        let a = aud.trim_end_matches('/');
+        // The same names written as URLs (`https://sts.amazonaws.com`) are the same credentials.
+        let host = a.strip_prefix("https://").unwrap_or(a);
+        // `<x>.amazonaws.com` and the China partition's `<x>.amazonaws.com.cn`.
+        let aws = host
+            .strip_suffix(".amazonaws.com")
+            .or_else(|| host.strip_suffix(".amazonaws.com.cn"));
+        match aws {
+            // STS, global (`sts`) or regional (`sts.us-east-1`).
+            Some(x) if x == "sts" || x.starts_with("sts.") || x.ends_with(".sts") => {
+                Some(Self::AwsSts)
+            }
+            Some("pods.eks") => Some(Self::EksPodIdentity),
+            _ if a.starts_with("https://kubernetes.default.svc")
+                || host == "kubernetes.default.svc"
+                || host.starts_with("kubernetes.default.svc.") =>
+            {
+                Some(Self::KubernetesApi)
+            }
+            _ => None,
+        }
+    }
+
+    /// The first foreign audience among `audiences`, if any.
+    pub fn first_in(audiences: &[String]) -> Option<Self> {
+        audiences.iter().find_map(|a| Self::of(a))
+    }
+
+    /// What holding such a token allows, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::AwsSts => {
+                "AWS STS (it is an IRSA token: whoever holds it can assume the pod's IAM role)"
+            }
+            Self::EksPodIdentity => {
+                "the EKS Pod Identity agent (whoever holds it can obtain the pod's AWS credentials)"
+            }
+            Self::KubernetesApi => {
+                "the Kubernetes API server (whoever holds it can call the cluster API as the pod's service account)"
+            }
+        }
+    }
+}
+
 /// Audiences that make a token a credential for something else: AWS STS (IRSA), the EKS Pod
 /// Identity agent, or the cluster's API server. Handing such a token to a third party lets that
 /// party act as the pod there.
 pub fn is_foreign_audience(aud: &str) -> bool {
-    let a = aud.trim_end_matches('/');
-    // The same names written as URLs (`https://sts.amazonaws.com`) are the same credentials.
-    let host = a.strip_prefix("https://").unwrap_or(a);
-    // `<x>.amazonaws.com` and the China partition's `<x>.amazonaws.com.cn`.
-    let aws = host
-        .strip_suffix(".amazonaws.com")
-        .or_else(|| host.strip_suffix(".amazonaws.com.cn"));
-    let aws_credential = aws.is_some_and(|x| {
-        // STS, global (`sts`) or regional (`sts.us-east-1`), and the EKS Pod Identity agent.
-        x == "sts" || x.starts_with("sts.") || x.ends_with(".sts") || x == "pods.eks"
-    });
-    aws_credential
-        || a.starts_with("https://kubernetes.default.svc")
-        || host == "kubernetes.default.svc"
-        || host.starts_with("kubernetes.default.svc.")
+    ForeignAudience::of(aud).is_some()
 }
 
 /// Reads the projected token from a file, validating it locally before it is sent.
@@ -249,19 +293,13 @@ impl TokenFileSource {
             )));
         }
 
-        let foreign: Vec<&str> = claims
-            .aud
-            .iter()
-            .map(String::as_str)
-            .filter(|a| is_foreign_audience(a))
-            .collect();
-        if !foreign.is_empty() {
+        if let Some(foreign) = ForeignAudience::first_in(&claims.aud) {
             if !self.allow_foreign_audience {
                 return Err(assertion_error(format!(
                     "WorkloadIdentityCredential refused to send the service-account token in {}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party. Mount a dedicated projected token with audience {} (serviceAccountToken: {{audience: {}, expirationSeconds: 3600, path: azure-identity-token}}) and use it for Entra. If you really must reuse this token, set allow_foreign_audience: true in WorkloadIdentityCredentialOptions. See docs/troubleshooting.md#foreign-audience",
                     self.path.display(),
                     claims.audiences_display(),
-                    describe_foreign(&foreign),
+                    foreign.describe(),
                     self.expected_audience,
                     self.expected_audience,
                 )));
@@ -287,16 +325,6 @@ impl TokenFileSource {
             Some(claims),
             self.path.display().to_string(),
         ))
-    }
-}
-
-fn describe_foreign(aud: &[&str]) -> &'static str {
-    if aud.iter().any(|a| a.contains("sts.amazonaws.com")) {
-        "AWS STS (it is an IRSA token: whoever holds it can assume the pod's IAM role)"
-    } else if aud.iter().any(|a| a.contains("pods.eks.amazonaws.com")) {
-        "the EKS Pod Identity agent (whoever holds it can obtain the pod's AWS credentials)"
-    } else {
-        "the Kubernetes API server (whoever holds it can call the cluster API as the pod's service account)"
     }
 }
 
@@ -448,6 +476,36 @@ mod tests {
         std::fs::write(&p, token("api://AzureADTokenExchange", max, max)).unwrap();
         let e = source(p, false).read_assertion().await.unwrap_err();
         assert!(e.message().contains("not valid before"), "{e}");
+    }
+
+    #[test]
+    fn foreign_audiences_are_classified() {
+        use ForeignAudience::*;
+        for (aud, kind) in [
+            ("sts.amazonaws.com", Some(AwsSts)),
+            ("https://sts.us-east-1.amazonaws.com/", Some(AwsSts)),
+            ("sts.cn-north-1.amazonaws.com.cn", Some(AwsSts)),
+            ("pods.eks.amazonaws.com", Some(EksPodIdentity)),
+            (
+                "https://kubernetes.default.svc.cluster.local",
+                Some(KubernetesApi),
+            ),
+            ("api://AzureADTokenExchange", None),
+            ("s3.amazonaws.com", None),
+        ] {
+            assert_eq!(ForeignAudience::of(aud), kind, "{aud}");
+        }
+        // A regional STS token is described as what it is, not as a cluster token.
+        let auds = vec![
+            "api://x".to_string(),
+            "sts.eu-west-1.amazonaws.com".to_string(),
+        ];
+        assert!(
+            ForeignAudience::first_in(&auds)
+                .unwrap()
+                .describe()
+                .contains("IRSA")
+        );
     }
 
     #[test]
