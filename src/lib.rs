@@ -15,6 +15,7 @@ mod fault_matrix;
 mod http;
 pub mod jwt;
 pub mod setup;
+mod shell;
 #[cfg(test)]
 mod soak;
 

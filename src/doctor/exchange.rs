@@ -1,0 +1,260 @@
+//! Checks 10 and 11, `scope` and `exchange`: a real token request through the credential, and
+//! the federated identity credential that would match the token.
+
+use super::{Check, CheckId, Doctor, MatchingFederatedCredential, Status, fmt_time, with_source};
+use crate::config::{AZURE_AUTHORITY_HOST, ResolvedConfig};
+use crate::credential::{WorkloadIdentityCredential, validate_scopes};
+use crate::error::{CredentialError, ErrorCategory};
+use crate::jwt::DecodedJwt;
+use azure_core::credentials::TokenCredential as _;
+use std::sync::Arc;
+
+/// Check 10: the test scope has the form the credential accepts.
+pub(super) fn check_scope(d: &mut Doctor, scope: &str) -> bool {
+    match validate_scopes(&[scope]) {
+        Ok(()) => {
+            d.push(Check::new(
+                CheckId::Scope,
+                Status::Ok,
+                format!("{scope} has the <resource>/.default form"),
+            )) == Status::Ok
+        }
+        Err(e) => {
+            let fix = match scope.strip_suffix("/.default") {
+                None if !scope.trim().is_empty() && !scope.contains(' ') => {
+                    format!("Request {}/.default (pass --scope {}/.default).", scope.trim_end_matches('/'), scope.trim_end_matches('/'))
+                }
+                _ => "Request exactly one scope of the form <resource>/.default, e.g. --scope https://storage.azure.com/.default.".to_string(),
+            };
+            d.push(
+                Check::new(CheckId::Scope, Status::Fail, e.message().to_string())
+                    .detail("scope", scope.to_string())
+                    .fix(fix)
+                    .docs("invalid-scope"),
+            );
+            false
+        }
+    }
+}
+
+/// The federated credential that would match this token.
+pub(super) fn matching_fic(
+    jwt: &DecodedJwt,
+    expected_audience: &str,
+) -> Option<MatchingFederatedCredential> {
+    let c = &jwt.claims;
+    // The audience the credential should carry: the expected one (a token without it is refused
+    // locally, and the `audience` check says how to fix the token).
+    let audience = expected_audience.to_string();
+    Some(MatchingFederatedCredential {
+        issuer: c.iss.clone()?,
+        subject: c.sub.clone()?,
+        audience,
+    })
+}
+
+pub(super) fn fic_fix(config: &ResolvedConfig, jwt: &DecodedJwt, audience: &str) -> String {
+    let c = &jwt.claims;
+    let iss = c.iss.clone().unwrap_or_default();
+    let sub = c.sub.clone().unwrap_or_default();
+    let slash = if iss.ends_with('/') {
+        "The issuer ends with '/': the credential's issuer must too."
+    } else {
+        "The issuer has no trailing slash: the credential's must not have one either."
+    };
+    let commands = crate::setup::SetupInput::from_claims(c)
+        .ok()
+        .map(|input| crate::setup::SetupInput {
+            audience: audience.to_string(),
+            client_id: Some(config.client_id.value.clone()),
+            tenant_id: Some(config.tenant_id.value.clone()),
+            ..input
+        })
+        .and_then(|input| crate::setup::plan(&input).ok())
+        .map(|p| {
+            format!(
+                "\nFor a user-assigned managed identity:\n  {}\nFor an app registration:\n  {}",
+                p.az_identity_command, p.az_app_command
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "Give application {client} a federated identity credential with exactly (case-sensitive):\n  issuer:   {iss}\n  subject:  {sub}\n  audience: {audience}\n{slash} \
+         The namespace and service account in the subject are the pod's. A credential created in the last few minutes may still be propagating; \
+         wait a minute and retry.{commands}",
+        client = config.client_id.value,
+    )
+}
+
+pub(super) async fn check(
+    d: &mut Doctor,
+    credential: Result<Arc<WorkloadIdentityCredential>, CredentialError>,
+    scope: &str,
+    config: &ResolvedConfig,
+    fic_fix: String,
+) {
+    let base = |status, summary: String| {
+        Check::new(CheckId::Exchange, status, summary)
+            .detail(
+                "endpoint",
+                config
+                    .token_endpoint()
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+            )
+            .detail("client id", config.client_id.value.clone())
+            .detail("scope", scope.to_string())
+    };
+    let credential = match credential {
+        Ok(c) => c,
+        Err(e) => {
+            d.push(
+                base(Status::Fail, e.message().to_string())
+                    .fix("Fix the configuration (see `configuration`).")
+                    .docs("invalid-configuration"),
+            );
+            return;
+        }
+    };
+    let started = std::time::Instant::now();
+    let result = credential.get_token(&[scope], None).await;
+    let elapsed = format!("{} ms", started.elapsed().as_millis());
+    match result {
+        Ok(token) => {
+            let mut c = base(
+                Status::Ok,
+                format!("Entra ID issued an access token for {scope}"),
+            )
+            .detail("expires", fmt_time(token.expires_on))
+            .detail("took", elapsed);
+            // The access token's (unverified) identity claims, never the token.
+            if let Some(claims) = access_token_claims(token.token.secret()) {
+                for (label, key) in [
+                    ("token aud", "aud"),
+                    ("token tid", "tid"),
+                    ("token appid", "appid"),
+                    ("token oid", "oid"),
+                ] {
+                    if let Some(v) = claims.get(key).and_then(|v| v.as_str()) {
+                        c = c.detail(label, v.to_string());
+                    }
+                }
+            }
+            d.push(c);
+        }
+        Err(e) => {
+            let Some(err) = e.downcast_ref::<CredentialError>().cloned() else {
+                d.push(
+                    base(Status::Fail, e.to_string())
+                        .fix("Unexpected error; run with RUST_LOG=debug for details."),
+                );
+                return;
+            };
+            let codes = err.aadsts_codes().to_vec();
+            let summary = match (err.category(), codes.first()) {
+                (ErrorCategory::Entra, Some(code)) => {
+                    format!("Entra ID rejected the request: AADSTS{code}")
+                }
+                (ErrorCategory::Entra, None) => "Entra ID rejected the request".into(),
+                (ErrorCategory::Transport, _) => "the token endpoint could not be reached".into(),
+                (ErrorCategory::Timeout, _) => "the token endpoint did not answer in time".into(),
+                (ErrorCategory::InvalidResponse, _) => {
+                    "the token endpoint's answer is not Entra's".into()
+                }
+                _ => "the credential failed".into(),
+            };
+            let tenant = with_source(&config.tenant_id.value, &config.tenant_id.source);
+            let client = with_source(&config.client_id.value, &config.client_id.source);
+            let authority = with_source(
+                &config.authority_host.value.as_str().trim_end_matches('/'),
+                &config.authority_host.source,
+            );
+            let (fix, anchor) = match (err.category(), codes.first().copied()) {
+                (ErrorCategory::Entra, Some(code @ (70021 | 700211 | 700212 | 700213 | 7002137 | 7002138))) => (fic_fix, format!("aadsts{code}")),
+                (ErrorCategory::Entra, Some(code @ (90002 | 90023))) => (
+                    format!(
+                        "Tenant {tenant} does not exist at {authority}. Use the directory id from `az account show --query tenantId -o tsv`; \
+                         if the tenant is in a sovereign cloud set {AZURE_AUTHORITY_HOST} (https://login.microsoftonline.us, https://login.chinacloudapi.cn)."
+                    ),
+                    format!("aadsts{code}"),
+                ),
+                (ErrorCategory::Entra, Some(700016)) => (
+                    format!(
+                        "No application or managed identity with client id {client} exists in tenant {tenant}. Use the client id (appId), not the object id: \
+                         `az identity show -n <identity> -g <group> --query clientId -o tsv` or `az ad app list --display-name <name> --query [].appId -o tsv`; \
+                         check that the tenant and the authority ({authority}) are right."
+                    ),
+                    "aadsts700016".into(),
+                ),
+                (ErrorCategory::Entra, Some(90061)) => (
+                    "Entra could not fetch the issuer's discovery document or JWKS from the public internet. See the `discovery` and `jwks` checks; \
+                     a document reachable from this pod may still be private (VPC endpoint, private bucket, firewall)."
+                        .into(),
+                    "aadsts90061".into(),
+                ),
+                (ErrorCategory::Entra, Some(code @ (700027 | 50027 | 900384))) => (
+                    "Entra could not verify the token's signature with the issuer's published keys. See the `jwks` and `signature` checks; publish the API server's current keys (`kubectl get --raw /openid/v1/jwks`).".into(),
+                    format!("aadsts{code}"),
+                ),
+                (ErrorCategory::Entra, Some(700024)) => (
+                    "Entra considers the token expired or not yet valid: check the node's clock (NTP) and that the file is rotated (see `expiry`).".into(),
+                    "aadsts700024".into(),
+                ),
+                (ErrorCategory::Entra, Some(code @ (1002012 | 70011))) => (
+                    "Request exactly one scope of the form <resource>/.default, e.g. --scope https://storage.azure.com/.default.".into(),
+                    format!("aadsts{code}"),
+                ),
+                (ErrorCategory::Entra, _) => (
+                    "See Entra's message above and the AADSTS error reference.".into(),
+                    "entra-errors".into(),
+                ),
+                (ErrorCategory::Transport | ErrorCategory::Timeout, _) => (
+                    format!(
+                        "Check the authority {authority}: it must be the Entra endpoint of the tenant's cloud (https://login.microsoftonline.com, \
+                         https://login.microsoftonline.us, https://login.chinacloudapi.cn). Allow egress to it on port 443 (security groups, network \
+                         policies, proxy: HTTPS_PROXY/NO_PROXY); for a TLS-inspecting proxy, trust its CA with SSL_CERT_FILE."
+                    ),
+                    if err.category() == ErrorCategory::Timeout { "timeout".into() } else { "transport".into() },
+                ),
+                (ErrorCategory::InvalidResponse, _) => (
+                    format!("Check that the authority {authority} is Entra ID and that no proxy answers in its place."),
+                    "invalid-response".into(),
+                ),
+                _ => ("See the message above.".into(), "entra-errors".into()),
+            };
+            let mut c = base(Status::Fail, summary).detail("took", elapsed);
+            if let Some(s) = err.http_status() {
+                c = c.detail("http status", u16::from(s).to_string());
+            }
+            // Entra's own words and the ids to quote to support; the explanation is the fix below.
+            let entra_said: Vec<&str> = err
+                .message()
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("Entra said:") || l.starts_with("Trace ID:"))
+                .collect();
+            if entra_said.is_empty() || err.category() != ErrorCategory::Entra {
+                c = c.detail("error", err.message().to_string());
+            } else {
+                c = c.detail(
+                    "entra",
+                    entra_said
+                        .join("\n")
+                        .trim_start_matches("Entra said: ")
+                        .to_string(),
+                );
+            }
+            c.aadsts = codes;
+            d.push(c.fix(fix).docs(&anchor));
+        }
+    }
+}
+
+fn access_token_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}

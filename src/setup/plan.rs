@@ -1,0 +1,196 @@
+//! [`plan`]: the inputs checked, the federated identity credential and the `az` commands; the
+//! Kubernetes and Terraform text comes from [`super::render`].
+
+use super::render;
+use super::{FederatedCredentialSpec, SetupError, SetupInput, SetupOutput};
+use crate::config::AUDIENCE_PUBLIC;
+use crate::shell::shell_quote;
+
+/// A shell argument: the value when known, else a variable the user sets first.
+fn shell_value(v: Option<&str>, var: &str, missing: &mut Vec<String>) -> String {
+    match v {
+        Some(v) => shell_quote(v),
+        None => {
+            missing.push(var.to_string());
+            format!("\"${var}\"")
+        }
+    }
+}
+
+fn is_k8s_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+fn credential_name(ns: &str, sa: &str) -> String {
+    let raw = format!("k8s-{ns}-{sa}");
+    let mut name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.truncate(120);
+    name
+}
+
+/// Compute everything to create for `input`.
+pub fn plan(input: &SetupInput) -> Result<SetupOutput, SetupError> {
+    let issuer = input.issuer.as_str();
+    if issuer.is_empty() {
+        return Err(SetupError("no issuer: pass --issuer (EKS: `aws eks describe-cluster --name <cluster> --query cluster.identity.oidc.issuer --output text`)".into()));
+    }
+    if issuer.chars().any(char::is_whitespace) {
+        return Err(SetupError(format!(
+            "the issuer {issuer:?} contains whitespace; Entra compares it exactly"
+        )));
+    }
+    match url::Url::parse(issuer) {
+        Ok(u) if u.scheme() == "https" && u.host_str().is_some() => {}
+        _ => {
+            return Err(SetupError(format!(
+                "the issuer {issuer:?} is not an https:// URL; Entra only accepts HTTPS issuers"
+            )));
+        }
+    }
+    if !is_k8s_name(&input.namespace, 63) || input.namespace.contains('.') {
+        return Err(SetupError(format!(
+            "the namespace {:?} is not a Kubernetes namespace name (lowercase letters, digits, '-')",
+            input.namespace
+        )));
+    }
+    if !is_k8s_name(&input.service_account, 253) {
+        return Err(SetupError(format!(
+            "the service account {:?} is not a Kubernetes name (lowercase letters, digits, '-', '.')",
+            input.service_account
+        )));
+    }
+    let audience = if input.audience.is_empty() {
+        AUDIENCE_PUBLIC.to_string()
+    } else {
+        input.audience.clone()
+    };
+    if audience.chars().any(char::is_whitespace) {
+        return Err(SetupError(format!(
+            "the audience {audience:?} contains whitespace"
+        )));
+    }
+    for (what, v) in [
+        ("client id", &input.client_id),
+        ("tenant id", &input.tenant_id),
+        ("identity name", &input.identity_name),
+        ("resource group", &input.resource_group),
+        ("app object id", &input.app_object_id),
+    ] {
+        if let Some(v) = v
+            && (v.is_empty() || v.chars().any(char::is_whitespace))
+        {
+            return Err(SetupError(format!(
+                "the {what} {v:?} is empty or contains whitespace"
+            )));
+        }
+    }
+    let (ns, sa) = (input.namespace.as_str(), input.service_account.as_str());
+    let subject = format!("system:serviceaccount:{ns}:{sa}");
+    let name = input
+        .credential_name
+        .clone()
+        .unwrap_or_else(|| credential_name(ns, sa));
+    if name.len() < 3
+        || name.len() > 120
+        || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(SetupError(format!(
+            "the credential name {name:?} must be 3-120 letters, digits, '-' or '_', starting with a letter or digit"
+        )));
+    }
+    let description = format!("Kubernetes service account {ns}/{sa}");
+    let fic = FederatedCredentialSpec {
+        name: name.clone(),
+        issuer: issuer.to_string(),
+        subject: subject.clone(),
+        audiences: vec![audience.clone()],
+        description: description.clone(),
+    };
+
+    let mut notes = Vec::new();
+    if issuer.ends_with('/') {
+        notes.push("The issuer ends with '/'; it is kept, because Entra compares issuers exactly. EKS issuers have no trailing slash: check that this is the token's iss.".to_string());
+    }
+    if audience != AUDIENCE_PUBLIC {
+        notes.push(format!("The audience is {audience}: the projected token and the credential use it; outside Azure Government and Azure China set AZURE_FEDERATED_TOKEN_AUDIENCE={audience} in the pod."));
+    }
+
+    // az: user-assigned managed identity.
+    let mut missing = Vec::new();
+    let az_identity_command = format!(
+        "az identity federated-credential create --name {} --identity-name {} --resource-group {} --issuer {} --subject {} --audiences {}",
+        shell_quote(&name),
+        shell_value(
+            input.identity_name.as_deref(),
+            "IDENTITY_NAME",
+            &mut missing
+        ),
+        shell_value(
+            input.resource_group.as_deref(),
+            "RESOURCE_GROUP",
+            &mut missing
+        ),
+        shell_quote(issuer),
+        shell_quote(&subject),
+        shell_quote(&audience),
+    );
+    // az: app registration.
+    let app_parameters = serde_json::json!({
+        "name": name,
+        "issuer": issuer,
+        "subject": subject,
+        "description": description,
+        "audiences": [audience],
+    });
+    let app_id = input
+        .app_object_id
+        .as_deref()
+        .or(input.client_id.as_deref());
+    let az_app_command = format!(
+        "az ad app federated-credential create --id {} --parameters {}",
+        shell_value(app_id, "APP_ID", &mut missing),
+        shell_quote(&app_parameters.to_string()),
+    );
+    if !missing.is_empty() {
+        notes.push(format!(
+            "Set {} in your shell before running the az commands (or pass --identity-name, --resource-group, --client-id).",
+            missing.join(", ")
+        ));
+    }
+
+    // Kubernetes.
+    if input.client_id.is_none() || input.tenant_id.is_none() {
+        notes.push("Replace REPLACE-WITH-CLIENT-ID / REPLACE-WITH-TENANT-ID in the YAML (or pass --client-id and --tenant-id).".into());
+    }
+    let kubernetes_yaml = render::kubernetes_yaml(input, &audience);
+    let terraform_azuread = render::terraform_azuread(input, &fic);
+    let terraform_azurerm = render::terraform_azurerm(input, &fic);
+
+    Ok(SetupOutput {
+        federated_credential: fic,
+        az_identity_command,
+        az_app_command,
+        app_parameters,
+        kubernetes_yaml,
+        terraform_azuread,
+        terraform_azurerm,
+        notes,
+    })
+}
