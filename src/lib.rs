@@ -2,6 +2,8 @@
 #![warn(missing_docs)]
 
 pub mod assertion;
+#[cfg(feature = "blocking")]
+pub mod blocking;
 mod cache;
 pub mod chain;
 mod clock;
