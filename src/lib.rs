@@ -15,6 +15,7 @@ mod error;
 #[cfg(test)]
 mod fault_matrix;
 mod http;
+pub mod integrations;
 pub mod jwt;
 pub mod setup;
 mod shell;

@@ -2,7 +2,8 @@
 //! 127.0.0.1 over HTTPS with `--oauth basic`, with a certificate the caller provides (in tests,
 //! one signed by the emulator's CA), on a port Azurite picks. Killed on drop.
 //!
-//! Shared by `tests/azurite.rs` and `examples/blob.rs` (through `#[path]`).
+//! Shared by `tests/azurite.rs`, `tests/object_store.rs`, `tests/opendal.rs` and the storage
+//! examples (through `#[path]`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -121,6 +122,49 @@ impl Azurite {
             )),
         }
     }
+}
+
+impl Azurite {
+    /// Azurite with a certificate from `emu`'s CA, and container `name` created with
+    /// `azure_storage_blob`, authorized by `credential` (object_store and OpenDAL work inside an
+    /// existing container).
+    pub async fn start_with_container(
+        emu: &entra_emulator::Emulator,
+        name: &str,
+        credential: std::sync::Arc<dyn azure_core::credentials::TokenCredential>,
+    ) -> Result<Azurite, String> {
+        let (cert, key) = emu.issue_server_cert();
+        let azurite = Self::start(&cert, &key)?;
+        let options = azure_storage_blob::BlobServiceClientOptions {
+            client_options: azure_core::http::ClientOptions {
+                transport: Some(emu.transport()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let create = async {
+            let url = azure_core::http::Url::parse(&azurite.account_url())?;
+            azure_storage_blob::BlobServiceClient::new(url, Some(credential), Some(options))?
+                .blob_container_client(name)
+                .create(None)
+                .await
+        };
+        create
+            .await
+            .map_err(|e| format!("cannot create container {name} in Azurite: {e}"))?;
+        Ok(azurite)
+    }
+}
+
+/// `count` blocks of `len` bytes, each different from the others (a misplaced block is caught).
+pub fn distinct_blocks(count: u8, len: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|seed| {
+            (0..len)
+                .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+                .collect()
+        })
+        .collect()
 }
 
 /// `--debug FILE` when `AZURITE_DEBUG_LOG` names a file (read only; for diagnosing failures).

@@ -83,6 +83,42 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// The pod's environment as the workload identity webhook sets it, with only the workload
+    /// identity source enabled for `DefaultAzureCredential` (nothing probes IMDS or runs a tool).
+    pub fn pod_env(&self) -> Env {
+        Env::from_pairs([
+            ("AZURE_CLIENT_ID", CLIENT.to_string()),
+            ("AZURE_TENANT_ID", TENANT.to_string()),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE",
+                self.token_path.display().to_string(),
+            ),
+            ("AZURE_AUTHORITY_HOST", self.emu.authority_host()),
+            (
+                "AZURE_TOKEN_CREDENTIALS",
+                "WorkloadIdentityCredential".to_string(),
+            ),
+        ])
+    }
+
+    /// Removes the federated credential (Entra then answers AADSTS70021) and returns a fresh
+    /// credential with the error text its exchange gives.
+    pub async fn unfederated_credential(
+        &self,
+    ) -> (Arc<azure_identity_k8s::WorkloadIdentityCredential>, String) {
+        use azure_core::credentials::TokenCredential;
+        self.emu.remove_federated_credentials(TENANT, CLIENT);
+        let credential =
+            azure_identity_k8s::WorkloadIdentityCredential::new(Some(self.options())).unwrap();
+        let err = credential
+            .get_token(&[STORAGE], None)
+            .await
+            .expect_err("no federated credential");
+        (credential, err.to_string())
+    }
+}
+
 /// Decode the claims of a JWT (test helper; no verification).
 pub fn claims(jwt: &str) -> serde_json::Value {
     use base64::Engine as _;

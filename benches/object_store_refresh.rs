@@ -1,0 +1,196 @@
+//! Criterion benchmark: a stream of object_store 0.13 GETs against Azurite (HTTPS, `--oauth
+//! basic`) across token refreshes, through `integrations::object_store::TokenCredentialProvider`
+//! over this crate's `WorkloadIdentityCredential` and over azure_identity 1.0's, side by side.
+//!
+//! The emulator issues tokens that both credentials want to refresh within seconds (lifetime 305 s,
+//! `refresh_in` 1 s: ours refreshes after 1 s, azure_identity when less than 300 s are left, after
+//! 5 s) and answers token requests after 200 ms, like a distant Entra. Criterion reports the mean
+//! time per GET; each GET's latency is also recorded, and the table printed at the end gives the
+//! p50, p99 and maximum and how many GETs took longer than 100 ms (a GET to Azurite takes a few
+//! milliseconds; only a GET waiting for a token exchange takes longer) and how many token
+//! requests were made.
+//!
+//! Run: `cargo bench --bench object_store_refresh --features object_store_0_13` (Azurite must be
+//! installed: `npm ci --prefix tests/azurite`). About a minute. Results: docs/performance.md.
+
+#[path = "../tests/azurite/harness.rs"]
+mod azurite;
+
+use azure_core::credentials::TokenCredential;
+use azure_identity_k8s::integrations::object_store::TokenCredentialProvider;
+use azure_identity_k8s::{Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+use criterion::{Criterion, criterion_group, criterion_main};
+use entra_emulator::{
+    AccessTokenOptions, Emulator, Endpoint, Fault, FederatedCredential, ServiceAccountToken,
+};
+use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
+use object_store::path::Path;
+use object_store::{Certificate, ClientOptions, ObjectStoreExt, PutPayload};
+use object_store_0_13 as object_store;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const CLIENT: &str = "3b4f4f9e-0c3a-4d6e-9f55-6f2b1c0e2a11";
+/// Token exchanges answered after this long.
+const ENTRA_LATENCY: Duration = Duration::from_millis(200);
+/// A GET taking longer than this waited for a token exchange.
+const SLOW: Duration = Duration::from_millis(100);
+/// How long each implementation streams GETs (azure_identity refreshes every 5 s).
+const MEASURE: Duration = Duration::from_secs(20);
+
+struct Setup {
+    emu: Emulator,
+    token_file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn setup(emu: Emulator) -> Setup {
+    let issuer = emu.add_eks_issuer();
+    emu.add_federated_credential(
+        TENANT,
+        CLIENT,
+        FederatedCredential::new(issuer.url(), ServiceAccountToken::default().subject()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    // No trailing newline: azure_identity 1.0 does not trim the file.
+    std::fs::write(&token_file, issuer.mint(&ServiceAccountToken::default())).unwrap();
+    Setup {
+        emu,
+        token_file,
+        _dir: dir,
+    }
+}
+
+fn ours(s: &Setup) -> Arc<dyn TokenCredential> {
+    WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+        credential_options: azure_identity::ClientAssertionCredentialOptions {
+            client_options: s.emu.client_options(),
+        },
+        client_id: Some(CLIENT.into()),
+        tenant_id: Some(TENANT.into()),
+        token_file_path: Some(s.token_file.clone()),
+        env: Env::from_pairs::<&str, &str>([]),
+        ..Default::default()
+    }))
+    .unwrap()
+}
+
+fn theirs(s: &Setup) -> Arc<dyn TokenCredential> {
+    azure_identity::WorkloadIdentityCredential::new(Some(
+        azure_identity::WorkloadIdentityCredentialOptions {
+            credential_options: azure_identity::ClientAssertionCredentialOptions {
+                client_options: s.emu.client_options(),
+            },
+            client_id: Some(CLIENT.into()),
+            tenant_id: Some(TENANT.into()),
+            token_file_path: Some(s.token_file.clone()),
+        },
+    ))
+    .unwrap()
+}
+
+type Maker = fn(&Setup) -> Arc<dyn TokenCredential>;
+
+/// A fresh emulator (tokens every credential wants to refresh within seconds), Azurite with a
+/// container, and a store whose adapter wraps `make`'s credential, with one 4 KiB object.
+async fn store(make: Maker, path: &Path) -> (Setup, azurite::Azurite, MicrosoftAzure) {
+    let s = setup(Emulator::start().await.expect("emulator"));
+    s.emu.set_access_token_options(AccessTokenOptions {
+        lifetime: Duration::from_secs(305),
+        refresh_in: Some(Duration::from_secs(1)),
+        ..Default::default()
+    });
+    let credential = make(&s);
+    let azurite = azurite::Azurite::start_with_container(&s.emu, "bench", credential.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ca = Certificate::from_pem(s.emu.ca_pem().as_bytes()).unwrap();
+    let store = MicrosoftAzureBuilder::new()
+        .with_account(azurite::ACCOUNT)
+        .with_container_name("bench")
+        .with_endpoint(azurite.account_url())
+        .with_client_options(ClientOptions::new().with_root_certificate(ca))
+        .with_credentials(Arc::new(TokenCredentialProvider::new(credential)))
+        .build()
+        .unwrap();
+    store
+        .put(path, PutPayload::from(vec![7u8; 4096]))
+        .await
+        .expect("put");
+    (s, azurite, store)
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let path = Path::from("object");
+    let mut rows = Vec::new();
+    let mut g = c.benchmark_group("object_store_get_across_refresh");
+    g.sample_size(10).measurement_time(MEASURE);
+    for (name, make) in [
+        ("azure_identity_k8s", ours as Maker),
+        ("azure_identity 1.0", theirs as Maker),
+    ] {
+        let (s, _azurite, store) = rt.block_on(store(make, &path));
+        // From now on every token exchange takes ENTRA_LATENCY.
+        s.emu
+            .set_fault(Endpoint::Token, Some(Fault::Delay(ENTRA_LATENCY)));
+        let before = s.emu.request_count(Endpoint::Token);
+        let latencies = Mutex::new(Vec::new());
+        g.bench_function(name, |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (store, path, latencies) = (&store, &path, &latencies);
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let t = Instant::now();
+                        let bytes = store.get(path).await.expect("get").bytes().await;
+                        let d = t.elapsed();
+                        assert_eq!(bytes.expect("body").len(), 4096);
+                        latencies.lock().unwrap().push(d);
+                        total += d;
+                    }
+                    total
+                }
+            })
+        });
+        let mut lat = latencies.into_inner().unwrap();
+        if lat.is_empty() {
+            continue; // filtered out on the command line
+        }
+        lat.sort();
+        let slow = lat.iter().filter(|d| **d > SLOW).count();
+        rows.push(format!(
+            "| {name} | {} | {} | {} | {} | {slow} | {} |",
+            lat.len(),
+            ms(quantile(&lat, 0.5)),
+            ms(quantile(&lat, 0.99)),
+            ms(*lat.last().unwrap()),
+            s.emu.request_count(Endpoint::Token) - before
+        ));
+    }
+    g.finish();
+    println!(
+        "\n| credential behind the adapter | GETs | p50 | p99 | max | GETs > {} ms | token requests |\n|---|---|---|---|---|---|---|",
+        SLOW.as_millis()
+    );
+    for row in rows {
+        println!("{row}");
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

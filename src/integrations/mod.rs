@@ -1,0 +1,31 @@
+//! Adapters that give a [`TokenCredential`](azure_core::credentials::TokenCredential) (this crate's
+//! credentials, the chain, or any other) to the data libraries that reach Azure Storage without the
+//! Azure SDK crates:
+//!
+//! - [`object_store`] (feature `object_store`, or `object_store_0_13` / `object_store_0_14` for one
+//!   version): object_store's Azure `CredentialProvider`, for DataFusion, delta-rs, polars and lance.
+//! - [`opendal`] (feature `opendal`): reqsign's `ProvideCredential` for OpenDAL's `azblob` and
+//!   `azdls` services.
+//!
+//! Both ask the credential for [`STORAGE_SCOPE`] unless told otherwise. That scope names the Azure
+//! Storage application, which has the same identifier in every cloud (global Azure, Azure
+//! Government, Azure operated by 21Vianet); a token can instead be limited to one account with
+//! the account's own scope, whose host follows the cloud:
+//!
+//! | cloud | account-scoped storage scope |
+//! |---|---|
+//! | global | `https://ACCOUNT.blob.core.windows.net/.default` |
+//! | Azure Government | `https://ACCOUNT.blob.core.usgovcloudapi.net/.default` |
+//! | Azure operated by 21Vianet (China) | `https://ACCOUNT.blob.core.chinacloudapi.cn/.default` |
+//!
+//! In a sovereign cloud the credential must also talk to that cloud's Entra authority host
+//! (`AZURE_AUTHORITY_HOST`, for example `https://login.chinacloudapi.cn`).
+
+#[cfg(any(feature = "object_store_0_13", feature = "object_store_0_14"))]
+pub mod object_store;
+#[cfg(feature = "opendal")]
+pub mod opendal;
+
+/// The default scope of both adapters: `https://storage.azure.com/.default` (Azure Storage, every
+/// account the identity has a role on, in every cloud).
+pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
