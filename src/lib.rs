@@ -9,6 +9,7 @@ pub mod chain;
 mod clock;
 pub mod config;
 mod credential;
+#[cfg(feature = "doctor")]
 pub mod doctor;
 mod entra;
 mod error;
@@ -17,6 +18,7 @@ mod fault_matrix;
 mod http;
 pub mod integrations;
 pub mod jwt;
+#[cfg(feature = "doctor")]
 pub mod setup;
 mod shell;
 #[cfg(test)]
@@ -24,6 +26,7 @@ mod soak;
 
 /// Not part of the API: entry points for the fuzz targets (`fuzz/`) and the property tests
 /// (`tests/proptest*.rs`) into crate-internal parsers. May change or vanish in any release.
+#[cfg(any(fuzzing, feature = "__fuzz"))]
 #[doc(hidden)]
 pub mod __fuzz {
     use crate::error::CredentialError;

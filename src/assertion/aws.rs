@@ -307,6 +307,7 @@ impl AwsWebIdentitySource {
     /// [`probe`](Self::probe), keeping the JWT: it is cached for the next
     /// [`assertion`](AssertionSource::assertion) (so the `doctor` exchanges the token it
     /// examined) and returned for the signature checks.
+    #[cfg(feature = "doctor")]
     pub(crate) async fn probe_and_keep(&self) -> Result<(AwsProbe, Assertion), CredentialError> {
         let _gate = self.gate.lock().await;
         let sts = self.client().await?;
