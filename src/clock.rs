@@ -1,14 +1,22 @@
 //! The clock seam: every "what time is it" in the crate goes through [`Clock`], so tests can
 //! drive token expiry and refresh windows deterministically instead of sleeping.
+//!
+//! Two readings: the wall clock ([`Clock::now`], UTC, for what is shown to people and compared
+//! with other machines' timestamps such as a JWT's `exp`) and a monotonic clock
+//! ([`Clock::instant`], for every deadline the cache keeps). A step of the wall clock (NTP, a VM
+//! resumed) moves the first and never the second.
 
 use std::fmt;
 use std::sync::Mutex;
+use std::time::Instant;
 use time::OffsetDateTime;
 
-/// A source of the current UTC time.
+/// A source of the current time.
 pub(crate) trait Clock: Send + Sync + fmt::Debug {
-    /// The current time.
+    /// The current wall-clock time (UTC).
     fn now(&self) -> OffsetDateTime;
+    /// The current monotonic instant: never goes backwards, unaffected by wall-clock steps.
+    fn instant(&self) -> Instant;
 }
 
 /// The real clock.
@@ -19,27 +27,43 @@ impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
     }
+    fn instant(&self) -> Instant {
+        Instant::now()
+    }
 }
 
 /// A clock that only moves when told to (tests).
 #[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug)]
-pub(crate) struct ManualClock(Mutex<OffsetDateTime>);
+pub(crate) struct ManualClock(Mutex<(OffsetDateTime, Instant)>);
 
 #[cfg_attr(not(test), allow(dead_code))]
 impl ManualClock {
     pub(crate) fn new(start: OffsetDateTime) -> Self {
-        Self(Mutex::new(start))
+        Self(Mutex::new((start, Instant::now())))
     }
 
+    /// Let `by` pass: both readings move (a negative `by` moves the monotonic reading not at all).
     pub(crate) fn advance(&self, by: time::Duration) {
         let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *now += by;
+        now.0 += by;
+        if by.is_positive() {
+            now.1 += by.unsigned_abs();
+        }
+    }
+
+    /// Step the wall clock only (an NTP correction, a resumed VM): the monotonic reading stays.
+    pub(crate) fn jump_wall(&self, by: time::Duration) {
+        let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        now.0 += by;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+    fn instant(&self) -> Instant {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).1
     }
 }

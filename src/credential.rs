@@ -1,15 +1,16 @@
 //! [`WorkloadIdentityCredential`]: configuration + assertion source + exchange + cache.
 
 use crate::assertion::{AssertionSource, TokenFileSource};
-use crate::cache::{RefreshPolicy, TokenCache};
+use crate::cache::{RefreshPolicy, TokenCache, TokenStatus};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
     self, ConfigInputs, Env, ResolvedConfig, WEBHOOK_TOKEN_PATH, WEBHOOK_TOKEN_PATH_PRE_1_6,
 };
 use crate::entra::Exchange;
 use crate::error::{CredentialError, ErrorCategory};
+use crate::http::AttemptPolicy;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use azure_core::http::{ExponentialRetryOptions, Pipeline, RetryOptions};
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, Pipeline, RetryOptions};
 use azure_identity::ClientAssertionCredentialOptions;
 use std::fmt;
 use std::future::Future;
@@ -23,9 +24,16 @@ use std::sync::Arc;
 /// the same names and types, so code written for azure_identity compiles unchanged. The others
 /// are additions with defaults.
 pub struct WorkloadIdentityCredentialOptions {
-    /// Options for the HTTP pipeline (transport, retry, cloud, user agent). Unless `retry` is set,
-    /// a token request is retried at most 3 times within 10 s (the cache retries later, in the
-    /// background, while it keeps serving a valid token), instead of azure_core's one minute.
+    /// Options for the HTTP pipeline (transport, retry, cloud, user agent).
+    ///
+    /// Retries: the value in `client_options.retry` is used as it is; nothing is guessed.
+    /// [`WorkloadIdentityCredentialOptions::default()`] puts [`token_retry_options()`] there (at
+    /// most 3 retries within 10 s: the cache retries later, in the background, while it keeps
+    /// serving a valid token). Options built from `ClientOptions::default()` carry azure_core's
+    /// default (up to 8 retries within a minute), which the cache bounds by
+    /// [`RefreshPolicy::attempt_timeout`]. Whatever the retry options, a 429 or 503 with
+    /// `Retry-After` ends the attempt at once: the cache owns throttling (it sends nothing before
+    /// `Retry-After`, capped at [`RefreshPolicy::max_backoff`], and serves a valid token meanwhile).
     pub credential_options: ClientAssertionCredentialOptions,
     /// Client id of the Entra application or user-assigned managed identity. Defaults to `AZURE_CLIENT_ID`.
     pub client_id: Option<String>,
@@ -55,7 +63,12 @@ pub struct WorkloadIdentityCredentialOptions {
 impl Default for WorkloadIdentityCredentialOptions {
     fn default() -> Self {
         Self {
-            credential_options: ClientAssertionCredentialOptions::default(),
+            credential_options: ClientAssertionCredentialOptions {
+                client_options: ClientOptions {
+                    retry: token_retry_options(),
+                    ..Default::default()
+                },
+            },
             client_id: None,
             tenant_id: None,
             token_file_path: None,
@@ -137,10 +150,8 @@ impl WorkloadIdentityCredential {
         source: Option<Arc<dyn AssertionSource>>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, CredentialError> {
-        let mut client_options = options.credential_options.client_options;
-        if is_default_retry(&client_options.retry) {
-            client_options.retry = default_token_retry();
-        }
+        options.refresh_policy.validate()?;
+        let client_options = options.credential_options.client_options;
         // A custom source needs no token file: give resolution a placeholder path.
         let placeholder = PathBuf::from("(custom assertion source)");
         let token_file_path = match (&source, &options.token_file_path) {
@@ -171,7 +182,7 @@ impl WorkloadIdentityCredential {
             Some(env!("CARGO_PKG_VERSION")),
             client_options,
             Vec::new(),
-            Vec::new(),
+            vec![Arc::new(AttemptPolicy)],
             None,
         );
         let exchange = Exchange {
@@ -190,24 +201,31 @@ impl WorkloadIdentityCredential {
     pub fn config(&self) -> &ResolvedConfig {
         &self.config
     }
+
+    /// The state of every scope this credential has been asked for: health, expiry, next refresh,
+    /// last success, consecutive failures and the last error's category, HTTP status and AADSTS
+    /// code; never a token. Cheap (a few read locks, one small allocation per scope), never waits
+    /// for a request and sends nothing: call it from a health or readiness endpoint. See
+    /// docs/reliability.md for an example handler.
+    pub fn token_status(&self) -> Vec<TokenStatus> {
+        self.cache.status()
+    }
 }
 
-/// azure_core's default retry policy keeps retrying a failing endpoint for up to a minute, and
-/// azure_identity's credential holds every caller for that long. The cache already retries in the
-/// background (with backoff) and keeps serving a valid token, so one attempt only needs a few quick
-/// retries: at most 3 within 10 s. A retry policy set by the caller is kept as it is.
-fn default_token_retry() -> RetryOptions {
+/// The retry options [`WorkloadIdentityCredentialOptions::default()`] uses: at most 3 retries
+/// within 10 s (200 ms doubling up to 2 s). azure_core's default keeps retrying a failing endpoint
+/// for up to a minute, and azure_identity's credential holds every caller for that long; this
+/// crate's cache already retries in the background (with backoff) while it keeps serving a valid
+/// token, so one attempt only needs a few quick retries. Use it when you build
+/// `ClientOptions` yourself and want the same behaviour:
+/// `ClientOptions { retry: token_retry_options(), ..Default::default() }`.
+pub fn token_retry_options() -> RetryOptions {
     RetryOptions::exponential(ExponentialRetryOptions {
         initial_delay: azure_core::time::Duration::milliseconds(200),
         max_retries: 3,
         max_total_elapsed: azure_core::time::Duration::seconds(10),
         max_delay: azure_core::time::Duration::seconds(2),
     })
-}
-
-/// `RetryOptions` hides its mode; its `Debug` output is the only way to tell the default apart.
-fn is_default_retry(retry: &RetryOptions) -> bool {
-    format!("{retry:?}") == format!("{:?}", RetryOptions::default())
 }
 
 /// Check scopes before anything else: Entra's client-credentials flow takes exactly one
@@ -260,7 +278,7 @@ impl TokenCredential for WorkloadIdentityCredential {
     fn get_token<'life0, 'life1, 'life2, 'life3, 'async_trait>(
         &'life0 self,
         scopes: &'life1 [&'life2 str],
-        _options: Option<TokenRequestOptions<'life3>>,
+        options: Option<TokenRequestOptions<'life3>>,
     ) -> TokenFuture<'async_trait>
     where
         'life0: 'async_trait,
@@ -276,20 +294,16 @@ impl TokenCredential for WorkloadIdentityCredential {
         if let Err(e) = validate_scopes(scopes) {
             return Box::pin(std::future::ready(Err(e.into())));
         }
-        Box::pin(async move { self.cache.get_token(scopes).await.map_err(Into::into) })
+        Box::pin(async move {
+            let ctx = options.as_ref().map(|o| &o.method_options.context);
+            self.cache.get_token(scopes, ctx).await.map_err(Into::into)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_retry_is_replaced_but_a_chosen_one_is_kept() {
-        assert!(is_default_retry(&RetryOptions::default()));
-        assert!(!is_default_retry(&default_token_retry()));
-        assert!(!is_default_retry(&RetryOptions::none()));
-    }
 
     #[test]
     fn scope_rules() {

@@ -9,11 +9,11 @@ use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{FetchedToken, TokenSource};
 use crate::clock::Clock;
 use crate::error::{CredentialError, ErrorCategory};
-use crate::http::{SendError, send_capped};
+use crate::http::{Phase, Progress, SendError, send_capped_in};
 use crate::jwt::Claims;
 use azure_core::credentials::AccessToken;
 use azure_core::http::headers::{self, content_type};
-use azure_core::http::{Method, Pipeline, Request, StatusCode, Url};
+use azure_core::http::{Context, Method, Pipeline, Request, StatusCode, Url};
 use azure_core::time::Duration;
 use serde::{Deserialize, Deserializer};
 use std::fmt;
@@ -159,6 +159,7 @@ pub(crate) fn parse_success(
         })?;
     Ok(FetchedToken {
         token: AccessToken::new(token, expires_on),
+        lifetime: Duration::seconds(expires_in),
         refresh_in,
     })
 }
@@ -309,6 +310,13 @@ pub(crate) fn retry_after_delay(value: &str, now: time::OffsetDateTime) -> Optio
     Some((at - now).max(Duration::ZERO))
 }
 
+/// The server's time, from its `Date` header, so an HTTP-date `Retry-After` is read against the
+/// clock that wrote it (a skewed local clock would shorten or stretch it); `local` without one.
+fn server_now(date: Option<&str>, local: time::OffsetDateTime) -> time::OffsetDateTime {
+    date.and_then(|d| azure_core::time::parse_rfc7231(d.trim()).ok())
+        .unwrap_or(local)
+}
+
 /// Turn a non-2xx answer into an error that says what failed and how to fix it.
 pub(crate) fn parse_error(
     status: StatusCode,
@@ -399,12 +407,37 @@ fn transport_error(endpoint: &Url, e: azure_core::Error) -> CredentialError {
     .with_source(e)
 }
 
+/// A 429/503 with `Retry-After`: say so first (the cache then sends nothing before it passes).
+fn throttled(error: CredentialError, after: Duration) -> CredentialError {
+    let status = error.http_status().unwrap_or(StatusCode::TooManyRequests);
+    let detail = error
+        .message()
+        .trim_start_matches("WorkloadIdentityCredential: ")
+        .to_owned();
+    CredentialError::new(
+        error.category(),
+        format!(
+            "WorkloadIdentityCredential: Entra throttled the token request (HTTP {}, retry after {} s, transient). \
+             The credential sends no new request before then and keeps serving a cached token that is still valid. \
+             Details: {detail}",
+            u16::from(status),
+            after.whole_seconds(),
+        ),
+    )
+    .with_status(status)
+    .with_aadsts(error.aadsts_codes().to_vec())
+    .with_transient(true)
+    .with_retry_after(Some(after))
+    .with_source(error)
+}
+
 impl Exchange {
     async fn send(
         &self,
+        ctx: &Context<'_>,
         assertion: &Assertion,
         scope: &str,
-    ) -> Result<(StatusCode, Option<String>, Vec<u8>), CredentialError> {
+    ) -> Result<(StatusCode, Option<String>, Option<String>, Vec<u8>), CredentialError> {
         let mut req = Request::new(self.endpoint.clone(), Method::Post);
         req.insert_header(
             headers::CONTENT_TYPE,
@@ -418,7 +451,7 @@ impl Exchange {
             .append_pair("client_assertion", assertion.secret())
             .finish();
         req.set_body(body);
-        let (status, hdrs, body) = send_capped(&self.pipeline, &mut req, MAX_RESPONSE_BYTES)
+        let (status, hdrs, body) = send_capped_in(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES)
             .await
             .map_err(|e| match e {
                 SendError::Transport(e) => transport_error(&self.endpoint, e),
@@ -436,19 +469,29 @@ impl Exchange {
                 ),
             })?;
         let retry_after = hdrs.get_optional_string(&headers::RETRY_AFTER);
-        Ok((status, retry_after, body))
+        let date = hdrs.get_optional_string(&headers::HeaderName::from_static("date"));
+        Ok((status, retry_after, date, body))
     }
 }
 
 #[async_trait::async_trait]
 impl TokenSource for Exchange {
-    async fn fetch(&self, scopes: &[String]) -> Result<FetchedToken, CredentialError> {
+    async fn fetch(
+        &self,
+        scopes: &[String],
+        ctx: &Context<'static>,
+    ) -> Result<FetchedToken, CredentialError> {
         let scope = scopes.join(" ");
         let started = std::time::Instant::now();
+        if let Some(p) = ctx.value::<Arc<Progress>>() {
+            p.set(Phase::Assertion);
+        }
         let assertion = self.assertion.assertion().await?;
-        let (status, retry_after, body) = self.send(&assertion, &scope).await?;
+        // `expires_in` counts from when the request is sent, not from when the answer arrives.
+        let sent = self.clock.now();
+        let (status, retry_after, date, body) = self.send(ctx, &assertion, &scope).await?;
         let result = if status.is_success() {
-            parse_success(status, &body, self.clock.now())
+            parse_success(status, &body, sent)
         } else {
             let ctx = ErrorContext {
                 client_id: &self.client_id,
@@ -460,8 +503,12 @@ impl TokenSource for Exchange {
             };
             let after = retry_after
                 .as_deref()
-                .and_then(|v| retry_after_delay(v, self.clock.now()));
-            Err(parse_error(status, retry_after.as_deref(), &body, &ctx).with_retry_after(after))
+                .and_then(|v| retry_after_delay(v, server_now(date.as_deref(), self.clock.now())));
+            let error = parse_error(status, retry_after.as_deref(), &body, &ctx);
+            Err(match after {
+                Some(after) if matches!(u16::from(status), 429 | 503) => throttled(error, after),
+                _ => error.with_retry_after(after),
+            })
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match &result {
@@ -635,7 +682,7 @@ mod tests {
             include_str!("entra.rs"),
             include_str!("config.rs"),
             include_str!("credential.rs"),
-            include_str!("cache.rs"),
+            include_str!("cache/mod.rs"),
             include_str!("assertion/token_file.rs"),
         ];
         let mut seen = 0;

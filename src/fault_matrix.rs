@@ -101,7 +101,11 @@ pub(crate) mod support {
 
     impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Attempts {
         fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-            if event.metadata().target() != "azure_identity_k8s::cache" {
+            if !event
+                .metadata()
+                .target()
+                .starts_with("azure_identity_k8s::cache")
+            {
                 return;
             }
             let mut m = Message(String::new());
@@ -323,7 +327,7 @@ impl Case {
 
     /// `None`: not a failure (the credential accepts it).
     /// The `Retry-After` the endpoint sends with this fault, in seconds (0 when none): the cache
-    /// honours it before the mandatory window and without a valid token.
+    /// honours it in every window (capped at `RefreshPolicy::max_backoff`).
     fn retry_after_secs(&self) -> i64 {
         match self {
             Case::Endpoint(Fault::Throttle {
@@ -518,10 +522,8 @@ async fn run(bench: &Bench, attempts: &Attempts, case: &Case, phase: Phase, inde
             // Recovery: the fault ends; after the backoff (at most 10 s) the next attempt
             // brings a new token, while the old one is still valid.
             case.heal(bench, &file);
-            let wait = match phase {
-                Phase::Advisory => 11.max(case.retry_after_secs() + 1),
-                _ => 11,
-            };
+            // Retry-After is honoured in every window (the cache owns throttling).
+            let wait = 11.max(case.retry_after_secs() + 1);
             clock.advance(secs(wait));
             let t = match phase {
                 Phase::Advisory => {

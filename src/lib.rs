@@ -70,12 +70,14 @@ pub mod __fuzz {
     }
 }
 
-pub use cache::RefreshPolicy;
+pub use cache::{RefreshHealth, RefreshPolicy, TokenStatus};
 pub use chain::{
     Attempt, AttemptOutcome, ChainError, ChainSource, ChainedTokenCredential,
     ChainedTokenCredentialOptions, CredentialUnavailable, DefaultAzureCredential,
     DefaultAzureCredentialOptions, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
 };
 pub use config::Env;
-pub use credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+pub use credential::{
+    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions, token_retry_options,
+};
 pub use error::{CredentialError, ErrorCategory};

@@ -62,6 +62,11 @@ pub enum Fault {
         /// The `Retry-After` value.
         retry_after: RetryAfter,
     },
+    /// 503 with `Retry-After` and a plain-text body (an overloaded service asking for a pause).
+    Unavailable {
+        /// The `Retry-After` value.
+        retry_after: RetryAfter,
+    },
     /// Wait, then answer normally.
     Delay(Duration),
     /// Read the request and never answer (until the emulator shuts down).
@@ -181,6 +186,14 @@ pub(crate) fn fault_from_json(v: &serde_json::Value) -> Option<Fault> {
                 u16_of(a.first()?)?,
                 usize::try_from(a.get(1)?.as_u64()?).ok()?,
             ))
+        }
+        "unavailable" => {
+            let t = val.as_object()?;
+            let retry_after = match t.get("seconds") {
+                Some(s) => RetryAfter::Seconds(s.as_u64()?),
+                None => RetryAfter::HttpDate(t.get("http_date")?.as_u64()?),
+            };
+            Some(Fault::Unavailable { retry_after })
         }
         "throttle" => {
             let t = val.as_object()?;

@@ -406,15 +406,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     let fault_reply = match state.next_fault(endpoint) {
         None => None,
         Some(Fault::Status(s)) => Some(Reply::text(s, reason(s))),
-        Some(Fault::Throttle { retry_after }) => {
-            let value = match retry_after {
-                RetryAfter::Seconds(s) => s.to_string(),
-                RetryAfter::HttpDate(s) => http_date(
-                    now() + time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 4)),
-                ),
-            };
-            Some(Reply::text(429, reason(429)).header("retry-after", &value))
-        }
+        Some(Fault::Throttle { retry_after }) => Some(retry_reply(429, retry_after)),
+        Some(Fault::Unavailable { retry_after }) => Some(retry_reply(503, retry_after)),
         Some(Fault::Delay(d)) => {
             tokio::time::sleep(d).await;
             None
@@ -576,4 +569,15 @@ fn s3_not_found() -> Reply {
             b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>",
         ),
     }
+}
+
+/// A 429 or 503 with `Retry-After`.
+fn retry_reply(status: u16, retry_after: RetryAfter) -> Reply {
+    let value = match retry_after {
+        RetryAfter::Seconds(s) => s.to_string(),
+        RetryAfter::HttpDate(s) => {
+            http_date(now() + time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 4)))
+        }
+    };
+    Reply::text(status, reason(status)).header("retry-after", &value)
 }

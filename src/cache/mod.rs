@@ -1,0 +1,508 @@
+//! Per-scope access-token cache: refresh-ahead, single-flight, static stability.
+//!
+//! # Semantics
+//!
+//! The cache keeps one *slot* per normalized scope set (order and duplicates do not matter:
+//! `["b", "a", "a"]` and `["a", "b"]` share a slot). Each cached token has three instants on the
+//! monotonic clock, anchored at the start of the request that fetched it (a wall-clock step
+//! changes none of them); the [`AccessToken`] handed out keeps its wall-clock `expires_on`:
+//!
+//! * `refresh_at`: Entra's `refresh_in` when it sent one (and it is shorter than the lifetime);
+//!   else half the lifetime for tokens of 2 h or more and for tokens shorter than 20 min; else 10
+//!   minutes before expiry; minus a random jitter in `[0, max_jitter]`, capped at 5 % of the
+//!   lifetime, so a fleet started together does not refresh together.
+//! * `mandatory_at`: expiry minus `mandatory_margin` (default 60 s); for tokens shorter than four
+//!   margins the margin is a quarter of the lifetime.
+//! * `expires_at`: the request's start plus `expires_in`.
+//!
+//! A call then behaves as follows.
+//!
+//! * **Fresh** (`now < refresh_at`): the cached token is cloned and returned. This path takes two
+//!   uncontended read locks, allocates nothing but the clone, logs nothing and never waits.
+//! * **Advisory window** (`refresh_at <= now < mandatory_at`): the cached token is returned at
+//!   once; if no attempt is in flight and the slot is not backing off, one background refresh is
+//!   spawned (after the slot's lock is released) on azure_core's async runtime. Nobody waits.
+//! * **Mandatory window** (`mandatory_at <= now < expires_at`): callers join the slot's single
+//!   attempt (starting it if there is none) and wait for it at most the token's remaining lifetime
+//!   minus a margin ([`policy::wait_bound`]), then get the cached token. A failed attempt also
+//!   gives them the cached token. A caller holding a valid token never gets an error.
+//! * **No valid token**: callers join the single attempt and wait at most `attempt_timeout`.
+//!
+//! # Attempts never wedge a slot
+//!
+//! An attempt is a spawned task that owns a guard: however the task ends (completed, panicked,
+//! dropped before or after its first poll, its runtime shut down), the slot's in-flight marker is
+//! cleared before its waiters learn about it, and waiters that see the attempt vanish start a new
+//! one. An attempt also has a deadline (`attempt_timeout` plus a grace period): an attempt whose
+//! task is never polled again (a runtime kept but no longer driven) is treated as dead after it,
+//! and the next caller starts a new attempt. This is what makes a credential safe to call from a
+//! new runtime per call (sync wrappers) and from many `#[tokio::test]`s sharing one credential.
+//!
+//! # Failures
+//!
+//! A failed refresh never replaces a still-valid token. After a failure the slot records the error
+//! and the earliest next attempt: a jittered exponential backoff while a token is valid (never past
+//! `mandatory_at` before the mandatory window, short within it), the error TTLs without a valid
+//! token, and never before the token endpoint's `Retry-After` (capped at `max_backoff`). A success
+//! clears the failure state. Refreshing is never disabled.
+
+mod key;
+pub(crate) mod policy;
+mod slot;
+mod status;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod trust;
+
+pub use policy::RefreshPolicy;
+pub use status::{RefreshHealth, TokenStatus};
+
+use crate::error::{CredentialError, ErrorCategory};
+use crate::http::{Phase, Progress};
+use azure_core::async_runtime::get_async_runtime;
+use azure_core::credentials::AccessToken;
+use azure_core::http::Context;
+use azure_core::time::Duration;
+use futures::FutureExt;
+use futures::channel::oneshot;
+use futures::future::{Either, Shared, select};
+use key::{PassThroughHasher, Query, ScopeKey, ScopeSet};
+use slot::{Cached, InFlight, Slot, SlotState, add, between};
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::BuildHasherDefault;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+use tracing::instrument::{Instrument as _, WithSubscriber as _};
+
+/// A freshly acquired token, as the exchange returns it.
+#[derive(Debug)]
+pub(crate) struct FetchedToken {
+    /// The token; its wall-clock `expires_on` is computed from when the request was sent.
+    pub(crate) token: AccessToken,
+    /// `expires_in`: the lifetime, counted from when the request was sent.
+    pub(crate) lifetime: Duration,
+    /// Entra's `refresh_in`, when it sent one.
+    pub(crate) refresh_in: Option<Duration>,
+}
+
+/// Where the cache gets tokens from (the Entra exchange, or a test double).
+#[async_trait::async_trait]
+pub(crate) trait TokenSource: Send + Sync + fmt::Debug + 'static {
+    /// Acquire a new token for `scopes` (already validated and normalized). `ctx` is the context
+    /// of the caller that started the attempt, with the attempt's [`Progress`] in it.
+    async fn fetch(
+        &self,
+        scopes: &[String],
+        ctx: &Context<'static>,
+    ) -> Result<FetchedToken, CredentialError>;
+}
+
+/// The outcome of one attempt, as every waiter receives it.
+type Outcome = Result<AccessToken, CredentialError>;
+type SharedOutcome = Shared<oneshot::Receiver<Outcome>>;
+
+/// Most slots kept. Past it, slots without a valid token and without an attempt in flight (scopes
+/// that only ever failed, expired tokens) are evicted first, then the one that expires first.
+const MAX_SLOTS: usize = 256;
+/// Grace past `attempt_timeout` before an attempt that has not ended is treated as dead.
+const DEAD_ATTEMPT_GRACE: Duration = Duration::seconds(2);
+/// How often one call starts a new attempt after the one it waited for vanished.
+const MAX_RESTARTS: usize = 3;
+
+/// The cache. One slot per normalized scope set.
+pub(crate) struct TokenCache {
+    inner: Arc<CacheInner>,
+}
+
+struct CacheInner {
+    source: Arc<dyn TokenSource>,
+    policy: RefreshPolicy,
+    clock: Arc<dyn crate::clock::Clock>,
+    slots: RwLock<HashMap<ScopeKey, Arc<Slot>, BuildHasherDefault<PassThroughHasher>>>,
+    /// Uniform random number in `[0, 1)` for jitter (replaceable in tests).
+    random: fn() -> f64,
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("source", &self.inner.source)
+            .field("policy", &self.inner.policy)
+            .field("slots", &read(&self.inner.slots).len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenCache {
+    pub(crate) fn new(
+        source: Arc<dyn TokenSource>,
+        policy: RefreshPolicy,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(CacheInner {
+                source,
+                policy,
+                clock,
+                slots: RwLock::new(HashMap::default()),
+                random: rand::random::<f64>,
+            }),
+        }
+    }
+
+    /// The hit path, synchronously: `Some` when the answer is known without waiting (a fresh or
+    /// servable cached token, or a remembered error), `None` when the caller must go through
+    /// [`get_token`](Self::get_token). Read locks only, nothing allocated but the returned clone.
+    pub(crate) fn try_hit(&self, scopes: &[&str]) -> Option<Outcome> {
+        let now = self.inner.clock.instant();
+        let slots = read(&self.inner.slots);
+        let slot = slots.get(&Query(scopes) as &dyn ScopeSet)?;
+        read(&slot.state).serve(now)
+    }
+
+    /// Return a valid token for `scopes` (already validated; normalization is the cache's job).
+    /// `ctx` is the caller's context, forwarded to an attempt this call starts.
+    pub(crate) async fn get_token(&self, scopes: &[&str], ctx: Option<&Context<'_>>) -> Outcome {
+        if let Some(hit) = self.try_hit(scopes) {
+            return hit;
+        }
+        let slot = self.inner.slot_for(scopes);
+        let ctx = ctx.map(Context::to_owned).unwrap_or_default();
+        CacheInner::get_slow(&self.inner, &slot, ctx).await
+    }
+
+    /// A snapshot of every cached scope's state (see [`TokenStatus`]).
+    pub(crate) fn status(&self) -> Vec<TokenStatus> {
+        let (now, wall) = (self.inner.clock.instant(), self.inner.clock.now());
+        read(&self.inner.slots)
+            .values()
+            .map(|slot| status::snapshot(&slot.key.display, &read(&slot.state), now, wall))
+            .collect()
+    }
+}
+
+/// What became of the attempt a caller waited for.
+enum Waited {
+    Done(Outcome),
+    /// The attempt's task ended without a result (dropped, its runtime shut down).
+    Vanished,
+    /// The caller's wait bound passed first.
+    TimedOut(Phase),
+}
+
+impl CacheInner {
+    /// The slot for `scopes`, created on first use (evicting dead slots past [`MAX_SLOTS`]).
+    fn slot_for(&self, scopes: &[&str]) -> Arc<Slot> {
+        if let Some(slot) = read(&self.slots).get(&Query(scopes) as &dyn ScopeSet) {
+            return Arc::clone(slot);
+        }
+        let key = ScopeKey::new(scopes);
+        let mut slots = write(&self.slots);
+        if slots.len() >= MAX_SLOTS && !slots.contains_key(&key) {
+            let now = self.clock.instant();
+            slots.retain(|_, s| {
+                let state = read(&s.state);
+                state.valid(now).is_some() || state.live_attempt(now).is_some()
+            });
+            if slots.len() >= MAX_SLOTS {
+                let first_to_expire = slots
+                    .iter()
+                    .filter(|(_, s)| read(&s.state).live_attempt(now).is_none())
+                    .min_by_key(|(_, s)| read(&s.state).valid(now).map(|(_, at)| at))
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = first_to_expire {
+                    slots.remove(&k);
+                }
+            }
+        }
+        Arc::clone(
+            slots
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(Slot::new(key))),
+        )
+    }
+
+    /// Everything but a plain hit: maybe start an attempt, maybe wait for one.
+    async fn get_slow(this: &Arc<Self>, slot: &Arc<Slot>, ctx: Context<'static>) -> Outcome {
+        let mut ctx = Some(ctx);
+        let mut restarts = 0;
+        loop {
+            let now = this.clock.instant();
+            let (outcome, bound) = {
+                let mut state = write(&slot.state);
+                // Re-check: another caller may have changed the state since the read lock.
+                if let Some(outcome) = state.serve(now) {
+                    return outcome;
+                }
+                let bound = match state.valid(now) {
+                    Some((_, expires_at)) => {
+                        policy::wait_bound(between(now, expires_at), this.policy.attempt_timeout)
+                    }
+                    None => this.policy.attempt_timeout,
+                };
+                match state.live_attempt(now) {
+                    Some(a) => (a.outcome.clone(), bound),
+                    None => {
+                        let advisory = state
+                            .cached
+                            .as_ref()
+                            .filter(|c| now < c.mandatory_at)
+                            .map(|c| c.token.clone());
+                        let reason = match (&advisory, state.valid(now), &state.cached) {
+                            (Some(_), _, _) => "advisory",
+                            (None, Some(_), _) => "mandatory",
+                            (None, None, Some(_)) => "expired",
+                            (None, None, None) => "miss",
+                        };
+                        let ctx = ctx.take().unwrap_or_default();
+                        let (outcome, task) =
+                            Self::prepare_attempt(this, slot, &mut state, reason, now, ctx);
+                        drop(state);
+                        // Spawned after the lock is released: a runtime that polls on spawn
+                        // cannot deadlock on it.
+                        task.spawn();
+                        if let Some(token) = advisory {
+                            return Ok(token);
+                        }
+                        (outcome, bound)
+                    }
+                }
+            };
+            match this.wait(slot, outcome, bound).await {
+                Waited::Done(outcome) => return outcome,
+                Waited::Vanished if restarts < MAX_RESTARTS => restarts += 1,
+                Waited::Vanished => return this.fallback(slot, vanished_error(slot)),
+                Waited::TimedOut(phase) => {
+                    let error = timeout_error(this.policy.attempt_timeout, phase);
+                    return this.fallback(slot, error);
+                }
+            }
+        }
+    }
+
+    /// Register a new attempt in `state` (whose lock the caller holds); the task to spawn once
+    /// the lock is released.
+    fn prepare_attempt(
+        this: &Arc<Self>,
+        slot: &Arc<Slot>,
+        state: &mut SlotState,
+        reason: &'static str,
+        now: Instant,
+        ctx: Context<'static>,
+    ) -> (SharedOutcome, AttemptTask) {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let outcome = rx.shared();
+        let progress = Arc::new(Progress::new());
+        state.attempt = Some(InFlight {
+            id,
+            outcome: outcome.clone(),
+            deadline: add(now, this.policy.attempt_timeout + DEAD_ATTEMPT_GRACE),
+            progress: Arc::clone(&progress),
+        });
+        let task = AttemptTask {
+            cache: Arc::clone(this),
+            slot: Arc::clone(slot),
+            id,
+            reason,
+            ctx: ctx.with_value(Arc::clone(&progress)),
+            progress,
+            tx: Some(tx),
+        };
+        (outcome, task)
+    }
+
+    /// Wait for an attempt's outcome, at most `bound`.
+    async fn wait(&self, slot: &Slot, attempt: SharedOutcome, bound: Duration) -> Waited {
+        let timeout = get_async_runtime().sleep(bound.max(Duration::ZERO));
+        match select(attempt, timeout).await {
+            Either::Left((Ok(outcome), _)) => Waited::Done(outcome),
+            Either::Left((Err(oneshot::Canceled), _)) => Waited::Vanished,
+            Either::Right(((), _)) => {
+                let state = read(&slot.state);
+                let phase = state
+                    .attempt
+                    .as_ref()
+                    .map_or(Phase::Starting, |a| a.progress.get());
+                Waited::TimedOut(phase)
+            }
+        }
+    }
+
+    /// A still-valid cached token, else `error`.
+    fn fallback(&self, slot: &Slot, error: CredentialError) -> Outcome {
+        let now = self.clock.instant();
+        if let Some((token, _)) = read(&slot.state).valid(now) {
+            tracing::warn!(scopes = %slot.key.display, error = %error, "token refresh did not complete in time; serving the cached token, which is still valid");
+            return Ok(token.clone());
+        }
+        Err(error)
+    }
+}
+
+fn vanished_error(slot: &Slot) -> CredentialError {
+    CredentialError::new(
+        ErrorCategory::Transport,
+        format!(
+            "WorkloadIdentityCredential: the token request for scope {} was abandoned {MAX_RESTARTS} \
+             times in a row before it finished: the async runtime that ran it was shut down or \
+             dropped (e.g. a runtime per call dropped while a request was running). The next call \
+             starts a new request; to avoid this, call from a runtime that outlives the call. See \
+             docs/troubleshooting.md#transport",
+            slot.key.display
+        ),
+    )
+}
+
+/// The error of an attempt (or a wait) that outlived `attempt_timeout`, naming the phase that hung.
+fn timeout_error(bound: Duration, phase: Phase) -> CredentialError {
+    let secs = bound.as_seconds_f64();
+    let what = match phase {
+        Phase::Starting => format!(
+            "the token request did not start within {secs} s: the task that runs it was not polled \
+             (is the async runtime blocked or busy?)"
+        ),
+        Phase::Assertion => format!(
+            "reading the client assertion (the service-account token file, or the assertion \
+             source) did not finish within {secs} s. Check the volume holding the token file (a \
+             hung network mount, a FIFO)"
+        ),
+        Phase::Request => format!(
+            "the token endpoint did not answer within {secs} s. Check network access to the \
+             authority host (egress rules, proxy, DNS)"
+        ),
+        Phase::RetryWait => format!(
+            "the token request was still being retried after {secs} s (the last try failed with \
+             a retryable answer and the HTTP retry policy was waiting before the next one). See the \
+             previous log lines for the answers; a shorter retry policy (ClientOptions::retry) \
+             leaves the retrying to the cache"
+        ),
+        Phase::Response => format!(
+            "the token endpoint's answer was still being read after {secs} s (a slow or stalled \
+             body). Check any proxy between this pod and the authority host"
+        ),
+    };
+    CredentialError::new(
+        ErrorCategory::Timeout,
+        format!(
+            "WorkloadIdentityCredential: {what}. The bound is \
+             RefreshPolicy::attempt_timeout (WorkloadIdentityCredentialOptions::refresh_policy); \
+             raise it if the endpoint is just slow. See docs/troubleshooting.md#timeout"
+        ),
+    )
+}
+
+/// One attempt. Dropping it (completed, panicked, never polled, runtime shut down) clears the
+/// slot's in-flight marker *before* its waiters are told, so they start a new attempt.
+struct AttemptTask {
+    cache: Arc<CacheInner>,
+    slot: Arc<Slot>,
+    id: u64,
+    reason: &'static str,
+    ctx: Context<'static>,
+    progress: Arc<Progress>,
+    tx: Option<oneshot::Sender<Outcome>>,
+}
+
+impl Drop for AttemptTask {
+    fn drop(&mut self) {
+        let mut state = write(&self.slot.state);
+        if state.attempt.as_ref().is_some_and(|a| a.id == self.id) {
+            state.attempt = None;
+        }
+        drop(state);
+        // `tx` is dropped after this: waiters see `Canceled` only once the marker is gone.
+    }
+}
+
+impl AttemptTask {
+    /// Spawn on azure_core's runtime with the caller's span and subscriber. Spawning panics when
+    /// there is no runtime (tokio's, outside a runtime): the task is dropped (which frees the
+    /// slot) and the panic continues.
+    fn spawn(self) {
+        let span = tracing::Span::current();
+        let future = Box::pin(self.run().instrument(span).with_current_subscriber());
+        let handle = get_async_runtime().spawn(future);
+        // Detached: dropping the handle does not abort the task.
+        drop(handle);
+    }
+
+    async fn run(mut self) {
+        let cache = Arc::clone(&self.cache);
+        let policy = &cache.policy;
+        let started = cache.clock.instant();
+        self.progress.set(Phase::Request);
+        tracing::debug!(scopes = %self.slot.key.display, reason = self.reason, "refreshing access token");
+        let fetch =
+            AssertUnwindSafe(cache.source.fetch(&self.slot.key.scopes, &self.ctx)).catch_unwind();
+        let timeout = get_async_runtime().sleep(policy.attempt_timeout.max(Duration::ZERO));
+        let result = match select(fetch, timeout).await {
+            Either::Left((Ok(result), _)) => result,
+            Either::Left((Err(panic), _)) => Err(panic_error(&self.slot, panic)),
+            Either::Right(((), _)) => {
+                Err(timeout_error(policy.attempt_timeout, self.progress.get()))
+            }
+        };
+        let (now, wall) = (cache.clock.instant(), cache.clock.now());
+        let outcome = {
+            let mut state = write(&self.slot.state);
+            if state.attempt.as_ref().is_some_and(|a| a.id == self.id) {
+                state.attempt = None;
+            }
+            match result {
+                Ok(fetched) => {
+                    let cached = Cached::new(fetched, started, policy, (cache.random)());
+                    tracing::info!(
+                        scopes = %self.slot.key.display,
+                        expires_on = %cached.token.expires_on,
+                        refresh_in_secs = between(now, cached.refresh_at).whole_seconds(),
+                        duration_ms = between(started, now).whole_milliseconds() as i64,
+                        "acquired access token"
+                    );
+                    state.record_success(cached, wall)
+                }
+                Err(error) => state.record_failure(
+                    error,
+                    (now, wall),
+                    policy,
+                    cache.random,
+                    &self.slot.key.display,
+                ),
+            }
+        };
+        // Every waiter gets the same outcome; nobody may be listening any more, which is fine.
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+fn panic_error(slot: &Slot, panic: Box<dyn std::any::Any + Send>) -> CredentialError {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into());
+    CredentialError::new(
+        ErrorCategory::Transport,
+        format!(
+            "WorkloadIdentityCredential: the token request for scope {} panicked: {what}. This is a \
+             bug in the assertion source or the HTTP transport; the next attempt starts afresh. \
+             See docs/troubleshooting.md#transport",
+            slot.key.display
+        ),
+    )
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
