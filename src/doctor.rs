@@ -13,7 +13,7 @@
 //! | 6 | `issuer` | HTTPS, no whitespace, trailing slash, a name Entra can resolve |
 //! | 7 | `discovery` | `{iss}/.well-known/openid-configuration` fetched from here over HTTPS |
 //! | 8 | `jwks` | its `jwks_uri` fetched, and the token's `kid` in it |
-//! | 9 | `signature` | the RS256 signature verified with that key, as Entra does |
+//! | 9 | `signature` | the RS256/RS384/RS512 signature verified with that key, as Entra does |
 //! | 10 | `scope` | the test scope has the `<resource>/.default` form |
 //! | 11 | `exchange` | a real token request through [`WorkloadIdentityCredential`]; on an Entra error, the AADSTS code explained and the federated credential that would match |
 //!

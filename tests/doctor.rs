@@ -346,6 +346,68 @@ async fn expired_and_unrotated_tokens() {
     assert_eq!(status(&report, CheckId::Exchange), Status::Ok, "{report}");
 }
 
+/// AADSTS70023 caught locally: a projected token living longer than Entra's 86400 s.
+#[tokio::test]
+async fn a_token_living_longer_than_a_day_is_caught_before_entra() {
+    let fx = Fixture::new().await;
+    fx.write_token(&ServiceAccountToken {
+        lifetime: std::time::Duration::from_secs(86_401),
+        ..Default::default()
+    });
+    let report = run(fx.options(), STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Expiry,
+        &["86401 s", "86400", "expirationSeconds", "AADSTS70023"],
+    );
+    assert_eq!(
+        report.first_failure().unwrap().docs.as_deref(),
+        Some("docs/troubleshooting.md#aadsts70023")
+    );
+    // The credential sends it (only Entra refuses it): the exchange runs.
+    assert_ne!(status(&report, CheckId::Exchange), Status::Skip, "{report}");
+
+    // Exactly a day is accepted.
+    fx.write_token(&ServiceAccountToken {
+        lifetime: std::time::Duration::from_secs(86_400),
+        ..Default::default()
+    });
+    let report = run(fx.options(), STORAGE).await;
+    assert_eq!(status(&report, CheckId::Expiry), Status::Ok, "{report}");
+}
+
+/// AADSTS5002738 caught locally: an ES256-signed token (Entra verifies only RS256/384/512).
+#[tokio::test]
+async fn an_ecdsa_signed_token_is_caught_before_entra() {
+    let fx = Fixture::new().await;
+    let token = fx.write_token(&ServiceAccountToken::default());
+    let (_, rest) = token.split_once('.').unwrap();
+    let header = URL_SAFE_NO_PAD.encode(format!(
+        r#"{{"alg":"ES256","kid":"{}"}}"#,
+        fx.issuer.signing_kid()
+    ));
+    std::fs::write(&fx.token_path, format!("{header}.{rest}")).unwrap();
+    let report = run(fx.options(), STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Jwt,
+        &[
+            "ES256",
+            "RS256, RS384 or RS512",
+            "AADSTS5002738",
+            "--service-account-signing-key-file",
+        ],
+    );
+    // The issuer side is still examined; the signature cannot be checked as Entra would.
+    assert_eq!(status(&report, CheckId::Discovery), Status::Ok, "{report}");
+    assert_eq!(status(&report, CheckId::Jwks), Status::Ok, "{report}");
+    assert_eq!(
+        status(&report, CheckId::Signature),
+        Status::Skip,
+        "{report}"
+    );
+}
+
 #[tokio::test]
 async fn issuer_discovery_unreachable() {
     let fx = Fixture::new().await;

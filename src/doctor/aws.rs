@@ -2,6 +2,7 @@
 //! `GetWebIdentityToken` instead of a token file. It replaces the `token-file`, `jwt`,
 //! `audience` and `expiry` checks; the issuer-side checks and the exchange then run on that JWT.
 
+use super::claims::alg_problem;
 use super::{Check, CheckId, Doctor, Inputs, Status, fmt_duration, fmt_time, opt};
 use crate::assertion::{
     AssertionSource as _, AwsStsError, AwsWebIdentitySource, AwsWebIdentitySourceOptions,
@@ -166,11 +167,11 @@ pub(super) async fn check_sts(
         );
     let mut fatal = Vec::new();
     let mut notes = Vec::new();
-    if h.alg.as_deref() != Some("RS256") {
-        fatal.push(format!(
-            "The token is signed with {}, but Entra accepts only RS256: leave signing_algorithm at its default, RS256.",
-            opt(h.alg.as_deref())
-        ));
+    if let Some(problem) = alg_problem(
+        h.alg.as_deref(),
+        "Request an RSA signature: SigningAlgorithm=RS256 (signing_algorithm in AwsWebIdentitySourceOptions, its default).",
+    ) {
+        fatal.push(problem);
     }
     if probe.issuer.is_empty() || probe.subject.is_empty() || probe.audiences.is_empty() {
         fatal.push("The token lacks iss, sub or aud; Entra needs all three. Check that the STS endpoint is AWS STS.".into());

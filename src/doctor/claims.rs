@@ -18,6 +18,36 @@ const ROTATION_CAP: Duration = Duration::hours(24);
 /// A little slack past the kubelet's deadline before calling it late (its sync period + jitter).
 const ROTATION_GRACE: Duration = Duration::minutes(2);
 
+/// The JWS algorithms Entra accepts on a client assertion; any other fails with AADSTS5002738.
+pub(super) const ENTRA_ALGORITHMS: [&str; 3] = ["RS256", "RS384", "RS512"];
+/// The longest lifetime (`exp - iat`) Entra accepts on an external token: 86400 s. A longer one
+/// fails with AADSTS70023.
+pub(super) const MAX_ASSERTION_LIFETIME: Duration = Duration::seconds(86_400);
+
+/// What is wrong when Entra would refuse a token signed with `alg` (AADSTS5002738); `fix` says
+/// how to get an RSA signature where the token comes from.
+pub(super) fn alg_problem(alg: Option<&str>, fix: &str) -> Option<String> {
+    match alg {
+        Some(a) if ENTRA_ALGORITHMS.contains(&a) => None,
+        other => Some(format!(
+            "The token is signed with {}, but Entra accepts only RS256, RS384 or RS512 (else AADSTS5002738). {fix}",
+            opt(other)
+        )),
+    }
+}
+
+/// What is wrong when the token lives longer than Entra accepts (AADSTS70023), with the fix.
+pub(super) fn lifetime_problem(lifetime: Duration) -> Option<String> {
+    (lifetime > MAX_ASSERTION_LIFETIME).then(|| {
+        format!(
+            "The token's lifetime (exp - iat) is {} s, over the {} s Entra accepts for an external token (else AADSTS70023). \
+             Set the projected volume's serviceAccountToken.expirationSeconds to at most 86400; 3600 is recommended.",
+            lifetime.whole_seconds(),
+            MAX_ASSERTION_LIFETIME.whole_seconds()
+        )
+    })
+}
+
 pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
     let decoded = match jwt::decode(token) {
         Ok(j) => j,
@@ -48,12 +78,13 @@ pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
         .detail("pod", opt(k.pod.as_ref().and_then(|s| s.name.as_deref())));
     let mut problems = Vec::new();
     let mut fatal = false;
-    if h.alg.as_deref() != Some("RS256") {
-        fatal = true;
-        problems.push(format!(
-            "The token is signed with {}, but Entra accepts only RS256. Configure the cluster's service-account signing key as an RSA key (kube-apiserver --service-account-signing-key-file).",
-            opt(h.alg.as_deref())
-        ));
+    // Entra refuses it, but the credential sends it: the issuer checks and the exchange still run.
+    let alg = alg_problem(
+        h.alg.as_deref(),
+        "Give the cluster an RSA service-account signing key (kube-apiserver --service-account-signing-key-file).",
+    );
+    if let Some(p) = &alg {
+        problems.push(p.clone());
     }
     if c.iss.is_none() || c.sub.is_none() || c.aud.is_empty() || c.exp.is_none() {
         fatal = true;
@@ -76,16 +107,20 @@ pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
             .push("No kid in the header: Entra cannot pick the key from the issuer's JWKS.".into());
     }
     if !problems.is_empty() {
-        check.status = if fatal { Status::Fail } else { Status::Warn };
-        check.summary = if fatal {
+        let refused = fatal || alg.is_some();
+        check.status = if refused { Status::Fail } else { Status::Warn };
+        check.summary = if refused {
             "the JWT cannot be a valid Entra assertion".into()
         } else {
             "a JWT, with remarks".into()
         };
         check = check.fix(problems.join("\n"));
+        if alg.is_some() && !fatal {
+            check = check.docs("aadsts5002738");
+        }
     }
-    let status = d.push(check);
-    (status != Status::Fail).then_some(decoded)
+    d.push(check);
+    (!fatal).then_some(decoded)
 }
 
 pub(super) fn check_audience(d: &mut Doctor, jwt: &DecodedJwt, inputs: &Inputs) -> Status {
@@ -154,14 +189,17 @@ pub(super) fn check_audience(d: &mut Doctor, jwt: &DecodedJwt, inputs: &Inputs) 
     )
 }
 
-pub(super) fn check_expiry(d: &mut Doctor, jwt: &DecodedJwt) -> Status {
+/// Check 5; `false` when the credential refuses the token locally (expired, not yet valid, no
+/// `exp`).
+pub(super) fn check_expiry(d: &mut Doctor, jwt: &DecodedJwt) -> bool {
     let c = &jwt.claims;
     let now = d.now;
     let Some(exp) = c.expires_at() else {
-        return d.push(
+        d.push(
             Check::new(CheckId::Expiry, Status::Fail, "the token has no exp")
                 .fix("Use a projected serviceAccountToken; it always expires."),
         );
+        return false;
     };
     let mut check = Check::new(CheckId::Expiry, Status::Ok, String::new()).detail(
         "expires",
@@ -185,7 +223,8 @@ pub(super) fn check_expiry(d: &mut Doctor, jwt: &DecodedJwt) -> Status {
     if exp + CLOCK_SKEW < now {
         check.status = Status::Fail;
         check.summary = format!("the token expired {} ago", fmt_duration(now - exp));
-        return d.push(check.fix(not_rotating).docs("token-expired"));
+        d.push(check.fix(not_rotating).docs("token-expired"));
+        return false;
     }
     if let Some(nbf) = c.not_before()
         && nbf > now + CLOCK_SKEW
@@ -196,23 +235,33 @@ pub(super) fn check_expiry(d: &mut Doctor, jwt: &DecodedJwt) -> Status {
             fmt_time(nbf),
             fmt_duration(nbf - now)
         );
-        return d.push(check.fix("This machine's clock (or the API server's) is wrong; check NTP (chrony) on the node.").docs("token-not-yet-valid"));
+        d.push(check.fix("This machine's clock (or the API server's) is wrong; check NTP (chrony) on the node.").docs("token-not-yet-valid"));
+        return false;
     }
-    if let Some((_, lifetime, deadline)) = rotate_by {
-        if now > deadline + ROTATION_GRACE {
-            check.status = Status::Warn;
-            check.summary = format!(
-                "valid, but {} past the time the kubelet should have replaced it",
-                fmt_duration(now - deadline)
-            );
-            return d.push(check.fix(not_rotating).docs("token-expired"));
-        }
-        if lifetime > Duration::hours(24) {
-            check.status = Status::Warn;
-            check.summary = format!("valid, but its lifetime is {}", fmt_duration(lifetime));
-            return d.push(check.fix("Use expirationSeconds: 3600 for the Entra token: a long-lived token is a long-lived credential if it leaks."));
-        }
+    if let Some((_, lifetime, _)) = rotate_by
+        && let Some(problem) = lifetime_problem(lifetime)
+    {
+        // Entra refuses it, but the credential sends it: the exchange still runs.
+        check.status = Status::Fail;
+        check.summary = format!(
+            "valid, but its lifetime {} is over Entra's limit of 24 h",
+            fmt_duration(lifetime)
+        );
+        d.push(check.fix(problem).docs("aadsts70023"));
+        return true;
+    }
+    if let Some((_, _, deadline)) = rotate_by
+        && now > deadline + ROTATION_GRACE
+    {
+        check.status = Status::Warn;
+        check.summary = format!(
+            "valid, but {} past the time the kubelet should have replaced it",
+            fmt_duration(now - deadline)
+        );
+        d.push(check.fix(not_rotating).docs("token-expired"));
+        return true;
     }
     check.summary = format!("valid for another {}", fmt_duration(exp - now));
-    d.push(check)
+    d.push(check);
+    true
 }

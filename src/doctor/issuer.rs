@@ -1,6 +1,7 @@
 //! Checks 6 to 9, `issuer`, `discovery`, `jwks` and `signature`: what Entra fetches from the
 //! issuer, fetched from here, and the token's signature verified as Entra does.
 
+use super::claims::ENTRA_ALGORITHMS;
 use super::oidc::{self, FetchError, Fetcher, Jwk};
 use super::{Check, CheckId, Doctor, Status, opt};
 use crate::jwt::DecodedJwt;
@@ -158,10 +159,10 @@ pub(super) async fn check(
         ));
     }
     if let Some(algs) = &disco.id_token_signing_alg_values_supported
-        && !algs.iter().any(|a| a == "RS256")
+        && !algs.iter().any(|a| ENTRA_ALGORITHMS.contains(&a.as_str()))
     {
         problems.push(format!(
-            "id_token_signing_alg_values_supported is {algs:?}; Entra needs RS256."
+            "id_token_signing_alg_values_supported is {algs:?}; Entra needs one of {ENTRA_ALGORITHMS:?}."
         ));
     }
     let jwks_url = match disco.jwks_uri.as_deref().map(Url::parse) {
@@ -257,22 +258,34 @@ pub(super) async fn check(
     let mut c = base;
     c.summary = "the JWKS holds the token's signing key".into();
     if let Some(alg) = &key.alg
-        && alg != "RS256"
+        && !ENTRA_ALGORITHMS.contains(&alg.as_str())
     {
         c.status = Status::Warn;
         c = c.fix(format!(
-            "The published key says alg {alg}; Entra verifies RS256 only."
+            "The published key says alg {alg}; Entra verifies only {ENTRA_ALGORITHMS:?}."
         ));
     }
     d.push(c);
 
     // 9. signature
-    match oidc::verify_rs256(token, &key) {
+    let Some(alg) = jwt
+        .header
+        .alg
+        .as_deref()
+        .filter(|a| ENTRA_ALGORITHMS.contains(a))
+    else {
+        d.skip(
+            CheckId::Signature,
+            "the token is not signed with an algorithm Entra verifies (see `jwt`)",
+        );
+        return;
+    };
+    match oidc::verify_rsa(token, alg, &key) {
         Ok(()) => {
             d.push(Check::new(
                 CheckId::Signature,
                 Status::Ok,
-                "the RS256 signature verifies with the published key",
+                format!("the {alg} signature verifies with the published key"),
             ));
         }
         Err(e) => {

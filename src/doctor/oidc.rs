@@ -1,4 +1,4 @@
-//! The issuer side, as Entra sees it: discovery document, JWKS, RS256 signature.
+//! The issuer side, as Entra sees it: discovery document, JWKS, RSA signature.
 
 use crate::http::{SendError, send_capped};
 use azure_core::http::headers;
@@ -141,9 +141,19 @@ fn b64(part: &str) -> Option<Vec<u8>> {
         .or_else(|| URL_SAFE.decode(part).ok())
 }
 
-/// Verify a compact JWS signed with RS256 against an RSA JWK, as Entra does.
-pub(crate) fn verify_rs256(jwt: &str, key: &Jwk) -> Result<(), String> {
-    use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+/// Verify a compact JWS signed with `alg` (RS256, RS384 or RS512) against an RSA JWK, as Entra
+/// does.
+pub(crate) fn verify_rsa(jwt: &str, alg: &str, key: &Jwk) -> Result<(), String> {
+    use aws_lc_rs::signature::{
+        RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA384, RSA_PKCS1_2048_8192_SHA512,
+        RsaPublicKeyComponents,
+    };
+    let algorithm = match alg {
+        "RS256" => &RSA_PKCS1_2048_8192_SHA256,
+        "RS384" => &RSA_PKCS1_2048_8192_SHA384,
+        "RS512" => &RSA_PKCS1_2048_8192_SHA512,
+        other => return Err(format!("{other} is not an RSA PKCS#1 signature")),
+    };
     if key.kty.as_deref() != Some("RSA") {
         return Err(format!(
             "the published key has kty {:?}, not \"RSA\"",
@@ -165,6 +175,6 @@ pub(crate) fn verify_rs256(jwt: &str, key: &Jwk) -> Result<(), String> {
         .ok_or("the token has no signature part")?;
     let sig = b64(sig).ok_or("the token's signature is not base64url")?;
     RsaPublicKeyComponents { n: &n, e: &e }
-        .verify(&RSA_PKCS1_2048_8192_SHA256, signing_input.as_bytes(), &sig)
+        .verify(algorithm, signing_input.as_bytes(), &sig)
         .map_err(|_| "the signature does not verify with this key".to_string())
 }

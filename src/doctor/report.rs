@@ -53,7 +53,8 @@ pub enum CheckId {
     Discovery,
     /// The issuer's JWKS, fetched from here, holds the token's `kid`.
     Jwks,
-    /// The token's RS256 signature verifies with the published key, as Entra verifies it.
+    /// The token's RSA signature (RS256, RS384, RS512) verifies with the published key, as Entra
+    /// verifies it.
     Signature,
     /// The scope requested in the test exchange has the form Entra accepts.
     Scope,

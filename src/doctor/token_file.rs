@@ -38,7 +38,7 @@ pub(super) fn file_assertion(
     match &decoded {
         Some(jwt) => {
             *usable &= claims::check_audience(d, jwt, inputs) != Status::Fail;
-            *usable &= claims::check_expiry(d, jwt) != Status::Fail;
+            *usable &= claims::check_expiry(d, jwt);
         }
         None => {
             *usable = false;
