@@ -1,6 +1,6 @@
 //! [`WorkloadIdentityCredential`]: configuration + assertion source + exchange + cache.
 
-use crate::assertion::{AssertionSource, TokenFileSource};
+use crate::assertion::{AssertionSource, ClientAssertionSource, TokenFileSource};
 use crate::cache::{RefreshPolicy, TokenCache, TokenStatus};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
@@ -123,7 +123,11 @@ impl WorkloadIdentityCredential {
     /// paths) and validates it; does no network I/O and spawns nothing.
     ///
     /// A credential that is simply not configured (no client id, tenant id or token file) fails
-    /// with an error whose [`CredentialError::is_not_configured`] is true.
+    /// with an error whose [`CredentialError::is_not_configured`] is true. Like azure_identity,
+    /// it also fails (category [`ErrorCategory::TokenFile`]) when the token file does not exist,
+    /// cannot be opened or is not a regular file, and (category [`ErrorCategory::Assertion`])
+    /// when the path is a credential for something else (see docs/security.md); the file's
+    /// content is read and checked on every exchange.
     pub fn new(
         options: Option<WorkloadIdentityCredentialOptions>,
     ) -> azure_core::Result<Arc<Self>> {
@@ -143,6 +147,19 @@ impl WorkloadIdentityCredential {
             Arc::new(SystemClock),
         )
         .map_err(Into::into)
+    }
+
+    /// Create a credential whose client assertions come from any
+    /// [`azure_identity::ClientAssertion`], with this crate's cache, checks and diagnostics (see
+    /// [`ClientAssertionSource`]). `token_file_path` and `expected_audience` are then unused;
+    /// `allow_foreign_audience` applies to the assertions.
+    pub fn with_client_assertion<C: azure_identity::ClientAssertion + 'static>(
+        assertion: C,
+        options: Option<WorkloadIdentityCredentialOptions>,
+    ) -> azure_core::Result<Arc<Self>> {
+        let options = options.unwrap_or_default();
+        let source = ClientAssertionSource::new(assertion, options.allow_foreign_audience);
+        Self::build(options, Some(Arc::new(source)), Arc::new(SystemClock)).map_err(Into::into)
     }
 
     pub(crate) fn build(
@@ -170,12 +187,20 @@ impl WorkloadIdentityCredential {
         let endpoint = config.token_endpoint()?;
         let assertion: Arc<dyn AssertionSource> = match source {
             Some(s) => s,
-            None => Arc::new(TokenFileSource::with_clock(
-                config.token_file.value.clone(),
-                config.expected_audience.value.clone(),
-                options.allow_foreign_audience,
-                clock.clone(),
-            )),
+            None => {
+                let file = TokenFileSource::configured(
+                    config.token_file.value.clone(),
+                    config.expected_audience.value.clone(),
+                    config.expected_audience.source != config::ValueSource::Default,
+                    options.allow_foreign_audience,
+                    &options.env,
+                    clock.clone(),
+                );
+                // As azure_identity: fail now when the file is missing or unreadable (no content
+                // is kept; the file is read again for every exchange).
+                file.check_now()?;
+                Arc::new(file)
+            }
         };
         let pipeline = Pipeline::new(
             Some(env!("CARGO_PKG_NAME")),

@@ -5,9 +5,12 @@
 //! may be strings, error bodies may be HTML, plain text, truncated or empty, and the size read is
 //! capped.
 
-use crate::assertion::{Assertion, AssertionSource};
+use crate::assertion::{Assertion, AssertionSource, ForeignAudience};
 use crate::cache::{FetchedToken, TokenSource};
 use crate::clock::Clock;
+use crate::config::{
+    AUDIENCE_CHINA, AUDIENCE_PUBLIC, AUDIENCE_US_GOV, AZURE_FEDERATED_TOKEN_AUDIENCE,
+};
 use crate::error::{CredentialError, ErrorCategory};
 use crate::http::{Phase, Progress, SendError, send_capped_in};
 use crate::jwt::Claims;
@@ -239,12 +242,30 @@ fn hint_for(code: u32, ctx: &ErrorContext<'_>) -> String {
                     "an EKS issuer has no trailing slash; the subject is system:serviceaccount:<namespace>:<service account>",
                 )
             };
+            let auds = ctx.claims.map(|c| c.aud.as_slice()).unwrap_or_default();
+            let recommended = [AUDIENCE_PUBLIC, AUDIENCE_US_GOV, AUDIENCE_CHINA];
+            let fix = match ctx.claims.and_then(ForeignAudience::first_in_claims) {
+                Some(foreign) => format!(
+                    "Fix: the federated credential's issuer and subject must equal these values exactly (case-sensitive; {shape}); \
+                     its audience must not be this token's, which makes the token a credential for {}. Mount a dedicated projected token \
+                     with audience {AUDIENCE_PUBLIC} and use it for Entra.",
+                    foreign.describe()
+                ),
+                None if !auds.is_empty() && !auds.iter().any(|a| recommended.contains(&a.as_str())) => format!(
+                    "Fix: the token's audience is {aud}, not the recommended {AUDIENCE_PUBLIC}: either add {aud} to the federated \
+                     credential's audiences (with the issuer and subject above, exactly; {shape}), or set the projected volume's \
+                     serviceAccountToken.audience to {AUDIENCE_PUBLIC}, the federated credential's default; setting \
+                     {AZURE_FEDERATED_TOKEN_AUDIENCE} makes the credential check the audience before sending."
+                ),
+                None => format!(
+                    "Fix: create or correct the federated credential so that its issuer, subject and audience equal these values exactly \
+                     (case-sensitive; {shape})."
+                ),
+            };
             format!(
                 "Entra found no federated identity credential on {app} that matches {what}. {which}\n  \
                  The token ({origin}) has:\n    issuer:   {iss}\n    subject:  {sub}\n    audience: {aud}\n  \
-                 Fix: create or correct the federated credential so that its issuer, subject and audience equal these values exactly \
-                 (case-sensitive; {shape}). \
-                 `azure-identity-k8s setup` prints the command. A credential created in the last few minutes may still be propagating.",
+                 {fix} `azure-identity-k8s setup` prints the command. A credential created in the last few minutes may still be propagating.",
                 origin = ctx.origin
             )
         }
@@ -317,15 +338,57 @@ fn server_now(date: Option<&str>, local: time::OffsetDateTime) -> time::OffsetDa
         .unwrap_or(local)
 }
 
-/// Turn a non-2xx answer into an error that says what failed and how to fix it.
+/// Turn a non-2xx answer into an error that says what failed and how to fix it. Its
+/// [`source`](std::error::Error::source) is the `azure_core::Error` of kind
+/// `ErrorKind::HttpResponse { status, error_code, raw_response }` that azure_identity returns for
+/// the same answer (`error_code`: the AADSTS codes joined by commas, as azure_identity does), so
+/// code that walks the chain for it finds it.
 pub(crate) fn parse_error(
     status: StatusCode,
     retry_after: Option<&str>,
     body: &[u8],
     ctx: &ErrorContext<'_>,
 ) -> CredentialError {
-    let code = u16::from(status);
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let (codes, description) = parsed
+        .as_ref()
+        .map(|b| {
+            let codes = b.error_codes.iter().map(u32::to_string).collect::<Vec<_>>();
+            let desc = b.error_description.as_deref().map(first_line).unwrap_or("");
+            (codes.join(","), desc.to_string())
+        })
+        .unwrap_or_default();
+    let mut headers = azure_core::http::headers::Headers::new();
+    if let Some(r) = retry_after {
+        headers.insert(headers::RETRY_AFTER, r.to_string());
+    }
+    let http = azure_core::Error::with_message(
+        azure_core::error::ErrorKind::HttpResponse {
+            status,
+            error_code: (!codes.is_empty()).then_some(codes),
+            raw_response: Some(Box::new(azure_core::http::RawResponse::from_bytes(
+                status,
+                headers,
+                body.to_vec(),
+            ))),
+        },
+        if description.is_empty() {
+            format!("HTTP {}", u16::from(status))
+        } else {
+            description
+        },
+    );
+    describe_error(status, retry_after, body, parsed, ctx).with_source(http)
+}
+
+fn describe_error(
+    status: StatusCode,
+    retry_after: Option<&str>,
+    body: &[u8],
+    parsed: Option<ErrorBody>,
+    ctx: &ErrorContext<'_>,
+) -> CredentialError {
+    let code = u16::from(status);
     match parsed {
         Some(b) if b.error.is_some() || !b.error_codes.is_empty() => {
             let codes = b.error_codes.clone();
@@ -642,6 +705,89 @@ mod tests {
         }
     }
 
+    /// The chain azure_identity users walk: `ErrorKind::HttpResponse { status, error_code, .. }`.
+    fn http_kind(e: &CredentialError) -> Option<(u16, Option<String>, usize)> {
+        let az: azure_core::Error = e.clone().into();
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&az);
+        while let Some(err) = cur {
+            if let Some(a) = err.downcast_ref::<azure_core::Error>()
+                && let azure_core::error::ErrorKind::HttpResponse {
+                    status,
+                    error_code,
+                    raw_response,
+                } = a.kind()
+            {
+                let len = raw_response.as_ref().map_or(0, |r| r.body().len());
+                return Some((u16::from(*status), error_code.clone(), len));
+            }
+            cur = err.source();
+        }
+        None
+    }
+
+    #[test]
+    fn entra_errors_keep_azure_cores_http_response_kind_in_the_chain() {
+        let claims = Claims::default();
+        let ep = Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap();
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS700016: Application not found.\r\nTrace ID: t","error_codes":[700016,50000]}"#;
+        let e = parse_error(StatusCode::from(400), None, body, &ctx_with(&claims, &ep));
+        assert_eq!(
+            http_kind(&e),
+            Some((400, Some("700016,50000".into()), body.len()))
+        );
+        // Our own data stays next to it.
+        assert_eq!(e.aadsts_codes(), &[700016, 50000]);
+        let src = std::error::Error::source(&e).unwrap().to_string();
+        assert!(
+            src.contains("AADSTS700016: Application not found."),
+            "{src}"
+        );
+        // A gateway's HTML page: the status, no code.
+        let e = parse_error(
+            StatusCode::from(503),
+            Some("7"),
+            b"<html>",
+            &ctx_with(&claims, &ep),
+        );
+        assert_eq!(http_kind(&e), Some((503, None, 6)));
+    }
+
+    #[test]
+    fn fic_mismatch_with_a_custom_audience_names_it_and_the_fix() {
+        let ep = Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap();
+        let body = br#"{"error":"invalid_client","error_codes":[700212]}"#;
+        let with_aud = |aud: &str| Claims {
+            iss: Some("https://oidc.eks.us-east-1.amazonaws.com/id/ABC".into()),
+            sub: Some("system:serviceaccount:prod:api".into()),
+            aud: vec![aud.into()],
+            ..Default::default()
+        };
+        let claims = with_aud("api://my-custom-audience");
+        let m = parse_error(StatusCode::from(400), None, body, &ctx_with(&claims, &ep))
+            .message()
+            .to_string();
+        assert!(
+            m.contains("the token's audience is api://my-custom-audience, not the recommended api://AzureADTokenExchange")
+                && m.contains("add api://my-custom-audience to the federated credential's audiences")
+                && m.contains("serviceAccountToken.audience to api://AzureADTokenExchange"),
+            "{m}"
+        );
+        // A foreign audience (sent only with allow_foreign_audience) is never suggested.
+        for aud in [
+            "sts.amazonaws.com",
+            "https://oidc.eks.us-east-1.amazonaws.com/id/ABC",
+        ] {
+            let claims = with_aud(aud);
+            let m = parse_error(StatusCode::from(400), None, body, &ctx_with(&claims, &ep))
+                .message()
+                .to_string();
+            assert!(
+                m.contains("must not be this token's") && !m.contains(&format!("add {aud}")),
+                "{m}"
+            );
+        }
+    }
+
     #[test]
     fn non_json_error_bodies_keep_the_status() {
         let claims = Claims::default();
@@ -684,6 +830,8 @@ mod tests {
             include_str!("credential.rs"),
             include_str!("cache/mod.rs"),
             include_str!("assertion/token_file.rs"),
+            include_str!("assertion/file_read.rs"),
+            include_str!("assertion/client_assertion.rs"),
         ];
         let mut seen = 0;
         for src in sources {

@@ -7,74 +7,182 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 /// The claims of a Kubernetes service-account token that matter here.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+///
+/// Decoding is lenient wherever a value only serves diagnostics: a claim of an unexpected type
+/// (an object as `iss`, a string as `iat`, any shape under `kubernetes.io`) is read as absent, and
+/// a NumericDate may be fractional (RFC 7519) or a numeric string. Only the claims a local check
+/// uses can make decoding fail: `aud` (a string or an array of strings) and `exp` / `nbf` (a
+/// NumericDate).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Claims {
     /// `iss`: the cluster's OIDC issuer URL.
-    #[serde(default)]
     pub iss: Option<String>,
     /// `sub`: `system:serviceaccount:<namespace>:<name>` for Kubernetes.
-    #[serde(default)]
     pub sub: Option<String>,
     /// `aud`: one or more audiences (a string or an array in the JWT).
-    #[serde(default, deserialize_with = "string_or_vec")]
     pub aud: Vec<String>,
-    /// `exp` (seconds since the epoch).
-    #[serde(default)]
+    /// `exp` (seconds since the epoch; a fractional value is rounded down).
     pub exp: Option<i64>,
-    /// `iat` (seconds since the epoch).
-    #[serde(default)]
+    /// `iat` (seconds since the epoch; a fractional value is rounded down).
     pub iat: Option<i64>,
-    /// `nbf` (seconds since the epoch).
-    #[serde(default)]
+    /// `nbf` (seconds since the epoch; a fractional value is rounded down).
     pub nbf: Option<i64>,
     /// The `kubernetes.io` claim of a bound service-account token.
-    #[serde(default, rename = "kubernetes.io")]
     pub kubernetes: Option<KubernetesClaims>,
 }
 
-/// The `kubernetes.io` claim.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// The `kubernetes.io` claim (diagnostics only: every field is read leniently).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KubernetesClaims {
     /// The pod's namespace.
-    #[serde(default)]
     pub namespace: Option<String>,
     /// The service account.
-    #[serde(default)]
     pub serviceaccount: Option<NamedObject>,
     /// The pod the token is bound to.
-    #[serde(default)]
     pub pod: Option<NamedObject>,
     /// The node the pod runs on.
-    #[serde(default)]
     pub node: Option<NamedObject>,
     /// When the kubelet should have replaced the token (seconds since the epoch).
-    #[serde(default)]
     pub warnafter: Option<i64>,
 }
 
 /// A `{name, uid}` pair inside the `kubernetes.io` claim.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NamedObject {
     /// The object's name.
-    #[serde(default)]
     pub name: Option<String>,
     /// The object's uid.
-    #[serde(default)]
     pub uid: Option<String>,
 }
 
-/// The JOSE header fields that matter here.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// The JOSE header fields that matter here (read leniently: a field of another type is absent).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Header {
     /// `alg`: Entra accepts only RS256.
-    #[serde(default)]
     pub alg: Option<String>,
     /// `kid`: the signing key's id, looked up in the issuer's JWKS.
-    #[serde(default)]
     pub kid: Option<String>,
+}
+
+type Object = serde_json::Map<String, Value>;
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn string(o: &Object, key: &str) -> Option<String> {
+    o.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+/// A NumericDate: a number, possibly fractional (rounded down), or a numeric string. `Err` names
+/// the claim and what it holds instead.
+fn numeric_date(o: &Object, key: &str) -> Result<Option<i64>, String> {
+    let v = match o.get(key) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => v,
+    };
+    let n = match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f.floor() as i64)),
+        Value::String(s) => {
+            let s = s.trim();
+            s.parse::<i64>().ok().or_else(|| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.floor() as i64)
+            })
+        }
+        _ => None,
+    };
+    n.map(Some).ok_or_else(|| {
+        format!(
+            "{key} is {}, not a NumericDate (seconds since the epoch)",
+            kind_of(v)
+        )
+    })
+}
+
+fn named(o: &Object, key: &str) -> Option<NamedObject> {
+    o.get(key).and_then(Value::as_object).map(|n| NamedObject {
+        name: string(n, "name"),
+        uid: string(n, "uid"),
+    })
+}
+
+impl Claims {
+    /// Decode claims from a JSON value (see the type's documentation for what can fail).
+    pub fn from_json(v: &Value) -> Result<Self, String> {
+        let o = v
+            .as_object()
+            .ok_or_else(|| format!("the claims are {}, not a JSON object", kind_of(v)))?;
+        let aud = match o.get("aud") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(a)) => vec![a.clone()],
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|a| {
+                    a.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| format!("aud holds {}, expected only strings", kind_of(a)))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(other) => {
+                return Err(format!(
+                    "aud is {}, expected a string or an array of strings",
+                    kind_of(other)
+                ));
+            }
+        };
+        let kubernetes =
+            o.get("kubernetes.io")
+                .and_then(Value::as_object)
+                .map(|k| KubernetesClaims {
+                    namespace: string(k, "namespace"),
+                    serviceaccount: named(k, "serviceaccount"),
+                    pod: named(k, "pod"),
+                    node: named(k, "node"),
+                    warnafter: numeric_date(k, "warnafter").ok().flatten(),
+                });
+        Ok(Self {
+            iss: string(o, "iss"),
+            sub: string(o, "sub"),
+            aud,
+            exp: numeric_date(o, "exp")?,
+            nbf: numeric_date(o, "nbf")?,
+            iat: numeric_date(o, "iat").ok().flatten(),
+            kubernetes,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Claims {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::from_json(&Value::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Header {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        let o = v
+            .as_object()
+            .ok_or_else(|| serde::de::Error::custom("the header is not a JSON object"))?;
+        Ok(Self {
+            alg: string(o, "alg"),
+            kid: string(o, "kid"),
+        })
+    }
 }
 
 /// A decoded (unverified) JWT.
@@ -110,21 +218,6 @@ impl Claims {
             self.aud.join(", ")
         }
     }
-}
-
-fn string_or_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-        Null(()),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => vec![s],
-        OneOrMany::Many(v) => v,
-        OneOrMany::Null(()) => Vec::new(),
-    })
 }
 
 /// Describe the shape of a string without revealing it: length, parts, whitespace.
@@ -185,9 +278,15 @@ pub fn decode(token: &str) -> Result<DecodedJwt, String> {
             describe_shape(token)
         )
     })?;
-    let claims: Claims = serde_json::from_slice(&payload).map_err(|_| {
+    let claims: Value = serde_json::from_slice(&payload).map_err(|_| {
         format!(
-            "it is not a JWT: the claims part is not a JSON object of the expected form ({})",
+            "it is not a JWT: the claims part is not JSON ({})",
+            describe_shape(token)
+        )
+    })?;
+    let claims = Claims::from_json(&claims).map_err(|problem| {
+        format!(
+            "its claims cannot be checked: {problem} ({})",
             describe_shape(token)
         )
     })?;
@@ -252,10 +351,54 @@ pub(crate) mod tests {
             ),
             ("a..b".to_string(), "empty"),
             (make(r#"{"alg":"RS256"}"#, "not json"), "claims part"),
+            (
+                make(r#"{"alg":"RS256"}"#, r#"{"exp":"soon"}"#),
+                "exp is a string",
+            ),
+            (
+                make(r#"{"alg":"RS256"}"#, r#"{"aud":[1]}"#),
+                "aud holds a number",
+            ),
+            (
+                make(r#"{"alg":"RS256"}"#, r#"{"aud":{"a":1}}"#),
+                "aud is an object",
+            ),
+            (make(r#"{"alg":"RS256"}"#, r#"[1]"#), "not a JSON object"),
         ] {
             let e = decode(&input).unwrap_err();
             assert!(e.contains(needle), "{e}");
             assert!(!e.contains(secretish), "{e}");
+        }
+    }
+
+    #[test]
+    fn diagnostic_claims_are_read_leniently() {
+        // RFC 7519 allows fractional NumericDates; Entra accepts them.
+        let d = decode(&make(
+            r#"{"alg":"RS256","kid":7}"#,
+            r#"{"aud":"x","exp":1700003600.75,"iat":"1700000000","nbf":1699999999.2,
+               "iss":{"odd":true},"sub":"s",
+               "kubernetes.io":{"namespace":3,"pod":"not-an-object","serviceaccount":{"name":"sa","uid":[]},"warnafter":{"x":1}}}"#,
+        ))
+        .unwrap();
+        assert_eq!(d.claims.exp, Some(1_700_003_600));
+        assert_eq!(d.claims.nbf, Some(1_699_999_999));
+        assert_eq!(d.claims.iat, Some(1_700_000_000));
+        assert_eq!(d.claims.iss, None);
+        assert_eq!(d.header.kid, None);
+        let k = d.claims.kubernetes.unwrap();
+        assert_eq!((k.namespace, k.pod, k.warnafter), (None, None, None));
+        assert_eq!(k.serviceaccount.unwrap().name.as_deref(), Some("sa"));
+        // Diagnostics-only claims of any shape never fail decoding.
+        for odd in [
+            r#"{"iat":true}"#,
+            r#"{"iat":{"a":1}}"#,
+            r#"{"kubernetes.io":[1,2]}"#,
+            r#"{"kubernetes.io":"x"}"#,
+            r#"{"sub":5}"#,
+            r#"{"exp":null,"aud":null}"#,
+        ] {
+            decode(&make(r#"{"alg":"RS256"}"#, odd)).unwrap_or_else(|e| panic!("{odd}: {e}"));
         }
     }
 }

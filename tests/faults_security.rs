@@ -125,7 +125,7 @@ async fn foreign_audience_tokens_are_refused_by_default() {
         let e = err(&cred).await;
         assert_eq!(e.category(), ErrorCategory::Assertion, "{aud}: {e}");
         assert!(
-            e.message().contains("refused") && e.message().contains("allow_foreign_audience"),
+            e.message().contains("refused") && e.message().contains("#foreign-audience"),
             "{aud}: {e}"
         );
     }

@@ -6,13 +6,21 @@
 
 #[cfg(feature = "aws")]
 mod aws;
+mod client_assertion;
+pub(crate) mod file_read;
+pub(crate) mod foreign;
 mod token_file;
 
 #[cfg(feature = "aws")]
 pub use aws::{
     AwsProbe, AwsStsError, AwsWebIdentitySource, AwsWebIdentitySourceOptions, ConfigLoaderHook,
 };
-pub use token_file::{ForeignAudience, TokenFileSource, is_foreign_audience};
+pub use client_assertion::ClientAssertionSource;
+pub use foreign::{
+    AWS_WEB_IDENTITY_TOKEN_FILE, DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH, EKS_POD_IDENTITY_TOKEN_PATH,
+    ForeignAudience, ForeignPath, is_foreign_audience,
+};
+pub use token_file::TokenFileSource;
 
 use crate::error::CredentialError;
 use crate::jwt::Claims;

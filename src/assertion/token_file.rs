@@ -4,101 +4,70 @@
 //! `..data`, which is swapped by rename on every rotation. The file is therefore re-opened by path
 //! for every exchange; no descriptor and no content is kept between exchanges.
 
+use super::file_read::{FileContent, ReadGate, check_token_file, file_error, read_token_file};
+use super::foreign::{
+    ForeignAudience, ForeignPath, denied_paths, foreign_path, is_foreign_audience,
+};
 use super::{Assertion, AssertionSource};
 use crate::clock::Clock;
+use crate::config::Env;
 use crate::error::{CredentialError, ErrorCategory};
 use crate::jwt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
-/// A real service-account token is about 1 KB; anything this large is not one.
-const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
 /// Tolerated clock difference when checking `exp` / `nbf` locally.
 const CLOCK_SKEW: Duration = Duration::minutes(5);
 
-/// What a foreign audience makes a token a credential for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ForeignAudience {
-    /// AWS STS (IRSA, `sts.amazonaws.com` and regional or China variants).
-    AwsSts,
-    /// The EKS Pod Identity agent (`pods.eks.amazonaws.com`).
-    EksPodIdentity,
-    /// The cluster's API server (`https://kubernetes.default.svc...`).
-    KubernetesApi,
-}
-
-impl ForeignAudience {
-    /// Classify one audience; `None` when it is not a credential for anything else.
-    pub fn of(aud: &str) -> Option<Self> {
-        let a = aud.trim_end_matches('/');
-        // The same names written as URLs (`https://sts.amazonaws.com`) are the same credentials.
-        let host = a.strip_prefix("https://").unwrap_or(a);
-        // `<x>.amazonaws.com` and the China partition's `<x>.amazonaws.com.cn`.
-        let aws = host
-            .strip_suffix(".amazonaws.com")
-            .or_else(|| host.strip_suffix(".amazonaws.com.cn"));
-        match aws {
-            // STS, global (`sts`) or regional (`sts.us-east-1`).
-            Some(x) if x == "sts" || x.starts_with("sts.") || x.ends_with(".sts") => {
-                Some(Self::AwsSts)
-            }
-            Some("pods.eks") => Some(Self::EksPodIdentity),
-            _ if a.starts_with("https://kubernetes.default.svc")
-                || host == "kubernetes.default.svc"
-                || host.starts_with("kubernetes.default.svc.") =>
-            {
-                Some(Self::KubernetesApi)
-            }
-            _ => None,
-        }
-    }
-
-    /// The first foreign audience among `audiences`, if any.
-    pub fn first_in(audiences: &[String]) -> Option<Self> {
-        audiences.iter().find_map(|a| Self::of(a))
-    }
-
-    /// What holding such a token allows, for messages.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::AwsSts => {
-                "AWS STS (it is an IRSA token: whoever holds it can assume the pod's IAM role)"
-            }
-            Self::EksPodIdentity => {
-                "the EKS Pod Identity agent (whoever holds it can obtain the pod's AWS credentials)"
-            }
-            Self::KubernetesApi => {
-                "the Kubernetes API server (whoever holds it can call the cluster API as the pod's service account)"
-            }
-        }
-    }
-}
-
-/// Audiences that make a token a credential for something else: AWS STS (IRSA), the EKS Pod
-/// Identity agent, or the cluster's API server. Handing such a token to a third party lets that
-/// party act as the pod there.
-pub fn is_foreign_audience(aud: &str) -> bool {
-    ForeignAudience::of(aud).is_some()
-}
-
 /// Reads the projected token from a file, validating it locally before it is sent.
+///
+/// Before anything is sent, the file must be a regular file (after symlinks are resolved) of at
+/// most 64 KiB, must not be a well-known credential for something else (see
+/// [`ForeignAudience`] and docs/security.md), must hold an unexpired JWT, and its audience must
+/// pass the audience rules of [`TokenFileSource::new`].
 #[derive(Debug)]
 pub struct TokenFileSource {
     path: PathBuf,
     expected_audience: String,
+    /// Whether the expected audience was set by the user (option or environment variable); only
+    /// then is a token without it refused.
+    audience_explicit: bool,
     allow_foreign_audience: bool,
+    denied: Arc<[(PathBuf, ForeignPath)]>,
     clock: Arc<dyn Clock>,
+    gate: ReadGate,
 }
 
-fn file_error(path: &Path, what: String, fix: &str, anchor: &str) -> CredentialError {
-    CredentialError::new(
-        ErrorCategory::TokenFile,
-        format!(
-            "WorkloadIdentityCredential: the federated token file {} {what}. {fix} See docs/troubleshooting.md#{anchor}",
-            path.display()
-        ),
-    )
+/// The refusal of a well-known credential file, unless foreign tokens are allowed.
+struct PathRule {
+    denied: Arc<[(PathBuf, ForeignPath)]>,
+    allow: bool,
+    /// The audience to recommend for a dedicated token (never a foreign one).
+    audience: String,
+}
+
+impl PathRule {
+    fn check(&self, path: &Path) -> Result<(), CredentialError> {
+        let Some(foreign) = foreign_path(path, &self.denied) else {
+            return Ok(());
+        };
+        if self.allow {
+            tracing::warn!(
+                token_file = %path.display(),
+                "reading {} for Entra ID (allow_foreign_audience is set)",
+                foreign.what
+            );
+            return Ok(());
+        }
+        Err(assertion_error(format!(
+            "WorkloadIdentityCredential refused to read {}: it is {}, a credential for {}, and sending it to Entra ID would hand that credential to a third party. Mount a dedicated projected token with audience {aud} (serviceAccountToken: {{audience: {aud}, expirationSeconds: 3600, path: azure-identity-token}}) and point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at it. See docs/troubleshooting.md#foreign-audience",
+            path.display(),
+            foreign.what,
+            foreign.kind.describe(),
+            aud = self.audience,
+        )))
+    }
 }
 
 fn assertion_error(message: String) -> CredentialError {
@@ -121,32 +90,58 @@ fn fmt_age(d: Duration) -> String {
     }
 }
 
+/// An audience to recommend in a message: the expected one, unless that is itself foreign.
+fn safe_audience(expected: &str) -> &str {
+    if is_foreign_audience(expected) {
+        crate::config::AUDIENCE_PUBLIC
+    } else {
+        expected
+    }
+}
+
 impl TokenFileSource {
-    /// A source reading `path`, requiring `expected_audience` in the token's `aud`.
+    /// A source reading `path` (re-read on every exchange), for a federated identity credential
+    /// with audience `expected_audience`, which the token's `aud` must contain.
+    ///
+    /// Tokens that are credentials for something else are refused (their audience is AWS STS,
+    /// the EKS Pod Identity agent, the Kubernetes API server or the token's own issuer; or the
+    /// path is the default service-account token, `AWS_WEB_IDENTITY_TOKEN_FILE` of the process
+    /// environment, or the EKS Pod Identity token) unless `allow_foreign_audience` is true; even
+    /// then the token's `aud` must contain `expected_audience`.
     pub fn new(
         path: impl Into<PathBuf>,
         expected_audience: impl Into<String>,
         allow_foreign_audience: bool,
     ) -> Self {
-        Self::with_clock(
+        Self::configured(
             path.into(),
             expected_audience.into(),
+            true,
             allow_foreign_audience,
+            &Env::process(),
             Arc::new(crate::clock::SystemClock),
         )
     }
 
-    pub(crate) fn with_clock(
+    /// The source of `WorkloadIdentityCredential`: `audience_explicit` tells whether the user
+    /// set the expected audience; when not, a token with another (non-foreign) audience is sent,
+    /// with a warning, as azure_identity sends it.
+    pub(crate) fn configured(
         path: PathBuf,
         expected_audience: String,
+        audience_explicit: bool,
         allow_foreign_audience: bool,
+        env: &Env,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             path,
             expected_audience,
+            audience_explicit,
             allow_foreign_audience,
+            denied: denied_paths(env).into(),
             clock,
+            gate: ReadGate::default(),
         }
     }
 
@@ -155,76 +150,103 @@ impl TokenFileSource {
         &self.path
     }
 
-    async fn read(&self) -> Result<(Vec<u8>, Option<std::time::SystemTime>), CredentialError> {
-        let path = self.path.clone();
-        // tokio's fs runs the blocking calls on its blocking pool; without a tokio runtime (a
-        // custom azure_core runtime) fall back to a direct read: the file is ~1 KB on a tmpfs.
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let meta = tokio::fs::metadata(&path)
-                .await
-                .map_err(|e| self.io_error(e))?;
-            self.check_meta(&meta)?;
-            let bytes = tokio::fs::read(&path).await.map_err(|e| self.io_error(e))?;
-            Ok((bytes, meta.modified().ok()))
-        } else {
-            let meta = std::fs::metadata(&path).map_err(|e| self.io_error(e))?;
-            self.check_meta(&meta)?;
-            let bytes = std::fs::read(&path).map_err(|e| self.io_error(e))?;
-            Ok((bytes, meta.modified().ok()))
+    /// The cheap check of `WorkloadIdentityCredential::new()`: not a foreign credential's path,
+    /// a regular file that can be opened. Reads no content; the file is read on every exchange.
+    pub(crate) fn check_now(&self) -> Result<(), CredentialError> {
+        self.path_rule().check(&self.path)?;
+        check_token_file(&self.path).map_err(|p| p.into_error(&self.path))
+    }
+
+    fn path_rule(&self) -> PathRule {
+        PathRule {
+            denied: self.denied.clone(),
+            allow: self.allow_foreign_audience,
+            audience: safe_audience(&self.expected_audience).to_string(),
         }
     }
 
-    fn check_meta(&self, meta: &std::fs::Metadata) -> Result<(), CredentialError> {
-        if meta.is_dir() {
-            return Err(file_error(
+    /// The path check and the bounded read, on the read thread (see [`ReadGate`]): resolving
+    /// symlinks touches the file system too.
+    async fn read(&self) -> Result<FileContent, CredentialError> {
+        let path = self.path.clone();
+        let rule = self.path_rule();
+        self.gate
+            .read(
                 &self.path,
-                "is a directory, not a file".into(),
-                "Point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at the token file inside the projected volume, i.e. <mountPath>/<path> of the serviceAccountToken projection.",
-                "token-file-is-a-directory",
-            ));
-        }
-        if meta.len() > MAX_TOKEN_FILE_BYTES {
-            return Err(file_error(
-                &self.path,
-                format!(
-                    "is {} bytes, far larger than a service-account token (about 1 KB; limit {MAX_TOKEN_FILE_BYTES})",
-                    meta.len()
-                ),
-                "Check that the path names the projected token, not another file.",
-                "token-file-not-a-jwt",
-            ));
+                Box::new(move || {
+                    rule.check(&path)?;
+                    read_token_file(&path).map_err(|p| p.into_error(&path))
+                }),
+            )
+            .await
+    }
+
+    /// The audience rules (docs/security.md): a foreign audience is refused unless allowed, and
+    /// even then the expected audience must be present; another audience is refused when the
+    /// user set the expected audience, and otherwise sent with a warning.
+    fn check_audience(&self, claims: &jwt::Claims) -> Result<(), CredentialError> {
+        let has_expected = claims.aud.iter().any(|a| a == &self.expected_audience);
+        let safe = safe_audience(&self.expected_audience);
+        let dedicated = format!(
+            "Mount a dedicated projected token with audience {safe} (serviceAccountToken: {{audience: {safe}, expirationSeconds: 3600, path: azure-identity-token}}) and point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at it"
+        );
+        if let Some(foreign) = ForeignAudience::first_in_claims(claims) {
+            if !self.allow_foreign_audience {
+                return Err(assertion_error(format!(
+                    "WorkloadIdentityCredential refused to send the service-account token in {}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party. {dedicated}; keep this token for what it is for. See docs/troubleshooting.md#foreign-audience",
+                    self.path.display(),
+                    claims.audiences_display(),
+                    foreign.describe(),
+                )));
+            }
+            if !has_expected {
+                return Err(assertion_error(format!(
+                    "WorkloadIdentityCredential refused to send the service-account token in {}: allow_foreign_audience is set, but the token's audience ({}) does not include the expected audience {} (from {}). allow_foreign_audience does not switch off the audience check. {dedicated}. See docs/troubleshooting.md#foreign-audience",
+                    self.path.display(),
+                    claims.audiences_display(),
+                    self.expected_audience,
+                    if self.audience_explicit {
+                        "your configuration"
+                    } else {
+                        "the default"
+                    },
+                )));
+            }
+            tracing::warn!(
+                token_file = %self.path.display(),
+                audiences = %claims.audiences_display(),
+                "sending a service-account token that is also a credential for {} (allow_foreign_audience is set)",
+                foreign.describe()
+            );
+        } else if !has_expected {
+            if self.audience_explicit {
+                return Err(assertion_error(format!(
+                    "WorkloadIdentityCredential: the service-account token in {} has audience {} but {} is expected (set by expected_audience or {}). Set the projected volume's audience to {} (serviceAccountToken.audience), or set the expected audience to the audience of your federated identity credential. See docs/troubleshooting.md#audience-mismatch",
+                    self.path.display(),
+                    claims.audiences_display(),
+                    self.expected_audience,
+                    crate::config::AZURE_FEDERATED_TOKEN_AUDIENCE,
+                    safe,
+                )));
+            }
+            tracing::warn!(
+                token_file = %self.path.display(),
+                audiences = %claims.audiences_display(),
+                recommended = %self.expected_audience,
+                "sending a service-account token whose audience is not the recommended one; the federated identity credential's audience must equal the token's (set {} to make this a local check)",
+                crate::config::AZURE_FEDERATED_TOKEN_AUDIENCE
+            );
         }
         Ok(())
     }
 
-    fn io_error(&self, e: std::io::Error) -> CredentialError {
-        let (what, fix, anchor) = match e.kind() {
-            std::io::ErrorKind::NotFound => (
-                "does not exist".to_string(),
-                "Check that the pod mounts a projected serviceAccountToken volume at this path (with the Azure Workload Identity webhook: label the pod azure.workload.identity/use: \"true\" and annotate its service account), and that AZURE_FEDERATED_TOKEN_FILE matches mountPath/path.",
-                "token-file-missing",
-            ),
-            std::io::ErrorKind::PermissionDenied => (
-                "cannot be read: permission denied".to_string(),
-                "The projected volume's files are readable by the pod's user only if the volume's defaultMode or the pod's fsGroup allows it; set defaultMode: 0444 or an fsGroup that matches runAsUser.",
-                "token-file-unreadable",
-            ),
-            _ => (
-                format!("cannot be read ({e})"),
-                "Check the volume mount.",
-                "token-file-unreadable",
-            ),
-        };
-        file_error(&self.path, what, fix, anchor).with_source(e)
-    }
-
     /// Read and check the token now (also used by `doctor`).
     pub async fn read_assertion(&self) -> Result<Assertion, CredentialError> {
-        let (bytes, modified) = self.read().await?;
+        let FileContent { bytes, modified } = self.read().await?;
         let Ok(text) = std::str::from_utf8(&bytes) else {
             return Err(file_error(
                 &self.path,
-                format!("is not text ({} bytes, not UTF-8)", bytes.len()),
+                &format!("is not text ({} bytes, not UTF-8)", bytes.len()),
                 "It must contain the service-account JWT as written by the kubelet.",
                 "token-file-not-a-jwt",
             ));
@@ -233,7 +255,7 @@ impl TokenFileSource {
         if token.is_empty() {
             return Err(file_error(
                 &self.path,
-                if text.is_empty() {
+                &if text.is_empty() {
                     "is empty".into()
                 } else {
                     format!("contains only whitespace ({} bytes)", text.len())
@@ -245,7 +267,7 @@ impl TokenFileSource {
         let decoded = jwt::decode(token).map_err(|shape| {
             file_error(
                 &self.path,
-                format!("does not hold a service-account token: {shape}"),
+                &format!("does not hold a service-account token: {shape}"),
                 "It must contain the JWT written by the kubelet for a serviceAccountToken projection.",
                 "token-file-not-a-jwt",
             )
@@ -293,33 +315,7 @@ impl TokenFileSource {
             )));
         }
 
-        if let Some(foreign) = ForeignAudience::first_in(&claims.aud) {
-            if !self.allow_foreign_audience {
-                return Err(assertion_error(format!(
-                    "WorkloadIdentityCredential refused to send the service-account token in {}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party. Mount a dedicated projected token with audience {} (serviceAccountToken: {{audience: {}, expirationSeconds: 3600, path: azure-identity-token}}) and use it for Entra. If you really must reuse this token, set allow_foreign_audience: true in WorkloadIdentityCredentialOptions. See docs/troubleshooting.md#foreign-audience",
-                    self.path.display(),
-                    claims.audiences_display(),
-                    foreign.describe(),
-                    self.expected_audience,
-                    self.expected_audience,
-                )));
-            }
-            tracing::warn!(
-                token_file = %self.path.display(),
-                audiences = %claims.audiences_display(),
-                "sending a service-account token whose audience is also a credential for AWS or the Kubernetes API (allow_foreign_audience is set)"
-            );
-        } else if !claims.aud.iter().any(|a| a == &self.expected_audience) {
-            return Err(assertion_error(format!(
-                "WorkloadIdentityCredential: the service-account token in {} has audience {} but {} is expected. Set the projected volume's audience to {} (serviceAccountToken.audience), or, if your federated identity credential uses another audience, set expected_audience in the options or the environment variable {}. See docs/troubleshooting.md#audience-mismatch",
-                self.path.display(),
-                claims.audiences_display(),
-                self.expected_audience,
-                self.expected_audience,
-                crate::config::AZURE_FEDERATED_TOKEN_AUDIENCE,
-            )));
-        }
-
+        self.check_audience(&claims)?;
         Ok(Assertion::new(
             token.to_string(),
             Some(claims),
@@ -351,7 +347,14 @@ mod tests {
         let clock = Arc::new(ManualClock::new(
             OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
         ));
-        TokenFileSource::with_clock(path, "api://AzureADTokenExchange".into(), allow, clock)
+        TokenFileSource::configured(
+            path,
+            "api://AzureADTokenExchange".into(),
+            true,
+            allow,
+            &Env::from_pairs::<&str, &str>([]),
+            clock,
+        )
     }
 
     fn token(aud: &str, iat: i64, exp: i64) -> String {
@@ -433,29 +436,172 @@ mod tests {
         assert!(source(p, false).read_assertion().await.is_ok());
     }
 
+    fn source_with(
+        path: PathBuf,
+        expected: &str,
+        explicit: bool,
+        allow: bool,
+        env: &Env,
+    ) -> TokenFileSource {
+        let clock = Arc::new(ManualClock::new(
+            OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
+        ));
+        TokenFileSource::configured(path, expected.into(), explicit, allow, env, clock)
+    }
+
+    fn token_with(aud: &str, iss: &str) -> String {
+        make(
+            r#"{"alg":"RS256","kid":"k"}"#,
+            &format!(
+                r#"{{"aud":["{aud}"],"iss":"{iss}","sub":"system:serviceaccount:ns:sa","iat":{NOW},"exp":{}}}"#,
+                NOW + 3600
+            ),
+        )
+    }
+
+    /// The audience rules of docs/security.md, one case each.
     #[tokio::test]
-    async fn wrong_and_foreign_audiences() {
-        let e = err_for(token("api://something-else", NOW, NOW + 3600).as_bytes()).await;
-        assert!(
-            e.message().contains("api://something-else")
-                && e.message().contains("AZURE_FEDERATED_TOKEN_AUDIENCE"),
-            "{e}"
-        );
-        for aud in [
-            "sts.amazonaws.com",
-            "pods.eks.amazonaws.com",
-            "https://kubernetes.default.svc.cluster.local",
-        ] {
-            let e = err_for(token(aud, NOW, NOW + 3600).as_bytes()).await;
-            assert!(
-                e.message().contains("refused") && e.message().contains("allow_foreign_audience"),
-                "{aud}: {e}"
-            );
-        }
+    async fn audience_rules() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t");
-        std::fs::write(&p, token("sts.amazonaws.com", NOW, NOW + 3600)).unwrap();
-        assert!(source(p, true).read_assertion().await.is_ok());
+        let env = Env::from_pairs::<&str, &str>([]);
+        let iss = "https://my-oidc-bucket.s3.eu-west-1.amazonaws.com";
+        let expected = "api://AzureADTokenExchange";
+        // (audience, expected audience set by the user, allow_foreign_audience, expected outcome)
+        for (aud, explicit, allow, outcome) in [
+            (expected, false, false, Ok(())),
+            // A custom audience: sent, as azure_identity sends it, unless the user set the
+            // expected audience.
+            ("api://my-custom-audience", false, false, Ok(())),
+            (
+                "api://my-custom-audience",
+                true,
+                false,
+                Err(
+                    "has audience api://my-custom-audience but api://AzureADTokenExchange is expected",
+                ),
+            ),
+            // Foreign audiences: refused whatever the expected audience.
+            (
+                "sts.amazonaws.com",
+                false,
+                false,
+                Err("credential for AWS STS"),
+            ),
+            (
+                "https://STS-FIPS.us-east-1.amazonaws.com",
+                true,
+                false,
+                Err("credential for AWS STS"),
+            ),
+            (
+                "sts.eu-west-1.api.aws",
+                false,
+                false,
+                Err("credential for AWS STS"),
+            ),
+            (
+                "pods.eks.amazonaws.com",
+                false,
+                false,
+                Err("EKS Pod Identity"),
+            ),
+            (
+                "http://kubernetes.default.svc",
+                false,
+                false,
+                Err("Kubernetes API server"),
+            ),
+            (iss, false, false, Err("its own issuer")),
+            (&format!("{iss}/"), false, false, Err("its own issuer")),
+            // allow_foreign_audience does not switch off the expected-audience check.
+            (
+                "sts.amazonaws.com",
+                false,
+                true,
+                Err("does not include the expected audience"),
+            ),
+            (
+                iss,
+                true,
+                true,
+                Err("does not include the expected audience"),
+            ),
+        ] {
+            std::fs::write(&p, token_with(aud, iss)).unwrap();
+            let got = source_with(p.clone(), expected, explicit, allow, &env)
+                .read_assertion()
+                .await;
+            match (outcome, got) {
+                (Ok(()), Ok(a)) => assert_eq!(a.claims().unwrap().aud, vec![aud.to_string()]),
+                (Err(needle), Err(e)) => {
+                    let m = e.message();
+                    assert!(m.contains(needle), "{aud}: {m}");
+                    assert_eq!(e.category(), ErrorCategory::Assertion);
+                    // No message suggests a foreign audience (the token's own is quoted as such).
+                    assert!(m.contains(expected), "{aud}: {m}");
+                    for bad in ["AUDIENCE=sts", "audience: sts", "audience: https://my-oidc"] {
+                        assert!(!m.contains(bad), "{aud}: {m}");
+                    }
+                }
+                (want, got) => {
+                    panic!("{aud} explicit={explicit} allow={allow}: want {want:?}, got {got:?}")
+                }
+            }
+        }
+        // Allowed, and the user expects that audience: sent (with a warning).
+        std::fs::write(&p, token_with("sts.amazonaws.com", iss)).unwrap();
+        let a = source_with(p.clone(), "sts.amazonaws.com", true, true, &env)
+            .read_assertion()
+            .await
+            .unwrap();
+        assert_eq!(a.claims().unwrap().aud, vec!["sts.amazonaws.com"]);
+        // A foreign expected audience is never recommended: the cloud's audience is.
+        std::fs::write(&p, token_with("api://x", iss)).unwrap();
+        let e = source_with(p.clone(), "sts.amazonaws.com", true, false, &env)
+            .read_assertion()
+            .await
+            .unwrap_err();
+        assert!(
+            e.message()
+                .contains("Set the projected volume's audience to api://AzureADTokenExchange"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn well_known_credential_paths_are_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let irsa = dir.path().join("irsa-token");
+        std::fs::write(&irsa, token("api://AzureADTokenExchange", NOW, NOW + 3600)).unwrap();
+        let link = dir.path().join("innocent-looking");
+        std::os::unix::fs::symlink(&irsa, &link).unwrap();
+        let env = Env::from_pairs([(
+            crate::assertion::AWS_WEB_IDENTITY_TOKEN_FILE,
+            irsa.display().to_string(),
+        )]);
+        for p in [
+            irsa.clone(),
+            link.clone(),
+            PathBuf::from(crate::assertion::DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH),
+            PathBuf::from(crate::assertion::EKS_POD_IDENTITY_TOKEN_PATH),
+        ] {
+            let s = source_with(p.clone(), "api://AzureADTokenExchange", false, false, &env);
+            for e in [
+                s.check_now().unwrap_err(),
+                s.read_assertion().await.unwrap_err(),
+            ] {
+                assert!(
+                    e.message().contains("refused to read")
+                        && e.message().contains("#foreign-audience"),
+                    "{}: {e}",
+                    p.display()
+                );
+            }
+        }
+        // allow_foreign_audience lets the file be read (its audience rules still apply).
+        let s = source_with(link, "api://AzureADTokenExchange", false, true, &env);
+        assert!(s.read_assertion().await.is_ok());
     }
 
     #[tokio::test]
@@ -476,65 +622,5 @@ mod tests {
         std::fs::write(&p, token("api://AzureADTokenExchange", max, max)).unwrap();
         let e = source(p, false).read_assertion().await.unwrap_err();
         assert!(e.message().contains("not valid before"), "{e}");
-    }
-
-    #[test]
-    fn foreign_audiences_are_classified() {
-        use ForeignAudience::*;
-        for (aud, kind) in [
-            ("sts.amazonaws.com", Some(AwsSts)),
-            ("https://sts.us-east-1.amazonaws.com/", Some(AwsSts)),
-            ("sts.cn-north-1.amazonaws.com.cn", Some(AwsSts)),
-            ("pods.eks.amazonaws.com", Some(EksPodIdentity)),
-            (
-                "https://kubernetes.default.svc.cluster.local",
-                Some(KubernetesApi),
-            ),
-            ("api://AzureADTokenExchange", None),
-            ("s3.amazonaws.com", None),
-        ] {
-            assert_eq!(ForeignAudience::of(aud), kind, "{aud}");
-        }
-        // A regional STS token is described as what it is, not as a cluster token.
-        let auds = vec![
-            "api://x".to_string(),
-            "sts.eu-west-1.amazonaws.com".to_string(),
-        ];
-        assert!(
-            ForeignAudience::first_in(&auds)
-                .unwrap()
-                .describe()
-                .contains("IRSA")
-        );
-    }
-
-    #[test]
-    fn foreign_audiences() {
-        assert!(is_foreign_audience("sts.amazonaws.com"));
-        assert!(is_foreign_audience("https://kubernetes.default.svc"));
-        assert!(is_foreign_audience(
-            "https://kubernetes.default.svc.cluster.local/"
-        ));
-        assert!(!is_foreign_audience("api://AzureADTokenExchange"));
-        for aud in [
-            "https://sts.amazonaws.com",
-            "https://sts.amazonaws.com/",
-            "sts.us-east-1.amazonaws.com",
-            "https://sts.eu-west-1.amazonaws.com",
-            "sts.amazonaws.com.cn",
-            "sts.cn-north-1.amazonaws.com.cn",
-            "https://pods.eks.amazonaws.com",
-            "kubernetes.default.svc.cluster.local",
-        ] {
-            assert!(is_foreign_audience(aud), "{aud}");
-        }
-        for aud in [
-            "https://s3.amazonaws.com",
-            "api://AzureADTokenExchangeUSGov",
-            "sts.example.com",
-            "https://myapp.example/sts.amazonaws.com.evil",
-        ] {
-            assert!(!is_foreign_audience(aud), "{aud}");
-        }
     }
 }

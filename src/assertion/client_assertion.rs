@@ -1,0 +1,105 @@
+//! Any [`azure_identity::ClientAssertion`] as the assertion source: the field's standard trait, so
+//! code outside this crate can supply assertions (and report its own errors as
+//! `azure_core::Error`) while keeping this crate's cache and diagnostics.
+
+use super::{Assertion, AssertionSource, ForeignAudience};
+use crate::error::{CredentialError, ErrorCategory};
+use azure_core::error::ErrorKind;
+use azure_identity::ClientAssertion;
+use std::fmt;
+
+/// An [`AssertionSource`] over an [`azure_identity::ClientAssertion`].
+///
+/// The assertion returned by [`ClientAssertion::secret`] is sent as it is (surrounding whitespace
+/// trimmed). When it is a JWT, its claims are decoded (unverified) to explain Entra's errors, and a
+/// token whose audience makes it a credential for AWS or the Kubernetes API is refused unless
+/// foreign audiences are allowed. An error of the source reaches the caller with the source's
+/// `azure_core::Error` as its [`source`](std::error::Error::source); it is transient (retried by
+/// the cache sooner) when its kind is `Io`, `Connection`, or an HTTP 408, 429 or 5xx.
+pub struct ClientAssertionSource<C> {
+    inner: C,
+    allow_foreign_audience: bool,
+}
+
+impl<C: ClientAssertion> ClientAssertionSource<C> {
+    /// Wrap `assertion`. `allow_foreign_audience`: send assertions whose audience is AWS STS, the
+    /// EKS Pod Identity agent, the Kubernetes API server or their own issuer (default: refused).
+    pub fn new(assertion: C, allow_foreign_audience: bool) -> Self {
+        Self {
+            inner: assertion,
+            allow_foreign_audience,
+        }
+    }
+}
+
+impl<C: ClientAssertion> fmt::Debug for ClientAssertionSource<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAssertionSource")
+            .field("assertion", &self.inner)
+            .field("allow_foreign_audience", &self.allow_foreign_audience)
+            .finish()
+    }
+}
+
+fn source_failed(what: &str, e: azure_core::Error) -> CredentialError {
+    let transient = match e.kind() {
+        ErrorKind::Io | ErrorKind::Connection => true,
+        ErrorKind::HttpResponse { status, .. } => {
+            let s = u16::from(*status);
+            s == 408 || s == 429 || s >= 500
+        }
+        _ => false,
+    };
+    CredentialError::new(
+        ErrorCategory::Assertion,
+        format!(
+            "WorkloadIdentityCredential: the client assertion source ({what}) failed: {e}. See docs/troubleshooting.md#client-assertion-source"
+        ),
+    )
+    .with_transient(transient)
+    .with_source(e)
+}
+
+#[async_trait::async_trait]
+impl<C: ClientAssertion + 'static> AssertionSource for ClientAssertionSource<C> {
+    async fn assertion(&self) -> Result<Assertion, CredentialError> {
+        let what = self.describe();
+        let secret = self
+            .inner
+            .secret(None)
+            .await
+            .map_err(|e| source_failed(&what, e))?;
+        let jwt = secret.trim();
+        if jwt.is_empty() {
+            return Err(CredentialError::new(
+                ErrorCategory::Assertion,
+                format!(
+                    "WorkloadIdentityCredential: the client assertion source ({what}) returned an empty assertion. It must return the JWT to present to Entra ID. See docs/troubleshooting.md#client-assertion-source"
+                ),
+            ));
+        }
+        // Diagnostics only: an assertion that is not a JWT is sent as it is, for Entra to judge.
+        let claims = crate::jwt::decode(jwt).ok().map(|d| d.claims);
+        if let Some(foreign) = claims.as_ref().and_then(ForeignAudience::first_in_claims) {
+            if !self.allow_foreign_audience {
+                return Err(CredentialError::new(
+                    ErrorCategory::Assertion,
+                    format!(
+                        "WorkloadIdentityCredential refused to send the assertion of {what}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party. Have the source issue a token for the federated identity credential's audience (api://AzureADTokenExchange by default). See docs/troubleshooting.md#foreign-audience",
+                        claims
+                            .as_ref()
+                            .map(|c| c.audiences_display())
+                            .unwrap_or_default(),
+                        foreign.describe()
+                    ),
+                ));
+            }
+            tracing::warn!(source = %what, "sending an assertion that is also a credential for {} (allow_foreign_audience is set)", foreign.describe());
+        }
+        Ok(Assertion::new(jwt.to_string(), claims, what))
+    }
+
+    fn describe(&self) -> String {
+        format!("client assertion {}", std::any::type_name::<C>())
+    }
+}

@@ -1,0 +1,406 @@
+//! Reading the token file safely: regular files only (after symlinks are resolved), a bounded
+//! number of bytes, never an `open` that waits for a writer, and at most one outstanding read per
+//! source, on a thread of its own so that a hung network mount blocks that one thread only.
+
+use crate::error::{CredentialError, ErrorCategory};
+use futures::FutureExt;
+use futures::channel::oneshot;
+use futures::future::{BoxFuture, Shared};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+/// A real service-account token is about 1 KB; a file larger than this is not one.
+pub(crate) const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
+
+/// The bytes of a token file and when it was last written.
+#[derive(Debug, Clone)]
+pub(crate) struct FileContent {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) modified: Option<SystemTime>,
+}
+
+/// Why a token file cannot be used, in parts a report can show: what is wrong with the file,
+/// how to fix it, and the docs/troubleshooting.md anchor.
+#[derive(Debug)]
+pub(crate) struct FileProblem {
+    pub(crate) what: String,
+    pub(crate) fix: &'static str,
+    pub(crate) anchor: &'static str,
+    pub(crate) source: Option<std::io::Error>,
+}
+
+const FIX_NOT_A_TOKEN: &str = "Point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at the token file inside the projected volume, i.e. <mountPath>/<path> of the serviceAccountToken projection.";
+
+impl FileProblem {
+    fn new(what: impl Into<String>, fix: &'static str, anchor: &'static str) -> Self {
+        Self {
+            what: what.into(),
+            fix,
+            anchor,
+            source: None,
+        }
+    }
+
+    /// A failed `stat`, `open` or `read`.
+    pub(crate) fn io(e: std::io::Error) -> Self {
+        let (what, fix, anchor) = match e.kind() {
+            std::io::ErrorKind::NotFound => (
+                "does not exist".to_string(),
+                "Check that the pod mounts a projected serviceAccountToken volume at this path (with the Azure Workload Identity webhook: label the pod azure.workload.identity/use: \"true\" and annotate its service account), and that AZURE_FEDERATED_TOKEN_FILE matches mountPath/path.",
+                "token-file-missing",
+            ),
+            std::io::ErrorKind::PermissionDenied => (
+                "cannot be read: permission denied".to_string(),
+                "The projected volume's files are readable by the pod's user only if the volume's defaultMode or the pod's fsGroup allows it; set defaultMode: 0444 or an fsGroup that matches runAsUser.",
+                "token-file-unreadable",
+            ),
+            _ => (
+                format!("cannot be read ({e})"),
+                "Check the volume mount.",
+                "token-file-unreadable",
+            ),
+        };
+        Self {
+            source: Some(e),
+            ..Self::new(what, fix, anchor)
+        }
+    }
+
+    /// The credential's error for this problem with the file at `path`.
+    pub(crate) fn into_error(self, path: &Path) -> CredentialError {
+        let e = file_error(path, &self.what, self.fix, self.anchor);
+        match self.source {
+            Some(s) => e.with_source(s),
+            None => e,
+        }
+    }
+}
+
+/// The error for a token file that is not usable: names the file, the problem and the fix.
+pub(crate) fn file_error(path: &Path, what: &str, fix: &str, anchor: &str) -> CredentialError {
+    CredentialError::new(
+        ErrorCategory::TokenFile,
+        format!(
+            "WorkloadIdentityCredential: the federated token file {} {what}. {fix} See docs/troubleshooting.md#{anchor}",
+            path.display()
+        ),
+    )
+}
+
+/// A file that is not a regular file: say what it is.
+fn check_regular(meta: &std::fs::Metadata) -> Result<(), FileProblem> {
+    #[cfg(unix)]
+    use std::os::unix::fs::FileTypeExt;
+    #[cfg(not(unix))]
+    trait FileTypeExt {
+        fn is_fifo(&self) -> bool {
+            false
+        }
+        fn is_char_device(&self) -> bool {
+            false
+        }
+        fn is_block_device(&self) -> bool {
+            false
+        }
+        fn is_socket(&self) -> bool {
+            false
+        }
+    }
+    #[cfg(not(unix))]
+    impl FileTypeExt for std::fs::FileType {}
+    let t = meta.file_type();
+    let what = if t.is_file() {
+        return Ok(());
+    } else if t.is_dir() {
+        return Err(FileProblem::new(
+            "is a directory, not a file",
+            FIX_NOT_A_TOKEN,
+            "token-file-is-a-directory",
+        ));
+    } else if t.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if t.is_char_device() {
+        "a character device (such as /dev/zero)"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(FileProblem::new(
+        format!("is {what}, not a regular file; only a regular file (or a symlink to one) is read"),
+        FIX_NOT_A_TOKEN,
+        "token-file-not-a-regular-file",
+    ))
+}
+
+fn too_large(len: u64) -> FileProblem {
+    FileProblem::new(
+        format!(
+            "is at least {len} bytes, far larger than a service-account token (about 1 KB; limit {MAX_TOKEN_FILE_BYTES})"
+        ),
+        "Check that the path names the projected token, not another file.",
+        "token-file-not-a-jwt",
+    )
+}
+
+/// Open for reading without waiting: `O_NONBLOCK` makes `open` of a FIFO return at once (a FIFO
+/// swapped in after the `stat` is then caught by the `fstat` below); it changes nothing for a
+/// regular file.
+fn open(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    options.open(path)
+}
+
+/// Check that `path` resolves to a regular file that can be opened, without reading it. This is
+/// the cheap check of `WorkloadIdentityCredential::new()`.
+pub(crate) fn check_token_file(path: &Path) -> Result<(), FileProblem> {
+    check_regular(&std::fs::metadata(path).map_err(FileProblem::io)?)?;
+    let file = open(path).map_err(FileProblem::io)?;
+    check_regular(&file.metadata().map_err(FileProblem::io)?)
+}
+
+/// Read the token file: it must resolve to a regular file, and at most
+/// [`MAX_TOKEN_FILE_BYTES`] are read whatever its size claims to be. Blocking; doctor and setup
+/// use it directly, the credential through [`ReadGate`].
+pub(crate) fn read_token_file(path: &Path) -> Result<FileContent, FileProblem> {
+    check_regular(&std::fs::metadata(path).map_err(FileProblem::io)?)?;
+    let file = open(path).map_err(FileProblem::io)?;
+    // The opened file itself: the path may have been swapped between `stat` and `open`.
+    let meta = file.metadata().map_err(FileProblem::io)?;
+    check_regular(&meta)?;
+    if meta.len() > MAX_TOKEN_FILE_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    (&file)
+        .take(MAX_TOKEN_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(FileProblem::io)?;
+    if bytes.len() as u64 > MAX_TOKEN_FILE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(FileContent {
+        bytes,
+        modified: meta.modified().ok(),
+    })
+}
+
+type ReadResult = Result<FileContent, CredentialError>;
+/// The reader threads' name (at most 15 bytes: Linux's `comm`).
+const READER_THREAD: &str = "token-file-read";
+type Reader = Box<dyn FnOnce() -> ReadResult + Send>;
+
+struct Inflight {
+    finished: Arc<AtomicBool>,
+    result: Shared<BoxFuture<'static, ReadResult>>,
+}
+
+/// At most one outstanding read: a caller arriving while a read is still running (a hung network
+/// mount) joins it instead of starting another, so attempts that time out one after the other
+/// cannot pile up blocked threads. A read that has finished is never reused: the next caller
+/// starts a fresh one, so a rotated file is always read anew.
+#[derive(Default)]
+pub(crate) struct ReadGate {
+    inflight: Mutex<Option<Inflight>>,
+}
+
+impl std::fmt::Debug for ReadGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let busy = self
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|i| !i.finished.load(Ordering::Acquire));
+        f.debug_struct("ReadGate").field("reading", &busy).finish()
+    }
+}
+
+impl ReadGate {
+    /// Run `reader` on a thread of its own, or join the read still running.
+    pub(crate) async fn read(&self, path: &Path, reader: Reader) -> ReadResult {
+        let result = {
+            let mut slot = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+            match slot.as_ref() {
+                Some(i) if !i.finished.load(Ordering::Acquire) => i.result.clone(),
+                _ => {
+                    let i = spawn_read(path.to_path_buf(), reader);
+                    let result = i.result.clone();
+                    *slot = Some(i);
+                    result
+                }
+            }
+        };
+        result.await
+    }
+}
+
+fn spawn_read(path: PathBuf, reader: Reader) -> Inflight {
+    let finished = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = oneshot::channel::<ReadResult>();
+    let done = finished.clone();
+    let spawned = std::thread::Builder::new()
+        .name(READER_THREAD.into())
+        .spawn(move || {
+            let r = reader();
+            done.store(true, Ordering::Release);
+            let _ = tx.send(r);
+        });
+    let result: BoxFuture<'static, ReadResult> = match spawned {
+        Ok(_) => async move {
+            rx.await.unwrap_or_else(|_| {
+                Err(file_error(
+                    &path,
+                    "could not be read: the reading thread ended without an answer",
+                    "This is a bug; please report it.",
+                    "token-file-unreadable",
+                ))
+            })
+        }
+        .boxed(),
+        Err(e) => {
+            finished.store(true, Ordering::Release);
+            let err = file_error(
+                &path,
+                &format!("could not be read: no thread could be started to read it ({e})"),
+                "The process is out of threads or memory; check its limits (ulimit -u, the container's pids limit).",
+                "token-file-unreadable",
+            );
+            futures::future::ready(Err(err)).boxed()
+        }
+    };
+    Inflight {
+        finished,
+        result: result.shared(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Live reader threads of the whole process (other tests read token files too, briefly).
+    fn reader_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.trim() == READER_THREAD)
+            .count()
+    }
+
+    fn rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn devices_fifos_and_directories_are_refused_before_any_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let rss = rss_kib();
+        for (p, needle) in [
+            (Path::new("/dev/zero"), "character device"),
+            (Path::new("/dev/null"), "character device"),
+            (fifo.as_path(), "named pipe"),
+            (dir.path(), "is a directory"),
+        ] {
+            let e = read_token_file(p).unwrap_err();
+            assert!(e.what.contains(needle), "{}: {e:?}", p.display());
+            let e = check_token_file(p).unwrap_err();
+            assert!(e.what.contains(needle), "{}: {e:?}", p.display());
+        }
+        // A symlink is followed: to a device it is refused, to a regular file it is read.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(
+            read_token_file(&link)
+                .unwrap_err()
+                .what
+                .contains("character device")
+        );
+        let file = dir.path().join("token");
+        std::fs::write(&file, "a.b.c\n").unwrap();
+        let link2 = dir.path().join("link2");
+        std::os::unix::fs::symlink(&file, &link2).unwrap();
+        assert_eq!(read_token_file(&link2).unwrap().bytes, b"a.b.c\n");
+        assert!(rss_kib() < rss + 16 * 1024, "memory stayed bounded");
+    }
+
+    #[test]
+    fn reads_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        std::fs::write(&p, vec![b'a'; MAX_TOKEN_FILE_BYTES as usize + 1]).unwrap();
+        assert!(read_token_file(&p).unwrap_err().what.contains("far larger"));
+        std::fs::write(&p, vec![b'a'; MAX_TOKEN_FILE_BYTES as usize]).unwrap();
+        assert_eq!(
+            read_token_file(&p).unwrap().bytes.len(),
+            MAX_TOKEN_FILE_BYTES as usize
+        );
+        // /proc files claim a length of 0 but have content: read, bounded.
+        let proc = read_token_file(Path::new("/proc/self/status")).unwrap();
+        assert!(!proc.bytes.is_empty() && proc.bytes.len() as u64 <= MAX_TOKEN_FILE_BYTES);
+    }
+
+    #[tokio::test]
+    async fn a_hung_read_is_joined_not_repeated() {
+        let gate = Arc::new(ReadGate::default());
+        let started = Arc::new(AtomicUsize::new(0));
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let make_reader = || -> Reader {
+            let started = started.clone();
+            let release_rx = release_rx.clone();
+            let started_tx = started_tx.clone();
+            Box::new(move || {
+                started.fetch_add(1, Ordering::SeqCst);
+                started_tx.send(()).unwrap();
+                // Blocks like a read on a hung mount until the test releases it.
+                release_rx.lock().unwrap().recv().unwrap();
+                Ok(FileContent {
+                    bytes: b"x".to_vec(),
+                    modified: None,
+                })
+            })
+        };
+        // Ten attempts, each abandoned (as the cache's attempt time-out abandons them).
+        for _ in 0..10 {
+            let read = gate.read(Path::new("/hung"), make_reader());
+            let polled = futures::poll!(Box::pin(read));
+            assert!(polled.is_pending());
+        }
+        started_rx.recv().unwrap();
+        assert_eq!(started.load(Ordering::SeqCst), 1, "one outstanding read");
+        // One blocked reader thread (a little slack for other tests' brief reads).
+        assert!(reader_threads() <= 3, "{} reader threads", reader_threads());
+        assert!(format!("{gate:?}").contains("reading: true"));
+        // A caller still waiting gets the outcome of that one read once it ends.
+        let mut waiting = Box::pin(gate.read(Path::new("/hung"), make_reader()));
+        assert!(futures::poll!(&mut waiting).is_pending());
+        release_tx.send(()).unwrap();
+        assert_eq!(waiting.await.unwrap().bytes, b"x");
+        assert_eq!(started.load(Ordering::SeqCst), 1);
+        // Finished: the next caller reads anew.
+        release_tx.send(()).unwrap();
+        gate.read(Path::new("/hung"), make_reader()).await.unwrap();
+        assert_eq!(started.load(Ordering::SeqCst), 2);
+    }
+}
