@@ -274,10 +274,9 @@ pub(crate) fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
                     ErrorCategory::InvalidScope,
                     format!(
                         "WorkloadIdentityCredential: scope {scope:?} cannot be requested with a workload identity; the client-credentials flow takes one scope of the form <resource>/.default ({}). See docs/troubleshooting.md#invalid-scope",
-                        if bad_chars {
-                            example.to_string()
-                        } else {
-                            format!("here probably {}/.default", scope.trim_end_matches('/'))
+                        match crate::scope::suggested_scope(scope) {
+                            Some(suggested) => format!("here {suggested}"),
+                            None => example.to_string(),
                         }
                     ),
                 )),

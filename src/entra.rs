@@ -303,9 +303,11 @@ fn hint_for(code: u32, ctx: &ErrorContext<'_>) -> String {
             ctx.tenant_id, ctx.endpoint.origin().ascii_serialization()
         ),
         1002012 | 70011 => format!(
-            "The scope {:?} was rejected. The client-credentials flow takes exactly one resource with the /.default suffix, \
-             e.g. https://storage.azure.com/.default.",
-            ctx.scope
+            "The scope {:?} was rejected. The client-credentials flow takes exactly one resource with the /.default suffix: {}.",
+            ctx.scope,
+            crate::scope::suggested_scope(ctx.scope)
+                .map(|s| format!("request {s}"))
+                .unwrap_or_else(|| "e.g. https://storage.azure.com/.default".into())
         ),
         50196 => "Entra detected a loop: this client sent too many identical requests. Reuse the credential (it caches tokens) instead of creating one per request.".into(),
         7000215 | 7000222 => "A client secret was sent instead of (or along with) the assertion; a workload identity uses no secret.".into(),

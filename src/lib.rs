@@ -18,6 +18,7 @@ mod fault_matrix;
 mod http;
 pub mod integrations;
 pub mod jwt;
+mod scope;
 #[cfg(feature = "doctor")]
 pub mod setup;
 mod shell;

@@ -31,6 +31,7 @@ mod render;
 #[cfg(test)]
 mod tests;
 
+pub use crate::shell::shell_quote;
 pub use plan::plan;
 
 use crate::config::{AUDIENCE_CHINA, AUDIENCE_PUBLIC, AUDIENCE_US_GOV};

@@ -176,6 +176,64 @@ async fn token_failures_go_to_stderr_with_exit_1() {
     );
 }
 
+/// A delegated Graph permission as the scope: the suggestion is the resource's `/.default`, and
+/// the doctor command in the hint is shell-quoted.
+#[tokio::test]
+async fn a_permission_scope_suggests_the_resource_default_and_a_quoted_command() {
+    let cli = Cli::new().await;
+    for scope in [
+        "https://graph.microsoft.com/User.Read",
+        "User.Read",
+        "https://graph.microsoft.com/Mail.Send",
+    ] {
+        let out = cli.run(&["token", "--scope", scope]).await;
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(
+            err.contains("https://graph.microsoft.com/.default")
+                && !err.contains("User.Read/.default")
+                && !err.contains("Mail.Send/.default"),
+            "{err}"
+        );
+    }
+    let out = cli.run(&["token", "--scope", "a scope; rm -rf ~"]).await;
+    assert!(
+        stderr(&out).contains("doctor --scope 'a scope; rm -rf ~'"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// RUST_LOG reaches the library's logs (on stderr); a variable that is not Unicode does not
+/// crash the CLI when it overlays --authority-host on the environment.
+#[cfg(unix)]
+#[tokio::test]
+async fn rust_log_is_honoured_and_non_unicode_variables_are_tolerated() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let cli = Cli::new().await;
+    let authority = cli.fx.emu.authority_host();
+    let out = tokio::process::Command::new(BIN)
+        .args(["token", "--scope", STORAGE, "--authority-host", &authority])
+        .env_clear()
+        .envs(cli.env())
+        .env("RUST_LOG", "azure_identity_k8s=debug")
+        .env(
+            "NOT_UNICODE",
+            std::ffi::OsStr::from_bytes(&[0x66, 0x6f, 0x80, 0x6f]),
+        )
+        .output()
+        .await
+        .expect("the binary runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("DEBUG") && err.contains("azure_identity_k8s"),
+        "no debug log on stderr:\n{err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON on stdout");
+    assert!(!err.contains(v["accessToken"].as_str().unwrap()));
+}
+
 #[tokio::test]
 async fn setup_from_the_live_token_prints_valid_yaml_json_and_hcl() {
     let cli = Cli::new().await;

@@ -566,6 +566,27 @@ async fn bad_scope() {
     assert_eq!(status(&report, CheckId::Exchange), Status::Skip);
     let report = run(fx.options(), "User.Read openid").await;
     assert_fails_at(&report, CheckId::Scope, &["<resource>/.default"]);
+    // A delegated permission: the resource's .default, as the credential's own error says.
+    for permission in [
+        "https://graph.microsoft.com/User.Read",
+        "User.Read",
+        "https://graph.microsoft.com/Mail.Send",
+    ] {
+        let report = run(fx.options(), permission).await;
+        assert_fails_at(
+            &report,
+            CheckId::Scope,
+            &["--scope https://graph.microsoft.com/.default"],
+        );
+        let check = report.check(CheckId::Scope).unwrap();
+        assert!(
+            check
+                .summary
+                .contains("here https://graph.microsoft.com/.default"),
+            "{report}"
+        );
+        assert!(!check.fix.as_deref().unwrap().contains("Read/.default"));
+    }
     assert_eq!(fx.emu.request_count(Endpoint::Token), 0);
 }
 

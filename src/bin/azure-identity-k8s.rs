@@ -9,7 +9,7 @@ use azure_identity_k8s::config::{
     WEBHOOK_TOKEN_PATH, WEBHOOK_TOKEN_PATH_PRE_1_6,
 };
 use azure_identity_k8s::doctor::{self, DoctorOptions};
-use azure_identity_k8s::setup::{self, SetupInput};
+use azure_identity_k8s::setup::{self, SetupInput, shell_quote};
 use azure_identity_k8s::{
     CredentialError, Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
@@ -80,8 +80,11 @@ impl CredentialArgs {
     fn options(&self) -> WorkloadIdentityCredentialOptions {
         let env = match &self.authority_host {
             // The library reads the authority from its environment: overlay the flag on it.
+            // vars_os: a variable that is not Unicode is skipped here (as the library skips it),
+            // where `vars` would panic.
             Some(a) => Env::from_pairs(
-                std::env::vars()
+                std::env::vars_os()
+                    .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                     .filter(|(k, _)| k != AZURE_AUTHORITY_HOST)
                     .chain([(AZURE_AUTHORITY_HOST.to_string(), a.clone())]),
             ),
@@ -175,7 +178,20 @@ struct SetupArgs {
 }
 
 fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+    std::env::var_os(name)
+        .and_then(|v| v.into_string().ok())
+        .filter(|v| !v.is_empty())
+}
+
+/// Logs to stderr, filtered by RUST_LOG (e.g. `RUST_LOG=azure_identity_k8s=debug`); warnings
+/// only when it is unset.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn print_error(e: &azure_core::Error) {
@@ -227,8 +243,8 @@ async fn token(args: TokenArgs) -> ExitCode {
         Err(e) => {
             print_error(&e);
             eprintln!(
-                "hint: `azure-identity-k8s doctor --scope {}` checks every step",
-                args.scope
+                "hint: `azure-identity-k8s doctor --scope {}` checks every step; RUST_LOG=azure_identity_k8s=debug shows each request",
+                shell_quote(&args.scope)
             );
             return ExitCode::FAILURE;
         }
@@ -331,6 +347,7 @@ fn setup(args: SetupArgs) -> ExitCode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing();
     match cli.command {
         Command::Doctor(a) => doctor(a).await,
         Command::Token(a) => token(a).await,

@@ -6,6 +6,8 @@ use crate::config::{AZURE_AUTHORITY_HOST, ResolvedConfig};
 use crate::credential::{WorkloadIdentityCredential, validate_scopes};
 use crate::error::{CredentialError, ErrorCategory};
 use crate::jwt::DecodedJwt;
+use crate::scope::suggested_scope;
+use crate::shell::shell_quote;
 use azure_core::credentials::TokenCredential as _;
 use std::sync::Arc;
 
@@ -20,11 +22,9 @@ pub(super) fn check_scope(d: &mut Doctor, scope: &str) -> bool {
             )) == Status::Ok
         }
         Err(e) => {
-            let fix = match scope.strip_suffix("/.default") {
-                None if !scope.trim().is_empty() && !scope.contains(' ') => {
-                    format!("Request {}/.default (pass --scope {}/.default).", scope.trim_end_matches('/'), scope.trim_end_matches('/'))
-                }
-                _ => "Request exactly one scope of the form <resource>/.default, e.g. --scope https://storage.azure.com/.default.".to_string(),
+            let fix = match suggested_scope(scope) {
+                Some(s) => format!("Request {s} (pass --scope {}).", shell_quote(&s)),
+                None => "Request exactly one scope of the form <resource>/.default, e.g. --scope https://storage.azure.com/.default.".to_string(),
             };
             d.push(
                 Check::new(CheckId::Scope, Status::Fail, e.message().to_string())
@@ -146,7 +146,7 @@ pub(super) async fn check(
             let Some(err) = e.downcast_ref::<CredentialError>().cloned() else {
                 d.push(
                     base(Status::Fail, e.to_string())
-                        .fix("Unexpected error; run with RUST_LOG=debug for details."),
+                        .fix("Unexpected error; rerun with RUST_LOG=azure_identity_k8s=debug,azure_core=debug for each request and answer."),
                 );
                 return;
             };

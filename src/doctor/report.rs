@@ -248,6 +248,13 @@ impl fmt::Display for Report {
         if let Some(first) = self.first_failure() {
             write!(f, "; start with `{}`", first.id)?;
         }
-        writeln!(f)
+        writeln!(f)?;
+        if !self.ok {
+            writeln!(
+                f,
+                "Every request and answer (never a token): rerun with RUST_LOG=azure_identity_k8s=debug,azure_core=debug"
+            )?;
+        }
+        Ok(())
     }
 }

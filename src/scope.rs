@@ -1,0 +1,96 @@
+//! What to request instead of a scope the client-credentials flow cannot take: one function for
+//! the credential's error and `doctor`.
+//!
+//! A workload identity gets app-only tokens, so its one scope is `<resource>/.default` (the
+//! resource's application permissions). A delegated permission (`User.Read`,
+//! `https://graph.microsoft.com/Mail.Send`) names a permission, not a resource: the fix is the
+//! resource's `/.default`, never `<permission>/.default`.
+
+/// Microsoft Graph, the resource of a bare delegated permission such as `User.Read`.
+const GRAPH: &str = "https://graph.microsoft.com";
+
+/// Whether `segment`, the last path segment of a scope, names a permission rather than part of a
+/// resource's identifier: `User.Read`, `Mail.Send`, `user_impersonation`, `access_as_user`.
+fn is_permission(segment: &str) -> bool {
+    segment.contains('.') || segment == "user_impersonation" || segment.starts_with("access_as")
+}
+
+/// The `<resource>/.default` scope to request instead of `scope`, when one can be told:
+///
+/// - `https://graph.microsoft.com/User.Read` → `https://graph.microsoft.com/.default`;
+/// - `User.Read`, `Mail.Send` (bare Graph permissions) → `https://graph.microsoft.com/.default`;
+/// - `https://storage.azure.com`, `https://vault.azure.net/` → `https://storage.azure.com/.default`,
+///   `https://vault.azure.net/.default`;
+/// - `api://<app id>/access_as_user` → `api://<app id>/.default`.
+///
+/// `None` for a scope that is already `<resource>/.default`, and for one no resource can be read
+/// from (empty, whitespace or control characters, a bare word).
+pub(crate) fn suggested_scope(scope: &str) -> Option<String> {
+    if scope.is_empty()
+        || scope.ends_with("/.default")
+        || scope.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return None;
+    }
+    let Some((scheme, rest)) = scope.split_once("://") else {
+        // A bare delegated permission: Graph's (`User.Read`, `Mail.Send`, `offline_access`).
+        return (scope.contains('.') || scope == "offline_access")
+            .then(|| format!("{GRAPH}/.default"));
+    };
+    let rest = rest.trim_end_matches('/');
+    if scheme.is_empty() || rest.is_empty() {
+        return None;
+    }
+    let resource = match rest.rsplit_once('/') {
+        Some((resource, last)) if is_permission(last) => resource,
+        _ => rest,
+    };
+    Some(format!("{scheme}://{resource}/.default"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resource_default_scope_is_suggested() {
+        for (scope, want) in [
+            (
+                "https://graph.microsoft.com/User.Read",
+                Some("https://graph.microsoft.com/.default"),
+            ),
+            ("User.Read", Some("https://graph.microsoft.com/.default")),
+            (
+                "https://graph.microsoft.com/Mail.Send",
+                Some("https://graph.microsoft.com/.default"),
+            ),
+            (
+                "https://storage.azure.com",
+                Some("https://storage.azure.com/.default"),
+            ),
+            (
+                "https://vault.azure.net/",
+                Some("https://vault.azure.net/.default"),
+            ),
+            (
+                "api://3b4f4f9e-0c3a-4d6e-9f55-6f2b1c0e2a11/access_as_user",
+                Some("api://3b4f4f9e-0c3a-4d6e-9f55-6f2b1c0e2a11/.default"),
+            ),
+            (
+                "https://management.azure.com/user_impersonation",
+                Some("https://management.azure.com/.default"),
+            ),
+            (
+                "https://contoso.com/api",
+                Some("https://contoso.com/api/.default"),
+            ),
+            ("https://storage.azure.com/.default", None),
+            ("", None),
+            ("storage", None),
+            ("https://a b/.default", None),
+            ("https://", None),
+        ] {
+            assert_eq!(suggested_scope(scope).as_deref(), want, "{scope:?}");
+        }
+    }
+}
