@@ -40,6 +40,7 @@ fn bench(c: &mut Criterion) {
                 ..Default::default()
             }))
             .unwrap();
+        #[allow(clippy::needless_update)] // needless on azure_identity 1.0 only
         let theirs: Arc<dyn TokenCredential> = azure_identity::WorkloadIdentityCredential::new(
             Some(azure_identity::WorkloadIdentityCredentialOptions {
                 credential_options: azure_identity::ClientAssertionCredentialOptions {
@@ -48,6 +49,8 @@ fn bench(c: &mut Criterion) {
                 client_id: Some(CLIENT.into()),
                 tenant_id: Some(TENANT.into()),
                 token_file_path: Some(path.clone()),
+                // azure_identity 1.1 adds fields (enable_proxy, proxy_client).
+                ..Default::default()
             }),
         )
         .unwrap();

@@ -22,7 +22,7 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// What rdkafka's `ClientContext::oauthbearer_token_refresh` returns: the token, its expiry in
+/// What rdkafka's `ClientContext::generate_oauth_token` returns: the token, its expiry in
 /// milliseconds since the epoch, and the principal name.
 struct OAuthToken {
     token: String,
@@ -30,17 +30,14 @@ struct OAuthToken {
     principal_name: String,
 }
 
-/// The Kafka client's context: `oauthbearer_token_refresh` is called on librdkafka's own thread.
+/// The Kafka client's context: `generate_oauth_token` is called on librdkafka's own thread.
 struct KafkaContext {
     credential: Arc<BlockingTokenCredential>,
     scope: String,
 }
 
 impl KafkaContext {
-    fn oauthbearer_token_refresh(
-        &self,
-        _config: Option<&str>,
-    ) -> Result<OAuthToken, Box<dyn Error>> {
+    fn generate_oauth_token(&self, _config: Option<&str>) -> Result<OAuthToken, Box<dyn Error>> {
         let token = self.credential.get_token(&[&self.scope], None)?;
         Ok(OAuthToken {
             token: token.token.secret().to_owned(),
@@ -65,11 +62,8 @@ fn run(credential: Arc<dyn TokenCredential>, scope: String) -> Result<(), Box<dy
         credential: Arc::clone(&credential),
         scope: scope.clone(),
     };
-    let kafka_thread = std::thread::spawn(move || {
-        kafka
-            .oauthbearer_token_refresh(None)
-            .map_err(|e| e.to_string())
-    });
+    let kafka_thread =
+        std::thread::spawn(move || kafka.generate_oauth_token(None).map_err(|e| e.to_string()));
     let pool_threads: Vec<_> = (0..4)
         .map(|_| {
             let credential = Arc::clone(&credential);

@@ -71,6 +71,11 @@ pub mod __fuzz {
     }
 }
 
+/// Compiles the snippets of docs/recipes.md that need only this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/recipes.md")]
+struct RecipesDoctests;
+
 pub use cache::{RefreshHealth, RefreshPolicy, TokenStatus};
 pub use chain::{
     Attempt, AttemptOutcome, ChainError, ChainSource, ChainedTokenCredential,

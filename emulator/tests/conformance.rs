@@ -9,6 +9,7 @@ use azure_identity::{
 use common::*;
 use entra_emulator::{Endpoint, ProjectedVolume};
 
+#[allow(clippy::needless_update)] // needless on azure_identity 1.0 only
 fn credential(
     s: &Setup,
     vol: &ProjectedVolume,
@@ -21,6 +22,8 @@ fn credential(
         client_id: Some(client_id.to_owned()),
         tenant_id: Some(TENANT.to_owned()),
         token_file_path: Some(vol.token_path()),
+        // azure_identity 1.1 adds fields (enable_proxy, proxy_client).
+        ..Default::default()
     }))
     .unwrap()
 }
