@@ -8,7 +8,7 @@
 //! | tenant id | `tenant_id` | `AZURE_TENANT_ID` | not configured |
 //! | token file | `token_file_path` | `AZURE_FEDERATED_TOKEN_FILE` | the first existing path of `well_known_token_paths` (the Azure Workload Identity webhook's current and pre-1.6 paths), else not configured |
 //! | authority host | `credential_options.client_options.cloud` | `AZURE_AUTHORITY_HOST` | `https://login.microsoftonline.com` |
-//! | expected audience | `expected_audience` | `AZURE_FEDERATED_TOKEN_AUDIENCE` | the cloud's recommended audience (`api://AzureADTokenExchange`, `...USGov`, `...China`) |
+//! | expected audience | `expected_audience` | `AZURE_FEDERATED_TOKEN_AUDIENCE` | the cloud's recommended audience (`api://AzureADTokenExchange`, `...USGov`, `...China`); a token with another, non-foreign audience is then sent with a warning |
 //!
 //! The environment is read through [`Env`], so tests (and programs that keep their configuration
 //! elsewhere) can supply it without touching the process environment.
@@ -29,8 +29,9 @@ pub const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
 pub const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
 /// `AZURE_AUTHORITY_HOST`: Entra authority, e.g. `https://login.microsoftonline.us`.
 pub const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
-/// `AZURE_FEDERATED_TOKEN_AUDIENCE`: the audience the service-account token must carry, when the
-/// federated identity credential uses another value than the cloud's recommended one.
+/// `AZURE_FEDERATED_TOKEN_AUDIENCE`: the audience of the federated identity credential, when it
+/// is another value than the cloud's recommended one. When set, a token without it is refused
+/// before anything is sent.
 pub const AZURE_FEDERATED_TOKEN_AUDIENCE: &str = "AZURE_FEDERATED_TOKEN_AUDIENCE";
 
 /// Where the Azure Workload Identity webhook (v1.6 and later) mounts the token.

@@ -42,13 +42,18 @@ pub struct WorkloadIdentityCredentialOptions {
     /// Path of the projected service-account token. Defaults to `AZURE_FEDERATED_TOKEN_FILE`,
     /// then the first existing path of [`well_known_token_paths`](Self::well_known_token_paths).
     pub token_file_path: Option<PathBuf>,
-    /// The audience the service-account token must carry. Defaults to
-    /// `AZURE_FEDERATED_TOKEN_AUDIENCE`, then the cloud's recommended audience
-    /// (`api://AzureADTokenExchange` in the public cloud).
+    /// The audience of the federated identity credential. When set here or by
+    /// `AZURE_FEDERATED_TOKEN_AUDIENCE`, a token without it is refused locally; otherwise the
+    /// cloud's recommended audience (`api://AzureADTokenExchange` in the public cloud) is
+    /// expected, and a token with another (non-foreign) audience is sent with a warning, as
+    /// azure_identity sends it.
     pub expected_audience: Option<String>,
-    /// Send tokens whose audience makes them credentials for AWS STS (`sts.amazonaws.com`), the
-    /// EKS Pod Identity agent (`pods.eks.amazonaws.com`) or the Kubernetes API server. Off by
-    /// default: such a token handed to Entra is a privilege leak. When on, a warning is logged.
+    /// Send tokens that are credentials for something else: an audience of AWS STS
+    /// (`sts.amazonaws.com` and its variants), the EKS Pod Identity agent, the Kubernetes API
+    /// server or the token's own issuer, or a path that is the default service-account token,
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE` or the EKS Pod Identity token (docs/security.md). Off by
+    /// default: such a token handed to Entra is a privilege leak. When on, a warning is logged and
+    /// the token must still carry the expected audience.
     pub allow_foreign_audience: bool,
     /// When and how cached tokens are refreshed, and how long a caller may wait.
     pub refresh_policy: RefreshPolicy,
