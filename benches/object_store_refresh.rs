@@ -77,6 +77,7 @@ fn ours(s: &Setup) -> Arc<dyn TokenCredential> {
     .unwrap()
 }
 
+#[allow(clippy::needless_update)] // needless on azure_identity 1.0 only
 fn theirs(s: &Setup) -> Arc<dyn TokenCredential> {
     azure_identity::WorkloadIdentityCredential::new(Some(
         azure_identity::WorkloadIdentityCredentialOptions {
@@ -86,6 +87,8 @@ fn theirs(s: &Setup) -> Arc<dyn TokenCredential> {
             client_id: Some(CLIENT.into()),
             tenant_id: Some(TENANT.into()),
             token_file_path: Some(s.token_file.clone()),
+            // azure_identity 1.1 adds fields (enable_proxy, proxy_client).
+            ..Default::default()
         },
     ))
     .unwrap()

@@ -30,7 +30,8 @@ struct OAuthToken {
     principal_name: String,
 }
 
-/// The Kafka client's context: `generate_oauth_token` is called on librdkafka's own thread.
+/// The Kafka client's context (`rdkafka::ClientContext` with `ENABLE_REFRESH_OAUTH_TOKEN = true`):
+/// librdkafka calls `generate_oauth_token` on the thread that polls the client.
 struct KafkaContext {
     credential: Arc<BlockingTokenCredential>,
     scope: String,
