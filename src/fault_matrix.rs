@@ -43,6 +43,10 @@ pub(crate) mod support {
     pub(crate) const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
     pub(crate) const CLIENT: &str = "3b4f4f9e-0c3a-4d6e-9f55-6f2b1c0e2a11";
     pub(crate) const STORAGE: &str = "https://storage.azure.com/.default";
+    /// `RefreshPolicy::max_backoff` in the matrix and the soak (and so the cap on `Retry-After`):
+    /// short enough that an absurd `Retry-After` met in the advisory window ends before the
+    /// mandatory one.
+    pub(crate) const MATRIX_MAX_BACKOFF_SECS: i64 = 120;
 
     /// Counts the cache's refresh attempts from its `tracing` events: "refreshing access token"
     /// when an attempt starts, "acquired access token" / "token refresh failed" when it ends.
@@ -191,6 +195,7 @@ pub(crate) mod support {
                 env: Env::from_pairs([("AZURE_AUTHORITY_HOST", self.emu.authority_host())]),
                 refresh_policy: RefreshPolicy {
                     attempt_timeout: azure_core::time::Duration::milliseconds(400),
+                    max_backoff: azure_core::time::Duration::seconds(MATRIX_MAX_BACKOFF_SECS),
                     ..Default::default()
                 },
                 ..Default::default()
@@ -277,6 +282,13 @@ impl Case {
             Fault::Throttle {
                 retry_after: RetryAfter::HttpDate(30),
             },
+            Fault::Unavailable {
+                retry_after: RetryAfter::Seconds(30),
+            },
+            // Absurd: honoured up to RefreshPolicy::max_backoff (2 min in the matrix).
+            Fault::Throttle {
+                retry_after: RetryAfter::Seconds(1_000_000_000),
+            },
             Fault::Hang,
             Fault::Reset,
             Fault::Truncated,
@@ -311,6 +323,9 @@ impl Case {
             Case::Endpoint(Fault::Throttle {
                 retry_after: RetryAfter::HttpDate(s),
             }) => format!("429 Retry-After: <HTTP date +{s} s>"),
+            Case::Endpoint(Fault::Unavailable {
+                retry_after: RetryAfter::Seconds(s),
+            }) => format!("503 Retry-After: {s}"),
             Case::Endpoint(f) => format!("token endpoint {f:?}"),
             Case::File(f) => format!("token file {f:?}"),
             Case::IssuerDiscoveryDown => "issuer discovery down".into(),
@@ -330,9 +345,14 @@ impl Case {
     /// honours it in every window (capped at `RefreshPolicy::max_backoff`).
     fn retry_after_secs(&self) -> i64 {
         match self {
-            Case::Endpoint(Fault::Throttle {
-                retry_after: RetryAfter::Seconds(s) | RetryAfter::HttpDate(s),
-            }) => *s as i64,
+            Case::Endpoint(
+                Fault::Throttle {
+                    retry_after: RetryAfter::Seconds(s) | RetryAfter::HttpDate(s),
+                }
+                | Fault::Unavailable {
+                    retry_after: RetryAfter::Seconds(s) | RetryAfter::HttpDate(s),
+                },
+            ) => (*s).min(MATRIX_MAX_BACKOFF_SECS as u64) as i64,
             _ => 0,
         }
     }
@@ -351,8 +371,27 @@ impl Case {
             Case::Endpoint(f) => match f {
                 Fault::Status(s) => e(InvalidResponse, Some(*s), true, "This is usually transient"),
                 Fault::Throttle {
+                    retry_after: RetryAfter::Seconds(1_000_000_000),
+                } => e(
+                    InvalidResponse,
+                    Some(429),
+                    true,
+                    "Entra throttled the token request (HTTP 429, retry after 1000000000 s",
+                ),
+                Fault::Throttle {
                     retry_after: RetryAfter::Seconds(_),
-                } => e(InvalidResponse, Some(429), true, "Retry-After: 30"),
+                } => e(
+                    InvalidResponse,
+                    Some(429),
+                    true,
+                    "Entra throttled the token request (HTTP 429, retry after 30 s, transient)",
+                ),
+                Fault::Unavailable { .. } => e(
+                    InvalidResponse,
+                    Some(503),
+                    true,
+                    "Entra throttled the token request (HTTP 503, retry after 30 s, transient)",
+                ),
                 Fault::Throttle {
                     retry_after: RetryAfter::HttpDate(_),
                 } => e(InvalidResponse, Some(429), true, "GMT"),

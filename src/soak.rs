@@ -11,7 +11,9 @@
 //!   a 26-hour lifetime that both clocks accept; what is tested is that every exchange sends the
 //!   token current at that moment.
 //! * Failures: before each token request, with probability 0.1 (seeded RNG) a one-shot fault
-//!   (500, 502, 503, 429 with either Retry-After form, reset, truncated, HTML, empty) is queued.
+//!   (500, 502, 503, 429 with either Retry-After form, 503 with Retry-After, reset, truncated,
+//!   HTML, empty) is queued.
+//! * Wall clock: stepped by +1 h and -1 h twice each ([`WALL_JUMPS`]); nothing may change.
 //! * Callers: 16 per step, spread over 3 scopes (whose first callers arrive 0, 17 and 34
 //!   simulated minutes in, so their refreshes do not coincide), each polled once to see whether
 //!   it would have had to wait.
@@ -68,6 +70,14 @@ const CALLERS_PER_STEP: usize = 16;
 const ROTATE_EVERY_SECS: i64 = 2880;
 const FAILURE_RATE: f64 = 0.10;
 const ACCESS_TOKEN_SECS: i64 = 3599;
+/// (simulated second, wall-clock step in seconds): ±1 h, alternating, so the wall clock is never
+/// behind the real time the service-account tokens were minted at.
+const WALL_JUMPS: [(i64, i64); 4] = [
+    (3 * 3600, 3600),
+    (9 * 3600 + 5 * 60, -3600),
+    (15 * 3600 + 10 * 60, 3600),
+    (21 * 3600 + 15 * 60, -3600),
+];
 
 /// SplitMix64: a seeded, dependency-free RNG (reproducible runs).
 struct Rng(u64);
@@ -93,6 +103,9 @@ impl Rng {
             },
             Fault::Throttle {
                 retry_after: RetryAfter::HttpDate(5),
+            },
+            Fault::Unavailable {
+                retry_after: RetryAfter::Seconds(5),
             },
             Fault::Reset,
             Fault::Truncated,
@@ -161,6 +174,10 @@ async fn soak() -> Report {
         let t = step * STEP_SECS;
         if step > 0 {
             clock.advance(secs(STEP_SECS));
+        }
+        // Wall-clock steps (NTP corrections): the cache's deadlines must not move.
+        if let Some(jump) = WALL_JUMPS.iter().find(|(at, _)| *at == t).map(|(_, j)| *j) {
+            clock.jump_wall(secs(jump));
         }
         if t > 0 && t % ROTATE_EVERY_SECS == 0 {
             current_sa = vol.rotate_now().expect("rotation");

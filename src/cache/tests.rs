@@ -966,3 +966,162 @@ mod scenario {
         recovery_after_outage,
     );
 }
+
+// -----------------------------------------------------------------------------------------------
+// Issue 11: held tokens, policy validation, bounded slots, the caller's span.
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_holding_a_valid_token_waits_at_most_its_remaining_lifetime_minus_a_margin() {
+    let f = fixture(ok(Duration::hours(1)));
+    assert_eq!(f.token().await, "tok-1");
+    f.source.set(Behaviour::Hang);
+    // Mandatory window; the cached token is valid for 20 more seconds.
+    f.advance(3600 - 20);
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        f.token().await,
+        "tok-1",
+        "served the held token, not an error"
+    );
+    assert_eq!(started.elapsed(), std::time::Duration::from_secs(15));
+    assert_eq!(f.source.fetches(), 2);
+    assert_eq!(
+        super::policy::wait_bound(Duration::seconds(20), Duration::seconds(30)),
+        Duration::seconds(15)
+    );
+    assert_eq!(
+        super::policy::wait_bound(Duration::seconds(4), Duration::seconds(30)),
+        Duration::seconds(2)
+    );
+    assert_eq!(
+        super::policy::wait_bound(Duration::minutes(5), Duration::seconds(30)),
+        Duration::seconds(30)
+    );
+    assert_eq!(
+        super::policy::wait_bound(Duration::seconds(-1), Duration::seconds(30)),
+        Duration::ZERO
+    );
+}
+
+#[test]
+fn refresh_policy_is_validated_with_the_field_named() {
+    assert!(RefreshPolicy::default().validate().is_ok());
+    let cases = [
+        (
+            RefreshPolicy {
+                attempt_timeout: Duration::ZERO,
+                ..Default::default()
+            },
+            "RefreshPolicy::attempt_timeout is 0 s but must be positive",
+        ),
+        (
+            RefreshPolicy {
+                failure_backoff: Duration::seconds(-1),
+                ..Default::default()
+            },
+            "RefreshPolicy::failure_backoff is -1 s but must be positive",
+        ),
+        (
+            RefreshPolicy {
+                mandatory_margin: Duration::seconds(-5),
+                ..Default::default()
+            },
+            "RefreshPolicy::mandatory_margin is -5 s but must not be negative",
+        ),
+        (
+            RefreshPolicy {
+                permanent_error_ttl: Duration::seconds(-1),
+                ..Default::default()
+            },
+            "RefreshPolicy::permanent_error_ttl",
+        ),
+        (
+            RefreshPolicy {
+                max_jitter: Duration::seconds(-1),
+                ..Default::default()
+            },
+            "RefreshPolicy::max_jitter",
+        ),
+        (
+            RefreshPolicy {
+                max_backoff: Duration::seconds(5),
+                ..Default::default()
+            },
+            "RefreshPolicy::max_backoff is 5 s but must be at least failure_backoff (10 s)",
+        ),
+    ];
+    for (policy, needle) in cases {
+        let e = policy.validate().unwrap_err();
+        assert_eq!(e.category(), ErrorCategory::InvalidConfiguration);
+        assert!(e.message().contains(needle), "{e}");
+        assert!(e.message().contains("refresh_policy"), "{e}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn slots_are_bounded_and_slots_without_a_token_go_first() {
+    let f = fixture(ok(Duration::hours(1)));
+    assert_eq!(f.token().await, "tok-1");
+    f.source.set(Behaviour::Permanent);
+    for i in 0..1000 {
+        let scope = format!("https://app-{i}.example/.default");
+        assert!(f.cache.get_token(&[scope.as_str()], None).await.is_err());
+    }
+    let slots = read(&f.cache.inner.slots).len();
+    assert!(slots <= super::MAX_SLOTS, "{slots} slots");
+    // The scope with a valid token was kept, and is still served without a request.
+    let fetches = f.source.fetches();
+    assert_eq!(f.token().await, "tok-1");
+    assert_eq!(f.source.fetches(), fetches);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_spawned_attempt_keeps_the_callers_span_and_scoped_subscriber() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    /// (event target, name of the span the event is in)
+    type Events = Vec<(String, Option<String>)>;
+    #[derive(Clone, Default)]
+    struct Seen(Arc<Mutex<Events>>);
+    impl<S> tracing_subscriber::Layer<S> for Seen
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            ctx: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let span = ctx.event_span(event).map(|s| s.name().to_owned());
+            self.0
+                .lock()
+                .unwrap()
+                .push((event.metadata().target().to_owned(), span));
+        }
+    }
+    let f = fixture(ok(Duration::hours(1)));
+    let seen = Seen::default();
+    let subscriber = tracing_subscriber::registry().with(seen.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    async {
+        assert_eq!(f.token().await, "tok-1");
+        // An advisory refresh: spawned, and the caller returns at once.
+        f.advance(51 * 60);
+        assert_eq!(f.token().await, "tok-1");
+    }
+    .instrument(tracing::info_span!("caller"))
+    .await;
+    f.settle().await;
+    yield_many().await;
+    let events = seen.0.lock().unwrap().clone();
+    let refreshes: Vec<_> = events
+        .iter()
+        .filter(|(t, _)| t.starts_with("azure_identity_k8s::cache"))
+        .collect();
+    assert!(refreshes.len() >= 4, "{events:?}");
+    assert!(
+        refreshes
+            .iter()
+            .all(|(_, span)| span.as_deref() == Some("caller")),
+        "{events:?}"
+    );
+}

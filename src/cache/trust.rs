@@ -587,3 +587,24 @@ impl std::io::Write for LineWriter {
         Ok(())
     }
 }
+
+/// The caller's `TokenRequestOptions` context reaches the token request (here: its client
+/// request id, which Entra echoes as the correlation id).
+#[tokio::test]
+async fn the_callers_context_reaches_the_token_request() {
+    use azure_core::credentials::{TokenCredential as _, TokenRequestOptions};
+    use azure_core::http::request::options::ClientRequestId;
+    let bench = Bench::new().await;
+    let file = bench.token_file("context");
+    let mut o = default_config(&bench, file);
+    // An application the tenant does not know: Entra answers AADSTS700016 with the ids.
+    o.client_id = Some("00000000-0000-0000-0000-0000000000aa".into());
+    let (cred, _) = bench.credential(o);
+    let mut options = TokenRequestOptions::default();
+    options
+        .method_options
+        .context
+        .insert(ClientRequestId::new("trace-me-42".to_string()));
+    let e = cred.get_token(&[STORAGE], Some(options)).await.unwrap_err();
+    assert!(e.to_string().contains("Correlation ID: trace-me-42"), "{e}");
+}
