@@ -29,8 +29,12 @@
 //!
 //! OpenDAL keeps a credential until 20 s before the expiry it is given, and for ever if none is
 //! given, so every credential carries the token's real expiry (`AccessToken::expires_on`). OpenDAL
-//! therefore asks again only in the token's last 20 s: this crate's credentials then answer with a
-//! token they refreshed ahead of time when one is cached, or refresh now.
+//! therefore asks again only in the token's last 20 s, and holds its signing lock meanwhile. This
+//! crate's credentials are then inside their mandatory margin
+//! ([`RefreshPolicy::mandatory_margin`](crate::RefreshPolicy), 60 s) and refresh before answering:
+//! the requests signed at that moment wait for one token exchange (bounded by
+//! `RefreshPolicy::attempt_timeout`), once per token lifetime; if the exchange fails they get the
+//! still-valid token and OpenDAL asks again on its next request.
 //!
 //! # Errors
 //!
