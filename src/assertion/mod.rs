@@ -9,7 +9,7 @@ mod aws;
 mod client_assertion;
 pub(crate) mod file_read;
 pub(crate) mod foreign;
-mod token_file;
+pub(crate) mod token_file;
 
 #[cfg(feature = "aws")]
 pub use aws::{

@@ -39,6 +39,45 @@ pub struct TokenFileSource {
     gate: ReadGate,
 }
 
+/// The audience rules of docs/security.md as one decision, shared by the credential and `doctor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AudienceVerdict {
+    /// The token carries the expected audience and nothing foreign: sent.
+    Expected,
+    /// Another, non-foreign audience, and the expected audience is the default: sent, with a
+    /// warning (azure_identity sends it too).
+    Custom,
+    /// Another audience, and the user set the expected audience: refused.
+    Mismatch,
+    /// A foreign audience: refused.
+    Foreign(ForeignAudience),
+    /// A foreign audience, allowed, and the expected audience present: sent, with a warning.
+    AllowedForeign(ForeignAudience),
+    /// A foreign audience, allowed, but without the expected audience: refused.
+    AllowedForeignWithoutExpected(ForeignAudience),
+}
+
+impl AudienceVerdict {
+    /// Decide for a token's claims. `explicit`: the expected audience was set by the user
+    /// (option or `AZURE_FEDERATED_TOKEN_AUDIENCE`), not defaulted.
+    pub(crate) fn of(
+        claims: &jwt::Claims,
+        expected: &str,
+        explicit: bool,
+        allow_foreign: bool,
+    ) -> Self {
+        let has_expected = claims.aud.iter().any(|a| a == expected);
+        match ForeignAudience::first_in_claims(claims) {
+            Some(f) if !allow_foreign => Self::Foreign(f),
+            Some(f) if !has_expected => Self::AllowedForeignWithoutExpected(f),
+            Some(f) => Self::AllowedForeign(f),
+            None if has_expected => Self::Expected,
+            None if explicit => Self::Mismatch,
+            None => Self::Custom,
+        }
+    }
+}
+
 /// The refusal of a well-known credential file, unless foreign tokens are allowed.
 struct PathRule {
     denied: Arc<[(PathBuf, ForeignPath)]>,
@@ -185,59 +224,63 @@ impl TokenFileSource {
     /// even then the expected audience must be present; another audience is refused when the
     /// user set the expected audience, and otherwise sent with a warning.
     fn check_audience(&self, claims: &jwt::Claims) -> Result<(), CredentialError> {
-        let has_expected = claims.aud.iter().any(|a| a == &self.expected_audience);
         let safe = safe_audience(&self.expected_audience);
         let dedicated = format!(
             "Mount a dedicated projected token with audience {safe} (serviceAccountToken: {{audience: {safe}, expirationSeconds: 3600, path: azure-identity-token}}) and point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at it"
         );
-        if let Some(foreign) = ForeignAudience::first_in_claims(claims) {
-            if !self.allow_foreign_audience {
-                return Err(assertion_error(format!(
-                    "WorkloadIdentityCredential refused to send the service-account token in {}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party. {dedicated}; keep this token for what it is for. See docs/troubleshooting.md#foreign-audience",
-                    self.path.display(),
-                    claims.audiences_display(),
-                    foreign.describe(),
-                )));
+        let verdict = AudienceVerdict::of(
+            claims,
+            &self.expected_audience,
+            self.audience_explicit,
+            self.allow_foreign_audience,
+        );
+        match verdict {
+            AudienceVerdict::Expected => Ok(()),
+            AudienceVerdict::Foreign(foreign) => Err(assertion_error(format!(
+                "WorkloadIdentityCredential refused to send the service-account token in {}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party. {dedicated}; keep this token for what it is for. See docs/troubleshooting.md#foreign-audience",
+                self.path.display(),
+                claims.audiences_display(),
+                foreign.describe(),
+            ))),
+            AudienceVerdict::AllowedForeignWithoutExpected(_) => Err(assertion_error(format!(
+                "WorkloadIdentityCredential refused to send the service-account token in {}: allow_foreign_audience is set, but the token's audience ({}) does not include the expected audience {} (from {}). allow_foreign_audience does not switch off the audience check. {dedicated}. See docs/troubleshooting.md#foreign-audience",
+                self.path.display(),
+                claims.audiences_display(),
+                self.expected_audience,
+                if self.audience_explicit {
+                    "your configuration"
+                } else {
+                    "the default"
+                },
+            ))),
+            AudienceVerdict::Mismatch => Err(assertion_error(format!(
+                "WorkloadIdentityCredential: the service-account token in {} has audience {} but {} is expected (set by expected_audience or {}). Set the projected volume's audience to {} (serviceAccountToken.audience), or set the expected audience to the audience of your federated identity credential. See docs/troubleshooting.md#audience-mismatch",
+                self.path.display(),
+                claims.audiences_display(),
+                self.expected_audience,
+                crate::config::AZURE_FEDERATED_TOKEN_AUDIENCE,
+                safe,
+            ))),
+            AudienceVerdict::AllowedForeign(foreign) => {
+                tracing::warn!(
+                    token_file = %self.path.display(),
+                    audiences = %claims.audiences_display(),
+                    "sending a service-account token that is also a credential for {} (allow_foreign_audience is set)",
+                    foreign.describe()
+                );
+                Ok(())
             }
-            if !has_expected {
-                return Err(assertion_error(format!(
-                    "WorkloadIdentityCredential refused to send the service-account token in {}: allow_foreign_audience is set, but the token's audience ({}) does not include the expected audience {} (from {}). allow_foreign_audience does not switch off the audience check. {dedicated}. See docs/troubleshooting.md#foreign-audience",
-                    self.path.display(),
-                    claims.audiences_display(),
-                    self.expected_audience,
-                    if self.audience_explicit {
-                        "your configuration"
-                    } else {
-                        "the default"
-                    },
-                )));
+            AudienceVerdict::Custom => {
+                tracing::warn!(
+                    token_file = %self.path.display(),
+                    audiences = %claims.audiences_display(),
+                    recommended = %self.expected_audience,
+                    "sending a service-account token whose audience is not the recommended one; the federated identity credential's audience must equal the token's (set {} to make this a local check)",
+                    crate::config::AZURE_FEDERATED_TOKEN_AUDIENCE
+                );
+                Ok(())
             }
-            tracing::warn!(
-                token_file = %self.path.display(),
-                audiences = %claims.audiences_display(),
-                "sending a service-account token that is also a credential for {} (allow_foreign_audience is set)",
-                foreign.describe()
-            );
-        } else if !has_expected {
-            if self.audience_explicit {
-                return Err(assertion_error(format!(
-                    "WorkloadIdentityCredential: the service-account token in {} has audience {} but {} is expected (set by expected_audience or {}). Set the projected volume's audience to {} (serviceAccountToken.audience), or set the expected audience to the audience of your federated identity credential. See docs/troubleshooting.md#audience-mismatch",
-                    self.path.display(),
-                    claims.audiences_display(),
-                    self.expected_audience,
-                    crate::config::AZURE_FEDERATED_TOKEN_AUDIENCE,
-                    safe,
-                )));
-            }
-            tracing::warn!(
-                token_file = %self.path.display(),
-                audiences = %claims.audiences_display(),
-                recommended = %self.expected_audience,
-                "sending a service-account token whose audience is not the recommended one; the federated identity credential's audience must equal the token's (set {} to make this a local check)",
-                crate::config::AZURE_FEDERATED_TOKEN_AUDIENCE
-            );
         }
-        Ok(())
     }
 
     /// Read and check the token now (also used by `doctor`).
@@ -567,6 +610,42 @@ mod tests {
                 .contains("Set the projected volume's audience to api://AzureADTokenExchange"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn audience_verdicts() {
+        use AudienceVerdict::*;
+        use ForeignAudience::*;
+        let e = "api://AzureADTokenExchange";
+        let claims = |auds: &[&str]| jwt::Claims {
+            iss: Some("https://issuer.example".into()),
+            aud: auds.iter().map(|a| a.to_string()).collect(),
+            ..Default::default()
+        };
+        for (auds, explicit, allow, want) in [
+            (&[e][..], false, false, Expected),
+            (&["api://custom"][..], false, false, Custom),
+            (&["api://custom"][..], true, false, Mismatch),
+            (&[e, "sts.amazonaws.com"][..], false, false, Foreign(AwsSts)),
+            (
+                &[e, "sts.amazonaws.com"][..],
+                true,
+                true,
+                AllowedForeign(AwsSts),
+            ),
+            (
+                &["https://issuer.example/"][..],
+                false,
+                true,
+                AllowedForeignWithoutExpected(OwnIssuer),
+            ),
+        ] {
+            assert_eq!(
+                AudienceVerdict::of(&claims(auds), e, explicit, allow),
+                want,
+                "{auds:?}"
+            );
+        }
     }
 
     #[tokio::test]
