@@ -54,6 +54,7 @@ mod token_file;
 
 pub use report::{Check, CheckId, MatchingFederatedCredential, Report, Status};
 
+use crate::assertion::foreign::ForeignPath;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ResolvedConfig, Sourced, ValueSource};
 use crate::credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
@@ -105,6 +106,13 @@ struct Inputs {
     config: Option<ResolvedConfig>,
     token_file: Option<Sourced<PathBuf>>,
     expected_audience: String,
+    /// Whether the user set the expected audience (option or environment variable): only then
+    /// does the credential refuse a token without it.
+    audience_explicit: bool,
+    /// `allow_foreign_audience` of the credential's options.
+    allow_foreign_audience: bool,
+    /// The well-known credential files the credential refuses to read.
+    denied_paths: Vec<(PathBuf, ForeignPath)>,
 }
 
 struct Doctor {

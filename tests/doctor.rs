@@ -278,7 +278,21 @@ async fn wrong_audience_fails_locally_and_never_reaches_entra() {
         audiences: vec!["api://other".into()],
         ..Default::default()
     });
+    // The default expected audience: the credential sends the token (as azure_identity does), so
+    // doctor warns and lets Entra decide (here: no federated credential with api://other).
     let report = run(fx.options(), STORAGE).await;
+    assert_eq!(status(&report, CheckId::Audience), Status::Warn, "{report}");
+    assert_fails_at(
+        &report,
+        CheckId::Exchange,
+        &["audience: api://AzureADTokenExchange"],
+    );
+    let sent = fx.emu.request_count(Endpoint::Token);
+    assert_eq!(sent, 1);
+    // The expected audience set: refused locally, as the credential refuses it.
+    let mut opts = fx.options();
+    opts.expected_audience = Some("api://AzureADTokenExchange".into());
+    let report = run(opts, STORAGE).await;
     assert_fails_at(
         &report,
         CheckId::Audience,
@@ -288,7 +302,7 @@ async fn wrong_audience_fails_locally_and_never_reaches_entra() {
         ],
     );
     assert_eq!(status(&report, CheckId::Exchange), Status::Skip);
-    assert_eq!(fx.emu.request_count(Endpoint::Token), 0);
+    assert_eq!(fx.emu.request_count(Endpoint::Token), sent);
 
     fx.write_token(&ServiceAccountToken {
         audiences: vec!["sts.amazonaws.com".into()],
@@ -307,7 +321,7 @@ async fn wrong_audience_fails_locally_and_never_reaches_entra() {
         report.first_failure().unwrap().summary.contains("IRSA"),
         "{report}"
     );
-    assert_eq!(fx.emu.request_count(Endpoint::Token), 0);
+    assert_eq!(fx.emu.request_count(Endpoint::Token), sent);
 }
 
 #[tokio::test]
@@ -511,21 +525,34 @@ async fn unknown_tenant_and_unknown_client_id() {
     assert_eq!(report.first_failure().unwrap().aadsts, vec![700016]);
 }
 
+/// The credential's audience rules: with the default expected audience a token for another cloud
+/// is sent (as azure_identity sends it) and doctor warns with the cloud fix; once the expected
+/// audience is set, it is refused before anything is sent.
 #[tokio::test]
-async fn wrong_cloud_is_caught_before_anything_is_sent() {
+async fn wrong_cloud_is_named_and_refused_locally_when_the_audience_is_set() {
     let fx = Fixture::new().await;
+    let cloud_fix = [
+        "AZURE_AUTHORITY_HOST=https://login.microsoftonline.com",
+        "api://AzureADTokenExchangeUSGov",
+    ];
     let mut opts = fx.options();
     opts.env = Env::from_pairs([("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us")]);
     let report = run(opts, STORAGE).await;
-    assert_fails_at(
-        &report,
-        CheckId::Audience,
-        &[
-            "AZURE_AUTHORITY_HOST=https://login.microsoftonline.com",
-            "api://AzureADTokenExchangeUSGov",
-        ],
-    );
+    let audience = report.check(CheckId::Audience).unwrap();
+    assert_eq!(audience.status, Status::Warn, "{report}");
+    for n in cloud_fix {
+        assert!(audience.fix.as_deref().unwrap().contains(n), "{report}");
+    }
+    assert_ne!(status(&report, CheckId::Exchange), Status::Skip, "{report}");
+
+    let mut opts = fx.options();
+    opts.env = Env::from_pairs([("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us")]);
+    opts.expected_audience = Some("api://AzureADTokenExchangeUSGov".into());
+    let requests = fx.emu.request_count(Endpoint::Token);
+    let report = run(opts, STORAGE).await;
+    assert_fails_at(&report, CheckId::Audience, &cloud_fix);
     assert_eq!(status(&report, CheckId::Exchange), Status::Skip);
+    assert_eq!(fx.emu.request_count(Endpoint::Token), requests);
 }
 
 #[tokio::test]
@@ -630,6 +657,53 @@ async fn missing_and_garbage_token_files() {
     let report = run(fx.options(), STORAGE).await;
     assert_fails_at(&report, CheckId::Jwt, &["serviceAccountToken projection"]);
     assert!(!report.to_json().contains("secret-garbage"));
+}
+
+/// doctor reads the token file with the credential's own rules: a device is not a regular file,
+/// a file that is too large is refused unread, and another credential's file is refused.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_token_file_is_read_with_the_credentials_rules() {
+    let fx = Fixture::new().await;
+    let mut opts = fx.options();
+    opts.token_file_path = Some("/dev/zero".into());
+    let report = run(opts, STORAGE).await;
+    assert_fails_at(&report, CheckId::TokenFile, &[]);
+    let check = report.check(CheckId::TokenFile).unwrap();
+    assert!(check.summary.contains("not a regular file"), "{report}");
+    assert_eq!(
+        check.docs.as_deref(),
+        Some("docs/troubleshooting.md#token-file-not-a-regular-file")
+    );
+
+    std::fs::write(&fx.token_path, vec![b'a'; 70 * 1024]).unwrap();
+    let report = run(fx.options(), STORAGE).await;
+    assert_fails_at(&report, CheckId::TokenFile, &[]);
+
+    fx.write_token(&ServiceAccountToken::default());
+    let mut opts = fx.options();
+    opts.env = Env::from_pairs([
+        ("AZURE_AUTHORITY_HOST", fx.emu.authority_host()),
+        (
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            fx.token_path.display().to_string(),
+        ),
+    ]);
+    let report = run(opts, STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::TokenFile,
+        &["dedicated projected token", "AZURE_FEDERATED_TOKEN_FILE"],
+    );
+    assert!(
+        report
+            .check(CheckId::TokenFile)
+            .unwrap()
+            .summary
+            .contains("refused"),
+        "{report}"
+    );
+    assert_eq!(fx.emu.request_count(Endpoint::Token), 0);
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@
 //! `..data`, which is swapped by rename on every rotation. The file is therefore re-opened by path
 //! for every exchange; no descriptor and no content is kept between exchanges.
 
-use super::file_read::{FileContent, ReadGate, check_token_file, file_error, read_token_file};
+use super::file_read::{
+    FileContent, FileProblem, ReadGate, check_token_file, file_error, read_token_file,
+};
 use super::foreign::{
     ForeignAudience, ForeignPath, denied_paths, foreign_path, is_foreign_audience,
 };
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 /// Tolerated clock difference when checking `exp` / `nbf` locally.
-const CLOCK_SKEW: Duration = Duration::minutes(5);
+pub(crate) const CLOCK_SKEW: Duration = Duration::minutes(5);
 
 /// Reads the projected token from a file, validating it locally before it is sent.
 ///
@@ -37,6 +39,36 @@ pub struct TokenFileSource {
     denied: Arc<[(PathBuf, ForeignPath)]>,
     clock: Arc<dyn Clock>,
     gate: ReadGate,
+}
+
+/// The token in a token file's bytes: UTF-8 text, surrounding whitespace trimmed, not empty.
+pub(crate) fn token_text(bytes: &[u8]) -> Result<&str, FileProblem> {
+    let problem = |what: String, fix, anchor| FileProblem {
+        what,
+        fix,
+        anchor,
+        source: None,
+    };
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Err(problem(
+            format!("is not text ({} bytes, not UTF-8)", bytes.len()),
+            "It must contain the service-account JWT as written by the kubelet.",
+            "token-file-not-a-jwt",
+        ));
+    };
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(problem(
+            if text.is_empty() {
+                "is empty".into()
+            } else {
+                format!("contains only whitespace ({} bytes)", text.len())
+            },
+            "The kubelet writes the token when the pod starts; an empty file means the volume is not a serviceAccountToken projection or was overwritten.",
+            "token-file-empty",
+        ));
+    }
+    Ok(token)
 }
 
 /// The audience rules of docs/security.md as one decision, shared by the credential and `doctor`.
@@ -286,27 +318,7 @@ impl TokenFileSource {
     /// Read and check the token now (also used by `doctor`).
     pub async fn read_assertion(&self) -> Result<Assertion, CredentialError> {
         let FileContent { bytes, modified } = self.read().await?;
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            return Err(file_error(
-                &self.path,
-                &format!("is not text ({} bytes, not UTF-8)", bytes.len()),
-                "It must contain the service-account JWT as written by the kubelet.",
-                "token-file-not-a-jwt",
-            ));
-        };
-        let token = text.trim();
-        if token.is_empty() {
-            return Err(file_error(
-                &self.path,
-                &if text.is_empty() {
-                    "is empty".into()
-                } else {
-                    format!("contains only whitespace ({} bytes)", text.len())
-                },
-                "The kubelet writes the token when the pod starts; an empty file means the volume is not a serviceAccountToken projection or was overwritten.",
-                "token-file-empty",
-            ));
-        }
+        let token = token_text(&bytes).map_err(|p| p.into_error(&self.path))?;
         let decoded = jwt::decode(token).map_err(|shape| {
             file_error(
                 &self.path,

@@ -3,15 +3,13 @@
 use super::{
     Check, CheckId, Doctor, Inputs, Status, fmt_duration, fmt_time, opt, opt_time, with_source,
 };
-use crate::assertion::ForeignAudience;
+use crate::assertion::token_file::{AudienceVerdict, CLOCK_SKEW};
 use crate::config::{
     self, AZURE_AUTHORITY_HOST, AZURE_FEDERATED_TOKEN_AUDIENCE, AZURE_FEDERATED_TOKEN_FILE,
 };
 use crate::jwt::{self, DecodedJwt};
 use time::Duration;
 
-/// Tolerated clock difference, as the credential and Entra allow.
-const CLOCK_SKEW: Duration = Duration::minutes(5);
 /// The kubelet replaces a projected token at 80 % of its lifetime, or after 24 h.
 const ROTATION_FRACTION: f64 = 0.8;
 const ROTATION_CAP: Duration = Duration::hours(24);
@@ -123,7 +121,9 @@ pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
     (!fatal).then_some(decoded)
 }
 
-pub(super) fn check_audience(d: &mut Doctor, jwt: &DecodedJwt, inputs: &Inputs) -> Status {
+/// Check 4, with the credential's audience rules ([`AudienceVerdict`]); `false` when the
+/// credential refuses the token.
+pub(super) fn check_audience(d: &mut Doctor, jwt: &DecodedJwt, inputs: &Inputs) -> bool {
     let c = &jwt.claims;
     let expected = &inputs.expected_audience;
     let base = |status, summary: String| {
@@ -131,19 +131,64 @@ pub(super) fn check_audience(d: &mut Doctor, jwt: &DecodedJwt, inputs: &Inputs) 
             .detail("token aud", c.audiences_display())
             .detail("expected", expected.clone())
     };
-    if let Some(foreign) = ForeignAudience::first_in(&c.aud) {
-        let what = foreign.describe();
-        return d.push(
-            base(Status::Fail, format!("refused: the token's audience makes it a credential for {what}"))
-                .fix(format!(
-                    "Mount a dedicated projected token for Entra (serviceAccountToken: {{audience: {expected}, expirationSeconds: 3600, path: azure-identity-token}}) and point {AZURE_FEDERATED_TOKEN_FILE} at it; keep this token for what it is for."
-                ))
+    let dedicated = format!(
+        "Mount a dedicated projected token for Entra (serviceAccountToken: {{audience: {expected}, expirationSeconds: 3600, path: azure-identity-token}}) and point {AZURE_FEDERATED_TOKEN_FILE} at it; keep this token for what it is for."
+    );
+    let (status, summary) = match AudienceVerdict::of(
+        c,
+        expected,
+        inputs.audience_explicit,
+        inputs.allow_foreign_audience,
+    ) {
+        AudienceVerdict::Expected => {
+            d.push(base(Status::Ok, format!("the token carries {expected}")));
+            return true;
+        }
+        AudienceVerdict::AllowedForeign(foreign) => {
+            d.push(
+                base(
+                    Status::Warn,
+                    format!(
+                        "sent because allow_foreign_audience is set, though the token is also a credential for {}",
+                        foreign.describe()
+                    ),
+                )
+                .fix(dedicated)
                 .docs("foreign-audience"),
-        );
-    }
-    if c.aud.iter().any(|a| a == expected) {
-        return d.push(base(Status::Ok, format!("the token carries {expected}")));
-    }
+            );
+            return true;
+        }
+        AudienceVerdict::Foreign(foreign)
+        | AudienceVerdict::AllowedForeignWithoutExpected(foreign) => {
+            d.push(
+                base(
+                    Status::Fail,
+                    format!(
+                        "refused: the token's audience makes it a credential for {}",
+                        foreign.describe()
+                    ),
+                )
+                .fix(dedicated)
+                .docs("foreign-audience"),
+            );
+            return false;
+        }
+        AudienceVerdict::Mismatch => (
+            Status::Fail,
+            format!(
+                "refused: the token's audience is {}, not {expected}",
+                c.audiences_display()
+            ),
+        ),
+        // As azure_identity: sent; Entra accepts it only if the federated credential has it.
+        AudienceVerdict::Custom => (
+            Status::Warn,
+            format!(
+                "the token's audience is {}, not the default {expected}; sent, and the federated credential must have it",
+                c.audiences_display()
+            ),
+        ),
+    };
     let mut fix = format!(
         "Set the projected volume's serviceAccountToken.audience to {expected}; or, if the federated credential deliberately uses {}, set {AZURE_FEDERATED_TOKEN_AUDIENCE}={} (or expected_audience).",
         c.aud
@@ -176,17 +221,8 @@ pub(super) fn check_audience(d: &mut Doctor, jwt: &DecodedJwt, inputs: &Inputs) 
              If the identity lives in that cloud, set {AZURE_AUTHORITY_HOST}={host}; otherwise set the projected volume's audience to {expected}."
         );
     }
-    d.push(
-        base(
-            Status::Fail,
-            format!(
-                "the token's audience is {}, not {expected}",
-                c.audiences_display()
-            ),
-        )
-        .fix(fix)
-        .docs("audience-mismatch"),
-    )
+    d.push(base(status, summary).fix(fix).docs("audience-mismatch"));
+    status != Status::Fail
 }
 
 /// Check 5; `false` when the credential refuses the token locally (expired, not yet valid, no

@@ -1,6 +1,8 @@
 //! Check 1, `configuration`: the credential's configuration, value by value, with the source of each.
 
 use super::{Check, CheckId, Doctor, Inputs, Status, with_source};
+use crate::assertion::foreign::denied_paths;
+use crate::config::ValueSource;
 use crate::config::{
     self, AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_AUDIENCE,
     AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, ConfigInputs,
@@ -99,9 +101,12 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
             let token_file = (!aws).then(|| c.token_file.clone());
             let expected_audience = c.expected_audience.value.clone();
             Inputs {
+                audience_explicit: c.expected_audience.source != ValueSource::Default,
                 config: Some(c),
                 token_file,
                 expected_audience,
+                allow_foreign_audience: o.allow_foreign_audience,
+                denied_paths: denied_paths(&o.env),
             }
         }
         Err(e) => {
@@ -163,10 +168,12 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
                 check = check.detail("token file", with_source(&t.value.display(), &t.source));
             }
             d.push(check);
-            let expected_audience = o
+            let explicit = o
                 .expected_audience
                 .clone()
-                .or_else(|| o.env.var(AZURE_FEDERATED_TOKEN_AUDIENCE))
+                .or_else(|| o.env.var(AZURE_FEDERATED_TOKEN_AUDIENCE));
+            let audience_explicit = explicit.is_some();
+            let expected_audience = explicit
                 .or_else(|| {
                     o.env
                         .var(AZURE_AUTHORITY_HOST)
@@ -178,6 +185,9 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
                 config: None,
                 token_file,
                 expected_audience,
+                audience_explicit,
+                allow_foreign_audience: o.allow_foreign_audience,
+                denied_paths: denied_paths(&o.env),
             }
         }
     }

@@ -2,6 +2,9 @@
 //! the token checks of [`super::claims`] on it.
 
 use super::{Check, CheckId, Doctor, Inputs, Status, claims, fmt_duration, fmt_time, with_source};
+use crate::assertion::file_read::read_token_file;
+use crate::assertion::foreign::foreign_path;
+use crate::assertion::token_file::token_text;
 use crate::config::{AZURE_FEDERATED_TOKEN_FILE, Sourced};
 use crate::jwt::DecodedJwt;
 use std::path::{Path, PathBuf};
@@ -15,7 +18,7 @@ pub(super) fn file_assertion(
 ) -> (Option<String>, Option<DecodedJwt>) {
     // 2. token file
     let token = match &inputs.token_file {
-        Some(path) => check_token_file(d, path),
+        Some(path) => check_token_file(d, path, inputs),
         None => {
             d.skip(
                 CheckId::TokenFile,
@@ -37,7 +40,7 @@ pub(super) fn file_assertion(
     // 4, 5. audience, expiry
     match &decoded {
         Some(jwt) => {
-            *usable &= claims::check_audience(d, jwt, inputs) != Status::Fail;
+            *usable &= claims::check_audience(d, jwt, inputs);
             *usable &= claims::check_expiry(d, jwt);
         }
         None => {
@@ -84,85 +87,65 @@ pub(super) fn describe_layout(path: &Path) -> (String, bool) {
     (format!("a symlink to {}", target.display()), false)
 }
 
-fn check_token_file(d: &mut Doctor, path: &Sourced<PathBuf>) -> Option<String> {
+/// Check 2: the credential's own path rule, bounded read and text check
+/// ([`foreign_path`], [`read_token_file`], [`token_text`]), with what a report adds: the volume
+/// layout, when the file was last written, its size.
+fn check_token_file(d: &mut Doctor, path: &Sourced<PathBuf>, inputs: &Inputs) -> Option<String> {
     let p = &path.value;
     let shown = p.display().to_string();
     let base = |status, summary: String| {
         Check::new(CheckId::TokenFile, status, summary)
             .detail("path", with_source(&shown, &path.source))
     };
-    let meta = match std::fs::metadata(p) {
-        Ok(m) => m,
-        Err(e) => {
-            let (summary, fix, anchor) = match e.kind() {
-                std::io::ErrorKind::NotFound => (
-                    format!("{shown} does not exist"),
-                    format!(
-                        "Mount a projected serviceAccountToken volume (audience api://AzureADTokenExchange, expirationSeconds: 3600) and point {AZURE_FEDERATED_TOKEN_FILE} at <mountPath>/<path>; `azure-identity-k8s setup` prints the pod spec. With the Azure Workload Identity webhook, label the pod azure.workload.identity/use: \"true\"."
-                    ),
-                    "token-file-missing",
-                ),
-                std::io::ErrorKind::PermissionDenied => (
-                    format!("{shown} cannot be read: permission denied"),
-                    "Set the projected volume's defaultMode: 0444, or the pod's securityContext.fsGroup to a group of the container user.".to_string(),
-                    "token-file-unreadable",
-                ),
-                _ => (format!("{shown} cannot be read ({e})"), "Check the volume mount.".to_string(), "token-file-unreadable"),
-            };
-            d.push(base(Status::Fail, summary).fix(fix).docs(anchor));
+    if let Some(foreign) = foreign_path(p, &inputs.denied_paths) {
+        let summary = format!(
+            "{shown} is {}, a credential for {}",
+            foreign.what,
+            foreign.kind.describe()
+        );
+        if !inputs.allow_foreign_audience {
+            d.push(
+                base(Status::Fail, format!("refused: {summary}"))
+                    .fix(format!(
+                        "Mount a dedicated projected token for Entra (serviceAccountToken: {{audience: {}, expirationSeconds: 3600, path: azure-identity-token}}) and point {AZURE_FEDERATED_TOKEN_FILE} at it.",
+                        inputs.expected_audience
+                    ))
+                    .docs("foreign-audience"),
+            );
+            return None;
+        }
+    }
+    let content = match read_token_file(p) {
+        Ok(c) => c,
+        Err(problem) => {
+            d.push(
+                base(Status::Fail, format!("{shown} {}", problem.what))
+                    .fix(problem.fix)
+                    .docs(problem.anchor),
+            );
             return None;
         }
     };
-    if meta.is_dir() {
-        d.push(
-            base(Status::Fail, format!("{shown} is a directory"))
-                .fix("Point the token file at <mountPath>/<path> of the serviceAccountToken projection, not at the mount directory.")
-                .docs("token-file-is-a-directory"),
-        );
-        return None;
-    }
     let (layout, projected) = describe_layout(p);
     let mut check = base(Status::Ok, String::new()).detail("layout", layout);
-    if let Ok(modified) = meta.modified() {
+    if let Some(modified) = content.modified {
         let m = OffsetDateTime::from(modified);
         check = check.detail(
             "last written",
             format!("{} ({} ago)", fmt_time(m), fmt_duration(d.now - m)),
         );
     }
-    check = check.detail("size", format!("{} bytes", meta.len()));
-    let bytes = match std::fs::read(p) {
-        Ok(b) => b,
-        Err(e) => {
-            let fix = if e.kind() == std::io::ErrorKind::PermissionDenied {
-                "Set the projected volume's defaultMode: 0444, or the pod's securityContext.fsGroup to a group of the container user."
-            } else {
-                "Check the volume mount."
-            };
+    check = check.detail("size", format!("{} bytes", content.bytes.len()));
+    let token = match token_text(&content.bytes) {
+        Ok(t) => t,
+        Err(problem) => {
             check.status = Status::Fail;
-            check.summary = format!("{shown} cannot be read ({e})");
-            d.push(check.fix(fix).docs("token-file-unreadable"));
+            check.summary = format!("{shown} {}", problem.what);
+            d.push(check.fix(problem.fix).docs(problem.anchor));
             return None;
         }
     };
-    let Ok(text) = String::from_utf8(bytes) else {
-        check.status = Status::Fail;
-        check.summary = format!("{shown} is not text (not UTF-8)");
-        d.push(check.fix("Point the token file at the JWT written by the kubelet for a serviceAccountToken projection.").docs("token-file-not-a-jwt"));
-        return None;
-    };
-    let token = text.trim().to_string();
-    if token.is_empty() {
-        check.status = Status::Fail;
-        check.summary = format!("{shown} is empty");
-        d.push(
-            check
-                .fix("Use a projected serviceAccountToken volume; never copy the token into a Secret or ConfigMap.")
-                .docs("token-file-empty"),
-        );
-        return None;
-    }
-    if token.len() != text.len() {
+    if token.len() != content.bytes.len() {
         check = check.detail("whitespace", "surrounding whitespace (trimmed, harmless)");
     }
     check.summary = format!("{shown} is readable");
@@ -173,5 +156,5 @@ fn check_token_file(d: &mut Doctor, path: &Sourced<PathBuf>) -> Option<String> {
         );
     }
     d.push(check);
-    Some(token)
+    Some(token.to_string())
 }
