@@ -2,9 +2,9 @@
 //! credentials, the chain, or any other) to the data libraries that reach Azure Storage without the
 //! Azure SDK crates:
 //!
-//! - [`object_store`] (feature `object_store`, or `object_store_0_13` / `object_store_0_14` for one
+//! - `object_store` (feature `object_store`, or `object_store_0_13` / `object_store_0_14` for one
 //!   version): object_store's Azure `CredentialProvider`, for DataFusion, delta-rs, polars and lance.
-//! - [`opendal`] (feature `opendal`): reqsign's `ProvideCredential` for OpenDAL's `azblob` and
+//! - `opendal` (feature `opendal`): reqsign's `ProvideCredential` for OpenDAL's `azblob` and
 //!   `azdls` services.
 //!
 //! Both ask the credential for [`STORAGE_SCOPE`] unless told otherwise. That scope names the Azure

@@ -1,5 +1,5 @@
-//! object_store's Azure [`CredentialProvider`](::object_store_0_13::CredentialProvider) over any
-//! [`TokenCredential`]: [`TokenCredentialProvider`].
+//! object_store's Azure `CredentialProvider` over any [`TokenCredential`]:
+//! [`TokenCredentialProvider`].
 //!
 //! One implementation serves object_store 0.13 (DataFusion 55, delta-rs 1.0, polars 0.55; feature
 //! `object_store_0_13`) and 0.14 (lance; feature `object_store_0_14`); feature `object_store`
@@ -7,13 +7,14 @@
 //! is inferred from `with_credentials`:
 //!
 //! ```no_run
+//! # #[cfg(feature = "object_store_0_13")]
+//! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! # use std::sync::Arc;
 //! # use object_store_0_13 as object_store;
 //! use azure_identity_k8s::WorkloadIdentityCredential;
 //! use azure_identity_k8s::integrations::object_store::TokenCredentialProvider;
 //! use object_store::azure::MicrosoftAzureBuilder;
 //!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let credential = WorkloadIdentityCredential::new(None)?;
 //! let store = MicrosoftAzureBuilder::new()
 //!     .with_account("myaccount")
@@ -40,6 +41,8 @@
 //! status, AADSTS codes, transience) is reachable through it:
 //!
 //! ```
+//! # #[cfg(feature = "object_store_0_13")]
+//! # mod demo {
 //! # use object_store_0_13 as object_store;
 //! use azure_identity_k8s::CredentialError;
 //!
@@ -51,6 +54,7 @@
 //!         _ => None,
 //!     }
 //! }
+//! # }
 //! ```
 
 use super::STORAGE_SCOPE;
