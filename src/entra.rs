@@ -426,6 +426,12 @@ fn describe_error(
             )
             .with_status(status)
             .with_aadsts(codes)
+            .with_entra_answer(
+                b.error.clone(),
+                (!desc.is_empty()).then(|| desc.to_string()),
+                b.trace_id.clone(),
+                b.correlation_id.clone(),
+            )
         }
         _ => {
             let what = if body.is_empty() {

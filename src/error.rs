@@ -58,6 +58,19 @@ struct Inner {
     transient: bool,
     retry_after: Option<azure_core::time::Duration>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    /// Structured parts of the message, for programs and `doctor` (never parsed from it).
+    parts: Parts,
+}
+
+/// What Entra's error answer said, and the fix, apart from the message.
+#[derive(Default)]
+struct Parts {
+    entra_error: Option<String>,
+    entra_description: Option<String>,
+    trace_id: Option<String>,
+    correlation_id: Option<String>,
+    fix: Option<String>,
+    docs_anchor: Option<String>,
 }
 
 impl CredentialError {
@@ -73,6 +86,7 @@ impl CredentialError {
                 transient,
                 retry_after: None,
                 source: None,
+                parts: Parts::default(),
             }),
         }
     }
@@ -116,6 +130,68 @@ impl CredentialError {
     ) -> Self {
         self.inner_mut().source = Some(Arc::new(source));
         self
+    }
+
+    /// Attach what Entra's error answer said: its `error`, the first line of its
+    /// `error_description`, its `trace_id` and `correlation_id`.
+    pub(crate) fn with_entra_answer(
+        mut self,
+        error: Option<String>,
+        description: Option<String>,
+        trace_id: Option<String>,
+        correlation_id: Option<String>,
+    ) -> Self {
+        let parts = &mut self.inner_mut().parts;
+        parts.entra_error = error;
+        parts.entra_description = description;
+        parts.trace_id = trace_id;
+        parts.correlation_id = correlation_id;
+        self
+    }
+
+    /// Attach the fix (also in the message) and the anchor of the page that explains it.
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
+    pub(crate) fn with_fix(
+        mut self,
+        fix: impl Into<String>,
+        docs_anchor: impl Into<String>,
+    ) -> Self {
+        let parts = &mut self.inner_mut().parts;
+        parts.fix = Some(fix.into());
+        parts.docs_anchor = Some(docs_anchor.into());
+        self
+    }
+
+    /// Entra's `error` (e.g. `invalid_client`), when Entra answered with an error.
+    pub fn entra_error(&self) -> Option<&str> {
+        self.inner.parts.entra_error.as_deref()
+    }
+
+    /// The first line of Entra's `error_description` (it starts with the AADSTS code).
+    pub fn entra_description(&self) -> Option<&str> {
+        self.inner.parts.entra_description.as_deref()
+    }
+
+    /// Entra's trace id, to quote to Microsoft support.
+    pub fn trace_id(&self) -> Option<&str> {
+        self.inner.parts.trace_id.as_deref()
+    }
+
+    /// Entra's correlation id, to quote to Microsoft support.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.inner.parts.correlation_id.as_deref()
+    }
+
+    /// The fix, when the error carries it apart from the message.
+    #[cfg_attr(not(all(feature = "doctor", feature = "aws")), allow(dead_code))]
+    pub(crate) fn fix(&self) -> Option<&str> {
+        self.inner.parts.fix.as_deref()
+    }
+
+    /// The anchor of the page section that explains the fix, with [`fix`](Self::fix).
+    #[cfg_attr(not(all(feature = "doctor", feature = "aws")), allow(dead_code))]
+    pub(crate) fn docs_anchor(&self) -> Option<&str> {
+        self.inner.parts.docs_anchor.as_deref()
     }
 
     /// Which part of the flow failed.

@@ -174,7 +174,9 @@ async fn a_federated_credential_for_another_role_fails_at_exchange_naming_the_ro
         format!("issuer:   {}", aws.account.issuer_url()),
         "audience: api://AzureADTokenExchange".to_string(),
         "az identity federated-credential create --name aws-WorkloadRole".to_string(),
-        format!("--subject \"{}\"", aws.role.role_arn),
+        // Shell-quoted: an ARN needs no quotes; the JSON parameters do.
+        format!("--subject {}", aws.role.role_arn),
+        "--parameters '{\"".to_string(),
     ] {
         assert!(fix.contains(&needle), "the fix lacks {needle:?}:\n{report}");
     }

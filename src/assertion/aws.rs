@@ -772,6 +772,7 @@ fn map_sdk_error(
                 ),
             )
             .with_transient(transient)
+            .with_fix(fix, anchor)
             .with_source(sts)
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {

@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::config::ResolvedConfig;
 use crate::error::{CredentialError, ErrorCategory};
 use crate::jwt::{self, DecodedJwt};
+use crate::shell::shell_quote;
 use std::sync::Arc;
 
 const DOCS: &str = "docs/aws-outbound.md";
@@ -21,25 +22,6 @@ pub(super) struct Sts {
     pub source: Option<Arc<AwsWebIdentitySource>>,
     /// The JWT and its decoded form, when STS issued a usable one.
     pub jwt: Option<(String, DecodedJwt)>,
-}
-
-/// Splits a [`CredentialError`] message of the AWS source into (what happened, fix, docs anchor).
-fn split_message(message: &str) -> (&str, Option<&str>, Option<String>) {
-    let marker = "See docs/aws-outbound.md#";
-    let (body, anchor) = match message.rsplit_once(marker) {
-        Some((body, rest)) => {
-            let anchor: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .collect();
-            (body.trim_end(), (!anchor.is_empty()).then_some(anchor))
-        }
-        None => (message, None),
-    };
-    match body.split_once("\n  Fix: ") {
-        Some((what, fix)) => (what.trim(), Some(fix.trim()), anchor),
-        None => (body.trim(), None, anchor),
-    }
 }
 
 fn fallback_fix(e: &CredentialError) -> &'static str {
@@ -60,8 +42,7 @@ fn fallback_fix(e: &CredentialError) -> &'static str {
 }
 
 fn failure(e: &CredentialError) -> Check {
-    let message = e.message();
-    let (what, fix, anchor) = split_message(message);
+    let what = e.message();
     let sts = std::error::Error::source(e).and_then(|s| s.downcast_ref::<AwsStsError>());
     let summary = match sts.and_then(AwsStsError::code) {
         Some(code) => format!("AWS STS GetWebIdentityToken failed with {code}"),
@@ -82,11 +63,13 @@ fn failure(e: &CredentialError) -> Check {
         }
         None => c = c.detail("error", what.to_string()),
     }
-    let mut c = c.fix(fix.unwrap_or_else(|| fallback_fix(e)));
-    c.docs = Some(format!(
-        "{DOCS}#{}",
-        anchor.as_deref().unwrap_or("troubleshooting")
-    ));
+    let mut c = c.fix(e.fix().unwrap_or_else(|| fallback_fix(e)));
+    let anchor = e.docs_anchor().unwrap_or(match e.category() {
+        ErrorCategory::InvalidConfiguration => "limits",
+        ErrorCategory::NotConfigured => "aws-credentials",
+        _ => "troubleshooting",
+    });
+    c.docs = Some(format!("{DOCS}#{anchor}"));
     c
 }
 
@@ -230,35 +213,26 @@ pub(super) fn fic_fix(config: &ResolvedConfig, jwt: &DecodedJwt, audience: &str)
         .take(100)
         .collect();
     let name = format!("aws-{role}");
+    let parameters = serde_json::json!({
+        "name": name,
+        "issuer": iss,
+        "subject": sub,
+        "audiences": [audience],
+    });
+    let q = |v: &str| shell_quote(v);
     format!(
         "Give application {client} a federated identity credential with exactly (case-sensitive):\n  issuer:   {iss}\n  subject:  {sub}\n  audience: {audience}\n\
          The issuer is the AWS account's outbound-federation issuer (`aws iam get-outbound-web-identity-federation-info`, no trailing slash); \
          the subject is the ARN of the IAM role the workload runs as (the role, with its path, not an assumed-role session). \
          A credential created in the last few minutes may still be propagating; wait a minute and retry.\n\
-         For a user-assigned managed identity:\n  az identity federated-credential create --name {name} --identity-name <identity> --resource-group <group> \
-         --issuer \"{iss}\" --subject \"{sub}\" --audiences \"{audience}\"\n\
-         For an app registration:\n  az ad app federated-credential create --id {client} --parameters \
-         '{{\"name\":\"{name}\",\"issuer\":\"{iss}\",\"subject\":\"{sub}\",\"audiences\":[\"{audience}\"]}}'"
+         For a user-assigned managed identity:\n  az identity federated-credential create --name {} --identity-name <identity> --resource-group <group> \
+         --issuer {} --subject {} --audiences {}\n\
+         For an app registration:\n  az ad app federated-credential create --id {} --parameters {}",
+        q(&name),
+        q(&iss),
+        q(&sub),
+        q(audience),
+        q(client),
+        q(&parameters.to_string()),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_split_into_what_fix_and_anchor() {
-        let (what, fix, anchor) = split_message(
-            "AWS STS GetWebIdentityToken (region r) failed with AccessDenied (HTTP 403, request id x): no\n  Fix: Attach a policy. See docs/aws-outbound.md#access-denied",
-        );
-        assert!(what.ends_with(": no"), "{what}");
-        assert_eq!(fix, Some("Attach a policy."));
-        assert_eq!(anchor.as_deref(), Some("access-denied"));
-        let (what, fix, anchor) = split_message(
-            "AwsWebIdentitySource: no AWS region found. See docs/aws-outbound.md#limits",
-        );
-        assert_eq!(what, "AwsWebIdentitySource: no AWS region found.");
-        assert_eq!(fix, None);
-        assert_eq!(anchor.as_deref(), Some("limits"));
-    }
 }

@@ -227,22 +227,14 @@ pub(super) async fn check(
                 c = c.detail("http status", u16::from(s).to_string());
             }
             // Entra's own words and the ids to quote to support; the explanation is the fix below.
-            let entra_said: Vec<&str> = err
-                .message()
-                .lines()
-                .map(str::trim)
-                .filter(|l| l.starts_with("Entra said:") || l.starts_with("Trace ID:"))
-                .collect();
-            if entra_said.is_empty() || err.category() != ErrorCategory::Entra {
-                c = c.detail("error", err.message().to_string());
-            } else {
-                c = c.detail(
-                    "entra",
-                    entra_said
-                        .join("\n")
-                        .trim_start_matches("Entra said: ")
-                        .to_string(),
-                );
+            match err.entra_description() {
+                Some(said) if err.category() == ErrorCategory::Entra => {
+                    c = c.detail("entra", said.to_string());
+                    if let (Some(t), Some(corr)) = (err.trace_id(), err.correlation_id()) {
+                        c = c.detail("trace id", format!("{t}, correlation id {corr}"));
+                    }
+                }
+                _ => c = c.detail("error", err.message().to_string()),
             }
             c.aadsts = codes;
             d.push(c.fix(fix).docs(&anchor));
