@@ -179,19 +179,18 @@ fn not_configured(what: &str, option: &str, var: &str, extra: &str) -> Credentia
             "WorkloadIdentityCredential is not configured: no {what}. Set `{option}` in \
              WorkloadIdentityCredentialOptions or the environment variable {var}{extra}. In a pod, \
              the Azure Workload Identity webhook sets it when the pod has the label \
-             azure.workload.identity/use: \"true\"; without the webhook, set it in the pod spec. \
-             See docs/troubleshooting.md#not-configured"
+             azure.workload.identity/use: \"true\"; without the webhook, set it in the pod spec."
         ),
     )
+    .with_docs("not-configured")
 }
 
 fn invalid(what: &str, problem: &str) -> CredentialError {
     CredentialError::new(
         ErrorCategory::InvalidConfiguration,
-        format!(
-            "WorkloadIdentityCredential: invalid {what}: {problem}. See docs/troubleshooting.md#invalid-configuration"
-        ),
+        format!("WorkloadIdentityCredential: invalid {what}: {problem}."),
     )
+    .with_docs("invalid-configuration")
 }
 
 fn pick(option: Option<&str>, env: &Env, var: &'static str) -> Option<Sourced<String>> {

@@ -266,9 +266,10 @@ pub(crate) fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
         [] => Err(CredentialError::new(
             ErrorCategory::InvalidScope,
             format!(
-                "WorkloadIdentityCredential: no scope was requested; request one scope of the form <resource>/.default, {example}. See docs/troubleshooting.md#invalid-scope"
+                "WorkloadIdentityCredential: no scope was requested; request one scope of the form <resource>/.default, {example}."
             ),
-        )),
+        )
+        .with_docs("invalid-scope")),
         [scope] => {
             let resource = scope.strip_suffix("/.default");
             let bad_chars =
@@ -278,23 +279,25 @@ pub(crate) fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
                 _ => Err(CredentialError::new(
                     ErrorCategory::InvalidScope,
                     format!(
-                        "WorkloadIdentityCredential: scope {scope:?} cannot be requested with a workload identity; the client-credentials flow takes one scope of the form <resource>/.default ({}). See docs/troubleshooting.md#invalid-scope",
+                        "WorkloadIdentityCredential: scope {scope:?} cannot be requested with a workload identity; the client-credentials flow takes one scope of the form <resource>/.default ({}).",
                         match crate::scope::suggested_scope(scope) {
                             Some(suggested) => format!("here {suggested}"),
                             None => example.to_string(),
                         }
                     ),
-                )),
+                )
+                .with_docs("invalid-scope")),
             }
         }
         many => Err(CredentialError::new(
             ErrorCategory::InvalidScope,
             format!(
-                "WorkloadIdentityCredential: {} scopes were requested ({}) but Entra issues a token for one resource at a time; request one <resource>/.default scope per call, {example}. See docs/troubleshooting.md#invalid-scope",
+                "WorkloadIdentityCredential: {} scopes were requested ({}) but Entra issues a token for one resource at a time; request one <resource>/.default scope per call, {example}.",
                 many.len(),
                 many.join(", ")
             ),
-        )),
+        )
+        .with_docs("invalid-scope")),
     }
 }
 

@@ -104,8 +104,12 @@ pub(crate) struct ErrorContext<'a> {
 fn invalid_response(status: StatusCode, what: String) -> CredentialError {
     CredentialError::new(
         ErrorCategory::InvalidResponse,
-        format!("WorkloadIdentityCredential: the token endpoint answered HTTP {} with {what}. See docs/troubleshooting.md#invalid-response", u16::from(status)),
+        format!(
+            "WorkloadIdentityCredential: the token endpoint answered HTTP {} with {what}.",
+            u16::from(status)
+        ),
     )
+    .with_docs("invalid-response")
     .with_status(status)
 }
 
@@ -419,11 +423,12 @@ fn describe_error(
             CredentialError::new(
                 ErrorCategory::Entra,
                 format!(
-                    "WorkloadIdentityCredential: Entra ID rejected the token request for scope {} (HTTP {code}{retry}, {code_text}, error {:?}).\n  {hint}\n  Entra said: {desc}{ids}\n  See docs/troubleshooting.md#{anchor}",
+                    "WorkloadIdentityCredential: Entra ID rejected the token request for scope {} (HTTP {code}{retry}, {code_text}, error {:?}).\n  {hint}\n  Entra said: {desc}{ids}",
                     ctx.scope,
                     b.error.as_deref().unwrap_or(""),
                 ),
             )
+            .with_docs(&anchor)
             .with_status(status)
             .with_aadsts(codes)
             .with_entra_answer(
@@ -459,10 +464,11 @@ fn describe_error(
             CredentialError::new(
                 ErrorCategory::InvalidResponse,
                 format!(
-                    "WorkloadIdentityCredential: the token endpoint {} answered HTTP {code} with {what}{retry}.{advice} See docs/troubleshooting.md#invalid-response",
+                    "WorkloadIdentityCredential: the token endpoint {} answered HTTP {code} with {what}{retry}.{advice}",
                     ctx.endpoint
                 ),
             )
+            .with_docs("invalid-response")
             .with_status(status)
         }
     }
@@ -472,9 +478,10 @@ fn transport_error(endpoint: &Url, e: azure_core::Error) -> CredentialError {
     CredentialError::new(
         ErrorCategory::Transport,
         format!(
-            "WorkloadIdentityCredential: the token request to {endpoint} failed before Entra answered: {e}. Check network access to the authority host (egress rules, proxy, DNS) and, for a private CA, SSL_CERT_FILE. See docs/troubleshooting.md#transport"
+            "WorkloadIdentityCredential: the token request to {endpoint} failed before Entra answered: {e}. Check network access to the authority host (egress rules, proxy, DNS) and, for a private CA, SSL_CERT_FILE."
         ),
     )
+    .with_docs("transport")
     .with_source(e)
 }
 
@@ -499,6 +506,7 @@ fn throttled(error: CredentialError, after: Duration) -> CredentialError {
     .with_aadsts(error.aadsts_codes().to_vec())
     .with_transient(true)
     .with_retry_after(Some(after))
+    .with_documentation_url_of(&error)
     .with_source(error)
 }
 
@@ -529,10 +537,11 @@ impl Exchange {
                 SendError::BrokeOff { status, received, error } => CredentialError::new(
                     ErrorCategory::Transport,
                     format!(
-                        "WorkloadIdentityCredential: the token endpoint's answer (HTTP {}) broke off after {received} bytes: {error}. This is usually transient; the credential retries. See docs/troubleshooting.md#transport",
+                        "WorkloadIdentityCredential: the token endpoint's answer (HTTP {}) broke off after {received} bytes: {error}. This is usually transient; the credential retries.",
                         u16::from(status),
                     ),
                 )
+                .with_docs("transport")
                 .with_source(error),
                 SendError::TooLarge { status } => invalid_response(
                     status,
@@ -831,7 +840,8 @@ mod tests {
             assert!(has(&anchor_for(*code)), "missing anchor for {code}");
         }
         assert_eq!(anchor_for(123), "entra-errors");
-        // Every literal `docs/troubleshooting.md#anchor` in the sources.
+        // Every anchor named literally in the sources: `with_docs("...")` and the token file's
+        // problems (the token-file-* literals, passed on through `file_error`).
         let sources = [
             include_str!("entra.rs"),
             include_str!("config.rs"),
@@ -843,20 +853,30 @@ mod tests {
         ];
         let mut seen = 0;
         for src in sources {
-            for (i, _) in src.match_indices("troubleshooting.md#") {
-                let rest = &src[i + "troubleshooting.md#".len()..];
-                let anchor: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-                    .collect();
-                if anchor.is_empty() || anchor == "anchor" {
-                    continue;
+            for marker in ["with_docs(\"", "\"token-file-"] {
+                for (i, _) in src.match_indices(marker) {
+                    let start = i + marker.find('"').unwrap() + 1;
+                    let anchor: String = src[start..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                        .collect();
+                    // An argument ends with `")` or `",`; skip this test's own markers and
+                    // other constants (the reader thread's name).
+                    let after = &src[start + anchor.len()..];
+                    if anchor.is_empty() || !(after.starts_with("\")") || after.starts_with("\","))
+                    {
+                        continue;
+                    }
+                    seen += 1;
+                    assert!(
+                        has(&anchor),
+                        "docs/troubleshooting.md has no anchor {anchor:?}"
+                    );
+                    assert!(
+                        crate::error::troubleshooting_url(&anchor)
+                            .starts_with("https://docs.rs/azure_identity_k8s/")
+                    );
                 }
-                seen += 1;
-                assert!(
-                    has(&anchor),
-                    "docs/troubleshooting.md has no anchor {anchor:?}"
-                );
             }
         }
         assert!(seen >= 12, "found only {seen} links");

@@ -57,6 +57,7 @@ struct Inner {
     aadsts: Vec<u32>,
     transient: bool,
     retry_after: Option<azure_core::time::Duration>,
+    docs_url: Option<String>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     /// Structured parts of the message, for programs and `doctor` (never parsed from it).
     parts: Parts,
@@ -73,6 +74,25 @@ struct Parts {
     docs_anchor: Option<String>,
 }
 
+/// The root of this release's documentation on docs.rs (`documentation` in Cargo.toml), e.g.
+/// `https://docs.rs/azure_identity_k8s/0.1.0/azure_identity_k8s/`. Versioned, so a link in a log
+/// line keeps pointing at the text that matches the code that wrote it.
+pub(crate) const DOCS_ROOT: &str = concat!(
+    "https://docs.rs/",
+    env!("CARGO_PKG_NAME"),
+    "/",
+    env!("CARGO_PKG_VERSION"),
+    "/",
+    env!("CARGO_CRATE_NAME"),
+    "/"
+);
+
+/// The absolute URL of a section of docs/troubleshooting.md, as rendered on docs.rs in the
+/// [`crate::troubleshooting`] module of this release: `anchor` is the section's `<a id>`.
+pub(crate) fn troubleshooting_url(anchor: &str) -> String {
+    format!("{DOCS_ROOT}troubleshooting/index.html#{anchor}")
+}
+
 impl CredentialError {
     /// A new error. `message` must already say what failed and how to fix it.
     pub(crate) fn new(category: ErrorCategory, message: impl Into<String>) -> Self {
@@ -85,6 +105,7 @@ impl CredentialError {
                 aadsts: Vec::new(),
                 transient,
                 retry_after: None,
+                docs_url: None,
                 source: None,
                 parts: Parts::default(),
             }),
@@ -114,6 +135,33 @@ impl CredentialError {
     /// Record how long the server asked us to wait (`Retry-After`).
     pub(crate) fn with_retry_after(mut self, after: Option<azure_core::time::Duration>) -> Self {
         self.inner_mut().retry_after = after;
+        self
+    }
+
+    /// Point at the troubleshooting section `anchor` (docs/troubleshooting.md): records its
+    /// absolute URL ([`Self::documentation_url`]) and ends the message with "See <url>".
+    pub(crate) fn with_docs(mut self, anchor: &str) -> Self {
+        #[cfg(test)]
+        assert!(
+            include_str!("../docs/troubleshooting.md")
+                .contains(&format!("<a id=\"{anchor}\"></a>")),
+            "docs/troubleshooting.md has no anchor {anchor:?}"
+        );
+        let url = troubleshooting_url(anchor);
+        let inner = self.inner_mut();
+        let sep = if inner.message.contains('\n') {
+            "\n  "
+        } else {
+            " "
+        };
+        inner.message = format!("{}{sep}See {url}", inner.message);
+        inner.docs_url = Some(url);
+        self
+    }
+
+    /// Keep the documentation URL of the error this one wraps (its message already ends with it).
+    pub(crate) fn with_documentation_url_of(mut self, other: &CredentialError) -> Self {
+        self.inner_mut().docs_url = other.inner.docs_url.clone();
         self
     }
 
@@ -223,6 +271,12 @@ impl CredentialError {
     /// The AADSTS codes Entra reported (e.g. `[70021]`), empty when none.
     pub fn aadsts_codes(&self) -> &[u32] {
         &self.inner.aadsts
+    }
+
+    /// The absolute, versioned URL of the documentation section about this failure (docs.rs,
+    /// this release), e.g. `https://docs.rs/azure_identity_k8s/0.1.0/azure_identity_k8s/troubleshooting/index.html#aadsts70021`.
+    pub fn documentation_url(&self) -> Option<&str> {
+        self.inner.docs_url.as_deref()
     }
 
     /// The full message (what failed, why, how to fix it).

@@ -490,8 +490,9 @@ async fn run(bench: &Bench, attempts: &Attempts, case: &Case, phase: Phase, inde
                     assert_eq!(e.http_status().map(u16::from), x.status, "{at}: {e}");
                     assert_eq!(e.is_transient(), x.transient, "{at}: {e}");
                     assert!(e.message().contains(x.needle), "{at}: {e}");
+                    let url = e.documentation_url().unwrap_or_default();
                     assert!(
-                        e.message().contains("docs/troubleshooting.md#"),
+                        url.starts_with(crate::error::DOCS_ROOT) && e.message().contains(url),
                         "{at}: {e}"
                     );
                     // Within the error TTL the same error is returned without a new request.

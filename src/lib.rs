@@ -13,6 +13,8 @@ mod credential;
 pub mod doctor;
 mod entra;
 mod error;
+#[doc = include_str!("../docs/troubleshooting.md")]
+pub mod troubleshooting {}
 #[cfg(test)]
 mod fault_matrix;
 mod http;

@@ -418,7 +418,7 @@ async fn one_table_through_both_crates() {
                 );
                 if ours != Stage::Token {
                     assert!(
-                        our_msg.contains("docs/troubleshooting.md#"),
+                        our_msg.contains("/troubleshooting/index.html#"),
                         "{name}: no fix: {our_msg}"
                     );
                 }

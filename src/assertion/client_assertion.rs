@@ -52,10 +52,9 @@ fn source_failed(what: &str, e: azure_core::Error) -> CredentialError {
     };
     CredentialError::new(
         ErrorCategory::Assertion,
-        format!(
-            "WorkloadIdentityCredential: the client assertion source ({what}) failed: {e}. See docs/troubleshooting.md#client-assertion-source"
-        ),
+        format!("WorkloadIdentityCredential: the client assertion source ({what}) failed: {e}."),
     )
+    .with_docs("client-assertion-source")
     .with_transient(transient)
     .with_source(e)
 }
@@ -74,9 +73,10 @@ impl<C: ClientAssertion + 'static> AssertionSource for ClientAssertionSource<C> 
             return Err(CredentialError::new(
                 ErrorCategory::Assertion,
                 format!(
-                    "WorkloadIdentityCredential: the client assertion source ({what}) returned an empty assertion. It must return the JWT to present to Entra ID. See docs/troubleshooting.md#client-assertion-source"
+                    "WorkloadIdentityCredential: the client assertion source ({what}) returned an empty assertion. It must return the JWT to present to Entra ID."
                 ),
-            ));
+            )
+            .with_docs("client-assertion-source"));
         }
         // Diagnostics only: an assertion that is not a JWT is sent as it is, for Entra to judge.
         let claims = crate::jwt::decode(jwt).ok().map(|d| d.claims);
@@ -85,14 +85,15 @@ impl<C: ClientAssertion + 'static> AssertionSource for ClientAssertionSource<C> 
                 return Err(CredentialError::new(
                     ErrorCategory::Assertion,
                     format!(
-                        "WorkloadIdentityCredential refused to send the assertion of {what}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party. Have the source issue a token for the federated identity credential's audience (api://AzureADTokenExchange by default). See docs/troubleshooting.md#foreign-audience",
+                        "WorkloadIdentityCredential refused to send the assertion of {what}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party. Have the source issue a token for the federated identity credential's audience (api://AzureADTokenExchange by default).",
                         claims
                             .as_ref()
                             .map(|c| c.audiences_display())
                             .unwrap_or_default(),
                         foreign.describe()
                     ),
-                ));
+                )
+                .with_docs("foreign-audience"));
             }
             tracing::warn!(source = %what, "sending an assertion that is also a credential for {} (allow_foreign_audience is set)", foreign.describe());
         }

@@ -84,10 +84,11 @@ pub(crate) fn file_error(path: &Path, what: &str, fix: &str, anchor: &str) -> Cr
     CredentialError::new(
         ErrorCategory::TokenFile,
         format!(
-            "WorkloadIdentityCredential: the federated token file {} {what}. {fix} See docs/troubleshooting.md#{anchor}",
+            "WorkloadIdentityCredential: the federated token file {} {what}. {fix}",
             path.display()
         ),
     )
+    .with_docs(anchor)
 }
 
 /// A file that is not a regular file: say what it is.

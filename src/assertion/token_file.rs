@@ -131,13 +131,14 @@ impl PathRule {
             );
             return Ok(());
         }
-        Err(assertion_error(format!(
-            "WorkloadIdentityCredential refused to read {}: it is {}, a credential for {}, and sending it to Entra ID would hand that credential to a third party. Mount a dedicated projected token with audience {aud} (serviceAccountToken: {{audience: {aud}, expirationSeconds: 3600, path: azure-identity-token}}) and point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at it. See docs/troubleshooting.md#foreign-audience",
-            path.display(),
-            foreign.what,
-            foreign.kind.describe(),
-            aud = self.audience,
-        )))
+        Err(assertion_error(
+            format!(
+                "WorkloadIdentityCredential refused to read {}: it is {}, a credential for {}, and sending it to Entra ID would hand that credential to a third party. Mount a dedicated projected token with audience {aud} (serviceAccountToken: {{audience: {aud}, expirationSeconds: 3600, path: azure-identity-token}}) and point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at it.",
+                path.display(),
+                foreign.what,
+                foreign.kind.describe(),
+                aud = self.audience,
+            )).with_docs("foreign-audience"))
     }
 }
 
@@ -268,31 +269,34 @@ impl TokenFileSource {
         );
         match verdict {
             AudienceVerdict::Expected => Ok(()),
-            AudienceVerdict::Foreign(foreign) => Err(assertion_error(format!(
-                "WorkloadIdentityCredential refused to send the service-account token in {}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party. {dedicated}; keep this token for what it is for. See docs/troubleshooting.md#foreign-audience",
-                self.path.display(),
-                claims.audiences_display(),
-                foreign.describe(),
-            ))),
-            AudienceVerdict::AllowedForeignWithoutExpected(_) => Err(assertion_error(format!(
-                "WorkloadIdentityCredential refused to send the service-account token in {}: allow_foreign_audience is set, but the token's audience ({}) does not include the expected audience {} (from {}). allow_foreign_audience does not switch off the audience check. {dedicated}. See docs/troubleshooting.md#foreign-audience",
-                self.path.display(),
-                claims.audiences_display(),
-                self.expected_audience,
-                if self.audience_explicit {
-                    "your configuration"
-                } else {
-                    "the default"
-                },
-            ))),
-            AudienceVerdict::Mismatch => Err(assertion_error(format!(
-                "WorkloadIdentityCredential: the service-account token in {} has audience {} but {} is expected (set by expected_audience or {}). Set the projected volume's audience to {} (serviceAccountToken.audience), or set the expected audience to the audience of your federated identity credential. See docs/troubleshooting.md#audience-mismatch",
-                self.path.display(),
-                claims.audiences_display(),
-                self.expected_audience,
-                crate::config::AZURE_FEDERATED_TOKEN_AUDIENCE,
-                safe,
-            ))),
+            AudienceVerdict::Foreign(foreign) => Err(assertion_error(
+                format!(
+                    "WorkloadIdentityCredential refused to send the service-account token in {}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party. {dedicated}; keep this token for what it is for.",
+                    self.path.display(),
+                    claims.audiences_display(),
+                    foreign.describe(),
+                )).with_docs("foreign-audience")),
+            AudienceVerdict::AllowedForeignWithoutExpected(_) => Err(assertion_error(
+                format!(
+                    "WorkloadIdentityCredential refused to send the service-account token in {}: allow_foreign_audience is set, but the token's audience ({}) does not include the expected audience {} (from {}). allow_foreign_audience does not switch off the audience check. {dedicated}.",
+                    self.path.display(),
+                    claims.audiences_display(),
+                    self.expected_audience,
+                    if self.audience_explicit {
+                        "your configuration"
+                    } else {
+                        "the default"
+                    },
+                )).with_docs("foreign-audience")),
+            AudienceVerdict::Mismatch => Err(assertion_error(
+                format!(
+                    "WorkloadIdentityCredential: the service-account token in {} has audience {} but {} is expected (set by expected_audience or {}). Set the projected volume's audience to {} (serviceAccountToken.audience), or set the expected audience to the audience of your federated identity credential.",
+                    self.path.display(),
+                    claims.audiences_display(),
+                    self.expected_audience,
+                    crate::config::AZURE_FEDERATED_TOKEN_AUDIENCE,
+                    safe,
+                )).with_docs("audience-mismatch")),
             AudienceVerdict::AllowedForeign(foreign) => {
                 tracing::warn!(
                     token_file = %self.path.display(),
@@ -351,23 +355,25 @@ impl TokenFileSource {
                 ),
                 _ => String::new(),
             };
-            return Err(assertion_error(format!(
-                "WorkloadIdentityCredential: the service-account token in {} expired at {} ({} ago).{rotate_at}{} The kubelet is not rotating it: check that the file is a projected serviceAccountToken volume (not a copied Secret), that the kubelet is healthy, and that nothing reads the token once and stores it. See docs/troubleshooting.md#token-expired",
-                self.path.display(),
-                fmt_time(exp),
-                fmt_age(now - exp),
-                age.unwrap_or_default(),
-            )));
+            return Err(assertion_error(
+                format!(
+                    "WorkloadIdentityCredential: the service-account token in {} expired at {} ({} ago).{rotate_at}{} The kubelet is not rotating it: check that the file is a projected serviceAccountToken volume (not a copied Secret), that the kubelet is healthy, and that nothing reads the token once and stores it.",
+                    self.path.display(),
+                    fmt_time(exp),
+                    fmt_age(now - exp),
+                    age.unwrap_or_default(),
+                )).with_docs("token-expired"));
         }
         if let Some(nbf) = claims.not_before()
             && nbf > now + CLOCK_SKEW
         {
-            return Err(assertion_error(format!(
-                "WorkloadIdentityCredential: the service-account token in {} is not valid before {} ({} from now). This machine's clock is probably wrong; check NTP (chrony) on the node. See docs/troubleshooting.md#token-not-yet-valid",
-                self.path.display(),
-                fmt_time(nbf),
-                fmt_age(nbf - now)
-            )));
+            return Err(assertion_error(
+                format!(
+                    "WorkloadIdentityCredential: the service-account token in {} is not valid before {} ({} from now). This machine's clock is probably wrong; check NTP (chrony) on the node.",
+                    self.path.display(),
+                    fmt_time(nbf),
+                    fmt_age(nbf - now)
+                )).with_docs("token-not-yet-valid"));
         }
 
         self.check_audience(&claims)?;

@@ -352,11 +352,11 @@ fn vanished_error(slot: &Slot) -> CredentialError {
             "WorkloadIdentityCredential: the token request for scope {} was abandoned {MAX_RESTARTS} \
              times in a row before it finished: the async runtime that ran it was shut down or \
              dropped (e.g. a runtime per call dropped while a request was running). The next call \
-             starts a new request; to avoid this, call from a runtime that outlives the call. See \
-             docs/troubleshooting.md#transport",
+             starts a new request; to avoid this, call from a runtime that outlives the call.",
             slot.key.display
         ),
     )
+    .with_docs("transport")
 }
 
 /// The error of an attempt (or a wait) that outlived `attempt_timeout`, naming the phase that hung.
@@ -392,9 +392,10 @@ fn timeout_error(bound: Duration, phase: Phase) -> CredentialError {
         format!(
             "WorkloadIdentityCredential: {what}. The bound is \
              RefreshPolicy::attempt_timeout (WorkloadIdentityCredentialOptions::refresh_policy); \
-             raise it if the endpoint is just slow. See docs/troubleshooting.md#timeout"
+             raise it if the endpoint is just slow."
         ),
     )
+    .with_docs("timeout")
 }
 
 /// One attempt. Dropping it (completed, panicked, never polled, runtime shut down) clears the
@@ -492,11 +493,11 @@ fn panic_error(slot: &Slot, panic: Box<dyn std::any::Any + Send>) -> CredentialE
         ErrorCategory::Transport,
         format!(
             "WorkloadIdentityCredential: the token request for scope {} panicked: {what}. This is a \
-             bug in the assertion source or the HTTP transport; the next attempt starts afresh. \
-             See docs/troubleshooting.md#transport",
+             bug in the assertion source or the HTTP transport; the next attempt starts afresh.",
             slot.key.display
         ),
     )
+    .with_docs("transport")
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
