@@ -34,7 +34,6 @@ pub(crate) enum SendError {
 
 /// Send `req` (no status check: the caller interprets every status) and read at most `max`
 /// bytes of the body.
-#[cfg(feature = "doctor")]
 pub(crate) async fn send_capped(
     pipeline: &Pipeline,
     req: &mut Request,

@@ -72,21 +72,26 @@ impl FakeImds {
                         Ok(k) => n += k,
                     }
                 }
-                let reply: &str = match mode {
-                    Imds::AwsV2 => {
-                        "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\nServer: EC2ws\r\n\r\n"
-                    }
-                    Imds::AwsV1 => concat!(
-                        "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 345\r\nConnection: close\r\nServer: EC2ws\r\n\r\n",
-                        "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\"\n\t\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd\">\n<html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">\n <head>\n  <title>404 - Not Found</title>\n </head>\n <body>\n  <h1>404 - Not Found</h1>\n </body>\n</html>\n"
+                // Framed as the real services frame them: Content-Length is the body's length.
+                let framed = |head: &str, body: &str| {
+                    format!("{head}Content-Length: {}\r\n\r\n{body}", body.len())
+                };
+                let reply: String = match mode {
+                    Imds::AwsV2 => framed(
+                        "HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nServer: EC2ws\r\n",
+                        "",
+                    ),
+                    Imds::AwsV1 => framed(
+                        "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nConnection: close\r\nServer: EC2ws\r\n",
+                        "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\"\n\t\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd\">\n<html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">\n <head>\n  <title>404 - Not Found</title>\n </head>\n <body>\n  <h1>404 - Not Found</h1>\n </body>\n</html>\n",
                     ),
                     Imds::Hang => {
                         held.push(sock);
                         continue;
                     }
-                    Imds::Azure => concat!(
-                        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nServer: IMDS/150.870.65.1325\r\nContent-Length: 88\r\n\r\n",
-                        "{\"error\":\"invalid_request\",\"error_description\":\"Required audience parameter not specified\"}"
+                    Imds::Azure => framed(
+                        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nServer: IMDS/150.870.65.1325\r\n",
+                        "{\"error\":\"invalid_request\",\"error_description\":\"Required audience parameter not specified\"}",
                     ),
                 };
                 let _ = sock.write_all(reply.as_bytes()).await;
@@ -509,6 +514,10 @@ async fn managed_identity_probe_is_bounded_when_the_endpoint_hangs_or_is_closed(
         "{err}"
     );
     assert_eq!(imds.requests(), 1);
+    // A time-out is not an answer: it is not kept, and the next call probes again.
+    let err = mi.get_token(&[STORAGE], None).await.unwrap_err();
+    assert!(is_unavailable(&err), "{err}");
+    assert_eq!(imds.requests(), 2);
 
     let closed = closed_port().await;
     let mi = ManagedIdentityCredential::new(Some(mi_options(

@@ -8,17 +8,18 @@
 
 use super::CredentialUnavailable;
 use crate::config::{AZURE_CLIENT_ID, Env};
+use crate::http::{SendError, send_capped};
 use azure_core::async_runtime::get_async_runtime;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use azure_core::http::{ClientOptions, Url};
+use azure_core::http::headers::{self, HeaderName};
+use azure_core::http::{ClientOptions, Method, Pipeline, Request, RetryOptions, Url};
 use azure_core::time::Duration;
 use azure_identity::UserAssignedId;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
 
 /// Azure's instance metadata endpoint (on AWS, the same address is AWS's metadata service).
 pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";
@@ -89,11 +90,15 @@ enum Probe {
 /// Azure managed identity (azure_identity's), behind a bounded probe of the metadata endpoint that
 /// reports "unavailable" quickly on AWS, where that address belongs to AWS.
 ///
-/// The probe runs once per credential, on the first `get_token`; its outcome is kept.
+/// The probe runs on the first `get_token`, through azure_core's HTTP pipeline (the options'
+/// transport, no retries), bounded by `probe_timeout`. A conclusive outcome (an answer from Azure
+/// IMDS or from AWS's metadata service, or another source named by the environment) is kept; a
+/// time-out or a refused connection is not, and the next `get_token` probes again.
 pub struct ManagedIdentityCredential {
     options: ManagedIdentityCredentialOptions,
     user_assigned_id: Option<UserAssignedId>,
-    probe: OnceCell<Probe>,
+    /// The kept (conclusive) outcome; the lock also makes concurrent first calls share one probe.
+    probe: Mutex<Option<Probe>>,
     inner: OnceLock<Result<Arc<dyn TokenCredential>, String>>,
 }
 
@@ -102,7 +107,7 @@ impl fmt::Debug for ManagedIdentityCredential {
         f.debug_struct("ManagedIdentityCredential")
             .field("user_assigned_id", &self.user_assigned_id)
             .field("imds_endpoint", &self.options.imds_endpoint.as_str())
-            .field("probe", &self.probe.get())
+            .field("probe", &self.probe.try_lock().ok().and_then(|p| p.clone()))
             .finish_non_exhaustive()
     }
 }
@@ -129,24 +134,38 @@ impl ManagedIdentityCredential {
         Ok(Arc::new(Self {
             options,
             user_assigned_id,
-            probe: OnceCell::new(),
+            probe: Mutex::new(None),
             inner: OnceLock::new(),
         }))
     }
 
-    async fn probe(&self) -> &Probe {
-        self.probe
-            .get_or_init(|| async {
-                if let Some(var) = NON_IMDS_SOURCE_VARS.iter().find(|v| self.options.env.var(v).is_some()) {
-                    tracing::debug!(var, "managed identity source configured by the environment; no IMDS probe");
-                    return Probe::Azure;
-                }
-                let started = Instant::now();
-                let probe = probe_imds(&self.options.imds_endpoint, self.options.probe_timeout).await;
-                tracing::debug!(endpoint = %self.options.imds_endpoint, elapsed_ms = started.elapsed().as_millis() as u64, ?probe, "IMDS probe");
-                probe
-            })
-            .await
+    async fn probe(&self) -> Probe {
+        let mut kept = self.probe.lock().await;
+        if let Some(p) = &*kept {
+            return p.clone();
+        }
+        if let Some(var) = NON_IMDS_SOURCE_VARS
+            .iter()
+            .find(|v| self.options.env.var(v).is_some())
+        {
+            tracing::debug!(
+                var,
+                "managed identity source configured by the environment; no IMDS probe"
+            );
+            return kept.insert(Probe::Azure).clone();
+        }
+        let started = Instant::now();
+        let (probe, conclusive) = probe_imds(
+            &self.options.imds_endpoint,
+            self.options.client_options.clone(),
+            self.options.probe_timeout,
+        )
+        .await;
+        tracing::debug!(endpoint = %self.options.imds_endpoint, elapsed_ms = started.elapsed().as_millis() as u64, ?probe, conclusive, "IMDS probe");
+        if conclusive {
+            *kept = Some(probe.clone());
+        }
+        probe
     }
 
     fn inner(&self) -> Result<Arc<dyn TokenCredential>, String> {
@@ -199,146 +218,70 @@ impl TokenCredential for ManagedIdentityCredential {
 }
 
 /// Send one `GET /metadata/identity/oauth2/token` (with `Metadata: true`, no resource) to the
-/// endpoint and classify the answer, all within `bound`.
-async fn probe_imds(endpoint: &Url, bound: Duration) -> Probe {
+/// endpoint through an azure_core pipeline without retries, and classify the answer, all within
+/// `bound`. The flag tells whether the outcome is conclusive (an answer was received).
+async fn probe_imds(endpoint: &Url, mut options: ClientOptions, bound: Duration) -> (Probe, bool) {
     let url = format!("{}{}", endpoint.as_str().trim_end_matches('/'), PROBE_PATH);
-    let request = probe_http(endpoint);
+    let Ok(parsed) = Url::parse(&url) else {
+        return (
+            Probe::Unavailable(format!("the IMDS probe URL {url} is not valid")),
+            true,
+        );
+    };
+    options.retry = RetryOptions::none();
+    let pipeline = Pipeline::new(
+        Some(env!("CARGO_PKG_NAME")),
+        Some(env!("CARGO_PKG_VERSION")),
+        options,
+        Vec::new(),
+        Vec::new(),
+        None,
+    );
+    let mut req = Request::new(parsed, Method::Get);
+    req.insert_header(HeaderName::from_static("metadata"), "true");
+    req.insert_header(headers::ACCEPT, "application/json");
+    let request = Box::pin(send_capped(&pipeline, &mut req, MAX_PROBE_RESPONSE));
     let timeout = get_async_runtime().sleep(bound);
-    futures::pin_mut!(request);
-    match futures::future::select(request, timeout).await {
-        futures::future::Either::Left((Ok(answer), _)) => classify(&url, &answer),
-        futures::future::Either::Left((Err(e), _)) => Probe::Unavailable(format!(
-            "no Azure instance metadata service at {url} ({e}); not running on an Azure VM, VM scale set or AKS node"
-        )),
-        futures::future::Either::Right(((), _)) => Probe::Unavailable(format!(
-            "no answer from the instance metadata endpoint {url} within {} ms; not an Azure VM (on AWS, the metadata address belongs to EC2 and may not answer from a pod at all)",
-            bound.whole_milliseconds()
-        )),
-    }
+    let answer = match futures::future::select(request, timeout).await {
+        futures::future::Either::Left((Ok((status, headers, body)), _)) => HttpAnswer {
+            status: u16::from(status),
+            server: headers.get_optional_string(&HeaderName::from_static("server")),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        },
+        futures::future::Either::Left((Err(SendError::TooLarge { status }), _)) => HttpAnswer {
+            status: u16::from(status),
+            server: None,
+            body: String::new(),
+        },
+        futures::future::Either::Left((
+            Err(SendError::Transport(e) | SendError::BrokeOff { error: e, .. }),
+            _,
+        )) => {
+            return (
+                Probe::Unavailable(format!(
+                    "no Azure instance metadata service at {url} ({e}); not running on an Azure VM, VM scale set or AKS node"
+                )),
+                false,
+            );
+        }
+        futures::future::Either::Right(((), _)) => {
+            return (
+                Probe::Unavailable(format!(
+                    "no answer from the instance metadata endpoint {url} within {} ms; not an Azure VM (on AWS, the metadata address belongs to EC2 and may not answer from a pod at all)",
+                    bound.whole_milliseconds()
+                )),
+                false,
+            );
+        }
+    };
+    (classify(&url, &answer), true)
 }
 
+/// What the metadata endpoint answered.
 struct HttpAnswer {
     status: u16,
-    reason: String,
     server: Option<String>,
     body: String,
-}
-
-async fn probe_http(endpoint: &Url) -> std::io::Result<HttpAnswer> {
-    let host = endpoint
-        .host_str()
-        .unwrap_or_default()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = endpoint.port_or_known_default().unwrap_or(80);
-    let mut stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-    let path = format!("{}{}", endpoint.path().trim_end_matches('/'), PROBE_PATH);
-    let host_header = match endpoint.port() {
-        Some(p) => format!("{}:{p}", endpoint.host_str().unwrap_or_default()),
-        None => endpoint.host_str().unwrap_or_default().to_string(),
-    };
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nMetadata: true\r\nUser-Agent: {}/{}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
-        env!("CARGO_PKG_NAME"),
-        env!("CARGO_PKG_VERSION")
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut buf = Vec::with_capacity(2048);
-    let mut chunk = [0u8; 2048];
-    loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() >= MAX_PROBE_RESPONSE || response_complete(&buf) {
-            break;
-        }
-    }
-    parse_answer(&buf).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "the answer is not HTTP")
-    })
-}
-
-/// True once the headers and a `Content-Length` body (or a final chunk) have arrived.
-fn response_complete(buf: &[u8]) -> bool {
-    let Some(end) = find(buf, b"\r\n\r\n") else {
-        return false;
-    };
-    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-    let body = &buf[end + 4..];
-    if let Some(len) = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-    {
-        return body.len() >= len;
-    }
-    if head.contains("transfer-encoding: chunked") {
-        return find(body, b"0\r\n\r\n").is_some();
-    }
-    false
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn parse_answer(buf: &[u8]) -> Option<HttpAnswer> {
-    let end = find(buf, b"\r\n\r\n").unwrap_or(buf.len());
-    let head = String::from_utf8_lossy(&buf[..end]);
-    let mut lines = head.lines();
-    let status_line = lines.next()?;
-    let mut parts = status_line.splitn(3, ' ');
-    if !parts.next()?.starts_with("HTTP/") {
-        return None;
-    }
-    let status = parts.next()?.parse().ok()?;
-    let reason = parts.next().unwrap_or("").trim().to_string();
-    let mut server = None;
-    let mut chunked = false;
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("server") {
-                server = Some(value.trim().to_string());
-            }
-            if name.eq_ignore_ascii_case("transfer-encoding")
-                && value.to_ascii_lowercase().contains("chunked")
-            {
-                chunked = true;
-            }
-        }
-    }
-    let raw_body = buf.get(end + 4..).unwrap_or_default();
-    let body = if chunked {
-        dechunk(raw_body)
-    } else {
-        raw_body.to_vec()
-    };
-    Some(HttpAnswer {
-        status,
-        reason,
-        server,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(line_end) = find(raw, b"\r\n") {
-        let size = std::str::from_utf8(&raw[..line_end])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s.split(';').next()?.trim(), 16).ok());
-        let Some(size) = size.filter(|&s| s > 0) else {
-            break;
-        };
-        let start = line_end + 2;
-        let stop = (start + size).min(raw.len());
-        out.extend_from_slice(&raw[start..stop]);
-        raw = raw.get(stop + 2..).unwrap_or_default();
-    }
-    out
 }
 
 /// Azure IMDS answers its token path with JSON: a token, or an OAuth-style error object
@@ -358,9 +301,8 @@ fn classify(url: &str, answer: &HttpAnswer) -> Probe {
         return Probe::Azure;
     }
     let what = format!(
-        "GET {url} answered {} {}{}",
+        "GET {url} answered HTTP {}{}",
         answer.status,
-        answer.reason,
         answer
             .server
             .as_deref()
@@ -388,17 +330,23 @@ fn classify(url: &str, answer: &HttpAnswer) -> Probe {
 mod tests {
     use super::*;
 
-    fn answer(raw: &str) -> HttpAnswer {
-        parse_answer(raw.as_bytes()).unwrap()
+    fn answer(status: u16, server: Option<&str>, body: &str) -> HttpAnswer {
+        HttpAnswer {
+            status,
+            server: server.map(str::to_string),
+            body: body.to_string(),
+        }
     }
 
     #[test]
     fn azure_and_aws_answers_are_told_apart() {
         let azure = answer(
-            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nServer: IMDS/150.870.65.1325\r\nContent-Length: 88\r\n\r\n{\"error\":\"invalid_request\",\"error_description\":\"Required audience parameter not specified\"}",
+            400,
+            Some("IMDS/150.870.65.1325"),
+            "{\"error\":\"invalid_request\",\"error_description\":\"Required audience parameter not specified\"}",
         );
         assert!(matches!(classify("u", &azure), Probe::Azure));
-        let v2 = answer("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nServer: EC2ws\r\n\r\n");
+        let v2 = answer(401, Some("EC2ws"), "");
         let Probe::Unavailable(m) = classify("u", &v2) else {
             panic!()
         };
@@ -406,31 +354,15 @@ mod tests {
             m.contains("AWS EC2 metadata") && m.contains("IMDSv2") && m.contains("EC2ws"),
             "{m}"
         );
-        let v1 = answer(
-            "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n<?xml\r\n0\r\n\r\n",
-        );
-        assert_eq!(v1.body, "<?xml");
+        let v1 = answer(404, None, "<?xml");
         let Probe::Unavailable(m) = classify("u", &v1) else {
             panic!()
         };
         assert!(m.contains("404"), "{m}");
-        let other = answer("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+        let other = answer(200, None, "hi");
         let Probe::Unavailable(m) = classify("u", &other) else {
             panic!()
         };
         assert!(m.contains("not Azure IMDS"), "{m}");
-    }
-
-    #[test]
-    fn completeness() {
-        assert!(!response_complete(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab"
-        ));
-        assert!(response_complete(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd"
-        ));
-        assert!(response_complete(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
-        ));
     }
 }
