@@ -428,7 +428,13 @@ fn describe_error(
                     b.error.as_deref().unwrap_or(""),
                 ),
             )
+            .with_problem_id(
+                primary
+                    .map(|c| format!("aadsts{c}"))
+                    .unwrap_or_else(|| "entra-errors".into()),
+            )
             .with_docs(&anchor)
+            .with_fix_text(hint)
             .with_status(status)
             .with_aadsts(codes)
             .with_entra_answer(
@@ -880,6 +886,66 @@ mod tests {
             }
         }
         assert!(seen >= 12, "found only {seen} links");
+    }
+
+    #[test]
+    fn the_first_line_is_the_same_across_retries_and_the_ids_are_fields() {
+        let claims = Claims::default();
+        let ep = Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap();
+        let answer = |trace: &str, corr: &str, ts: &str| {
+            format!(
+                r#"{{"error":"invalid_client","error_description":"AADSTS700016: Application not found.\r\nTrace ID: {trace}\r\nCorrelation ID: {corr}\r\nTimestamp: {ts}","error_codes":[700016],"trace_id":"{trace}","correlation_id":"{corr}","timestamp":"{ts}"}}"#
+            )
+        };
+        let a = parse_error(
+            StatusCode::from(400),
+            None,
+            answer("t-1", "c-1", "2026-01-01 00:00:00Z").as_bytes(),
+            &ctx_with(&claims, &ep),
+        );
+        let b = parse_error(
+            StatusCode::from(400),
+            None,
+            answer("t-2", "c-2", "2026-01-01 00:00:07Z").as_bytes(),
+            &ctx_with(&claims, &ep),
+        );
+        assert_eq!(first_line(a.message()), first_line(b.message()));
+        assert_ne!(a.message(), b.message(), "the ids are further down");
+        for line in [first_line(a.message()), first_line(&a.to_string())] {
+            assert!(!line.contains("t-1") && !line.contains("c-1") && !line.contains("2026"));
+        }
+        assert_eq!(a.problem_id(), Some("aadsts700016"));
+        assert_eq!(a.problem_id(), b.problem_id());
+        assert_eq!(a.fix(), b.fix());
+        assert_eq!(a.documentation_url(), b.documentation_url());
+        assert!(
+            a.documentation_url()
+                .unwrap()
+                .ends_with("/troubleshooting/index.html#aadsts700016")
+        );
+        assert_eq!(
+            (a.trace_id(), a.correlation_id()),
+            (Some("t-1"), Some("c-1"))
+        );
+        assert_eq!(
+            (b.trace_id(), b.correlation_id()),
+            (Some("t-2"), Some("c-2"))
+        );
+        assert_eq!(a.entra_error(), Some("invalid_client"));
+        assert_eq!(
+            a.entra_description(),
+            Some("AADSTS700016: Application not found.")
+        );
+        assert_eq!(a.http_status(), Some(StatusCode::from(400)));
+        // A code without a section of its own keeps its own id and links the general section.
+        let c = parse_error(
+            StatusCode::from(400),
+            None,
+            br#"{"error":"invalid_request","error_codes":[123456]}"#,
+            &ctx_with(&claims, &ep),
+        );
+        assert_eq!(c.problem_id(), Some("aadsts123456"));
+        assert!(c.documentation_url().unwrap().ends_with("#entra-errors"));
     }
 
     #[test]

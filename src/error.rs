@@ -8,6 +8,10 @@
 //! use azure_identity_k8s::CredentialError;
 //! if let Some(e) = err.downcast_ref::<CredentialError>() {
 //!     println!("transient: {}, status: {:?}, AADSTS: {:?}", e.is_transient(), e.http_status(), e.aadsts_codes());
+//!     // A stable id to branch on ("aadsts70021", "token-expired", ...), the fix and the docs.
+//!     println!("{:?}: fix {:?}, see {:?}", e.problem_id(), e.fix(), e.documentation_url());
+//!     // Entra's own answer, and the ids to quote to Microsoft support.
+//!     println!("{:?} {:?} trace {:?} correlation {:?}", e.entra_error(), e.entra_description(), e.trace_id(), e.correlation_id());
 //! }
 //! # }
 //! ```
@@ -58,6 +62,8 @@ struct Inner {
     transient: bool,
     retry_after: Option<azure_core::time::Duration>,
     docs_url: Option<String>,
+    /// The stable identifier of the problem (see [`CredentialError::problem_id`]).
+    problem_id: Option<String>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     /// Structured parts of the message, for programs and `doctor` (never parsed from it).
     parts: Parts,
@@ -106,6 +112,7 @@ impl CredentialError {
                 transient,
                 retry_after: None,
                 docs_url: None,
+                problem_id: None,
                 source: None,
                 parts: Parts::default(),
             }),
@@ -149,6 +156,9 @@ impl CredentialError {
         );
         let url = troubleshooting_url(anchor);
         let inner = self.inner_mut();
+        if inner.problem_id.is_none() {
+            inner.problem_id = Some(anchor.to_owned());
+        }
         let sep = if inner.message.contains('\n') {
             "\n  "
         } else {
@@ -161,7 +171,27 @@ impl CredentialError {
 
     /// Keep the documentation URL of the error this one wraps (its message already ends with it).
     pub(crate) fn with_documentation_url_of(mut self, other: &CredentialError) -> Self {
-        self.inner_mut().docs_url = other.inner.docs_url.clone();
+        let (url, id, fix) = (
+            other.inner.docs_url.clone(),
+            other.inner.problem_id.clone(),
+            other.inner.parts.fix.clone(),
+        );
+        let inner = self.inner_mut();
+        inner.docs_url = url;
+        inner.problem_id = id;
+        inner.parts.fix = fix;
+        self
+    }
+
+    /// Set the problem's stable identifier (otherwise the anchor given to [`Self::with_docs`]).
+    pub(crate) fn with_problem_id(mut self, id: impl Into<String>) -> Self {
+        self.inner_mut().problem_id = Some(id.into());
+        self
+    }
+
+    /// Record the fix (a command or value; the message says it too) apart from the message.
+    pub(crate) fn with_fix_text(mut self, fix: impl Into<String>) -> Self {
+        self.inner_mut().parts.fix = Some(fix.into());
         self
     }
 
@@ -230,9 +260,9 @@ impl CredentialError {
         self.inner.parts.correlation_id.as_deref()
     }
 
-    /// The fix, when the error carries it apart from the message.
-    #[cfg_attr(not(all(feature = "doctor", feature = "aws")), allow(dead_code))]
-    pub(crate) fn fix(&self) -> Option<&str> {
+    /// How to fix it, as a command or value (the message says it too), when the error
+    /// carries it apart from the message: Entra's errors and the AWS STS errors.
+    pub fn fix(&self) -> Option<&str> {
         self.inner.parts.fix.as_deref()
     }
 
@@ -279,7 +309,19 @@ impl CredentialError {
         self.inner.docs_url.as_deref()
     }
 
-    /// The full message (what failed, why, how to fix it).
+    /// The stable identifier of the problem, for programs to branch on and to search logs for:
+    /// the anchor of its section in docs/troubleshooting.md (e.g. `token-expired`,
+    /// `invalid-scope`, `foreign-audience`), or `aadsts<code>` for an Entra error (e.g.
+    /// `aadsts70021`; also for codes without a section of their own). It never changes between
+    /// retries of the same fault, unlike [`Self::trace_id`] and [`Self::correlation_id`].
+    pub fn problem_id(&self) -> Option<&str> {
+        self.inner.problem_id.as_deref()
+    }
+
+    /// The full message (what failed, why, how to fix it). Its first line names the problem and
+    /// stays the same across retries of the same fault; Entra's trace and correlation ids, which
+    /// change with every request, are only on later lines (and in [`Self::trace_id`] and
+    /// [`Self::correlation_id`]).
     pub fn message(&self) -> &str {
         &self.inner.message
     }
@@ -304,6 +346,10 @@ impl fmt::Debug for CredentialError {
             .field("category", &self.inner.category)
             .field("status", &self.inner.status)
             .field("aadsts", &self.inner.aadsts)
+            .field("problem_id", &self.inner.problem_id)
+            .field("entra_error", &self.inner.parts.entra_error)
+            .field("trace_id", &self.inner.parts.trace_id)
+            .field("correlation_id", &self.inner.parts.correlation_id)
             .field("transient", &self.inner.transient)
             .field("message", &self.inner.message)
             .finish()
