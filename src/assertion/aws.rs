@@ -40,9 +40,11 @@ use crate::credential::WorkloadIdentityCredentialOptions;
 use crate::error::{CredentialError, ErrorCategory};
 use crate::jwt;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_sts::Client;
 use aws_sdk_sts::config::Credentials;
 use aws_sdk_sts::config::http::HttpResponse;
+use aws_sdk_sts::config::timeout::TimeoutConfig;
 use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::RequestId;
 use aws_sdk_sts::operation::get_web_identity_token::GetWebIdentityTokenError;
@@ -51,6 +53,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tracing::instrument::WithSubscriber as _;
+
+/// The bound on one `GetWebIdentityToken` call (credential resolution, every attempt, the answer)
+/// when the SDK configuration sets no operation time-out of its own.
+pub const STS_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `AWS_REGION`: the region whose STS endpoint is called.
 pub const AWS_REGION: &str = "AWS_REGION";
@@ -374,6 +380,19 @@ impl AwsWebIdentitySource {
             }
         };
         let mut builder = aws_sdk_sts::config::Builder::from(&base);
+        // Every STS call is bounded, also when a credential provider (e.g. the EKS Pod Identity
+        // agent) does not answer.
+        if base
+            .timeout_config()
+            .and_then(|t| t.operation_timeout())
+            .is_none()
+        {
+            builder = builder.timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(STS_OPERATION_TIMEOUT)
+                    .build(),
+            );
+        }
         if base.behavior_version().is_none() {
             builder = builder.behavior_version(BehaviorVersion::latest());
         }
@@ -775,19 +794,21 @@ fn map_sdk_error(
             .with_fix(fix, anchor)
             .with_source(sts)
         }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-            let credentials = detail.to_ascii_lowercase().contains("credential");
-            if credentials {
-                no_credentials(&detail)
-            } else {
-                CredentialError::new(
-                    ErrorCategory::Transport,
-                    format!(
-                        "AWS STS GetWebIdentityToken (region {region}) could not be reached: {detail}. Check network access to sts.{region}.amazonaws.com (or your STS endpoint override). See docs/aws-outbound.md#troubleshooting"
-                    ),
-                )
-            }
+        _ if credentials_error(&err).is_some() => {
+            credentials_failure(credentials_error(&err).expect("checked"), &detail)
         }
+        SdkError::TimeoutError(_) => CredentialError::new(
+            ErrorCategory::Timeout,
+            format!(
+                "AWS STS GetWebIdentityToken (region {region}) did not complete in time: {detail}. Check network access to sts.{region}.amazonaws.com (or your STS endpoint override). See docs/aws-outbound.md#troubleshooting"
+            ),
+        ),
+        SdkError::DispatchFailure(_) => CredentialError::new(
+            ErrorCategory::Transport,
+            format!(
+                "AWS STS GetWebIdentityToken (region {region}) could not be reached: {detail}. Check network access to sts.{region}.amazonaws.com (or your STS endpoint override). See docs/aws-outbound.md#troubleshooting"
+            ),
+        ),
         SdkError::ResponseError(_) => CredentialError::new(
             ErrorCategory::InvalidResponse,
             format!(
@@ -795,18 +816,54 @@ fn map_sdk_error(
             ),
         )
         .with_transient(true),
-        _ => {
-            if detail.to_ascii_lowercase().contains("credential") {
-                no_credentials(&detail)
-            } else {
-                CredentialError::new(
-                    ErrorCategory::InvalidConfiguration,
-                    format!(
-                        "AWS STS GetWebIdentityToken (region {region}) could not be sent: {detail}. See docs/aws-outbound.md#troubleshooting"
-                    ),
-                )
-            }
+        _ => CredentialError::new(
+            ErrorCategory::InvalidConfiguration,
+            format!(
+                "AWS STS GetWebIdentityToken (region {region}) could not be sent: {detail}. See docs/aws-outbound.md#troubleshooting"
+            ),
+        ),
+    }
+}
+
+/// The AWS credential provider's error in `err`'s chain of causes, if that is what failed.
+fn credentials_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a CredentialsError> {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(c) = e.downcast_ref::<CredentialsError>() {
+            return Some(c);
         }
+        cause = e.source();
+    }
+    None
+}
+
+/// A failure to get AWS credentials, by its kind: none found (not configured), the provider did
+/// not answer in time or failed (transient: e.g. the EKS Pod Identity agent is restarting), or
+/// its configuration is invalid.
+fn credentials_failure(e: &CredentialsError, detail: &str) -> CredentialError {
+    match e {
+        CredentialsError::CredentialsNotLoaded(_) => no_credentials(detail),
+        CredentialsError::ProviderTimedOut(t) => CredentialError::new(
+            ErrorCategory::Timeout,
+            format!(
+                "AwsWebIdentitySource: the AWS credential provider did not answer within {} ms: {detail}. On EKS check the Pod Identity agent (kube-system/eks-pod-identity-agent) or the IRSA token; this is retried. See docs/aws-outbound.md#aws-credentials",
+                t.timeout_duration().as_millis()
+            ),
+        ),
+        CredentialsError::ProviderError(_) => CredentialError::new(
+            ErrorCategory::Transport,
+            format!(
+                "AwsWebIdentitySource: the AWS credential provider failed: {detail}. On EKS check the Pod Identity agent (kube-system/eks-pod-identity-agent) or the IRSA token; this is retried. See docs/aws-outbound.md#aws-credentials"
+            ),
+        ),
+        _ => CredentialError::new(
+            ErrorCategory::InvalidConfiguration,
+            format!(
+                "AwsWebIdentitySource: the AWS credential configuration is invalid: {detail}. See docs/aws-outbound.md#aws-credentials"
+            ),
+        ),
     }
 }
 
@@ -823,6 +880,53 @@ fn no_credentials(detail: &str) -> CredentialError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credential_provider_failures_are_classified_by_type() {
+        #[derive(Debug)]
+        struct Wrapper(CredentialsError);
+        impl fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("failed to resolve identity")
+            }
+        }
+        impl std::error::Error for Wrapper {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        for (e, category, transient) in [
+            (
+                CredentialsError::not_loaded("no providers in chain provided credentials"),
+                ErrorCategory::NotConfigured,
+                false,
+            ),
+            // A timed-out Pod Identity agent is transient, not "not configured".
+            (
+                CredentialsError::provider_timed_out(Duration::from_secs(5)),
+                ErrorCategory::Timeout,
+                true,
+            ),
+            (
+                CredentialsError::provider_error("connection refused"),
+                ErrorCategory::Transport,
+                true,
+            ),
+            (
+                CredentialsError::invalid_configuration("bad profile"),
+                ErrorCategory::InvalidConfiguration,
+                false,
+            ),
+        ] {
+            let wrapped = Wrapper(e);
+            let found = credentials_error(&wrapped).expect("found in the chain");
+            let mapped = credentials_failure(found, "detail");
+            assert_eq!(mapped.category(), category, "{mapped}");
+            assert_eq!(mapped.is_transient(), transient, "{mapped}");
+        }
+        let plain = std::io::Error::other("no credentials here");
+        assert!(credentials_error(&plain).is_none());
+    }
 
     #[test]
     fn refresh_point_is_a_fifth_of_the_lifetime_with_bounds() {
