@@ -1,0 +1,260 @@
+//! What AWS STS and the AWS SDK report, mapped to [`CredentialError`]s with their fixes: service
+//! errors by their code, SDK failures by their type.
+
+use crate::error::{CredentialError, ErrorCategory};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_sts::config::http::HttpResponse;
+use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::operation::RequestId;
+use aws_sdk_sts::operation::get_web_identity_token::GetWebIdentityTokenError;
+use std::fmt;
+
+/// What AWS STS answered when `GetWebIdentityToken` failed; the [`std::error::Error::source`]
+/// of the [`CredentialError`].
+///
+/// ```
+/// # fn inspect(err: &azure_identity_k8s::CredentialError) {
+/// use azure_identity_k8s::assertion::AwsStsError;
+/// if let Some(sts) = std::error::Error::source(err).and_then(|s| s.downcast_ref::<AwsStsError>()) {
+///     println!("STS said {:?} (request id {:?})", sts.code(), sts.request_id());
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsStsError {
+    code: Option<String>,
+    message: Option<String>,
+    request_id: Option<String>,
+    status: Option<u16>,
+}
+
+impl AwsStsError {
+    /// The AWS error code, e.g. `AccessDenied`, `OutboundWebIdentityFederationDisabledException`.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+    /// AWS's message.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+    /// The request id (`x-amzn-RequestId`), for AWS support.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+    /// The HTTP status of STS's answer.
+    pub fn http_status(&self) -> Option<u16> {
+        self.status
+    }
+}
+
+impl fmt::Display for AwsStsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "AWS STS error {}: {}",
+            self.code.as_deref().unwrap_or("(no code)"),
+            self.message.as_deref().unwrap_or("(no message)")
+        )
+    }
+}
+
+impl std::error::Error for AwsStsError {}
+
+pub(super) fn invalid(message: String) -> CredentialError {
+    CredentialError::new(
+        ErrorCategory::InvalidConfiguration,
+        format!("AwsWebIdentitySource: {message}. See docs/aws-outbound.md#limits"),
+    )
+}
+
+/// STS error codes and what to do about them.
+pub(super) fn fix_for(
+    code: &str,
+    audience: &str,
+    region: &str,
+    duration: i32,
+) -> (&'static str, String) {
+    match code {
+        "AccessDenied" | "AccessDeniedException" => (
+            "access-denied",
+            format!(
+                "The calling IAM role is not allowed to call sts:GetWebIdentityToken. Attach an identity-based policy that allows \"sts:GetWebIdentityToken\" \
+                 (if it has conditions: sts:IdentityTokenAudience must allow {audience:?} and sts:DurationSeconds at least {duration}); check SCPs and permission boundaries too."
+            ),
+        ),
+        "OutboundWebIdentityFederationDisabledException" | "OutboundWebIdentityFederationDisabled" => (
+            "federation-disabled",
+            "Outbound identity federation is not enabled for this AWS account. Enable it once per account with \
+             `aws iam enable-outbound-web-identity-federation`, then use the issuer URL it prints (also: `aws iam get-outbound-web-identity-federation-info`) \
+             as the issuer of the federated identity credential."
+                .to_string(),
+        ),
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => (
+            "aws-credentials",
+            "The AWS credentials have expired. Temporary credentials must be refreshed by their provider (the EKS Pod Identity agent, IRSA, the instance profile); \
+             static keys in the environment must be replaced; a `RequestExpired` also points at this machine's clock."
+                .to_string(),
+        ),
+        "InvalidClientTokenId" | "UnrecognizedClientException" | "SignatureDoesNotMatch" | "IncompleteSignature"
+        | "MissingAuthenticationToken" | "InvalidAccessKeyId" | "AuthFailure" => (
+            "aws-credentials",
+            "AWS did not accept the credentials: the access key is unknown or deleted, the secret or session token does not belong to it, \
+             or no credentials were sent. Check which credentials aws-config found (AWS_ACCESS_KEY_ID / AWS_PROFILE / the workload's role)."
+                .to_string(),
+        ),
+        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException" => (
+            "throttling",
+            "STS is throttling this account's requests; this is transient and is retried. The JWT is cached, so steady-state load is one call per token lifetime."
+                .to_string(),
+        ),
+        "RegionDisabledException" => (
+            "region",
+            format!("STS is not activated in region {region}: activate it in the IAM account settings, or use another region."),
+        ),
+        "SessionDurationEscalationException" => (
+            "limits",
+            format!("The requested token lifetime ({duration} s) exceeds what the calling session allows; lower the duration option."),
+        ),
+        "JWTPayloadSizeExceededException" => (
+            "limits",
+            "The token's claims (principal and request tags) are too large; remove tags from the role or session.".to_string(),
+        ),
+        "ValidationError" | "InvalidParameterValue" => (
+            "limits",
+            "STS rejected the request parameters: audience 1 to 10 values of 1 to 1000 characters, duration 60 to 3600 s, signing algorithm RS256 or ES384."
+                .to_string(),
+        ),
+        _ => ("troubleshooting", "See the AWS error code above.".to_string()),
+    }
+}
+
+pub(super) fn is_transient_code(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "InternalFailure"
+            | "InternalError"
+            | "ServiceUnavailable"
+            | "IDPCommunicationError"
+    )
+}
+
+pub(super) fn map_sdk_error(
+    err: SdkError<GetWebIdentityTokenError, HttpResponse>,
+    audience: &str,
+    region: &str,
+    duration: i32,
+) -> CredentialError {
+    let detail = DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            let status = Some(service.raw().status().as_u16());
+            let sts = AwsStsError {
+                code: e.code().map(str::to_string),
+                message: e.message().map(str::to_string),
+                request_id: err.request_id().map(str::to_string),
+                status,
+            };
+            let code = sts.code.clone().unwrap_or_default();
+            let (anchor, fix) = fix_for(&code, audience, region, duration);
+            let transient = is_transient_code(&code) || status.is_some_and(|s| s >= 500 || s == 429);
+            CredentialError::new(
+                ErrorCategory::Assertion,
+                format!(
+                    "AWS STS GetWebIdentityToken (region {region}) failed with {} (HTTP {}, request id {}): {}\n  Fix: {fix} See docs/aws-outbound.md#{anchor}",
+                    if code.is_empty() { "an error without a code" } else { &code },
+                    status.map_or_else(|| "?".to_string(), |s| s.to_string()),
+                    sts.request_id.as_deref().unwrap_or("none"),
+                    sts.message.as_deref().unwrap_or("(no message)"),
+                ),
+            )
+            .with_transient(transient)
+            .with_fix(fix, anchor)
+            .with_source(sts)
+        }
+        _ if credentials_error(&err).is_some() => {
+            credentials_failure(credentials_error(&err).expect("checked"), &detail)
+        }
+        SdkError::TimeoutError(_) => CredentialError::new(
+            ErrorCategory::Timeout,
+            format!(
+                "AWS STS GetWebIdentityToken (region {region}) did not complete in time: {detail}. Check network access to sts.{region}.amazonaws.com (or your STS endpoint override). See docs/aws-outbound.md#troubleshooting"
+            ),
+        ),
+        SdkError::DispatchFailure(_) => CredentialError::new(
+            ErrorCategory::Transport,
+            format!(
+                "AWS STS GetWebIdentityToken (region {region}) could not be reached: {detail}. Check network access to sts.{region}.amazonaws.com (or your STS endpoint override). See docs/aws-outbound.md#troubleshooting"
+            ),
+        ),
+        SdkError::ResponseError(_) => CredentialError::new(
+            ErrorCategory::InvalidResponse,
+            format!(
+                "AWS STS GetWebIdentityToken (region {region}) answered something that is not an STS response: {detail}. See docs/aws-outbound.md#troubleshooting"
+            ),
+        )
+        .with_transient(true),
+        _ => CredentialError::new(
+            ErrorCategory::InvalidConfiguration,
+            format!(
+                "AWS STS GetWebIdentityToken (region {region}) could not be sent: {detail}. See docs/aws-outbound.md#troubleshooting"
+            ),
+        ),
+    }
+}
+
+/// The AWS credential provider's error in `err`'s chain of causes, if that is what failed.
+pub(super) fn credentials_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a CredentialsError> {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(c) = e.downcast_ref::<CredentialsError>() {
+            return Some(c);
+        }
+        cause = e.source();
+    }
+    None
+}
+
+/// A failure to get AWS credentials, by its kind: none found (not configured), the provider did
+/// not answer in time or failed (transient: e.g. the EKS Pod Identity agent is restarting), or
+/// its configuration is invalid.
+pub(super) fn credentials_failure(e: &CredentialsError, detail: &str) -> CredentialError {
+    match e {
+        CredentialsError::CredentialsNotLoaded(_) => no_credentials(detail),
+        CredentialsError::ProviderTimedOut(t) => CredentialError::new(
+            ErrorCategory::Timeout,
+            format!(
+                "AwsWebIdentitySource: the AWS credential provider did not answer within {} ms: {detail}. On EKS check the Pod Identity agent (kube-system/eks-pod-identity-agent) or the IRSA token; this is retried. See docs/aws-outbound.md#aws-credentials",
+                t.timeout_duration().as_millis()
+            ),
+        ),
+        CredentialsError::ProviderError(_) => CredentialError::new(
+            ErrorCategory::Transport,
+            format!(
+                "AwsWebIdentitySource: the AWS credential provider failed: {detail}. On EKS check the Pod Identity agent (kube-system/eks-pod-identity-agent) or the IRSA token; this is retried. See docs/aws-outbound.md#aws-credentials"
+            ),
+        ),
+        _ => CredentialError::new(
+            ErrorCategory::InvalidConfiguration,
+            format!(
+                "AwsWebIdentitySource: the AWS credential configuration is invalid: {detail}. See docs/aws-outbound.md#aws-credentials"
+            ),
+        ),
+    }
+}
+
+fn no_credentials(detail: &str) -> CredentialError {
+    CredentialError::new(
+        ErrorCategory::NotConfigured,
+        format!(
+            "AwsWebIdentitySource: no usable AWS credentials: {detail}. Run where aws-config finds credentials (EKS Pod Identity, IRSA, ECS task role, \
+             EC2 instance profile, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY). See docs/aws-outbound.md#aws-credentials"
+        ),
+    )
+}

@@ -1,0 +1,260 @@
+//! Unit tests of the AWS source.
+
+use super::errors::{credentials_error, credentials_failure, fix_for, is_transient_code};
+use super::source::refresh_at;
+use super::*;
+use crate::assertion::AssertionSource as _;
+use crate::config::AUDIENCE_PUBLIC;
+use crate::error::ErrorCategory;
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_sts::config::Credentials;
+
+#[test]
+fn credential_provider_failures_are_classified_by_type() {
+    #[derive(Debug)]
+    struct Wrapper(CredentialsError);
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("failed to resolve identity")
+        }
+    }
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    for (e, category, transient) in [
+        (
+            CredentialsError::not_loaded("no providers in chain provided credentials"),
+            ErrorCategory::NotConfigured,
+            false,
+        ),
+        // A timed-out Pod Identity agent is transient, not "not configured".
+        (
+            CredentialsError::provider_timed_out(Duration::from_secs(5)),
+            ErrorCategory::Timeout,
+            true,
+        ),
+        (
+            CredentialsError::provider_error("connection refused"),
+            ErrorCategory::Transport,
+            true,
+        ),
+        (
+            CredentialsError::invalid_configuration("bad profile"),
+            ErrorCategory::InvalidConfiguration,
+            false,
+        ),
+    ] {
+        let wrapped = Wrapper(e);
+        let found = credentials_error(&wrapped).expect("found in the chain");
+        let mapped = credentials_failure(found, "detail");
+        assert_eq!(mapped.category(), category, "{mapped}");
+        assert_eq!(mapped.is_transient(), transient, "{mapped}");
+    }
+    let plain = std::io::Error::other("no credentials here");
+    assert!(credentials_error(&plain).is_none());
+}
+
+#[test]
+fn refresh_point_is_a_fifth_of_the_lifetime_with_bounds() {
+    let t0 = OffsetDateTime::UNIX_EPOCH;
+    let s = time::Duration::seconds;
+    assert_eq!(refresh_at(t0, t0 + s(300)), t0 + s(240));
+    assert_eq!(refresh_at(t0, t0 + s(3600)), t0 + s(2880));
+    assert_eq!(refresh_at(t0, t0 + s(60)), t0 + s(30));
+    assert_eq!(refresh_at(t0, t0 + s(200)), t0 + s(140));
+}
+
+#[test]
+fn options_are_validated_without_io() {
+    let bad = |o: AwsWebIdentitySourceOptions| AwsWebIdentitySource::new(o).unwrap_err();
+    let e = bad(AwsWebIdentitySourceOptions {
+        duration: Duration::from_secs(30),
+        ..Default::default()
+    });
+    assert!(e.message().contains("60 to 3600"), "{e}");
+    let e = bad(AwsWebIdentitySourceOptions {
+        duration: Duration::from_secs(7200),
+        ..Default::default()
+    });
+    assert_eq!(e.category(), ErrorCategory::InvalidConfiguration);
+    let e = bad(AwsWebIdentitySourceOptions {
+        signing_algorithm: "HS256".into(),
+        ..Default::default()
+    });
+    assert!(e.message().contains("RS256"), "{e}");
+    let e = bad(AwsWebIdentitySourceOptions {
+        endpoint_url: Some("http://sts.us-east-1.amazonaws.com".into()),
+        ..Default::default()
+    });
+    assert!(e.message().contains("https://"), "{e}");
+    let e = bad(AwsWebIdentitySourceOptions {
+        audience: Some(String::new()),
+        ..Default::default()
+    });
+    assert!(e.message().contains("audience"), "{e}");
+    let ok = AwsWebIdentitySource::new(AwsWebIdentitySourceOptions::default()).unwrap();
+    assert_eq!(ok.audience(), AUDIENCE_PUBLIC);
+    ok.default_audience("api://AzureADTokenExchangeUSGov");
+    assert_eq!(ok.audience(), "api://AzureADTokenExchangeUSGov");
+    assert!(ok.describe().contains("RS256"));
+}
+
+#[test]
+fn every_documented_code_has_a_fix() {
+    for code in [
+        "AccessDenied",
+        "OutboundWebIdentityFederationDisabledException",
+        "ExpiredToken",
+        "InvalidClientTokenId",
+        "Throttling",
+    ] {
+        let (anchor, fix) = fix_for(code, "api://AzureADTokenExchange", "us-east-1", 300);
+        assert_ne!(anchor, "troubleshooting", "{code}");
+        assert!(!fix.is_empty());
+    }
+    assert!(
+        fix_for("AccessDenied", "a", "r", 300)
+            .1
+            .contains("sts:GetWebIdentityToken")
+    );
+    assert!(
+        fix_for(
+            "OutboundWebIdentityFederationDisabledException",
+            "a",
+            "r",
+            300
+        )
+        .1
+        .contains("aws iam enable-outbound-web-identity-federation")
+    );
+    assert!(is_transient_code("Throttling"));
+    assert!(!is_transient_code("AccessDenied"));
+}
+
+/// STS on the emulator, a manual clock: the JWT is reused until its refresh point, then
+/// fetched again; a failed refresh falls back to the cached JWT while it is valid.
+#[tokio::test]
+async fn the_jwt_is_refreshed_at_its_refresh_point_and_kept_on_failure() {
+    use crate::clock::ManualClock;
+    use entra_emulator::{Emulator, Endpoint, StsError};
+    let emu = Emulator::start().await.unwrap();
+    let account = emu.add_aws_account("123456789012");
+    let role = account.add_role("R");
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(
+            aws_smithy_http_client::tls::TlsContext::builder()
+                .with_trust_store(
+                    aws_smithy_http_client::tls::TrustStore::empty()
+                        .with_pem_certificate(emu.ca_pem().into_bytes()),
+                )
+                .build()
+                .unwrap(),
+        )
+        .build_https();
+    let config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("eu-west-1"))
+        .endpoint_url(emu.sts_endpoint_url())
+        .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+            Credentials::new(
+                role.access_key_id.clone(),
+                role.secret_access_key.clone(),
+                None,
+                None,
+                "test",
+            ),
+        ))
+        .http_client(http)
+        .build();
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let source = AwsWebIdentitySource::with_clock(
+        AwsWebIdentitySourceOptions {
+            sdk_config: Some(config),
+            ..Default::default()
+        },
+        clock.clone(),
+    )
+    .unwrap();
+    let first = source.assertion().await.unwrap();
+    clock.advance(time::Duration::seconds(230));
+    let same = source.assertion().await.unwrap();
+    assert_eq!(first.secret(), same.secret());
+    assert_eq!(emu.request_count(Endpoint::Sts), 1);
+    // 300 s token: refreshed once 60 s or less remain. This refresh fails: the cached JWT,
+    // still valid, is served.
+    clock.advance(time::Duration::seconds(15));
+    emu.push_sts_error(StsError::new(403, "AccessDenied", "no"));
+    let kept = source.assertion().await.unwrap();
+    assert_eq!(kept.secret(), first.secret());
+    assert_eq!(emu.request_count(Endpoint::Sts), 2);
+    // Too close to expiry: the error surfaces.
+    clock.advance(time::Duration::seconds(45));
+    emu.push_sts_error(StsError::new(403, "AccessDenied", "no"));
+    let e = source.assertion().await.unwrap_err();
+    assert!(e.message().contains("AccessDenied"), "{e}");
+    assert!(
+        e.message().contains("region eu-west-1"),
+        "names the region: {e}"
+    );
+    // And the next call fetches a new one.
+    let fresh = source.assertion().await.unwrap();
+    assert_ne!(fresh.secret(), first.secret());
+    assert_eq!(emu.request_count(Endpoint::Sts), 4);
+}
+
+#[test]
+fn every_anchor_in_messages_exists_in_the_page() {
+    let doc = include_str!("../../../docs/aws-outbound.md");
+    let src = [
+        include_str!("../aws.rs"),
+        include_str!("errors.rs"),
+        include_str!("source.rs"),
+    ]
+    .concat();
+    let mut seen = 0;
+    for (i, _) in src.match_indices("aws-outbound.md#") {
+        let anchor: String = src[i + "aws-outbound.md#".len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        if anchor.is_empty() {
+            continue;
+        }
+        seen += 1;
+        assert!(
+            doc.contains(&format!("<a id=\"{anchor}\"></a>")),
+            "docs/aws-outbound.md has no anchor {anchor:?}"
+        );
+    }
+    for code in [
+        "AccessDenied",
+        "ExpiredToken",
+        "Throttling",
+        "RegionDisabledException",
+    ] {
+        let (anchor, _) = fix_for(code, "a", "r", 300);
+        assert!(
+            doc.contains(&format!("<a id=\"{anchor}\"></a>")),
+            "{anchor}"
+        );
+    }
+    assert!(seen >= 5, "found only {seen} links");
+}
+
+#[test]
+fn debug_shows_no_secrets() {
+    let o = AwsWebIdentitySourceOptions {
+        env: Env::from_pairs([("AWS_SECRET_ACCESS_KEY", "very-secret-value")]),
+        ..Default::default()
+    };
+    let text = format!("{o:?}");
+    assert!(!text.contains("very-secret-value"), "{text}");
+    let s = AwsWebIdentitySource::new(o).unwrap();
+    assert!(!format!("{s:?}").contains("very-secret-value"));
+}
