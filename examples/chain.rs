@@ -41,7 +41,6 @@ fn print_attempts(attempts: &[Attempt]) {
             AttemptOutcome::NotTried => (" ", "not tried".to_string()),
             _ => ("?", format!("{:?}", a.outcome)),
         };
-        let text: String = text.chars().take(220).collect();
         println!("    {mark} {:<28} {text}", a.source);
     }
 }
