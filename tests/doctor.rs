@@ -510,6 +510,13 @@ async fn unknown_tenant_and_unknown_client_id() {
         ],
     );
     assert_eq!(report.first_failure().unwrap().aadsts, vec![90002]);
+    // Entra's own words come from the error's fields (entra_description, trace id), not its text.
+    let details = &report.first_failure().unwrap().details;
+    let entra = details.iter().find(|(k, _)| k == "entra").map(|(_, v)| v);
+    assert!(
+        entra.is_some_and(|v| v.starts_with("AADSTS90002")),
+        "{report}"
+    );
 
     let mut opts = fx.options();
     opts.client_id = Some("11111111-1111-1111-1111-111111111111".into());
