@@ -41,8 +41,8 @@ pub const WEBHOOK_TOKEN_PATH_PRE_1_6: &str = "/var/run/secrets/azure/tokens/azur
 
 /// The public cloud's authority host.
 pub const PUBLIC_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
-const US_GOV_AUTHORITY_HOST: &str = "https://login.microsoftonline.us";
-const CHINA_AUTHORITY_HOST: &str = "https://login.chinacloudapi.cn";
+pub(crate) const US_GOV_AUTHORITY_HOST: &str = "https://login.microsoftonline.us";
+pub(crate) const CHINA_AUTHORITY_HOST: &str = "https://login.chinacloudapi.cn";
 
 /// Recommended federated-credential audience in the public cloud.
 pub const AUDIENCE_PUBLIC: &str = "api://AzureADTokenExchange";

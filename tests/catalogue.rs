@@ -55,7 +55,13 @@ async fn retries_of_one_fault_share_the_first_line_and_id_but_not_the_trace_ids(
             )
         );
         assert!(e.to_string().contains(url), "{e}");
-        assert!(e.fix().is_some_and(|f| f.contains(UNKNOWN_CLIENT)), "{e:?}");
+        assert!(
+            e.fix().is_some_and(
+                |f| f.contains("AZURE_CLIENT_ID") && f.contains("--query clientId -o tsv")
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains(UNKNOWN_CLIENT), "{e}");
         let trace = e.trace_id().expect("Entra's trace id");
         let correlation = e.correlation_id().expect("Entra's correlation id");
         assert!(!first(e).contains(trace) && !first(e).contains(correlation));

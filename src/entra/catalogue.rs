@@ -1,0 +1,277 @@
+//! The catalogue of Entra's errors: for each AADSTS code with a section of its own in
+//! docs/troubleshooting.md, the facts (from the token, the configuration and the answer) and the
+//! fix, as a command or value. The problem id is `aadsts<code>`; the documentation URL is
+//! [`crate::error::troubleshooting_url`] of [`anchor_for`].
+
+use super::ErrorContext;
+use crate::assertion::ForeignAudience;
+use crate::config::{
+    AUDIENCE_CHINA, AUDIENCE_PUBLIC, AUDIENCE_US_GOV, AZURE_AUTHORITY_HOST,
+    AZURE_FEDERATED_TOKEN_AUDIENCE, CHINA_AUTHORITY_HOST, PUBLIC_AUTHORITY_HOST,
+    US_GOV_AUTHORITY_HOST,
+};
+use crate::jwt::Claims;
+
+/// Prints the directory (tenant) id of the signed-in Azure CLI account.
+pub(crate) const TENANT_ID_COMMAND: &str = "az account show --query tenantId -o tsv";
+/// Print the client id (appId) of a user-assigned managed identity, and of an app registration.
+pub(crate) const CLIENT_ID_COMMANDS: &str = "`az identity show -n <identity> -g <group> --query clientId -o tsv` (managed identity) or `az ad app list --display-name <name> --query [].appId -o tsv` (app registration)";
+/// Entra's limit on the lifetime (`exp - iat`) of an external token, in seconds (AADSTS70023).
+pub(crate) const MAX_EXTERNAL_TOKEN_LIFETIME_S: i64 = 86_400;
+
+/// Each cloud's recommended federated-credential audience and its authority host.
+const CLOUDS: [(&str, &str); 3] = [
+    (AUDIENCE_PUBLIC, PUBLIC_AUTHORITY_HOST),
+    (AUDIENCE_US_GOV, US_GOV_AUTHORITY_HOST),
+    (AUDIENCE_CHINA, CHINA_AUTHORITY_HOST),
+];
+
+/// A token minted for another cloud's exchange audience than the authority's: the authority host
+/// to set (`AZURE_AUTHORITY_HOST`) and the audience that says so, e.g.
+/// (`https://login.microsoftonline.us`, `api://AzureADTokenExchangeUSGov`) for a US Government
+/// token sent to the public cloud. `None` when the token carries the authority's own audience.
+pub(crate) fn other_cloud(
+    audiences: &[String],
+    authority_origin: &str,
+) -> Option<(&'static str, &'static str)> {
+    let own = CLOUDS
+        .iter()
+        .find(|(_, host)| authority_origin.trim_end_matches('/') == *host)?;
+    if audiences.iter().any(|a| a == own.0) {
+        return None;
+    }
+    CLOUDS
+        .iter()
+        .find(|(aud, _)| audiences.iter().any(|a| a == aud))
+        .map(|(aud, host)| (*host, *aud))
+}
+
+/// AADSTS codes with their own entry in docs/troubleshooting.md.
+pub(crate) const DOCUMENTED_CODES: &[u32] = &[
+    70021, 700211, 700212, 700213, 7002137, 7002138, 700024, 90061, 700027, 50027, 900384, 700016,
+    90002, 90023, 1002012, 70011, 50196, 7000272, 70023, 5002738,
+];
+
+/// The troubleshooting anchor for an AADSTS code.
+pub(crate) fn anchor_for(code: u32) -> String {
+    if DOCUMENTED_CODES.contains(&code) {
+        format!("aadsts{code}")
+    } else {
+        "entra-errors".to_string()
+    }
+}
+
+/// One catalogue entry, filled in with this request's values.
+pub(crate) struct Problem {
+    /// What was found: values from the token, the configuration and the answer.
+    pub(crate) facts: String,
+    /// What to change: a command or a value.
+    pub(crate) fix: String,
+}
+
+impl Problem {
+    fn new(facts: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            facts: facts.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// The catalogue entry for Entra's AADSTS `code`, with the values of this request.
+pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
+    let iss = ctx
+        .claims
+        .and_then(|c| c.iss.as_deref())
+        .unwrap_or("(unknown)");
+    let sub = ctx
+        .claims
+        .and_then(|c| c.sub.as_deref())
+        .unwrap_or("(unknown)");
+    let aud = ctx
+        .claims
+        .map(Claims::audiences_display)
+        .unwrap_or_else(|| "(unknown)".into());
+    let authority = ctx.endpoint.origin().ascii_serialization();
+    let app = format!(
+        "application (client id) {} in tenant {}",
+        ctx.client_id, ctx.tenant_id
+    );
+    match code {
+        70021 | 700211 | 700212 | 700213 | 7002137 | 7002138 => {
+            let which = match code {
+                700211 => "Its issuer does not match.",
+                700212 => "Its audience does not match.",
+                700213 | 7002137 | 7002138 => "Its subject does not match.",
+                _ => "No federated credential has exactly this issuer, subject and audience.",
+            };
+            let (what, shape) = if sub.starts_with("arn:aws:") {
+                (
+                    "the AWS web-identity token",
+                    "the issuer is the AWS account's https://<id>.tokens.sts.global.api.aws URL; the subject is the IAM role ARN",
+                )
+            } else {
+                (
+                    "the service-account token",
+                    "an EKS issuer has no trailing slash; the subject is system:serviceaccount:<namespace>:<service account>",
+                )
+            };
+            let auds = ctx.claims.map(|c| c.aud.as_slice()).unwrap_or_default();
+            let recommended = [AUDIENCE_PUBLIC, AUDIENCE_US_GOV, AUDIENCE_CHINA];
+            let fix = match (
+                ctx.claims.and_then(ForeignAudience::first_in_claims),
+                other_cloud(auds, &authority),
+            ) {
+                (Some(foreign), _) => format!(
+                    "the federated credential's issuer and subject must equal these values exactly (case-sensitive; {shape}); \
+                     its audience must not be this token's, which makes the token a credential for {}. Mount a dedicated projected token \
+                     with audience {AUDIENCE_PUBLIC} and use it for Entra.",
+                    foreign.describe()
+                ),
+                (None, Some((host, cloud_aud))) => format!(
+                    "the token is for the exchange audience {cloud_aud} of the cloud at {host}, but the authority is {authority}: \
+                     set {AZURE_AUTHORITY_HOST}={host} (the audience is right for that cloud; do not change it)."
+                ),
+                (None, None)
+                    if !auds.is_empty()
+                        && !auds.iter().any(|a| recommended.contains(&a.as_str())) =>
+                {
+                    format!(
+                        "the token's audience is {aud}, not the recommended {AUDIENCE_PUBLIC}: either add {aud} to the federated \
+                         credential's audiences (with the issuer and subject above, exactly; {shape}), or set the projected volume's \
+                         serviceAccountToken.audience to {AUDIENCE_PUBLIC}, the federated credential's default; setting \
+                         {AZURE_FEDERATED_TOKEN_AUDIENCE} makes the credential check the audience before sending."
+                    )
+                }
+                (None, None) => format!(
+                    "create or correct the federated credential so that its issuer, subject and audience equal these values exactly \
+                     (case-sensitive; {shape}); `azure-identity-k8s setup` prints the command. A credential created in the last few \
+                     minutes may still be propagating."
+                ),
+            };
+            Problem::new(
+                format!(
+                    "Entra found no federated identity credential on {app} that matches {what}. {which}\n  \
+                     The token ({origin}) has:\n    issuer:   {iss}\n    subject:  {sub}\n    audience: {aud}",
+                    origin = ctx.origin
+                ),
+                fix,
+            )
+        }
+        700024 => {
+            let (iat, exp) = ctx
+                .claims
+                .map(|c| (fmt_opt(c.issued_at()), fmt_opt(c.expires_at())))
+                .unwrap_or_else(|| ("(unknown)".into(), "(unknown)".into()));
+            Problem::new(
+                format!(
+                    "The service-account token is outside its validity period as Entra sees it (issued at {iat}, expires at {exp})."
+                ),
+                format!(
+                    "make the kubelet rotate the file ({origin}: a projected serviceAccountToken volume, not a copy), do not keep the token \
+                     read once, and check this node's clock (NTP, chrony).",
+                    origin = ctx.origin
+                ),
+            )
+        }
+        90061 => {
+            let disco = format!(
+                "{}/.well-known/openid-configuration",
+                iss.trim_end_matches('/')
+            );
+            Problem::new(
+                format!(
+                    "Entra could not fetch the issuer's OpenID discovery document or its JWKS from the public internet: {disco}."
+                ),
+                "publish the discovery document and JWKS at a public HTTPS URL (EKS issuers are public; a self-managed cluster can use a \
+                 public S3 bucket). A private issuer such as https://kubernetes.default.svc can never work.",
+            )
+        }
+        700027 | 50027 | 900384 => Problem::new(
+            format!(
+                "Entra could not validate the token's signature with the keys published by its issuer {iss}."
+            ),
+            "publish the key that signs service-account tokens (RS256, matching kid) in the issuer's JWKS: `kubectl get --raw /openid/v1/jwks` \
+             prints the API server's keys; after a signing-key rotation publish the new key too.",
+        ),
+        7000272 => Problem::new(
+            format!(
+                "The token's signing key (the kid in its header) is not in the JWKS published by its issuer {iss}: the \
+                 service-account signing key was rotated (or added) on a self-managed issuer without republishing the JWKS."
+            ),
+            "republish the JWKS from the API server's current keys: `kubectl get --raw /openid/v1/jwks` prints them; copy that document \
+             to the issuer's jwks_uri (e.g. the S3 object). Keep the old key published until tokens signed with it have expired.",
+        ),
+        70023 => {
+            let lifetime = ctx
+                .claims
+                .and_then(|c| Some((c.expires_at()? - c.issued_at()?).whole_seconds()))
+                .map(|s| format!("{s} s"))
+                .unwrap_or_else(|| "(unknown)".into());
+            Problem::new(
+                format!(
+                    "The token lives longer than Entra accepts for an external token: exp - iat is {lifetime}, the limit is \
+                     {MAX_EXTERNAL_TOKEN_LIFETIME_S} s."
+                ),
+                format!(
+                    "set the projected volume's serviceAccountToken.expirationSeconds to at most {MAX_EXTERNAL_TOKEN_LIFETIME_S} \
+                     (3600 is the usual value)."
+                ),
+            )
+        }
+        5002738 => Problem::new(
+            "The token is signed with an EC key (alg ES256 or ES384 in its header), which Entra does not accept for a client \
+             assertion (it verifies RS256, RS384 and RS512).",
+            "sign service-account tokens with an RSA key (kube-apiserver --service-account-signing-key-file pointing at an RSA key, \
+             republished in the JWKS); for AWS STS GetWebIdentityToken request SigningAlgorithm=RS256.",
+        ),
+        700016 => Problem::new(
+            format!(
+                "No application with client id {} exists in tenant {} at {authority}.",
+                ctx.client_id, ctx.tenant_id
+            ),
+            format!(
+                "set AZURE_CLIENT_ID to the application's or user-assigned managed identity's client id (not its object id), printed by \
+                 {CLIENT_ID_COMMANDS}; if the identity is in another tenant or cloud, correct AZURE_TENANT_ID or AZURE_AUTHORITY_HOST."
+            ),
+        ),
+        90002 | 90023 => Problem::new(
+            format!("Tenant {} was not found at {authority}.", ctx.tenant_id),
+            format!(
+                "set AZURE_TENANT_ID to the directory id printed by `{TENANT_ID_COMMAND}`; if the tenant is in a sovereign cloud set \
+                 {AZURE_AUTHORITY_HOST} to it ({US_GOV_AUTHORITY_HOST} or {CHINA_AUTHORITY_HOST})."
+            ),
+        ),
+        1002012 | 70011 => Problem::new(
+            format!(
+                "The scope {:?} was rejected. The client-credentials flow takes exactly one resource with the /.default suffix.",
+                ctx.scope
+            ),
+            crate::scope::suggested_scope(ctx.scope)
+                .map(|s| format!("request {s}."))
+                .unwrap_or_else(|| {
+                    "request <resource>/.default, e.g. https://storage.azure.com/.default.".into()
+                }),
+        ),
+        50196 => Problem::new(
+            "Entra detected a loop: this client sent too many identical requests.",
+            "reuse the credential (it caches tokens) instead of creating one per request.",
+        ),
+        7000215 | 7000222 => Problem::new(
+            "A client secret was sent instead of (or along with) the assertion.",
+            "remove the client secret (AZURE_CLIENT_SECRET); a workload identity uses none.",
+        ),
+        _ => Problem::new(
+            "Entra answered with an error code this crate has no entry for.",
+            "look the code up in the Entra ID error code reference (https://login.microsoftonline.com/error).",
+        ),
+    }
+}
+
+fn fmt_opt(t: Option<time::OffsetDateTime>) -> String {
+    t.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_else(|| "(unknown)".into())
+}

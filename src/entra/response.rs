@@ -1,0 +1,333 @@
+//! Entra's answer: a token, or an error explained with the catalogue.
+
+use super::ErrorContext;
+use super::catalogue::{anchor_for, entra_problem};
+use crate::cache::FetchedToken;
+use crate::error::{CredentialError, ErrorCategory};
+use azure_core::credentials::AccessToken;
+use azure_core::http::StatusCode;
+use azure_core::http::headers;
+use azure_core::time::Duration;
+use serde::{Deserialize, Deserializer};
+
+fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        Int(i64),
+        Float(f64),
+        Str(String),
+        Null(()),
+    }
+    Ok(match N::deserialize(d)? {
+        N::Int(i) => Some(i),
+        N::Float(f) => Some(f as i64),
+        N::Str(s) => Some(s.trim().parse::<i64>().map_err(serde::de::Error::custom)?),
+        N::Null(()) => None,
+    })
+}
+
+#[derive(Deserialize)]
+struct SuccessBody {
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    expires_in: Option<i64>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    refresh_in: Option<i64>,
+}
+
+/// Entra's error body (all fields optional: gateways send other things).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ErrorBody {
+    #[serde(default)]
+    pub(crate) error: Option<String>,
+    #[serde(default)]
+    pub(crate) error_description: Option<String>,
+    #[serde(default)]
+    pub(crate) error_codes: Vec<u32>,
+    #[serde(default)]
+    pub(crate) trace_id: Option<String>,
+    #[serde(default)]
+    pub(crate) correlation_id: Option<String>,
+}
+
+pub(super) fn invalid_response(status: StatusCode, what: String) -> CredentialError {
+    CredentialError::new(
+        ErrorCategory::InvalidResponse,
+        format!(
+            "WorkloadIdentityCredential: the token endpoint answered HTTP {} with {what}.",
+            u16::from(status)
+        ),
+    )
+    .with_docs("invalid-response")
+    .with_status(status)
+}
+
+/// Parse a 2xx body.
+pub(crate) fn parse_success(
+    status: StatusCode,
+    body: &[u8],
+    now: time::OffsetDateTime,
+) -> Result<FetchedToken, CredentialError> {
+    let parsed: SuccessBody = serde_json::from_slice(body).map_err(|e| {
+        let what = if body.is_empty() {
+            "an empty body".to_string()
+        } else if e.is_eof() {
+            format!("a truncated JSON body ({} bytes)", body.len())
+        } else {
+            format!(
+                "a body that is not a token response ({} bytes: {})",
+                body.len(),
+                e.classify_kind()
+            )
+        };
+        invalid_response(status, what).with_transient(true)
+    })?;
+    let token = parsed
+        .access_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| invalid_response(status, "a JSON body without an access_token".into()))?;
+    if let Some(tt) = &parsed.token_type
+        && !tt.eq_ignore_ascii_case("bearer")
+    {
+        return Err(invalid_response(
+            status,
+            format!("token_type {tt:?}, expected \"Bearer\""),
+        ));
+    }
+    let expires_in = parsed.expires_in.filter(|s| *s > 0).ok_or_else(|| {
+        invalid_response(
+            status,
+            "a token response without a positive expires_in".into(),
+        )
+    })?;
+    let refresh_in = parsed
+        .refresh_in
+        .filter(|r| *r > 0 && *r < expires_in)
+        .map(Duration::seconds);
+    // `now + expires_in` overflows (and `+` would panic) for absurd values such as 1e300.
+    let expires_on = now
+        .checked_add(Duration::seconds(expires_in))
+        .ok_or_else(|| {
+            invalid_response(
+                status,
+                format!("expires_in {expires_in}, which is beyond any representable date"),
+            )
+        })?;
+    Ok(FetchedToken {
+        token: AccessToken::new(token, expires_on),
+        lifetime: Duration::seconds(expires_in),
+        refresh_in,
+    })
+}
+
+trait ClassifyKind {
+    fn classify_kind(&self) -> &'static str;
+}
+impl ClassifyKind for serde_json::Error {
+    fn classify_kind(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Syntax => "not JSON",
+            serde_json::error::Category::Data => "unexpected JSON fields",
+            serde_json::error::Category::Eof => "truncated JSON",
+            serde_json::error::Category::Io => "unreadable",
+        }
+    }
+}
+
+fn looks_like_html(body: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(&body[..body.len().min(256)]).to_ascii_lowercase();
+    let head = head.trim_start();
+    head.starts_with("<!doctype") || head.starts_with("<html") || head.starts_with('<')
+}
+
+pub(super) fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or_default().trim()
+}
+
+/// `Retry-After` as a delay from `now`: delta-seconds or an HTTP date (RFC 7231).
+pub(crate) fn retry_after_delay(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u32>() {
+        return Some(Duration::seconds(i64::from(secs)));
+    }
+    let at = azure_core::time::parse_rfc7231(value).ok()?;
+    Some((at - now).max(Duration::ZERO))
+}
+
+/// The server's time, from its `Date` header, so an HTTP-date `Retry-After` is read against the
+/// clock that wrote it (a skewed local clock would shorten or stretch it); `local` without one.
+pub(super) fn server_now(date: Option<&str>, local: time::OffsetDateTime) -> time::OffsetDateTime {
+    date.and_then(|d| azure_core::time::parse_rfc7231(d.trim()).ok())
+        .unwrap_or(local)
+}
+
+/// Turn a non-2xx answer into an error that says what failed and how to fix it. Its
+/// [`source`](std::error::Error::source) is the `azure_core::Error` of kind
+/// `ErrorKind::HttpResponse { status, error_code, raw_response }` that azure_identity returns for
+/// the same answer (`error_code`: the AADSTS codes joined by commas, as azure_identity does), so
+/// code that walks the chain for it finds it.
+pub(crate) fn parse_error(
+    status: StatusCode,
+    retry_after: Option<&str>,
+    body: &[u8],
+    ctx: &ErrorContext<'_>,
+) -> CredentialError {
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let (codes, description) = parsed
+        .as_ref()
+        .map(|b| {
+            let codes = b.error_codes.iter().map(u32::to_string).collect::<Vec<_>>();
+            let desc = b.error_description.as_deref().map(first_line).unwrap_or("");
+            (codes.join(","), desc.to_string())
+        })
+        .unwrap_or_default();
+    let mut headers = azure_core::http::headers::Headers::new();
+    if let Some(r) = retry_after {
+        headers.insert(headers::RETRY_AFTER, r.to_string());
+    }
+    let http = azure_core::Error::with_message(
+        azure_core::error::ErrorKind::HttpResponse {
+            status,
+            error_code: (!codes.is_empty()).then_some(codes),
+            raw_response: Some(Box::new(azure_core::http::RawResponse::from_bytes(
+                status,
+                headers,
+                body.to_vec(),
+            ))),
+        },
+        if description.is_empty() {
+            format!("HTTP {}", u16::from(status))
+        } else {
+            description
+        },
+    );
+    describe_error(status, retry_after, body, parsed, ctx).with_source(http)
+}
+
+fn describe_error(
+    status: StatusCode,
+    retry_after: Option<&str>,
+    body: &[u8],
+    parsed: Option<ErrorBody>,
+    ctx: &ErrorContext<'_>,
+) -> CredentialError {
+    let code = u16::from(status);
+    match parsed {
+        Some(b) if b.error.is_some() || !b.error_codes.is_empty() => {
+            let codes = b.error_codes.clone();
+            let primary = codes.first().copied();
+            let desc = b.error_description.as_deref().map(first_line).unwrap_or("");
+            let code_text = if codes.is_empty() {
+                "no AADSTS code".to_string()
+            } else {
+                codes
+                    .iter()
+                    .map(|c| format!("AADSTS{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let problem = primary.map(|c| entra_problem(c, ctx));
+            let (facts, fix) = problem.map(|p| (p.facts, p.fix)).unwrap_or_else(|| {
+                (
+                    "Entra answered without an AADSTS code.".into(),
+                    "see Entra's words below.".into(),
+                )
+            });
+            let ids = match (&b.trace_id, &b.correlation_id) {
+                (Some(t), Some(c)) => format!("\n  Trace ID: {t}, Correlation ID: {c}"),
+                _ => String::new(),
+            };
+            let anchor = primary
+                .map(anchor_for)
+                .unwrap_or_else(|| "entra-errors".into());
+            let retry = retry_after
+                .map(|r| format!(" (Retry-After: {r})"))
+                .unwrap_or_default();
+            CredentialError::new(
+                ErrorCategory::Entra,
+                format!(
+                    "WorkloadIdentityCredential: Entra ID rejected the token request for scope {} (HTTP {code}{retry}, {code_text}, error {:?}).\n  {facts}\n  Fix: {fix}\n  Entra said: {desc}{ids}",
+                    ctx.scope,
+                    b.error.as_deref().unwrap_or(""),
+                ),
+            )
+            .with_problem_id(
+                primary
+                    .map(|c| format!("aadsts{c}"))
+                    .unwrap_or_else(|| "entra-errors".into()),
+            )
+            .with_docs(&anchor)
+            .with_fix_text(fix)
+            .with_status(status)
+            .with_aadsts(codes)
+            .with_entra_answer(
+                b.error.clone(),
+                (!desc.is_empty()).then(|| desc.to_string()),
+                b.trace_id.clone(),
+                b.correlation_id.clone(),
+            )
+        }
+        _ => {
+            let what = if body.is_empty() {
+                "an empty body".to_string()
+            } else if looks_like_html(body) {
+                format!(
+                    "an HTML page ({} bytes), typically from a proxy or gateway in front of Entra",
+                    body.len()
+                )
+            } else if std::str::from_utf8(body).is_ok() {
+                format!("a non-JSON text body ({} bytes)", body.len())
+            } else {
+                format!("a binary body ({} bytes)", body.len())
+            };
+            let retry = retry_after
+                .map(|r| format!("; Retry-After: {r}"))
+                .unwrap_or_default();
+            let advice = if code == 429 {
+                " Entra is throttling this client; the credential backs off and retries."
+            } else if code >= 500 {
+                " This is usually transient; the credential retries."
+            } else {
+                " Check that the authority host is Entra ID and that no proxy rewrites the request."
+            };
+            CredentialError::new(
+                ErrorCategory::InvalidResponse,
+                format!(
+                    "WorkloadIdentityCredential: the token endpoint {} answered HTTP {code} with {what}{retry}.{advice}",
+                    ctx.endpoint
+                ),
+            )
+            .with_docs("invalid-response")
+            .with_status(status)
+        }
+    }
+}
+
+/// A 429/503 with `Retry-After`: say so first (the cache then sends nothing before it passes).
+pub(super) fn throttled(error: CredentialError, after: Duration) -> CredentialError {
+    let status = error.http_status().unwrap_or(StatusCode::TooManyRequests);
+    let detail = error
+        .message()
+        .trim_start_matches("WorkloadIdentityCredential: ")
+        .to_owned();
+    CredentialError::new(
+        error.category(),
+        format!(
+            "WorkloadIdentityCredential: Entra throttled the token request (HTTP {}, retry after {} s, transient). \
+             The credential sends no new request before then and keeps serving a cached token that is still valid. \
+             Details: {detail}",
+            u16::from(status),
+            after.whole_seconds(),
+        ),
+    )
+    .with_status(status)
+    .with_aadsts(error.aadsts_codes().to_vec())
+    .with_transient(true)
+    .with_retry_after(Some(after))
+    .with_documentation_url_of(&error)
+    .with_source(error)
+}

@@ -1,0 +1,459 @@
+//! Unit tests of the token request, its answers and the catalogue.
+
+use super::catalogue::{DOCUMENTED_CODES, anchor_for, entra_problem};
+use super::response::first_line;
+use super::*;
+use crate::config::AZURE_FEDERATED_TOKEN_AUDIENCE;
+use azure_core::time::Duration;
+
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+}
+
+fn ctx_with<'a>(claims: &'a Claims, endpoint: &'a Url) -> ErrorContext<'a> {
+    ErrorContext {
+        client_id: "11111111-0000-0000-0000-000000000001",
+        tenant_id: "tenant-a",
+        endpoint,
+        scope: "https://storage.azure.com/.default",
+        claims: Some(claims),
+        origin: "/var/run/secrets/azure/tokens/azure-identity-token",
+    }
+}
+
+#[test]
+fn success_accepts_numbers_and_strings() {
+    let s = StatusCode::from(200);
+    let t = parse_success(
+        s,
+        br#"{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"abc"}"#,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(t.token.expires_on, now() + Duration::seconds(3599));
+    assert_eq!(t.refresh_in, None);
+    let t = parse_success(
+        s,
+        br#"{"token_type":"Bearer","expires_in":"7200","refresh_in":"3600","access_token":"abc"}"#,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(t.token.expires_on, now() + Duration::seconds(7200));
+    assert_eq!(t.refresh_in, Some(Duration::seconds(3600)));
+}
+
+#[test]
+fn success_without_token_or_truncated_is_an_error() {
+    let s = StatusCode::from(200);
+    let e = parse_success(
+        s,
+        br#"{"token_type":"Bearer","expires_in":3599,"access_token":""}"#,
+        now(),
+    )
+    .unwrap_err();
+    assert!(e.message().contains("without an access_token"), "{e}");
+    let e = parse_success(s, br#"{"token_type":"Bearer","expires_in":35"#, now()).unwrap_err();
+    assert!(e.message().contains("truncated"), "{e}");
+    assert!(e.is_transient());
+    let e = parse_success(s, b"", now()).unwrap_err();
+    assert!(e.message().contains("empty body"), "{e}");
+    let e = parse_success(s, br#"{"access_token":"x"}"#, now()).unwrap_err();
+    assert!(e.message().contains("expires_in"), "{e}");
+}
+
+#[test]
+fn absurd_expires_in_is_an_error_not_a_panic() {
+    let s = StatusCode::from(200);
+    for body in [
+        r#"{"token_type":"Bearer","expires_in":9223372036854775807,"access_token":"abc"}"#,
+        r#"{"token_type":"Bearer","expires_in":1e300,"access_token":"abc"}"#,
+        r#"{"token_type":"Bearer","expires_in":"999999999999999","access_token":"abc"}"#,
+    ] {
+        let e = parse_success(s, body.as_bytes(), now()).unwrap_err();
+        assert!(e.message().contains("beyond any representable date"), "{e}");
+        assert_eq!(e.http_status(), Some(s));
+    }
+}
+
+#[test]
+fn retry_after_seconds_and_http_dates() {
+    let n = now();
+    assert_eq!(retry_after_delay("60", n), Some(Duration::seconds(60)));
+    let date = (n + Duration::seconds(90))
+        .format(&time::format_description::well_known::Rfc2822)
+        .unwrap();
+    // RFC 7231's IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
+    let imf = azure_core::time::to_rfc7231(&(n + Duration::seconds(90)));
+    assert_eq!(
+        retry_after_delay(&imf, n),
+        Some(Duration::seconds(90)),
+        "{date} / {imf}"
+    );
+    assert_eq!(retry_after_delay("garbage", n), None);
+    let past = azure_core::time::to_rfc7231(&(n - Duration::seconds(90)));
+    assert_eq!(retry_after_delay(&past, n), Some(Duration::ZERO));
+}
+
+#[test]
+fn fic_mismatch_echoes_local_claims() {
+    let claims = Claims {
+        iss: Some("https://oidc.eks.us-east-1.amazonaws.com/id/ABC".into()),
+        sub: Some("system:serviceaccount:prod:api".into()),
+        aud: vec!["api://AzureADTokenExchange".into()],
+        ..Default::default()
+    };
+    let ep = Url::parse("https://login.microsoftonline.com/tenant-a/oauth2/v2.0/token").unwrap();
+    let body = br#"{"error":"invalid_client","error_description":"AADSTS70021: No matching federated identity record found for presented assertion. Assertion Issuer: 'x'.\r\nTrace ID: t1\r\nCorrelation ID: c1\r\nTimestamp: 2026-01-01 00:00:00Z","error_codes":[70021],"trace_id":"t1","correlation_id":"c1"}"#;
+    let e = parse_error(StatusCode::from(400), None, body, &ctx_with(&claims, &ep));
+    let m = e.message();
+    assert_eq!(e.aadsts_codes(), &[70021]);
+    assert!(!e.is_transient());
+    for needle in [
+        "AADSTS70021",
+        "https://oidc.eks.us-east-1.amazonaws.com/id/ABC",
+        "system:serviceaccount:prod:api",
+        "api://AzureADTokenExchange",
+        "#aadsts70021",
+        "Correlation ID: c1",
+    ] {
+        assert!(m.contains(needle), "missing {needle}: {m}");
+    }
+}
+
+/// The chain azure_identity users walk: `ErrorKind::HttpResponse { status, error_code, .. }`.
+fn http_kind(e: &CredentialError) -> Option<(u16, Option<String>, usize)> {
+    let az: azure_core::Error = e.clone().into();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&az);
+    while let Some(err) = cur {
+        if let Some(a) = err.downcast_ref::<azure_core::Error>()
+            && let azure_core::error::ErrorKind::HttpResponse {
+                status,
+                error_code,
+                raw_response,
+            } = a.kind()
+        {
+            let len = raw_response.as_ref().map_or(0, |r| r.body().len());
+            return Some((u16::from(*status), error_code.clone(), len));
+        }
+        cur = err.source();
+    }
+    None
+}
+
+#[test]
+fn entra_errors_keep_azure_cores_http_response_kind_in_the_chain() {
+    let claims = Claims::default();
+    let ep = Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap();
+    let body = br#"{"error":"invalid_client","error_description":"AADSTS700016: Application not found.\r\nTrace ID: t","error_codes":[700016,50000]}"#;
+    let e = parse_error(StatusCode::from(400), None, body, &ctx_with(&claims, &ep));
+    assert_eq!(
+        http_kind(&e),
+        Some((400, Some("700016,50000".into()), body.len()))
+    );
+    // Our own data stays next to it.
+    assert_eq!(e.aadsts_codes(), &[700016, 50000]);
+    let src = std::error::Error::source(&e).unwrap().to_string();
+    assert!(
+        src.contains("AADSTS700016: Application not found."),
+        "{src}"
+    );
+    // A gateway's HTML page: the status, no code.
+    let e = parse_error(
+        StatusCode::from(503),
+        Some("7"),
+        b"<html>",
+        &ctx_with(&claims, &ep),
+    );
+    assert_eq!(http_kind(&e), Some((503, None, 6)));
+}
+
+#[test]
+fn fic_mismatch_with_a_custom_audience_names_it_and_the_fix() {
+    let ep = Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap();
+    let body = br#"{"error":"invalid_client","error_codes":[700212]}"#;
+    let with_aud = |aud: &str| Claims {
+        iss: Some("https://oidc.eks.us-east-1.amazonaws.com/id/ABC".into()),
+        sub: Some("system:serviceaccount:prod:api".into()),
+        aud: vec![aud.into()],
+        ..Default::default()
+    };
+    let claims = with_aud("api://my-custom-audience");
+    let m = parse_error(StatusCode::from(400), None, body, &ctx_with(&claims, &ep))
+        .message()
+        .to_string();
+    assert!(
+        m.contains("the token's audience is api://my-custom-audience, not the recommended api://AzureADTokenExchange")
+            && m.contains("add api://my-custom-audience to the federated credential's audiences")
+            && m.contains("serviceAccountToken.audience to api://AzureADTokenExchange"),
+        "{m}"
+    );
+    // A foreign audience (sent only with allow_foreign_audience) is never suggested.
+    for aud in [
+        "sts.amazonaws.com",
+        "https://oidc.eks.us-east-1.amazonaws.com/id/ABC",
+    ] {
+        let claims = with_aud(aud);
+        let m = parse_error(StatusCode::from(400), None, body, &ctx_with(&claims, &ep))
+            .message()
+            .to_string();
+        assert!(
+            m.contains("must not be this token's") && !m.contains(&format!("add {aud}")),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn non_json_error_bodies_keep_the_status() {
+    let claims = Claims::default();
+    let ep = Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap();
+    let ctx = ctx_with(&claims, &ep);
+    let e = parse_error(
+        StatusCode::from(502),
+        None,
+        b"<html><body>Bad Gateway</body></html>",
+        &ctx,
+    );
+    assert!(
+        e.is_transient() && e.message().contains("HTML") && e.message().contains("502"),
+        "{e}"
+    );
+    let e = parse_error(StatusCode::from(429), Some("60"), b"", &ctx);
+    assert!(
+        e.is_transient()
+            && e.message().contains("Retry-After: 60")
+            && e.message().contains("empty body"),
+        "{e}"
+    );
+    let e = parse_error(StatusCode::from(400), None, b"{\"error\":", &ctx);
+    assert_eq!(e.http_status(), Some(StatusCode::from(400)));
+    assert!(!e.is_transient());
+}
+
+#[test]
+fn every_anchor_in_messages_exists_in_the_troubleshooting_page() {
+    let doc = include_str!("../../docs/troubleshooting.md");
+    let has = |a: &str| doc.contains(&format!("<a id=\"{a}\"></a>"));
+    for code in DOCUMENTED_CODES {
+        assert!(has(&anchor_for(*code)), "missing anchor for {code}");
+    }
+    assert_eq!(anchor_for(123), "entra-errors");
+    // Every anchor named literally in the sources: `with_docs("...")` and the token file's
+    // problems (the token-file-* literals, passed on through `file_error`).
+    let sources = [
+        include_str!("mod.rs"),
+        include_str!("response.rs"),
+        include_str!("../config.rs"),
+        include_str!("../credential.rs"),
+        include_str!("../cache/mod.rs"),
+        include_str!("../assertion/token_file.rs"),
+        include_str!("../assertion/file_read.rs"),
+        include_str!("../assertion/client_assertion.rs"),
+    ];
+    let mut seen = 0;
+    for src in sources {
+        for marker in ["with_docs(\"", "\"token-file-"] {
+            for (i, _) in src.match_indices(marker) {
+                let start = i + marker.find('"').unwrap() + 1;
+                let anchor: String = src[start..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .collect();
+                // An argument ends with `")` or `",`; skip this test's own markers and
+                // other constants (the reader thread's name).
+                let after = &src[start + anchor.len()..];
+                if anchor.is_empty() || !(after.starts_with("\")") || after.starts_with("\",")) {
+                    continue;
+                }
+                seen += 1;
+                assert!(
+                    has(&anchor),
+                    "docs/troubleshooting.md has no anchor {anchor:?}"
+                );
+                assert!(
+                    crate::error::troubleshooting_url(&anchor)
+                        .starts_with("https://docs.rs/azure_identity_k8s/")
+                );
+            }
+        }
+    }
+    assert!(seen >= 12, "found only {seen} links");
+}
+
+#[test]
+fn the_first_line_is_the_same_across_retries_and_the_ids_are_fields() {
+    let claims = Claims::default();
+    let ep = Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap();
+    let answer = |trace: &str, corr: &str, ts: &str| {
+        format!(
+            r#"{{"error":"invalid_client","error_description":"AADSTS700016: Application not found.\r\nTrace ID: {trace}\r\nCorrelation ID: {corr}\r\nTimestamp: {ts}","error_codes":[700016],"trace_id":"{trace}","correlation_id":"{corr}","timestamp":"{ts}"}}"#
+        )
+    };
+    let a = parse_error(
+        StatusCode::from(400),
+        None,
+        answer("t-1", "c-1", "2026-01-01 00:00:00Z").as_bytes(),
+        &ctx_with(&claims, &ep),
+    );
+    let b = parse_error(
+        StatusCode::from(400),
+        None,
+        answer("t-2", "c-2", "2026-01-01 00:00:07Z").as_bytes(),
+        &ctx_with(&claims, &ep),
+    );
+    assert_eq!(first_line(a.message()), first_line(b.message()));
+    assert_ne!(a.message(), b.message(), "the ids are further down");
+    for line in [first_line(a.message()), first_line(&a.to_string())] {
+        assert!(!line.contains("t-1") && !line.contains("c-1") && !line.contains("2026"));
+    }
+    assert_eq!(a.problem_id(), Some("aadsts700016"));
+    assert_eq!(a.problem_id(), b.problem_id());
+    assert_eq!(a.fix(), b.fix());
+    assert_eq!(a.documentation_url(), b.documentation_url());
+    assert!(
+        a.documentation_url()
+            .unwrap()
+            .ends_with("/troubleshooting/index.html#aadsts700016")
+    );
+    assert_eq!(
+        (a.trace_id(), a.correlation_id()),
+        (Some("t-1"), Some("c-1"))
+    );
+    assert_eq!(
+        (b.trace_id(), b.correlation_id()),
+        (Some("t-2"), Some("c-2"))
+    );
+    assert_eq!(a.entra_error(), Some("invalid_client"));
+    assert_eq!(
+        a.entra_description(),
+        Some("AADSTS700016: Application not found.")
+    );
+    assert_eq!(a.http_status(), Some(StatusCode::from(400)));
+    // A code without a section of its own keeps its own id and links the general section.
+    let c = parse_error(
+        StatusCode::from(400),
+        None,
+        br#"{"error":"invalid_request","error_codes":[123456]}"#,
+        &ctx_with(&claims, &ep),
+    );
+    assert_eq!(c.problem_id(), Some("aadsts123456"));
+    assert!(c.documentation_url().unwrap().ends_with("#entra-errors"));
+}
+
+#[test]
+fn every_documented_code_has_a_specific_entry() {
+    let claims = Claims {
+        iss: Some("https://issuer.example".into()),
+        ..Default::default()
+    };
+    let ep = Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap();
+    let ctx = ctx_with(&claims, &ep);
+    let generic = entra_problem(1, &ctx);
+    for code in DOCUMENTED_CODES {
+        let p = entra_problem(*code, &ctx);
+        assert_ne!(p.facts, generic.facts, "code {code}");
+        assert_ne!(p.fix, generic.fix, "code {code}");
+    }
+    assert!(
+        entra_problem(90061, &ctx)
+            .facts
+            .contains("https://issuer.example/.well-known/openid-configuration")
+    );
+}
+
+/// Entra's answer with one AADSTS code, explained for `claims` against `authority`.
+fn explain(code: u32, claims: &Claims, authority: &str) -> CredentialError {
+    let ep = Url::parse(&format!("{authority}/tenant-a/oauth2/v2.0/token")).unwrap();
+    let body = format!(
+        r#"{{"error":"invalid_client","error_description":"AADSTS{code}: x","error_codes":[{code}]}}"#
+    );
+    parse_error(
+        StatusCode::from(400),
+        None,
+        body.as_bytes(),
+        &ctx_with(claims, &ep),
+    )
+}
+
+#[test]
+fn concrete_fixes_for_the_misconfigurations_users_meet() {
+    let eks = |aud: &str, lifetime: i64| Claims {
+        iss: Some("https://oidc.eks.us-east-1.amazonaws.com/id/ABC".into()),
+        sub: Some("system:serviceaccount:prod:api".into()),
+        aud: vec![aud.into()],
+        iat: Some(1_800_000_000),
+        exp: Some(1_800_000_000 + lifetime),
+        ..Default::default()
+    };
+    let public = "https://login.microsoftonline.com";
+    let claims = eks("api://AzureADTokenExchange", 3600);
+    let cases: [(u32, &Claims, &str, &[&str]); 6] = [
+        (
+            90002,
+            &claims,
+            public,
+            &["AZURE_TENANT_ID", "az account show --query tenantId -o tsv"],
+        ),
+        (
+            700016,
+            &claims,
+            public,
+            &[
+                "AZURE_CLIENT_ID",
+                "--query clientId -o tsv",
+                "--query [].appId -o tsv",
+            ],
+        ),
+        (
+            7000272,
+            &claims,
+            public,
+            &["republish the JWKS", "kubectl get --raw /openid/v1/jwks"],
+        ),
+        (
+            70023,
+            &eks("api://AzureADTokenExchange", 172_800),
+            public,
+            &["expirationSeconds to at most 86400"],
+        ),
+        (5002738, &claims, public, &["RSA", "SigningAlgorithm=RS256"]),
+        (
+            70021,
+            &eks("api://AzureADTokenExchangeUSGov", 3600),
+            public,
+            &["AZURE_AUTHORITY_HOST=https://login.microsoftonline.us"],
+        ),
+    ];
+    for (code, claims, authority, needles) in cases {
+        let e = explain(code, claims, authority);
+        let fix = e.fix().expect("a fix");
+        for needle in needles {
+            assert!(
+                fix.contains(needle),
+                "AADSTS{code}: {needle:?} not in {fix:?}"
+            );
+        }
+        assert!(e.message().contains(&format!("Fix: {fix}")), "{e}");
+        assert_eq!(e.problem_id(), Some(format!("aadsts{code}").as_str()));
+        assert!(
+            e.documentation_url()
+                .unwrap()
+                .ends_with(&format!("#aadsts{code}")),
+            "{e:?}"
+        );
+    }
+    // The US Government token: the audience is right, the authority is not.
+    let e = explain(70021, &eks("api://AzureADTokenExchangeUSGov", 3600), public);
+    assert!(
+        !e.fix().unwrap().contains(AZURE_FEDERATED_TOKEN_AUDIENCE),
+        "{e}"
+    );
+    // Against its own cloud it is an ordinary federated-credential mismatch.
+    let e = explain(
+        70021,
+        &eks("api://AzureADTokenExchangeUSGov", 3600),
+        "https://login.microsoftonline.us",
+    );
+    assert!(!e.fix().unwrap().contains("AZURE_AUTHORITY_HOST="), "{e}");
+    assert!(e.fix().unwrap().contains("create or correct"), "{e}");
+}
