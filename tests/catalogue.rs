@@ -9,6 +9,7 @@ use azure_identity_k8s::{
     CredentialError, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 use common::*;
+use entra_emulator::ServiceAccountToken;
 
 const UNKNOWN_CLIENT: &str = "00000000-0000-0000-0000-00000000dead";
 
@@ -90,4 +91,132 @@ async fn local_faults_carry_their_id_and_url() {
     );
     assert_eq!(e.trace_id(), None);
     assert_eq!(e.http_status(), None);
+}
+
+/// The credential's error for the token file as it is now, from a fresh credential.
+async fn error_now(fx: &Fixture, options: WorkloadIdentityCredentialOptions) -> CredentialError {
+    let e = fresh_error(options).await;
+    assert!(
+        fx.emu.request_count(entra_emulator::Endpoint::Token) > 0,
+        "sent to Entra: {e}"
+    );
+    e
+}
+
+/// Asserts the catalogue entry: problem id, codes, a fix containing each needle, and the URL.
+fn assert_entry(e: &CredentialError, code: u32, needles: &[&str]) {
+    assert_eq!(e.aadsts_codes(), &[code], "{e}");
+    assert_eq!(
+        e.problem_id(),
+        Some(format!("aadsts{code}").as_str()),
+        "{e}"
+    );
+    let fix = e.fix().expect("a fix");
+    for needle in needles {
+        assert!(
+            fix.contains(needle),
+            "AADSTS{code}: {needle:?} not in the fix {fix:?}"
+        );
+    }
+    assert!(e.to_string().contains(&format!("Fix: {fix}")), "{e}");
+    let url = e.documentation_url().expect("a URL");
+    assert!(
+        url.ends_with(&format!("/troubleshooting/index.html#aadsts{code}")),
+        "{url}"
+    );
+    let doc = include_str!("../docs/troubleshooting.md");
+    assert!(
+        doc.contains(&format!("<a id=\"aadsts{code}\"></a>")),
+        "no anchor for {code}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_tenant_and_unknown_client_give_the_command_that_prints_the_right_value() {
+    let fx = Fixture::new().await;
+    let mut o = fx.options();
+    o.tenant_id = Some("contoso.onmicrosoft.com".into());
+    let e = error_now(&fx, o).await;
+    assert_entry(
+        &e,
+        90002,
+        &[
+            "AZURE_TENANT_ID",
+            "`az account show --query tenantId -o tsv`",
+        ],
+    );
+    assert!(e.to_string().contains("contoso.onmicrosoft.com"), "{e}");
+
+    let mut o = fx.options();
+    o.client_id = Some(UNKNOWN_CLIENT.into());
+    let e = error_now(&fx, o).await;
+    assert_entry(
+        &e,
+        700016,
+        &[
+            "AZURE_CLIENT_ID",
+            "az identity show -n <identity> -g <group> --query clientId -o tsv",
+            "az ad app list --display-name <name> --query [].appId -o tsv",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_us_government_token_against_the_public_authority_says_set_the_authority_host() {
+    let fx = Fixture::new().await;
+    fx.write_token(&ServiceAccountToken {
+        audiences: vec!["api://AzureADTokenExchangeUSGov".into()],
+        ..Default::default()
+    });
+    let e = error_now(&fx, fx.options()).await;
+    assert_eq!(e.aadsts_codes(), &[70021], "{e}");
+    let fix = e.fix().expect("a fix");
+    assert!(
+        fix.contains("AZURE_AUTHORITY_HOST=https://login.microsoftonline.us"),
+        "{fix}"
+    );
+    assert!(!fix.contains("AZURE_FEDERATED_TOKEN_AUDIENCE"), "{fix}");
+}
+
+#[tokio::test]
+async fn a_signing_key_missing_from_the_jwks_is_7000272() {
+    let fx = Fixture::new().await;
+    let old = fx.issuer.signing_kid();
+    fx.issuer.add_key();
+    fx.issuer.retire_key(&old);
+    let e = error_now(&fx, fx.options()).await;
+    assert_entry(
+        &e,
+        7000272,
+        &["republish the JWKS", "kubectl get --raw /openid/v1/jwks"],
+    );
+}
+
+#[tokio::test]
+async fn a_token_living_longer_than_a_day_is_70023() {
+    let fx = Fixture::new().await;
+    fx.emu
+        .set_max_assertion_lifetime(Some(std::time::Duration::from_secs(86_400)));
+    fx.write_token(&ServiceAccountToken {
+        lifetime: std::time::Duration::from_secs(2 * 86_400),
+        ..Default::default()
+    });
+    let e = error_now(&fx, fx.options()).await;
+    assert_entry(&e, 70023, &["expirationSeconds to at most 86400"]);
+    assert!(e.to_string().contains("exp - iat is 172800 s"), "{e}");
+}
+
+#[tokio::test]
+async fn an_ecdsa_signed_token_is_5002738() {
+    use base64::Engine as _;
+    let fx = Fixture::new().await;
+    let token = fx.write_token(&ServiceAccountToken::default());
+    let (_, rest) = token.split_once('.').unwrap();
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        r#"{{"alg":"ES256","kid":"{}"}}"#,
+        fx.issuer.signing_kid()
+    ));
+    std::fs::write(&fx.token_path, format!("{header}.{rest}")).unwrap();
+    let e = error_now(&fx, fx.options()).await;
+    assert_entry(&e, 5002738, &["RSA", "SigningAlgorithm=RS256"]);
 }

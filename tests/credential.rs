@@ -283,7 +283,7 @@ async fn retired_signing_key_is_a_signature_error() {
     fx.issuer.retire_key(&old);
     // The file still holds a token signed with the retired key.
     let e = token_err(&fx, STORAGE).await;
-    assert_eq!(e.aadsts_codes(), &[700027]);
+    assert_eq!(e.aadsts_codes(), &[7000272]);
     assert!(e.message().contains("JWKS"), "{e}");
 }
 

@@ -465,7 +465,7 @@ async fn jwks_without_the_signing_key() {
     assert_eq!(status(&report, CheckId::Signature), Status::Skip);
     assert_eq!(
         report.check(CheckId::Exchange).unwrap().aadsts,
-        vec![700027],
+        vec![7000272],
         "{report}"
     );
 }

@@ -369,7 +369,37 @@ async fn validate(
             format!("Request to External OIDC endpoint failed. {reason}"),
         )
     })?;
-    // 9. signature
+    // 9. signature: an EC-signed assertion is refused before its signature is checked, a kid
+    // the JWKS does not list (a rotated key not yet republished) has its own code.
+    if let Some(alg @ ("ES256" | "ES384" | "ES512")) = jwt.alg() {
+        return Err(err(
+            401,
+            "invalid_client",
+            5002738,
+            format!(
+                "Invalid JWT token. '{alg}' is not a supported signature algorithm. Supported algorithms for client assertions are: RS256, RS384, RS512."
+            ),
+        ));
+    }
+    if let Some(kid) = jwt.kid() {
+        let listed = jwks
+            .get("keys")
+            .and_then(Value::as_array)
+            .is_some_and(|keys| {
+                keys.iter()
+                    .any(|k| k.get("kid").and_then(Value::as_str) == Some(kid))
+            });
+        if !listed {
+            return Err(err(
+                401,
+                "invalid_client",
+                7000272,
+                format!(
+                    "The key used to sign the client assertion was not found in the issuer's JWKS. kid: '{kid}'. Issuer: '{iss}'."
+                ),
+            ));
+        }
+    }
     jwt.verify_with_jwks(&jwks).map_err(|reason| {
         err(
             401,
@@ -380,8 +410,24 @@ async fn validate(
             ),
         )
     })?;
-    // 10. time validity
+    // 10. time validity, and (when enforced) Entra's limit on an external token's lifetime
     check_times(&jwt)?;
+    let limit = *state.max_assertion_lifetime.lock().unwrap();
+    if let (Some(limit), Some(exp), Some(iat)) =
+        (limit, jwt.claim_time("exp"), jwt.claim_time("iat"))
+        && exp - iat > limit.as_secs() as i64
+    {
+        return Err(err(
+            400,
+            "invalid_client",
+            70023,
+            format!(
+                "The external token has a lifetime of {} seconds, more than the maximum of {} seconds.",
+                exp - iat,
+                limit.as_secs()
+            ),
+        ));
+    }
     Ok(Grant {
         tenant: tenant.to_owned(),
         client_id: client_id.to_owned(),

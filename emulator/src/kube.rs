@@ -148,7 +148,7 @@ impl Issuer {
         kid
     }
 
-    /// Removes a key from the JWKS. Tokens signed with it then fail at Entra with AADSTS700027.
+    /// Removes a key from the JWKS. Tokens signed with it then fail at Entra with AADSTS7000272.
     /// Retiring the current signing key does not change the signing key.
     pub fn retire_key(&self, kid: &str) {
         self.inner

@@ -267,6 +267,13 @@ impl Emulator {
             .remove_fics(tenant_id, client_id);
     }
 
+    /// Enforces Entra's limit on an external token's lifetime (`exp - iat`, 86400 s at Entra):
+    /// a longer assertion is refused with AADSTS70023. Off (`None`) by default, so that tests
+    /// and soaks with long-lived projected tokens run unchanged.
+    pub fn set_max_assertion_lifetime(&self, limit: Option<std::time::Duration>) {
+        *self.state().max_assertion_lifetime.lock().unwrap() = limit;
+    }
+
     /// Sets the shape of successful token responses.
     pub fn set_access_token_options(&self, options: AccessTokenOptions) {
         *self.state().token_options.lock().unwrap() = options;

@@ -127,6 +127,8 @@ pub(crate) struct State {
     pub(crate) registry: Mutex<Registry>,
     pub(crate) issuers: Mutex<Vec<Arc<IssuerState>>>,
     pub(crate) token_options: Mutex<AccessTokenOptions>,
+    /// Longest assertion lifetime (`exp - iat`) accepted; longer is AADSTS70023. `None`: no limit.
+    pub(crate) max_assertion_lifetime: Mutex<Option<std::time::Duration>>,
     faults: Mutex<HashMap<Endpoint, FaultSlot>>,
     log: Mutex<Vec<RequestRecord>>,
     seq: AtomicU64,
@@ -145,6 +147,7 @@ impl State {
             registry: Mutex::default(),
             issuers: Mutex::default(),
             token_options: Mutex::default(),
+            max_assertion_lifetime: Mutex::default(),
             faults: Mutex::default(),
             log: Mutex::default(),
             seq: AtomicU64::new(0),

@@ -8,9 +8,10 @@ use crate::assertion::ForeignAudience;
 use crate::config::{
     AUDIENCE_CHINA, AUDIENCE_PUBLIC, AUDIENCE_US_GOV, AZURE_AUTHORITY_HOST,
     AZURE_FEDERATED_TOKEN_AUDIENCE, CHINA_AUTHORITY_HOST, PUBLIC_AUTHORITY_HOST,
-    US_GOV_AUTHORITY_HOST,
+    US_GOV_AUTHORITY_HOST, default_audience_for,
 };
 use crate::jwt::Claims;
+use azure_core::http::Url;
 
 /// Prints the directory (tenant) id of the signed-in Azure CLI account.
 pub(crate) const TENANT_ID_COMMAND: &str = "az account show --query tenantId -o tsv";
@@ -29,15 +30,15 @@ const CLOUDS: [(&str, &str); 3] = [
 /// A token minted for another cloud's exchange audience than the authority's: the authority host
 /// to set (`AZURE_AUTHORITY_HOST`) and the audience that says so, e.g.
 /// (`https://login.microsoftonline.us`, `api://AzureADTokenExchangeUSGov`) for a US Government
-/// token sent to the public cloud. `None` when the token carries the authority's own audience.
+/// token sent to the public cloud. The authority's cloud is the one whose audience the credential
+/// expects by default there ([`default_audience_for`]: public for any host it does not know).
+/// `None` when the token carries that audience.
 pub(crate) fn other_cloud(
     audiences: &[String],
-    authority_origin: &str,
+    authority: &Url,
 ) -> Option<(&'static str, &'static str)> {
-    let own = CLOUDS
-        .iter()
-        .find(|(_, host)| authority_origin.trim_end_matches('/') == *host)?;
-    if audiences.iter().any(|a| a == own.0) {
+    let own = default_audience_for(authority);
+    if audiences.iter().any(|a| a == own) {
         return None;
     }
     CLOUDS
@@ -120,7 +121,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
             let recommended = [AUDIENCE_PUBLIC, AUDIENCE_US_GOV, AUDIENCE_CHINA];
             let fix = match (
                 ctx.claims.and_then(ForeignAudience::first_in_claims),
-                other_cloud(auds, &authority),
+                other_cloud(auds, ctx.endpoint),
             ) {
                 (Some(foreign), _) => format!(
                     "the federated credential's issuer and subject must equal these values exactly (case-sensitive; {shape}); \
