@@ -52,6 +52,7 @@ mod report;
 mod tests;
 mod token_file;
 
+pub use crate::scope::suggested_scope;
 pub use report::{Check, CheckId, MatchingFederatedCredential, Report, Status};
 
 use crate::assertion::foreign::ForeignPath;

@@ -25,7 +25,7 @@ fn is_permission(segment: &str) -> bool {
 ///
 /// `None` for a scope that is already `<resource>/.default`, and for one no resource can be read
 /// from (empty, whitespace or control characters, a bare word).
-pub(crate) fn suggested_scope(scope: &str) -> Option<String> {
+pub fn suggested_scope(scope: &str) -> Option<String> {
     if scope.is_empty()
         || scope.ends_with("/.default")
         || scope.chars().any(|c| c.is_whitespace() || c.is_control())

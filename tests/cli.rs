@@ -195,6 +195,11 @@ async fn a_permission_scope_suggests_the_resource_default_and_a_quoted_command()
                 && !err.contains("Mail.Send/.default"),
             "{err}"
         );
+        // The hint runs doctor with the corrected scope, not the one that just failed.
+        assert!(
+            err.contains("doctor --scope https://graph.microsoft.com/.default`"),
+            "{err}"
+        );
     }
     let out = cli.run(&["token", "--scope", "a scope; rm -rf ~"]).await;
     assert!(
@@ -229,6 +234,11 @@ async fn rust_log_is_honoured_and_non_unicode_variables_are_tolerated() {
     assert!(
         err.contains("DEBUG") && err.contains("azure_identity_k8s"),
         "no debug log on stderr:\n{err}"
+    );
+    // stderr is a pipe here: no ANSI colour codes in it.
+    assert!(
+        !err.contains('\x1b'),
+        "ANSI escape codes in a pipe:\n{err:?}"
     );
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON on stdout");
     assert!(!err.contains(v["accessToken"].as_str().unwrap()));

@@ -14,6 +14,7 @@ use azure_identity_k8s::{
     CredentialError, Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -191,6 +192,8 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: not in pipes, files or log collectors.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
@@ -242,9 +245,11 @@ async fn token(args: TokenArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => {
             print_error(&e);
+            // The corrected scope when one can be told: doctor with the invalid one fails at `scope`.
+            let scope = doctor::suggested_scope(&args.scope).unwrap_or(args.scope.clone());
             eprintln!(
                 "hint: `azure-identity-k8s doctor --scope {}` checks every step; RUST_LOG=azure_identity_k8s=debug shows each request",
-                shell_quote(&args.scope)
+                shell_quote(&scope)
             );
             return ExitCode::FAILURE;
         }
