@@ -62,6 +62,8 @@ struct Inner {
     transient: bool,
     retry_after: Option<azure_core::time::Duration>,
     docs_url: Option<String>,
+    /// The docs/troubleshooting.md anchor `docs_url` points at.
+    anchor: Option<String>,
     /// The stable identifier of the problem (see [`CredentialError::problem_id`]).
     problem_id: Option<String>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
@@ -112,6 +114,7 @@ impl CredentialError {
                 transient,
                 retry_after: None,
                 docs_url: None,
+                anchor: None,
                 problem_id: None,
                 source: None,
                 parts: Parts::default(),
@@ -166,18 +169,21 @@ impl CredentialError {
         };
         inner.message = format!("{}{sep}See {url}", inner.message);
         inner.docs_url = Some(url);
+        inner.anchor = Some(anchor.to_owned());
         self
     }
 
     /// Keep the documentation URL of the error this one wraps (its message already ends with it).
     pub(crate) fn with_documentation_url_of(mut self, other: &CredentialError) -> Self {
-        let (url, id, fix) = (
+        let (url, anchor, id, fix) = (
             other.inner.docs_url.clone(),
+            other.inner.anchor.clone(),
             other.inner.problem_id.clone(),
             other.inner.parts.fix.clone(),
         );
         let inner = self.inner_mut();
         inner.docs_url = url;
+        inner.anchor = anchor;
         inner.problem_id = id;
         inner.parts.fix = fix;
         self
@@ -316,6 +322,12 @@ impl CredentialError {
     /// retries of the same fault, unlike [`Self::trace_id`] and [`Self::correlation_id`].
     pub fn problem_id(&self) -> Option<&str> {
         self.inner.problem_id.as_deref()
+    }
+
+    /// The docs/troubleshooting.md anchor [`Self::documentation_url`] points at (for `doctor`).
+    #[cfg_attr(not(feature = "doctor"), allow(dead_code))]
+    pub(crate) fn troubleshooting_anchor(&self) -> Option<&str> {
+        self.inner.anchor.as_deref()
     }
 
     /// The full message (what failed, why, how to fix it). Its first line names the problem and

@@ -525,7 +525,7 @@ async fn unknown_tenant_and_unknown_client_id() {
         &report,
         CheckId::Exchange,
         &[
-            "11111111-1111-1111-1111-111111111111 (from option)",
+            "the client id is 11111111-1111-1111-1111-111111111111",
             "not the object id",
         ],
     );

@@ -2,7 +2,7 @@
 //! the federated identity credential that would match the token.
 
 use super::{Check, CheckId, Doctor, MatchingFederatedCredential, Status, fmt_time, with_source};
-use crate::config::{AZURE_AUTHORITY_HOST, ResolvedConfig};
+use crate::config::ResolvedConfig;
 use crate::credential::{WorkloadIdentityCredential, validate_scopes};
 use crate::error::{CredentialError, ErrorCategory};
 use crate::jwt::DecodedJwt;
@@ -163,64 +163,40 @@ pub(super) async fn check(
                 }
                 _ => "the credential failed".into(),
             };
-            let tenant = with_source(&config.tenant_id.value, &config.tenant_id.source);
-            let client = with_source(&config.client_id.value, &config.client_id.source);
             let authority = with_source(
                 &config.authority_host.value.as_str().trim_end_matches('/'),
                 &config.authority_host.source,
             );
-            let (fix, anchor) = match (err.category(), codes.first().copied()) {
-                (ErrorCategory::Entra, Some(code @ (70021 | 700211 | 700212 | 700213 | 7002137 | 7002138))) => (fic_fix, format!("aadsts{code}")),
-                (ErrorCategory::Entra, Some(code @ (90002 | 90023))) => (
-                    format!(
-                        "Tenant {tenant} does not exist at {authority}. Use the directory id from `az account show --query tenantId -o tsv`; \
-                         if the tenant is in a sovereign cloud set {AZURE_AUTHORITY_HOST} (https://login.microsoftonline.us, https://login.chinacloudapi.cn)."
-                    ),
-                    format!("aadsts{code}"),
-                ),
-                (ErrorCategory::Entra, Some(700016)) => (
-                    format!(
-                        "No application or managed identity with client id {client} exists in tenant {tenant}. Use the client id (appId), not the object id: \
-                         `az identity show -n <identity> -g <group> --query clientId -o tsv` or `az ad app list --display-name <name> --query [].appId -o tsv`; \
-                         check that the tenant and the authority ({authority}) are right."
-                    ),
-                    "aadsts700016".into(),
-                ),
-                (ErrorCategory::Entra, Some(90061)) => (
-                    "Entra could not fetch the issuer's discovery document or JWKS from the public internet. See the `discovery` and `jwks` checks; \
-                     a document reachable from this pod may still be private (VPC endpoint, private bucket, firewall)."
-                        .into(),
-                    "aadsts90061".into(),
-                ),
-                (ErrorCategory::Entra, Some(code @ (700027 | 50027 | 900384))) => (
-                    "Entra could not verify the token's signature with the issuer's published keys. See the `jwks` and `signature` checks; publish the API server's current keys (`kubectl get --raw /openid/v1/jwks`).".into(),
-                    format!("aadsts{code}"),
-                ),
-                (ErrorCategory::Entra, Some(700024)) => (
-                    "Entra considers the token expired or not yet valid: check the node's clock (NTP) and that the file is rotated (see `expiry`).".into(),
-                    "aadsts700024".into(),
-                ),
-                (ErrorCategory::Entra, Some(code @ (1002012 | 70011))) => (
-                    "Request exactly one scope of the form <resource>/.default, e.g. --scope https://storage.azure.com/.default.".into(),
-                    format!("aadsts{code}"),
-                ),
-                (ErrorCategory::Entra, _) => (
-                    "See Entra's message above and the AADSTS error reference.".into(),
-                    "entra-errors".into(),
-                ),
-                (ErrorCategory::Transport | ErrorCategory::Timeout, _) => (
-                    format!(
-                        "Check the authority {authority}: it must be the Entra endpoint of the tenant's cloud (https://login.microsoftonline.com, \
+            // Entra's errors: the credential's own catalogue entry (fix, id, URL), as its error
+            // carries it; doctor adds the federated-credential command where it has the token.
+            let (fix, anchor) = match (err.category(), err.fix(), err.troubleshooting_anchor()) {
+                (ErrorCategory::Entra, Some(fix), Some(anchor)) => match codes.first() {
+                    Some(70021 | 700211 | 700212 | 700213 | 7002137 | 7002138) => {
+                        (format!("{fix}\n{fic_fix}"), anchor.to_owned())
+                    }
+                    _ => (fix.to_owned(), anchor.to_owned()),
+                },
+                _ => match err.category() {
+                    ErrorCategory::Transport | ErrorCategory::Timeout => (
+                        format!(
+                            "Check the authority {authority}: it must be the Entra endpoint of the tenant's cloud (https://login.microsoftonline.com, \
                          https://login.microsoftonline.us, https://login.chinacloudapi.cn). Allow egress to it on port 443 (security groups, network \
                          policies, proxy: HTTPS_PROXY/NO_PROXY); for a TLS-inspecting proxy, trust its CA with SSL_CERT_FILE."
+                        ),
+                        if err.category() == ErrorCategory::Timeout {
+                            "timeout".into()
+                        } else {
+                            "transport".into()
+                        },
                     ),
-                    if err.category() == ErrorCategory::Timeout { "timeout".into() } else { "transport".into() },
-                ),
-                (ErrorCategory::InvalidResponse, _) => (
-                    format!("Check that the authority {authority} is Entra ID and that no proxy answers in its place."),
-                    "invalid-response".into(),
-                ),
-                _ => ("See the message above.".into(), "entra-errors".into()),
+                    ErrorCategory::InvalidResponse => (
+                        format!(
+                            "Check that the authority {authority} is Entra ID and that no proxy answers in its place."
+                        ),
+                        "invalid-response".into(),
+                    ),
+                    _ => ("See the message above.".into(), "entra-errors".into()),
+                },
             };
             let mut c = base(Status::Fail, summary).detail("took", elapsed);
             if let Some(s) = err.http_status() {
@@ -237,6 +213,7 @@ pub(super) async fn check(
                 _ => c = c.detail("error", err.message().to_string()),
             }
             c.aadsts = codes;
+            c.problem_id = err.problem_id().map(str::to_owned);
             d.push(c.fix(fix).docs(&anchor));
         }
     }

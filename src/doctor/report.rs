@@ -106,6 +106,15 @@ pub struct Check {
     /// The troubleshooting page section about this outcome (`docs/troubleshooting.md#...`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docs: Option<String>,
+    /// The problem's stable identifier: the same as
+    /// [`CredentialError::problem_id`](crate::CredentialError::problem_id) for the same fault
+    /// (the troubleshooting anchor, or `aadsts<code>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem_id: Option<String>,
+    /// The absolute, versioned URL of the `docs` section: the same as
+    /// [`CredentialError::documentation_url`](crate::CredentialError::documentation_url).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// The AADSTS codes Entra answered with (exchange only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub aadsts: Vec<u32>,
@@ -128,6 +137,8 @@ impl Check {
             details: Vec::new(),
             fix: None,
             docs: None,
+            problem_id: None,
+            url: None,
             aadsts: Vec::new(),
         }
     }
@@ -144,6 +155,10 @@ impl Check {
 
     pub(crate) fn docs(mut self, anchor: &str) -> Self {
         self.docs = Some(format!("docs/troubleshooting.md#{anchor}"));
+        self.url = Some(crate::error::troubleshooting_url(anchor));
+        if self.problem_id.is_none() {
+            self.problem_id = Some(anchor.to_owned());
+        }
         self
     }
 }

@@ -232,15 +232,18 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 ctx.client_id, ctx.tenant_id
             ),
             format!(
-                "set AZURE_CLIENT_ID to the application's or user-assigned managed identity's client id (not its object id), printed by \
-                 {CLIENT_ID_COMMANDS}; if the identity is in another tenant or cloud, correct AZURE_TENANT_ID or AZURE_AUTHORITY_HOST."
+                "the client id is {}: set AZURE_CLIENT_ID to the application's or user-assigned managed identity's client id (appId, \
+                 not the object id), printed by {CLIENT_ID_COMMANDS}; if the identity is in another tenant or cloud, correct \
+                 AZURE_TENANT_ID or {AZURE_AUTHORITY_HOST}.",
+                ctx.client_id
             ),
         ),
         90002 | 90023 => Problem::new(
             format!("Tenant {} was not found at {authority}.", ctx.tenant_id),
             format!(
-                "set AZURE_TENANT_ID to the directory id printed by `{TENANT_ID_COMMAND}`; if the tenant is in a sovereign cloud set \
-                 {AZURE_AUTHORITY_HOST} to it ({US_GOV_AUTHORITY_HOST} or {CHINA_AUTHORITY_HOST})."
+                "the tenant id is {}: set AZURE_TENANT_ID to the directory id printed by `{TENANT_ID_COMMAND}`; if the tenant is in a \
+                 sovereign cloud set {AZURE_AUTHORITY_HOST} to it ({US_GOV_AUTHORITY_HOST} or {CHINA_AUTHORITY_HOST}).",
+                ctx.tenant_id
             ),
         ),
         1002012 | 70011 => Problem::new(
