@@ -56,6 +56,7 @@ pub use crate::scope::suggested_scope;
 pub use report::{Check, CheckId, MatchingFederatedCredential, Report, Status};
 
 use crate::assertion::foreign::ForeignPath;
+use crate::assertion::token_file::AudienceVerdict;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ResolvedConfig, Sourced, ValueSource};
 use crate::credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
@@ -160,8 +161,8 @@ pub(crate) async fn run_with_clock(
     #[cfg(not(feature = "aws"))]
     let inputs = configuration::check(&mut d, &credential, false);
     let mut usable = inputs.config.is_some();
-    // The audience the federated credential must carry.
-    #[cfg_attr(not(feature = "aws"), allow(unused_mut))]
+    // The audience the federated credential must carry (the JWT's own, or the credential's
+    // audience verdict on the token file).
     let mut fic_audience = inputs.expected_audience.clone();
 
     // 2-5, or aws-sts: the assertion
@@ -177,7 +178,17 @@ pub(crate) async fn run_with_clock(
             }
             break 'assertion sts.jwt.unzip();
         }
-        token_file::file_assertion(&mut d, &inputs, &mut usable)
+        let (token, decoded) = token_file::file_assertion(&mut d, &inputs, &mut usable);
+        if let Some(jwt) = &decoded {
+            fic_audience = AudienceVerdict::of(
+                &jwt.claims,
+                &inputs.expected_audience,
+                inputs.audience_explicit,
+                inputs.allow_foreign_audience,
+            )
+            .credential_audience(&jwt.claims, &inputs.expected_audience);
+        }
+        (token, decoded)
     };
 
     // 6-9. issuer, discovery, JWKS, signature

@@ -34,6 +34,7 @@ mod tests;
 pub use crate::shell::shell_quote;
 pub use plan::plan;
 
+use crate::assertion::token_file::AudienceVerdict;
 use crate::config::{AUDIENCE_CHINA, AUDIENCE_PUBLIC, AUDIENCE_US_GOV};
 use crate::jwt::{self, Claims};
 use serde::Serialize;
@@ -84,7 +85,9 @@ impl std::error::Error for SetupError {}
 
 impl SetupInput {
     /// Issuer, namespace and service account from a service-account token's claims; the audience
-    /// is the token's when it is an Entra exchange audience, else `api://AzureADTokenExchange`.
+    /// is the one the credential would send the token with: the token's Entra exchange audience
+    /// (any cloud), else its own custom audience (sent with a warning), else
+    /// `api://AzureADTokenExchange` (a foreign token, such as an IRSA one, is never sent).
     pub fn from_claims(claims: &Claims) -> Result<Self, SetupError> {
         let issuer = claims
             .iss
@@ -97,12 +100,17 @@ impl SetupInput {
         let (namespace, service_account) = parse_subject(&sub).ok_or_else(|| {
             SetupError(format!("the token's sub {sub:?} is not system:serviceaccount:<namespace>:<name>; is it a Kubernetes service-account token?"))
         })?;
-        let audience = claims
+        // The credential's own audience verdict, with no audience configured: an Entra exchange
+        // audience of any cloud is expected; another (not a foreign) one is sent as it is, so
+        // the federated credential must carry it.
+        let expected = claims
             .aud
             .iter()
-            .find(|a| [AUDIENCE_PUBLIC, AUDIENCE_US_GOV, AUDIENCE_CHINA].contains(&a.as_str()))
-            .cloned()
-            .unwrap_or_default();
+            .map(String::as_str)
+            .find(|a| [AUDIENCE_PUBLIC, AUDIENCE_US_GOV, AUDIENCE_CHINA].contains(a))
+            .unwrap_or(AUDIENCE_PUBLIC);
+        let audience = AudienceVerdict::of(claims, expected, false, false)
+            .credential_audience(claims, expected);
         Ok(Self {
             issuer,
             namespace,

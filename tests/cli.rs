@@ -326,6 +326,37 @@ async fn setup_from_the_live_token_prints_valid_yaml_json_and_hcl() {
     );
 }
 
+/// A token with a custom audience and no audience configured is sent as it is: `setup` and
+/// `doctor` both name that audience for the federated credential; a foreign (IRSA) audience is
+/// never sent, so both keep the default.
+#[tokio::test]
+async fn setup_and_doctor_agree_on_the_audience_of_a_custom_audience_token() {
+    let cli = Cli::new().await;
+    for (aud, want) in [
+        ("api://my-custom-audience", "api://my-custom-audience"),
+        ("sts.amazonaws.com", "api://AzureADTokenExchange"),
+    ] {
+        cli.fx.write_token(&ServiceAccountToken {
+            audiences: vec![aud.into()],
+            ..Default::default()
+        });
+        let out = cli.run(&["setup", "--json"]).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            plan["federated_credential"]["audiences"],
+            serde_json::json!([want]),
+            "{aud}"
+        );
+        let out = cli.run(&["doctor", "--json"]).await;
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            report["matching_federated_credential"]["audience"], want,
+            "{aud}: {report:#}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn setup_from_flags_needs_no_token_and_checks_its_input() {
     let cli = Cli::new().await;

@@ -282,13 +282,30 @@ async fn wrong_audience_fails_locally_and_never_reaches_entra() {
     // doctor warns and lets Entra decide (here: no federated credential with api://other).
     let report = run(fx.options(), STORAGE).await;
     assert_eq!(status(&report, CheckId::Audience), Status::Warn, "{report}");
+    // The token is sent with its own audience, so the credential to create carries that one.
     assert_fails_at(
         &report,
         CheckId::Exchange,
-        &["audience: api://AzureADTokenExchange"],
+        &["audience: api://other\n", "--audiences api://other"],
     );
+    let fic = report.matching_federated_credential.clone().unwrap();
+    assert_eq!(fic.audience, "api://other", "{report}");
+    assert_eq!(fx.emu.request_count(Endpoint::Token), 1);
+    // Created as suggested, the federated credential matches.
+    fx.emu.add_federated_credential(
+        TENANT,
+        CLIENT,
+        FederatedCredential {
+            name: "custom-audience".into(),
+            issuer: fic.issuer,
+            subject: fic.subject,
+            audiences: vec![fic.audience],
+        },
+    );
+    let report = run(fx.options(), STORAGE).await;
+    assert_eq!(status(&report, CheckId::Exchange), Status::Ok, "{report}");
     let sent = fx.emu.request_count(Endpoint::Token);
-    assert_eq!(sent, 1);
+    assert_eq!(sent, 2);
     // The expected audience set: refused locally, as the credential refuses it.
     let mut opts = fx.options();
     opts.expected_audience = Some("api://AzureADTokenExchange".into());

@@ -108,6 +108,18 @@ impl AudienceVerdict {
             None => Self::Custom,
         }
     }
+
+    /// The audience a federated identity credential must carry to match a token with this
+    /// verdict: the token's own (its first `aud`) when it is sent with a custom audience
+    /// ([`Custom`](Self::Custom)); else `expected`, which a token that is sent also carries and a
+    /// refused token must be given. Used by `doctor` and `setup`, so both suggest the same.
+    #[cfg(feature = "doctor")]
+    pub(crate) fn credential_audience(&self, claims: &jwt::Claims, expected: &str) -> String {
+        match (self, claims.aud.first()) {
+            (Self::Custom, Some(own)) => own.clone(),
+            _ => expected.to_string(),
+        }
+    }
 }
 
 /// The refusal of a well-known credential file, unless foreign tokens are allowed.

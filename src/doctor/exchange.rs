@@ -37,19 +37,17 @@ pub(super) fn check_scope(d: &mut Doctor, scope: &str) -> bool {
     }
 }
 
-/// The federated credential that would match this token.
+/// The federated credential that would match this token, with `audience` from
+/// [`AudienceVerdict::credential_audience`](crate::assertion::token_file::AudienceVerdict::credential_audience).
 pub(super) fn matching_fic(
     jwt: &DecodedJwt,
-    expected_audience: &str,
+    audience: &str,
 ) -> Option<MatchingFederatedCredential> {
     let c = &jwt.claims;
-    // The audience the credential should carry: the expected one (a token without it is refused
-    // locally, and the `audience` check says how to fix the token).
-    let audience = expected_audience.to_string();
     Some(MatchingFederatedCredential {
         issuer: c.iss.clone()?,
         subject: c.sub.clone()?,
-        audience,
+        audience: audience.to_string(),
     })
 }
 

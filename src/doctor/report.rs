@@ -170,7 +170,8 @@ pub struct MatchingFederatedCredential {
     pub issuer: String,
     /// The token's `sub`: `system:serviceaccount:<namespace>:<service account>`.
     pub subject: String,
-    /// The audience to put on the credential (the expected audience when the token carries it).
+    /// The audience to put on the credential: the token's own when the credential sends it with a
+    /// custom audience (none configured), else the expected audience.
     pub audience: String,
 }
 
