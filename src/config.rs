@@ -193,7 +193,8 @@ fn invalid(what: &str, problem: &str) -> CredentialError {
     .with_docs("invalid-configuration")
 }
 
-fn pick(option: Option<&str>, env: &Env, var: &'static str) -> Option<Sourced<String>> {
+/// The option, else the environment variable `var`, with its source.
+pub(crate) fn pick(option: Option<&str>, env: &Env, var: &'static str) -> Option<Sourced<String>> {
     match option {
         Some(v) => Some(Sourced {
             value: v.to_string(),
@@ -255,6 +256,30 @@ fn authority_from_cloud(cloud: &CloudConfiguration) -> Result<String, Credential
                 ),
             ));
         }
+    })
+}
+
+/// The authority host as given, unchecked: the cloud option, else `AZURE_AUTHORITY_HOST`, else
+/// the public cloud's.
+pub(crate) fn authority_host_raw(
+    cloud: Option<&CloudConfiguration>,
+    env: &Env,
+) -> Result<Sourced<String>, CredentialError> {
+    Ok(match cloud {
+        Some(cloud) => Sourced {
+            value: authority_from_cloud(cloud)?,
+            source: ValueSource::Options,
+        },
+        None => match env.var(AZURE_AUTHORITY_HOST) {
+            Some(v) => Sourced {
+                value: v,
+                source: ValueSource::EnvVar(AZURE_AUTHORITY_HOST),
+            },
+            None => Sourced {
+                value: PUBLIC_AUTHORITY_HOST.to_string(),
+                source: ValueSource::Default,
+            },
+        },
     })
 }
 
@@ -338,22 +363,7 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
         ));
     }
 
-    let authority_raw = match inputs.cloud {
-        Some(cloud) => Sourced {
-            value: authority_from_cloud(cloud)?,
-            source: ValueSource::Options,
-        },
-        None => match env.var(AZURE_AUTHORITY_HOST) {
-            Some(v) => Sourced {
-                value: v,
-                source: ValueSource::EnvVar(AZURE_AUTHORITY_HOST),
-            },
-            None => Sourced {
-                value: PUBLIC_AUTHORITY_HOST.to_string(),
-                source: ValueSource::Default,
-            },
-        },
-    };
+    let authority_raw = authority_host_raw(inputs.cloud, env)?;
     check_no_whitespace("authority host", &authority_raw)?;
     let url = Url::parse(&authority_raw.value).map_err(|e| {
         invalid(

@@ -664,6 +664,102 @@ async fn nothing_configured_still_examines_what_it_can() {
     assert_eq!(status(&report, CheckId::Exchange), Status::Skip, "{report}");
 }
 
+/// A configuration that does not resolve shows the same lines as one that does (defaults
+/// included, values unquoted), and the fix names each missing value with how to set it.
+#[tokio::test]
+async fn a_failing_configuration_shows_every_value_and_names_each_missing_one() {
+    let fx = Fixture::new().await;
+    let details = |report: &Report| -> std::collections::HashMap<String, String> {
+        report
+            .check(CheckId::Configuration)
+            .unwrap()
+            .details
+            .iter()
+            .cloned()
+            .collect()
+    };
+    let opts = |env: Env| WorkloadIdentityCredentialOptions {
+        env,
+        well_known_token_paths: Vec::new(),
+        credential_options: fx.options().credential_options,
+        ..Default::default()
+    };
+
+    // Nothing at all.
+    let report = run(opts(Env::from_pairs::<&str, &str>([])), STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Configuration,
+        &[
+            "AZURE_CLIENT_ID=<client id>",
+            "--query clientId -o tsv",
+            "AZURE_TENANT_ID=<tenant id>",
+            "az account show --query tenantId -o tsv",
+            "AZURE_FEDERATED_TOKEN_FILE=<path>",
+            "azure.workload.identity/use",
+        ],
+    );
+    let d = details(&report);
+    assert_eq!(
+        d["client id"], "not set (option or env AZURE_CLIENT_ID)",
+        "{report}"
+    );
+    assert!(d["token file"].starts_with("not set"), "{report}");
+    assert_eq!(
+        d["authority"], "https://login.microsoftonline.com (from default)",
+        "{report}"
+    );
+    assert_eq!(
+        d["expected audience"], "api://AzureADTokenExchange (from default)",
+        "{report}"
+    );
+
+    // Client and tenant ids only: the token file is the one missing value, and named alone.
+    let report = run(
+        opts(Env::from_pairs([
+            ("AZURE_CLIENT_ID", CLIENT),
+            ("AZURE_TENANT_ID", TENANT),
+            ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us"),
+        ])),
+        STORAGE,
+    )
+    .await;
+    assert_fails_at(
+        &report,
+        CheckId::Configuration,
+        &["Set the missing values:\n  AZURE_FEDERATED_TOKEN_FILE=<path>"],
+    );
+    let fix = report
+        .check(CheckId::Configuration)
+        .unwrap()
+        .fix
+        .clone()
+        .unwrap();
+    assert!(!fix.contains("AZURE_CLIENT_ID="), "{fix}");
+    let d = details(&report);
+    assert_eq!(
+        d["client id"],
+        format!("{CLIENT} (from env AZURE_CLIENT_ID)")
+    );
+    assert_eq!(
+        d["tenant id"],
+        format!("{TENANT} (from env AZURE_TENANT_ID)")
+    );
+    assert_eq!(
+        d["token file"],
+        "not set (option or env AZURE_FEDERATED_TOKEN_FILE, or a webhook path)"
+    );
+    assert_eq!(
+        d["authority"],
+        "https://login.microsoftonline.us (from env AZURE_AUTHORITY_HOST)"
+    );
+    assert_eq!(
+        d["expected audience"],
+        "api://AzureADTokenExchangeUSGov (from default)"
+    );
+    assert_eq!(fx.emu.request_count(Endpoint::Token), 0);
+}
+
 #[tokio::test]
 async fn missing_and_garbage_token_files() {
     let fx = Fixture::new().await;

@@ -2,10 +2,9 @@
 
 use super::{Check, CheckId, Doctor, Inputs, Status, with_source};
 use crate::assertion::foreign::denied_paths;
-use crate::config::ValueSource;
 use crate::config::{
-    self, AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_AUDIENCE,
-    AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, ConfigInputs,
+    self, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_AUDIENCE, AZURE_FEDERATED_TOKEN_FILE,
+    AZURE_TENANT_ID, ConfigInputs, Sourced, ValueSource, WEBHOOK_TOKEN_PATH_PRE_1_6,
 };
 use crate::credential::WorkloadIdentityCredentialOptions;
 use azure_core::http::Url;
@@ -17,6 +16,24 @@ pub(super) fn is_guid(s: &str) -> bool {
         && parts
             .iter()
             .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// A value as shown in a detail: quoted (escaped) only when whitespace or control characters
+/// would otherwise be invisible.
+fn shown(v: &str) -> String {
+    if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        format!("{v:?}")
+    } else {
+        v.to_string()
+    }
+}
+
+/// A value with its source, or that it is not set and where it would come from.
+fn sourced_or_missing(v: Option<&Sourced<String>>, var: &str) -> String {
+    match v {
+        Some(v) => with_source(&shown(&v.value), &v.source),
+        None => format!("not set (option or env {var})"),
+    }
 }
 
 /// What stands in for the token file when the assertion comes from AWS STS.
@@ -121,66 +138,103 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
                 e.message().to_string(),
             )
             .docs(anchor);
-            for (label, option, var) in [
-                ("client id", o.client_id.as_deref(), AZURE_CLIENT_ID),
-                ("tenant id", o.tenant_id.as_deref(), AZURE_TENANT_ID),
-                ("authority", None, AZURE_AUTHORITY_HOST),
-                (
-                    "expected audience",
-                    o.expected_audience.as_deref(),
-                    AZURE_FEDERATED_TOKEN_AUDIENCE,
-                ),
-            ] {
-                let shown = match (option, o.env.var(var)) {
-                    (Some(v), _) => format!("{v:?} (from option)"),
-                    (None, Some(v)) => format!("{v:?} (from env {var})"),
-                    (None, None) => format!("not set (option or env {var})"),
-                };
-                check = check.detail(label, shown);
+            // The same lines as when the configuration resolves, each value with its source (or
+            // the default that applies), and for each missing one how to set it.
+            let mut missing = Vec::new();
+            let client = config::pick(o.client_id.as_deref(), &o.env, AZURE_CLIENT_ID);
+            check = check.detail(
+                "client id",
+                sourced_or_missing(client.as_ref(), AZURE_CLIENT_ID),
+            );
+            if client.is_none() {
+                missing.push(format!(
+                    "{AZURE_CLIENT_ID}=<client id> (or --client-id): `az identity show -n <identity> -g <group> --query clientId -o tsv` \
+                     (user-assigned managed identity) or `az ad app list --display-name <name> --query [].appId -o tsv` (app registration)"
+                ));
             }
-            let fix = if e.is_not_configured() && aws {
-                format!(
-                    "Set the missing value: env {AZURE_CLIENT_ID} and {AZURE_TENANT_ID} (or --client-id and --tenant-id). \
-                     With AWS outbound federation no token file is needed."
-                )
-            } else if e.is_not_configured() {
-                format!(
-                    "Set the missing value. In the pod spec: env {AZURE_CLIENT_ID}, {AZURE_TENANT_ID} and {AZURE_FEDERATED_TOKEN_FILE} \
-                     (`azure-identity-k8s setup` prints a Deployment with them), or with the Azure Workload Identity webhook label the pod \
-                     azure.workload.identity/use: \"true\" and annotate its ServiceAccount with azure.workload.identity/client-id."
-                )
+            let tenant = config::pick(o.tenant_id.as_deref(), &o.env, AZURE_TENANT_ID);
+            check = check.detail(
+                "tenant id",
+                sourced_or_missing(tenant.as_ref(), AZURE_TENANT_ID),
+            );
+            if tenant.is_none() {
+                missing.push(format!(
+                    "{AZURE_TENANT_ID}=<tenant id> (or --tenant-id): `az account show --query tenantId -o tsv`"
+                ));
+            }
+            // Best effort, so the token can still be examined.
+            let token_file = if aws {
+                check = check.detail("assertion", AWS_ASSERTION);
+                None
+            } else {
+                let t = config::locate_token_file(
+                    o.token_file_path.as_deref(),
+                    &o.env,
+                    &o.well_known_token_paths,
+                );
+                let shown = match &t {
+                    Some(t) => with_source(&t.value.display(), &t.source),
+                    None => {
+                        missing.push(format!(
+                            "{AZURE_FEDERATED_TOKEN_FILE}=<path> (or --token-file): the file of the pod's projected serviceAccountToken volume \
+                             (audience api://AzureADTokenExchange), e.g. {WEBHOOK_TOKEN_PATH_PRE_1_6}; `azure-identity-k8s setup` prints the volume and the variable"
+                        ));
+                        format!(
+                            "not set (option or env {AZURE_FEDERATED_TOKEN_FILE}, or a webhook path)"
+                        )
+                    }
+                };
+                check = check.detail("token file", shown);
+                t
+            };
+            let authority = config::authority_host_raw(
+                o.credential_options.client_options.cloud.as_deref(),
+                &o.env,
+            );
+            let authority_url = authority
+                .as_ref()
+                .ok()
+                .and_then(|a| Url::parse(&a.value).ok());
+            check = check.detail(
+                "authority",
+                match &authority {
+                    Ok(a) => with_source(&shown(a.value.trim_end_matches('/')), &a.source),
+                    Err(e) => e.message().to_string(),
+                },
+            );
+            let explicit = config::pick(
+                o.expected_audience.as_deref(),
+                &o.env,
+                AZURE_FEDERATED_TOKEN_AUDIENCE,
+            );
+            let audience_explicit = explicit.is_some();
+            let audience = explicit.unwrap_or_else(|| Sourced {
+                value: authority_url
+                    .as_ref()
+                    .map(config::default_audience_for)
+                    .unwrap_or(config::AUDIENCE_PUBLIC)
+                    .to_string(),
+                source: ValueSource::Default,
+            });
+            check = check.detail(
+                "expected audience",
+                with_source(&shown(&audience.value), &audience.source),
+            );
+            let fix = if e.is_not_configured() && !missing.is_empty() {
+                let how = if aws {
+                    "With AWS outbound federation no token file is needed."
+                } else {
+                    "In the pod spec (`azure-identity-k8s setup` prints a Deployment with them), or with the Azure Workload Identity webhook: \
+                     label the pod azure.workload.identity/use: \"true\" and annotate its ServiceAccount with azure.workload.identity/client-id."
+                };
+                format!("Set the missing values:\n  {}\n{how}", missing.join("\n  "))
             } else {
                 "Correct the value named above at its source (option or environment variable)."
                     .to_string()
             };
             check = check.fix(fix);
-            // Best effort, so the token can still be examined.
-            let token_file = if aws {
-                None
-            } else {
-                config::locate_token_file(
-                    o.token_file_path.as_deref(),
-                    &o.env,
-                    &o.well_known_token_paths,
-                )
-            };
-            if let Some(t) = &token_file {
-                check = check.detail("token file", with_source(&t.value.display(), &t.source));
-            }
             d.push(check);
-            let explicit = o
-                .expected_audience
-                .clone()
-                .or_else(|| o.env.var(AZURE_FEDERATED_TOKEN_AUDIENCE));
-            let audience_explicit = explicit.is_some();
-            let expected_audience = explicit
-                .or_else(|| {
-                    o.env
-                        .var(AZURE_AUTHORITY_HOST)
-                        .and_then(|a| Url::parse(&a).ok())
-                        .map(|u| config::default_audience_for(&u).to_string())
-                })
-                .unwrap_or_else(|| config::AUDIENCE_PUBLIC.to_string());
+            let expected_audience = audience.value;
             Inputs {
                 config: None,
                 token_file,
