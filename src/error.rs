@@ -95,6 +95,12 @@ pub(crate) const DOCS_ROOT: &str = concat!(
     "/"
 );
 
+/// The absolute URL of a section of docs/aws-outbound.md, as rendered on docs.rs in the
+/// [`crate::aws_outbound`] module of this release: `anchor` is the section's `<a id>`.
+pub(crate) fn aws_outbound_url(anchor: &str) -> String {
+    format!("{DOCS_ROOT}aws_outbound/index.html#{anchor}")
+}
+
 /// The absolute URL of a section of docs/troubleshooting.md, as rendered on docs.rs in the
 /// [`crate::troubleshooting`] module of this release: `anchor` is the section's `<a id>`.
 pub(crate) fn troubleshooting_url(anchor: &str) -> String {
@@ -170,6 +176,32 @@ impl CredentialError {
         inner.message = format!("{}{sep}See {url}", inner.message);
         inner.docs_url = Some(url);
         inner.anchor = Some(anchor.to_owned());
+        self
+    }
+
+    /// Point at the section `anchor` of docs/aws-outbound.md: records its absolute URL
+    /// ([`Self::documentation_url`]) and the problem id `aws-<anchor>`, and ends the message
+    /// with "See <url>".
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
+    pub(crate) fn with_aws_docs(mut self, anchor: &str) -> Self {
+        #[cfg(test)]
+        assert!(
+            include_str!("../docs/aws-outbound.md").contains(&format!("<a id=\"{anchor}\"></a>")),
+            "docs/aws-outbound.md has no anchor {anchor:?}"
+        );
+        let url = aws_outbound_url(anchor);
+        let inner = self.inner_mut();
+        if inner.problem_id.is_none() {
+            let id = anchor.strip_prefix("aws-").unwrap_or(anchor);
+            inner.problem_id = Some(format!("aws-{id}"));
+        }
+        let sep = if inner.message.contains('\n') {
+            "\n  "
+        } else {
+            " "
+        };
+        inner.message = format!("{}{sep}See {url}", inner.message);
+        inner.docs_url = Some(url);
         self
     }
 

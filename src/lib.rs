@@ -15,6 +15,8 @@ mod entra;
 mod error;
 #[doc = include_str!("../docs/troubleshooting.md")]
 pub mod troubleshooting {}
+#[doc = include_str!("../docs/aws-outbound.md")]
+pub mod aws_outbound {}
 #[cfg(test)]
 mod fault_matrix;
 mod http;

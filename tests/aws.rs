@@ -163,11 +163,17 @@ async fn access_denied_names_the_code_and_the_iam_fix() {
         "HTTP 403",
         "sts:GetWebIdentityToken",
         "identity-based policy",
-        "docs/aws-outbound.md#access-denied",
         "request id ",
     ] {
         assert!(m.contains(needle), "missing {needle}: {m}");
     }
+    let url = format!(
+        "https://docs.rs/azure_identity_k8s/{}/azure_identity_k8s/aws_outbound/index.html#access-denied",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(e.documentation_url(), Some(url.as_str()));
+    assert!(m.ends_with(&format!("See {url}")), "{m}");
+    assert_eq!(e.problem_id(), Some("aws-access-denied"));
     assert!(!e.is_transient());
     assert_eq!(e.category(), ErrorCategory::Assertion);
     let sts = sts_error(&e);

@@ -70,6 +70,9 @@ fn failure(e: &CredentialError) -> Check {
         _ => "troubleshooting",
     });
     c.docs = Some(format!("{DOCS}#{anchor}"));
+    // The same id and URL as the credential's error (set where the error is built).
+    c.problem_id = e.problem_id().map(str::to_owned);
+    c.url = e.documentation_url().map(str::to_owned);
     c
 }
 

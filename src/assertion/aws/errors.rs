@@ -63,8 +63,9 @@ impl std::error::Error for AwsStsError {}
 pub(super) fn invalid(message: String) -> CredentialError {
     CredentialError::new(
         ErrorCategory::InvalidConfiguration,
-        format!("AwsWebIdentitySource: {message}. See docs/aws-outbound.md#limits"),
+        format!("AwsWebIdentitySource: {message}."),
     )
+    .with_aws_docs("limits")
 }
 
 /// STS error codes and what to do about them.
@@ -165,13 +166,14 @@ pub(super) fn map_sdk_error(
             CredentialError::new(
                 ErrorCategory::Assertion,
                 format!(
-                    "AWS STS GetWebIdentityToken (region {region}) failed with {} (HTTP {}, request id {}): {}\n  Fix: {fix} See docs/aws-outbound.md#{anchor}",
+                    "AWS STS GetWebIdentityToken (region {region}) failed with {} (HTTP {}, request id {}): {}\n  Fix: {fix}",
                     if code.is_empty() { "an error without a code" } else { &code },
                     status.map_or_else(|| "?".to_string(), |s| s.to_string()),
                     sts.request_id.as_deref().unwrap_or("none"),
                     sts.message.as_deref().unwrap_or("(no message)"),
                 ),
             )
+            .with_aws_docs(anchor)
             .with_transient(transient)
             .with_fix(fix, anchor)
             .with_source(sts)
@@ -182,28 +184,32 @@ pub(super) fn map_sdk_error(
         SdkError::TimeoutError(_) => CredentialError::new(
             ErrorCategory::Timeout,
             format!(
-                "AWS STS GetWebIdentityToken (region {region}) did not complete in time: {detail}. Check network access to sts.{region}.amazonaws.com (or your STS endpoint override). See docs/aws-outbound.md#troubleshooting"
+                "AWS STS GetWebIdentityToken (region {region}) did not complete in time: {detail}. Check network access to sts.{region}.amazonaws.com (or your STS endpoint override)."
             ),
-        ),
+        )
+        .with_aws_docs("troubleshooting"),
         SdkError::DispatchFailure(_) => CredentialError::new(
             ErrorCategory::Transport,
             format!(
-                "AWS STS GetWebIdentityToken (region {region}) could not be reached: {detail}. Check network access to sts.{region}.amazonaws.com (or your STS endpoint override). See docs/aws-outbound.md#troubleshooting"
+                "AWS STS GetWebIdentityToken (region {region}) could not be reached: {detail}. Check network access to sts.{region}.amazonaws.com (or your STS endpoint override)."
             ),
-        ),
+        )
+        .with_aws_docs("troubleshooting"),
         SdkError::ResponseError(_) => CredentialError::new(
             ErrorCategory::InvalidResponse,
             format!(
-                "AWS STS GetWebIdentityToken (region {region}) answered something that is not an STS response: {detail}. See docs/aws-outbound.md#troubleshooting"
+                "AWS STS GetWebIdentityToken (region {region}) answered something that is not an STS response: {detail}."
             ),
         )
+        .with_aws_docs("troubleshooting")
         .with_transient(true),
         _ => CredentialError::new(
             ErrorCategory::InvalidConfiguration,
             format!(
-                "AWS STS GetWebIdentityToken (region {region}) could not be sent: {detail}. See docs/aws-outbound.md#troubleshooting"
+                "AWS STS GetWebIdentityToken (region {region}) could not be sent: {detail}."
             ),
-        ),
+        )
+        .with_aws_docs("troubleshooting"),
     }
 }
 
@@ -230,22 +236,25 @@ pub(super) fn credentials_failure(e: &CredentialsError, detail: &str) -> Credent
         CredentialsError::ProviderTimedOut(t) => CredentialError::new(
             ErrorCategory::Timeout,
             format!(
-                "AwsWebIdentitySource: the AWS credential provider did not answer within {} ms: {detail}. On EKS check the Pod Identity agent (kube-system/eks-pod-identity-agent) or the IRSA token; this is retried. See docs/aws-outbound.md#aws-credentials",
+                "AwsWebIdentitySource: the AWS credential provider did not answer within {} ms: {detail}. On EKS check the Pod Identity agent (kube-system/eks-pod-identity-agent) or the IRSA token; this is retried.",
                 t.timeout_duration().as_millis()
             ),
-        ),
+        )
+        .with_aws_docs("aws-credentials"),
         CredentialsError::ProviderError(_) => CredentialError::new(
             ErrorCategory::Transport,
             format!(
-                "AwsWebIdentitySource: the AWS credential provider failed: {detail}. On EKS check the Pod Identity agent (kube-system/eks-pod-identity-agent) or the IRSA token; this is retried. See docs/aws-outbound.md#aws-credentials"
+                "AwsWebIdentitySource: the AWS credential provider failed: {detail}. On EKS check the Pod Identity agent (kube-system/eks-pod-identity-agent) or the IRSA token; this is retried."
             ),
-        ),
+        )
+        .with_aws_docs("aws-credentials"),
         _ => CredentialError::new(
             ErrorCategory::InvalidConfiguration,
             format!(
-                "AwsWebIdentitySource: the AWS credential configuration is invalid: {detail}. See docs/aws-outbound.md#aws-credentials"
+                "AwsWebIdentitySource: the AWS credential configuration is invalid: {detail}."
             ),
-        ),
+        )
+        .with_aws_docs("aws-credentials"),
     }
 }
 
@@ -254,7 +263,8 @@ fn no_credentials(detail: &str) -> CredentialError {
         ErrorCategory::NotConfigured,
         format!(
             "AwsWebIdentitySource: no usable AWS credentials: {detail}. Run where aws-config finds credentials (EKS Pod Identity, IRSA, ECS task role, \
-             EC2 instance profile, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY). See docs/aws-outbound.md#aws-credentials"
+             EC2 instance profile, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)."
         ),
     )
+    .with_aws_docs("aws-credentials")
 }

@@ -239,8 +239,9 @@ impl AwsWebIdentitySource {
             None => {
                 return Err(CredentialError::new(
                     ErrorCategory::NotConfigured,
-                    "AwsWebIdentitySource: no AWS region found; STS serves GetWebIdentityToken only on regional endpoints. Set AWS_REGION (e.g. us-east-1), the region option, or the region of your AWS profile. See docs/aws-outbound.md#limits",
-                ));
+                    "AwsWebIdentitySource: no AWS region found; STS serves GetWebIdentityToken only on regional endpoints. Set AWS_REGION (e.g. us-east-1), the region option, or the region of your AWS profile.",
+                )
+                .with_aws_docs("limits"));
             }
         };
         let endpoint_url = self
@@ -280,10 +281,9 @@ impl AwsWebIdentitySource {
         let bad_response = |what: String| {
             CredentialError::new(
                 ErrorCategory::InvalidResponse,
-                format!(
-                    "AWS STS GetWebIdentityToken (region {region}) answered 200 but {what}. See docs/aws-outbound.md#troubleshooting"
-                ),
+                format!("AWS STS GetWebIdentityToken (region {region}) answered 200 but {what}."),
             )
+            .with_aws_docs("troubleshooting")
         };
         let jwt = output
             .web_identity_token()

@@ -218,8 +218,8 @@ fn every_anchor_in_messages_exists_in_the_page() {
     ]
     .concat();
     let mut seen = 0;
-    for (i, _) in src.match_indices("aws-outbound.md#") {
-        let anchor: String = src[i + "aws-outbound.md#".len()..]
+    for (i, _) in src.match_indices("with_aws_docs(\"") {
+        let anchor: String = src[i + "with_aws_docs(\"".len()..]
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
             .collect();
