@@ -130,7 +130,7 @@ impl SetupInput {
         })?;
         let decoded = jwt::decode(text.trim()).map_err(|e| {
             SetupError(format!(
-                "the token file {} does not hold a JWT: {e}",
+                "the token file {} does not hold a service-account token: {e}",
                 path.display()
             ))
         })?;

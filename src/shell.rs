@@ -3,7 +3,6 @@
 
 /// `s` as one POSIX shell word: unchanged when it holds only characters no shell interprets,
 /// else in single quotes (an embedded `'` written as `'\''`). The empty string becomes `''`.
-#[cfg_attr(not(feature = "doctor"), expect(dead_code))]
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()

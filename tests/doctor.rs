@@ -776,6 +776,13 @@ async fn missing_and_garbage_token_files() {
     std::fs::write(&fx.token_path, "secret-garbage\n").unwrap();
     let report = run(fx.options(), STORAGE).await;
     assert_fails_at(&report, CheckId::Jwt, &["serviceAccountToken projection"]);
+    let summary = &report.check(CheckId::Jwt).unwrap().summary;
+    assert!(
+        summary
+            .starts_with("the token file does not hold a service-account token: it is not a JWT:"),
+        "{report}"
+    );
+    assert_eq!(summary.matches("JWT").count(), 1, "{report}");
     assert!(!report.to_json().contains("secret-garbage"));
 }
 
@@ -790,10 +797,30 @@ async fn the_token_file_is_read_with_the_credentials_rules() {
     let report = run(opts, STORAGE).await;
     assert_fails_at(&report, CheckId::TokenFile, &[]);
     let check = report.check(CheckId::TokenFile).unwrap();
-    assert!(check.summary.contains("not a regular file"), "{report}");
+    assert!(
+        check
+            .summary
+            .starts_with("/dev/zero is a character device, not a regular file"),
+        "{report}"
+    );
+    assert_eq!(check.summary.matches("/dev/zero").count(), 1, "{report}");
     assert_eq!(
         check.docs.as_deref(),
         Some("docs/troubleshooting.md#token-file-not-a-regular-file")
+    );
+
+    // A symlink loop: the fix is a command that shows where the (shell-quoted) path leads.
+    let looping = fx.dir.path().join("loop token");
+    std::os::unix::fs::symlink(fx.dir.path().join("loop back"), &looping).unwrap();
+    std::os::unix::fs::symlink(&looping, fx.dir.path().join("loop back")).unwrap();
+    let mut opts = fx.options();
+    opts.token_file_path = Some(looping.clone());
+    let report = run(opts, STORAGE).await;
+    let quoted = format!("'{}'", looping.display());
+    assert_fails_at(
+        &report,
+        CheckId::TokenFile,
+        &[&format!("`ls -l {quoted}; readlink -f {quoted}`")],
     );
 
     std::fs::write(&fx.token_path, vec![b'a'; 70 * 1024]).unwrap();

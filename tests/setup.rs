@@ -245,7 +245,7 @@ fn from_the_live_token() {
         SetupInput::from_token_file(&path)
             .unwrap_err()
             .to_string()
-            .contains("does not hold a JWT")
+            .contains("does not hold a service-account token: it is not a JWT")
     );
     assert_eq!(
         parse_subject("system:serviceaccount:ns:sa"),

@@ -3,6 +3,7 @@
 //! source, on a thread of its own so that a hung network mount blocks that one thread only.
 
 use crate::error::{CredentialError, ErrorCategory};
+use crate::shell::shell_quote;
 use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::{BoxFuture, Shared};
@@ -27,7 +28,7 @@ pub(crate) struct FileContent {
 #[derive(Debug)]
 pub(crate) struct FileProblem {
     pub(crate) what: String,
-    pub(crate) fix: &'static str,
+    pub(crate) fix: String,
     pub(crate) anchor: &'static str,
     pub(crate) source: Option<std::io::Error>,
 }
@@ -35,17 +36,17 @@ pub(crate) struct FileProblem {
 const FIX_NOT_A_TOKEN: &str = "Point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at the token file inside the projected volume, i.e. <mountPath>/<path> of the serviceAccountToken projection.";
 
 impl FileProblem {
-    fn new(what: impl Into<String>, fix: &'static str, anchor: &'static str) -> Self {
+    fn new(what: impl Into<String>, fix: impl Into<String>, anchor: &'static str) -> Self {
         Self {
             what: what.into(),
-            fix,
+            fix: fix.into(),
             anchor,
             source: None,
         }
     }
 
-    /// A failed `stat`, `open` or `read`.
-    pub(crate) fn io(e: std::io::Error) -> Self {
+    /// A failed `stat`, `open` or `read` of `path`.
+    pub(crate) fn io(e: std::io::Error, path: &Path) -> Self {
         let (what, fix, anchor) = match e.kind() {
             std::io::ErrorKind::NotFound => (
                 "does not exist".to_string(),
@@ -57,21 +58,32 @@ impl FileProblem {
                 "The projected volume's files are readable by the pod's user only if the volume's defaultMode or the pod's fsGroup allows it; set defaultMode: 0444 or an fsGroup that matches runAsUser.",
                 "token-file-unreadable",
             ),
-            _ => (
-                format!("cannot be read ({e})"),
-                "Check the volume mount.",
-                "token-file-unreadable",
-            ),
+            // A symlink loop, an I/O error of the volume, ...: see where the path leads.
+            _ => {
+                let quoted = shell_quote(&path.display().to_string());
+                return Self::new(
+                        format!("cannot be read ({e})"),
+                        format!(
+                            "See where the path leads: `ls -l {quoted}; readlink -f {quoted}`. It must resolve to the token file of the pod's projected serviceAccountToken volume (kubelet: <mountPath>/<path> -> ..data/<path>); point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) there."
+                        ),
+                    "token-file-unreadable",
+                )
+                .with_source(e);
+            }
         };
+        Self::new(what, fix, anchor).with_source(e)
+    }
+
+    fn with_source(self, e: std::io::Error) -> Self {
         Self {
             source: Some(e),
-            ..Self::new(what, fix, anchor)
+            ..self
         }
     }
 
     /// The credential's error for this problem with the file at `path`.
     pub(crate) fn into_error(self, path: &Path) -> CredentialError {
-        let e = file_error(path, &self.what, self.fix, self.anchor);
+        let e = file_error(path, &self.what, &self.fix, self.anchor);
         match self.source {
             Some(s) => e.with_source(s),
             None => e,
@@ -124,7 +136,7 @@ fn check_regular(meta: &std::fs::Metadata) -> Result<(), FileProblem> {
     } else if t.is_fifo() {
         "a named pipe (FIFO)"
     } else if t.is_char_device() {
-        "a character device (such as /dev/zero)"
+        "a character device"
     } else if t.is_block_device() {
         "a block device"
     } else if t.is_socket() {
@@ -163,19 +175,19 @@ fn open(path: &Path) -> std::io::Result<std::fs::File> {
 /// Check that `path` resolves to a regular file that can be opened, without reading it. This is
 /// the cheap check of `WorkloadIdentityCredential::new()`.
 pub(crate) fn check_token_file(path: &Path) -> Result<(), FileProblem> {
-    check_regular(&std::fs::metadata(path).map_err(FileProblem::io)?)?;
-    let file = open(path).map_err(FileProblem::io)?;
-    check_regular(&file.metadata().map_err(FileProblem::io)?)
+    check_regular(&std::fs::metadata(path).map_err(|e| FileProblem::io(e, path))?)?;
+    let file = open(path).map_err(|e| FileProblem::io(e, path))?;
+    check_regular(&file.metadata().map_err(|e| FileProblem::io(e, path))?)
 }
 
 /// Read the token file: it must resolve to a regular file, and at most
 /// [`MAX_TOKEN_FILE_BYTES`] are read whatever its size claims to be. Blocking; doctor and setup
 /// use it directly, the credential through [`ReadGate`].
 pub(crate) fn read_token_file(path: &Path) -> Result<FileContent, FileProblem> {
-    check_regular(&std::fs::metadata(path).map_err(FileProblem::io)?)?;
-    let file = open(path).map_err(FileProblem::io)?;
+    check_regular(&std::fs::metadata(path).map_err(|e| FileProblem::io(e, path))?)?;
+    let file = open(path).map_err(|e| FileProblem::io(e, path))?;
     // The opened file itself: the path may have been swapped between `stat` and `open`.
-    let meta = file.metadata().map_err(FileProblem::io)?;
+    let meta = file.metadata().map_err(|e| FileProblem::io(e, path))?;
     check_regular(&meta)?;
     if meta.len() > MAX_TOKEN_FILE_BYTES {
         return Err(too_large(meta.len()));
@@ -184,7 +196,7 @@ pub(crate) fn read_token_file(path: &Path) -> Result<FileContent, FileProblem> {
     (&file)
         .take(MAX_TOKEN_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(FileProblem::io)?;
+        .map_err(|e| FileProblem::io(e, path))?;
     if bytes.len() as u64 > MAX_TOKEN_FILE_BYTES {
         return Err(too_large(bytes.len() as u64));
     }

@@ -43,9 +43,9 @@ pub struct TokenFileSource {
 
 /// The token in a token file's bytes: UTF-8 text, surrounding whitespace trimmed, not empty.
 pub(crate) fn token_text(bytes: &[u8]) -> Result<&str, FileProblem> {
-    let problem = |what: String, fix, anchor| FileProblem {
+    let problem = |what: String, fix: &str, anchor| FileProblem {
         what,
-        fix,
+        fix: fix.to_string(),
         anchor,
         source: None,
     };

@@ -51,7 +51,7 @@ pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
         Ok(j) => j,
         Err(shape) => {
             d.push(
-                Check::new(CheckId::Jwt, Status::Fail, format!("the token file does not hold a JWT: {shape}"))
+                Check::new(CheckId::Jwt, Status::Fail, format!("the token file does not hold a service-account token: {shape}"))
                     .fix("Point the token file at the JWT written by the kubelet for a serviceAccountToken projection.")
                     .docs("token-file-not-a-jwt"),
             );
