@@ -218,7 +218,14 @@ async fn an_ecdsa_signed_token_is_5002738() {
     ));
     std::fs::write(&fx.token_path, format!("{header}.{rest}")).unwrap();
     let e = error_now(&fx, fx.options()).await;
-    assert_entry(&e, 5002738, &["RSA", "SigningAlgorithm=RS256"]);
+    assert_entry(
+        &e,
+        5002738,
+        &[
+            "RSA service-account signing key",
+            "--service-account-signing-key-file",
+        ],
+    );
 }
 
 /// doctor's exchange check and the credential's error carry the same catalogue entry: problem
@@ -305,6 +312,58 @@ async fn doctor_and_the_credential_agree_on_every_entra_entry() {
         assert!(
             doc.contains(&format!("<a id=\"{anchor}\"></a>")),
             "AADSTS{code}: no {anchor}"
+        );
+    }
+}
+
+/// doctor catches AADSTS70023 and AADSTS5002738 before Entra (`expiry`, `jwt`): the same problem
+/// id and URL as the credential's error from Entra, and its fix ends with the same fix.
+#[cfg(feature = "doctor")]
+#[tokio::test]
+async fn doctor_catches_70023_and_5002738_locally_with_the_credentials_entry() {
+    use azure_identity_k8s::doctor::{self, CheckId, DoctorOptions};
+    use base64::Engine as _;
+
+    for (code, check_id) in [(70023, CheckId::Expiry), (5002738, CheckId::Jwt)] {
+        let fx = Fixture::new().await;
+        fx.emu
+            .set_max_assertion_lifetime(Some(std::time::Duration::from_secs(86_400)));
+        if code == 70023 {
+            fx.write_token(&ServiceAccountToken {
+                lifetime: std::time::Duration::from_secs(2 * 86_400),
+                ..Default::default()
+            });
+        } else {
+            let token = fx.write_token(&ServiceAccountToken::default());
+            let (_, rest) = token.split_once('.').unwrap();
+            let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+                r#"{{"alg":"ES256","kid":"{}"}}"#,
+                fx.issuer.signing_kid()
+            ));
+            std::fs::write(&fx.token_path, format!("{header}.{rest}")).unwrap();
+        }
+        let e = fresh_error(fx.options()).await;
+        assert_eq!(e.aadsts_codes(), &[code], "{e}");
+        let report = doctor::run(DoctorOptions {
+            credential: fx.options(),
+            scope: STORAGE.to_string(),
+            skip_exchange: false,
+            ..Default::default()
+        })
+        .await;
+        let first = report.first_failure().expect("a failure");
+        assert_eq!(first.id, check_id, "{report}");
+        assert_eq!(first.problem_id.as_deref(), e.problem_id(), "{report}");
+        assert_eq!(first.url.as_deref(), e.documentation_url(), "{report}");
+        let fix = e.fix().unwrap();
+        assert!(
+            first
+                .fix
+                .as_deref()
+                .unwrap()
+                .ends_with(&format!("Fix: {fix}")),
+            "AADSTS{code}: {:?} vs {fix:?}",
+            first.fix
         );
     }
 }

@@ -153,10 +153,7 @@ pub(super) async fn check_sts(
         );
     let mut fatal = Vec::new();
     let mut notes = Vec::new();
-    if let Some(problem) = alg_problem(
-        h.alg.as_deref(),
-        "Request an RSA signature: SigningAlgorithm=RS256 (signing_algorithm in AwsWebIdentitySourceOptions, its default).",
-    ) {
+    if let Some(problem) = alg_problem(h.alg.as_deref(), crate::entra::catalogue::AWS_RS256_FIX) {
         fatal.push(problem);
     }
     if probe.issuer.is_empty() || probe.subject.is_empty() || probe.audiences.is_empty() {

@@ -7,6 +7,7 @@ use crate::assertion::token_file::{AudienceVerdict, CLOCK_SKEW};
 use crate::config::{
     self, AZURE_AUTHORITY_HOST, AZURE_FEDERATED_TOKEN_AUDIENCE, AZURE_FEDERATED_TOKEN_FILE,
 };
+use crate::entra::catalogue;
 use crate::jwt::{self, DecodedJwt};
 use time::Duration;
 
@@ -28,7 +29,7 @@ pub(super) fn alg_problem(alg: Option<&str>, fix: &str) -> Option<String> {
     match alg {
         Some(a) if ENTRA_ALGORITHMS.contains(&a) => None,
         other => Some(format!(
-            "The token is signed with {}, but Entra accepts only RS256, RS384 or RS512 (else AADSTS5002738). {fix}",
+            "The token is signed with {}, but Entra accepts only RS256, RS384 or RS512 (else AADSTS5002738). Fix: {fix}",
             opt(other)
         )),
     }
@@ -38,10 +39,10 @@ pub(super) fn alg_problem(alg: Option<&str>, fix: &str) -> Option<String> {
 pub(super) fn lifetime_problem(lifetime: Duration) -> Option<String> {
     (lifetime > MAX_ASSERTION_LIFETIME).then(|| {
         format!(
-            "The token's lifetime (exp - iat) is {} s, over the {} s Entra accepts for an external token (else AADSTS70023). \
-             Set the projected volume's serviceAccountToken.expirationSeconds to at most 86400; 3600 is recommended.",
+            "The token's lifetime (exp - iat) is {} s, over the {} s Entra accepts for an external token (else AADSTS70023). Fix: {}",
             lifetime.whole_seconds(),
-            MAX_ASSERTION_LIFETIME.whole_seconds()
+            MAX_ASSERTION_LIFETIME.whole_seconds(),
+            catalogue::LIFETIME_FIX
         )
     })
 }
@@ -77,10 +78,7 @@ pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
     let mut problems = Vec::new();
     let mut fatal = false;
     // Entra refuses it, but the credential sends it: the issuer checks and the exchange still run.
-    let alg = alg_problem(
-        h.alg.as_deref(),
-        "Give the cluster an RSA service-account signing key (kube-apiserver --service-account-signing-key-file).",
-    );
+    let alg = alg_problem(h.alg.as_deref(), catalogue::RSA_SIGNING_KEY_FIX);
     if let Some(p) = &alg {
         problems.push(p.clone());
     }

@@ -20,6 +20,13 @@ pub(crate) const CLIENT_ID_COMMANDS: &str = "`az identity show -n <identity> -g 
 /// Entra's limit on the lifetime (`exp - iat`) of an external token, in seconds (AADSTS70023).
 pub(crate) const MAX_EXTERNAL_TOKEN_LIFETIME_S: i64 = 86_400;
 
+/// The fix of AADSTS70023 (also `doctor`'s `expiry` check, which catches it before Entra).
+pub(crate) const LIFETIME_FIX: &str = "set the projected volume's serviceAccountToken.expirationSeconds to at most 86400 (3600 is the usual value).";
+/// The fix of AADSTS5002738 for a service-account token (also `doctor`'s `jwt` check).
+pub(crate) const RSA_SIGNING_KEY_FIX: &str = "give the cluster an RSA service-account signing key (kube-apiserver --service-account-signing-key-file) and republish the JWKS.";
+/// The fix of AADSTS5002738 for an AWS STS web-identity token (also `doctor`'s `aws-sts` check).
+pub(crate) const AWS_RS256_FIX: &str = "request an RSA signature from AWS STS: SigningAlgorithm=RS256 (signing_algorithm in AwsWebIdentitySourceOptions, its default).";
+
 /// Each cloud's recommended federated-credential audience and its authority host.
 const CLOUDS: [(&str, &str); 3] = [
     (AUDIENCE_PUBLIC, PUBLIC_AUTHORITY_HOST),
@@ -214,17 +221,17 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                     "The token lives longer than Entra accepts for an external token: exp - iat is {lifetime}, the limit is \
                      {MAX_EXTERNAL_TOKEN_LIFETIME_S} s."
                 ),
-                format!(
-                    "set the projected volume's serviceAccountToken.expirationSeconds to at most {MAX_EXTERNAL_TOKEN_LIFETIME_S} \
-                     (3600 is the usual value)."
-                ),
+                LIFETIME_FIX,
             )
         }
         5002738 => Problem::new(
             "The token is signed with an EC key (alg ES256 or ES384 in its header), which Entra does not accept for a client \
              assertion (it verifies RS256, RS384 and RS512).",
-            "sign service-account tokens with an RSA key (kube-apiserver --service-account-signing-key-file pointing at an RSA key, \
-             republished in the JWKS); for AWS STS GetWebIdentityToken request SigningAlgorithm=RS256.",
+            if sub.starts_with("arn:aws:") {
+                AWS_RS256_FIX
+            } else {
+                RSA_SIGNING_KEY_FIX
+            },
         ),
         700016 => Problem::new(
             format!(

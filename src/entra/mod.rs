@@ -5,7 +5,7 @@
 //! may be strings, error bodies may be HTML, plain text, truncated or empty, and the size read is
 //! capped.
 
-mod catalogue;
+pub(crate) mod catalogue;
 mod response;
 #[cfg(test)]
 mod tests;

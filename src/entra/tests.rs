@@ -416,7 +416,15 @@ fn concrete_fixes_for_the_misconfigurations_users_meet() {
             public,
             &["expirationSeconds to at most 86400"],
         ),
-        (5002738, &claims, public, &["RSA", "SigningAlgorithm=RS256"]),
+        (
+            5002738,
+            &claims,
+            public,
+            &[
+                "RSA service-account signing key",
+                "--service-account-signing-key-file",
+            ],
+        ),
         (
             70021,
             &eks("api://AzureADTokenExchangeUSGov", 3600),
@@ -442,6 +450,13 @@ fn concrete_fixes_for_the_misconfigurations_users_meet() {
             "{e:?}"
         );
     }
+    // An AWS STS web-identity token: request RS256 from STS.
+    let aws = Claims {
+        sub: Some("arn:aws:iam::123456789012:role/app".into()),
+        ..eks("https://sts.amazonaws.com", 3600)
+    };
+    let e = explain(5002738, &aws, public);
+    assert!(e.fix().unwrap().contains("SigningAlgorithm=RS256"), "{e}");
     // The US Government token: the audience is right, the authority is not.
     let e = explain(70021, &eks("api://AzureADTokenExchangeUSGov", 3600), public);
     assert!(
