@@ -299,7 +299,8 @@ impl CredentialError {
     }
 
     /// How to fix it, as a command or value (the message says it too), when the error
-    /// carries it apart from the message: Entra's errors and the AWS STS errors.
+    /// carries it apart from the message: Entra's errors, the AWS STS errors and the token
+    /// file's problems (missing, unreadable, empty, not a JWT).
     pub fn fix(&self) -> Option<&str> {
         self.inner.parts.fix.as_deref()
     }

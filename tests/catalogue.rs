@@ -367,3 +367,26 @@ async fn doctor_catches_70023_and_5002738_locally_with_the_credentials_entry() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_missing_token_file_carries_its_fix() {
+    let fx = Fixture::new().await;
+    let mut o = fx.options();
+    o.token_file_path = Some(fx.dir.path().join("nowhere"));
+    let err = match WorkloadIdentityCredential::new(Some(o)) {
+        Ok(cred) => cred.get_token(&[STORAGE], None).await.expect_err("no file"),
+        Err(e) => e,
+    };
+    let e = err.downcast_ref::<CredentialError>().unwrap();
+    assert_eq!(e.problem_id(), Some("token-file-missing"), "{e}");
+    let fix = e.fix().expect("a fix");
+    assert!(
+        fix.contains("AZURE_FEDERATED_TOKEN_FILE") && e.message().contains(fix),
+        "{e}"
+    );
+    assert!(
+        e.documentation_url()
+            .is_some_and(|u| u.ends_with("/troubleshooting/index.html#token-file-missing")),
+        "{e:?}"
+    );
+}

@@ -101,6 +101,7 @@ pub(crate) fn file_error(path: &Path, what: &str, fix: &str, anchor: &str) -> Cr
         ),
     )
     .with_docs(anchor)
+    .with_fix_text(fix)
 }
 
 /// A file that is not a regular file: say what it is.
