@@ -10,7 +10,7 @@ use crate::entra::Exchange;
 use crate::error::{CredentialError, ErrorCategory};
 use crate::http::AttemptPolicy;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use azure_core::http::{ClientOptions, ExponentialRetryOptions, Pipeline, RetryOptions};
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
 use azure_identity::ClientAssertionCredentialOptions;
 use std::fmt;
 use std::future::Future;
@@ -207,14 +207,7 @@ impl WorkloadIdentityCredential {
                 Arc::new(file)
             }
         };
-        let pipeline = Pipeline::new(
-            Some(env!("CARGO_PKG_NAME")),
-            Some(env!("CARGO_PKG_VERSION")),
-            client_options,
-            Vec::new(),
-            vec![Arc::new(AttemptPolicy)],
-            None,
-        );
+        let pipeline = crate::http::pipeline(client_options, vec![Arc::new(AttemptPolicy)]);
         let exchange = Exchange {
             pipeline,
             endpoint,

@@ -71,6 +71,20 @@ struct Inner {
     parts: Parts,
 }
 
+impl Inner {
+    /// Record the documentation `url` and end the message with "See <url>" (on a line of its
+    /// own when the message has several).
+    fn link(&mut self, url: String) {
+        let sep = if self.message.contains('\n') {
+            "\n  "
+        } else {
+            " "
+        };
+        self.message = format!("{}{sep}See {url}", self.message);
+        self.docs_url = Some(url);
+    }
+}
+
 /// What Entra's error answer said, and the fix, apart from the message.
 #[derive(Default)]
 struct Parts {
@@ -168,13 +182,7 @@ impl CredentialError {
         if inner.problem_id.is_none() {
             inner.problem_id = Some(anchor.to_owned());
         }
-        let sep = if inner.message.contains('\n') {
-            "\n  "
-        } else {
-            " "
-        };
-        inner.message = format!("{}{sep}See {url}", inner.message);
-        inner.docs_url = Some(url);
+        inner.link(url);
         inner.anchor = Some(anchor.to_owned());
         self
     }
@@ -195,13 +203,7 @@ impl CredentialError {
             let id = anchor.strip_prefix("aws-").unwrap_or(anchor);
             inner.problem_id = Some(format!("aws-{id}"));
         }
-        let sep = if inner.message.contains('\n') {
-            "\n  "
-        } else {
-            " "
-        };
-        inner.message = format!("{}{sep}See {url}", inner.message);
-        inner.docs_url = Some(url);
+        inner.link(url);
         self
     }
 

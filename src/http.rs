@@ -18,6 +18,29 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+/// This crate's [`Pipeline`] over `options`, with `per_try` policies (the token request's
+/// [`AttemptPolicy`]; none for one-shot probes).
+pub(crate) fn pipeline(
+    options: azure_core::http::ClientOptions,
+    per_try: Vec<Arc<dyn Policy>>,
+) -> Pipeline {
+    Pipeline::new(
+        Some(env!("CARGO_PKG_NAME")),
+        Some(env!("CARGO_PKG_VERSION")),
+        options,
+        Vec::new(),
+        per_try,
+        None,
+    )
+}
+
+/// A [`pipeline`] that sends each request once (no retries): for probes and checks that report
+/// what they see rather than retrying for minutes.
+pub(crate) fn one_shot_pipeline(mut options: azure_core::http::ClientOptions) -> Pipeline {
+    options.retry = azure_core::http::RetryOptions::none();
+    pipeline(options, Vec::new())
+}
+
 /// Why [`send_capped`] returned no complete body.
 pub(crate) enum SendError {
     /// No answer at all (DNS, connection, TLS, time-out, redirect refused by the transport).

@@ -12,7 +12,7 @@ use crate::http::{SendError, send_capped};
 use azure_core::async_runtime::get_async_runtime;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::http::headers::{self, HeaderName};
-use azure_core::http::{ClientOptions, Method, Pipeline, Request, RetryOptions, Url};
+use azure_core::http::{ClientOptions, Method, Request, Url};
 use azure_core::time::Duration;
 use azure_identity::UserAssignedId;
 use std::fmt;
@@ -220,7 +220,7 @@ impl TokenCredential for ManagedIdentityCredential {
 /// Send one `GET /metadata/identity/oauth2/token` (with `Metadata: true`, no resource) to the
 /// endpoint through an azure_core pipeline without retries, and classify the answer, all within
 /// `bound`. The flag tells whether the outcome is conclusive (an answer was received).
-async fn probe_imds(endpoint: &Url, mut options: ClientOptions, bound: Duration) -> (Probe, bool) {
+async fn probe_imds(endpoint: &Url, options: ClientOptions, bound: Duration) -> (Probe, bool) {
     let url = format!("{}{}", endpoint.as_str().trim_end_matches('/'), PROBE_PATH);
     let Ok(parsed) = Url::parse(&url) else {
         return (
@@ -228,15 +228,7 @@ async fn probe_imds(endpoint: &Url, mut options: ClientOptions, bound: Duration)
             true,
         );
     };
-    options.retry = RetryOptions::none();
-    let pipeline = Pipeline::new(
-        Some(env!("CARGO_PKG_NAME")),
-        Some(env!("CARGO_PKG_VERSION")),
-        options,
-        Vec::new(),
-        Vec::new(),
-        None,
-    );
+    let pipeline = crate::http::one_shot_pipeline(options);
     let mut req = Request::new(parsed, Method::Get);
     req.insert_header(HeaderName::from_static("metadata"), "true");
     req.insert_header(headers::ACCEPT, "application/json");

@@ -38,18 +38,11 @@ impl std::fmt::Display for FetchError {
 }
 
 impl Fetcher {
-    pub(crate) fn new(mut options: ClientOptions) -> Self {
+    pub(crate) fn new(options: ClientOptions) -> Self {
         // One request per check: the doctor reports what it sees rather than retrying for minutes.
-        options.retry = azure_core::http::RetryOptions::none();
-        let pipeline = Pipeline::new(
-            Some(env!("CARGO_PKG_NAME")),
-            Some(env!("CARGO_PKG_VERSION")),
-            options,
-            Vec::new(),
-            Vec::new(),
-            None,
-        );
-        Self { pipeline }
+        Self {
+            pipeline: crate::http::one_shot_pipeline(options),
+        }
     }
 
     async fn get_bytes(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
