@@ -312,16 +312,20 @@ impl TokenCredential for WorkloadIdentityCredential {
         'life3: 'async_trait,
         Self: 'async_trait,
     {
-        // Only validated scope sets ever enter the cache, so a hit needs no validation.
-        if let Some(hit) = self.cache.try_hit(scopes) {
+        // The cache holds one slot per validated scope: a request for one scope that is cached
+        // needs no validation; anything else is validated first, whatever is cached.
+        if let [scope] = scopes
+            && let Some(hit) = self.cache.try_hit(scope)
+        {
             return Box::pin(std::future::ready(hit.map_err(Into::into)));
         }
-        if let Err(e) = validate_scopes(scopes) {
-            return Box::pin(std::future::ready(Err(e.into())));
-        }
+        let scope = match validate_scopes(scopes) {
+            Ok(()) => scopes[0],
+            Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
+        };
         Box::pin(async move {
             let ctx = options.as_ref().map(|o| &o.method_options.context);
-            self.cache.get_token(scopes, ctx).await.map_err(Into::into)
+            self.cache.get_token(scope, ctx).await.map_err(Into::into)
         })
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! # Semantics
 //!
-//! The cache keeps one *slot* per normalized scope set (order and duplicates do not matter:
-//! `["b", "a", "a"]` and `["a", "b"]` share a slot). Each cached token has three instants on the
+//! The cache keeps one *slot* per scope, keyed by the scope string as requested (the credential
+//! admits exactly one `<resource>/.default` scope per request, validated before it reaches the
+//! cache). Each cached token has three instants on the
 //! monotonic clock, anchored at the start of the request that fetched it (a wall-clock step
 //! changes none of them); the [`AccessToken`] handed out keeps its wall-clock `expires_on`:
 //!
@@ -46,7 +47,6 @@
 //! token, and never before the token endpoint's `Retry-After` (capped at `max_backoff`). A success
 //! clears the failure state. Refreshing is never disabled.
 
-mod key;
 pub(crate) mod policy;
 mod slot;
 mod status;
@@ -67,11 +67,9 @@ use azure_core::time::Duration;
 use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::{Either, Shared, select};
-use key::{PassThroughHasher, Query, ScopeKey, ScopeSet};
 use slot::{Cached, InFlight, Slot, SlotState, add, between};
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::BuildHasherDefault;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -113,7 +111,7 @@ const DEAD_ATTEMPT_GRACE: Duration = Duration::seconds(2);
 /// How often one call starts a new attempt after the one it waited for vanished.
 const MAX_RESTARTS: usize = 3;
 
-/// The cache. One slot per normalized scope set.
+/// The cache. One slot per scope.
 pub(crate) struct TokenCache {
     inner: Arc<CacheInner>,
 }
@@ -122,7 +120,9 @@ struct CacheInner {
     source: Arc<dyn TokenSource>,
     policy: RefreshPolicy,
     clock: Arc<dyn crate::clock::Clock>,
-    slots: RwLock<HashMap<ScopeKey, Arc<Slot>, BuildHasherDefault<PassThroughHasher>>>,
+    /// One slot per scope (the credential admits exactly one `<resource>/.default` scope).
+    /// Hashed with FxHash: a hit hashes one short, caller-chosen string (the slot count is capped).
+    slots: RwLock<HashMap<Arc<str>, Arc<Slot>, rustc_hash::FxBuildHasher>>,
     /// Uniform random number in `[0, 1)` for jitter (replaceable in tests).
     random: fn() -> f64,
 }
@@ -157,20 +157,20 @@ impl TokenCache {
     /// The hit path, synchronously: `Some` when the answer is known without waiting (a fresh or
     /// servable cached token, or a remembered error), `None` when the caller must go through
     /// [`get_token`](Self::get_token). Read locks only, nothing allocated but the returned clone.
-    pub(crate) fn try_hit(&self, scopes: &[&str]) -> Option<Outcome> {
+    pub(crate) fn try_hit(&self, scope: &str) -> Option<Outcome> {
         let now = self.inner.clock.instant();
         let slots = read(&self.inner.slots);
-        let slot = slots.get(&Query(scopes) as &dyn ScopeSet)?;
+        let slot = slots.get(scope)?;
         read(&slot.state).serve(now)
     }
 
-    /// Return a valid token for `scopes` (already validated; normalization is the cache's job).
+    /// Return a valid token for `scope` (already validated by the caller).
     /// `ctx` is the caller's context, forwarded to an attempt this call starts.
-    pub(crate) async fn get_token(&self, scopes: &[&str], ctx: Option<&Context<'_>>) -> Outcome {
-        if let Some(hit) = self.try_hit(scopes) {
+    pub(crate) async fn get_token(&self, scope: &str, ctx: Option<&Context<'_>>) -> Outcome {
+        if let Some(hit) = self.try_hit(scope) {
             return hit;
         }
-        let slot = self.inner.slot_for(scopes);
+        let slot = self.inner.slot_for(scope);
         let ctx = ctx.map(Context::to_owned).unwrap_or_default();
         CacheInner::get_slow(&self.inner, &slot, ctx).await
     }
@@ -180,7 +180,7 @@ impl TokenCache {
         let (now, wall) = (self.inner.clock.instant(), self.inner.clock.now());
         read(&self.inner.slots)
             .values()
-            .map(|slot| status::snapshot(&slot.key.display, &read(&slot.state), now, wall))
+            .map(|slot| status::snapshot(&slot.scope, &read(&slot.state), now, wall))
             .collect()
     }
 }
@@ -195,14 +195,13 @@ enum Waited {
 }
 
 impl CacheInner {
-    /// The slot for `scopes`, created on first use (evicting dead slots past [`MAX_SLOTS`]).
-    fn slot_for(&self, scopes: &[&str]) -> Arc<Slot> {
-        if let Some(slot) = read(&self.slots).get(&Query(scopes) as &dyn ScopeSet) {
+    /// The slot for `scope`, created on first use (evicting dead slots past [`MAX_SLOTS`]).
+    fn slot_for(&self, scope: &str) -> Arc<Slot> {
+        if let Some(slot) = read(&self.slots).get(scope) {
             return Arc::clone(slot);
         }
-        let key = ScopeKey::new(scopes);
         let mut slots = write(&self.slots);
-        if slots.len() >= MAX_SLOTS && !slots.contains_key(&key) {
+        if slots.len() >= MAX_SLOTS && !slots.contains_key(scope) {
             let now = self.clock.instant();
             slots.retain(|_, s| {
                 let state = read(&s.state);
@@ -219,11 +218,10 @@ impl CacheInner {
                 }
             }
         }
-        Arc::clone(
-            slots
-                .entry(key.clone())
-                .or_insert_with(|| Arc::new(Slot::new(key))),
-        )
+        let slot = slots
+            .entry(Arc::from(scope))
+            .or_insert_with(|| Arc::new(Slot::new(scope)));
+        Arc::clone(slot)
     }
 
     /// Everything but a plain hit: maybe start an attempt, maybe wait for one.
@@ -338,7 +336,7 @@ impl CacheInner {
     fn fallback(&self, slot: &Slot, error: CredentialError) -> Outcome {
         let now = self.clock.instant();
         if let Some((token, _)) = read(&slot.state).valid(now) {
-            tracing::warn!(scopes = %slot.key.display, error = %error, "token refresh did not complete in time; serving the cached token, which is still valid");
+            tracing::warn!(scopes = %slot.scope, error = %error, "token refresh did not complete in time; serving the cached token, which is still valid");
             return Ok(token.clone());
         }
         Err(error)
@@ -353,7 +351,7 @@ fn vanished_error(slot: &Slot) -> CredentialError {
              times in a row before it finished: the async runtime that ran it was shut down or \
              dropped (e.g. a runtime per call dropped while a request was running). The next call \
              starts a new request; to avoid this, call from a runtime that outlives the call.",
-            slot.key.display
+            slot.scope
         ),
     )
     .with_docs("transport")
@@ -438,9 +436,13 @@ impl AttemptTask {
         let policy = &cache.policy;
         let started = cache.clock.instant();
         self.progress.set(Phase::Request);
-        tracing::debug!(scopes = %self.slot.key.display, reason = self.reason, "refreshing access token");
-        let fetch =
-            AssertUnwindSafe(cache.source.fetch(&self.slot.key.scopes, &self.ctx)).catch_unwind();
+        tracing::debug!(scopes = %self.slot.scope, reason = self.reason, "refreshing access token");
+        let fetch = AssertUnwindSafe(
+            cache
+                .source
+                .fetch(std::slice::from_ref(&self.slot.scope_owned), &self.ctx),
+        )
+        .catch_unwind();
         let timeout = get_async_runtime().sleep(policy.attempt_timeout.max(Duration::ZERO));
         let result = match select(fetch, timeout).await {
             Either::Left((Ok(result), _)) => result,
@@ -459,7 +461,7 @@ impl AttemptTask {
                 Ok(fetched) => {
                     let cached = Cached::new(fetched, started, policy, (cache.random)());
                     tracing::info!(
-                        scopes = %self.slot.key.display,
+                        scopes = %self.slot.scope,
                         expires_on = %cached.token.expires_on,
                         refresh_in_secs = between(now, cached.refresh_at).whole_seconds(),
                         duration_ms = between(started, now).whole_milliseconds() as i64,
@@ -467,13 +469,9 @@ impl AttemptTask {
                     );
                     state.record_success(cached, wall)
                 }
-                Err(error) => state.record_failure(
-                    error,
-                    (now, wall),
-                    policy,
-                    cache.random,
-                    &self.slot.key.display,
-                ),
+                Err(error) => {
+                    state.record_failure(error, (now, wall), policy, cache.random, &self.slot.scope)
+                }
             }
         };
         // Every waiter gets the same outcome; nobody may be listening any more, which is fine.
@@ -494,7 +492,7 @@ fn panic_error(slot: &Slot, panic: Box<dyn std::any::Any + Send>) -> CredentialE
         format!(
             "WorkloadIdentityCredential: the token request for scope {} panicked: {what}. This is a \
              bug in the assertion source or the HTTP transport; the next attempt starts afresh.",
-            slot.key.display
+            slot.scope
         ),
     )
     .with_docs("transport")

@@ -1,8 +1,7 @@
-//! One slot per scope set: the cached token, its schedule on the monotonic clock, the attempt in
+//! One slot per scope: the cached token, its schedule on the monotonic clock, the attempt in
 //! flight and the failure state. Every transition happens under the slot's lock, and nothing
 //! awaits while holding it.
 
-use super::key::ScopeKey;
 use super::policy::{RefreshPolicy, backoff, schedule};
 use super::{FetchedToken, Outcome, SharedOutcome};
 use crate::error::CredentialError;
@@ -70,16 +69,19 @@ pub(super) struct InFlight {
     pub(super) progress: Arc<Progress>,
 }
 
-/// The cache entry for one normalized scope set.
+/// The cache entry for one scope.
 pub(super) struct Slot {
-    pub(super) key: ScopeKey,
+    pub(super) scope: Arc<str>,
+    /// The same scope as the one-element list a token source takes.
+    pub(super) scope_owned: String,
     pub(super) state: RwLock<SlotState>,
 }
 
 impl Slot {
-    pub(super) fn new(key: ScopeKey) -> Self {
+    pub(super) fn new(scope: &str) -> Self {
         Self {
-            key,
+            scope: Arc::from(scope),
+            scope_owned: scope.to_owned(),
             state: RwLock::new(SlotState::default()),
         }
     }

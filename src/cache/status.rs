@@ -28,8 +28,8 @@ pub enum RefreshHealth {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TokenStatus {
-    /// The scope set, space-separated (sorted).
-    pub scopes: String,
+    /// The scope, as requested (`<resource>/.default`).
+    pub scope: String,
     /// Summary, for a readiness or health endpoint.
     pub health: RefreshHealth,
     /// When the cached token expires (`None`: no token cached).
@@ -52,7 +52,7 @@ pub struct TokenStatus {
 }
 
 pub(super) fn snapshot(
-    scopes: &str,
+    scope: &str,
     state: &SlotState,
     now: Instant,
     wall: OffsetDateTime,
@@ -73,7 +73,7 @@ pub(super) fn snapshot(
         _ => None,
     };
     TokenStatus {
-        scopes: scopes.to_owned(),
+        scope: scope.to_owned(),
         health,
         expires_on: state.cached.as_ref().map(|c| c.token.expires_on),
         next_refresh,

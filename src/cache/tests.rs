@@ -151,7 +151,7 @@ fn fixture(behaviour: Behaviour) -> Fixture {
 
 impl Fixture {
     async fn get(&self) -> Outcome {
-        self.cache.get_token(&[SCOPE], None).await
+        self.cache.get_token(SCOPE, None).await
     }
     async fn token(&self) -> String {
         secret(&self.get().await.expect("a token"))
@@ -214,7 +214,7 @@ async fn cold_start_1000_spawned_callers_on_two_threads_make_one_fetch() {
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
             let cache = Arc::clone(&cache);
-            tokio::spawn(async move { cache.get_token(&[SCOPE], None).await })
+            tokio::spawn(async move { cache.get_token(SCOPE, None).await })
         })
         .collect();
     for t in tasks {
@@ -255,18 +255,18 @@ async fn advisory_window_64_callers_get_cached_token_without_waiting_one_backgro
 async fn scope_b_is_served_while_scope_a_fetch_is_held() {
     let f = fixture(ok(Duration::hours(1)));
     assert_eq!(
-        secret(&f.cache.get_token(&["b"], None).await.unwrap()),
+        secret(&f.cache.get_token("b", None).await.unwrap()),
         "tok-1"
     );
     f.source.close_gate();
     let cache = &f.cache;
-    let a = async { cache.get_token(&["a"], None).await };
+    let a = async { cache.get_token("a", None).await };
     let b = async {
         yield_many().await;
         assert_eq!(f.source.fetches(), 2, "scope A's fetch is held");
         for _ in 0..10 {
             let r = cache
-                .get_token(&["b"], None)
+                .get_token("b", None)
                 .now_or_never()
                 .expect("B never waits for A");
             assert_eq!(secret(&r.unwrap()), "tok-1");
@@ -637,28 +637,26 @@ async fn refresh_in_drives_the_cache() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn scope_sets_are_normalized() {
+async fn one_slot_per_scope_string() {
     let f = fixture(ok(Duration::hours(1)));
-    let a = f.cache.get_token(&["s2", "s1"], None).await.unwrap();
-    let b = f.cache.get_token(&["s1", "s2"], None).await.unwrap();
-    let c = f.cache.get_token(&["s1", "s2", "s1"], None).await.unwrap();
+    let a = f.cache.get_token("s1", None).await.unwrap();
+    let b = f.cache.get_token("s1", None).await.unwrap();
+    let c = f.cache.get_token("s2", None).await.unwrap();
     assert_eq!(
         [secret(&a), secret(&b), secret(&c)],
-        ["tok-1", "tok-1", "tok-1"]
+        ["tok-1", "tok-1", "tok-2"]
     );
     assert_eq!(
         *f.source.scopes_seen.lock().unwrap(),
-        vec![vec!["s1".to_owned(), "s2".to_owned()]]
+        vec![vec!["s1".to_owned()], vec!["s2".to_owned()]],
+        "the source is asked for exactly the cached scope"
     );
-    assert_eq!(
-        secret(&f.cache.get_token(&["s1"], None).await.unwrap()),
-        "tok-2"
+    assert!(f.cache.try_hit("s1").is_some());
+    assert!(
+        f.cache.try_hit("S1").is_none(),
+        "scopes are compared as given"
     );
-    assert_eq!(
-        secret(&f.cache.get_token(&["s2", "s1", "s3"], None).await.unwrap()),
-        "tok-3"
-    );
-    assert_eq!(read(&f.cache.inner.slots).len(), 3);
+    assert_eq!(read(&f.cache.inner.slots).len(), 2);
 }
 
 #[test]
@@ -1065,7 +1063,7 @@ async fn slots_are_bounded_and_slots_without_a_token_go_first() {
     f.source.set(Behaviour::Permanent);
     for i in 0..1000 {
         let scope = format!("https://app-{i}.example/.default");
-        assert!(f.cache.get_token(&[scope.as_str()], None).await.is_err());
+        assert!(f.cache.get_token(scope.as_str(), None).await.is_err());
     }
     let slots = read(&f.cache.inner.slots).len();
     assert!(slots <= super::MAX_SLOTS, "{slots} slots");

@@ -536,7 +536,7 @@ async fn status_goes_healthy_failing_but_serving_healthy_and_warns_during_an_out
     get(&cred).await.unwrap();
     let s = &cred.token_status()[0];
     assert_eq!(s.health, RefreshHealth::Healthy);
-    assert_eq!(s.scopes, STORAGE);
+    assert_eq!(s.scope, STORAGE);
     assert!(s.last_success.is_some() && s.expires_on.is_some() && s.next_refresh.is_some());
     assert_eq!(s.consecutive_failures, 0);
     // The outage: every refresh fails while the token is still served.
