@@ -42,6 +42,20 @@ fn assert_fails_at(report: &Report, id: CheckId, needles: &[&str]) {
     for n in needles {
         assert!(fix.contains(n), "the fix of {id} lacks {n:?}:\n{report}");
     }
+    // Reports are read far from the repository: they link the absolute, versioned URL.
+    let text = report.to_string();
+    assert!(
+        !text.contains("see: docs/"),
+        "a repository path in the report:\n{text}"
+    );
+    if first.docs.is_some() {
+        let url = first.url.as_deref().expect("a check with docs has a URL");
+        assert!(
+            url.starts_with("https://docs.rs/azure_identity_k8s/"),
+            "{url}"
+        );
+        assert!(text.contains(&format!("see: {url}")), "{text}");
+    }
 }
 
 fn status(report: &Report, id: CheckId) -> Status {

@@ -181,6 +181,7 @@ pub(super) async fn check_sts(
         fatal.extend(notes);
         check = check.fix(fatal.join("\n"));
         check.docs = Some(format!("{DOCS}#troubleshooting"));
+        check.url = Some(crate::error::aws_outbound_url("troubleshooting"));
     } else if !notes.is_empty() {
         check.status = Status::Warn;
         check = check.fix(notes.join("\n"));

@@ -238,10 +238,12 @@ impl fmt::Display for Report {
             if let Some(fix) = &c.fix {
                 f.write_str(&indent(fix, "         fix: ", "              "))?;
             }
-            if let Some(docs) = &c.docs
+            // The absolute URL (read in logs, far from the repository); the repository path
+            // only where no URL was recorded.
+            if let Some(see) = c.url.as_ref().or(c.docs.as_ref())
                 && c.status != Status::Ok
             {
-                writeln!(f, "         see: {docs}")?;
+                writeln!(f, "         see: {see}")?;
             }
         }
         if let Some(m) = &self.matching_federated_credential {
