@@ -5,10 +5,13 @@
 //! long the official credential keeps callers waiting, capped at `CAP`). Results are printed as a
 //! table; see docs/performance.md for the numbers of the last run.
 
+mod common;
+
 use azure_core::credentials::{AccessToken, TokenCredential};
 use azure_identity_k8s::{
     Env, RefreshPolicy, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
+use common::{CLIENT, TENANT};
 use entra_emulator::{
     AccessTokenOptions, Emulator, Endpoint, Fault, FederatedCredential, ServiceAccountToken,
 };
@@ -45,8 +48,6 @@ static GLOBAL: Counting = Counting;
 
 // ---- setup -----------------------------------------------------------------------------------
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT: &str = "3b4f4f9e-0c3a-4d6e-9f55-6f2b1c0e2a11";
 const A: &str = "https://storage.azure.com/.default";
 const B: &str = "https://vault.azure.net/.default";
 /// Longest we wait for any single caller of the official credential.
@@ -100,21 +101,8 @@ fn ours(s: &Setup) -> Arc<dyn TokenCredential> {
     .unwrap()
 }
 
-#[allow(clippy::needless_update)] // needless on azure_identity 1.0 only
 fn theirs(s: &Setup) -> Arc<dyn TokenCredential> {
-    azure_identity::WorkloadIdentityCredential::new(Some(
-        azure_identity::WorkloadIdentityCredentialOptions {
-            credential_options: azure_identity::ClientAssertionCredentialOptions {
-                client_options: s.emu.client_options(),
-            },
-            client_id: Some(CLIENT.into()),
-            tenant_id: Some(TENANT.into()),
-            token_file_path: Some(s.path.clone()),
-            // azure_identity 1.1 adds fields (enable_proxy, proxy_client).
-            ..Default::default()
-        },
-    ))
-    .unwrap()
+    common::azure_identity_credential(&s.emu, &s.path)
 }
 
 type Maker = fn(&Setup) -> Arc<dyn TokenCredential>;

@@ -1,14 +1,15 @@
 //! Criterion benchmark of the cache-hit path: this crate, azure_identity 1.0, and the floor
 //! (load an Arc'd token, check its expiry, clone it). Run: `cargo bench --bench hit_path`.
 
+mod common;
+
 use azure_core::credentials::{AccessToken, TokenCredential};
 use azure_identity_k8s::{Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+use common::{CLIENT, TENANT};
 use criterion::{Criterion, criterion_group, criterion_main};
 use entra_emulator::{Emulator, FederatedCredential, ServiceAccountToken};
 use std::sync::{Arc, RwLock};
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT: &str = "3b4f4f9e-0c3a-4d6e-9f55-6f2b1c0e2a11";
 const SCOPE: &str = "https://storage.azure.com/.default";
 
 fn bench(c: &mut Criterion) {
@@ -41,19 +42,7 @@ fn bench(c: &mut Criterion) {
             }))
             .unwrap();
         #[allow(clippy::needless_update)] // needless on azure_identity 1.0 only
-        let theirs: Arc<dyn TokenCredential> = azure_identity::WorkloadIdentityCredential::new(
-            Some(azure_identity::WorkloadIdentityCredentialOptions {
-                credential_options: azure_identity::ClientAssertionCredentialOptions {
-                    client_options: emu.client_options(),
-                },
-                client_id: Some(CLIENT.into()),
-                tenant_id: Some(TENANT.into()),
-                token_file_path: Some(path.clone()),
-                // azure_identity 1.1 adds fields (enable_proxy, proxy_client).
-                ..Default::default()
-            }),
-        )
-        .unwrap();
+        let theirs = common::azure_identity_credential(&emu, &path);
         ours.get_token(&[SCOPE], None).await.unwrap();
         theirs.get_token(&[SCOPE], None).await.unwrap();
         (emu, ours, theirs)

@@ -19,10 +19,13 @@
 #[path = "../tests/azurite/harness.rs"]
 mod azurite;
 
+mod common;
+
 use azure_core::credentials::TokenCredential;
 use azure_identity_k8s::integrations::STORAGE_SCOPE;
 use azure_identity_k8s::integrations::object_store::TokenCredentialProvider;
 use azure_identity_k8s::{Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+use common::{CLIENT, TENANT};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use entra_emulator::{
     AccessTokenOptions, Emulator, Endpoint, Fault, FederatedCredential, ServiceAccountToken,
@@ -34,8 +37,6 @@ use object_store_0_13 as object_store;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT: &str = "3b4f4f9e-0c3a-4d6e-9f55-6f2b1c0e2a11";
 /// Token exchanges answered after this long.
 const ENTRA_LATENCY: Duration = Duration::from_millis(200);
 /// A GET taking longer than this waited for a token exchange.
@@ -82,21 +83,8 @@ fn ours(s: &Setup) -> Arc<dyn TokenCredential> {
     .unwrap()
 }
 
-#[allow(clippy::needless_update)] // needless on azure_identity 1.0 only
 fn theirs(s: &Setup) -> Arc<dyn TokenCredential> {
-    azure_identity::WorkloadIdentityCredential::new(Some(
-        azure_identity::WorkloadIdentityCredentialOptions {
-            credential_options: azure_identity::ClientAssertionCredentialOptions {
-                client_options: s.emu.client_options(),
-            },
-            client_id: Some(CLIENT.into()),
-            tenant_id: Some(TENANT.into()),
-            token_file_path: Some(s.token_file.clone()),
-            // azure_identity 1.1 adds fields (enable_proxy, proxy_client).
-            ..Default::default()
-        },
-    ))
-    .unwrap()
+    common::azure_identity_credential(&s.emu, &s.token_file)
 }
 
 type Maker = fn(&Setup) -> Arc<dyn TokenCredential>;
