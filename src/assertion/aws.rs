@@ -28,11 +28,21 @@
 //! | STS endpoint | [`endpoint_url`](AwsWebIdentitySourceOptions::endpoint_url) | `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL` | the regional endpoint `https://sts.<region>.amazonaws.com` |
 //! | audience | [`audience`](AwsWebIdentitySourceOptions::audience) | `AZURE_FEDERATED_TOKEN_AUDIENCE` (through the credential) | the cloud's recommended audience, `api://AzureADTokenExchange` |
 //!
-//! The JWT is cached and reused until less than a fifth of its lifetime (at least 60 s, at most
-//! half) remains; concurrent callers share one STS call. A failed refresh falls back to the
-//! cached JWT while it is still valid.
+//! The JWT is cached (on the same cache as the credential's access tokens) and reused until less
+//! than a fifth of its lifetime (at least 60 s, at most half) remains; then it is refreshed in the
+//! background while it is still served. Concurrent callers share one STS call, which runs as a
+//! task of its own (a caller that gives up, or a runtime dropped after `block_on`, does not wedge
+//! it) and is bounded ([`STS_OPERATION_TIMEOUT`] for the call). A failed refresh falls back to the
+//! cached JWT while it has at least 15 s left, and the next try backs off (10 s, doubling up to
+//! 5 minutes); without a JWT, an STS error is returned to new callers for 5 s (1 s when
+//! transient) before STS is asked again.
 
+mod client;
+#[cfg(test)]
+mod emulator_http;
 mod errors;
+#[cfg(test)]
+mod jwt_cache_tests;
 mod log_filter;
 mod source;
 #[cfg(test)]

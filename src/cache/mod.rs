@@ -97,6 +97,16 @@ pub(crate) trait TokenSource: Send + Sync + fmt::Debug + 'static {
         scopes: &[String],
         ctx: &Context<'static>,
     ) -> Result<FetchedToken, CredentialError>;
+
+    /// What the cached tokens are, in the cache's log lines ("acquired access token").
+    fn kind(&self) -> &'static str {
+        "access token"
+    }
+
+    /// The error of an attempt, or of a caller's wait, that outlived `bound` while in `phase`.
+    fn timed_out(&self, bound: Duration, phase: Phase) -> CredentialError {
+        timeout_error(bound, phase)
+    }
 }
 
 /// The outcome of one attempt, as every waiter receives it.
@@ -173,6 +183,17 @@ impl TokenCache {
         let slot = self.inner.slot_for(scope);
         let ctx = ctx.map(Context::to_owned).unwrap_or_default();
         CacheInner::get_slow(&self.inner, &slot, ctx).await
+    }
+
+    /// Store a token for `scope` that was acquired outside the cache (a diagnostic probe's), as
+    /// if an attempt started at `started` had fetched it. An attempt in flight is left to finish;
+    /// its outcome replaces this token.
+    #[cfg_attr(not(all(feature = "aws", feature = "doctor")), allow(dead_code))]
+    pub(crate) fn insert(&self, scope: &str, fetched: FetchedToken, started: Instant) {
+        let slot = self.inner.slot_for(scope);
+        let cached = Cached::new(fetched, started, &self.inner.policy, (self.inner.random)());
+        // The outcome is for an attempt's waiters; there are none.
+        let _ = write(&slot.state).record_success(cached, self.inner.clock.now());
     }
 
     /// A snapshot of every cached scope's state (see [`TokenStatus`]).
@@ -275,7 +296,7 @@ impl CacheInner {
                 Waited::Vanished if restarts < MAX_RESTARTS => restarts += 1,
                 Waited::Vanished => return this.fallback(slot, vanished_error(slot)),
                 Waited::TimedOut(phase) => {
-                    let error = timeout_error(this.policy.attempt_timeout, phase);
+                    let error = this.source.timed_out(this.policy.attempt_timeout, phase);
                     return this.fallback(slot, error);
                 }
             }
@@ -436,7 +457,7 @@ impl AttemptTask {
         let policy = &cache.policy;
         let started = cache.clock.instant();
         self.progress.set(Phase::Request);
-        tracing::debug!(scopes = %self.slot.scope, reason = self.reason, "refreshing access token");
+        tracing::debug!(scopes = %self.slot.scope, reason = self.reason, "refreshing {}", cache.source.kind());
         let fetch = AssertUnwindSafe(
             cache
                 .source
@@ -447,9 +468,9 @@ impl AttemptTask {
         let result = match select(fetch, timeout).await {
             Either::Left((Ok(result), _)) => result,
             Either::Left((Err(panic), _)) => Err(panic_error(&self.slot, panic)),
-            Either::Right(((), _)) => {
-                Err(timeout_error(policy.attempt_timeout, self.progress.get()))
-            }
+            Either::Right(((), _)) => Err(cache
+                .source
+                .timed_out(policy.attempt_timeout, self.progress.get())),
         };
         let (now, wall) = (cache.clock.instant(), cache.clock.now());
         let outcome = {
@@ -465,7 +486,8 @@ impl AttemptTask {
                         expires_on = %cached.token.expires_on,
                         refresh_in_secs = between(now, cached.refresh_at).whole_seconds(),
                         duration_ms = between(started, now).whole_milliseconds() as i64,
-                        "acquired access token"
+                        "acquired {}",
+                        cache.source.kind()
                     );
                     state.record_success(cached, wall)
                 }

@@ -5,6 +5,9 @@ use super::*;
 use azure_identity_k8s::assertion::AwsWebIdentitySourceOptions;
 use entra_emulator::{AwsAccount, AwsRole};
 
+#[path = "../../src/assertion/aws/emulator_http.rs"]
+mod emulator_http;
+
 pub const ACCOUNT: &str = "123456789012";
 pub const ROLE: &str = "WorkloadRole";
 
@@ -31,21 +34,7 @@ impl Aws {
     /// Static credentials, region and STS endpoint through `Env` (never the process
     /// environment); an HTTPS client for the AWS SDK that trusts only the emulator's CA.
     pub fn aws_options(&self) -> AwsWebIdentitySourceOptions {
-        use aws_smithy_http_client::tls;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .tls_context(
-                tls::TlsContext::builder()
-                    .with_trust_store(
-                        tls::TrustStore::empty()
-                            .with_pem_certificate(self.fx.emu.ca_pem().into_bytes()),
-                    )
-                    .build()
-                    .expect("TLS context"),
-            )
-            .build_https();
+        let http = emulator_http::trusting(self.fx.emu.ca_pem());
         AwsWebIdentitySourceOptions {
             env: Env::from_pairs([
                 ("AWS_ACCESS_KEY_ID", self.role.access_key_id.clone()),

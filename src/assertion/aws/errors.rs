@@ -68,6 +68,28 @@ pub(super) fn invalid(message: String) -> CredentialError {
     .with_aws_docs("limits")
 }
 
+/// An attempt (client, AWS credentials, the STS call with its retries) that outlived `bound`.
+pub(super) fn attempt_timed_out(
+    bound: time::Duration,
+    audience: &str,
+    region: Option<&str>,
+) -> CredentialError {
+    let endpoint = region.map_or_else(
+        || "the regional STS endpoint".to_string(),
+        |r| format!("sts.{r}.amazonaws.com"),
+    );
+    CredentialError::new(
+        ErrorCategory::Timeout,
+        format!(
+            "AwsWebIdentitySource: getting a web identity token (audience {audience}) from AWS STS did not finish within {} s: \
+             loading the AWS configuration, resolving the AWS credentials or the GetWebIdentityToken call hung. Check network access to {endpoint} \
+             (or your STS endpoint override) and the AWS credential provider (on EKS the Pod Identity agent, kube-system/eks-pod-identity-agent); this is retried.",
+            bound.whole_seconds()
+        ),
+    )
+    .with_aws_docs("troubleshooting")
+}
+
 /// STS error codes and what to do about them.
 pub(super) fn fix_for(
     code: &str,

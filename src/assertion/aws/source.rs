@@ -1,64 +1,56 @@
-//! [`AwsWebIdentitySource`]: the STS client (built on first use, every call time-bounded) and the
-//! cached JWT (shared by concurrent callers, refreshed at a fifth of its lifetime).
+//! [`AwsWebIdentitySource`]: the JWT from STS, cached on the credential's own token cache
+//! ([`TokenCache`]): concurrent callers share one STS call, the call runs as a task of its own
+//! (a dropped caller or a dropped runtime does not wedge it), is bounded, and failures back off.
 
-use super::errors::{invalid, map_sdk_error};
-use super::log_filter::redacting_dispatch;
+use super::client::{StsClient, WebIdentityToken, check_endpoint};
+use super::errors::{attempt_timed_out, invalid};
 use super::*;
 use crate::WorkloadIdentityCredential;
 use crate::assertion::{Assertion, AssertionSource};
+use crate::cache::{FetchedToken, RefreshPolicy, TokenCache, TokenSource};
 use crate::clock::{Clock, SystemClock};
-use crate::config::AUDIENCE_PUBLIC;
 use crate::credential::WorkloadIdentityCredentialOptions;
-use crate::error::{CredentialError, ErrorCategory};
+use crate::error::CredentialError;
+use crate::http::Phase;
 use crate::jwt;
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_sts::Client;
-use aws_sdk_sts::config::Credentials;
-use aws_sdk_sts::config::timeout::TimeoutConfig;
-use std::sync::{Mutex, OnceLock};
-use tracing::instrument::WithSubscriber as _;
+use azure_core::credentials::AccessToken;
+use azure_core::http::Context;
+use std::sync::OnceLock;
 
-/// The STS client, built on first use.
-struct Sts {
-    client: Client,
-    region: String,
-    endpoint_url: Option<String>,
-}
+/// How long a cached JWT must still be valid to be handed out: the cache treats it as expired
+/// this long before its `exp`, so Entra never receives one that expires in flight.
+const MIN_REMAINING: time::Duration = time::Duration::seconds(15);
 
-/// A JWT from STS and when to fetch the next one.
-struct Cached {
-    assertion: Assertion,
-    expires_at: OffsetDateTime,
-    refresh_at: OffsetDateTime,
+/// Bound on one attempt (building the client, resolving AWS credentials, the STS call with the
+/// SDK's retries). Longer than [`STS_OPERATION_TIMEOUT`], so the SDK's own, more specific
+/// time-out error comes first when only the call hangs.
+const ATTEMPT_TIMEOUT: time::Duration = time::Duration::seconds(35);
+
+/// The JWT cache's policy: refreshed in the background from [`refresh_at`] on (no jitter, so
+/// the documented rule holds), callers wait for a refresh in the last 30 s of its usable life,
+/// a failure backs off (10 s doubling to 5 min) while a valid JWT is served, and is remembered
+/// for 5 s (1 s when transient) without one.
+fn jwt_policy() -> RefreshPolicy {
+    RefreshPolicy {
+        mandatory_margin: time::Duration::seconds(30),
+        attempt_timeout: ATTEMPT_TIMEOUT,
+        max_jitter: time::Duration::ZERO,
+        ..RefreshPolicy::default()
+    }
 }
 
 /// An [`AssertionSource`] that asks AWS STS `GetWebIdentityToken` for the client assertion.
 ///
 /// Construction validates the options and does no I/O; aws-config is loaded on first use.
 pub struct AwsWebIdentitySource {
-    audience: OnceLock<String>,
-    duration_secs: i32,
-    signing_algorithm: String,
-    region: Option<String>,
-    endpoint_url: Option<String>,
-    sdk_config: Option<SdkConfig>,
-    configure_loader: Option<ConfigLoaderHook>,
-    env: Env,
-    client: tokio::sync::OnceCell<Sts>,
-    cached: Mutex<Option<Arc<Cached>>>,
-    gate: tokio::sync::Mutex<()>,
-    clock: Arc<dyn Clock>,
+    sts: Arc<StsClient>,
+    /// One slot, keyed by the audience.
+    cache: TokenCache,
 }
 
 impl fmt::Debug for AwsWebIdentitySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AwsWebIdentitySource")
-            .field("audience", &self.audience.get())
-            .field("duration_secs", &self.duration_secs)
-            .field("signing_algorithm", &self.signing_algorithm)
-            .field("region", &self.region)
-            .field("endpoint_url", &self.endpoint_url)
-            .finish_non_exhaustive()
+        fmt::Debug::fmt(&self.sts, f)
     }
 }
 
@@ -91,49 +83,42 @@ impl AwsWebIdentitySource {
             }
         }
         let audience = OnceLock::new();
-        if let Some(a) = options.audience {
+        if let Some(a) = &options.audience {
             if a.is_empty() || a.len() > 1000 || a.chars().any(char::is_whitespace) {
                 return Err(invalid(format!(
                     "audience {a:?} is not usable: STS takes 1 to 1000 characters, and it must equal the federated credential's audience exactly"
                 )));
             }
-            let _ = audience.set(a);
+            let _ = audience.set(a.clone());
         }
         if let Some(url) = &options.endpoint_url {
             check_endpoint(url, "endpoint_url")?;
         }
-        Ok(Self {
+        let sts = Arc::new(StsClient::new(
+            options,
             audience,
             duration_secs,
-            signing_algorithm: options.signing_algorithm,
-            region: options.region.filter(|r| !r.is_empty()),
-            endpoint_url: options.endpoint_url,
-            sdk_config: options.sdk_config,
-            configure_loader: options.configure_loader,
-            env: options.env,
-            client: tokio::sync::OnceCell::new(),
-            cached: Mutex::new(None),
-            gate: tokio::sync::Mutex::new(()),
-            clock,
-        })
+            clock.clone(),
+        ));
+        let cache = TokenCache::new(sts.clone(), jwt_policy(), clock);
+        Ok(Self { sts, cache })
     }
 
     /// The audience requested from STS.
     pub fn audience(&self) -> &str {
-        self.audience.get().map_or(AUDIENCE_PUBLIC, String::as_str)
+        self.sts.audience()
     }
 
     /// Set the audience when the options left it open (first call wins).
     pub(crate) fn default_audience(&self, audience: &str) {
-        let _ = self.audience.set(audience.to_string());
+        let _ = self.sts.audience.set(audience.to_string());
     }
 
     /// Ask STS for a fresh JWT (bypassing the cache) and report what Entra will see: for the
     /// `doctor` command and for setup scripts. Does the same network I/O as one refresh.
     pub async fn probe(&self) -> Result<AwsProbe, CredentialError> {
-        let sts = self.client().await?;
-        let fresh = self.fetch(sts).await?;
-        Ok(Self::probe_of(sts, &fresh))
+        let fresh = self.sts.fetch(self.audience()).await?;
+        Ok(self.sts.probe_of(&fresh))
     }
 
     /// [`probe`](Self::probe), keeping the JWT: it is cached for the next
@@ -141,193 +126,26 @@ impl AwsWebIdentitySource {
     /// examined) and returned for the signature checks.
     #[cfg(feature = "doctor")]
     pub(crate) async fn probe_and_keep(&self) -> Result<(AwsProbe, Assertion), CredentialError> {
-        let _gate = self.gate.lock().await;
-        let sts = self.client().await?;
-        let fresh = self.fetch(sts).await?;
-        let probe = Self::probe_of(sts, &fresh);
+        let started = self.sts.clock.instant();
+        let audience = self.audience();
+        let fresh = self.sts.fetch(audience).await?;
+        let probe = self.sts.probe_of(&fresh);
         let assertion = fresh.assertion.clone();
-        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(fresh));
+        self.cache.insert(audience, cacheable(fresh), started);
         Ok((probe, assertion))
     }
 
-    fn probe_of(sts: &Sts, fresh: &Cached) -> AwsProbe {
-        let claims = fresh.assertion.claims().cloned().unwrap_or_default();
-        AwsProbe {
-            region: sts.region.clone(),
-            endpoint_url: sts.endpoint_url.clone(),
-            issuer: claims.iss.clone().unwrap_or_default(),
-            subject: claims.sub.clone().unwrap_or_default(),
-            audiences: claims.aud.clone(),
-            expires_at: fresh.expires_at,
-        }
+    #[cfg(test)]
+    pub(super) fn sts_client(&self) -> &StsClient {
+        &self.sts
     }
 
-    async fn client(&self) -> Result<&Sts, CredentialError> {
-        self.client.get_or_try_init(|| self.build_client()).await
-    }
-
-    async fn build_client(&self) -> Result<Sts, CredentialError> {
-        let env_region = || {
-            self.env
-                .var(AWS_REGION)
-                .or_else(|| self.env.var(AWS_DEFAULT_REGION))
-        };
-        let base = match &self.sdk_config {
-            Some(c) => c.clone(),
-            None => {
-                let mut loader = aws_config::defaults(BehaviorVersion::latest());
-                if let Some(r) = self.region.clone().or_else(env_region) {
-                    loader = loader.region(Region::new(r));
-                }
-                if let (Some(key), Some(secret)) = (
-                    self.env.var("AWS_ACCESS_KEY_ID"),
-                    self.env.var("AWS_SECRET_ACCESS_KEY"),
-                ) {
-                    loader = loader.credentials_provider(Credentials::new(
-                        key,
-                        secret,
-                        self.env.var("AWS_SESSION_TOKEN"),
-                        None,
-                        "AwsWebIdentitySource environment",
-                    ));
-                }
-                let env_endpoint = self
-                    .env
-                    .var(AWS_ENDPOINT_URL_STS)
-                    .or_else(|| self.env.var(AWS_ENDPOINT_URL));
-                if let Some(url) = env_endpoint {
-                    check_endpoint(&url, AWS_ENDPOINT_URL_STS)?;
-                    loader = loader.endpoint_url(url);
-                }
-                if let Some(hook) = &self.configure_loader {
-                    loader = hook(loader);
-                }
-                loader.load().await
-            }
-        };
-        let mut builder = aws_sdk_sts::config::Builder::from(&base);
-        // Every STS call is bounded, also when a credential provider (e.g. the EKS Pod Identity
-        // agent) does not answer.
-        if base
-            .timeout_config()
-            .and_then(|t| t.operation_timeout())
-            .is_none()
-        {
-            builder = builder.timeout_config(
-                TimeoutConfig::builder()
-                    .operation_timeout(STS_OPERATION_TIMEOUT)
-                    .build(),
-            );
-        }
-        if base.behavior_version().is_none() {
-            builder = builder.behavior_version(BehaviorVersion::latest());
-        }
-        if let Some(r) = &self.region {
-            builder = builder.region(Region::new(r.clone()));
-        }
-        if let Some(url) = &self.endpoint_url {
-            builder = builder.endpoint_url(url.clone());
-        }
-        let config = builder.build();
-        let region = match config.region().map(|r| r.as_ref().to_string()) {
-            Some(r) if r != "aws-global" => r,
-            Some(_) => {
-                return Err(invalid(
-                    "region aws-global selects the STS global endpoint, which does not serve GetWebIdentityToken; set a regional one (e.g. AWS_REGION=us-east-1)".to_string(),
-                ));
-            }
-            None => {
-                return Err(CredentialError::new(
-                    ErrorCategory::NotConfigured,
-                    "AwsWebIdentitySource: no AWS region found; STS serves GetWebIdentityToken only on regional endpoints. Set AWS_REGION (e.g. us-east-1), the region option, or the region of your AWS profile.",
-                )
-                .with_aws_docs("limits"));
-            }
-        };
-        let endpoint_url = self
-            .endpoint_url
-            .clone()
-            .or_else(|| base.endpoint_url().map(str::to_string));
-        Ok(Sts {
-            client: Client::from_conf(config),
-            region,
-            endpoint_url,
-        })
-    }
-
-    fn cached_if(&self, usable: impl Fn(&Cached) -> bool) -> Option<Assertion> {
-        let guard = self.cached.lock().unwrap_or_else(|p| p.into_inner());
-        guard
-            .as_ref()
-            .filter(|c| usable(c))
-            .map(|c| c.assertion.clone())
-    }
-
-    async fn fetch(&self, sts: &Sts) -> Result<Cached, CredentialError> {
-        let region = sts.region.as_str();
-        let audience = self.audience().to_string();
-        let requested_at = self.clock.now();
-        let call = sts
-            .client
-            .get_web_identity_token()
-            .audience(&audience)
-            .duration_seconds(self.duration_secs)
-            .signing_algorithm(&self.signing_algorithm)
-            .send();
-        let output = tracing::Instrument::in_current_span(call)
-            .with_subscriber(redacting_dispatch())
-            .await
-            .map_err(|e| map_sdk_error(e, &audience, region, self.duration_secs))?;
-        let bad_response = |what: String| {
-            CredentialError::new(
-                ErrorCategory::InvalidResponse,
-                format!("AWS STS GetWebIdentityToken (region {region}) answered 200 but {what}."),
-            )
-            .with_aws_docs("troubleshooting")
-        };
-        let jwt = output
-            .web_identity_token()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| bad_response("without a WebIdentityToken".to_string()))?
-            .to_string();
-        let decoded = jwt::decode(&jwt).map_err(|e| bad_response(format!("the token: {e}")))?;
-        if self.signing_algorithm == "RS256" && decoded.header.alg.as_deref() != Some("RS256") {
-            return Err(bad_response(format!(
-                "the token is signed with {:?}, not the RS256 Entra ID requires",
-                decoded.header.alg
-            )));
-        }
-        if !decoded.claims.aud.contains(&audience) {
-            return Err(bad_response(format!(
-                "the token's audience ({}) is not the requested {audience}",
-                decoded.claims.audiences_display()
-            )));
-        }
-        let from_sts = output
-            .expiration()
-            .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok());
-        let expires_at = [from_sts, decoded.claims.expires_at()]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(requested_at + time::Duration::seconds(i64::from(self.duration_secs)));
-        let origin = format!(
-            "AWS STS GetWebIdentityToken, region {region}, role {}",
-            decoded.claims.sub.as_deref().unwrap_or("(unknown)")
-        );
-        tracing::debug!(
-            region,
-            subject = decoded.claims.sub.as_deref(),
-            issuer = decoded.claims.iss.as_deref(),
-            expires_at = %expires_at,
-            "AwsWebIdentitySource: fetched a web identity token"
-        );
-        Ok(Cached {
-            refresh_at: refresh_at(requested_at, expires_at),
-            expires_at,
-            assertion: Assertion::new(jwt, Some(decoded.claims), origin),
-        })
+    /// The assertion of a cached JWT; its claims decoded again (the cache keeps the JWT only).
+    fn assertion_of(&self, token: &AccessToken) -> Assertion {
+        let jwt = token.token.secret().to_owned();
+        let claims = jwt::decode(&jwt).ok().map(|d| d.claims);
+        let origin = self.sts.origin(claims.as_ref());
+        Assertion::new(jwt, claims, origin)
     }
 }
 
@@ -341,59 +159,59 @@ pub(super) fn refresh_at(issued: OffsetDateTime, expires: OffsetDateTime) -> Off
     expires - margin
 }
 
-/// How long a cached JWT must still be valid to be handed out after a failed refresh.
-const MIN_REMAINING_ON_FAILURE: time::Duration = time::Duration::seconds(15);
+/// A JWT as the cache keeps it: usable until [`MIN_REMAINING`] before it expires, refreshed from
+/// [`refresh_at`] on.
+fn cacheable(jwt: WebIdentityToken) -> FetchedToken {
+    let issued = jwt.expires_at - jwt.lifetime;
+    let refresh_in = refresh_at(issued, jwt.expires_at) - issued;
+    FetchedToken {
+        token: AccessToken::new(
+            jwt.assertion.secret().to_owned(),
+            jwt.expires_at - MIN_REMAINING,
+        ),
+        lifetime: jwt.lifetime - MIN_REMAINING,
+        refresh_in: Some(refresh_in),
+    }
+}
 
-fn check_endpoint(url: &str, what: &str) -> Result<(), CredentialError> {
-    match url::Url::parse(url) {
-        Ok(u) if u.scheme() == "https" && u.host().is_some() => Ok(()),
-        _ => Err(invalid(format!(
-            "{what} {url:?} is not an https:// URL; AWS credentials are only sent over HTTPS"
-        ))),
+#[async_trait::async_trait]
+impl TokenSource for StsClient {
+    /// `scopes` is the one audience the cache is keyed by.
+    async fn fetch(
+        &self,
+        scopes: &[String],
+        _ctx: &Context<'static>,
+    ) -> Result<FetchedToken, CredentialError> {
+        let audience = scopes
+            .first()
+            .map_or_else(|| self.audience(), String::as_str);
+        Ok(cacheable(StsClient::fetch(self, audience).await?))
+    }
+
+    fn kind(&self) -> &'static str {
+        "AWS web identity token"
+    }
+
+    fn timed_out(&self, bound: time::Duration, _phase: Phase) -> CredentialError {
+        attempt_timed_out(bound, self.audience(), self.built_region())
     }
 }
 
 #[async_trait::async_trait]
 impl AssertionSource for AwsWebIdentitySource {
     async fn assertion(&self) -> Result<Assertion, CredentialError> {
-        if let Some(a) = self.cached_if(|c| self.clock.now() < c.refresh_at) {
-            return Ok(a);
-        }
-        // One STS call at a time; whoever waited re-checks what the previous holder stored.
-        let _gate = self.gate.lock().await;
-        if let Some(a) = self.cached_if(|c| self.clock.now() < c.refresh_at) {
-            return Ok(a);
-        }
-        let result = match self.client().await {
-            Ok(sts) => self.fetch(sts).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(fresh) => {
-                let assertion = fresh.assertion.clone();
-                *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(fresh));
-                Ok(assertion)
-            }
-            Err(e) => {
-                let now = self.clock.now();
-                match self.cached_if(|c| c.expires_at - now > MIN_REMAINING_ON_FAILURE) {
-                    Some(a) => {
-                        tracing::warn!(error = %e, "AwsWebIdentitySource: refresh failed; using the cached web identity token while it is valid");
-                        Ok(a)
-                    }
-                    None => Err(e),
-                }
-            }
-        }
+        let token = self.cache.get_token(self.audience(), None).await?;
+        Ok(self.assertion_of(&token))
     }
 
     fn describe(&self) -> String {
         format!(
             "AWS STS GetWebIdentityToken (audience {}, {} s, {}{})",
             self.audience(),
-            self.duration_secs,
-            self.signing_algorithm,
-            self.region
+            self.sts.duration_secs,
+            self.sts.signing_algorithm,
+            self.sts
+                .region
                 .as_deref()
                 .map(|r| format!(", region {r}"))
                 .unwrap_or_default()

@@ -6,9 +6,7 @@ use super::*;
 use crate::assertion::AssertionSource as _;
 use crate::config::AUDIENCE_PUBLIC;
 use crate::error::ErrorCategory;
-use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::error::CredentialsError;
-use aws_sdk_sts::config::Credentials;
 
 #[test]
 fn credential_provider_failures_are_classified_by_type() {
@@ -134,80 +132,6 @@ fn every_documented_code_has_a_fix() {
     assert!(!is_transient_code("AccessDenied"));
 }
 
-/// STS on the emulator, a manual clock: the JWT is reused until its refresh point, then
-/// fetched again; a failed refresh falls back to the cached JWT while it is valid.
-#[tokio::test]
-async fn the_jwt_is_refreshed_at_its_refresh_point_and_kept_on_failure() {
-    use crate::clock::ManualClock;
-    use entra_emulator::{Emulator, Endpoint, StsError};
-    let emu = Emulator::start().await.unwrap();
-    let account = emu.add_aws_account("123456789012");
-    let role = account.add_role("R");
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
-        ))
-        .tls_context(
-            aws_smithy_http_client::tls::TlsContext::builder()
-                .with_trust_store(
-                    aws_smithy_http_client::tls::TrustStore::empty()
-                        .with_pem_certificate(emu.ca_pem().into_bytes()),
-                )
-                .build()
-                .unwrap(),
-        )
-        .build_https();
-    let config = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("eu-west-1"))
-        .endpoint_url(emu.sts_endpoint_url())
-        .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
-            Credentials::new(
-                role.access_key_id.clone(),
-                role.secret_access_key.clone(),
-                None,
-                None,
-                "test",
-            ),
-        ))
-        .http_client(http)
-        .build();
-    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-    let source = AwsWebIdentitySource::with_clock(
-        AwsWebIdentitySourceOptions {
-            sdk_config: Some(config),
-            ..Default::default()
-        },
-        clock.clone(),
-    )
-    .unwrap();
-    let first = source.assertion().await.unwrap();
-    clock.advance(time::Duration::seconds(230));
-    let same = source.assertion().await.unwrap();
-    assert_eq!(first.secret(), same.secret());
-    assert_eq!(emu.request_count(Endpoint::Sts), 1);
-    // 300 s token: refreshed once 60 s or less remain. This refresh fails: the cached JWT,
-    // still valid, is served.
-    clock.advance(time::Duration::seconds(15));
-    emu.push_sts_error(StsError::new(403, "AccessDenied", "no"));
-    let kept = source.assertion().await.unwrap();
-    assert_eq!(kept.secret(), first.secret());
-    assert_eq!(emu.request_count(Endpoint::Sts), 2);
-    // Too close to expiry: the error surfaces.
-    clock.advance(time::Duration::seconds(45));
-    emu.push_sts_error(StsError::new(403, "AccessDenied", "no"));
-    let e = source.assertion().await.unwrap_err();
-    assert!(e.message().contains("AccessDenied"), "{e}");
-    assert!(
-        e.message().contains("region eu-west-1"),
-        "names the region: {e}"
-    );
-    // And the next call fetches a new one.
-    let fresh = source.assertion().await.unwrap();
-    assert_ne!(fresh.secret(), first.secret());
-    assert_eq!(emu.request_count(Endpoint::Sts), 4);
-}
-
 #[test]
 fn every_anchor_in_messages_exists_in_the_page() {
     let doc = include_str!("../../../docs/aws-outbound.md");
@@ -215,6 +139,7 @@ fn every_anchor_in_messages_exists_in_the_page() {
         include_str!("../aws.rs"),
         include_str!("errors.rs"),
         include_str!("source.rs"),
+        include_str!("client.rs"),
     ]
     .concat();
     let mut seen = 0;

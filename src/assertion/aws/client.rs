@@ -1,0 +1,292 @@
+//! The STS side of [`AwsWebIdentitySource`](super::AwsWebIdentitySource): the validated
+//! settings, the client (built on first use, every call time-bounded) and one
+//! `GetWebIdentityToken` call.
+
+use super::errors::{invalid, map_sdk_error};
+use super::log_filter::redacting_dispatch;
+use super::*;
+use crate::assertion::Assertion;
+use crate::clock::Clock;
+use crate::config::AUDIENCE_PUBLIC;
+use crate::error::{CredentialError, ErrorCategory};
+use crate::jwt::{self, Claims};
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_sts::Client;
+use aws_sdk_sts::config::Credentials;
+use aws_sdk_sts::config::timeout::TimeoutConfig;
+use std::sync::OnceLock;
+use tracing::instrument::WithSubscriber as _;
+
+/// The STS client, built on first use.
+struct Sts {
+    client: Client,
+    region: String,
+    endpoint_url: Option<String>,
+}
+
+/// A JWT from STS.
+pub(super) struct WebIdentityToken {
+    pub(super) assertion: Assertion,
+    /// When it expires: the earlier of STS's `Expiration` and the JWT's `exp`.
+    pub(super) expires_at: OffsetDateTime,
+    /// From the JWT's `iat` (else from when it was requested) to `expires_at`: STS's clock on
+    /// both ends, so this machine's clock skew does not shorten or stretch it.
+    pub(super) lifetime: time::Duration,
+}
+
+/// The settings of the STS calls (validated by the source's constructor) and the client.
+pub(super) struct StsClient {
+    pub(super) audience: OnceLock<String>,
+    pub(super) duration_secs: i32,
+    pub(super) signing_algorithm: String,
+    pub(super) region: Option<String>,
+    pub(super) endpoint_url: Option<String>,
+    pub(super) sdk_config: Option<SdkConfig>,
+    pub(super) configure_loader: Option<ConfigLoaderHook>,
+    pub(super) env: Env,
+    pub(super) clock: Arc<dyn Clock>,
+    client: tokio::sync::OnceCell<Sts>,
+}
+
+impl fmt::Debug for StsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsWebIdentitySource")
+            .field("audience", &self.audience.get())
+            .field("duration_secs", &self.duration_secs)
+            .field("signing_algorithm", &self.signing_algorithm)
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StsClient {
+    /// `options` without the checks (the source's constructor makes them).
+    pub(super) fn new(
+        options: AwsWebIdentitySourceOptions,
+        audience: OnceLock<String>,
+        duration_secs: i32,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            audience,
+            duration_secs,
+            signing_algorithm: options.signing_algorithm,
+            region: options.region.filter(|r| !r.is_empty()),
+            endpoint_url: options.endpoint_url,
+            sdk_config: options.sdk_config,
+            configure_loader: options.configure_loader,
+            env: options.env,
+            clock,
+            client: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The audience requested from STS.
+    pub(super) fn audience(&self) -> &str {
+        self.audience.get().map_or(AUDIENCE_PUBLIC, String::as_str)
+    }
+
+    /// The region of the client, once built.
+    pub(super) fn built_region(&self) -> Option<&str> {
+        self.client.get().map(|s| s.region.as_str())
+    }
+
+    /// Where a JWT with `claims` came from, for diagnostics.
+    pub(super) fn origin(&self, claims: Option<&Claims>) -> String {
+        format!(
+            "AWS STS GetWebIdentityToken, region {}, role {}",
+            self.built_region().unwrap_or("(unknown)"),
+            claims.and_then(|c| c.sub.as_deref()).unwrap_or("(unknown)")
+        )
+    }
+
+    /// What a probe reports about `jwt`.
+    pub(super) fn probe_of(&self, jwt: &WebIdentityToken) -> AwsProbe {
+        let claims = jwt.assertion.claims().cloned().unwrap_or_default();
+        let sts = self.client.get();
+        AwsProbe {
+            region: self.built_region().unwrap_or_default().to_string(),
+            endpoint_url: sts.and_then(|s| s.endpoint_url.clone()),
+            issuer: claims.iss.unwrap_or_default(),
+            subject: claims.sub.unwrap_or_default(),
+            audiences: claims.aud,
+            expires_at: jwt.expires_at,
+        }
+    }
+
+    async fn client(&self) -> Result<&Sts, CredentialError> {
+        self.client.get_or_try_init(|| self.build_client()).await
+    }
+
+    async fn build_client(&self) -> Result<Sts, CredentialError> {
+        let env_region = || {
+            self.env
+                .var(AWS_REGION)
+                .or_else(|| self.env.var(AWS_DEFAULT_REGION))
+        };
+        let base = match &self.sdk_config {
+            Some(c) => c.clone(),
+            None => {
+                let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                if let Some(r) = self.region.clone().or_else(env_region) {
+                    loader = loader.region(Region::new(r));
+                }
+                if let (Some(key), Some(secret)) = (
+                    self.env.var("AWS_ACCESS_KEY_ID"),
+                    self.env.var("AWS_SECRET_ACCESS_KEY"),
+                ) {
+                    loader = loader.credentials_provider(Credentials::new(
+                        key,
+                        secret,
+                        self.env.var("AWS_SESSION_TOKEN"),
+                        None,
+                        "AwsWebIdentitySource environment",
+                    ));
+                }
+                let env_endpoint = self
+                    .env
+                    .var(AWS_ENDPOINT_URL_STS)
+                    .or_else(|| self.env.var(AWS_ENDPOINT_URL));
+                if let Some(url) = env_endpoint {
+                    check_endpoint(&url, AWS_ENDPOINT_URL_STS)?;
+                    loader = loader.endpoint_url(url);
+                }
+                if let Some(hook) = &self.configure_loader {
+                    loader = hook(loader);
+                }
+                loader.load().await
+            }
+        };
+        let mut builder = aws_sdk_sts::config::Builder::from(&base);
+        // Every STS call is bounded, also when a credential provider (e.g. the EKS Pod Identity
+        // agent) does not answer.
+        if base
+            .timeout_config()
+            .and_then(|t| t.operation_timeout())
+            .is_none()
+        {
+            builder = builder.timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(STS_OPERATION_TIMEOUT)
+                    .build(),
+            );
+        }
+        if base.behavior_version().is_none() {
+            builder = builder.behavior_version(BehaviorVersion::latest());
+        }
+        if let Some(r) = &self.region {
+            builder = builder.region(Region::new(r.clone()));
+        }
+        if let Some(url) = &self.endpoint_url {
+            builder = builder.endpoint_url(url.clone());
+        }
+        let config = builder.build();
+        let region = match config.region().map(|r| r.as_ref().to_string()) {
+            Some(r) if r != "aws-global" => r,
+            Some(_) => {
+                return Err(invalid(
+                    "region aws-global selects the STS global endpoint, which does not serve GetWebIdentityToken; set a regional one (e.g. AWS_REGION=us-east-1)".to_string(),
+                ));
+            }
+            None => {
+                return Err(CredentialError::new(
+                    ErrorCategory::NotConfigured,
+                    "AwsWebIdentitySource: no AWS region found; STS serves GetWebIdentityToken only on regional endpoints. Set AWS_REGION (e.g. us-east-1), the region option, or the region of your AWS profile.",
+                )
+                .with_aws_docs("limits"));
+            }
+        };
+        let endpoint_url = self
+            .endpoint_url
+            .clone()
+            .or_else(|| base.endpoint_url().map(str::to_string));
+        Ok(Sts {
+            client: Client::from_conf(config),
+            region,
+            endpoint_url,
+        })
+    }
+
+    /// One `GetWebIdentityToken` call for `audience` (building the client first if needed),
+    /// with the SDK's TRACE lines that carry credentials filtered out.
+    pub(super) async fn fetch(&self, audience: &str) -> Result<WebIdentityToken, CredentialError> {
+        let sts = self.client().await?;
+        let region = sts.region.as_str();
+        let requested_at = self.clock.now();
+        let call = sts
+            .client
+            .get_web_identity_token()
+            .audience(audience)
+            .duration_seconds(self.duration_secs)
+            .signing_algorithm(&self.signing_algorithm)
+            .send();
+        let output = tracing::Instrument::in_current_span(call)
+            .with_subscriber(redacting_dispatch())
+            .await
+            .map_err(|e| map_sdk_error(e, audience, region, self.duration_secs))?;
+        let bad_response = |what: String| {
+            CredentialError::new(
+                ErrorCategory::InvalidResponse,
+                format!("AWS STS GetWebIdentityToken (region {region}) answered 200 but {what}."),
+            )
+            .with_aws_docs("troubleshooting")
+        };
+        let jwt = output
+            .web_identity_token()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| bad_response("without a WebIdentityToken".to_string()))?
+            .to_string();
+        let decoded = jwt::decode(&jwt).map_err(|e| bad_response(format!("the token: {e}")))?;
+        if self.signing_algorithm == "RS256" && decoded.header.alg.as_deref() != Some("RS256") {
+            return Err(bad_response(format!(
+                "the token is signed with {:?}, not the RS256 Entra ID requires",
+                decoded.header.alg
+            )));
+        }
+        if !decoded.claims.aud.iter().any(|a| a == audience) {
+            return Err(bad_response(format!(
+                "the token's audience ({}) is not the requested {audience}",
+                decoded.claims.audiences_display()
+            )));
+        }
+        let from_sts = output
+            .expiration()
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok());
+        let expires_at = [from_sts, decoded.claims.expires_at()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(requested_at + time::Duration::seconds(i64::from(self.duration_secs)));
+        let issued_at = decoded
+            .claims
+            .iat
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+            .filter(|iat| *iat <= expires_at)
+            .unwrap_or(requested_at);
+        tracing::debug!(
+            region,
+            subject = decoded.claims.sub.as_deref(),
+            issuer = decoded.claims.iss.as_deref(),
+            expires_at = %expires_at,
+            "AwsWebIdentitySource: fetched a web identity token"
+        );
+        let origin = self.origin(Some(&decoded.claims));
+        Ok(WebIdentityToken {
+            assertion: Assertion::new(jwt, Some(decoded.claims), origin),
+            expires_at,
+            lifetime: expires_at - issued_at,
+        })
+    }
+}
+
+/// Accept only an `https://` URL with a host: AWS credentials are sent to it.
+pub(super) fn check_endpoint(url: &str, what: &str) -> Result<(), CredentialError> {
+    match url::Url::parse(url) {
+        Ok(u) if u.scheme() == "https" && u.host().is_some() => Ok(()),
+        _ => Err(invalid(format!(
+            "{what} {url:?} is not an https:// URL; AWS credentials are only sent over HTTPS"
+        ))),
+    }
+}
