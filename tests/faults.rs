@@ -1,16 +1,15 @@
 //! Faults through the public API with the real clock (the full matrix against the cache's
-//! windows is crate-internal: `src/fault_matrix.rs`): a token file rotated while it is being
-//! read, a persistent outage and its end, and the attempt bound with azure_core's default HTTP
-//! retry policy (which would otherwise wait out a long Retry-After).
+//! windows is crate-internal: `src/fault_matrix.rs`; a persistent outage and its end, on the
+//! manual clock, is in `src/cache/trust.rs`): a token file rotated while it is being read, and the
+//! attempt bound with azure_core's default HTTP retry policy (which would otherwise wait out a
+//! long Retry-After).
 
 mod common;
 
 use azure_core::credentials::TokenCredential;
 use azure_core::http::RetryOptions;
 use azure_identity_k8s::assertion::TokenFileSource;
-use azure_identity_k8s::{
-    CredentialError, ErrorCategory, RefreshPolicy, WorkloadIdentityCredential,
-};
+use azure_identity_k8s::{CredentialError, ErrorCategory, WorkloadIdentityCredential};
 use common::*;
 use entra_emulator::{Endpoint, Fault, ProjectedVolume, RetryAfter, ServiceAccountToken};
 use std::collections::HashSet;
@@ -67,28 +66,6 @@ async fn a_token_file_rotated_while_being_read_is_never_torn() {
         vol.rotations()
     );
     assert!(seen.len() > 1, "reads spanned rotations");
-}
-
-#[tokio::test]
-async fn a_persistent_outage_fails_every_caller_clearly_and_ends_by_itself() {
-    let fx = Fixture::new().await;
-    let mut o = fx.options();
-    o.refresh_policy = RefreshPolicy {
-        transient_error_ttl: azure_core::time::Duration::ZERO,
-        ..o.refresh_policy
-    };
-    let cred = WorkloadIdentityCredential::new(Some(o)).unwrap();
-    fx.emu.set_fault(Endpoint::Token, Some(Fault::Status(503)));
-    for _ in 0..3 {
-        let e = cred.get_token(&[STORAGE], None).await.unwrap_err();
-        let e = e.downcast_ref::<CredentialError>().unwrap();
-        assert!(e.is_transient());
-        assert_eq!(e.http_status().map(u16::from), Some(503));
-    }
-    // The outage ends; nothing is reset or rebuilt: the next caller gets a token.
-    fx.emu.set_fault(Endpoint::Token, None);
-    cred.get_token(&[STORAGE], None).await.expect("recovered");
-    assert_eq!(fx.emu.request_count(Endpoint::Token), 4);
 }
 
 #[tokio::test]

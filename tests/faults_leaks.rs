@@ -34,15 +34,15 @@ async fn no_secret_leaks_on_any_error_path() {
 
     let options = || {
         let mut o = fx.options();
-        // Every call is a new attempt: no remembered error hides a path.
         o.refresh_policy = RefreshPolicy {
             attempt_timeout: azure_core::time::Duration::milliseconds(300),
-            transient_error_ttl: azure_core::time::Duration::ZERO,
-            permanent_error_ttl: azure_core::time::Duration::ZERO,
             ..Default::default()
         };
         o
     };
+    // A credential per error path (built before the path is set up: construction checks that the
+    // token file exists): an error is remembered for a few seconds, which would hide the next path.
+    let fresh = || WorkloadIdentityCredential::new(Some(options())).unwrap();
     let good = |fx: &Fixture, secrets: &mut Vec<String>| {
         let t = fx.write_token(&ServiceAccountToken::default());
         secrets.extend(fragments(&t));
@@ -86,21 +86,18 @@ async fn no_secret_leaks_on_any_error_path() {
     ];
     for fault in faults {
         fx.emu.push_fault(Endpoint::Token, fault.clone());
-        // A credential per fault: a 429's Retry-After is honoured (the error is remembered for
-        // that long), which would hide the paths that follow.
-        let c = WorkloadIdentityCredential::new(Some(options())).unwrap();
-        let e = c.get_token(&[STORAGE], None).await.unwrap_err();
+        let e = fresh().get_token(&[STORAGE], None).await.unwrap_err();
         record(format!("{fault:?}"), e, &mut texts);
     }
 
     // Entra rejections: no matching federated credential; issuer discovery down.
     let other = fx.write_token(&ServiceAccountToken::new("other-ns", "workload"));
     secrets.extend(fragments(&other));
-    let e = cred.get_token(&[STORAGE], None).await.unwrap_err();
+    let e = fresh().get_token(&[STORAGE], None).await.unwrap_err();
     record("AADSTS70021".into(), e, &mut texts);
     good(&fx, &mut secrets);
     fx.issuer.set_discovery_available(false);
-    let e = cred.get_token(&[STORAGE], None).await.unwrap_err();
+    let e = fresh().get_token(&[STORAGE], None).await.unwrap_err();
     record("AADSTS90061".into(), e, &mut texts);
     fx.issuer.set_discovery_available(true);
 
@@ -146,8 +143,9 @@ async fn no_secret_leaks_on_any_error_path() {
         ("oversized", sa.repeat(100).into_bytes()),
     ];
     for (what, bytes) in contents {
+        let c = fresh();
         std::fs::write(&fx.token_path, &bytes).unwrap();
-        let e = cred.get_token(&[STORAGE], None).await.unwrap_err();
+        let e = c.get_token(&[STORAGE], None).await.unwrap_err();
         record(format!("file {what}"), e, &mut texts);
         // The source itself, as doctor uses it.
         let source = TokenFileSource::new(&fx.token_path, "api://AzureADTokenExchange", false);
@@ -157,11 +155,12 @@ async fn no_secret_leaks_on_any_error_path() {
             texts.push((format!("file {what} read_assertion"), format!("{e} {e:?}")));
         }
     }
+    let (missing, directory) = (fresh(), fresh());
     std::fs::remove_file(&fx.token_path).unwrap();
-    let e = cred.get_token(&[STORAGE], None).await.unwrap_err();
+    let e = missing.get_token(&[STORAGE], None).await.unwrap_err();
     record("file missing".into(), e, &mut texts);
     std::fs::create_dir(&fx.token_path).unwrap();
-    let e = cred.get_token(&[STORAGE], None).await.unwrap_err();
+    let e = directory.get_token(&[STORAGE], None).await.unwrap_err();
     record("file directory".into(), e, &mut texts);
     std::fs::remove_dir(&fx.token_path).unwrap();
 

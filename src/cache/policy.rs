@@ -49,11 +49,12 @@ pub struct RefreshPolicy {
     /// `failure_backoff`. Default 5 minutes.
     pub max_backoff: Duration,
     /// With no valid token cached, how long a permanent (4xx) failure is remembered and returned
-    /// to new callers without a new request, so a crowd cannot hammer Entra. Zero or positive. Default 5 s.
+    /// to new callers without a new request, so a crowd cannot hammer Entra. Positive (zero
+    /// would send every call during an outage to Entra). Default 5 s.
     pub permanent_error_ttl: Duration,
     /// With no valid token cached, how long a transient failure (5xx, 408, 429, transport,
     /// time-out) is remembered and returned to new callers before the next caller may start a new
-    /// attempt. Zero or positive. Default 1 s.
+    /// attempt. Positive, like `permanent_error_ttl`. Default 1 s.
     pub transient_error_ttl: Duration,
     /// Maximum random jitter subtracted from the refresh time (never more than 5 % of the token's
     /// lifetime). Zero or positive. Default 30 s.
@@ -81,24 +82,48 @@ impl Default for RefreshPolicy {
 }
 
 impl RefreshPolicy {
-    /// Check the policy: `attempt_timeout` and `failure_backoff` positive; `mandatory_margin`, the
-    /// two error TTLs (zero: an error is not remembered), `max_jitter` and `outage_warning_after`
-    /// not negative; `max_backoff` at least `failure_backoff`. The credential's constructor calls this; the error
-    /// ([`ErrorCategory::InvalidConfiguration`]) names the field, its value and the rule.
+    /// Check the policy: `attempt_timeout`, `failure_backoff` and the two error TTLs positive (a
+    /// zero TTL would remember no error, so every call during an outage would send a request);
+    /// `mandatory_margin`, `max_jitter` and `outage_warning_after` not negative; `max_backoff` at
+    /// least `failure_backoff`. The credential's constructor calls this; the error
+    /// ([`ErrorCategory::InvalidConfiguration`]) names the field, its value, the rule and the
+    /// default.
     pub fn validate(&self) -> Result<(), CredentialError> {
+        const REMEMBERED: &str = "must be positive: with no valid token cached, a zero TTL \
+             remembers no error, so every call during an outage sends a request to Entra";
         let positive = [
-            ("attempt_timeout", self.attempt_timeout, "30 s"),
-            ("failure_backoff", self.failure_backoff, "10 s"),
+            (
+                "attempt_timeout",
+                self.attempt_timeout,
+                "must be positive",
+                "30 s",
+            ),
+            (
+                "failure_backoff",
+                self.failure_backoff,
+                "must be positive",
+                "10 s",
+            ),
+            (
+                "permanent_error_ttl",
+                self.permanent_error_ttl,
+                REMEMBERED,
+                "5 s",
+            ),
+            (
+                "transient_error_ttl",
+                self.transient_error_ttl,
+                REMEMBERED,
+                "1 s",
+            ),
         ];
-        for (field, value, default) in positive {
+        for (field, value, rule, default) in positive {
             if !value.is_positive() {
-                return Err(invalid(field, value, "must be positive", default));
+                return Err(invalid(field, value, rule, default));
             }
         }
         let non_negative = [
             ("mandatory_margin", self.mandatory_margin, "60 s"),
-            ("permanent_error_ttl", self.permanent_error_ttl, "5 s"),
-            ("transient_error_ttl", self.transient_error_ttl, "1 s"),
             ("max_jitter", self.max_jitter, "30 s"),
             ("outage_warning_after", self.outage_warning_after, "300 s"),
         ];

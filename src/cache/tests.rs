@@ -1031,7 +1031,25 @@ fn refresh_policy_is_validated_with_the_field_named() {
                 permanent_error_ttl: Duration::seconds(-1),
                 ..Default::default()
             },
-            "RefreshPolicy::permanent_error_ttl",
+            "RefreshPolicy::permanent_error_ttl is -1 s but must be positive",
+        ),
+        (
+            RefreshPolicy {
+                permanent_error_ttl: Duration::ZERO,
+                ..Default::default()
+            },
+            "RefreshPolicy::permanent_error_ttl is 0 s but must be positive: with no valid token \
+             cached, a zero TTL remembers no error, so every call during an outage sends a request \
+             to Entra (default 5 s)",
+        ),
+        (
+            RefreshPolicy {
+                transient_error_ttl: Duration::ZERO,
+                ..Default::default()
+            },
+            "RefreshPolicy::transient_error_ttl is 0 s but must be positive: with no valid token \
+             cached, a zero TTL remembers no error, so every call during an outage sends a request \
+             to Entra (default 1 s)",
         ),
         (
             RefreshPolicy {

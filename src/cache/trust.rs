@@ -254,6 +254,34 @@ async fn shared_credential_test_4() {
     shared_test_body().await;
 }
 
+/// A persistent outage with no token: every caller fails clearly; a crowd is answered from the
+/// remembered error (for `transient_error_ttl`) instead of each sending a request; the outage's
+/// end needs nothing reset: the next attempt gets a token.
+#[tokio::test]
+async fn a_persistent_outage_fails_every_caller_clearly_and_ends_by_itself() {
+    let bench = Bench::new().await;
+    let options = bench.options(bench.token_file("outage"));
+    let ttl = options.refresh_policy.transient_error_ttl;
+    let (cred, clock) = bench.credential(options);
+    bench
+        .emu
+        .set_fault(Endpoint::Token, Some(Fault::Status(503)));
+    for attempt in 1..=3 {
+        let e = get(&cred).await.expect_err("outage");
+        assert!(e.is_transient(), "{e}");
+        assert_eq!(e.http_status().map(u16::from), Some(503));
+        for _ in 0..5 {
+            let again = get_now(&cred).expect("remembered: no wait");
+            assert_eq!(again.expect_err("outage").message(), e.message());
+        }
+        assert_eq!(token_requests(&bench), attempt, "one request per {ttl}");
+        clock.advance(ttl);
+    }
+    bench.emu.set_fault(Endpoint::Token, None);
+    get(&cred).await.expect("recovered");
+    assert_eq!(token_requests(&bench), 4);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Throttling under the default retry configuration.
 
