@@ -1035,24 +1035,6 @@ fn refresh_policy_is_validated_with_the_field_named() {
         ),
         (
             RefreshPolicy {
-                permanent_error_ttl: Duration::ZERO,
-                ..Default::default()
-            },
-            "RefreshPolicy::permanent_error_ttl is 0 s but must be positive: with no valid token \
-             cached, a zero TTL remembers no error, so every call during an outage sends a request \
-             to Entra (default 5 s)",
-        ),
-        (
-            RefreshPolicy {
-                transient_error_ttl: Duration::ZERO,
-                ..Default::default()
-            },
-            "RefreshPolicy::transient_error_ttl is 0 s but must be positive: with no valid token \
-             cached, a zero TTL remembers no error, so every call during an outage sends a request \
-             to Entra (default 1 s)",
-        ),
-        (
-            RefreshPolicy {
                 max_jitter: Duration::seconds(-1),
                 ..Default::default()
             },
@@ -1071,6 +1053,32 @@ fn refresh_policy_is_validated_with_the_field_named() {
         assert_eq!(e.category(), ErrorCategory::InvalidConfiguration);
         assert!(e.message().contains(needle), "{e}");
         assert!(e.message().contains("refresh_policy"), "{e}");
+    }
+    // A zero error TTL: the error says why it is refused.
+    let default_but = |set: fn(&mut RefreshPolicy)| {
+        let mut p = RefreshPolicy::default();
+        set(&mut p);
+        p
+    };
+    for (policy, field, default) in [
+        (
+            default_but(|p| p.permanent_error_ttl = Duration::ZERO),
+            "permanent_error_ttl",
+            5,
+        ),
+        (
+            default_but(|p| p.transient_error_ttl = Duration::ZERO),
+            "transient_error_ttl",
+            1,
+        ),
+    ] {
+        let e = policy.validate().unwrap_err();
+        let expected = format!(
+            "RefreshPolicy::{field} is 0 s but must be positive: with no valid token cached, a zero \
+             TTL remembers no error, so every call during an outage sends a request to Entra \
+             (default {default} s)"
+        );
+        assert!(e.message().contains(&expected), "{e}");
     }
 }
 
