@@ -18,9 +18,7 @@ mod default;
 mod managed_identity;
 mod sources;
 
-pub use default::{
-    AZURE_TOKEN_CREDENTIALS, DefaultAzureCredential, DefaultAzureCredentialOptions, source_names,
-};
+pub use default::{AZURE_TOKEN_CREDENTIALS, DefaultAzureCredential, DefaultAzureCredentialOptions};
 pub use managed_identity::{
     DEFAULT_IMDS_ENDPOINT, DEFAULT_IMDS_PROBE_TIMEOUT, ManagedIdentityCredential,
     ManagedIdentityCredentialOptions,

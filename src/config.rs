@@ -39,10 +39,15 @@ pub const WEBHOOK_TOKEN_PATH: &str = "/var/run/secrets/azure/wi/token/azure-iden
 /// Where the Azure Workload Identity webhook before v1.6 mounted the token.
 pub const WEBHOOK_TOKEN_PATH_PRE_1_6: &str = "/var/run/secrets/azure/tokens/azure-identity-token";
 
-/// The public cloud's authority host.
+/// The public cloud's authority host, the default when neither the options' cloud nor
+/// `AZURE_AUTHORITY_HOST` names another.
 pub const PUBLIC_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
-pub(crate) const US_GOV_AUTHORITY_HOST: &str = "https://login.microsoftonline.us";
-pub(crate) const CHINA_AUTHORITY_HOST: &str = "https://login.chinacloudapi.cn";
+/// Azure US Government's authority host (set it as `AZURE_AUTHORITY_HOST`, or use
+/// `CloudConfiguration::AzureGovernment` in the options).
+pub const US_GOV_AUTHORITY_HOST: &str = "https://login.microsoftonline.us";
+/// Azure China's (21Vianet) authority host (set it as `AZURE_AUTHORITY_HOST`, or use
+/// `CloudConfiguration::AzureChina` in the options).
+pub const CHINA_AUTHORITY_HOST: &str = "https://login.chinacloudapi.cn";
 
 /// Recommended federated-credential audience in the public cloud.
 pub const AUDIENCE_PUBLIC: &str = "api://AzureADTokenExchange";
@@ -101,7 +106,7 @@ impl fmt::Debug for Env {
 
 /// Where a configuration value came from; shown in errors and by `doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ValueSource {
+pub(crate) enum ValueSource {
     /// Set in the options passed to the constructor.
     Options,
     /// Read from this environment variable.
@@ -127,7 +132,7 @@ impl fmt::Display for ValueSource {
 
 /// A resolved value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sourced<T> {
+pub(crate) struct Sourced<T> {
     /// The value.
     pub value: T,
     /// Its origin.
@@ -136,7 +141,7 @@ pub struct Sourced<T> {
 
 /// Fully resolved and validated configuration.
 #[derive(Debug, Clone)]
-pub struct ResolvedConfig {
+pub(crate) struct ResolvedConfig {
     /// Client id of the application or user-assigned managed identity.
     pub client_id: Sourced<String>,
     /// Tenant id.
@@ -151,7 +156,7 @@ pub struct ResolvedConfig {
 
 impl ResolvedConfig {
     /// The token endpoint: `{authority}/{tenant}/oauth2/v2.0/token`.
-    pub fn token_endpoint(&self) -> Result<Url, CredentialError> {
+    pub(crate) fn token_endpoint(&self) -> Result<Url, CredentialError> {
         let mut url = self.authority_host.value.clone();
         url.path_segments_mut()
             .map_err(|_| invalid("authority host", "it cannot be a base URL"))?
@@ -284,7 +289,7 @@ pub(crate) fn authority_host_raw(
 }
 
 /// The recommended federated-credential audience for an authority host.
-pub fn default_audience_for(authority: &Url) -> &'static str {
+pub(crate) fn default_audience_for(authority: &Url) -> &'static str {
     match authority.host_str().unwrap_or_default() {
         h if h.ends_with("microsoftonline.us") => AUDIENCE_US_GOV,
         h if h.ends_with("chinacloudapi.cn") => AUDIENCE_CHINA,

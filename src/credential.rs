@@ -220,8 +220,10 @@ impl WorkloadIdentityCredential {
         Ok(Arc::new(Self { config, cache }))
     }
 
-    /// The resolved configuration and where each value came from.
-    pub fn config(&self) -> &ResolvedConfig {
+    /// The resolved configuration and where each value came from (the AWS source takes its
+    /// default audience from it).
+    #[cfg(feature = "aws")]
+    pub(crate) fn config(&self) -> &ResolvedConfig {
         &self.config
     }
 

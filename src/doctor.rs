@@ -98,6 +98,10 @@ impl Default for DoctorOptions {
 }
 
 /// Run every check, in order. Never panics and never returns early: the report says what failed.
+///
+/// Reads the token file (or, with `options.aws`, asks AWS STS for a JWT), fetches the issuer's
+/// discovery document and JWKS over HTTPS, and, unless `options.skip_exchange`, sends one token
+/// request to Entra through a [`WorkloadIdentityCredential`] built from `options.credential`.
 pub async fn run(options: DoctorOptions) -> Report {
     run_with_clock(options, Arc::new(SystemClock)).await
 }

@@ -1,4 +1,10 @@
-//! Unverified decoding of JWT claims, for local checks and diagnostics only.
+//! The claims of a client assertion, as the crate reads them: [`Claims`].
+//!
+//! [`Assertion::new`](crate::assertion::Assertion::new) takes them and
+//! [`Assertion::claims`](crate::assertion::Assertion::claims) returns them; a custom
+//! [`AssertionSource`](crate::assertion::AssertionSource) builds them with a struct literal or
+//! deserializes its JWT's payload (the base64url-decoded middle part) with serde, e.g.
+//! `serde_json::from_slice::<Claims>(&payload)`.
 //!
 //! Nothing here verifies a signature: Entra does that. The crate only reads the claims to catch
 //! mistakes early (expired token, wrong audience) and to explain Entra's errors. Error messages
@@ -61,7 +67,7 @@ pub struct NamedObject {
 
 /// The JOSE header fields that matter here (read leniently: a field of another type is absent).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Header {
+pub(crate) struct Header {
     /// `alg`: Entra accepts only RS256.
     pub alg: Option<String>,
     /// `kid`: the signing key's id, looked up in the issuer's JWKS.
@@ -122,7 +128,7 @@ fn named(o: &Object, key: &str) -> Option<NamedObject> {
 
 impl Claims {
     /// Decode claims from a JSON value (see the type's documentation for what can fail).
-    pub fn from_json(v: &Value) -> Result<Self, String> {
+    pub(crate) fn from_json(v: &Value) -> Result<Self, String> {
         let o = v
             .as_object()
             .ok_or_else(|| format!("the claims are {}, not a JSON object", kind_of(v)))?;
@@ -187,7 +193,7 @@ impl<'de> Deserialize<'de> for Header {
 
 /// A decoded (unverified) JWT.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodedJwt {
+pub(crate) struct DecodedJwt {
     /// The header.
     pub header: Header,
     /// The claims.
@@ -211,7 +217,7 @@ impl Claims {
             .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
     }
     /// The audiences joined for display.
-    pub fn audiences_display(&self) -> String {
+    pub(crate) fn audiences_display(&self) -> String {
         if self.aud.is_empty() {
             "(none)".to_string()
         } else {
@@ -221,7 +227,7 @@ impl Claims {
 }
 
 /// Describe the shape of a string without revealing it: length, parts, whitespace.
-pub fn describe_shape(s: &str) -> String {
+pub(crate) fn describe_shape(s: &str) -> String {
     let parts = s.split('.').count();
     let ws = if s.chars().any(char::is_whitespace) {
         "contains whitespace"
@@ -244,7 +250,7 @@ fn decode_part(part: &str) -> Option<Vec<u8>> {
 }
 
 /// Decode a compact JWS without verifying it. The error says what is wrong with the shape.
-pub fn decode(token: &str) -> Result<DecodedJwt, String> {
+pub(crate) fn decode(token: &str) -> Result<DecodedJwt, String> {
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(sig), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

@@ -71,7 +71,8 @@ pub struct SetupInput {
     pub credential_name: Option<String>,
 }
 
-/// A setup problem (an input that cannot work).
+/// A setup problem: an input that cannot work. `Display` names the input, what it holds and what
+/// it must be (e.g. "the issuer \"http://x\" is not an https:// URL; ...").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetupError(String);
 
@@ -88,6 +89,11 @@ impl SetupInput {
     /// is the one the credential would send the token with: the token's Entra exchange audience
     /// (any cloud), else its own custom audience (sent with a warning), else
     /// `api://AzureADTokenExchange` (a foreign token, such as an IRSA one, is never sent).
+    ///
+    /// # Errors
+    ///
+    /// [`SetupError`] when `iss` or `sub` is missing, or `sub` is not
+    /// `system:serviceaccount:<namespace>:<name>`.
     pub fn from_claims(claims: &Claims) -> Result<Self, SetupError> {
         let issuer = claims
             .iss
@@ -120,7 +126,14 @@ impl SetupInput {
         })
     }
 
-    /// As [`from_claims`](Self::from_claims), reading the token file (the live token in a pod).
+    /// As [`from_claims`](Self::from_claims), reading the token file (the live token in a pod,
+    /// e.g. the path in `AZURE_FEDERATED_TOKEN_FILE`). The token is decoded without verifying its
+    /// signature.
+    ///
+    /// # Errors
+    ///
+    /// [`SetupError`] when the file cannot be read, does not hold a JWT (described by its shape,
+    /// never its content), or its claims lack `iss` or a Kubernetes `sub`.
     pub fn from_token_file(path: &Path) -> Result<Self, SetupError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             SetupError(format!(
@@ -139,7 +152,7 @@ impl SetupInput {
 }
 
 /// `system:serviceaccount:<namespace>:<name>` → (namespace, name).
-pub fn parse_subject(sub: &str) -> Option<(String, String)> {
+pub(crate) fn parse_subject(sub: &str) -> Option<(String, String)> {
     let rest = sub.strip_prefix("system:serviceaccount:")?;
     let (ns, sa) = rest.split_once(':')?;
     (!ns.is_empty() && !sa.is_empty() && !sa.contains(':'))

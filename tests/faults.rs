@@ -8,7 +8,7 @@ mod common;
 
 use azure_core::credentials::TokenCredential;
 use azure_core::http::RetryOptions;
-use azure_identity_k8s::assertion::TokenFileSource;
+use azure_identity_k8s::assertion::{AssertionSource, TokenFileSource};
 use azure_identity_k8s::{CredentialError, ErrorCategory, WorkloadIdentityCredential};
 use common::*;
 use entra_emulator::{Endpoint, Fault, ProjectedVolume, RetryAfter, ServiceAccountToken};
@@ -48,7 +48,7 @@ async fn a_token_file_rotated_while_being_read_is_never_torn() {
         reads += 1;
         assert!(reads < 1_000_000, "the rotator is stuck");
         let a = source
-            .read_assertion()
+            .assertion()
             .await
             .expect("every read sees one whole token");
         seen.insert(a.secret().to_string());

@@ -1,9 +1,9 @@
-//! Reading the projected token file (`TokenFileSource::read_assertion`) with arbitrary
-//! contents: never panics, an accepted token is the trimmed file content, and a rejected one is
-//! described without its content.
+//! Reading the projected token file (`TokenFileSource`'s `AssertionSource::assertion`) with
+//! arbitrary contents: never panics, an accepted token is the trimmed file content, and a rejected
+//! one is described without its content.
 #![no_main]
 
-use azure_identity_k8s::assertion::TokenFileSource;
+use azure_identity_k8s::assertion::{AssertionSource, TokenFileSource};
 use libfuzzer_sys::fuzz_target;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(path(), data).expect("write the token file");
     let source = TokenFileSource::new(path(), "api://AzureADTokenExchange", false);
     // No tokio runtime: the source reads the file with std::fs.
-    match futures::executor::block_on(source.read_assertion()) {
+    match futures::executor::block_on(source.assertion()) {
         Ok(assertion) => {
             let text = std::str::from_utf8(data).expect("accepted tokens are UTF-8");
             assert_eq!(assertion.secret(), text.trim());

@@ -16,10 +16,7 @@ pub use aws::{
     AwsProbe, AwsStsError, AwsWebIdentitySource, AwsWebIdentitySourceOptions, ConfigLoaderHook,
 };
 pub use client_assertion::ClientAssertionSource;
-pub use foreign::{
-    AWS_WEB_IDENTITY_TOKEN_FILE, DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH, EKS_POD_IDENTITY_TOKEN_PATH,
-    ForeignAudience, ForeignPath, is_foreign_audience,
-};
+pub(crate) use foreign::ForeignAudience;
 pub use token_file::TokenFileSource;
 
 use crate::error::CredentialError;

@@ -25,9 +25,10 @@ pub(crate) const CLOCK_SKEW: Duration = Duration::minutes(5);
 /// Reads the projected token from a file, validating it locally before it is sent.
 ///
 /// Before anything is sent, the file must be a regular file (after symlinks are resolved) of at
-/// most 64 KiB, must not be a well-known credential for something else (see
-/// [`ForeignAudience`] and docs/security.md), must hold an unexpired JWT, and its audience must
-/// pass the audience rules of [`TokenFileSource::new`].
+/// most 64 KiB, must not be a well-known credential for something else (the pod's default
+/// service-account token, the IRSA token named by `AWS_WEB_IDENTITY_TOKEN_FILE`, the EKS Pod
+/// Identity token; see docs/security.md), must hold an unexpired JWT, and its audience must pass
+/// the audience rules of [`TokenFileSource::new`].
 #[derive(Debug)]
 pub struct TokenFileSource {
     path: PathBuf,
@@ -332,7 +333,7 @@ impl TokenFileSource {
     }
 
     /// Read and check the token now (also used by `doctor`).
-    pub async fn read_assertion(&self) -> Result<Assertion, CredentialError> {
+    pub(crate) async fn read_assertion(&self) -> Result<Assertion, CredentialError> {
         let FileContent { bytes, modified } = self.read().await?;
         let token = token_text(&bytes).map_err(|p| p.into_error(&self.path))?;
         let decoded = jwt::decode(token).map_err(|shape| {
@@ -686,14 +687,14 @@ mod tests {
         let link = dir.path().join("innocent-looking");
         std::os::unix::fs::symlink(&irsa, &link).unwrap();
         let env = Env::from_pairs([(
-            crate::assertion::AWS_WEB_IDENTITY_TOKEN_FILE,
+            crate::assertion::foreign::AWS_WEB_IDENTITY_TOKEN_FILE,
             irsa.display().to_string(),
         )]);
         for p in [
             irsa.clone(),
             link.clone(),
-            PathBuf::from(crate::assertion::DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH),
-            PathBuf::from(crate::assertion::EKS_POD_IDENTITY_TOKEN_PATH),
+            PathBuf::from(crate::assertion::foreign::DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH),
+            PathBuf::from(crate::assertion::foreign::EKS_POD_IDENTITY_TOKEN_PATH),
         ] {
             let s = source_with(p.clone(), "api://AzureADTokenExchange", false, false, &env);
             for e in [

@@ -226,7 +226,13 @@ async fn doctor(args: DoctorArgs) -> ExitCode {
 }
 
 async fn token(args: TokenArgs) -> ExitCode {
-    let options = Some(args.credential.options());
+    let options = args.credential.options();
+    // The tenant the credential resolved, by its rule: the option, else AZURE_TENANT_ID.
+    let tenant = options
+        .tenant_id
+        .clone()
+        .or_else(|| options.env.var(AZURE_TENANT_ID));
+    let options = Some(options);
     #[cfg(feature = "aws")]
     let credential = match args.credential.aws_options() {
         Some(aws) => WorkloadIdentityCredential::from_aws(options, aws),
@@ -266,7 +272,7 @@ async fn token(args: TokenArgs) -> ExitCode {
                 "expiresOn": expires,
                 "expires_on": token.expires_on.unix_timestamp(),
                 "scope": args.scope,
-                "tenant": credential.config().tenant_id.value,
+                "tenant": tenant,
                 "tokenType": "Bearer",
             });
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());

@@ -25,7 +25,7 @@ const AZURE_DEVELOPER_CLI: &str = "AzureDeveloperCliCredential";
 
 /// [`DefaultAzureCredential`]'s sources, in the order they are tried. The first three are `prod`,
 /// the last two `dev`.
-pub fn source_names() -> [&'static str; 5] {
+fn source_names() -> [&'static str; 5] {
     [
         ENVIRONMENT,
         WORKLOAD_IDENTITY,

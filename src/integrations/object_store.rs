@@ -107,7 +107,7 @@ impl<C: BearerCredential> TokenCredentialProvider<C> {
 
     /// A bearer credential for the current token: the previous `Arc` while the token is
     /// unchanged, a new one when it changed. Errors are the credential's, unchanged.
-    pub async fn bearer(&self) -> azure_core::Result<Arc<C>> {
+    async fn bearer(&self) -> azure_core::Result<Arc<C>> {
         let token = self.credential.get_token(&[&self.scope], None).await?;
         let secret = token.token.secret();
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);

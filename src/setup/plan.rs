@@ -42,7 +42,18 @@ fn credential_name(ns: &str, sa: &str) -> String {
     name
 }
 
-/// Compute everything to create for `input`.
+/// Compute everything to create for `input`: the federated identity credential (name, issuer,
+/// subject `system:serviceaccount:<namespace>:<service account>`, one audience), the `az`
+/// commands, the Kubernetes YAML and the Terraform, with every value shell- or HCL-quoted. A
+/// value left `None` (client id, tenant id, identity name, ...) appears as a shell variable
+/// (`"$IDENTITY_NAME"`) and a note says to set it. Pure: reads nothing, sends nothing.
+///
+/// # Errors
+///
+/// [`SetupError`] naming the input and what it must be: an empty issuer, or one that is not an
+/// `https://` URL or contains whitespace; a namespace or service account that is not a
+/// Kubernetes name; an audience or optional value that is empty or contains whitespace; a
+/// credential name that is not 3-120 letters, digits, `-` or `_`.
 pub fn plan(input: &SetupInput) -> Result<SetupOutput, SetupError> {
     let issuer = input.issuer.as_str();
     if issuer.is_empty() {

@@ -3,15 +3,19 @@
 
 use super::common::*;
 use azure_core::credentials::TokenCredential;
-use azure_identity_k8s::assertion::{
-    AWS_WEB_IDENTITY_TOKEN_FILE, DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH, EKS_POD_IDENTITY_TOKEN_PATH,
-};
 use azure_identity_k8s::config::Env;
 use azure_identity_k8s::{
     CredentialError, ErrorCategory, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 use entra_emulator::{Endpoint, FederatedCredential, ServiceAccountToken};
 use std::path::{Path, PathBuf};
+
+// The credentials for something else that the credential refuses to read (docs/security.md).
+const AWS_WEB_IDENTITY_TOKEN_FILE: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
+const DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH: &str =
+    "/var/run/secrets/kubernetes.io/serviceaccount/token";
+const EKS_POD_IDENTITY_TOKEN_PATH: &str =
+    "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token";
 
 fn credential_error(e: &azure_core::Error) -> CredentialError {
     e.downcast_ref::<CredentialError>()
