@@ -13,7 +13,9 @@
 //! The environment is read through [`Env`], so tests (and programs that keep their configuration
 //! elsewhere) can supply it without touching the process environment.
 
+use crate::entra::catalogue::{CLIENT_ID_COMMANDS, TENANT_ID_COMMAND};
 use crate::error::{CredentialError, ErrorCategory};
+use crate::problem::ProblemId;
 use azure_core::cloud::CloudConfiguration;
 use azure_core::http::Url;
 use std::collections::HashMap;
@@ -159,7 +161,19 @@ impl ResolvedConfig {
     pub(crate) fn token_endpoint(&self) -> Result<Url, CredentialError> {
         let mut url = self.authority_host.value.clone();
         url.path_segments_mut()
-            .map_err(|_| invalid("authority host", "it cannot be a base URL"))?
+            .map_err(|_| {
+                invalid(
+                    "authority host",
+                    "it cannot be a base URL",
+                    authority_fix(
+                        &Sourced {
+                            value: self.authority_host.value.to_string(),
+                            source: self.authority_host.source.clone(),
+                        },
+                        None,
+                    ),
+                )
+            })?
             .pop_if_empty()
             .extend([self.tenant_id.value.as_str(), "oauth2", "v2.0", "token"]);
         Ok(url)
@@ -177,25 +191,92 @@ pub(crate) struct ConfigInputs<'a> {
     pub env: &'a Env,
 }
 
-fn not_configured(what: &str, option: &str, var: &str, extra: &str) -> CredentialError {
+/// Each missing value (client id, tenant id, token file) with how to set it: the variable, the
+/// option, and the command that prints the value.
+fn not_configured(missing: &[(&str, String)]) -> CredentialError {
+    let (what, how): (Vec<&str>, Vec<&str>) = missing.iter().map(|(w, h)| (*w, h.as_str())).unzip();
     CredentialError::new(
         ErrorCategory::NotConfigured,
         format!(
-            "WorkloadIdentityCredential is not configured: no {what}. Set `{option}` in \
-             WorkloadIdentityCredentialOptions or the environment variable {var}{extra}. In a pod, \
-             the Azure Workload Identity webhook sets it when the pod has the label \
-             azure.workload.identity/use: \"true\"; without the webhook, set it in the pod spec."
+            "WorkloadIdentityCredential is not configured: no {}.",
+            what.join(", no ")
         ),
     )
-    .with_docs("not-configured")
+    .with_fix(format!(
+        "set {}. In a pod, the Azure Workload Identity webhook sets them when the pod has the label \
+         azure.workload.identity/use: \"true\" and its ServiceAccount the annotation azure.workload.identity/client-id; \
+         without the webhook, set them in the pod spec (`azure-identity-k8s setup` prints a Deployment with them).",
+        how.join("; ")
+    ))
+    .with_problem(ProblemId::NotConfigured)
 }
 
-fn invalid(what: &str, problem: &str) -> CredentialError {
+/// A malformed value: `what` names it, `problem` says what is wrong with it, `fix` gives the
+/// value or command that corrects it.
+fn invalid(what: &str, problem: &str, fix: impl Into<String>) -> CredentialError {
     CredentialError::new(
         ErrorCategory::InvalidConfiguration,
         format!("WorkloadIdentityCredential: invalid {what}: {problem}."),
     )
-    .with_docs("invalid-configuration")
+    .with_fix(fix)
+    .with_problem(ProblemId::InvalidConfiguration)
+}
+
+/// Set `var` (or the option) to the value `command` prints.
+fn set_to(var: &str, option: &str, value: &str) -> String {
+    format!("set {var} (or the option {option}) to {value}")
+}
+
+/// The fix of a missing or malformed client id.
+fn client_id_fix() -> String {
+    set_to(
+        AZURE_CLIENT_ID,
+        "client_id",
+        &format!(
+            "the application's or user-assigned managed identity's client id (appId, not the object id), printed by {CLIENT_ID_COMMANDS}"
+        ),
+    )
+}
+
+/// The fix of a missing or malformed tenant id.
+fn tenant_id_fix() -> String {
+    set_to(
+        AZURE_TENANT_ID,
+        "tenant_id",
+        &format!("the directory (tenant) id printed by `{TENANT_ID_COMMAND}`"),
+    )
+}
+
+/// The fix of a missing or empty token file path; `tried`: the webhook paths looked for.
+fn token_file_fix(tried: &[PathBuf]) -> String {
+    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    set_to(
+        AZURE_FEDERATED_TOKEN_FILE,
+        "token_file_path",
+        &format!(
+            "the file of the pod's projected serviceAccountToken volume (audience {AUDIENCE_PUBLIC}), <mountPath>/<path>, e.g. {WEBHOOK_TOKEN_PATH_PRE_1_6}{}",
+            if tried.is_empty() {
+                String::new()
+            } else {
+                format!(" (the webhook's paths {} do not exist)", tried.join(", "))
+            }
+        ),
+    )
+}
+
+/// The fix of a malformed authority host: the cloud's host, or this one over HTTPS.
+fn authority_fix(raw: &Sourced<String>, https: Option<String>) -> String {
+    let hosts = format!(
+        "{PUBLIC_AUTHORITY_HOST} (public cloud), {US_GOV_AUTHORITY_HOST} (US Government) or {CHINA_AUTHORITY_HOST} (China)"
+    );
+    let value = match https {
+        Some(h) => format!("{h}, the tenant's cloud: {hosts}"),
+        None => format!("the tenant's cloud: {hosts}"),
+    };
+    match raw.source {
+        ValueSource::Options => format!("set the cloud option's authority_host to {value}"),
+        _ => format!("set {AZURE_AUTHORITY_HOST} to {value}"),
+    }
 }
 
 /// The option, else the environment variable `var`, with its source.
@@ -216,12 +297,14 @@ pub(crate) fn pick(option: Option<&str>, env: &Env, var: &'static str) -> Option
 /// exactly what is wrong, without echoing the value's full content where it could matter.
 fn check_no_whitespace(what: &str, v: &Sourced<String>) -> Result<(), CredentialError> {
     if v.value.trim() != v.value || v.value.chars().any(char::is_whitespace) {
+        let clean: String = v.value.chars().filter(|c| !c.is_whitespace()).collect();
         return Err(invalid(
             what,
             &format!(
-                "the value from {} contains whitespace ({:?}); remove it (a trailing newline often comes from `echo` or a file)",
+                "the value from {} contains whitespace ({:?}); a trailing newline often comes from `echo` or a file",
                 v.source, v.value
             ),
+            format!("set {} to {clean:?}, without the whitespace", v.source),
         ));
     }
     Ok(())
@@ -242,6 +325,7 @@ pub(crate) fn validate_tenant_id(t: &Sourced<String>) -> Result<(), CredentialEr
                  such as 72f988bf-86f1-41af-91ab-2d7cd011db47 or a domain such as contoso.onmicrosoft.com",
                 t.value, t.source
             ),
+            tenant_id_fix(),
         ));
     }
     Ok(())
@@ -256,9 +340,8 @@ fn authority_from_cloud(cloud: &CloudConfiguration) -> Result<String, Credential
         other => {
             return Err(invalid(
                 "cloud configuration",
-                &format!(
-                    "{other:?} is not supported; use a custom cloud configuration with an authority_host"
-                ),
+                &format!("{other:?} is not supported"),
+                "use CloudConfiguration::AzurePublic, AzureGovernment, AzureChina, or a custom cloud configuration with an authority_host",
             ));
         }
     })
@@ -324,47 +407,38 @@ pub(crate) fn locate_token_file(
 
 pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, CredentialError> {
     let env = inputs.env;
-    let client_id = pick(inputs.client_id, env, AZURE_CLIENT_ID).ok_or_else(|| {
-        not_configured(
-            "client id",
-            "client_id",
-            AZURE_CLIENT_ID,
-            " (the application's or user-assigned managed identity's client id)",
-        )
-    })?;
+    let client_id = pick(inputs.client_id, env, AZURE_CLIENT_ID);
+    let tenant_id = pick(inputs.tenant_id, env, AZURE_TENANT_ID);
+    let token_file = locate_token_file(inputs.token_file_path, env, inputs.well_known_token_paths);
+    let (Some(client_id), Some(tenant_id), Some(token_file)) =
+        (client_id.clone(), tenant_id.clone(), token_file.clone())
+    else {
+        let mut missing = Vec::new();
+        if client_id.is_none() {
+            missing.push(("client id", client_id_fix()));
+        }
+        if tenant_id.is_none() {
+            missing.push(("tenant id", tenant_id_fix()));
+        }
+        if token_file.is_none() {
+            missing.push(("token file", token_file_fix(inputs.well_known_token_paths)));
+        }
+        return Err(not_configured(&missing));
+    };
     if client_id.value.is_empty() {
         return Err(invalid(
             "client id",
             &format!("the value from {} is empty", client_id.source),
+            client_id_fix(),
         ));
     }
     check_no_whitespace("client id", &client_id)?;
-
-    let tenant_id = pick(inputs.tenant_id, env, AZURE_TENANT_ID)
-        .ok_or_else(|| not_configured("tenant id", "tenant_id", AZURE_TENANT_ID, ""))?;
     validate_tenant_id(&tenant_id)?;
-
-    let token_file = locate_token_file(inputs.token_file_path, env, inputs.well_known_token_paths)
-        .ok_or_else(|| {
-            let tried: Vec<String> = inputs
-                .well_known_token_paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
-            not_configured(
-                "token file",
-                "token_file_path",
-                AZURE_FEDERATED_TOKEN_FILE,
-                &format!(
-                    " (also looked for the webhook's paths: {})",
-                    tried.join(", ")
-                ),
-            )
-        })?;
     if token_file.value.as_os_str().is_empty() {
         return Err(invalid(
             "token file path",
             &format!("the value from {} is empty", token_file.source),
+            token_file_fix(&[]),
         ));
     }
 
@@ -374,17 +448,25 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
         invalid(
             "authority host",
             &format!(
-                "{:?} (from {}) is not a URL ({e}); expected e.g. {PUBLIC_AUTHORITY_HOST}",
+                "{:?} (from {}) is not a URL ({e})",
                 authority_raw.value, authority_raw.source
             ),
+            authority_fix(&authority_raw, None),
         )
     })?;
     if url.scheme() != "https" {
         return Err(invalid(
             "authority host",
             &format!(
-                "{:?} (from {}) does not use HTTPS; tokens are only requested over HTTPS, e.g. {PUBLIC_AUTHORITY_HOST}",
+                "{:?} (from {}) does not use HTTPS; tokens are only requested over HTTPS",
                 authority_raw.value, authority_raw.source
+            ),
+            authority_fix(
+                &authority_raw,
+                url.host_str().map(|h| match url.port() {
+                    Some(p) => format!("https://{h}:{p}"),
+                    None => format!("https://{h}"),
+                }),
             ),
         ));
     }
@@ -395,6 +477,7 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
                 "{:?} (from {}) must be a plain https://host[:port] URL",
                 authority_raw.value, authority_raw.source
             ),
+            authority_fix(&authority_raw, Some(url.origin().ascii_serialization())),
         ));
     }
     let authority_host = Sourced {

@@ -9,6 +9,7 @@ use crate::config::{
 use crate::entra::Exchange;
 use crate::error::{CredentialError, ErrorCategory};
 use crate::http::AttemptPolicy;
+use crate::problem::ProblemId;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
 use azure_identity::ClientAssertionCredentialOptions;
@@ -200,7 +201,8 @@ impl WorkloadIdentityCredential {
                     options.allow_foreign_audience,
                     &options.env,
                     clock.clone(),
-                );
+                )
+                .with_authority(config.authority_host.value.clone());
                 // As azure_identity: fail now when the file is missing or unreadable (no content
                 // is kept; the file is read again for every exchange).
                 file.check_now()?;
@@ -256,43 +258,38 @@ pub fn token_retry_options() -> RetryOptions {
 /// Check scopes before anything else: Entra's client-credentials flow takes exactly one
 /// `<resource>/.default` scope.
 pub(crate) fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
-    let example = "e.g. https://storage.azure.com/.default";
+    let invalid = |facts: String, scope: Option<&str>| {
+        CredentialError::new(ErrorCategory::InvalidScope, facts)
+            .with_fix(crate::scope::scope_fix(scope))
+            .with_problem(ProblemId::InvalidScope)
+    };
     match scopes {
-        [] => Err(CredentialError::new(
-            ErrorCategory::InvalidScope,
-            format!(
-                "WorkloadIdentityCredential: no scope was requested; request one scope of the form <resource>/.default, {example}."
-            ),
-        )
-        .with_docs("invalid-scope")),
+        [] => Err(invalid(
+            "WorkloadIdentityCredential: no scope was requested.".into(),
+            None,
+        )),
         [scope] => {
             let resource = scope.strip_suffix("/.default");
             let bad_chars =
                 scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control());
             match resource {
                 Some(r) if !r.is_empty() && !bad_chars => Ok(()),
-                _ => Err(CredentialError::new(
-                    ErrorCategory::InvalidScope,
+                _ => Err(invalid(
                     format!(
-                        "WorkloadIdentityCredential: scope {scope:?} cannot be requested with a workload identity; the client-credentials flow takes one scope of the form <resource>/.default ({}).",
-                        match crate::scope::suggested_scope(scope) {
-                            Some(suggested) => format!("here {suggested}"),
-                            None => example.to_string(),
-                        }
+                        "WorkloadIdentityCredential: scope {scope:?} cannot be requested with a workload identity; the client-credentials flow takes one scope of the form <resource>/.default."
                     ),
-                )
-                .with_docs("invalid-scope")),
+                    Some(scope),
+                )),
             }
         }
-        many => Err(CredentialError::new(
-            ErrorCategory::InvalidScope,
+        many => Err(invalid(
             format!(
-                "WorkloadIdentityCredential: {} scopes were requested ({}) but Entra issues a token for one resource at a time; request one <resource>/.default scope per call, {example}.",
+                "WorkloadIdentityCredential: {} scopes were requested ({}) but Entra issues a token for one resource at a time; request one <resource>/.default scope per call.",
                 many.len(),
                 many.join(", ")
             ),
-        )
-        .with_docs("invalid-scope")),
+            None,
+        )),
     }
 }
 

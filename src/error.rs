@@ -5,11 +5,17 @@
 //!
 //! ```
 //! # fn inspect(err: &azure_core::Error) {
-//! use azure_identity_k8s::CredentialError;
+//! use azure_identity_k8s::{CredentialError, ProblemId};
 //! if let Some(e) = err.downcast_ref::<CredentialError>() {
 //!     println!("transient: {}, status: {:?}, AADSTS: {:?}", e.is_transient(), e.http_status(), e.aadsts_codes());
-//!     // A stable id to branch on ("aadsts70021", "token-expired", ...), the fix and the docs.
-//!     println!("{:?}: fix {:?}, see {:?}", e.problem_id(), e.fix(), e.documentation_url());
+//!     // The catalogue entry to branch on, its fix (a command or value) and its documentation.
+//!     match e.problem_id() {
+//!         Some(ProblemId::TokenExpired) => eprintln!("the kubelet is not rotating the token file"),
+//!         Some(ProblemId::Aadsts(70021)) => eprintln!("no matching federated identity credential"),
+//!         Some(other) => eprintln!("{other}"), // "token-file-missing", "aadsts700016", ...
+//!         None => {}
+//!     }
+//!     println!("fix {:?}, see {:?}", e.fix(), e.documentation_url());
 //!     // Entra's own answer, and the ids to quote to Microsoft support.
 //!     println!("{:?} {:?} trace {:?} correlation {:?}", e.entra_error(), e.entra_description(), e.trace_id(), e.correlation_id());
 //! }
@@ -18,6 +24,7 @@
 //!
 //! `CredentialError` is `Clone`: the cache hands one failed attempt to every caller that waited on it.
 
+use crate::problem::ProblemId;
 use azure_core::error::ErrorKind;
 use azure_core::http::StatusCode;
 use std::fmt;
@@ -56,32 +63,40 @@ pub struct CredentialError {
 
 struct Inner {
     category: ErrorCategory,
+    /// What failed and why: the message without the fix and the link.
+    facts: String,
+    /// `facts`, then "Fix: <fix>" (when the fix is part of the message), then "See <url>".
     message: String,
     status: Option<StatusCode>,
     aadsts: Vec<u32>,
     transient: bool,
     retry_after: Option<azure_core::time::Duration>,
-    docs_url: Option<String>,
-    /// The docs/troubleshooting.md anchor `docs_url` points at.
-    anchor: Option<String>,
-    /// The stable identifier of the problem (see [`CredentialError::problem_id`]).
-    problem_id: Option<String>,
+    /// The catalogue entry (see [`CredentialError::problem_id`]).
+    problem: Option<ProblemId>,
+    /// [`ProblemId::documentation_url`] of `problem`.
+    url: Option<String>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     /// Structured parts of the message, for programs and `doctor` (never parsed from it).
     parts: Parts,
 }
 
 impl Inner {
-    /// Record the documentation `url` and end the message with "See <url>" (on a line of its
-    /// own when the message has several).
-    fn link(&mut self, url: String) {
-        let sep = if self.message.contains('\n') {
+    /// Compose the message: the facts, "Fix: <fix>" (when [`CredentialError::with_fix`] put it
+    /// there) and "See <url>", each on a line of its own when the facts take several.
+    fn render(&mut self) {
+        let sep = if self.facts.contains('\n') {
             "\n  "
         } else {
             " "
         };
-        self.message = format!("{}{sep}See {url}", self.message);
-        self.docs_url = Some(url);
+        let mut m = self.facts.clone();
+        if let (Some(fix), true) = (&self.parts.fix, self.parts.fix_in_message) {
+            m = format!("{m}{sep}Fix: {fix}");
+        }
+        if let Some(url) = &self.url {
+            m = format!("{m}{sep}See {url}");
+        }
+        self.message = m;
     }
 }
 
@@ -93,7 +108,8 @@ struct Parts {
     trace_id: Option<String>,
     correlation_id: Option<String>,
     fix: Option<String>,
-    docs_anchor: Option<String>,
+    /// Whether `render` writes the fix into the message (else the facts already say it).
+    fix_in_message: bool,
 }
 
 /// The root of this release's documentation on docs.rs (`documentation` in Cargo.toml), e.g.
@@ -109,33 +125,23 @@ pub(crate) const DOCS_ROOT: &str = concat!(
     "/"
 );
 
-/// The absolute URL of a section of docs/aws-outbound.md, as rendered on docs.rs in the
-/// [`crate::aws_outbound`] module of this release: `anchor` is the section's `<a id>`.
-pub(crate) fn aws_outbound_url(anchor: &str) -> String {
-    format!("{DOCS_ROOT}aws_outbound/index.html#{anchor}")
-}
-
-/// The absolute URL of a section of docs/troubleshooting.md, as rendered on docs.rs in the
-/// [`crate::troubleshooting`] module of this release: `anchor` is the section's `<a id>`.
-pub(crate) fn troubleshooting_url(anchor: &str) -> String {
-    format!("{DOCS_ROOT}troubleshooting/index.html#{anchor}")
-}
-
 impl CredentialError {
-    /// A new error. `message` must already say what failed and how to fix it.
-    pub(crate) fn new(category: ErrorCategory, message: impl Into<String>) -> Self {
+    /// A new error. `facts` says what failed and why; [`Self::with_fix`] adds how to fix it and
+    /// [`Self::with_problem`] the catalogue entry and its link.
+    pub(crate) fn new(category: ErrorCategory, facts: impl Into<String>) -> Self {
         let transient = matches!(category, ErrorCategory::Transport | ErrorCategory::Timeout);
+        let facts = facts.into();
         Self {
             inner: Arc::new(Inner {
                 category,
-                message: message.into(),
+                message: facts.clone(),
+                facts,
                 status: None,
                 aadsts: Vec::new(),
                 transient,
                 retry_after: None,
-                docs_url: None,
-                anchor: None,
-                problem_id: None,
+                problem: None,
+                url: None,
                 source: None,
                 parts: Parts::default(),
             }),
@@ -168,70 +174,48 @@ impl CredentialError {
         self
     }
 
-    /// Point at the troubleshooting section `anchor` (docs/troubleshooting.md): records its
-    /// absolute URL ([`Self::documentation_url`]) and ends the message with "See <url>".
-    pub(crate) fn with_docs(mut self, anchor: &str) -> Self {
-        #[cfg(test)]
-        assert!(
-            include_str!("../docs/troubleshooting.md")
-                .contains(&format!("<a id=\"{anchor}\"></a>")),
-            "docs/troubleshooting.md has no anchor {anchor:?}"
-        );
-        let url = troubleshooting_url(anchor);
+    /// The catalogue entry: records the problem id and ends the message with "See <its
+    /// absolute URL>" ([`Self::documentation_url`]).
+    pub(crate) fn with_problem(mut self, problem: ProblemId) -> Self {
         let inner = self.inner_mut();
-        if inner.problem_id.is_none() {
-            inner.problem_id = Some(anchor.to_owned());
-        }
-        inner.link(url);
-        inner.anchor = Some(anchor.to_owned());
+        inner.problem = Some(problem);
+        inner.url = Some(problem.documentation_url());
+        inner.render();
         self
     }
 
-    /// Point at the section `anchor` of docs/aws-outbound.md: records its absolute URL
-    /// ([`Self::documentation_url`]) and the problem id `aws-<anchor>`, and ends the message
-    /// with "See <url>".
-    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
-    pub(crate) fn with_aws_docs(mut self, anchor: &str) -> Self {
-        #[cfg(test)]
-        assert!(
-            include_str!("../docs/aws-outbound.md").contains(&format!("<a id=\"{anchor}\"></a>")),
-            "docs/aws-outbound.md has no anchor {anchor:?}"
-        );
-        let url = aws_outbound_url(anchor);
+    /// The fix, as a command or value: recorded ([`Self::fix`]) and written into the message
+    /// after the facts ("Fix: <fix>"), so that both say the same.
+    pub(crate) fn with_fix(mut self, fix: impl Into<String>) -> Self {
         let inner = self.inner_mut();
-        if inner.problem_id.is_none() {
-            let id = anchor.strip_prefix("aws-").unwrap_or(anchor);
-            inner.problem_id = Some(format!("aws-{id}"));
-        }
-        inner.link(url);
+        inner.parts.fix = Some(fix.into());
+        inner.parts.fix_in_message = true;
+        inner.render();
         self
     }
 
-    /// Keep the documentation URL of the error this one wraps (its message already ends with it).
-    pub(crate) fn with_documentation_url_of(mut self, other: &CredentialError) -> Self {
-        let (url, anchor, id, fix) = (
-            other.inner.docs_url.clone(),
-            other.inner.anchor.clone(),
-            other.inner.problem_id.clone(),
+    /// Record the fix that the facts already state (Entra's errors put it before Entra's own
+    /// words), without writing it a second time.
+    pub(crate) fn with_stated_fix(mut self, fix: impl Into<String>) -> Self {
+        let inner = self.inner_mut();
+        inner.parts.fix = Some(fix.into());
+        inner.parts.fix_in_message = false;
+        inner.render();
+        self
+    }
+
+    /// Keep the catalogue entry and fix of the error this one wraps.
+    pub(crate) fn with_problem_of(mut self, other: &CredentialError) -> Self {
+        let (problem, url, fix) = (
+            other.inner.problem,
+            other.inner.url.clone(),
             other.inner.parts.fix.clone(),
         );
         let inner = self.inner_mut();
-        inner.docs_url = url;
-        inner.anchor = anchor;
-        inner.problem_id = id;
+        inner.problem = problem;
+        inner.url = url;
         inner.parts.fix = fix;
-        self
-    }
-
-    /// Set the problem's stable identifier (otherwise the anchor given to [`Self::with_docs`]).
-    pub(crate) fn with_problem_id(mut self, id: impl Into<String>) -> Self {
-        self.inner_mut().problem_id = Some(id.into());
-        self
-    }
-
-    /// Record the fix (a command or value; the message says it too) apart from the message.
-    pub(crate) fn with_fix_text(mut self, fix: impl Into<String>) -> Self {
-        self.inner_mut().parts.fix = Some(fix.into());
+        inner.parts.fix_in_message = false;
         self
     }
 
@@ -267,19 +251,6 @@ impl CredentialError {
         self
     }
 
-    /// Attach the fix (also in the message) and the anchor of the page that explains it.
-    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
-    pub(crate) fn with_fix(
-        mut self,
-        fix: impl Into<String>,
-        docs_anchor: impl Into<String>,
-    ) -> Self {
-        let parts = &mut self.inner_mut().parts;
-        parts.fix = Some(fix.into());
-        parts.docs_anchor = Some(docs_anchor.into());
-        self
-    }
-
     /// Entra's `error` (e.g. `invalid_client`), when Entra answered with an error.
     pub fn entra_error(&self) -> Option<&str> {
         self.inner.parts.entra_error.as_deref()
@@ -300,17 +271,10 @@ impl CredentialError {
         self.inner.parts.correlation_id.as_deref()
     }
 
-    /// How to fix it, as a command or value (the message says it too), when the error
-    /// carries it apart from the message: Entra's errors, the AWS STS errors and the token
-    /// file's problems (missing, unreadable, empty, not a JWT).
+    /// How to fix it, as a command or value; the message says the same ("Fix: ..."). `doctor`
+    /// gives the same fix for the same problem.
     pub fn fix(&self) -> Option<&str> {
         self.inner.parts.fix.as_deref()
-    }
-
-    /// The anchor of the page section that explains the fix, with [`fix`](Self::fix).
-    #[cfg_attr(not(all(feature = "doctor", feature = "aws")), allow(dead_code))]
-    pub(crate) fn docs_anchor(&self) -> Option<&str> {
-        self.inner.parts.docs_anchor.as_deref()
     }
 
     /// Which part of the flow failed.
@@ -345,24 +309,24 @@ impl CredentialError {
     }
 
     /// The absolute, versioned URL of the documentation section about this failure (docs.rs,
-    /// this release), e.g. `https://docs.rs/azure_identity_k8s/0.1.0/azure_identity_k8s/troubleshooting/index.html#aadsts70021`.
+    /// this release), e.g. `https://docs.rs/azure_identity_k8s/0.1.0/azure_identity_k8s/troubleshooting/index.html#aadsts70021`:
+    /// [`ProblemId::documentation_url`] of [`Self::problem_id`].
     pub fn documentation_url(&self) -> Option<&str> {
-        self.inner.docs_url.as_deref()
+        self.inner.url.as_deref()
     }
 
-    /// The stable identifier of the problem, for programs to branch on and to search logs for:
-    /// the anchor of its section in docs/troubleshooting.md (e.g. `token-expired`,
-    /// `invalid-scope`, `foreign-audience`), or `aadsts<code>` for an Entra error (e.g.
-    /// `aadsts70021`; also for codes without a section of their own). It never changes between
-    /// retries of the same fault, unlike [`Self::trace_id`] and [`Self::correlation_id`].
-    pub fn problem_id(&self) -> Option<&str> {
-        self.inner.problem_id.as_deref()
+    /// The problem's entry in the catalogue, for programs to branch on and to search logs for
+    /// (its string form is the documented stable id, e.g. `token-expired` or `aadsts70021`).
+    /// It never changes between retries of the same fault, unlike [`Self::trace_id`] and
+    /// [`Self::correlation_id`]. Every error of the credential carries one.
+    pub fn problem_id(&self) -> Option<ProblemId> {
+        self.inner.problem
     }
 
-    /// The docs/troubleshooting.md anchor [`Self::documentation_url`] points at (for `doctor`).
+    /// What failed and why: the message without its fix and link (for `doctor`'s summary).
     #[cfg_attr(not(feature = "doctor"), allow(dead_code))]
-    pub(crate) fn troubleshooting_anchor(&self) -> Option<&str> {
-        self.inner.anchor.as_deref()
+    pub(crate) fn facts(&self) -> &str {
+        &self.inner.facts
     }
 
     /// The full message (what failed, why, how to fix it). Its first line names the problem and
@@ -393,7 +357,7 @@ impl fmt::Debug for CredentialError {
             .field("category", &self.inner.category)
             .field("status", &self.inner.status)
             .field("aadsts", &self.inner.aadsts)
-            .field("problem_id", &self.inner.problem_id)
+            .field("problem_id", &self.inner.problem)
             .field("entra_error", &self.inner.parts.entra_error)
             .field("trace_id", &self.inner.parts.trace_id)
             .field("correlation_id", &self.inner.parts.correlation_id)

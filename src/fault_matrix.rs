@@ -495,6 +495,8 @@ async fn run(bench: &Bench, attempts: &Attempts, case: &Case, phase: Phase, inde
                         url.starts_with(crate::error::DOCS_ROOT) && e.message().contains(url),
                         "{at}: {e}"
                     );
+                    let fix = e.fix().unwrap_or_else(|| panic!("{at}: no fix: {e}"));
+                    assert!(e.message().contains(&format!("Fix: {fix}")), "{at}: {e}");
                     // Within the error TTL the same error is returned without a new request.
                     let again = get_now(&cred)
                         .unwrap_or_else(|| panic!("{at}: remembered error must not wait"));

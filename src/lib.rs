@@ -22,6 +22,7 @@ mod fault_matrix;
 mod http;
 pub mod integrations;
 pub mod jwt;
+mod problem;
 mod scope;
 #[cfg(feature = "doctor")]
 pub mod setup;
@@ -95,3 +96,4 @@ pub use credential::{
     WorkloadIdentityCredential, WorkloadIdentityCredentialOptions, token_retry_options,
 };
 pub use error::{CredentialError, ErrorCategory};
+pub use problem::{ProblemId, UnknownProblemId};

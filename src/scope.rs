@@ -48,6 +48,15 @@ pub fn suggested_scope(scope: &str) -> Option<String> {
     Some(format!("{scheme}://{resource}/.default"))
 }
 
+/// The fix of an invalid scope (the credential's `invalid-scope` error, Entra's AADSTS1002012 and
+/// 70011, `doctor`'s `scope` check): the scope to request instead of `scope`, else the form.
+pub(crate) fn scope_fix(scope: Option<&str>) -> String {
+    match scope.and_then(suggested_scope) {
+        Some(s) => format!("request {s}."),
+        None => "request exactly one scope of the form <resource>/.default, e.g. https://storage.azure.com/.default.".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -173,7 +173,10 @@ async fn access_denied_names_the_code_and_the_iam_fix() {
     );
     assert_eq!(e.documentation_url(), Some(url.as_str()));
     assert!(m.ends_with(&format!("See {url}")), "{m}");
-    assert_eq!(e.problem_id(), Some("aws-access-denied"));
+    assert_eq!(
+        e.problem_id(),
+        Some(azure_identity_k8s::ProblemId::AwsAccessDenied)
+    );
     assert!(!e.is_transient());
     assert_eq!(e.category(), ErrorCategory::Assertion);
     let sts = sts_error(&e);

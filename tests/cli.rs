@@ -86,12 +86,13 @@ async fn doctor_passes_in_a_healthy_pod_and_fails_with_exit_1_otherwise() {
     assert_eq!(failed[0]["id"], "exchange");
     assert_eq!(failed[0]["aadsts"][0], 70021);
     assert!(
-        failed[0]["fix"]
+        failed[0]["details"]["matching credential"]
             .as_str()
             .unwrap()
             .contains("system:serviceaccount:prod:api"),
         "{v:#}"
     );
+    assert_eq!(failed[0]["problem_id"], "aadsts70021", "{v:#}");
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 mod common;
 
+use azure_identity_k8s::ProblemId;
 use azure_identity_k8s::assertion::AwsWebIdentitySourceOptions;
 use azure_identity_k8s::doctor::{self, CheckId, DoctorOptions, Report, Status};
 use common::aws::*;
@@ -131,9 +132,13 @@ async fn sts_access_denied_fails_at_aws_sts_with_the_iam_fix() {
     let fix = first.fix.as_deref().unwrap();
     assert!(fix.contains("sts:GetWebIdentityToken"), "{report}");
     assert!(fix.contains("identity-based policy"), "{report}");
-    assert_eq!(
-        first.docs.as_deref(),
-        Some("docs/aws-outbound.md#access-denied")
+    assert_eq!(first.problem_id, Some(ProblemId::AwsAccessDenied));
+    assert!(
+        first
+            .url
+            .as_deref()
+            .is_some_and(|u| u.ends_with("/aws_outbound/index.html#access-denied")),
+        "{report}"
     );
     // The issuer side has nothing to examine, and Entra is not called.
     for id in [
@@ -164,11 +169,9 @@ async fn a_federated_credential_for_another_role_fails_at_exchange_naming_the_ro
     let report = aws.doctor().await;
     let first = first_failure(&report, CheckId::Exchange);
     assert_eq!(first.aadsts, vec![70021], "{report}");
-    assert_eq!(
-        first.docs.as_deref(),
-        Some("docs/troubleshooting.md#aadsts70021")
-    );
-    let fix = first.fix.as_deref().unwrap();
+    assert_eq!(first.problem_id, Some(ProblemId::Aadsts(70021)));
+    // The credential's fix; the matching credential and its commands are a detail.
+    let fix = detail(&report, CheckId::Exchange, "matching credential");
     for needle in [
         format!("subject:  {}", aws.role.role_arn),
         format!("issuer:   {}", aws.account.issuer_url()),
@@ -208,6 +211,6 @@ async fn invalid_aws_options_fail_at_aws_sts_without_io() {
         detail(&report, CheckId::AwsSts, "error").contains("60 to 3600"),
         "{report}"
     );
-    assert_eq!(first.docs.as_deref(), Some("docs/aws-outbound.md#limits"));
+    assert_eq!(first.problem_id, Some(ProblemId::AwsLimits));
     assert_eq!(aws.fx.emu.request_count(Endpoint::Sts), 0);
 }

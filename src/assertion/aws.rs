@@ -49,6 +49,8 @@ mod source;
 mod tests;
 
 pub use errors::AwsStsError;
+#[cfg(feature = "doctor")]
+pub(crate) use errors::STS_ANSWER_FIX;
 pub use source::AwsWebIdentitySource;
 
 use crate::config::Env;

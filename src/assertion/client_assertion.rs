@@ -3,7 +3,9 @@
 //! `azure_core::Error`) while keeping this crate's cache and diagnostics.
 
 use super::{Assertion, AssertionSource, ForeignAudience};
+use crate::config::AUDIENCE_PUBLIC;
 use crate::error::{CredentialError, ErrorCategory};
+use crate::problem::ProblemId;
 use azure_core::error::ErrorKind;
 use azure_identity::ClientAssertion;
 use std::fmt;
@@ -54,7 +56,8 @@ fn source_failed(what: &str, e: azure_core::Error) -> CredentialError {
         ErrorCategory::Assertion,
         format!("WorkloadIdentityCredential: the client assertion source ({what}) failed: {e}."),
     )
-    .with_docs("client-assertion-source")
+    .with_fix(format!("correct what makes {what} fail (its error above); it is retried, sooner after an I/O, connection, 408, 429 or 5xx error."))
+    .with_problem(ProblemId::ClientAssertionSource)
     .with_transient(transient)
     .with_source(e)
 }
@@ -73,10 +76,11 @@ impl<C: ClientAssertion + 'static> AssertionSource for ClientAssertionSource<C> 
             return Err(CredentialError::new(
                 ErrorCategory::Assertion,
                 format!(
-                    "WorkloadIdentityCredential: the client assertion source ({what}) returned an empty assertion. It must return the JWT to present to Entra ID."
+                    "WorkloadIdentityCredential: the client assertion source ({what}) returned an empty assertion."
                 ),
             )
-            .with_docs("client-assertion-source"));
+            .with_fix(format!("make {what} return the JWT to present to Entra ID."))
+            .with_problem(ProblemId::ClientAssertionSource));
         }
         // Diagnostics only: an assertion that is not a JWT is sent as it is, for Entra to judge.
         let claims = crate::jwt::decode(jwt).ok().map(|d| d.claims);
@@ -85,7 +89,7 @@ impl<C: ClientAssertion + 'static> AssertionSource for ClientAssertionSource<C> 
                 return Err(CredentialError::new(
                     ErrorCategory::Assertion,
                     format!(
-                        "WorkloadIdentityCredential refused to send the assertion of {what}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party. Have the source issue a token for the federated identity credential's audience (api://AzureADTokenExchange by default).",
+                        "WorkloadIdentityCredential refused to send the assertion of {what}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
                         claims
                             .as_ref()
                             .map(|c| c.audiences_display())
@@ -93,7 +97,8 @@ impl<C: ClientAssertion + 'static> AssertionSource for ClientAssertionSource<C> 
                         foreign.describe()
                     ),
                 )
-                .with_docs("foreign-audience"));
+                .with_fix(format!("have {what} issue a token for the federated identity credential's audience ({AUDIENCE_PUBLIC} by default)."))
+                .with_problem(ProblemId::ForeignAudience));
             }
             tracing::warn!(source = %what, "sending an assertion that is also a credential for {} (allow_foreign_audience is set)", foreign.describe());
         }

@@ -3,6 +3,7 @@
 //! source, on a thread of its own so that a hung network mount blocks that one thread only.
 
 use crate::error::{CredentialError, ErrorCategory};
+use crate::problem::ProblemId;
 use crate::shell::shell_quote;
 use futures::FutureExt;
 use futures::channel::oneshot;
@@ -24,39 +25,40 @@ pub(crate) struct FileContent {
 }
 
 /// Why a token file cannot be used, in parts a report can show: what is wrong with the file,
-/// how to fix it, and the docs/troubleshooting.md anchor.
+/// how to fix it, and the catalogue entry.
 #[derive(Debug)]
 pub(crate) struct FileProblem {
     pub(crate) what: String,
     pub(crate) fix: String,
-    pub(crate) anchor: &'static str,
+    pub(crate) problem: ProblemId,
     pub(crate) source: Option<std::io::Error>,
 }
 
-const FIX_NOT_A_TOKEN: &str = "Point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at the token file inside the projected volume, i.e. <mountPath>/<path> of the serviceAccountToken projection.";
+/// The fix of a path that does not lead to the service-account token.
+pub(crate) const NOT_A_JWT_FIX: &str = "Point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at the token file inside the projected volume, <mountPath>/<path> of the serviceAccountToken projection, which holds the service-account JWT the kubelet writes.";
 
 impl FileProblem {
-    fn new(what: impl Into<String>, fix: impl Into<String>, anchor: &'static str) -> Self {
+    pub(crate) fn new(what: impl Into<String>, fix: impl Into<String>, problem: ProblemId) -> Self {
         Self {
             what: what.into(),
             fix: fix.into(),
-            anchor,
+            problem,
             source: None,
         }
     }
 
     /// A failed `stat`, `open` or `read` of `path`.
     pub(crate) fn io(e: std::io::Error, path: &Path) -> Self {
-        let (what, fix, anchor) = match e.kind() {
+        let (what, fix, problem) = match e.kind() {
             std::io::ErrorKind::NotFound => (
                 "does not exist".to_string(),
                 "Check that the pod mounts a projected serviceAccountToken volume at this path (with the Azure Workload Identity webhook: label the pod azure.workload.identity/use: \"true\" and annotate its service account), and that AZURE_FEDERATED_TOKEN_FILE matches mountPath/path.",
-                "token-file-missing",
+                ProblemId::TokenFileMissing,
             ),
             std::io::ErrorKind::PermissionDenied => (
                 "cannot be read: permission denied".to_string(),
                 "The projected volume's files are readable by the pod's user only if the volume's defaultMode or the pod's fsGroup allows it; set defaultMode: 0444 or an fsGroup that matches runAsUser.",
-                "token-file-unreadable",
+                ProblemId::TokenFileUnreadable,
             ),
             // A symlink loop, an I/O error of the volume, ...: see where the path leads.
             _ => {
@@ -66,12 +68,12 @@ impl FileProblem {
                         format!(
                             "See where the path leads: `ls -l {quoted}; readlink -f {quoted}`. It must resolve to the token file of the pod's projected serviceAccountToken volume (kubelet: <mountPath>/<path> -> ..data/<path>); point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) there."
                         ),
-                    "token-file-unreadable",
+                    ProblemId::TokenFileUnreadable,
                 )
                 .with_source(e);
             }
         };
-        Self::new(what, fix, anchor).with_source(e)
+        Self::new(what, fix, problem).with_source(e)
     }
 
     fn with_source(self, e: std::io::Error) -> Self {
@@ -83,7 +85,7 @@ impl FileProblem {
 
     /// The credential's error for this problem with the file at `path`.
     pub(crate) fn into_error(self, path: &Path) -> CredentialError {
-        let e = file_error(path, &self.what, &self.fix, self.anchor);
+        let e = file_error(path, &self.what, &self.fix, self.problem);
         match self.source {
             Some(s) => e.with_source(s),
             None => e,
@@ -92,16 +94,21 @@ impl FileProblem {
 }
 
 /// The error for a token file that is not usable: names the file, the problem and the fix.
-pub(crate) fn file_error(path: &Path, what: &str, fix: &str, anchor: &str) -> CredentialError {
+pub(crate) fn file_error(
+    path: &Path,
+    what: &str,
+    fix: &str,
+    problem: ProblemId,
+) -> CredentialError {
     CredentialError::new(
         ErrorCategory::TokenFile,
         format!(
-            "WorkloadIdentityCredential: the federated token file {} {what}. {fix}",
+            "WorkloadIdentityCredential: the federated token file {} {what}.",
             path.display()
         ),
     )
-    .with_docs(anchor)
-    .with_fix_text(fix)
+    .with_fix(fix)
+    .with_problem(problem)
 }
 
 /// A file that is not a regular file: say what it is.
@@ -131,8 +138,8 @@ fn check_regular(meta: &std::fs::Metadata) -> Result<(), FileProblem> {
     } else if t.is_dir() {
         return Err(FileProblem::new(
             "is a directory, not a file",
-            FIX_NOT_A_TOKEN,
-            "token-file-is-a-directory",
+            NOT_A_JWT_FIX,
+            ProblemId::TokenFileIsADirectory,
         ));
     } else if t.is_fifo() {
         "a named pipe (FIFO)"
@@ -147,8 +154,8 @@ fn check_regular(meta: &std::fs::Metadata) -> Result<(), FileProblem> {
     };
     Err(FileProblem::new(
         format!("is {what}, not a regular file; only a regular file (or a symlink to one) is read"),
-        FIX_NOT_A_TOKEN,
-        "token-file-not-a-regular-file",
+        NOT_A_JWT_FIX,
+        ProblemId::TokenFileNotARegularFile,
     ))
 }
 
@@ -157,8 +164,8 @@ fn too_large(len: u64) -> FileProblem {
         format!(
             "is at least {len} bytes, far larger than a service-account token (about 1 KB; limit {MAX_TOKEN_FILE_BYTES})"
         ),
-        "Check that the path names the projected token, not another file.",
-        "token-file-not-a-jwt",
+        NOT_A_JWT_FIX,
+        ProblemId::TokenFileNotAJwt,
     )
 }
 
@@ -275,7 +282,7 @@ fn spawn_read(path: PathBuf, reader: Reader) -> Inflight {
                     &path,
                     "could not be read: the reading thread ended without an answer",
                     "This is a bug; please report it.",
-                    "token-file-unreadable",
+                    ProblemId::TokenFileUnreadable,
                 ))
             })
         }
@@ -286,7 +293,7 @@ fn spawn_read(path: PathBuf, reader: Reader) -> Inflight {
                 &path,
                 &format!("could not be read: no thread could be started to read it ({e})"),
                 "The process is out of threads or memory; check its limits (ulimit -u, the container's pids limit).",
-                "token-file-unreadable",
+                ProblemId::TokenFileUnreadable,
             );
             futures::future::ready(Err(err)).boxed()
         }

@@ -11,6 +11,8 @@ pub(crate) mod file_read;
 pub(crate) mod foreign;
 pub(crate) mod token_file;
 
+#[cfg(all(feature = "aws", feature = "doctor"))]
+pub(crate) use aws::STS_ANSWER_FIX;
 #[cfg(feature = "aws")]
 pub use aws::{
     AwsProbe, AwsStsError, AwsWebIdentitySource, AwsWebIdentitySourceOptions, ConfigLoaderHook,

@@ -5,7 +5,7 @@
 //! for every exchange; no descriptor and no content is kept between exchanges.
 
 use super::file_read::{
-    FileContent, FileProblem, ReadGate, check_token_file, file_error, read_token_file,
+    FileContent, FileProblem, NOT_A_JWT_FIX, ReadGate, check_token_file, read_token_file,
 };
 use super::foreign::{
     ForeignAudience, ForeignPath, denied_paths, foreign_path, is_foreign_audience,
@@ -13,8 +13,11 @@ use super::foreign::{
 use super::{Assertion, AssertionSource};
 use crate::clock::Clock;
 use crate::config::Env;
+use crate::config::{AZURE_AUTHORITY_HOST, AZURE_FEDERATED_TOKEN_AUDIENCE};
 use crate::error::{CredentialError, ErrorCategory};
 use crate::jwt;
+use crate::problem::ProblemId;
+use azure_core::http::Url;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
@@ -40,21 +43,70 @@ pub struct TokenFileSource {
     denied: Arc<[(PathBuf, ForeignPath)]>,
     clock: Arc<dyn Clock>,
     gate: ReadGate,
+    /// The authority host the token is sent to, when known: a token for another cloud's exchange
+    /// audience is then told to set that cloud's authority host.
+    authority: Option<Url>,
+}
+
+/// The fix of an expired token, and of one the kubelet should already have replaced.
+pub(crate) const NOT_ROTATING_FIX: &str = "make the kubelet rotate the file: it must be a projected serviceAccountToken volume (not a copied Secret or a file baked into the image), the kubelet on the node must be healthy (`kubectl describe pod`, the kubelet's logs), and nothing may read the token once and keep it.";
+
+/// The fix of a token that is not valid yet (`nbf` in the future).
+pub(crate) const CLOCK_FIX: &str = "correct this machine's clock or the API server's: check NTP on the node (`chronyc tracking`, `timedatectl`).";
+
+/// The fix of a foreign token or credential file: a token of its own for Entra, with the
+/// expected audience (the cloud's, when that is itself foreign).
+pub(crate) fn dedicated_token_fix(expected: &str) -> String {
+    let audience = safe_audience(expected);
+    format!(
+        "mount a dedicated projected token with audience {audience} (serviceAccountToken: {{audience: {audience}, expirationSeconds: 3600, path: azure-identity-token}}) and point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at it; keep this token for what it is for."
+    )
+}
+
+/// The fix of a token without the expected audience (`expected`, or `recommend` when that is
+/// foreign): for a token minted for another cloud than `authority`'s, that cloud's authority
+/// host; else the projected volume's audience, or the token's own as the expected audience.
+pub(crate) fn audience_fix(
+    claims: &jwt::Claims,
+    expected: &str,
+    authority: Option<&Url>,
+) -> String {
+    let recommend = safe_audience(expected);
+    if let Some(authority) = authority
+        && let Some((host, aud)) = crate::entra::catalogue::other_cloud(&claims.aud, authority)
+    {
+        return format!(
+            "the token's audience {aud} is the exchange audience of the cloud at {host}, but the authority is {}: if the identity lives in that cloud, set {AZURE_AUTHORITY_HOST}={host}; otherwise set the projected volume's serviceAccountToken.audience to {recommend}.",
+            authority.origin().ascii_serialization()
+        );
+    }
+    match claims.aud.first() {
+        Some(own) if !is_foreign_audience(own) => format!(
+            "set the projected volume's serviceAccountToken.audience to {recommend}; or, if the federated identity credential deliberately uses {own}, set {AZURE_FEDERATED_TOKEN_AUDIENCE}={own} (or expected_audience)."
+        ),
+        _ => format!("set the projected volume's serviceAccountToken.audience to {recommend}."),
+    }
+}
+
+/// The token in `text`, decoded; else the problem, for the credential and `doctor`.
+pub(crate) fn decode_token(text: &str) -> Result<jwt::DecodedJwt, FileProblem> {
+    jwt::decode(text).map_err(|shape| {
+        FileProblem::new(
+            format!("does not hold a service-account token: {shape}"),
+            NOT_A_JWT_FIX,
+            ProblemId::TokenFileNotAJwt,
+        )
+    })
 }
 
 /// The token in a token file's bytes: UTF-8 text, surrounding whitespace trimmed, not empty.
 pub(crate) fn token_text(bytes: &[u8]) -> Result<&str, FileProblem> {
-    let problem = |what: String, fix: &str, anchor| FileProblem {
-        what,
-        fix: fix.to_string(),
-        anchor,
-        source: None,
-    };
+    let problem = FileProblem::new;
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Err(problem(
             format!("is not text ({} bytes, not UTF-8)", bytes.len()),
-            "It must contain the service-account JWT as written by the kubelet.",
-            "token-file-not-a-jwt",
+            NOT_A_JWT_FIX,
+            ProblemId::TokenFileNotAJwt,
         ));
     };
     let token = text.trim();
@@ -65,8 +117,8 @@ pub(crate) fn token_text(bytes: &[u8]) -> Result<&str, FileProblem> {
             } else {
                 format!("contains only whitespace ({} bytes)", text.len())
             },
-            "The kubelet writes the token when the pod starts; an empty file means the volume is not a serviceAccountToken projection or was overwritten.",
-            "token-file-empty",
+            "Mount a projected serviceAccountToken volume (the kubelet writes the token when the pod starts) and point AZURE_FEDERATED_TOKEN_FILE at its file; never copy the token into a Secret or overwrite the file.",
+            ProblemId::TokenFileEmpty,
         ));
     }
     Ok(token)
@@ -144,14 +196,14 @@ impl PathRule {
             );
             return Ok(());
         }
-        Err(assertion_error(
-            format!(
-                "WorkloadIdentityCredential refused to read {}: it is {}, a credential for {}, and sending it to Entra ID would hand that credential to a third party. Mount a dedicated projected token with audience {aud} (serviceAccountToken: {{audience: {aud}, expirationSeconds: 3600, path: azure-identity-token}}) and point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at it.",
-                path.display(),
-                foreign.what,
-                foreign.kind.describe(),
-                aud = self.audience,
-            )).with_docs("foreign-audience"))
+        Err(assertion_error(format!(
+            "WorkloadIdentityCredential refused to read {}: it is {}, a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
+            path.display(),
+            foreign.what,
+            foreign.kind.describe(),
+        ))
+        .with_fix(dedicated_token_fix(&self.audience))
+        .with_problem(ProblemId::ForeignAudience))
     }
 }
 
@@ -227,6 +279,15 @@ impl TokenFileSource {
             denied: denied_paths(env).into(),
             clock,
             gate: ReadGate::default(),
+            authority: None,
+        }
+    }
+
+    /// Name the authority host the token is sent to (see [`audience_fix`]).
+    pub(crate) fn with_authority(self, authority: Url) -> Self {
+        Self {
+            authority: Some(authority),
+            ..self
         }
     }
 
@@ -270,10 +331,7 @@ impl TokenFileSource {
     /// even then the expected audience must be present; another audience is refused when the
     /// user set the expected audience, and otherwise sent with a warning.
     fn check_audience(&self, claims: &jwt::Claims) -> Result<(), CredentialError> {
-        let safe = safe_audience(&self.expected_audience);
-        let dedicated = format!(
-            "Mount a dedicated projected token with audience {safe} (serviceAccountToken: {{audience: {safe}, expirationSeconds: 3600, path: azure-identity-token}}) and point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at it"
-        );
+        let dedicated = dedicated_token_fix(&self.expected_audience);
         let verdict = AudienceVerdict::of(
             claims,
             &self.expected_audience,
@@ -282,34 +340,39 @@ impl TokenFileSource {
         );
         match verdict {
             AudienceVerdict::Expected => Ok(()),
-            AudienceVerdict::Foreign(foreign) => Err(assertion_error(
-                format!(
-                    "WorkloadIdentityCredential refused to send the service-account token in {}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party. {dedicated}; keep this token for what it is for.",
-                    self.path.display(),
-                    claims.audiences_display(),
-                    foreign.describe(),
-                )).with_docs("foreign-audience")),
-            AudienceVerdict::AllowedForeignWithoutExpected(_) => Err(assertion_error(
-                format!(
-                    "WorkloadIdentityCredential refused to send the service-account token in {}: allow_foreign_audience is set, but the token's audience ({}) does not include the expected audience {} (from {}). allow_foreign_audience does not switch off the audience check. {dedicated}.",
-                    self.path.display(),
-                    claims.audiences_display(),
-                    self.expected_audience,
-                    if self.audience_explicit {
-                        "your configuration"
-                    } else {
-                        "the default"
-                    },
-                )).with_docs("foreign-audience")),
-            AudienceVerdict::Mismatch => Err(assertion_error(
-                format!(
-                    "WorkloadIdentityCredential: the service-account token in {} has audience {} but {} is expected (set by expected_audience or {}). Set the projected volume's audience to {} (serviceAccountToken.audience), or set the expected audience to the audience of your federated identity credential.",
-                    self.path.display(),
-                    claims.audiences_display(),
-                    self.expected_audience,
-                    crate::config::AZURE_FEDERATED_TOKEN_AUDIENCE,
-                    safe,
-                )).with_docs("audience-mismatch")),
+            AudienceVerdict::Foreign(foreign) => Err(assertion_error(format!(
+                "WorkloadIdentityCredential refused to send the service-account token in {}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
+                self.path.display(),
+                claims.audiences_display(),
+                foreign.describe(),
+            ))
+            .with_fix(dedicated)
+            .with_problem(ProblemId::ForeignAudience)),
+            AudienceVerdict::AllowedForeignWithoutExpected(_) => Err(assertion_error(format!(
+                "WorkloadIdentityCredential refused to send the service-account token in {}: allow_foreign_audience is set, but the token's audience ({}) does not include the expected audience {} (from {}). allow_foreign_audience does not switch off the audience check.",
+                self.path.display(),
+                claims.audiences_display(),
+                self.expected_audience,
+                if self.audience_explicit {
+                    "your configuration"
+                } else {
+                    "the default"
+                },
+            ))
+            .with_fix(dedicated)
+            .with_problem(ProblemId::ForeignAudience)),
+            AudienceVerdict::Mismatch => Err(assertion_error(format!(
+                "WorkloadIdentityCredential: the service-account token in {} has audience {} but {} is expected (set by expected_audience or {AZURE_FEDERATED_TOKEN_AUDIENCE}).",
+                self.path.display(),
+                claims.audiences_display(),
+                self.expected_audience,
+            ))
+            .with_fix(audience_fix(
+                claims,
+                &self.expected_audience,
+                self.authority.as_ref(),
+            ))
+            .with_problem(ProblemId::AudienceMismatch)),
             AudienceVerdict::AllowedForeign(foreign) => {
                 tracing::warn!(
                     token_file = %self.path.display(),
@@ -336,14 +399,7 @@ impl TokenFileSource {
     pub(crate) async fn read_assertion(&self) -> Result<Assertion, CredentialError> {
         let FileContent { bytes, modified } = self.read().await?;
         let token = token_text(&bytes).map_err(|p| p.into_error(&self.path))?;
-        let decoded = jwt::decode(token).map_err(|shape| {
-            file_error(
-                &self.path,
-                &format!("does not hold a service-account token: {shape}"),
-                "It must contain the JWT written by the kubelet for a serviceAccountToken projection.",
-                "token-file-not-a-jwt",
-            )
-        })?;
+        let decoded = decode_token(token).map_err(|p| p.into_error(&self.path))?;
         let claims = decoded.claims;
         let now = self.clock.now();
 
@@ -368,25 +424,27 @@ impl TokenFileSource {
                 ),
                 _ => String::new(),
             };
-            return Err(assertion_error(
-                format!(
-                    "WorkloadIdentityCredential: the service-account token in {} expired at {} ({} ago).{rotate_at}{} The kubelet is not rotating it: check that the file is a projected serviceAccountToken volume (not a copied Secret), that the kubelet is healthy, and that nothing reads the token once and stores it.",
-                    self.path.display(),
-                    fmt_time(exp),
-                    fmt_age(now - exp),
-                    age.unwrap_or_default(),
-                )).with_docs("token-expired"));
+            return Err(assertion_error(format!(
+                "WorkloadIdentityCredential: the service-account token in {} expired at {} ({} ago).{rotate_at}{} The kubelet is not rotating it.",
+                self.path.display(),
+                fmt_time(exp),
+                fmt_age(now - exp),
+                age.unwrap_or_default(),
+            ))
+            .with_fix(NOT_ROTATING_FIX)
+            .with_problem(ProblemId::TokenExpired));
         }
         if let Some(nbf) = claims.not_before()
             && nbf > now + CLOCK_SKEW
         {
-            return Err(assertion_error(
-                format!(
-                    "WorkloadIdentityCredential: the service-account token in {} is not valid before {} ({} from now). This machine's clock is probably wrong; check NTP (chrony) on the node.",
-                    self.path.display(),
-                    fmt_time(nbf),
-                    fmt_age(nbf - now)
-                )).with_docs("token-not-yet-valid"));
+            return Err(assertion_error(format!(
+                "WorkloadIdentityCredential: the service-account token in {} is not valid before {} ({} from now): a clock is wrong.",
+                self.path.display(),
+                fmt_time(nbf),
+                fmt_age(nbf - now)
+            ))
+            .with_fix(CLOCK_FIX)
+            .with_problem(ProblemId::TokenNotYetValid));
         }
 
         self.check_audience(&claims)?;
@@ -637,10 +695,12 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            e.message()
-                .contains("Set the projected volume's audience to api://AzureADTokenExchange"),
+            e.fix().is_some_and(|f| f.starts_with(
+                "set the projected volume's serviceAccountToken.audience to api://AzureADTokenExchange;"
+            )),
             "{e}"
         );
+        assert_eq!(e.problem_id(), Some(ProblemId::AudienceMismatch));
     }
 
     #[test]

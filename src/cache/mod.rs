@@ -60,6 +60,7 @@ pub use status::{RefreshHealth, TokenStatus};
 
 use crate::error::{CredentialError, ErrorCategory};
 use crate::http::{Phase, Progress};
+use crate::problem::ProblemId;
 use azure_core::async_runtime::get_async_runtime;
 use azure_core::credentials::AccessToken;
 use azure_core::http::Context;
@@ -371,50 +372,59 @@ fn vanished_error(slot: &Slot) -> CredentialError {
             "WorkloadIdentityCredential: the token request for scope {} was abandoned {MAX_RESTARTS} \
              times in a row before it finished: the async runtime that ran it was shut down or \
              dropped (e.g. a runtime per call dropped while a request was running). The next call \
-             starts a new request; to avoid this, call from a runtime that outlives the call.",
+             starts a new request.",
             slot.scope
         ),
     )
-    .with_docs("transport")
+    .with_fix("call from a runtime that outlives the call (one long-lived runtime, or the `blocking` feature's BlockingTokenCredential).")
+    .with_problem(ProblemId::Transport)
 }
 
 /// The error of an attempt (or a wait) that outlived `attempt_timeout`, naming the phase that hung.
 fn timeout_error(bound: Duration, phase: Phase) -> CredentialError {
     let secs = bound.as_seconds_f64();
-    let what = match phase {
-        Phase::Starting => format!(
-            "the token request did not start within {secs} s: the task that runs it was not polled \
-             (is the async runtime blocked or busy?)"
+    let raise = "or raise RefreshPolicy::attempt_timeout (WorkloadIdentityCredentialOptions::refresh_policy) if it is just slow";
+    let (what, fix) = match phase {
+        Phase::Starting => (
+            format!(
+                "the token request did not start within {secs} s: the task that runs it was not \
+                 polled (is the async runtime blocked or busy?)"
+            ),
+            "keep the async runtime responsive: move blocking work to spawn_blocking, or give the runtime more worker threads.".to_string(),
         ),
-        Phase::Assertion => format!(
-            "reading the client assertion (the service-account token file, or the assertion \
-             source) did not finish within {secs} s. Check the volume holding the token file (a \
-             hung network mount, a FIFO)"
+        Phase::Assertion => (
+            format!(
+                "reading the client assertion (the service-account token file, or the assertion \
+                 source) did not finish within {secs} s"
+            ),
+            format!("check the volume holding the token file (a hung network mount, a FIFO) or the assertion source, {raise}."),
         ),
-        Phase::Request => format!(
-            "the token endpoint did not answer within {secs} s. Check network access to the \
-             authority host (egress rules, proxy, DNS)"
+        Phase::Request => (
+            format!("the token endpoint did not answer within {secs} s"),
+            format!("check network access to the authority host (egress rules, proxy, DNS), {raise}."),
         ),
-        Phase::RetryWait => format!(
-            "the token request was still being retried after {secs} s (the last try failed with \
-             a retryable answer and the HTTP retry policy was waiting before the next one). See the \
-             previous log lines for the answers; a shorter retry policy (ClientOptions::retry) \
-             leaves the retrying to the cache"
+        Phase::RetryWait => (
+            format!(
+                "the token request was still being retried after {secs} s (the last try failed \
+                 with a retryable answer and the HTTP retry policy was waiting before the next \
+                 one; the previous log lines show the answers)"
+            ),
+            format!("use a shorter retry policy (ClientOptions::retry = token_retry_options()) so that the cache does the retrying, {raise}."),
         ),
-        Phase::Response => format!(
-            "the token endpoint's answer was still being read after {secs} s (a slow or stalled \
-             body). Check any proxy between this pod and the authority host"
+        Phase::Response => (
+            format!(
+                "the token endpoint's answer was still being read after {secs} s (a slow or \
+                 stalled body)"
+            ),
+            format!("check any proxy between this pod and the authority host, {raise}."),
         ),
     };
     CredentialError::new(
         ErrorCategory::Timeout,
-        format!(
-            "WorkloadIdentityCredential: {what}. The bound is \
-             RefreshPolicy::attempt_timeout (WorkloadIdentityCredentialOptions::refresh_policy); \
-             raise it if the endpoint is just slow."
-        ),
+        format!("WorkloadIdentityCredential: {what}; the bound is RefreshPolicy::attempt_timeout."),
     )
-    .with_docs("timeout")
+    .with_fix(fix)
+    .with_problem(ProblemId::Timeout)
 }
 
 /// One attempt. Dropping it (completed, panicked, never polled, runtime shut down) clears the
@@ -517,7 +527,8 @@ fn panic_error(slot: &Slot, panic: Box<dyn std::any::Any + Send>) -> CredentialE
             slot.scope
         ),
     )
-    .with_docs("transport")
+    .with_fix("report the panic message above to the author of the assertion source or HTTP transport (or to azure_identity_k8s).")
+    .with_problem(ProblemId::Transport)
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {

@@ -4,17 +4,17 @@
 
 use super::claims::alg_problem;
 use super::{Check, CheckId, Doctor, Inputs, Status, fmt_duration, fmt_time, opt};
+use crate::assertion::STS_ANSWER_FIX;
 use crate::assertion::{
     AssertionSource as _, AwsStsError, AwsWebIdentitySource, AwsWebIdentitySourceOptions,
 };
 use crate::clock::Clock;
 use crate::config::ResolvedConfig;
-use crate::error::{CredentialError, ErrorCategory};
+use crate::error::CredentialError;
 use crate::jwt::{self, DecodedJwt};
+use crate::problem::ProblemId;
 use crate::shell::shell_quote;
 use std::sync::Arc;
-
-const DOCS: &str = "docs/aws-outbound.md";
 
 /// What the `aws-sts` check produced.
 pub(super) struct Sts {
@@ -22,23 +22,6 @@ pub(super) struct Sts {
     pub source: Option<Arc<AwsWebIdentitySource>>,
     /// The JWT and its decoded form, when STS issued a usable one.
     pub jwt: Option<(String, DecodedJwt)>,
-}
-
-fn fallback_fix(e: &CredentialError) -> &'static str {
-    match e.category() {
-        ErrorCategory::NotConfigured => {
-            "Run where AWS credentials and a region can be found: set AWS_REGION (e.g. us-east-1), and give the workload an IAM role \
-             (EKS Pod Identity, IRSA, ECS task role, EC2 instance profile) or set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY."
-        }
-        ErrorCategory::Transport | ErrorCategory::Timeout => {
-            "Allow egress to the regional STS endpoint (sts.<region>.amazonaws.com, port 443), or set AWS_ENDPOINT_URL_STS to an STS VPC endpoint; \
-             behind a proxy set HTTPS_PROXY."
-        }
-        ErrorCategory::InvalidConfiguration => {
-            "Correct the AWS option or environment variable named above."
-        }
-        _ => "See the error above.",
-    }
 }
 
 fn failure(e: &CredentialError) -> Check {
@@ -63,17 +46,8 @@ fn failure(e: &CredentialError) -> Check {
         }
         None => c = c.detail("error", what.to_string()),
     }
-    let mut c = c.fix(e.fix().unwrap_or_else(|| fallback_fix(e)));
-    let anchor = e.docs_anchor().unwrap_or(match e.category() {
-        ErrorCategory::InvalidConfiguration => "limits",
-        ErrorCategory::NotConfigured => "aws-credentials",
-        _ => "troubleshooting",
-    });
-    c.docs = Some(format!("{DOCS}#{anchor}"));
-    // The same id and URL as the credential's error (set where the error is built).
-    c.problem_id = e.problem_id().map(str::to_owned);
-    c.url = e.documentation_url().map(str::to_owned);
-    c
+    // The credential's own problem, fix and URL.
+    c.error(e)
 }
 
 /// Validate the options, ask STS for a JWT, and report what Entra will see.
@@ -116,9 +90,8 @@ pub(super) async fn check_sts(
                     Status::Fail,
                     format!("AWS STS answered something that is not a JWT: {shape}"),
                 )
-                .fix(
-                    "Check that the STS endpoint (AWS_ENDPOINT_URL_STS, endpoint_url) is AWS STS.",
-                ),
+                .fix(STS_ANSWER_FIX)
+                .problem(ProblemId::AwsSts),
             );
             return Sts {
                 source: Some(source),
@@ -153,9 +126,7 @@ pub(super) async fn check_sts(
         );
     let mut fatal = Vec::new();
     let mut notes = Vec::new();
-    if let Some(problem) = alg_problem(h.alg.as_deref(), crate::entra::catalogue::AWS_RS256_FIX) {
-        fatal.push(problem);
-    }
+    let alg = alg_problem(h.alg.as_deref());
     if probe.issuer.is_empty() || probe.subject.is_empty() || probe.audiences.is_empty() {
         fatal.push("The token lacks iss, sub or aud; Entra needs all three. Check that the STS endpoint is AWS STS.".into());
     }
@@ -175,13 +146,22 @@ pub(super) async fn check_sts(
         );
     }
     let ok = fatal.is_empty();
-    if !fatal.is_empty() {
+    if let (Some(alg), true) = (&alg, ok) {
+        // AADSTS5002738, caught here: the catalogue's problem and fix (the AWS one).
+        check.status = Status::Fail;
+        check.summary = alg.clone();
+        if !notes.is_empty() {
+            check = check.detail("remarks", notes.join("\n"));
+        }
+        check = check
+            .fix(crate::entra::catalogue::AWS_RS256_FIX)
+            .problem(ProblemId::Aadsts(5002738));
+    } else if !ok {
         check.status = Status::Fail;
         check.summary = "the STS token cannot be a valid Entra assertion".into();
+        fatal.extend(alg);
         fatal.extend(notes);
-        check = check.fix(fatal.join("\n"));
-        check.docs = Some(format!("{DOCS}#troubleshooting"));
-        check.url = Some(crate::error::aws_outbound_url("troubleshooting"));
+        check = check.fix(fatal.join("\n")).problem(ProblemId::AwsSts);
     } else if !notes.is_empty() {
         check.status = Status::Warn;
         check = check.fix(notes.join("\n"));

@@ -1,14 +1,13 @@
 //! Checks 3 to 5, `jwt`, `audience` and `expiry`: the assertion's header and claims.
 
-use super::{
-    Check, CheckId, Doctor, Inputs, Status, fmt_duration, fmt_time, opt, opt_time, with_source,
-};
-use crate::assertion::token_file::{AudienceVerdict, CLOCK_SKEW};
-use crate::config::{
-    self, AZURE_AUTHORITY_HOST, AZURE_FEDERATED_TOKEN_AUDIENCE, AZURE_FEDERATED_TOKEN_FILE,
+use super::{Check, CheckId, Doctor, Inputs, Status, fmt_duration, fmt_time, opt, opt_time};
+use crate::assertion::token_file::{
+    AudienceVerdict, CLOCK_FIX, CLOCK_SKEW, NOT_ROTATING_FIX, audience_fix, decode_token,
+    dedicated_token_fix,
 };
 use crate::entra::catalogue;
-use crate::jwt::{self, DecodedJwt};
+use crate::jwt::DecodedJwt;
+use crate::problem::ProblemId;
 use time::Duration;
 
 /// The kubelet replaces a projected token at 80 % of its lifetime, or after 24 h.
@@ -21,40 +20,33 @@ const ROTATION_GRACE: Duration = Duration::minutes(2);
 pub(super) const ENTRA_ALGORITHMS: [&str; 3] = ["RS256", "RS384", "RS512"];
 /// The longest lifetime (`exp - iat`) Entra accepts on an external token: 86400 s. A longer one
 /// fails with AADSTS70023.
-pub(super) const MAX_ASSERTION_LIFETIME: Duration = Duration::seconds(86_400);
+pub(super) const MAX_ASSERTION_LIFETIME: Duration =
+    Duration::seconds(catalogue::MAX_EXTERNAL_TOKEN_LIFETIME_S);
 
-/// What is wrong when Entra would refuse a token signed with `alg` (AADSTS5002738); `fix` says
-/// how to get an RSA signature where the token comes from.
-pub(super) fn alg_problem(alg: Option<&str>, fix: &str) -> Option<String> {
+/// What is wrong when Entra would refuse a token signed with `alg` (AADSTS5002738; the fix is
+/// the catalogue's, by where the token comes from).
+pub(super) fn alg_problem(alg: Option<&str>) -> Option<String> {
     match alg {
         Some(a) if ENTRA_ALGORITHMS.contains(&a) => None,
         other => Some(format!(
-            "The token is signed with {}, but Entra accepts only RS256, RS384 or RS512 (else AADSTS5002738). Fix: {fix}",
+            "the token is signed with {}, but Entra accepts only RS256, RS384 or RS512 (else AADSTS5002738)",
             opt(other)
         )),
     }
 }
 
-/// What is wrong when the token lives longer than Entra accepts (AADSTS70023), with the fix.
-pub(super) fn lifetime_problem(lifetime: Duration) -> Option<String> {
-    (lifetime > MAX_ASSERTION_LIFETIME).then(|| {
-        format!(
-            "The token's lifetime (exp - iat) is {} s, over the {} s Entra accepts for an external token (else AADSTS70023). Fix: {}",
-            lifetime.whole_seconds(),
-            MAX_ASSERTION_LIFETIME.whole_seconds(),
-            catalogue::LIFETIME_FIX
-        )
-    })
-}
-
 pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
-    let decoded = match jwt::decode(token) {
+    let decoded = match decode_token(token) {
         Ok(j) => j,
-        Err(shape) => {
+        Err(problem) => {
             d.push(
-                Check::new(CheckId::Jwt, Status::Fail, format!("the token file does not hold a service-account token: {shape}"))
-                    .fix("Point the token file at the JWT written by the kubelet for a serviceAccountToken projection.")
-                    .docs("token-file-not-a-jwt"),
+                Check::new(
+                    CheckId::Jwt,
+                    Status::Fail,
+                    format!("the token file {}", problem.what),
+                )
+                .fix(problem.fix)
+                .problem(problem.problem),
             );
             return None;
         }
@@ -78,10 +70,7 @@ pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
     let mut problems = Vec::new();
     let mut fatal = false;
     // Entra refuses it, but the credential sends it: the issuer checks and the exchange still run.
-    let alg = alg_problem(h.alg.as_deref(), catalogue::RSA_SIGNING_KEY_FIX);
-    if let Some(p) = &alg {
-        problems.push(p.clone());
-    }
+    let alg = alg_problem(h.alg.as_deref());
     if c.iss.is_none() || c.sub.is_none() || c.aud.is_empty() || c.exp.is_none() {
         fatal = true;
         problems.push("The token lacks iss, sub, aud or exp; Entra needs all four. Use a projected serviceAccountToken.".into());
@@ -102,18 +91,29 @@ pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
         problems
             .push("No kid in the header: Entra cannot pick the key from the issuer's JWKS.".into());
     }
-    if !problems.is_empty() {
-        let refused = fatal || alg.is_some();
-        check.status = if refused { Status::Fail } else { Status::Warn };
-        check.summary = if refused {
-            "the JWT cannot be a valid Entra assertion".into()
-        } else {
-            "a JWT, with remarks".into()
-        };
-        check = check.fix(problems.join("\n"));
-        if alg.is_some() && !fatal {
-            check = check.docs("aadsts5002738");
+    match (alg, fatal) {
+        // AADSTS5002738, caught here: the catalogue's problem and fix; other remarks as details.
+        (Some(alg), false) => {
+            check.status = Status::Fail;
+            check.summary = alg;
+            if !problems.is_empty() {
+                check = check.detail("remarks", problems.join("\n"));
+            }
+            check = check
+                .fix(catalogue::RSA_SIGNING_KEY_FIX)
+                .problem(ProblemId::Aadsts(5002738));
         }
+        (alg, _) if alg.is_some() || !problems.is_empty() => {
+            check.status = if fatal { Status::Fail } else { Status::Warn };
+            check.summary = if fatal {
+                "the JWT cannot be a valid Entra assertion".into()
+            } else {
+                "a JWT, with remarks".into()
+            };
+            problems.extend(alg);
+            check = check.fix(problems.join("\n"));
+        }
+        _ => {}
     }
     d.push(check);
     (!fatal).then_some(decoded)
@@ -129,9 +129,7 @@ pub(super) fn check_audience(d: &mut Doctor, jwt: &DecodedJwt, inputs: &Inputs) 
             .detail("token aud", c.audiences_display())
             .detail("expected", expected.clone())
     };
-    let dedicated = format!(
-        "Mount a dedicated projected token for Entra (serviceAccountToken: {{audience: {expected}, expirationSeconds: 3600, path: azure-identity-token}}) and point {AZURE_FEDERATED_TOKEN_FILE} at it; keep this token for what it is for."
-    );
+    let dedicated = dedicated_token_fix(expected);
     let (status, summary) = match AudienceVerdict::of(
         c,
         expected,
@@ -151,8 +149,8 @@ pub(super) fn check_audience(d: &mut Doctor, jwt: &DecodedJwt, inputs: &Inputs) 
                         foreign.describe()
                     ),
                 )
-                .fix(dedicated)
-                .docs("foreign-audience"),
+                .fix(dedicated.clone())
+                .problem(ProblemId::ForeignAudience),
             );
             return true;
         }
@@ -166,8 +164,8 @@ pub(super) fn check_audience(d: &mut Doctor, jwt: &DecodedJwt, inputs: &Inputs) 
                         foreign.describe()
                     ),
                 )
-                .fix(dedicated)
-                .docs("foreign-audience"),
+                .fix(dedicated.clone())
+                .problem(ProblemId::ForeignAudience),
             );
             return false;
         }
@@ -187,39 +185,14 @@ pub(super) fn check_audience(d: &mut Doctor, jwt: &DecodedJwt, inputs: &Inputs) 
             ),
         ),
     };
-    let mut fix = format!(
-        "Set the projected volume's serviceAccountToken.audience to {expected}; or, if the federated credential deliberately uses {}, set {AZURE_FEDERATED_TOKEN_AUDIENCE}={} (or expected_audience).",
-        c.aud
-            .first()
-            .map(String::as_str)
-            .unwrap_or("another audience"),
-        c.aud.first().map(String::as_str).unwrap_or("<audience>")
+    // The credential's fix for the same token, authority and expected audience.
+    let authority = inputs.config.as_ref().map(|cfg| &cfg.authority_host.value);
+    let fix = audience_fix(c, expected, authority);
+    d.push(
+        base(status, summary)
+            .fix(fix)
+            .problem(ProblemId::AudienceMismatch),
     );
-    // A cloud mismatch: the token is for one cloud's exchange audience, the authority another's.
-    let clouds = [
-        (config::AUDIENCE_PUBLIC, "https://login.microsoftonline.com"),
-        (config::AUDIENCE_US_GOV, "https://login.microsoftonline.us"),
-        (config::AUDIENCE_CHINA, "https://login.chinacloudapi.cn"),
-    ];
-    if let Some((aud, host)) = clouds.iter().find(|(a, _)| c.aud.iter().any(|x| x == a))
-        && clouds.iter().any(|(a, _)| a == expected)
-    {
-        let authority = inputs
-            .config
-            .as_ref()
-            .map(|cfg| {
-                with_source(
-                    &cfg.authority_host.value.as_str().trim_end_matches('/'),
-                    &cfg.authority_host.source,
-                )
-            })
-            .unwrap_or_else(|| "(unknown)".into());
-        fix = format!(
-            "The token's audience {aud} is the exchange audience of the cloud at {host}, but the authority is {authority}, which expects {expected}. \
-             If the identity lives in that cloud, set {AZURE_AUTHORITY_HOST}={host}; otherwise set the projected volume's audience to {expected}."
-        );
-    }
-    d.push(base(status, summary).fix(fix).docs("audience-mismatch"));
     status != Status::Fail
 }
 
@@ -253,11 +226,10 @@ pub(super) fn check_expiry(d: &mut Doctor, jwt: &DecodedJwt) -> bool {
             .detail("lifetime", fmt_duration(lifetime))
             .detail("kubelet replaces it by", fmt_time(deadline));
     }
-    let not_rotating = "The kubelet is not rotating this file: make sure it is a projected serviceAccountToken volume (not a copied Secret or a file baked into the image), that the kubelet on the node is healthy (`kubectl describe pod`, kubelet logs), and that nothing reads the token once and keeps it.";
     if exp + CLOCK_SKEW < now {
         check.status = Status::Fail;
         check.summary = format!("the token expired {} ago", fmt_duration(now - exp));
-        d.push(check.fix(not_rotating).docs("token-expired"));
+        d.push(check.fix(NOT_ROTATING_FIX).problem(ProblemId::TokenExpired));
         return false;
     }
     if let Some(nbf) = c.not_before()
@@ -269,19 +241,24 @@ pub(super) fn check_expiry(d: &mut Doctor, jwt: &DecodedJwt) -> bool {
             fmt_time(nbf),
             fmt_duration(nbf - now)
         );
-        d.push(check.fix("This machine's clock (or the API server's) is wrong; check NTP (chrony) on the node.").docs("token-not-yet-valid"));
+        d.push(check.fix(CLOCK_FIX).problem(ProblemId::TokenNotYetValid));
         return false;
     }
     if let Some((_, lifetime, _)) = rotate_by
-        && let Some(problem) = lifetime_problem(lifetime)
+        && lifetime > MAX_ASSERTION_LIFETIME
     {
-        // Entra refuses it, but the credential sends it: the exchange still runs.
+        // Entra refuses it (AADSTS70023), but the credential sends it: the exchange still runs.
         check.status = Status::Fail;
         check.summary = format!(
-            "valid, but its lifetime {} is over Entra's limit of 24 h",
-            fmt_duration(lifetime)
+            "valid, but its lifetime (exp - iat) of {} s is over the {} s Entra accepts for an external token (else AADSTS70023)",
+            lifetime.whole_seconds(),
+            MAX_ASSERTION_LIFETIME.whole_seconds()
         );
-        d.push(check.fix(problem).docs("aadsts70023"));
+        d.push(
+            check
+                .fix(catalogue::LIFETIME_FIX)
+                .problem(ProblemId::Aadsts(70023)),
+        );
         return true;
     }
     if let Some((_, _, deadline)) = rotate_by
@@ -292,7 +269,7 @@ pub(super) fn check_expiry(d: &mut Doctor, jwt: &DecodedJwt) -> bool {
             "valid, but {} past the time the kubelet should have replaced it",
             fmt_duration(now - deadline)
         );
-        d.push(check.fix(not_rotating).docs("token-expired"));
+        d.push(check.fix(NOT_ROTATING_FIX).problem(ProblemId::TokenExpired));
         return true;
     }
     check.summary = format!("valid for another {}", fmt_duration(exp - now));

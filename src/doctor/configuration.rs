@@ -4,9 +4,10 @@ use super::{Check, CheckId, Doctor, Inputs, Status, with_source};
 use crate::assertion::foreign::denied_paths;
 use crate::config::{
     self, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_AUDIENCE, AZURE_FEDERATED_TOKEN_FILE,
-    AZURE_TENANT_ID, ConfigInputs, Sourced, ValueSource, WEBHOOK_TOKEN_PATH_PRE_1_6,
+    AZURE_TENANT_ID, ConfigInputs, Sourced, ValueSource,
 };
 use crate::credential::WorkloadIdentityCredentialOptions;
+use crate::entra::catalogue::{CLIENT_ID_COMMANDS, TENANT_ID_COMMAND};
 use azure_core::http::Url;
 use std::path::PathBuf;
 
@@ -99,13 +100,13 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
             let mut warnings = Vec::new();
             if !is_guid(&c.client_id.value) {
                 warnings.push(format!(
-                    "The client id {:?} (from {}) is not a GUID. Use the application's or user-assigned managed identity's client id (appId), e.g. `az identity show -n <identity> -g <group> --query clientId -o tsv`.",
+                    "The client id {:?} (from {}) is not a GUID. Use the application's or user-assigned managed identity's client id (appId), printed by {CLIENT_ID_COMMANDS}.",
                     c.client_id.value, c.client_id.source
                 ));
             }
             if !is_guid(&c.tenant_id.value) && !c.tenant_id.value.contains('.') {
                 warnings.push(format!(
-                    "The tenant id {:?} (from {}) is neither a GUID nor a domain name; use the directory id from `az account show --query tenantId -o tsv`.",
+                    "The tenant id {:?} (from {}) is neither a GUID nor a domain name; use the directory id printed by `{TENANT_ID_COMMAND}`.",
                     c.tenant_id.value, c.tenant_id.source
                 ));
             }
@@ -127,41 +128,20 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
             }
         }
         Err(e) => {
-            let anchor = if e.is_not_configured() {
-                "not-configured"
-            } else {
-                "invalid-configuration"
-            };
-            let mut check = Check::new(
-                CheckId::Configuration,
-                Status::Fail,
-                e.message().to_string(),
-            )
-            .docs(anchor);
-            // The same lines as when the configuration resolves, each value with its source (or
-            // the default that applies), and for each missing one how to set it.
-            let mut missing = Vec::new();
+            // The credential's own problem, fix and URL; the details add every value with its
+            // source (or the default that applies).
+            let mut check =
+                Check::new(CheckId::Configuration, Status::Fail, e.facts().to_string()).error(&e);
             let client = config::pick(o.client_id.as_deref(), &o.env, AZURE_CLIENT_ID);
             check = check.detail(
                 "client id",
                 sourced_or_missing(client.as_ref(), AZURE_CLIENT_ID),
             );
-            if client.is_none() {
-                missing.push(format!(
-                    "{AZURE_CLIENT_ID}=<client id> (or --client-id): `az identity show -n <identity> -g <group> --query clientId -o tsv` \
-                     (user-assigned managed identity) or `az ad app list --display-name <name> --query [].appId -o tsv` (app registration)"
-                ));
-            }
             let tenant = config::pick(o.tenant_id.as_deref(), &o.env, AZURE_TENANT_ID);
             check = check.detail(
                 "tenant id",
                 sourced_or_missing(tenant.as_ref(), AZURE_TENANT_ID),
             );
-            if tenant.is_none() {
-                missing.push(format!(
-                    "{AZURE_TENANT_ID}=<tenant id> (or --tenant-id): `az account show --query tenantId -o tsv`"
-                ));
-            }
             // Best effort, so the token can still be examined.
             let token_file = if aws {
                 check = check.detail("assertion", AWS_ASSERTION);
@@ -174,15 +154,9 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
                 );
                 let shown = match &t {
                     Some(t) => with_source(&t.value.display(), &t.source),
-                    None => {
-                        missing.push(format!(
-                            "{AZURE_FEDERATED_TOKEN_FILE}=<path> (or --token-file): the file of the pod's projected serviceAccountToken volume \
-                             (audience api://AzureADTokenExchange), e.g. {WEBHOOK_TOKEN_PATH_PRE_1_6}; `azure-identity-k8s setup` prints the volume and the variable"
-                        ));
-                        format!(
-                            "not set (option or env {AZURE_FEDERATED_TOKEN_FILE}, or a webhook path)"
-                        )
-                    }
+                    None => format!(
+                        "not set (option or env {AZURE_FEDERATED_TOKEN_FILE}, or a webhook path)"
+                    ),
                 };
                 check = check.detail("token file", shown);
                 t
@@ -220,19 +194,6 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
                 "expected audience",
                 with_source(&shown(&audience.value), &audience.source),
             );
-            let fix = if e.is_not_configured() && !missing.is_empty() {
-                let how = if aws {
-                    "With AWS outbound federation no token file is needed."
-                } else {
-                    "In the pod spec (`azure-identity-k8s setup` prints a Deployment with them), or with the Azure Workload Identity webhook: \
-                     label the pod azure.workload.identity/use: \"true\" and annotate its ServiceAccount with azure.workload.identity/client-id."
-                };
-                format!("Set the missing values:\n  {}\n{how}", missing.join("\n  "))
-            } else {
-                "Correct the value named above at its source (option or environment variable)."
-                    .to_string()
-            };
-            check = check.fix(fix);
             d.push(check);
             let expected_audience = audience.value;
             Inputs {

@@ -1,7 +1,7 @@
 //! Checks 10 and 11, `scope` and `exchange`: a real token request through the credential, and
 //! the federated identity credential that would match the token.
 
-use super::{Check, CheckId, Doctor, MatchingFederatedCredential, Status, fmt_time, with_source};
+use super::{Check, CheckId, Doctor, MatchingFederatedCredential, Status, fmt_time};
 use crate::config::ResolvedConfig;
 use crate::credential::{WorkloadIdentityCredential, validate_scopes};
 use crate::error::{CredentialError, ErrorCategory};
@@ -22,16 +22,13 @@ pub(super) fn check_scope(d: &mut Doctor, scope: &str) -> bool {
             )) == Status::Ok
         }
         Err(e) => {
-            let fix = match suggested_scope(scope) {
-                Some(s) => format!("Request {s} (pass --scope {}).", shell_quote(&s)),
-                None => "Request exactly one scope of the form <resource>/.default, e.g. --scope https://storage.azure.com/.default.".to_string(),
-            };
-            d.push(
-                Check::new(CheckId::Scope, Status::Fail, e.message().to_string())
-                    .detail("scope", scope.to_string())
-                    .fix(fix)
-                    .docs("invalid-scope"),
-            );
+            // The credential's own problem, fix and URL; the command to rerun with as a detail.
+            let mut check = Check::new(CheckId::Scope, Status::Fail, e.facts().to_string())
+                .detail("scope", scope.to_string());
+            if let Some(s) = suggested_scope(scope) {
+                check = check.detail("rerun with", format!("--scope {}", shell_quote(&s)));
+            }
+            d.push(check.error(&e));
             false
         }
     }
@@ -106,11 +103,7 @@ pub(super) async fn check(
     let credential = match credential {
         Ok(c) => c,
         Err(e) => {
-            d.push(
-                base(Status::Fail, e.message().to_string())
-                    .fix("Fix the configuration (see `configuration`).")
-                    .docs("invalid-configuration"),
-            );
+            d.push(base(Status::Fail, e.facts().to_string()).error(&e));
             return;
         }
     };
@@ -161,41 +154,6 @@ pub(super) async fn check(
                 }
                 _ => "the credential failed".into(),
             };
-            let authority = with_source(
-                &config.authority_host.value.as_str().trim_end_matches('/'),
-                &config.authority_host.source,
-            );
-            // Entra's errors: the credential's own catalogue entry (fix, id, URL), as its error
-            // carries it; doctor adds the federated-credential command where it has the token.
-            let (fix, anchor) = match (err.category(), err.fix(), err.troubleshooting_anchor()) {
-                (ErrorCategory::Entra, Some(fix), Some(anchor)) => match codes.first() {
-                    Some(70021 | 700211 | 700212 | 700213 | 7002137 | 7002138) => {
-                        (format!("{fix}\n{fic_fix}"), anchor.to_owned())
-                    }
-                    _ => (fix.to_owned(), anchor.to_owned()),
-                },
-                _ => match err.category() {
-                    ErrorCategory::Transport | ErrorCategory::Timeout => (
-                        format!(
-                            "Check the authority {authority}: it must be the Entra endpoint of the tenant's cloud (https://login.microsoftonline.com, \
-                         https://login.microsoftonline.us, https://login.chinacloudapi.cn). Allow egress to it on port 443 (security groups, network \
-                         policies, proxy: HTTPS_PROXY/NO_PROXY); for a TLS-inspecting proxy, trust its CA with SSL_CERT_FILE."
-                        ),
-                        if err.category() == ErrorCategory::Timeout {
-                            "timeout".into()
-                        } else {
-                            "transport".into()
-                        },
-                    ),
-                    ErrorCategory::InvalidResponse => (
-                        format!(
-                            "Check that the authority {authority} is Entra ID and that no proxy answers in its place."
-                        ),
-                        "invalid-response".into(),
-                    ),
-                    _ => ("See the message above.".into(), "entra-errors".into()),
-                },
-            };
             let mut c = base(Status::Fail, summary).detail("took", elapsed);
             if let Some(s) = err.http_status() {
                 c = c.detail("http status", u16::from(s).to_string());
@@ -210,9 +168,16 @@ pub(super) async fn check(
                 }
                 _ => c = c.detail("error", err.message().to_string()),
             }
+            // The 70021 family: the federated credential that would match, and the commands
+            // that create it (doctor has the token; the fix is the credential's).
+            if matches!(
+                codes.first(),
+                Some(70021 | 700211 | 700212 | 700213 | 7002137 | 7002138)
+            ) {
+                c = c.detail("matching credential", fic_fix);
+            }
             c.aadsts = codes;
-            c.problem_id = err.problem_id().map(str::to_owned);
-            d.push(c.fix(fix).docs(&anchor));
+            d.push(c.error(&err));
         }
     }
 }

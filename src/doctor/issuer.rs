@@ -5,6 +5,7 @@ use super::claims::ENTRA_ALGORITHMS;
 use super::oidc::{self, FetchError, Fetcher, Jwk};
 use super::{Check, CheckId, Doctor, Status, opt};
 use crate::jwt::DecodedJwt;
+use crate::problem::ProblemId;
 use azure_core::http::Url;
 
 /// Issuer hosts that can only be resolved inside a cluster or a private network.
@@ -81,11 +82,19 @@ pub(super) async fn check(
         check.status = Status::Fail;
         check.summary = "Entra cannot use this issuer".into();
         fatal.extend(notes);
-        d.push(check.fix(fatal.join("\n")).docs("aadsts90061"));
+        d.push(
+            check
+                .fix(fatal.join("\n"))
+                .problem(ProblemId::Aadsts(90061)),
+        );
     } else if !notes.is_empty() {
         check.status = Status::Warn;
         check.summary = "an HTTPS issuer with a trailing slash".into();
-        d.push(check.fix(notes.join("\n")).docs("aadsts700211"));
+        d.push(
+            check
+                .fix(notes.join("\n"))
+                .problem(ProblemId::Aadsts(700211)),
+        );
     } else {
         check.summary = "an HTTPS issuer".into();
         d.push(check);
@@ -136,7 +145,7 @@ pub(super) async fn check(
                 )
                 .detail("url", disco_url.to_string())
                 .fix(publish_fix(what))
-                .docs("aadsts90061"),
+                .problem(ProblemId::Aadsts(90061)),
             );
             d.skip(CheckId::Jwks, "no discovery document");
             d.skip(CheckId::Signature, "no discovery document");
@@ -189,7 +198,9 @@ pub(super) async fn check(
         if check.status == Status::Ok {
             check.status = Status::Warn;
         }
-        check = check.fix(problems.join("\n")).docs("aadsts90061");
+        check = check
+            .fix(problems.join("\n"))
+            .problem(ProblemId::Aadsts(90061));
     }
     d.push(check);
     let Some(jwks_url) = jwks_url else {
@@ -206,7 +217,7 @@ pub(super) async fn check(
                 Check::new(CheckId::Jwks, Status::Fail, format!("GET {jwks_url}: {e}"))
                     .detail("url", jwks_url.to_string())
                     .fix(publish_fix("The JWKS could not be fetched."))
-                    .docs("aadsts90061"),
+                    .problem(ProblemId::Aadsts(90061)),
             );
             d.skip(CheckId::Signature, "no JWKS");
             return;
@@ -250,7 +261,7 @@ pub(super) async fn check(
                 "Publish the current service-account signing key in the JWKS (`kubectl get --raw /openid/v1/jwks` prints the keys the API server uses; copy that document to the jwks_uri). \
                  After a signing-key rotation, publish the new key before the API server signs with it, and keep the old one until its tokens have expired.",
             )
-            .docs("aadsts700027"),
+            .problem(ProblemId::Aadsts(700027)),
         );
         d.skip(CheckId::Signature, "the signing key is not published");
         return;
@@ -296,7 +307,7 @@ pub(super) async fn check(
                         "The key published under this kid is not the key that signed the token: the JWKS is stale or was copied from another cluster. \
                          Republish the JWKS from the API server (`kubectl get --raw /openid/v1/jwks`).",
                     )
-                    .docs("aadsts700027"),
+                    .problem(ProblemId::Aadsts(700027)),
             );
         }
     }

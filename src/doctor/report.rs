@@ -1,5 +1,7 @@
 //! The doctor's result: an ordered checklist, as data (JSON through serde) and as text.
 
+use crate::error::CredentialError;
+use crate::problem::ProblemId;
 use serde::ser::SerializeMap as _;
 use serde::{Serialize, Serializer};
 use std::fmt;
@@ -100,19 +102,16 @@ pub struct Check {
     /// What was looked at, in order (label, value). Never contains a token.
     #[serde(serialize_with = "ordered_map")]
     pub details: Vec<(String, String)>,
-    /// For a warning or failure: exactly what to change.
+    /// For a warning or failure: exactly what to change. For a problem the credential reports
+    /// too, the same as [`CredentialError::fix`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
-    /// The troubleshooting page section about this outcome (`docs/troubleshooting.md#...`).
+    /// The problem's entry in the catalogue: the same as [`CredentialError::problem_id`] for the
+    /// same fault (in JSON its string form, e.g. `"token-expired"` or `"aadsts70021"`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub docs: Option<String>,
-    /// The problem's stable identifier: the same as
-    /// [`CredentialError::problem_id`](crate::CredentialError::problem_id) for the same fault
-    /// (the troubleshooting anchor, or `aadsts<code>`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub problem_id: Option<String>,
-    /// The absolute, versioned URL of the `docs` section: the same as
-    /// [`CredentialError::documentation_url`](crate::CredentialError::documentation_url).
+    pub problem_id: Option<ProblemId>,
+    /// The absolute, versioned URL of the problem's documentation section
+    /// ([`ProblemId::documentation_url`]): the same as [`CredentialError::documentation_url`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// The AADSTS codes Entra answered with (exchange only).
@@ -136,7 +135,6 @@ impl Check {
             summary: summary.into(),
             details: Vec::new(),
             fix: None,
-            docs: None,
             problem_id: None,
             url: None,
             aadsts: Vec::new(),
@@ -153,12 +151,18 @@ impl Check {
         self
     }
 
-    pub(crate) fn docs(mut self, anchor: &str) -> Self {
-        self.docs = Some(format!("docs/troubleshooting.md#{anchor}"));
-        self.url = Some(crate::error::troubleshooting_url(anchor));
-        if self.problem_id.is_none() {
-            self.problem_id = Some(anchor.to_owned());
-        }
+    /// The catalogue entry of this outcome, and its URL.
+    pub(crate) fn problem(mut self, problem: ProblemId) -> Self {
+        self.problem_id = Some(problem);
+        self.url = Some(problem.documentation_url());
+        self
+    }
+
+    /// The credential's own problem for this outcome: its catalogue entry, URL and fix.
+    pub(crate) fn error(mut self, e: &CredentialError) -> Self {
+        self.problem_id = e.problem_id();
+        self.url = e.documentation_url().map(str::to_owned);
+        self.fix = e.fix().map(str::to_owned);
         self
     }
 }
@@ -238,9 +242,7 @@ impl fmt::Display for Report {
             if let Some(fix) = &c.fix {
                 f.write_str(&indent(fix, "         fix: ", "              "))?;
             }
-            // The absolute URL (read in logs, far from the repository); the repository path
-            // only where no URL was recorded.
-            if let Some(see) = c.url.as_ref().or(c.docs.as_ref())
+            if let Some(see) = &c.url
                 && c.status != Status::Ok
             {
                 writeln!(f, "         see: {see}")?;

@@ -4,9 +4,10 @@
 use super::{Check, CheckId, Doctor, Inputs, Status, claims, fmt_duration, fmt_time, with_source};
 use crate::assertion::file_read::read_token_file;
 use crate::assertion::foreign::foreign_path;
-use crate::assertion::token_file::token_text;
-use crate::config::{AZURE_FEDERATED_TOKEN_FILE, Sourced};
+use crate::assertion::token_file::{dedicated_token_fix, token_text};
+use crate::config::Sourced;
 use crate::jwt::DecodedJwt;
+use crate::problem::ProblemId;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
@@ -106,11 +107,8 @@ fn check_token_file(d: &mut Doctor, path: &Sourced<PathBuf>, inputs: &Inputs) ->
         if !inputs.allow_foreign_audience {
             d.push(
                 base(Status::Fail, format!("refused: {summary}"))
-                    .fix(format!(
-                        "Mount a dedicated projected token for Entra (serviceAccountToken: {{audience: {}, expirationSeconds: 3600, path: azure-identity-token}}) and point {AZURE_FEDERATED_TOKEN_FILE} at it.",
-                        inputs.expected_audience
-                    ))
-                    .docs("foreign-audience"),
+                    .fix(dedicated_token_fix(&inputs.expected_audience))
+                    .problem(ProblemId::ForeignAudience),
             );
             return None;
         }
@@ -121,7 +119,7 @@ fn check_token_file(d: &mut Doctor, path: &Sourced<PathBuf>, inputs: &Inputs) ->
             d.push(
                 base(Status::Fail, format!("{shown} {}", problem.what))
                     .fix(problem.fix)
-                    .docs(problem.anchor),
+                    .problem(problem.problem),
             );
             return None;
         }
@@ -141,7 +139,7 @@ fn check_token_file(d: &mut Doctor, path: &Sourced<PathBuf>, inputs: &Inputs) ->
         Err(problem) => {
             check.status = Status::Fail;
             check.summary = format!("{shown} {}", problem.what);
-            d.push(check.fix(problem.fix).docs(problem.anchor));
+            d.push(check.fix(problem.fix).problem(problem.problem));
             return None;
         }
     };

@@ -1,7 +1,8 @@
 //! The catalogue of Entra's errors: for each AADSTS code with a section of its own in
 //! docs/troubleshooting.md, the facts (from the token, the configuration and the answer) and the
-//! fix, as a command or value. The problem id is `aadsts<code>`; the documentation URL is
-//! [`crate::error::troubleshooting_url`] of [`anchor_for`].
+//! fix, as a command or value. The problem is [`ProblemId::Aadsts`](crate::ProblemId::Aadsts);
+//! the fixes of the exchange's other failures (transport, an answer that is not Entra's) are here
+//! too.
 
 use super::ErrorContext;
 use crate::assertion::ForeignAudience;
@@ -54,20 +55,21 @@ pub(crate) fn other_cloud(
         .map(|(aud, host)| (*host, *aud))
 }
 
-/// AADSTS codes with their own entry in docs/troubleshooting.md.
-pub(crate) const DOCUMENTED_CODES: &[u32] = &[
-    70021, 700211, 700212, 700213, 7002137, 7002138, 700024, 90061, 700027, 50027, 900384, 700016,
-    90002, 90023, 1002012, 70011, 50196, 7000272, 70023, 5002738,
-];
+/// The authority hosts of the three clouds, for a fix.
+const AUTHORITY_HOSTS: &str = "https://login.microsoftonline.com, https://login.microsoftonline.us or https://login.chinacloudapi.cn";
 
-/// The troubleshooting anchor for an AADSTS code.
-pub(crate) fn anchor_for(code: u32) -> String {
-    if DOCUMENTED_CODES.contains(&code) {
-        format!("aadsts{code}")
-    } else {
-        "entra-errors".to_string()
-    }
+/// The fix of a token request that did not complete (`transport`) to the authority `authority`.
+pub(crate) fn transport_fix(authority: &Url) -> String {
+    format!(
+        "check the authority {}: it must be the Entra endpoint of the tenant's cloud ({AUTHORITY_HOSTS}; {AZURE_AUTHORITY_HOST}). \
+         Allow egress to it on port 443 (security groups, network policies, DNS; a proxy through HTTPS_PROXY/NO_PROXY); \
+         behind a TLS-inspecting proxy or a private CA, point SSL_CERT_FILE at its CA bundle.",
+        authority.origin().ascii_serialization()
+    )
 }
+
+/// The fix of an answer that is not Entra's (`invalid-response`).
+pub(crate) const INVALID_RESPONSE_FIX: &str = "check that AZURE_AUTHORITY_HOST (or the cloud option) names Entra ID (https://login.microsoftonline.com, https://login.microsoftonline.us or https://login.chinacloudapi.cn) and that no proxy or gateway answers in its place; a 5xx or 429 is transient and retried.";
 
 /// One catalogue entry, filled in with this request's values.
 pub(crate) struct Problem {
@@ -258,11 +260,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 "The scope {:?} was rejected. The client-credentials flow takes exactly one resource with the /.default suffix.",
                 ctx.scope
             ),
-            crate::scope::suggested_scope(ctx.scope)
-                .map(|s| format!("request {s}."))
-                .unwrap_or_else(|| {
-                    "request <resource>/.default, e.g. https://storage.azure.com/.default.".into()
-                }),
+            crate::scope::scope_fix(Some(ctx.scope)),
         ),
         50196 => Problem::new(
             "Entra detected a loop: this client sent too many identical requests.",

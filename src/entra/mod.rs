@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::error::{CredentialError, ErrorCategory};
 use crate::http::{Phase, Progress, SendError, send_capped_in};
 use crate::jwt::Claims;
+use crate::problem::ProblemId;
 use azure_core::http::headers::{self, content_type};
 use azure_core::http::{Context, Method, Pipeline, Request, StatusCode, Url};
 use std::fmt;
@@ -63,10 +64,11 @@ fn transport_error(endpoint: &Url, e: azure_core::Error) -> CredentialError {
     CredentialError::new(
         ErrorCategory::Transport,
         format!(
-            "WorkloadIdentityCredential: the token request to {endpoint} failed before Entra answered: {e}. Check network access to the authority host (egress rules, proxy, DNS) and, for a private CA, SSL_CERT_FILE."
+            "WorkloadIdentityCredential: the token request to {endpoint} failed before Entra answered: {e}."
         ),
     )
-    .with_docs("transport")
+    .with_fix(catalogue::transport_fix(endpoint))
+    .with_problem(ProblemId::Transport)
     .with_source(e)
 }
 
@@ -101,7 +103,8 @@ impl Exchange {
                         u16::from(status),
                     ),
                 )
-                .with_docs("transport")
+                .with_fix(catalogue::transport_fix(&self.endpoint))
+                .with_problem(ProblemId::Transport)
                 .with_source(error),
                 SendError::TooLarge { status } => invalid_response(
                     status,

@@ -1,9 +1,10 @@
 //! Entra's answer: a token, or an error explained with the catalogue.
 
 use super::ErrorContext;
-use super::catalogue::{anchor_for, entra_problem};
+use super::catalogue::{INVALID_RESPONSE_FIX, entra_problem};
 use crate::cache::FetchedToken;
 use crate::error::{CredentialError, ErrorCategory};
+use crate::problem::ProblemId;
 use azure_core::credentials::AccessToken;
 use azure_core::http::StatusCode;
 use azure_core::http::headers;
@@ -62,7 +63,8 @@ pub(super) fn invalid_response(status: StatusCode, what: String) -> CredentialEr
             u16::from(status)
         ),
     )
-    .with_docs("invalid-response")
+    .with_fix(INVALID_RESPONSE_FIX)
+    .with_problem(ProblemId::InvalidResponse)
     .with_status(status)
 }
 
@@ -241,9 +243,6 @@ fn describe_error(
                 (Some(t), Some(c)) => format!("\n  Trace ID: {t}, Correlation ID: {c}"),
                 _ => String::new(),
             };
-            let anchor = primary
-                .map(anchor_for)
-                .unwrap_or_else(|| "entra-errors".into());
             let retry = retry_after
                 .map(|r| format!(" (Retry-After: {r})"))
                 .unwrap_or_default();
@@ -255,13 +254,8 @@ fn describe_error(
                     b.error.as_deref().unwrap_or(""),
                 ),
             )
-            .with_problem_id(
-                primary
-                    .map(|c| format!("aadsts{c}"))
-                    .unwrap_or_else(|| "entra-errors".into()),
-            )
-            .with_docs(&anchor)
-            .with_fix_text(fix)
+            .with_stated_fix(fix)
+            .with_problem(primary.map_or(ProblemId::EntraError, ProblemId::Aadsts))
             .with_status(status)
             .with_aadsts(codes)
             .with_entra_answer(
@@ -292,7 +286,7 @@ fn describe_error(
             } else if code >= 500 {
                 " This is usually transient; the credential retries."
             } else {
-                " Check that the authority host is Entra ID and that no proxy rewrites the request."
+                ""
             };
             CredentialError::new(
                 ErrorCategory::InvalidResponse,
@@ -301,7 +295,8 @@ fn describe_error(
                     ctx.endpoint
                 ),
             )
-            .with_docs("invalid-response")
+            .with_fix(INVALID_RESPONSE_FIX)
+            .with_problem(ProblemId::InvalidResponse)
             .with_status(status)
         }
     }
@@ -328,6 +323,6 @@ pub(super) fn throttled(error: CredentialError, after: Duration) -> CredentialEr
     .with_aadsts(error.aadsts_codes().to_vec())
     .with_transient(true)
     .with_retry_after(Some(after))
-    .with_documentation_url_of(&error)
+    .with_problem_of(&error)
     .with_source(error)
 }

@@ -192,9 +192,10 @@ impl StsClient {
             None => {
                 return Err(CredentialError::new(
                     ErrorCategory::NotConfigured,
-                    "AwsWebIdentitySource: no AWS region found; STS serves GetWebIdentityToken only on regional endpoints. Set AWS_REGION (e.g. us-east-1), the region option, or the region of your AWS profile.",
+                    "AwsWebIdentitySource: no AWS region found; STS serves GetWebIdentityToken only on regional endpoints.",
                 )
-                .with_aws_docs("limits"));
+                .with_fix("set AWS_REGION (e.g. us-east-1), the region option, or the region of your AWS profile.")
+                .with_problem(crate::ProblemId::AwsLimits));
             }
         };
         let endpoint_url = self
@@ -230,7 +231,8 @@ impl StsClient {
                 ErrorCategory::InvalidResponse,
                 format!("AWS STS GetWebIdentityToken (region {region}) answered 200 but {what}."),
             )
-            .with_aws_docs("troubleshooting")
+            .with_fix(super::errors::STS_ANSWER_FIX)
+            .with_problem(crate::ProblemId::AwsSts)
         };
         let jwt = output
             .web_identity_token()

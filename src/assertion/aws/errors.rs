@@ -2,6 +2,7 @@
 //! errors by their code, SDK failures by their type.
 
 use crate::error::{CredentialError, ErrorCategory};
+use crate::problem::ProblemId;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_sts::config::http::HttpResponse;
 use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -60,12 +61,32 @@ impl fmt::Display for AwsStsError {
 
 impl std::error::Error for AwsStsError {}
 
+/// The fix of an option outside what STS accepts (the message names the option and its value).
+pub(crate) const LIMITS_FIX: &str = "use values STS GetWebIdentityToken accepts: duration 60 to 3600 s, signing_algorithm RS256 (Entra ID needs it), \
+     an audience of 1 to 1000 characters equal to the federated identity credential's, a regional AWS_REGION (e.g. us-east-1), https:// endpoint URLs.";
+
+/// The fix of an STS request that did not complete.
+pub(crate) const STS_NETWORK_FIX: &str = "allow egress to the regional STS endpoint (sts.<region>.amazonaws.com, port 443), or set AWS_ENDPOINT_URL_STS to an STS VPC endpoint; \
+     behind a proxy set HTTPS_PROXY.";
+
+/// The fix when the AWS credential provider (EKS Pod Identity agent, IRSA, ...) fails.
+const PROVIDER_FIX: &str = "check the AWS credential provider: on EKS the Pod Identity agent (`kubectl -n kube-system logs ds/eks-pod-identity-agent`) or the IRSA token; \
+     `aws sts get-caller-identity` in the same environment must succeed. It is retried.";
+
+/// The fix of an answer from the STS endpoint that is not AWS STS's.
+pub(crate) const STS_ANSWER_FIX: &str = "check that the STS endpoint (AWS_ENDPOINT_URL_STS, endpoint_url) is AWS STS and that no proxy answers in its place; it is retried.";
+
+/// The fix when no AWS credentials or region are found.
+pub(crate) const NO_CREDENTIALS_FIX: &str = "run where AWS credentials and a region can be found: set AWS_REGION (e.g. us-east-1), and give the workload an IAM role \
+     (EKS Pod Identity, IRSA, ECS task role, EC2 instance profile) or set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.";
+
 pub(super) fn invalid(message: String) -> CredentialError {
     CredentialError::new(
         ErrorCategory::InvalidConfiguration,
         format!("AwsWebIdentitySource: {message}."),
     )
-    .with_aws_docs("limits")
+    .with_fix(LIMITS_FIX)
+    .with_problem(ProblemId::AwsLimits)
 }
 
 /// An attempt (client, AWS credentials, the STS call with its retries) that outlived `bound`.
@@ -82,12 +103,14 @@ pub(super) fn attempt_timed_out(
         ErrorCategory::Timeout,
         format!(
             "AwsWebIdentitySource: getting a web identity token (audience {audience}) from AWS STS did not finish within {} s: \
-             loading the AWS configuration, resolving the AWS credentials or the GetWebIdentityToken call hung. Check network access to {endpoint} \
-             (or your STS endpoint override) and the AWS credential provider (on EKS the Pod Identity agent, kube-system/eks-pod-identity-agent); this is retried.",
+             loading the AWS configuration, resolving the AWS credentials or the GetWebIdentityToken call hung; this is retried.",
             bound.whole_seconds()
         ),
     )
-    .with_aws_docs("troubleshooting")
+    .with_fix(format!(
+        "check network access to {endpoint} (or your STS endpoint override), and {PROVIDER_FIX}"
+    ))
+    .with_problem(ProblemId::AwsSts)
 }
 
 /// STS error codes and what to do about them.
@@ -96,58 +119,62 @@ pub(super) fn fix_for(
     audience: &str,
     region: &str,
     duration: i32,
-) -> (&'static str, String) {
+) -> (ProblemId, String) {
     match code {
         "AccessDenied" | "AccessDeniedException" => (
-            "access-denied",
+            ProblemId::AwsAccessDenied,
             format!(
                 "The calling IAM role is not allowed to call sts:GetWebIdentityToken. Attach an identity-based policy that allows \"sts:GetWebIdentityToken\" \
                  (if it has conditions: sts:IdentityTokenAudience must allow {audience:?} and sts:DurationSeconds at least {duration}); check SCPs and permission boundaries too."
             ),
         ),
         "OutboundWebIdentityFederationDisabledException" | "OutboundWebIdentityFederationDisabled" => (
-            "federation-disabled",
+            ProblemId::AwsFederationDisabled,
             "Outbound identity federation is not enabled for this AWS account. Enable it once per account with \
              `aws iam enable-outbound-web-identity-federation`, then use the issuer URL it prints (also: `aws iam get-outbound-web-identity-federation-info`) \
              as the issuer of the federated identity credential."
                 .to_string(),
         ),
         "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => (
-            "aws-credentials",
+            ProblemId::AwsCredentials,
             "The AWS credentials have expired. Temporary credentials must be refreshed by their provider (the EKS Pod Identity agent, IRSA, the instance profile); \
              static keys in the environment must be replaced; a `RequestExpired` also points at this machine's clock."
                 .to_string(),
         ),
         "InvalidClientTokenId" | "UnrecognizedClientException" | "SignatureDoesNotMatch" | "IncompleteSignature"
         | "MissingAuthenticationToken" | "InvalidAccessKeyId" | "AuthFailure" => (
-            "aws-credentials",
+            ProblemId::AwsCredentials,
             "AWS did not accept the credentials: the access key is unknown or deleted, the secret or session token does not belong to it, \
              or no credentials were sent. Check which credentials aws-config found (AWS_ACCESS_KEY_ID / AWS_PROFILE / the workload's role)."
                 .to_string(),
         ),
         "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException" => (
-            "throttling",
+            ProblemId::AwsThrottling,
             "STS is throttling this account's requests; this is transient and is retried. The JWT is cached, so steady-state load is one call per token lifetime."
                 .to_string(),
         ),
         "RegionDisabledException" => (
-            "region",
+            ProblemId::AwsRegion,
             format!("STS is not activated in region {region}: activate it in the IAM account settings, or use another region."),
         ),
         "SessionDurationEscalationException" => (
-            "limits",
+            ProblemId::AwsLimits,
             format!("The requested token lifetime ({duration} s) exceeds what the calling session allows; lower the duration option."),
         ),
         "JWTPayloadSizeExceededException" => (
-            "limits",
+            ProblemId::AwsLimits,
             "The token's claims (principal and request tags) are too large; remove tags from the role or session.".to_string(),
         ),
         "ValidationError" | "InvalidParameterValue" => (
-            "limits",
+            ProblemId::AwsLimits,
             "STS rejected the request parameters: audience 1 to 10 values of 1 to 1000 characters, duration 60 to 3600 s, signing algorithm RS256 or ES384."
                 .to_string(),
         ),
-        _ => ("troubleshooting", "See the AWS error code above.".to_string()),
+        _ => (
+            ProblemId::AwsSts,
+            "look the AWS error code above up in the AWS STS API reference (GetWebIdentityToken, Errors); the request id identifies the call to AWS support."
+                .to_string(),
+        ),
     }
 }
 
@@ -183,7 +210,7 @@ pub(super) fn map_sdk_error(
                 status,
             };
             let code = sts.code.clone().unwrap_or_default();
-            let (anchor, fix) = fix_for(&code, audience, region, duration);
+            let (problem, fix) = fix_for(&code, audience, region, duration);
             let transient = is_transient_code(&code) || status.is_some_and(|s| s >= 500 || s == 429);
             CredentialError::new(
                 ErrorCategory::Assertion,
@@ -195,9 +222,9 @@ pub(super) fn map_sdk_error(
                     sts.message.as_deref().unwrap_or("(no message)"),
                 ),
             )
-            .with_aws_docs(anchor)
+            .with_stated_fix(fix)
+            .with_problem(problem)
             .with_transient(transient)
-            .with_fix(fix, anchor)
             .with_source(sts)
         }
         _ if credentials_error(&err).is_some() => {
@@ -206,24 +233,27 @@ pub(super) fn map_sdk_error(
         SdkError::TimeoutError(_) => CredentialError::new(
             ErrorCategory::Timeout,
             format!(
-                "AWS STS GetWebIdentityToken (region {region}) did not complete in time: {detail}. Check network access to sts.{region}.amazonaws.com (or your STS endpoint override)."
+                "AWS STS GetWebIdentityToken (region {region}) did not complete in time: {detail}."
             ),
         )
-        .with_aws_docs("troubleshooting"),
+        .with_fix(STS_NETWORK_FIX)
+        .with_problem(ProblemId::AwsSts),
         SdkError::DispatchFailure(_) => CredentialError::new(
             ErrorCategory::Transport,
             format!(
-                "AWS STS GetWebIdentityToken (region {region}) could not be reached: {detail}. Check network access to sts.{region}.amazonaws.com (or your STS endpoint override)."
+                "AWS STS GetWebIdentityToken (region {region}) could not be reached: {detail}."
             ),
         )
-        .with_aws_docs("troubleshooting"),
+        .with_fix(STS_NETWORK_FIX)
+        .with_problem(ProblemId::AwsSts),
         SdkError::ResponseError(_) => CredentialError::new(
             ErrorCategory::InvalidResponse,
             format!(
                 "AWS STS GetWebIdentityToken (region {region}) answered something that is not an STS response: {detail}."
             ),
         )
-        .with_aws_docs("troubleshooting")
+        .with_fix(STS_ANSWER_FIX)
+        .with_problem(ProblemId::AwsSts)
         .with_transient(true),
         _ => CredentialError::new(
             ErrorCategory::InvalidConfiguration,
@@ -231,7 +261,8 @@ pub(super) fn map_sdk_error(
                 "AWS STS GetWebIdentityToken (region {region}) could not be sent: {detail}."
             ),
         )
-        .with_aws_docs("troubleshooting"),
+        .with_fix(LIMITS_FIX)
+        .with_problem(ProblemId::AwsLimits),
     }
 }
 
@@ -258,35 +289,36 @@ pub(super) fn credentials_failure(e: &CredentialsError, detail: &str) -> Credent
         CredentialsError::ProviderTimedOut(t) => CredentialError::new(
             ErrorCategory::Timeout,
             format!(
-                "AwsWebIdentitySource: the AWS credential provider did not answer within {} ms: {detail}. On EKS check the Pod Identity agent (kube-system/eks-pod-identity-agent) or the IRSA token; this is retried.",
+                "AwsWebIdentitySource: the AWS credential provider did not answer within {} ms: {detail}.",
                 t.timeout_duration().as_millis()
             ),
         )
-        .with_aws_docs("aws-credentials"),
+        .with_fix(PROVIDER_FIX)
+        .with_problem(ProblemId::AwsCredentials),
         CredentialsError::ProviderError(_) => CredentialError::new(
             ErrorCategory::Transport,
             format!(
-                "AwsWebIdentitySource: the AWS credential provider failed: {detail}. On EKS check the Pod Identity agent (kube-system/eks-pod-identity-agent) or the IRSA token; this is retried."
+                "AwsWebIdentitySource: the AWS credential provider failed: {detail}."
             ),
         )
-        .with_aws_docs("aws-credentials"),
+        .with_fix(PROVIDER_FIX)
+        .with_problem(ProblemId::AwsCredentials),
         _ => CredentialError::new(
             ErrorCategory::InvalidConfiguration,
             format!(
                 "AwsWebIdentitySource: the AWS credential configuration is invalid: {detail}."
             ),
         )
-        .with_aws_docs("aws-credentials"),
+        .with_fix("correct the AWS configuration named above (AWS_PROFILE, ~/.aws/config, the AWS_* variables); `aws sts get-caller-identity` in the same environment must succeed.")
+        .with_problem(ProblemId::AwsCredentials),
     }
 }
 
 fn no_credentials(detail: &str) -> CredentialError {
     CredentialError::new(
         ErrorCategory::NotConfigured,
-        format!(
-            "AwsWebIdentitySource: no usable AWS credentials: {detail}. Run where aws-config finds credentials (EKS Pod Identity, IRSA, ECS task role, \
-             EC2 instance profile, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)."
-        ),
+        format!("AwsWebIdentitySource: no usable AWS credentials: {detail}."),
     )
-    .with_aws_docs("aws-credentials")
+    .with_fix(NO_CREDENTIALS_FIX)
+    .with_problem(ProblemId::AwsCredentials)
 }
