@@ -27,6 +27,7 @@
 //! wrapper's runtime, so the next call is served its result.
 
 use crate::error::{CredentialError, ErrorCategory};
+use crate::problem::ProblemId;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::time::Duration;
 use std::fmt;
@@ -92,11 +93,12 @@ impl BlockingTokenCredential {
             return Err(CredentialError::new(
                 ErrorCategory::InvalidConfiguration,
                 format!(
-                    "BlockingTokenCredentialOptions::timeout is {} s; it must be positive. Leave \
-                     it at its default (60 s) or set e.g. Duration::seconds(30)",
+                    "BlockingTokenCredentialOptions::timeout is {} s; it must be positive",
                     options.timeout.as_seconds_f64()
                 ),
             )
+            .with_fix("leave BlockingTokenCredentialOptions::timeout at its default (60 s) or set e.g. Duration::seconds(30).")
+            .with_problem(ProblemId::InvalidConfiguration)
             .into());
         }
         Ok(Self {
@@ -159,11 +161,12 @@ impl BlockingTokenCredential {
                 CredentialError::new(
                     ErrorCategory::Transport,
                     format!(
-                        "BlockingTokenCredential: could not start its runtime thread ({e}). The \
-                         process may be at its thread limit (ulimit -u, the container's pids \
-                         limit); raise it or reduce other threads"
+                        "BlockingTokenCredential: could not start its runtime thread ({e}); the \
+                         process may be at its thread limit"
                     ),
                 )
+                .with_fix("raise the thread limit (ulimit -u, the container's pids limit) or reduce the process's other threads.")
+                .with_problem(ProblemId::Transport)
                 .with_source(e)
             })?;
         // Another thread may have won the race: its runtime is kept and this one, which ran
@@ -184,12 +187,15 @@ impl BlockingTokenCredential {
             format!(
                 "BlockingTokenCredential: no token for scope {} within {} s \
                  (BlockingTokenCredentialOptions::timeout). The request keeps running in the \
-                 background and the next call is served its result; if the token endpoint is \
-                 just slow, raise the timeout",
+                 background and the next call is served its result",
                 scopes.join(" "),
                 self.timeout.as_seconds_f64()
             ),
         )
+        .with_fix(
+            "if the token endpoint is just slow, raise BlockingTokenCredentialOptions::timeout.",
+        )
+        .with_problem(ProblemId::Timeout)
         .into()
     }
 }
@@ -199,11 +205,10 @@ fn current_thread_error() -> azure_core::Error {
         ErrorCategory::InvalidConfiguration,
         "BlockingTokenCredential::get_token was called on a current-thread tokio runtime \
          (#[tokio::main(flavor = \"current_thread\")], #[tokio::test], or a task or \
-         spawn_blocking closure of one); waiting there would stall every task of that runtime. \
-         In async code await the wrapped credential instead: \
-         `credential.credential().get_token(scopes, None).await`; or call from a plain \
-         std::thread, or use a multi-thread runtime",
+         spawn_blocking closure of one); waiting there would stall every task of that runtime",
     )
+    .with_fix("in async code await the wrapped credential instead: `credential.credential().get_token(scopes, None).await`; or call from a plain std::thread, or use a multi-thread runtime.")
+    .with_problem(ProblemId::InvalidConfiguration)
     .into()
 }
 

@@ -151,12 +151,14 @@ fn invalid(field: &str, value: Duration, rule: &str, default: &str) -> Credentia
     CredentialError::new(
         ErrorCategory::InvalidConfiguration,
         format!(
-            "WorkloadIdentityCredential: RefreshPolicy::{field} is {} s but {rule} (default {default}). \
-             Fix WorkloadIdentityCredentialOptions::refresh_policy, or leave the field at its default \
-             with `..RefreshPolicy::default()`.",
+            "WorkloadIdentityCredential: RefreshPolicy::{field} is {} s but {rule} (default {default}).",
             value.as_seconds_f64()
         ),
     )
+    .with_fix(format!(
+        "set WorkloadIdentityCredentialOptions::refresh_policy.{field} to its default {default}, or leave it out with `..RefreshPolicy::default()`."
+    ))
+    .with_problem(crate::problem::ProblemId::InvalidConfiguration)
 }
 
 /// `(refresh_after, mandatory_after)`: when a token of `lifetime` (counted from the start of its
