@@ -22,6 +22,8 @@ mod ours {
 
 #[path = "drop_in/custom_assertion.rs"]
 mod custom_assertion;
+#[path = "drop_in/custom_source.rs"]
+mod custom_source;
 #[path = "drop_in/refusals.rs"]
 mod refusals;
 

@@ -43,16 +43,31 @@ impl<C: ClientAssertion> fmt::Debug for ClientAssertionSource<C> {
     }
 }
 
-fn source_failed(what: &str, e: azure_core::Error) -> CredentialError {
-    let transient = match e.kind() {
-        ErrorKind::Io | ErrorKind::Connection => true,
-        ErrorKind::HttpResponse { status, .. } => {
-            let s = u16::from(*status);
-            s == 408 || s == 429 || s >= 500
-        }
-        _ => false,
-    };
-    CredentialError::new(
+impl CredentialError {
+    /// The error of an assertion source that could not produce an assertion: what a custom
+    /// [`AssertionSource`] returns from [`assertion`](AssertionSource::assertion) when it fails
+    /// (and what [`ClientAssertionSource`] makes of its `ClientAssertion`'s error).
+    ///
+    /// `what` names the source in the message and the fix (e.g. its
+    /// [`describe`](AssertionSource::describe)); `e` is the source's own error, quoted in the
+    /// message and kept as [`source`](std::error::Error::source), so neither may contain the
+    /// assertion. Build `e` from any error with `azure_core::Error::new(kind, error)` or
+    /// `azure_core::Error::with_message(kind, message)`.
+    ///
+    /// The result has category [`ErrorCategory::Assertion`] and problem
+    /// [`ProblemId::ClientAssertionSource`]. It is transient (the cache tries again after
+    /// `RefreshPolicy::transient_error_ttl` instead of `permanent_error_ttl`) when `e`'s kind is
+    /// `Io`, `Connection`, or an HTTP response with status 408, 429 or 5xx.
+    pub fn assertion_source_failed(what: &str, e: azure_core::Error) -> Self {
+        let transient = match e.kind() {
+            ErrorKind::Io | ErrorKind::Connection => true,
+            ErrorKind::HttpResponse { status, .. } => {
+                let s = u16::from(*status);
+                s == 408 || s == 429 || s >= 500
+            }
+            _ => false,
+        };
+        Self::new(
         ErrorCategory::Assertion,
         format!("WorkloadIdentityCredential: the client assertion source ({what}) failed: {e}."),
     )
@@ -60,6 +75,7 @@ fn source_failed(what: &str, e: azure_core::Error) -> CredentialError {
     .with_problem(ProblemId::ClientAssertionSource)
     .with_transient(transient)
     .with_source(e)
+    }
 }
 
 #[async_trait::async_trait]
@@ -70,7 +86,7 @@ impl<C: ClientAssertion + 'static> AssertionSource for ClientAssertionSource<C> 
             .inner
             .secret(None)
             .await
-            .map_err(|e| source_failed(&what, e))?;
+            .map_err(|e| CredentialError::assertion_source_failed(&what, e))?;
         let jwt = secret.trim();
         if jwt.is_empty() {
             return Err(CredentialError::new(

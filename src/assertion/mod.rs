@@ -36,8 +36,11 @@ pub struct Assertion {
 }
 
 impl Assertion {
-    /// A new assertion. `origin` says where it came from (e.g. a file path); `claims` are its
-    /// decoded, unverified claims when known.
+    /// A new assertion. `jwt` is the compact JWT (three base64url parts, surrounding whitespace
+    /// already removed) sent as `client_assertion`; `claims` are its decoded, unverified claims
+    /// when known (deserialize the JWT's payload into [`Claims`] with serde), used only in
+    /// messages; `origin` says where it came from (e.g. a file path), shown in messages and
+    /// `Debug`.
     pub fn new(jwt: String, claims: Option<Claims>, origin: impl Into<String>) -> Self {
         Self {
             jwt,
@@ -71,13 +74,28 @@ impl fmt::Debug for Assertion {
     }
 }
 
-/// A source of client assertions.
+/// A source of client assertions, for
+/// [`WorkloadIdentityCredential::with_assertion_source`](crate::WorkloadIdentityCredential::with_assertion_source).
+///
+/// Implement it outside the crate to supply assertions from anywhere (a secret store, another
+/// token service); the credential's cache, exchange and diagnostics stay the same. A source that
+/// only needs to return a string can implement `azure_identity::ClientAssertion` instead (see
+/// [`ClientAssertionSource`]).
 #[async_trait::async_trait]
 pub trait AssertionSource: Send + Sync + fmt::Debug + 'static {
-    /// Produce a fresh assertion for the next token request. Called once per exchange, so a
-    /// rotated token is picked up by the very next request.
+    /// Produce a fresh assertion for the next token request: the compact JWT to present as
+    /// `client_assertion`, its [`Claims`] when known (they explain Entra's errors: issuer,
+    /// subject and audience of a federated identity credential mismatch), and where it came from.
+    /// Called once per exchange, so a rotated token is picked up by the very next request.
+    ///
+    /// # Errors
+    ///
+    /// A [`CredentialError`]; a custom source builds it with
+    /// [`CredentialError::assertion_source_failed`]. Its
+    /// [`is_transient`](CredentialError::is_transient) decides how soon the cache tries again.
     async fn assertion(&self) -> Result<Assertion, CredentialError>;
 
-    /// A short description for diagnostics (e.g. "token file /var/run/…").
+    /// A short description for diagnostics and messages (e.g. "token file /var/run/…"); never
+    /// the assertion.
     fn describe(&self) -> String;
 }
