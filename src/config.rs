@@ -82,7 +82,8 @@ impl Env {
         )))
     }
 
-    /// The value of `name`, if set (an empty value counts as unset).
+    /// The value of `name`, if set: from the fixed map, or from the process environment (a value
+    /// that is not Unicode counts as unset, as does an empty value).
     pub fn var(&self, name: &str) -> Option<String> {
         let value = match &self.0 {
             Some(map) => map.get(name).cloned(),

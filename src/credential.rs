@@ -36,9 +36,11 @@ pub struct WorkloadIdentityCredentialOptions {
     /// `Retry-After` ends the attempt at once: the cache owns throttling (it sends nothing before
     /// `Retry-After`, capped at [`RefreshPolicy::max_backoff`], and serves a valid token meanwhile).
     pub credential_options: ClientAssertionCredentialOptions,
-    /// Client id of the Entra application or user-assigned managed identity. Defaults to `AZURE_CLIENT_ID`.
+    /// Client id of the Entra application or user-assigned managed identity (a GUID, e.g.
+    /// `3b4f4f9e-0c3a-4d6e-9f55-6f2b1c0e2a11`). Defaults to `AZURE_CLIENT_ID`.
     pub client_id: Option<String>,
-    /// Tenant id. Defaults to `AZURE_TENANT_ID`.
+    /// Tenant (directory) id: a GUID or a domain such as `contoso.onmicrosoft.com`. Defaults to
+    /// `AZURE_TENANT_ID`.
     pub tenant_id: Option<String>,
     /// Path of the projected service-account token. Defaults to `AZURE_FEDERATED_TOKEN_FILE`,
     /// then the first existing path of [`well_known_token_paths`](Self::well_known_token_paths).
@@ -143,6 +145,11 @@ impl WorkloadIdentityCredential {
     /// Create a credential that takes its client assertions from `source` instead of the token
     /// file (AWS outbound federation, your own source). `token_file_path` and the audience
     /// options are then unused.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new) for the client id, tenant id, authority host and refresh policy
+    /// (not configured, or invalid); the source itself is first asked on the first `get_token`.
     pub fn with_assertion_source(
         source: Arc<dyn AssertionSource>,
         options: Option<WorkloadIdentityCredentialOptions>,
@@ -159,6 +166,10 @@ impl WorkloadIdentityCredential {
     /// [`azure_identity::ClientAssertion`], with this crate's cache, checks and diagnostics (see
     /// [`ClientAssertionSource`]). `token_file_path` and `expected_audience` are then unused;
     /// `allow_foreign_audience` applies to the assertions.
+    ///
+    /// # Errors
+    ///
+    /// As [`with_assertion_source`](Self::with_assertion_source).
     pub fn with_client_assertion<C: azure_identity::ClientAssertion + 'static>(
         assertion: C,
         options: Option<WorkloadIdentityCredentialOptions>,

@@ -113,7 +113,12 @@ impl fmt::Debug for ManagedIdentityCredential {
 }
 
 impl ManagedIdentityCredential {
-    /// Create the credential. Does no I/O.
+    /// Create the credential. Reads `AZURE_CLIENT_ID` from `options.env` when
+    /// `user_assigned_id` is unset; does no I/O (the probe runs on the first `get_token`).
+    ///
+    /// # Errors
+    ///
+    /// Kind `Credential` when `imds_endpoint` is not an `http://host[:port]` URL.
     pub fn new(options: Option<ManagedIdentityCredentialOptions>) -> azure_core::Result<Arc<Self>> {
         let options = options.unwrap_or_default();
         if options.imds_endpoint.scheme() != "http" || options.imds_endpoint.host_str().is_none() {
