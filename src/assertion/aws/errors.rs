@@ -95,16 +95,21 @@ pub(super) fn attempt_timed_out(
     audience: &str,
     region: Option<&str>,
 ) -> CredentialError {
-    let endpoint = region.map_or_else(
-        || "the regional STS endpoint".to_string(),
-        |r| format!("sts.{r}.amazonaws.com"),
+    let (region, endpoint) = region.map_or_else(
+        || {
+            (
+                "not known yet".to_string(),
+                "the regional STS endpoint".to_string(),
+            )
+        },
+        |r| (r.to_string(), format!("sts.{r}.amazonaws.com")),
     );
     CredentialError::new(
         ErrorCategory::Timeout,
         format!(
-            "AwsWebIdentitySource: getting a web identity token (audience {audience}) from AWS STS did not finish within {} s: \
+            "AwsWebIdentitySource: getting a web identity token (audience {audience}, region {region}) from AWS STS did not finish within {} s: \
              loading the AWS configuration, resolving the AWS credentials or the GetWebIdentityToken call hung; this is retried.",
-            bound.whole_seconds()
+            bound.as_seconds_f64()
         ),
     )
     .with_fix(format!(

@@ -18,6 +18,13 @@ fn secs(n: i64) -> time::Duration {
 /// An AWS account and role on `emu`; a source with the default options (300 s JWTs) whose AWS
 /// configuration points at the emulator's STS, on a manual clock.
 fn source(emu: &Emulator) -> (Arc<AwsWebIdentitySource>, Arc<ManualClock>) {
+    source_with(emu, super::source::jwt_policy())
+}
+
+fn source_with(
+    emu: &Emulator,
+    policy: crate::cache::RefreshPolicy,
+) -> (Arc<AwsWebIdentitySource>, Arc<ManualClock>) {
     let role: AwsRole = emu.add_aws_account("123456789012").add_role("R");
     let config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -37,7 +44,7 @@ fn source(emu: &Emulator) -> (Arc<AwsWebIdentitySource>, Arc<ManualClock>) {
         sdk_config: Some(config),
         ..Default::default()
     };
-    let source = AwsWebIdentitySource::with_clock(options, clock.clone()).unwrap();
+    let source = AwsWebIdentitySource::with_policy(options, clock.clone(), policy).unwrap();
     (Arc::new(source), clock)
 }
 
@@ -230,7 +237,37 @@ async fn a_kept_probe_is_served_from_the_cache() {
     assert_eq!(sts_calls(&emu), 2);
 }
 
-/// An attempt that outlives its bound fails with an error about STS, not the token endpoint.
+/// A hung STS call is abandoned at the attempt bound (here 300 ms instead of 35 s) with an error
+/// about STS, and does not wedge the next call.
+#[tokio::test]
+async fn a_hung_sts_call_is_bounded_and_the_next_call_works() {
+    let emu = Emulator::start().await.unwrap();
+    let policy = crate::cache::RefreshPolicy {
+        attempt_timeout: time::Duration::milliseconds(300),
+        ..super::source::jwt_policy()
+    };
+    let (source, clock) = source_with(&emu, policy.clone());
+    emu.push_fault(Endpoint::Sts, Fault::Hang);
+    let e = source.assertion().await.unwrap_err();
+    assert_eq!(e.category(), crate::error::ErrorCategory::Timeout, "{e}");
+    assert!(
+        e.message()
+            .contains("from AWS STS did not finish within 0.3 s"),
+        "{e}"
+    );
+    assert!(e.message().contains("region eu-west-1"), "{e}");
+    assert_eq!(sts_calls(&emu), 1);
+    // The caller's wait and the attempt end at the same bound: let the attempt record its failure
+    // before the clock moves on.
+    while source.jwt_status()[0].consecutive_failures == 0 {
+        tokio::task::yield_now().await;
+    }
+    clock.advance(policy.transient_error_ttl);
+    source.assertion().await.expect("the next call gets a JWT");
+    assert_eq!(sts_calls(&emu), 2);
+}
+
+/// The time-out error names STS, the bound, the audience and where to look.
 #[test]
 fn a_hung_attempt_names_sts() {
     use crate::cache::TokenSource as _;
@@ -242,7 +279,7 @@ fn a_hung_attempt_names_sts() {
     assert!(e.is_transient(), "{e}");
     for needle in [
         "AWS STS",
-        "35 s",
+        "within 35 s",
         "api://AzureADTokenExchange",
         "Pod Identity",
     ] {

@@ -30,7 +30,7 @@ const ATTEMPT_TIMEOUT: time::Duration = time::Duration::seconds(35);
 /// the documented rule holds), callers wait for a refresh in the last 30 s of its usable life,
 /// a failure backs off (10 s doubling to 5 min) while a valid JWT is served, and is remembered
 /// for 5 s (1 s when transient) without one.
-fn jwt_policy() -> RefreshPolicy {
+pub(super) fn jwt_policy() -> RefreshPolicy {
     RefreshPolicy {
         mandatory_margin: time::Duration::seconds(30),
         attempt_timeout: ATTEMPT_TIMEOUT,
@@ -63,6 +63,15 @@ impl AwsWebIdentitySource {
     pub(crate) fn with_clock(
         options: AwsWebIdentitySourceOptions,
         clock: Arc<dyn Clock>,
+    ) -> Result<Self, CredentialError> {
+        Self::with_policy(options, clock, jwt_policy())
+    }
+
+    /// [`with_clock`](Self::with_clock) with another JWT cache policy (tests).
+    pub(super) fn with_policy(
+        options: AwsWebIdentitySourceOptions,
+        clock: Arc<dyn Clock>,
+        policy: RefreshPolicy,
     ) -> Result<Self, CredentialError> {
         if options.duration < MIN_DURATION || options.duration > MAX_DURATION {
             return Err(invalid(format!(
@@ -100,7 +109,7 @@ impl AwsWebIdentitySource {
             duration_secs,
             clock.clone(),
         ));
-        let cache = TokenCache::new(sts.clone(), jwt_policy(), clock);
+        let cache = TokenCache::new(sts.clone(), policy, clock);
         Ok(Self { sts, cache })
     }
 
@@ -138,6 +147,11 @@ impl AwsWebIdentitySource {
     #[cfg(test)]
     pub(super) fn sts_client(&self) -> &StsClient {
         &self.sts
+    }
+
+    #[cfg(test)]
+    pub(super) fn jwt_status(&self) -> Vec<crate::cache::TokenStatus> {
+        self.cache.status()
     }
 
     /// The assertion of a cached JWT; its claims decoded again (the cache keeps the JWT only).
