@@ -145,6 +145,7 @@ pub enum AttemptOutcome {
 
 /// One source tried by a chain, and the outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Attempt {
     /// The source's name.
     pub source: String,

@@ -161,6 +161,7 @@ pub(crate) fn parse_subject(sub: &str) -> Option<(String, String)> {
 
 /// The federated identity credential to create.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct FederatedCredentialSpec {
     /// Its name (3-120 characters: letters, digits, '-', '_').
     pub name: String,
@@ -176,6 +177,7 @@ pub struct FederatedCredentialSpec {
 
 /// Everything to create.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct SetupOutput {
     /// The federated credential.
     pub federated_credential: FederatedCredentialSpec,

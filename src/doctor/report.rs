@@ -34,6 +34,7 @@ impl Status {
 /// The checks, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum CheckId {
     /// Client id, tenant id, token file, authority, expected audience, and where each came from.
     Configuration,
@@ -92,6 +93,7 @@ impl fmt::Display for CheckId {
 
 /// One line of the checklist.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Check {
     /// Which check.
     pub id: CheckId,
@@ -169,6 +171,7 @@ impl Check {
 
 /// The federated identity credential that matches the token found here, exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct MatchingFederatedCredential {
     /// The token's `iss`, verbatim (case and trailing slash matter).
     pub issuer: String,
@@ -181,6 +184,7 @@ pub struct MatchingFederatedCredential {
 
 /// The whole checklist.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Report {
     /// True when no check failed (warnings allowed).
     pub ok: bool,
