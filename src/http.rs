@@ -7,6 +7,9 @@
 //! retry policy sleep through the `Retry-After` inside the attempt. Throttling is the cache's
 //! business: it serves a still-valid token meanwhile and sends nothing before `Retry-After`.
 
+mod cause;
+pub(crate) use cause::Failure;
+
 use azure_core::error::ErrorKind;
 use azure_core::http::headers::{self, Headers};
 use azure_core::http::policies::{Policy, PolicyResult};
@@ -15,8 +18,8 @@ use azure_core::http::{
 };
 use futures::StreamExt as _;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// This crate's [`Pipeline`] over `options`, with `per_try` policies (the token request's
 /// [`AttemptPolicy`]; none for one-shot probes).
@@ -130,20 +133,38 @@ pub(crate) enum Phase {
     Response = 4,
 }
 
-/// Where one attempt is; shared by the cache (which reads it on time-out), the exchange and
-/// [`AttemptPolicy`] (through the request [`Context`]).
+/// Where one attempt is, and how its last failed try failed; shared by the cache (which reads
+/// it on time-out), the exchange and [`AttemptPolicy`] (through the request [`Context`]).
 #[derive(Debug)]
-pub(crate) struct Progress(AtomicU8);
+pub(crate) struct Progress {
+    phase: AtomicU8,
+    /// The transport failure of the last try that the retry policy retries, if any.
+    last_failure: Mutex<Option<Failure>>,
+}
 
 impl Progress {
     pub(crate) fn new() -> Self {
-        Self(AtomicU8::new(Phase::Starting as u8))
+        Self {
+            phase: AtomicU8::new(Phase::Starting as u8),
+            last_failure: Mutex::new(None),
+        }
     }
     pub(crate) fn set(&self, phase: Phase) {
-        self.0.store(phase as u8, Ordering::Relaxed);
+        self.phase.store(phase as u8, Ordering::Relaxed);
+    }
+    /// The transport failure the last retried try ended with (what a time-out during the retry
+    /// policy's wait reports as the cause).
+    pub(crate) fn last_failure(&self) -> Option<Failure> {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+    fn set_last_failure(&self, failure: Option<Failure>) {
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = failure;
     }
     pub(crate) fn get(&self) -> Phase {
-        match self.0.load(Ordering::Relaxed) {
+        match self.phase.load(Ordering::Relaxed) {
             1 => Phase::Assertion,
             2 => Phase::Request,
             3 => Phase::RetryWait,
@@ -245,6 +266,12 @@ impl Policy for AttemptPolicy {
             }
             Err(e) => matches!(e.kind(), ErrorKind::Io | ErrorKind::Connection),
         };
+        if let Some(p) = progress {
+            p.set_last_failure(match &result {
+                Err(e) if retryable => Some(Failure::of(request.url(), e)),
+                _ => None,
+            });
+        }
         if let (true, Some(p)) = (retryable, progress) {
             p.set(Phase::RetryWait);
         }

@@ -98,8 +98,27 @@ problems! {
     ForeignAudience = "foreign-audience", Troubleshooting "foreign-audience";
     /// A custom client assertion source failed or returned an empty assertion.
     ClientAssertionSource = "client-assertion-source", Troubleshooting "client-assertion-source";
-    /// The token request did not complete (connection, TLS, broken-off answer).
+    /// The token request did not complete (connection, TLS, broken-off answer), for a cause
+    /// none of the `Transport*` problems names.
     Transport = "transport", Troubleshooting "transport";
+    /// No answer: the host refused the connection (nothing listens on that port).
+    TransportConnectionRefused = "transport-connection-refused", Troubleshooting "transport-connection-refused";
+    /// No answer: the host name does not resolve.
+    TransportDns = "transport-dns", Troubleshooting "transport-dns";
+    /// No answer: the connection was closed or reset before an answer.
+    TransportConnectionReset = "transport-connection-reset", Troubleshooting "transport-connection-reset";
+    /// No answer: the server's certificate is from a CA this client does not trust.
+    TransportUntrustedCertificate = "transport-untrusted-certificate", Troubleshooting "transport-untrusted-certificate";
+    /// No answer: the server's certificate is not valid for the host name.
+    TransportCertificateName = "transport-certificate-name", Troubleshooting "transport-certificate-name";
+    /// No answer: the server's certificate is expired or not yet valid.
+    TransportCertificateExpired = "transport-certificate-expired", Troubleshooting "transport-certificate-expired";
+    /// No answer: another TLS handshake failure.
+    TransportTls = "transport-tls", Troubleshooting "transport-tls";
+    /// No answer: the HTTP proxy refused or failed the `CONNECT` tunnel.
+    TransportProxy = "transport-proxy", Troubleshooting "transport-proxy";
+    /// No answer: the connection timed out (packets dropped).
+    TransportTimedOut = "transport-timed-out", Troubleshooting "transport-timed-out";
     /// An attempt did not finish within `RefreshPolicy::attempt_timeout`.
     Timeout = "timeout", Troubleshooting "timeout";
     /// The token endpoint's answer is not Entra's (HTML, text, truncated, missing fields).

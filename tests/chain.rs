@@ -532,6 +532,11 @@ async fn managed_identity_probe_is_bounded_when_the_endpoint_hangs_or_is_closed(
             .contains("no Azure instance metadata service"),
         "{err}"
     );
+    // The root cause, named as in the credential's errors.
+    assert!(
+        err.to_string().contains(": connection refused (cause: "),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -491,6 +491,47 @@ async fn issuer_discovery_unreachable() {
 }
 
 #[tokio::test]
+async fn issuer_discovery_at_a_closed_port_names_connection_refused() {
+    let fx = Fixture::new().await;
+    // A token whose issuer is a port nothing listens on.
+    let port = closed_local_port();
+    let iss = format!("https://127.0.0.1:{port}");
+    let token = fx
+        .issuer
+        .sign_claims(&ServiceAccountToken::default().claims(&iss));
+    std::fs::write(&fx.token_path, format!("{token}\n")).unwrap();
+    let report = run(fx.options(), STORAGE).await;
+    let check = report.check(CheckId::Discovery).expect("a discovery check");
+    assert_eq!(check.status, Status::Fail, "{report}");
+    assert_eq!(
+        check.summary,
+        format!("GET {iss}/.well-known/openid-configuration: connection refused ({iss})"),
+        "{report}"
+    );
+    let fix = check.fix.as_deref().expect("a fix");
+    for needle in [
+        format!("Nothing accepts connections on 127.0.0.1:{port}"),
+        format!("now {iss}"),
+        format!("`curl -sv {iss}/.well-known/openid-configuration`"),
+        "HTTPS_PROXY".to_string(),
+    ] {
+        assert!(fix.contains(&needle), "the fix lacks {needle:?}:\n{report}");
+    }
+    assert_eq!(
+        check.problem_id,
+        Some(azure_identity_k8s::ProblemId::TransportConnectionRefused)
+    );
+    assert!(
+        check
+            .url
+            .as_deref()
+            .is_some_and(|u| u.ends_with("#transport-connection-refused")),
+        "{report}"
+    );
+    assert_eq!(status(&report, CheckId::Jwks), Status::Skip);
+}
+
+#[tokio::test]
 async fn jwks_without_the_signing_key() {
     let fx = Fixture::new().await;
     let old = fx.issuer.signing_kid();
@@ -611,11 +652,7 @@ async fn wrong_cloud_is_named_and_refused_locally_when_the_audience_is_set() {
 async fn unreachable_authority() {
     let fx = Fixture::new().await;
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_local_port();
     let mut opts = fx.options();
     opts.env = Env::from_pairs([("AZURE_AUTHORITY_HOST", format!("https://127.0.0.1:{port}"))]);
     let report = run(opts, STORAGE).await;
@@ -623,13 +660,15 @@ async fn unreachable_authority() {
         &report,
         CheckId::Exchange,
         &[
-            &format!("check the authority https://127.0.0.1:{port}:"),
+            &format!("Nothing accepts connections on 127.0.0.1:{port}"),
+            &format!("now https://127.0.0.1:{port}"),
             "egress",
         ],
     );
+    // The credential's own classified cause: the same problem as its error.
     assert_eq!(
         report.first_failure().unwrap().problem_id,
-        Some(ProblemId::Transport)
+        Some(ProblemId::TransportConnectionRefused)
     );
 }
 

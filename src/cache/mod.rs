@@ -212,8 +212,8 @@ enum Waited {
     Done(Outcome),
     /// The attempt's task ended without a result (dropped, its runtime shut down).
     Vanished,
-    /// The caller's wait bound passed first.
-    TimedOut(Phase),
+    /// The caller's wait bound passed first (the attempt's progress, if it is still running).
+    TimedOut(Option<Arc<Progress>>),
 }
 
 impl CacheInner {
@@ -296,8 +296,12 @@ impl CacheInner {
                 Waited::Done(outcome) => return outcome,
                 Waited::Vanished if restarts < MAX_RESTARTS => restarts += 1,
                 Waited::Vanished => return this.fallback(slot, vanished_error(slot)),
-                Waited::TimedOut(phase) => {
-                    let error = this.source.timed_out(this.policy.attempt_timeout, phase);
+                Waited::TimedOut(progress) => {
+                    let error = timed_out(
+                        &*this.source,
+                        this.policy.attempt_timeout,
+                        progress.as_deref(),
+                    );
                     return this.fallback(slot, error);
                 }
             }
@@ -345,11 +349,7 @@ impl CacheInner {
             Either::Left((Err(oneshot::Canceled), _)) => Waited::Vanished,
             Either::Right(((), _)) => {
                 let state = read(&slot.state);
-                let phase = state
-                    .attempt
-                    .as_ref()
-                    .map_or(Phase::Starting, |a| a.progress.get());
-                Waited::TimedOut(phase)
+                Waited::TimedOut(state.attempt.as_ref().map(|a| Arc::clone(&a.progress)))
             }
         }
     }
@@ -378,6 +378,21 @@ fn vanished_error(slot: &Slot) -> CredentialError {
     )
     .with_fix("call from a runtime that outlives the call (one long-lived runtime, or the `blocking` feature's BlockingTokenCredential).")
     .with_problem(ProblemId::Transport)
+}
+
+/// The error of an attempt (or a wait) that outlived `bound`: while the HTTP retry policy waits
+/// after a transport failure, that failure (its cause is the problem, not the bound); else the
+/// source's time-out error for the phase that hung.
+fn timed_out(
+    source: &dyn TokenSource,
+    bound: Duration,
+    progress: Option<&Progress>,
+) -> CredentialError {
+    let phase = progress.map_or(Phase::Starting, Progress::get);
+    match (phase, progress.and_then(Progress::last_failure)) {
+        (Phase::RetryWait, Some(failure)) => crate::entra::transport_error(&failure, Some(bound)),
+        _ => source.timed_out(bound, phase),
+    }
 }
 
 /// The error of an attempt (or a wait) that outlived `attempt_timeout`, naming the phase that hung.
@@ -478,9 +493,11 @@ impl AttemptTask {
         let result = match select(fetch, timeout).await {
             Either::Left((Ok(result), _)) => result,
             Either::Left((Err(panic), _)) => Err(panic_error(&self.slot, panic)),
-            Either::Right(((), _)) => Err(cache
-                .source
-                .timed_out(policy.attempt_timeout, self.progress.get())),
+            Either::Right(((), _)) => Err(timed_out(
+                &*cache.source,
+                policy.attempt_timeout,
+                Some(&self.progress),
+            )),
         };
         let (now, wall) = (cache.clock.instant(), cache.clock.now());
         let outcome = {

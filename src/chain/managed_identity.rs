@@ -8,7 +8,7 @@
 
 use super::CredentialUnavailable;
 use crate::config::{AZURE_CLIENT_ID, Env};
-use crate::http::{SendError, send_capped};
+use crate::http::{Failure, SendError, send_capped};
 use azure_core::async_runtime::get_async_runtime;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::http::headers::{self, HeaderName};
@@ -234,7 +234,7 @@ async fn probe_imds(endpoint: &Url, options: ClientOptions, bound: Duration) -> 
         );
     };
     let pipeline = crate::http::one_shot_pipeline(options);
-    let mut req = Request::new(parsed, Method::Get);
+    let mut req = Request::new(parsed.clone(), Method::Get);
     req.insert_header(HeaderName::from_static("metadata"), "true");
     req.insert_header(headers::ACCEPT, "application/json");
     let request = Box::pin(send_capped(&pipeline, &mut req, MAX_PROBE_RESPONSE));
@@ -254,9 +254,12 @@ async fn probe_imds(endpoint: &Url, options: ClientOptions, bound: Duration) -> 
             Err(SendError::Transport(e) | SendError::BrokeOff { error: e, .. }),
             _,
         )) => {
+            let failure = Failure::of(&parsed, &e);
             return (
                 Probe::Unavailable(format!(
-                    "no Azure instance metadata service at {url} ({e}); not running on an Azure VM, VM scale set or AKS node"
+                    "no Azure instance metadata service at {url}: {} (cause: {}); not running on an Azure VM, VM scale set or AKS node",
+                    failure.words(),
+                    failure.chain
                 )),
                 false,
             );

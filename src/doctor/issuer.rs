@@ -125,11 +125,26 @@ pub(super) async fn check(
              e.g. to a public S3 bucket (see docs/self-managed.md)."
         )
     };
+    // A fetch that got no answer: the cause's fix (from this pod) and its section; else publishing.
+    let fetch_fix = |what: &str, e: &FetchError, url: &Url| match e {
+        FetchError::Transport(f) => (
+            format!(
+                "{what} {} Entra fetches it from the public internet, not from this pod: if others can fetch it, \
+                 only this pod's network is at fault.",
+                f.fix(
+                    &format!("the issuer (the token's iss claim; now {iss})"),
+                    url.as_str()
+                )
+            ),
+            f.cause.problem(),
+        ),
+        _ => (publish_fix(what), ProblemId::Aadsts(90061)),
+    };
     let disco: oidc::Discovery = match fetcher.get_json(&disco_url).await {
         Ok(v) => v,
         Err(e) => {
             let what = match &e {
-                FetchError::Transport(_) => {
+                FetchError::Transport(_) | FetchError::TimedOut => {
                     "The discovery document could not be fetched from here."
                 }
                 FetchError::Status(_) => {
@@ -137,6 +152,7 @@ pub(super) async fn check(
                 }
                 FetchError::Body(_) => "The discovery document is not valid JSON.",
             };
+            let (fix, problem) = fetch_fix(what, &e, &disco_url);
             d.push(
                 Check::new(
                     CheckId::Discovery,
@@ -144,8 +160,8 @@ pub(super) async fn check(
                     format!("GET {disco_url}: {e}"),
                 )
                 .detail("url", disco_url.to_string())
-                .fix(publish_fix(what))
-                .problem(ProblemId::Aadsts(90061)),
+                .fix(fix)
+                .problem(problem),
             );
             d.skip(CheckId::Jwks, "no discovery document");
             d.skip(CheckId::Signature, "no discovery document");
@@ -213,11 +229,12 @@ pub(super) async fn check(
     let jwks: oidc::Jwks = match fetcher.get_json(&jwks_url).await {
         Ok(v) => v,
         Err(e) => {
+            let (fix, problem) = fetch_fix("The JWKS could not be fetched.", &e, &jwks_url);
             d.push(
                 Check::new(CheckId::Jwks, Status::Fail, format!("GET {jwks_url}: {e}"))
                     .detail("url", jwks_url.to_string())
-                    .fix(publish_fix("The JWKS could not be fetched."))
-                    .problem(ProblemId::Aadsts(90061)),
+                    .fix(fix)
+                    .problem(problem),
             );
             d.skip(CheckId::Signature, "no JWKS");
             return;

@@ -1,6 +1,6 @@
 //! The issuer side, as Entra sees it: discovery document, JWKS, RSA signature.
 
-use crate::http::{SendError, send_capped};
+use crate::http::{Failure, SendError, send_capped};
 use azure_core::http::headers;
 use azure_core::http::{ClientOptions, Method, Pipeline, Request, Url};
 use base64::Engine as _;
@@ -19,8 +19,10 @@ pub(crate) struct Fetcher {
 
 /// Why a fetch failed.
 pub(crate) enum FetchError {
-    /// No answer: DNS, connection, TLS, time-out.
-    Transport(String),
+    /// No answer: DNS, connection, TLS (the classified cause).
+    Transport(Failure),
+    /// No answer within [`FETCH_TIMEOUT_SECS`].
+    TimedOut,
     /// An answer that is not 2xx.
     Status(u16),
     /// A 2xx answer that is not the expected JSON.
@@ -30,7 +32,8 @@ pub(crate) enum FetchError {
 impl std::fmt::Display for FetchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FetchError::Transport(e) => write!(f, "no answer ({e})"),
+            FetchError::Transport(e) => write!(f, "{e}"),
+            FetchError::TimedOut => write!(f, "no answer within {FETCH_TIMEOUT_SECS} s"),
             FetchError::Status(s) => write!(f, "HTTP {s}"),
             FetchError::Body(e) => write!(f, "an answer that is not the expected JSON ({e})"),
         }
@@ -51,9 +54,8 @@ impl Fetcher {
         let (status, _headers, body) = send_capped(&self.pipeline, &mut req, MAX_DOCUMENT_BYTES)
             .await
             .map_err(|e| match e {
-                SendError::Transport(e) => FetchError::Transport(e.to_string()),
-                SendError::BrokeOff { error, .. } => {
-                    FetchError::Transport(format!("the answer broke off: {error}"))
+                SendError::Transport(error) | SendError::BrokeOff { error, .. } => {
+                    FetchError::Transport(Failure::of(url, &error))
                 }
                 SendError::TooLarge { .. } => {
                     FetchError::Body(format!("larger than {MAX_DOCUMENT_BYTES} bytes"))
@@ -75,11 +77,7 @@ impl Fetcher {
             .sleep(azure_core::time::Duration::seconds(FETCH_TIMEOUT_SECS));
         let bytes = match futures::future::select(fetch, timeout).await {
             futures::future::Either::Left((r, _)) => r?,
-            futures::future::Either::Right(_) => {
-                return Err(FetchError::Transport(format!(
-                    "no answer within {FETCH_TIMEOUT_SECS} s"
-                )));
-            }
+            futures::future::Either::Right(_) => return Err(FetchError::TimedOut),
         };
         serde_json::from_slice(&bytes).map_err(|e| FetchError::Body(e.to_string()))
     }

@@ -17,11 +17,12 @@ use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{FetchedToken, TokenSource};
 use crate::clock::Clock;
 use crate::error::{CredentialError, ErrorCategory};
-use crate::http::{Phase, Progress, SendError, send_capped_in};
+use crate::http::{Failure, Phase, Progress, SendError, send_capped_in};
 use crate::jwt::Claims;
 use crate::problem::ProblemId;
 use azure_core::http::headers::{self, content_type};
 use azure_core::http::{Context, Method, Pipeline, Request, StatusCode, Url};
+use azure_core::time::Duration;
 use std::fmt;
 use std::sync::Arc;
 
@@ -60,16 +61,42 @@ pub(crate) struct ErrorContext<'a> {
     pub(crate) origin: &'a str,
 }
 
-fn transport_error(endpoint: &Url, e: azure_core::Error) -> CredentialError {
+/// The error of a token request that got no answer, from its classified `failure`: the first
+/// line names the endpoint (`scheme://host:port`) and the cause, and stays the same across
+/// retries of the same fault; then the fix for that cause and the whole error chain. `cut_at`:
+/// the attempt bound that ended the HTTP retry policy's wait after this failure, if it did.
+/// Problem id and documentation: the cause's section (`transport-connection-refused`, ...).
+pub(crate) fn transport_error(failure: &Failure, cut_at: Option<Duration>) -> CredentialError {
+    let authority = failure.url.origin().ascii_serialization();
+    let setting = format!(
+        "the authority host (AZURE_AUTHORITY_HOST, or the cloud in ClientOptions; now {authority}; \
+         the public cloud's is https://login.microsoftonline.com)"
+    );
+    // The tenant's discovery document: a GET that shows the same connection, TLS and proxy path.
+    let probe = match failure.url.as_str().strip_suffix("oauth2/v2.0/token") {
+        Some(base) => format!("{base}v2.0/.well-known/openid-configuration"),
+        None => failure.url.to_string(),
+    };
+    let fix = failure.fix(&setting, &probe);
+    let note = cut_at.map_or_else(String::new, |bound| {
+        format!(
+            "\n  The HTTP retry policy was still retrying after {} s (RefreshPolicy::attempt_timeout); \
+             the credential tries again with backoff.",
+            bound.as_seconds_f64()
+        )
+    });
     CredentialError::new(
         ErrorCategory::Transport,
         format!(
-            "WorkloadIdentityCredential: the token request to {endpoint} failed before Entra answered: {e}."
+            "WorkloadIdentityCredential: the token request to {} failed before Entra answered: {}.\n  \
+             Cause: {}{note}",
+            failure.origin,
+            failure.words(),
+            failure.chain,
         ),
     )
-    .with_fix(catalogue::transport_fix(endpoint))
-    .with_problem(ProblemId::Transport)
-    .with_source(e)
+    .with_fix(fix)
+    .with_problem(failure.cause.problem())
 }
 
 impl Exchange {
@@ -95,7 +122,9 @@ impl Exchange {
         let (status, hdrs, body) = send_capped_in(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES)
             .await
             .map_err(|e| match e {
-                SendError::Transport(e) => transport_error(&self.endpoint, e),
+                SendError::Transport(e) => {
+                    transport_error(&Failure::of(&self.endpoint, &e), None).with_source(e)
+                }
                 SendError::BrokeOff { status, received, error } => CredentialError::new(
                     ErrorCategory::Transport,
                     format!(

@@ -119,6 +119,12 @@ impl Fixture {
     }
 }
 
+/// A port on 127.0.0.1 that nothing listens on (bound, then released).
+pub fn closed_local_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
 /// Decode the claims of a JWT (test helper; no verification).
 pub fn claims(jwt: &str) -> serde_json::Value {
     use base64::Engine as _;

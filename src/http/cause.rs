@@ -1,0 +1,376 @@
+//! Why a request got no answer: the root cause of a transport error, named from its source chain
+//! (azure_core → reqwest → hyper_util → `std::io::Error` / `rustls::Error`), with the fix for it.
+//!
+//! One classifier for the credential's token request, `doctor`'s issuer fetches and the
+//! managed-identity probe. It classifies by type where the type is reachable (`io::ErrorKind`,
+//! `rustls::Error` inside an `io::Error`), by the fixed texts of hyper_util's connector errors
+//! ("dns error", "tunnel error: ...") where it is not, and falls back to the innermost error's
+//! text.
+
+use crate::problem::ProblemId;
+use azure_core::http::Url;
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+
+/// The root cause of a failed request, in the terms of its fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// The host answered the TCP connection with a refusal (nothing listens on that port).
+    ConnectionRefused,
+    /// The host name did not resolve.
+    Dns,
+    /// The connection was reset or closed before an answer (during the TLS handshake or after).
+    ConnectionClosed,
+    /// The server's certificate chains to no CA this client trusts (`UnknownIssuer`).
+    UntrustedCertificate,
+    /// The server's certificate is not valid for the host name in the URL.
+    CertificateName,
+    /// The server's certificate is expired or not yet valid.
+    CertificateExpired,
+    /// Another TLS failure (no TLS on that port, an alert, no common protocol version).
+    Tls,
+    /// The HTTP proxy refused or failed the `CONNECT` tunnel.
+    Proxy,
+    /// The connection or the request timed out (packets dropped).
+    TimedOut,
+    /// None of the above: the innermost error's text says what.
+    Other,
+}
+
+impl Cause {
+    /// The catalogue entry of this cause (its section of docs/troubleshooting.md).
+    pub(crate) fn problem(self) -> ProblemId {
+        match self {
+            Cause::ConnectionRefused => ProblemId::TransportConnectionRefused,
+            Cause::Dns => ProblemId::TransportDns,
+            Cause::ConnectionClosed => ProblemId::TransportConnectionReset,
+            Cause::UntrustedCertificate => ProblemId::TransportUntrustedCertificate,
+            Cause::CertificateName => ProblemId::TransportCertificateName,
+            Cause::CertificateExpired => ProblemId::TransportCertificateExpired,
+            Cause::Tls => ProblemId::TransportTls,
+            Cause::Proxy => ProblemId::TransportProxy,
+            Cause::TimedOut => ProblemId::TransportTimedOut,
+            Cause::Other => ProblemId::Transport,
+        }
+    }
+
+    /// The cause in plain words, without volatile values (it goes on an error's first line).
+    fn words(self) -> &'static str {
+        match self {
+            Cause::ConnectionRefused => "connection refused",
+            Cause::Dns => "the host name does not resolve (DNS)",
+            Cause::ConnectionClosed => "the connection was closed or reset before an answer",
+            Cause::UntrustedCertificate => {
+                "TLS: the server's certificate is not trusted (unknown issuer)"
+            }
+            Cause::CertificateName => {
+                "TLS: the server's certificate is not valid for this host name"
+            }
+            Cause::CertificateExpired => {
+                "TLS: the server's certificate is expired or not yet valid"
+            }
+            Cause::Tls => "the TLS handshake failed",
+            Cause::Proxy => "the HTTP proxy refused or failed the CONNECT tunnel",
+            Cause::TimedOut => "the connection timed out",
+            Cause::Other => "no answer",
+        }
+    }
+}
+
+/// A classified transport failure of one request: the cause, where to, and the error chain.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) cause: Cause,
+    /// The URL requested.
+    pub(crate) url: Url,
+    /// `scheme://host:port` of the URL requested.
+    pub(crate) origin: String,
+    host: String,
+    port: u16,
+    /// The innermost error's text (the detail the cause was named from).
+    innermost: String,
+    /// Every error of the chain, outermost first, joined by ": " (repeats dropped).
+    pub(crate) chain: String,
+}
+
+impl Failure {
+    /// Classify `error` (any error whose `source()` chain leads to the transport's error), for a
+    /// request to `url`.
+    pub(crate) fn of(url: &Url, error: &(dyn StdError + 'static)) -> Self {
+        let host = url.host_str().unwrap_or("").to_owned();
+        let port = url.port_or_known_default().unwrap_or(0);
+        let mut cause = None;
+        let mut texts: Vec<String> = Vec::new();
+        let mut cur = Some(error);
+        while let Some(e) = cur {
+            let text = e.to_string();
+            cause = cause.or_else(|| classify_one(e, &text));
+            if texts.last() != Some(&text) {
+                texts.push(text);
+            }
+            // `io::Error::source` skips its payload (it returns the payload's source): the
+            // payload is classified by `classify_one`, its text is the io::Error's own.
+            cur = e.source();
+        }
+        Self {
+            cause: cause.unwrap_or(Cause::Other),
+            url: url.clone(),
+            origin: format!("{}://{host}:{port}", url.scheme()),
+            host,
+            port,
+            innermost: texts.last().cloned().unwrap_or_default(),
+            chain: texts.join(": "),
+        }
+    }
+
+    /// The cause in plain words for a first line: stable across retries of the same fault
+    /// (an unclassified cause gives the innermost error's text).
+    pub(crate) fn words(&self) -> String {
+        match self.cause {
+            Cause::Other => format!("no answer ({})", self.innermost),
+            c => c.words().to_owned(),
+        }
+    }
+
+    /// The fix, as commands and values. `setting` names what chose the URL and its value (e.g.
+    /// "the authority host (AZURE_AUTHORITY_HOST; now https://login.microsoftonline.com)");
+    /// `probe` is a URL to fetch with curl from the same pod.
+    pub(crate) fn fix(&self, setting: &str, probe: &str) -> String {
+        let Self {
+            origin, host, port, ..
+        } = self;
+        let curl = format!("`curl -sv {probe}`");
+        let s_client =
+            format!("`openssl s_client -connect {host}:{port} -servername {host} -showcerts`");
+        match self.cause {
+            Cause::ConnectionRefused => format!(
+                "Nothing accepts connections on {host}:{port}. Check {setting}; check the egress rule or proxy in between \
+                 (HTTPS_PROXY, NO_PROXY); test from this pod with {curl}."
+            ),
+            Cause::Dns => format!(
+                "The name {host} does not resolve from here. Check the host name in {setting} and the pod's DNS \
+                 (`nslookup {host}`); behind a proxy set HTTPS_PROXY; test with {curl}."
+            ),
+            Cause::ConnectionClosed => format!(
+                "Something between this pod and {origin} closed the connection: a firewall or proxy, or a server that does \
+                 not speak HTTPS on that port. Check egress rules and the proxy (HTTPS_PROXY, NO_PROXY) and {setting}; \
+                 {curl} shows where it stops."
+            ),
+            Cause::UntrustedCertificate => format!(
+                "{origin} presented a certificate from a CA this client does not trust, usually a TLS-inspecting proxy. \
+                 Add that CA to the system trust store (copy it to /usr/local/share/ca-certificates/ and run \
+                 `update-ca-certificates`) or set SSL_CERT_FILE=/path/to/bundle.pem (public roots plus that CA); \
+                 {s_client} shows the issuer. Check {setting}."
+            ),
+            Cause::CertificateName => format!(
+                "The certificate {origin} presented does not name {host}: the URL points at a server for another name \
+                 (an IP address, or a proxy answering in its place). Check {setting}: use the host name the certificate \
+                 names, e.g. https://login.microsoftonline.com; {s_client} shows the names."
+            ),
+            Cause::CertificateExpired => format!(
+                "The certificate {origin} presented is outside its validity period. Check this machine's clock \
+                 (`date -u`); if it is right, the server's certificate has expired: {s_client} shows its dates."
+            ),
+            Cause::Tls => format!(
+                "The TLS handshake with {origin} failed: the port does not speak TLS (an http:// server, or a proxy), or \
+                 the server offers no TLS 1.2/1.3 suite this client supports. Check {setting}; {s_client} shows the handshake."
+            ),
+            Cause::Proxy => format!(
+                "The HTTP proxy (HTTPS_PROXY) refused or could not open the tunnel to {host}:{port}: allow {host} in the \
+                 proxy, or bypass it with NO_PROXY={host}; {curl} uses the same proxy settings."
+            ),
+            Cause::TimedOut => format!(
+                "No answer from {origin}: packets are dropped (security group, network policy, firewall). Allow egress to \
+                 {host}:{port} or set HTTPS_PROXY; check {setting}; test with `curl -sv --max-time 10 {probe}`."
+            ),
+            Cause::Other => format!(
+                "Check network access to {origin} ({setting}), the proxy (HTTPS_PROXY, NO_PROXY) and, for a private CA, \
+                 SSL_CERT_FILE; test with {curl}."
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    /// "connection refused (https://host:port)": the first-line form, stable across retries.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.words(), self.origin)
+    }
+}
+
+/// The cause one error of the chain names, if it names one.
+fn classify_one(e: &(dyn StdError + 'static), text: &str) -> Option<Cause> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls_cause(tls));
+    }
+    if let Some(io) = e.downcast_ref::<io::Error>() {
+        // Its payload first (`source()` skips it): hyper-rustls wraps tokio-rustls's
+        // `io::Error(InvalidData, rustls::Error)` in an `io::Error(Other, ...)`.
+        let payload = io.get_ref().map(|p| p as &(dyn StdError + 'static));
+        if let Some(cause) = payload.and_then(|p| classify_one(p, &p.to_string())) {
+            return Some(cause);
+        }
+        return match io.kind() {
+            io::ErrorKind::ConnectionRefused => Some(Cause::ConnectionRefused),
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::UnexpectedEof => Some(Cause::ConnectionClosed),
+            io::ErrorKind::TimedOut => Some(Cause::TimedOut),
+            _ => None,
+        };
+    }
+    // hyper_util's connector errors are private types with fixed texts.
+    if text == "dns error" {
+        return Some(Cause::Dns);
+    }
+    if text.starts_with("tunnel error") {
+        return Some(Cause::Proxy);
+    }
+    // hyper's `IncompleteMessage`; reqwest's own time-out type.
+    if text.starts_with("connection closed before message completed") {
+        return Some(Cause::ConnectionClosed);
+    }
+    if text == "operation timed out" {
+        return Some(Cause::TimedOut);
+    }
+    None
+}
+
+fn tls_cause(e: &rustls::Error) -> Cause {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => Cause::UntrustedCertificate,
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => Cause::CertificateName,
+        rustls::Error::InvalidCertificate(
+            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
+        ) => Cause::CertificateExpired,
+        _ => Cause::Tls,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url() -> Url {
+        Url::parse("https://login.example:8443/t/oauth2/v2.0/token").unwrap()
+    }
+
+    /// The shape azure_core gives a transport error: its message over the transport's error.
+    fn wrapped(inner: impl StdError + Send + Sync + 'static) -> azure_core::Error {
+        azure_core::Error::with_error(
+            azure_core::error::ErrorKind::Connection,
+            inner,
+            "failed to execute `reqwest` request",
+        )
+        .with_context("retry policy expired and the request will no longer be retried")
+    }
+
+    #[test]
+    fn io_kinds_and_tls_payloads_are_named_through_the_chain() {
+        let cases: Vec<(io::Error, Cause)> = vec![
+            (
+                io::ErrorKind::ConnectionRefused.into(),
+                Cause::ConnectionRefused,
+            ),
+            (
+                io::ErrorKind::ConnectionReset.into(),
+                Cause::ConnectionClosed,
+            ),
+            (io::ErrorKind::UnexpectedEof.into(), Cause::ConnectionClosed),
+            (io::ErrorKind::TimedOut.into(), Cause::TimedOut),
+            (
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+                ),
+                Cause::UntrustedCertificate,
+            ),
+            (
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName),
+                ),
+                Cause::CertificateName,
+            ),
+            (
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
+                ),
+                Cause::CertificateExpired,
+            ),
+            (
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure),
+                ),
+                Cause::Tls,
+            ),
+            (
+                io::Error::other(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+                )),
+                Cause::UntrustedCertificate,
+            ),
+            (
+                io::Error::other(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "tls handshake eof",
+                )),
+                Cause::ConnectionClosed,
+            ),
+            (io::Error::other("something else"), Cause::Other),
+        ];
+        for (io, expected) in cases {
+            let f = Failure::of(&url(), &wrapped(io));
+            assert_eq!(f.cause, expected, "{}", f.chain);
+            assert_eq!(f.origin, "https://login.example:8443");
+            assert!(f.chain.starts_with("retry policy expired"), "{}", f.chain);
+        }
+    }
+
+    #[test]
+    fn unclassified_causes_fall_back_to_the_innermost_text() {
+        let f = Failure::of(&url(), &wrapped(io::Error::other("weird failure")));
+        assert_eq!(f.cause, Cause::Other);
+        assert_eq!(f.words(), "no answer (weird failure)");
+        assert!(f.fix("X", "https://p").contains("`curl -sv https://p`"));
+    }
+
+    #[test]
+    fn every_cause_has_its_own_problem_and_a_concrete_fix() {
+        let mut problems = std::collections::HashSet::new();
+        for cause in [
+            Cause::ConnectionRefused,
+            Cause::Dns,
+            Cause::ConnectionClosed,
+            Cause::UntrustedCertificate,
+            Cause::CertificateName,
+            Cause::CertificateExpired,
+            Cause::Tls,
+            Cause::Proxy,
+            Cause::TimedOut,
+            Cause::Other,
+        ] {
+            assert!(problems.insert(cause.problem()), "{cause:?}");
+            let f = Failure {
+                cause,
+                url: url(),
+                origin: "https://h:1".into(),
+                host: "h".into(),
+                port: 1,
+                innermost: "x".into(),
+                chain: "x".into(),
+            };
+            let fix = f.fix("the authority host", "https://h:1/probe");
+            assert!(fix.contains('`') || fix.contains('='), "{cause:?}: {fix}");
+        }
+    }
+}

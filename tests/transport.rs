@@ -1,0 +1,218 @@
+//! Transport failures with DEFAULT options (azure_core's default transport and retry policy, the
+//! default refresh policy), against real endpoints on 127.0.0.1: the error's first line names
+//! the endpoint and the root cause, is the same for two fresh credentials, and the fix, problem
+//! id and documentation are those of the cause.
+//!
+//! The crate's default retry options (`token_retry_options`: 3 retries, 200 ms doubling) make each
+//! test take about 3.3 s; the one with azure_core's own default retry policy takes 30 s (the
+//! default `RefreshPolicy::attempt_timeout` ends the attempt during the policy's wait).
+
+mod common;
+
+use azure_core::credentials::TokenCredential;
+use azure_identity_k8s::config::Env;
+use azure_identity_k8s::{
+    CredentialError, ErrorCategory, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+};
+use common::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Options as a pod sets them, and nothing else: default transport, retry and refresh policy.
+fn default_options(fx: &Fixture, authority: &str) -> WorkloadIdentityCredentialOptions {
+    WorkloadIdentityCredentialOptions {
+        client_id: Some(CLIENT.into()),
+        tenant_id: Some(TENANT.into()),
+        token_file_path: Some(fx.token_path.clone()),
+        env: Env::from_pairs([("AZURE_AUTHORITY_HOST", authority.to_string())]),
+        ..Default::default()
+    }
+}
+
+/// The error of one `get_token` on a fresh credential.
+async fn failure(options: WorkloadIdentityCredentialOptions) -> CredentialError {
+    let credential = WorkloadIdentityCredential::new(Some(options)).expect("valid options");
+    let err = credential
+        .get_token(&[STORAGE], None)
+        .await
+        .expect_err("the endpoint gives no answer");
+    err.downcast_ref::<CredentialError>()
+        .cloned()
+        .unwrap_or_else(|| panic!("not a CredentialError: {err}"))
+}
+
+/// Two fresh credentials (concurrently, so the test waits one attempt bound, not two) fail the
+/// same way: the first line names `origin` and `words`, the problem is `anchor`, the fix names
+/// each of `fix_needles`.
+async fn assert_cause(
+    options: impl Fn() -> WorkloadIdentityCredentialOptions,
+    origin: &str,
+    words: &str,
+    anchor: &str,
+    fix_needles: &[&str],
+) -> CredentialError {
+    let started = std::time::Instant::now();
+    let (a, b) = tokio::join!(failure(options()), failure(options()));
+    eprintln!("{anchor}: both failed after {:?}:\n{a}", started.elapsed());
+    let first = a.message().lines().next().unwrap().to_owned();
+    assert_eq!(
+        first,
+        b.message().lines().next().unwrap(),
+        "the first line differs between two credentials:\n{a}\n---\n{b}"
+    );
+    assert!(
+        first.contains(&format!(
+            "the token request to {origin} failed before Entra answered"
+        )),
+        "{a}"
+    );
+    assert!(
+        first.contains(words),
+        "the first line lacks {words:?}:\n{a}"
+    );
+    for e in [&a, &b] {
+        assert_eq!(e.category(), ErrorCategory::Transport, "{e}");
+        assert!(e.is_transient(), "{e}");
+        assert_eq!(
+            e.problem_id().map(|p| p.to_string()).as_deref(),
+            Some(anchor),
+            "{e}"
+        );
+        assert!(
+            e.documentation_url()
+                .is_some_and(|u| u.ends_with(&format!("troubleshooting/index.html#{anchor}"))),
+            "{e:?}"
+        );
+        let fix = e.fix().unwrap_or_else(|| panic!("no fix: {e}"));
+        for n in fix_needles {
+            assert!(fix.contains(n), "the fix lacks {n:?}: {fix}");
+        }
+        assert!(
+            e.message().contains(fix),
+            "the message does not say the fix:\n{e}"
+        );
+    }
+    a
+}
+
+#[tokio::test]
+async fn authority_at_a_closed_port_names_connection_refused() {
+    let fx = Fixture::new().await;
+    let port = closed_local_port();
+    let authority = format!("https://127.0.0.1:{port}");
+    let e = assert_cause(
+        || default_options(&fx, &authority),
+        &authority,
+        "connection refused",
+        "transport-connection-refused",
+        &[
+            &format!("Nothing accepts connections on 127.0.0.1:{port}"),
+            &format!("AZURE_AUTHORITY_HOST, or the cloud in ClientOptions; now {authority}"),
+            "HTTPS_PROXY",
+            &format!("`curl -sv {authority}/{TENANT}/v2.0/.well-known/openid-configuration`"),
+        ],
+    )
+    .await;
+    // The whole chain is kept below the first line.
+    assert!(
+        e.message().contains("Connection refused (os error 111)"),
+        "{e}"
+    );
+}
+
+/// With azure_core's own default `ClientOptions` (as code written for azure_identity passes
+/// them: 8 retries, up to 25.6 s apart), the attempt bound (30 s) ends the attempt while the retry
+/// policy waits; the error still names the last try's cause, with the same first line.
+#[tokio::test]
+async fn azure_core_default_retries_cut_by_the_attempt_bound_name_the_last_cause() {
+    let fx = Fixture::new().await;
+    let port = closed_local_port();
+    let authority = format!("https://127.0.0.1:{port}");
+    let options = || {
+        let mut o = default_options(&fx, &authority);
+        o.credential_options.client_options = azure_core::http::ClientOptions::default();
+        o
+    };
+    let e = assert_cause(
+        options,
+        &authority,
+        "connection refused",
+        "transport-connection-refused",
+        &[&format!("Nothing accepts connections on 127.0.0.1:{port}")],
+    )
+    .await;
+    assert!(
+        e.message()
+            .contains("The HTTP retry policy was still retrying after 30 s"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_from_an_untrusted_ca_names_the_unknown_issuer_and_sends_nothing() {
+    let fx = Fixture::new().await;
+    let authority = fx.emu.authority_host();
+    let origin = authority.trim_end_matches('/').to_string();
+    // The default transport trusts the system roots, not the emulator's CA.
+    let e = assert_cause(
+        || default_options(&fx, &authority),
+        &origin,
+        "TLS: the server's certificate is not trusted (unknown issuer)",
+        "transport-untrusted-certificate",
+        &[
+            "TLS-inspecting proxy",
+            "update-ca-certificates",
+            "SSL_CERT_FILE=",
+            &format!("openssl s_client -connect 127.0.0.1:{}", fx.emu.port()),
+        ],
+    )
+    .await;
+    assert!(e.message().contains("UnknownIssuer"), "{e}");
+    // No request (and so no client assertion) reached the server.
+    assert!(
+        fx.emu.requests().is_empty(),
+        "requests reached the server: {:?}",
+        fx.emu.requests().len()
+    );
+    // The same server and options, trusting the emulator's CA, issue a token: the CA was the cause.
+    let mut trusted = default_options(&fx, &authority);
+    trusted.credential_options.client_options.transport = Some(fx.emu.transport());
+    WorkloadIdentityCredential::new(Some(trusted))
+        .unwrap()
+        .get_token(&[STORAGE], None)
+        .await
+        .expect("a token once the CA is trusted");
+}
+
+#[tokio::test]
+async fn a_server_that_closes_every_connection_names_the_closed_connection() {
+    let fx = Fixture::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    let server = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+        }
+    });
+    let authority = format!("https://127.0.0.1:{port}");
+    assert_cause(
+        || default_options(&fx, &authority),
+        &authority,
+        "the connection was closed or reset before an answer",
+        "transport-connection-reset",
+        &[
+            "closed the connection",
+            "HTTPS_PROXY",
+            &format!("`curl -sv {authority}/{TENANT}/v2.0/.well-known/openid-configuration`"),
+        ],
+    )
+    .await;
+    assert!(
+        accepted.load(Ordering::Relaxed) >= 2,
+        "the server was reached"
+    );
+    server.abort();
+}
