@@ -216,3 +216,134 @@ async fn a_server_that_closes_every_connection_names_the_closed_connection() {
     );
     server.abort();
 }
+
+/// A reqwest client trusting only the emulator's CA, with no proxy from the environment: the
+/// transport of the tests below, which each change one thing about it.
+fn client_trusting_the_emulator(fx: &Fixture) -> reqwest::ClientBuilder {
+    let ca = reqwest::Certificate::from_pem(fx.emu.ca_pem().as_bytes()).expect("CA PEM");
+    reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+}
+
+/// Default options over `client` (the crate's default retry and refresh policy).
+fn options_over(
+    fx: &Fixture,
+    authority: &str,
+    client: reqwest::ClientBuilder,
+) -> WorkloadIdentityCredentialOptions {
+    let mut o = default_options(fx, authority);
+    o.credential_options.client_options.transport = Some(azure_core::http::Transport::new(
+        Arc::new(client.build().expect("reqwest client")),
+    ));
+    o
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_names_the_name_mismatch() {
+    let fx = Fixture::new().await;
+    // `login.example` resolves (in this client only) to the emulator, whose certificate names
+    // 127.0.0.1, localhost and ::1.
+    let port = fx.emu.port();
+    let authority = format!("https://login.example:{port}");
+    assert_cause(
+        || {
+            let client = client_trusting_the_emulator(&fx)
+                .resolve("login.example", ([127, 0, 0, 1], port).into());
+            options_over(&fx, &authority, client)
+        },
+        &authority,
+        "TLS: the server's certificate is not valid for this host name",
+        "transport-certificate-name",
+        &[
+            "does not name login.example",
+            &format!("openssl s_client -connect login.example:{port}"),
+        ],
+    )
+    .await;
+    assert!(fx.emu.requests().is_empty(), "a request reached the server");
+}
+
+/// A resolver that knows no name, as a pod's DNS without the authority host.
+struct NoNames;
+
+impl reqwest::dns::Resolve for NoNames {
+    fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async {
+            Err(std::io::Error::other(
+                "failed to lookup address information: Name or service not known",
+            )
+            .into())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_names_dns() {
+    let fx = Fixture::new().await;
+    let authority = "https://login.example:8443";
+    assert_cause(
+        || {
+            let client = client_trusting_the_emulator(&fx).dns_resolver(NoNames);
+            options_over(&fx, authority, client)
+        },
+        authority,
+        "the host name does not resolve (DNS)",
+        "transport-dns",
+        &[
+            "The name login.example does not resolve",
+            "`nslookup login.example`",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_proxy_that_refuses_the_tunnel_names_the_proxy() {
+    let fx = Fixture::new().await;
+    // An HTTP proxy that answers every CONNECT with 403.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = format!("http://{}", listener.local_addr().unwrap());
+    let connects = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&connects);
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            if head.starts_with(b"CONNECT ") {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let authority = fx.emu.authority_host();
+    let origin = authority.trim_end_matches('/').to_string();
+    assert_cause(
+        || {
+            let client = client_trusting_the_emulator(&fx)
+                .proxy(reqwest::Proxy::https(&proxy).expect("proxy URL"));
+            options_over(&fx, &authority, client)
+        },
+        &origin,
+        "the HTTP proxy refused or failed the CONNECT tunnel",
+        "transport-proxy",
+        &["HTTPS_PROXY", "NO_PROXY=127.0.0.1"],
+    )
+    .await;
+    assert!(connects.load(Ordering::Relaxed) >= 2, "the proxy was asked");
+    assert!(
+        fx.emu.requests().is_empty(),
+        "a request went past the proxy"
+    );
+    server.abort();
+}
