@@ -347,3 +347,36 @@ async fn a_proxy_that_refuses_the_tunnel_names_the_proxy() {
     );
     server.abort();
 }
+
+/// The emulator closing the connection after reading the request (no answer), or in the middle
+/// of its answer's body: both name the closed connection, and the answer's status stays.
+#[tokio::test]
+async fn a_connection_closed_before_or_during_the_answer_names_the_closed_connection() {
+    use entra_emulator::{Endpoint, Fault};
+    let fx = Fixture::new().await;
+    for (fault, first_line) in [
+        (
+            Fault::Reset,
+            "failed before Entra answered: the connection was closed or reset before an answer.",
+        ),
+        (
+            Fault::Truncated,
+            "answer (HTTP 200) from {origin} broke off: the connection was closed or reset before an answer.",
+        ),
+    ] {
+        fx.emu.push_fault(Endpoint::Token, fault.clone());
+        let e = failure(fx.options()).await;
+        let origin = fx.emu.authority_host().trim_end_matches('/').to_string();
+        let expected = first_line.replace("{origin}", &origin);
+        assert!(
+            e.message().lines().next().unwrap().contains(&expected),
+            "{fault:?}: {e}"
+        );
+        assert_eq!(
+            e.problem_id().map(|p| p.to_string()).as_deref(),
+            Some("transport-connection-reset"),
+            "{fault:?}: {e}"
+        );
+        assert!(e.is_transient() && e.category() == ErrorCategory::Transport);
+    }
+}

@@ -55,18 +55,9 @@ pub(crate) fn other_cloud(
         .map(|(aud, host)| (*host, *aud))
 }
 
-/// The authority hosts of the three clouds, for a fix.
-const AUTHORITY_HOSTS: &str = "https://login.microsoftonline.com, https://login.microsoftonline.us or https://login.chinacloudapi.cn";
-
-/// The fix of a token request that did not complete (`transport`) to the authority `authority`.
-pub(crate) fn transport_fix(authority: &Url) -> String {
-    format!(
-        "check the authority {}: it must be the Entra endpoint of the tenant's cloud ({AUTHORITY_HOSTS}; {AZURE_AUTHORITY_HOST}). \
-         Allow egress to it on port 443 (security groups, network policies, DNS; a proxy through HTTPS_PROXY/NO_PROXY); \
-         behind a TLS-inspecting proxy or a private CA, point SSL_CERT_FILE at its CA bundle.",
-        authority.origin().ascii_serialization()
-    )
-}
+/// The authority hosts of the three clouds, for a fix (a transport failure's: see
+/// `entra::transport_fix`).
+pub(crate) const AUTHORITY_HOSTS: &str = "https://login.microsoftonline.com, https://login.microsoftonline.us or https://login.chinacloudapi.cn";
 
 /// The fix of an answer that is not Entra's (`invalid-response`).
 pub(crate) const INVALID_RESPONSE_FIX: &str = "check that AZURE_AUTHORITY_HOST (or the cloud option) names Entra ID (https://login.microsoftonline.com, https://login.microsoftonline.us or https://login.chinacloudapi.cn) and that no proxy or gateway answers in its place; a 5xx or 429 is transient and retried.";

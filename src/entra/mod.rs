@@ -19,7 +19,6 @@ use crate::clock::Clock;
 use crate::error::{CredentialError, ErrorCategory};
 use crate::http::{Failure, Phase, Progress, SendError, send_capped_in};
 use crate::jwt::Claims;
-use crate::problem::ProblemId;
 use azure_core::http::headers::{self, content_type};
 use azure_core::http::{Context, Method, Pipeline, Request, StatusCode, Url};
 use azure_core::time::Duration;
@@ -67,17 +66,6 @@ pub(crate) struct ErrorContext<'a> {
 /// the attempt bound that ended the HTTP retry policy's wait after this failure, if it did.
 /// Problem id and documentation: the cause's section (`transport-connection-refused`, ...).
 pub(crate) fn transport_error(failure: &Failure, cut_at: Option<Duration>) -> CredentialError {
-    let authority = failure.url.origin().ascii_serialization();
-    let setting = format!(
-        "the authority host (AZURE_AUTHORITY_HOST, or the cloud in ClientOptions; now {authority}; \
-         the public cloud's is https://login.microsoftonline.com)"
-    );
-    // The tenant's discovery document: a GET that shows the same connection, TLS and proxy path.
-    let probe = match failure.url.as_str().strip_suffix("oauth2/v2.0/token") {
-        Some(base) => format!("{base}v2.0/.well-known/openid-configuration"),
-        None => failure.url.to_string(),
-    };
-    let fix = failure.fix(&setting, &probe);
     let note = cut_at.map_or_else(String::new, |bound| {
         format!(
             "\n  The HTTP retry policy was still retrying after {} s (RefreshPolicy::attempt_timeout); \
@@ -95,8 +83,24 @@ pub(crate) fn transport_error(failure: &Failure, cut_at: Option<Duration>) -> Cr
             failure.chain,
         ),
     )
-    .with_fix(fix)
+    .with_fix(transport_fix(failure))
     .with_problem(failure.cause.problem())
+}
+
+/// The fix of a token request's transport `failure`: the cause's, for the authority host.
+fn transport_fix(failure: &Failure) -> String {
+    let authority = failure.url.origin().ascii_serialization();
+    let setting = format!(
+        "the authority host (AZURE_AUTHORITY_HOST, or the cloud in ClientOptions; now {authority}; \
+         the tenant's cloud's is {})",
+        catalogue::AUTHORITY_HOSTS
+    );
+    // The tenant's discovery document: a GET that shows the same connection, TLS and proxy path.
+    let probe = match failure.url.as_str().strip_suffix("oauth2/v2.0/token") {
+        Some(base) => format!("{base}v2.0/.well-known/openid-configuration"),
+        None => failure.url.to_string(),
+    };
+    failure.fix(&setting, &probe)
 }
 
 impl Exchange {
@@ -125,16 +129,23 @@ impl Exchange {
                 SendError::Transport(e) => {
                     transport_error(&Failure::of(&self.endpoint, &e), None).with_source(e)
                 }
-                SendError::BrokeOff { status, received, error } => CredentialError::new(
-                    ErrorCategory::Transport,
-                    format!(
-                        "WorkloadIdentityCredential: the token endpoint's answer (HTTP {}) broke off after {received} bytes: {error}. This is usually transient; the credential retries.",
-                        u16::from(status),
-                    ),
-                )
-                .with_fix(catalogue::transport_fix(&self.endpoint))
-                .with_problem(ProblemId::Transport)
-                .with_source(error),
+                SendError::BrokeOff { status, received, error } => {
+                    let failure = Failure::of(&self.endpoint, &error);
+                    CredentialError::new(
+                        ErrorCategory::Transport,
+                        format!(
+                            "WorkloadIdentityCredential: the token endpoint's answer (HTTP {}) from {} broke off: {}. \
+                             This is usually transient; the credential retries.\n  Cause: after {received} bytes: {}",
+                            u16::from(status),
+                            failure.origin,
+                            failure.words(),
+                            failure.chain,
+                        ),
+                    )
+                    .with_fix(transport_fix(&failure))
+                    .with_problem(failure.cause.problem())
+                    .with_source(error)
+                }
                 SendError::TooLarge { status } => invalid_response(
                     status,
                     format!("a body larger than {MAX_RESPONSE_BYTES} bytes (reading stopped there)"),
