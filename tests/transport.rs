@@ -182,6 +182,8 @@ async fn a_certificate_from_an_untrusted_ca_names_the_unknown_issuer_and_sends_n
         .get_token(&[STORAGE], None)
         .await
         .expect("a token once the CA is trusted");
+    // The server records requests: the empty record above means none arrived.
+    assert_eq!(fx.emu.request_count(entra_emulator::Endpoint::Token), 1);
 }
 
 #[tokio::test]
