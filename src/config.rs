@@ -13,11 +13,16 @@
 //! The environment is read through [`Env`], so tests (and programs that keep their configuration
 //! elsewhere) can supply it without touching the process environment.
 
-use crate::entra::catalogue::{CLIENT_ID_COMMANDS, TENANT_ID_COMMAND};
-use crate::error::{CredentialError, ErrorCategory};
-use crate::problem::ProblemId;
+mod errors;
+#[cfg(test)]
+mod tests;
+
+use crate::error::CredentialError;
 use azure_core::cloud::CloudConfiguration;
 use azure_core::http::Url;
+use errors::{
+    authority_fix, client_id_fix, invalid, not_configured, tenant_id_fix, token_file_fix,
+};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -190,94 +195,6 @@ pub(crate) struct ConfigInputs<'a> {
     pub expected_audience: Option<&'a str>,
     pub well_known_token_paths: &'a [PathBuf],
     pub env: &'a Env,
-}
-
-/// Each missing value (client id, tenant id, token file) with how to set it: the variable, the
-/// option, and the command that prints the value.
-fn not_configured(missing: &[(&str, String)]) -> CredentialError {
-    let (what, how): (Vec<&str>, Vec<&str>) = missing.iter().map(|(w, h)| (*w, h.as_str())).unzip();
-    CredentialError::new(
-        ErrorCategory::NotConfigured,
-        format!(
-            "WorkloadIdentityCredential is not configured: no {}.",
-            what.join(", no ")
-        ),
-    )
-    .with_fix(format!(
-        "set {}. In a pod, the Azure Workload Identity webhook sets them when the pod has the label \
-         azure.workload.identity/use: \"true\" and its ServiceAccount the annotation azure.workload.identity/client-id; \
-         without the webhook, set them in the pod spec (`azure-identity-k8s setup` prints a Deployment with them).",
-        how.join("; ")
-    ))
-    .with_problem(ProblemId::NotConfigured)
-}
-
-/// A malformed value: `what` names it, `problem` says what is wrong with it, `fix` gives the
-/// value or command that corrects it.
-fn invalid(what: &str, problem: &str, fix: impl Into<String>) -> CredentialError {
-    CredentialError::new(
-        ErrorCategory::InvalidConfiguration,
-        format!("WorkloadIdentityCredential: invalid {what}: {problem}."),
-    )
-    .with_fix(fix)
-    .with_problem(ProblemId::InvalidConfiguration)
-}
-
-/// Set `var` (or the option) to the value `command` prints.
-fn set_to(var: &str, option: &str, value: &str) -> String {
-    format!("set {var} (or the option {option}) to {value}")
-}
-
-/// The fix of a missing or malformed client id.
-fn client_id_fix() -> String {
-    set_to(
-        AZURE_CLIENT_ID,
-        "client_id",
-        &format!(
-            "the application's or user-assigned managed identity's client id (appId, not the object id), printed by {CLIENT_ID_COMMANDS}"
-        ),
-    )
-}
-
-/// The fix of a missing or malformed tenant id.
-fn tenant_id_fix() -> String {
-    set_to(
-        AZURE_TENANT_ID,
-        "tenant_id",
-        &format!("the directory (tenant) id printed by `{TENANT_ID_COMMAND}`"),
-    )
-}
-
-/// The fix of a missing or empty token file path; `tried`: the webhook paths looked for.
-fn token_file_fix(tried: &[PathBuf]) -> String {
-    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
-    set_to(
-        AZURE_FEDERATED_TOKEN_FILE,
-        "token_file_path",
-        &format!(
-            "the file of the pod's projected serviceAccountToken volume (audience {AUDIENCE_PUBLIC}), <mountPath>/<path>, e.g. {WEBHOOK_TOKEN_PATH_PRE_1_6}{}",
-            if tried.is_empty() {
-                String::new()
-            } else {
-                format!(" (the webhook's paths {} do not exist)", tried.join(", "))
-            }
-        ),
-    )
-}
-
-/// The fix of a malformed authority host: the cloud's host, or this one over HTTPS.
-fn authority_fix(raw: &Sourced<String>, https: Option<String>) -> String {
-    let hosts = format!(
-        "{PUBLIC_AUTHORITY_HOST} (public cloud), {US_GOV_AUTHORITY_HOST} (US Government) or {CHINA_AUTHORITY_HOST} (China)"
-    );
-    let value = match https {
-        Some(h) => format!("{h}, the tenant's cloud: {hosts}"),
-        None => format!("the tenant's cloud: {hosts}"),
-    };
-    match raw.source {
-        ValueSource::Options => format!("set the cloud option's authority_host to {value}"),
-        _ => format!("set {AZURE_AUTHORITY_HOST} to {value}"),
-    }
 }
 
 /// The option, else the environment variable `var`, with its source.
@@ -508,153 +425,4 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
         authority_host,
         expected_audience,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn inputs<'a>(env: &'a Env, paths: &'a [PathBuf]) -> ConfigInputs<'a> {
-        ConfigInputs {
-            client_id: None,
-            tenant_id: None,
-            token_file_path: None,
-            cloud: None,
-            expected_audience: None,
-            well_known_token_paths: paths,
-            env,
-        }
-    }
-
-    fn full_env() -> Env {
-        Env::from_pairs([
-            (AZURE_CLIENT_ID, "11111111-2222-3333-4444-555555555555"),
-            (AZURE_TENANT_ID, "contoso.onmicrosoft.com"),
-            (AZURE_FEDERATED_TOKEN_FILE, "/tmp/token"),
-        ])
-    }
-
-    #[test]
-    fn env_fills_everything_and_defaults_apply() {
-        let env = full_env();
-        let c = resolve(&inputs(&env, &[])).unwrap();
-        assert_eq!(c.client_id.source, ValueSource::EnvVar(AZURE_CLIENT_ID));
-        assert_eq!(c.token_file.value, PathBuf::from("/tmp/token"));
-        assert_eq!(
-            c.authority_host.value.as_str(),
-            "https://login.microsoftonline.com/"
-        );
-        assert_eq!(c.authority_host.source, ValueSource::Default);
-        assert_eq!(c.expected_audience.value, AUDIENCE_PUBLIC);
-        assert_eq!(
-            c.token_endpoint().unwrap().as_str(),
-            "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
-        );
-    }
-
-    #[test]
-    fn options_win_over_env() {
-        let env = full_env();
-        let mut i = inputs(&env, &[]);
-        i.client_id = Some("from-options");
-        let c = resolve(&i).unwrap();
-        assert_eq!(c.client_id.value, "from-options");
-        assert_eq!(c.client_id.source, ValueSource::Options);
-    }
-
-    #[test]
-    fn missing_values_are_not_configured_and_name_the_variable() {
-        let env = Env::from_pairs::<&str, &str>([]);
-        let e = resolve(&inputs(&env, &[])).unwrap_err();
-        assert!(e.is_not_configured());
-        assert!(e.message().contains("AZURE_CLIENT_ID"), "{e}");
-        let env = Env::from_pairs([(AZURE_CLIENT_ID, "x")]);
-        let e = resolve(&inputs(&env, &[])).unwrap_err();
-        assert!(e.message().contains("AZURE_TENANT_ID"), "{e}");
-        let env = Env::from_pairs([(AZURE_CLIENT_ID, "x"), (AZURE_TENANT_ID, "t")]);
-        let paths = [PathBuf::from("/definitely/not/here/token")];
-        let e = resolve(&inputs(&env, &paths)).unwrap_err();
-        assert!(e.is_not_configured());
-        assert!(
-            e.message().contains("AZURE_FEDERATED_TOKEN_FILE")
-                && e.message().contains("/definitely/not/here/token"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn well_known_path_is_discovered() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("azure-identity-token");
-        std::fs::write(&p, "x").unwrap();
-        let env = Env::from_pairs([(AZURE_CLIENT_ID, "x"), (AZURE_TENANT_ID, "t")]);
-        let paths = [PathBuf::from("/nope/token"), p.clone()];
-        let c = resolve(&inputs(&env, &paths)).unwrap();
-        assert_eq!(c.token_file.value, p);
-        assert_eq!(c.token_file.source, ValueSource::WellKnownPath);
-    }
-
-    #[test]
-    fn bad_values_are_rejected_with_the_reason() {
-        for (var, value, needle) in [
-            (AZURE_TENANT_ID, "bad/tenant", "tenant id"),
-            (AZURE_TENANT_ID, "tenant\n", "whitespace"),
-            (AZURE_CLIENT_ID, "client id", "whitespace"),
-            (
-                AZURE_AUTHORITY_HOST,
-                "http://login.microsoftonline.com",
-                "HTTPS",
-            ),
-            (AZURE_AUTHORITY_HOST, "not a url", "whitespace"),
-            (
-                AZURE_AUTHORITY_HOST,
-                "login.microsoftonline.com",
-                "not a URL",
-            ),
-        ] {
-            let mut pairs: HashMap<&str, &str> = [
-                (AZURE_CLIENT_ID, "c"),
-                (AZURE_TENANT_ID, "t"),
-                (AZURE_FEDERATED_TOKEN_FILE, "/tmp/x"),
-            ]
-            .into_iter()
-            .collect();
-            pairs.insert(var, value);
-            let env = Env::from_pairs(pairs);
-            let e = resolve(&inputs(&env, &[])).unwrap_err();
-            assert_eq!(
-                e.category(),
-                ErrorCategory::InvalidConfiguration,
-                "{var}={value:?}"
-            );
-            assert!(e.message().contains(needle), "{var}={value:?}: {e}");
-        }
-    }
-
-    #[test]
-    fn cloud_selects_authority_and_audience() {
-        let env = full_env();
-        let mut i = inputs(&env, &[]);
-        let cloud = CloudConfiguration::AzureGovernment;
-        i.cloud = Some(&cloud);
-        let c = resolve(&i).unwrap();
-        assert_eq!(
-            c.authority_host.value.host_str(),
-            Some("login.microsoftonline.us")
-        );
-        assert_eq!(c.expected_audience.value, AUDIENCE_US_GOV);
-        let cloud = CloudConfiguration::AzureChina;
-        i.cloud = Some(&cloud);
-        assert_eq!(resolve(&i).unwrap().expected_audience.value, AUDIENCE_CHINA);
-    }
-
-    #[test]
-    fn debug_of_env_shows_names_only() {
-        let env = Env::from_pairs([("AZURE_CLIENT_SECRET", "hunter2")]);
-        let s = format!("{env:?}");
-        assert!(
-            s.contains("AZURE_CLIENT_SECRET") && !s.contains("hunter2"),
-            "{s}"
-        );
-    }
 }

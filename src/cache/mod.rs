@@ -47,6 +47,8 @@
 //! token, and never before the token endpoint's `Retry-After` (capped at `max_backoff`). A success
 //! clears the failure state. Refreshing is never disabled.
 
+mod attempt;
+mod errors;
 pub(crate) mod policy;
 mod slot;
 mod status;
@@ -58,24 +60,21 @@ mod trust;
 pub use policy::RefreshPolicy;
 pub use status::{RefreshHealth, TokenStatus};
 
-use crate::error::{CredentialError, ErrorCategory};
+use crate::error::CredentialError;
 use crate::http::{Phase, Progress};
-use crate::problem::ProblemId;
+use attempt::AttemptTask;
 use azure_core::async_runtime::get_async_runtime;
 use azure_core::credentials::AccessToken;
 use azure_core::http::Context;
 use azure_core::time::Duration;
-use futures::FutureExt;
+use errors::{timed_out, vanished_error};
 use futures::channel::oneshot;
 use futures::future::{Either, Shared, select};
-use slot::{Cached, InFlight, Slot, SlotState, add, between};
+use slot::{Cached, Slot, between};
 use std::collections::HashMap;
 use std::fmt;
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
-use tracing::instrument::{Instrument as _, WithSubscriber as _};
 
 /// A freshly acquired token, as the exchange returns it.
 #[derive(Debug)]
@@ -106,7 +105,7 @@ pub(crate) trait TokenSource: Send + Sync + fmt::Debug + 'static {
 
     /// The error of an attempt, or of a caller's wait, that outlived `bound` while in `phase`.
     fn timed_out(&self, bound: Duration, phase: Phase) -> CredentialError {
-        timeout_error(bound, phase)
+        errors::timeout_error(bound, phase)
     }
 }
 
@@ -117,8 +116,6 @@ type SharedOutcome = Shared<oneshot::Receiver<Outcome>>;
 /// Most slots kept. Past it, slots without a valid token and without an attempt in flight (scopes
 /// that only ever failed, expired tokens) are evicted first, then the one that expires first.
 const MAX_SLOTS: usize = 256;
-/// Grace past `attempt_timeout` before an attempt that has not ended is treated as dead.
-const DEAD_ATTEMPT_GRACE: Duration = Duration::seconds(2);
 /// How often one call starts a new attempt after the one it waited for vanished.
 const MAX_RESTARTS: usize = 3;
 
@@ -280,7 +277,7 @@ impl CacheInner {
                         };
                         let ctx = ctx.take().unwrap_or_default();
                         let (outcome, task) =
-                            Self::prepare_attempt(this, slot, &mut state, reason, now, ctx);
+                            AttemptTask::prepare(this, slot, &mut state, reason, now, ctx);
                         drop(state);
                         // Spawned after the lock is released: a runtime that polls on spawn
                         // cannot deadlock on it.
@@ -308,39 +305,6 @@ impl CacheInner {
         }
     }
 
-    /// Register a new attempt in `state` (whose lock the caller holds); the task to spawn once
-    /// the lock is released.
-    fn prepare_attempt(
-        this: &Arc<Self>,
-        slot: &Arc<Slot>,
-        state: &mut SlotState,
-        reason: &'static str,
-        now: Instant,
-        ctx: Context<'static>,
-    ) -> (SharedOutcome, AttemptTask) {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        let outcome = rx.shared();
-        let progress = Arc::new(Progress::new());
-        state.attempt = Some(InFlight {
-            id,
-            outcome: outcome.clone(),
-            deadline: add(now, this.policy.attempt_timeout + DEAD_ATTEMPT_GRACE),
-            progress: Arc::clone(&progress),
-        });
-        let task = AttemptTask {
-            cache: Arc::clone(this),
-            slot: Arc::clone(slot),
-            id,
-            reason,
-            ctx: ctx.with_value(Arc::clone(&progress)),
-            progress,
-            tx: Some(tx),
-        };
-        (outcome, task)
-    }
-
     /// Wait for an attempt's outcome, at most `bound`.
     async fn wait(&self, slot: &Slot, attempt: SharedOutcome, bound: Duration) -> Waited {
         let timeout = get_async_runtime().sleep(bound.max(Duration::ZERO));
@@ -363,189 +327,6 @@ impl CacheInner {
         }
         Err(error)
     }
-}
-
-fn vanished_error(slot: &Slot) -> CredentialError {
-    CredentialError::new(
-        ErrorCategory::Transport,
-        format!(
-            "WorkloadIdentityCredential: the token request for scope {} was abandoned {MAX_RESTARTS} \
-             times in a row before it finished: the async runtime that ran it was shut down or \
-             dropped (e.g. a runtime per call dropped while a request was running). The next call \
-             starts a new request.",
-            slot.scope
-        ),
-    )
-    .with_fix("call from a runtime that outlives the call (one long-lived runtime, or the `blocking` feature's BlockingTokenCredential).")
-    .with_problem(ProblemId::Transport)
-}
-
-/// The error of an attempt (or a wait) that outlived `bound`: while the HTTP retry policy waits
-/// after a transport failure, that failure (its cause is the problem, not the bound); else the
-/// source's time-out error for the phase that hung.
-fn timed_out(
-    source: &dyn TokenSource,
-    bound: Duration,
-    progress: Option<&Progress>,
-) -> CredentialError {
-    let phase = progress.map_or(Phase::Starting, Progress::get);
-    match (phase, progress.and_then(Progress::last_failure)) {
-        (Phase::RetryWait, Some(failure)) => crate::entra::transport_error(&failure, Some(bound)),
-        _ => source.timed_out(bound, phase),
-    }
-}
-
-/// The error of an attempt (or a wait) that outlived `attempt_timeout`, naming the phase that hung.
-fn timeout_error(bound: Duration, phase: Phase) -> CredentialError {
-    let secs = bound.as_seconds_f64();
-    let raise = "or raise RefreshPolicy::attempt_timeout (WorkloadIdentityCredentialOptions::refresh_policy) if it is just slow";
-    let (what, fix) = match phase {
-        Phase::Starting => (
-            format!(
-                "the token request did not start within {secs} s: the task that runs it was not \
-                 polled (is the async runtime blocked or busy?)"
-            ),
-            "keep the async runtime responsive: move blocking work to spawn_blocking, or give the runtime more worker threads.".to_string(),
-        ),
-        Phase::Assertion => (
-            format!(
-                "reading the client assertion (the service-account token file, or the assertion \
-                 source) did not finish within {secs} s"
-            ),
-            format!("check the volume holding the token file (a hung network mount, a FIFO) or the assertion source, {raise}."),
-        ),
-        Phase::Request => (
-            format!("the token endpoint did not answer within {secs} s"),
-            format!("check network access to the authority host (egress rules, proxy, DNS), {raise}."),
-        ),
-        Phase::RetryWait => (
-            format!(
-                "the token request was still being retried after {secs} s (the last try failed \
-                 with a retryable answer and the HTTP retry policy was waiting before the next \
-                 one; the previous log lines show the answers)"
-            ),
-            format!("use a shorter retry policy (ClientOptions::retry = token_retry_options()) so that the cache does the retrying, {raise}."),
-        ),
-        Phase::Response => (
-            format!(
-                "the token endpoint's answer was still being read after {secs} s (a slow or \
-                 stalled body)"
-            ),
-            format!("check any proxy between this pod and the authority host, {raise}."),
-        ),
-    };
-    CredentialError::new(
-        ErrorCategory::Timeout,
-        format!("WorkloadIdentityCredential: {what}; the bound is RefreshPolicy::attempt_timeout."),
-    )
-    .with_fix(fix)
-    .with_problem(ProblemId::Timeout)
-}
-
-/// One attempt. Dropping it (completed, panicked, never polled, runtime shut down) clears the
-/// slot's in-flight marker *before* its waiters are told, so they start a new attempt.
-struct AttemptTask {
-    cache: Arc<CacheInner>,
-    slot: Arc<Slot>,
-    id: u64,
-    reason: &'static str,
-    ctx: Context<'static>,
-    progress: Arc<Progress>,
-    tx: Option<oneshot::Sender<Outcome>>,
-}
-
-impl Drop for AttemptTask {
-    fn drop(&mut self) {
-        let mut state = write(&self.slot.state);
-        if state.attempt.as_ref().is_some_and(|a| a.id == self.id) {
-            state.attempt = None;
-        }
-        drop(state);
-        // `tx` is dropped after this: waiters see `Canceled` only once the marker is gone.
-    }
-}
-
-impl AttemptTask {
-    /// Spawn on azure_core's runtime with the caller's span and subscriber. Spawning panics when
-    /// there is no runtime (tokio's, outside a runtime): the task is dropped (which frees the
-    /// slot) and the panic continues.
-    fn spawn(self) {
-        let span = tracing::Span::current();
-        let future = Box::pin(self.run().instrument(span).with_current_subscriber());
-        let handle = get_async_runtime().spawn(future);
-        // Detached: dropping the handle does not abort the task.
-        drop(handle);
-    }
-
-    async fn run(mut self) {
-        let cache = Arc::clone(&self.cache);
-        let policy = &cache.policy;
-        let started = cache.clock.instant();
-        self.progress.set(Phase::Request);
-        tracing::debug!(scopes = %self.slot.scope, reason = self.reason, "refreshing {}", cache.source.kind());
-        let fetch = AssertUnwindSafe(
-            cache
-                .source
-                .fetch(std::slice::from_ref(&self.slot.scope_owned), &self.ctx),
-        )
-        .catch_unwind();
-        let timeout = get_async_runtime().sleep(policy.attempt_timeout.max(Duration::ZERO));
-        let result = match select(fetch, timeout).await {
-            Either::Left((Ok(result), _)) => result,
-            Either::Left((Err(panic), _)) => Err(panic_error(&self.slot, panic)),
-            Either::Right(((), _)) => Err(timed_out(
-                &*cache.source,
-                policy.attempt_timeout,
-                Some(&self.progress),
-            )),
-        };
-        let (now, wall) = (cache.clock.instant(), cache.clock.now());
-        let outcome = {
-            let mut state = write(&self.slot.state);
-            if state.attempt.as_ref().is_some_and(|a| a.id == self.id) {
-                state.attempt = None;
-            }
-            match result {
-                Ok(fetched) => {
-                    let cached = Cached::new(fetched, started, policy, (cache.random)());
-                    tracing::info!(
-                        scopes = %self.slot.scope,
-                        expires_on = %cached.token.expires_on,
-                        refresh_in_secs = between(now, cached.refresh_at).whole_seconds(),
-                        duration_ms = between(started, now).whole_milliseconds() as i64,
-                        "acquired {}",
-                        cache.source.kind()
-                    );
-                    state.record_success(cached, wall)
-                }
-                Err(error) => {
-                    state.record_failure(error, (now, wall), policy, cache.random, &self.slot.scope)
-                }
-            }
-        };
-        // Every waiter gets the same outcome; nobody may be listening any more, which is fine.
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(outcome);
-        }
-    }
-}
-
-fn panic_error(slot: &Slot, panic: Box<dyn std::any::Any + Send>) -> CredentialError {
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".into());
-    CredentialError::new(
-        ErrorCategory::Transport,
-        format!(
-            "WorkloadIdentityCredential: the token request for scope {} panicked: {what}. This is a \
-             bug in the assertion source or the HTTP transport; the next attempt starts afresh.",
-            slot.scope
-        ),
-    )
-    .with_fix("report the panic message above to the author of the assertion source or HTTP transport (or to azure_identity_k8s).")
-    .with_problem(ProblemId::Transport)
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {

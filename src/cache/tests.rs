@@ -1,12 +1,16 @@
 use super::policy::{backoff, schedule};
 use super::*;
 use crate::clock::{Clock, ManualClock};
+use crate::error::ErrorCategory;
 use azure_core::http::StatusCode;
+use futures::FutureExt as _;
 use futures::future::join_all;
+use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use time::OffsetDateTime;
 use time::macros::datetime;
+use tracing::instrument::Instrument as _;
 
 const T0: OffsetDateTime = datetime!(2030-01-01 00:00 UTC);
 const SCOPE: &str = "https://vault.azure.net/.default";

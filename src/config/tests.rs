@@ -1,0 +1,146 @@
+use super::*;
+use crate::error::ErrorCategory;
+
+fn inputs<'a>(env: &'a Env, paths: &'a [PathBuf]) -> ConfigInputs<'a> {
+    ConfigInputs {
+        client_id: None,
+        tenant_id: None,
+        token_file_path: None,
+        cloud: None,
+        expected_audience: None,
+        well_known_token_paths: paths,
+        env,
+    }
+}
+
+fn full_env() -> Env {
+    Env::from_pairs([
+        (AZURE_CLIENT_ID, "11111111-2222-3333-4444-555555555555"),
+        (AZURE_TENANT_ID, "contoso.onmicrosoft.com"),
+        (AZURE_FEDERATED_TOKEN_FILE, "/tmp/token"),
+    ])
+}
+
+#[test]
+fn env_fills_everything_and_defaults_apply() {
+    let env = full_env();
+    let c = resolve(&inputs(&env, &[])).unwrap();
+    assert_eq!(c.client_id.source, ValueSource::EnvVar(AZURE_CLIENT_ID));
+    assert_eq!(c.token_file.value, PathBuf::from("/tmp/token"));
+    assert_eq!(
+        c.authority_host.value.as_str(),
+        "https://login.microsoftonline.com/"
+    );
+    assert_eq!(c.authority_host.source, ValueSource::Default);
+    assert_eq!(c.expected_audience.value, AUDIENCE_PUBLIC);
+    assert_eq!(
+        c.token_endpoint().unwrap().as_str(),
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+    );
+}
+
+#[test]
+fn options_win_over_env() {
+    let env = full_env();
+    let mut i = inputs(&env, &[]);
+    i.client_id = Some("from-options");
+    let c = resolve(&i).unwrap();
+    assert_eq!(c.client_id.value, "from-options");
+    assert_eq!(c.client_id.source, ValueSource::Options);
+}
+
+#[test]
+fn missing_values_are_not_configured_and_name_the_variable() {
+    let env = Env::from_pairs::<&str, &str>([]);
+    let e = resolve(&inputs(&env, &[])).unwrap_err();
+    assert!(e.is_not_configured());
+    assert!(e.message().contains("AZURE_CLIENT_ID"), "{e}");
+    let env = Env::from_pairs([(AZURE_CLIENT_ID, "x")]);
+    let e = resolve(&inputs(&env, &[])).unwrap_err();
+    assert!(e.message().contains("AZURE_TENANT_ID"), "{e}");
+    let env = Env::from_pairs([(AZURE_CLIENT_ID, "x"), (AZURE_TENANT_ID, "t")]);
+    let paths = [PathBuf::from("/definitely/not/here/token")];
+    let e = resolve(&inputs(&env, &paths)).unwrap_err();
+    assert!(e.is_not_configured());
+    assert!(
+        e.message().contains("AZURE_FEDERATED_TOKEN_FILE")
+            && e.message().contains("/definitely/not/here/token"),
+        "{e}"
+    );
+}
+
+#[test]
+fn well_known_path_is_discovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("azure-identity-token");
+    std::fs::write(&p, "x").unwrap();
+    let env = Env::from_pairs([(AZURE_CLIENT_ID, "x"), (AZURE_TENANT_ID, "t")]);
+    let paths = [PathBuf::from("/nope/token"), p.clone()];
+    let c = resolve(&inputs(&env, &paths)).unwrap();
+    assert_eq!(c.token_file.value, p);
+    assert_eq!(c.token_file.source, ValueSource::WellKnownPath);
+}
+
+#[test]
+fn bad_values_are_rejected_with_the_reason() {
+    for (var, value, needle) in [
+        (AZURE_TENANT_ID, "bad/tenant", "tenant id"),
+        (AZURE_TENANT_ID, "tenant\n", "whitespace"),
+        (AZURE_CLIENT_ID, "client id", "whitespace"),
+        (
+            AZURE_AUTHORITY_HOST,
+            "http://login.microsoftonline.com",
+            "HTTPS",
+        ),
+        (AZURE_AUTHORITY_HOST, "not a url", "whitespace"),
+        (
+            AZURE_AUTHORITY_HOST,
+            "login.microsoftonline.com",
+            "not a URL",
+        ),
+    ] {
+        let mut pairs: HashMap<&str, &str> = [
+            (AZURE_CLIENT_ID, "c"),
+            (AZURE_TENANT_ID, "t"),
+            (AZURE_FEDERATED_TOKEN_FILE, "/tmp/x"),
+        ]
+        .into_iter()
+        .collect();
+        pairs.insert(var, value);
+        let env = Env::from_pairs(pairs);
+        let e = resolve(&inputs(&env, &[])).unwrap_err();
+        assert_eq!(
+            e.category(),
+            ErrorCategory::InvalidConfiguration,
+            "{var}={value:?}"
+        );
+        assert!(e.message().contains(needle), "{var}={value:?}: {e}");
+    }
+}
+
+#[test]
+fn cloud_selects_authority_and_audience() {
+    let env = full_env();
+    let mut i = inputs(&env, &[]);
+    let cloud = CloudConfiguration::AzureGovernment;
+    i.cloud = Some(&cloud);
+    let c = resolve(&i).unwrap();
+    assert_eq!(
+        c.authority_host.value.host_str(),
+        Some("login.microsoftonline.us")
+    );
+    assert_eq!(c.expected_audience.value, AUDIENCE_US_GOV);
+    let cloud = CloudConfiguration::AzureChina;
+    i.cloud = Some(&cloud);
+    assert_eq!(resolve(&i).unwrap().expected_audience.value, AUDIENCE_CHINA);
+}
+
+#[test]
+fn debug_of_env_shows_names_only() {
+    let env = Env::from_pairs([("AZURE_CLIENT_SECRET", "hunter2")]);
+    let s = format!("{env:?}");
+    assert!(
+        s.contains("AZURE_CLIENT_SECRET") && !s.contains("hunter2"),
+        "{s}"
+    );
+}
