@@ -1,6 +1,9 @@
 //! The structured data of the credential's errors against the emulator over HTTPS: problem id,
 //! AADSTS codes, HTTP status, Entra's error and description, trace and correlation ids, fix and
 //! documentation URL; the first line of the message is the same for every retry of one fault.
+//! And the acceptance test of the catalogue (`the_credential_and_doctor_agree_on_every_entry`):
+//! for every entry both can meet, the credential and `doctor` on the same setup carry the same
+//! problem id, fix and URL.
 
 mod common;
 
@@ -224,137 +227,6 @@ async fn an_ecdsa_signed_token_is_5002738() {
     );
 }
 
-/// doctor's exchange check and the credential's error carry the same catalogue entry: problem
-/// id, fix (doctor adds the federated-credential values and command after it for the 70021
-/// family) and URL, whose anchor exists in docs/troubleshooting.md.
-#[cfg(feature = "doctor")]
-#[tokio::test]
-async fn doctor_and_the_credential_agree_on_every_entra_entry() {
-    use azure_identity_k8s::doctor::{self, CheckId, DoctorOptions};
-    use base64::Engine as _;
-
-    type Setup = fn(&Fixture) -> WorkloadIdentityCredentialOptions;
-    let cases: [(u32, Setup); 6] = [
-        (90002, |fx| {
-            let mut o = fx.options();
-            o.tenant_id = Some("contoso.onmicrosoft.com".into());
-            o
-        }),
-        (700016, |fx| {
-            let mut o = fx.options();
-            o.client_id = Some(UNKNOWN_CLIENT.into());
-            o
-        }),
-        (7000272, |fx| {
-            let old = fx.issuer.signing_kid();
-            fx.issuer.add_key();
-            fx.issuer.retire_key(&old);
-            fx.options()
-        }),
-        (70023, |fx| {
-            fx.emu
-                .set_max_assertion_lifetime(Some(std::time::Duration::from_secs(86_400)));
-            fx.write_token(&ServiceAccountToken {
-                lifetime: std::time::Duration::from_secs(2 * 86_400),
-                ..Default::default()
-            });
-            fx.options()
-        }),
-        (5002738, |fx| {
-            let token = fx.write_token(&ServiceAccountToken::default());
-            let (_, rest) = token.split_once('.').unwrap();
-            let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-                r#"{{"alg":"ES256","kid":"{}"}}"#,
-                fx.issuer.signing_kid()
-            ));
-            std::fs::write(&fx.token_path, format!("{header}.{rest}")).unwrap();
-            fx.options()
-        }),
-        (70021, |fx| {
-            fx.write_token(&ServiceAccountToken {
-                audiences: vec!["api://AzureADTokenExchangeUSGov".into()],
-                ..Default::default()
-            });
-            fx.options()
-        }),
-    ];
-    let doc = include_str!("../docs/troubleshooting.md");
-    for (code, setup) in cases {
-        let fx = Fixture::new().await;
-        // Each setup is idempotent: called once per side (the options are not Clone).
-        let e = fresh_error(setup(&fx)).await;
-        assert_eq!(e.aadsts_codes(), &[code], "{e}");
-        let report = doctor::run(DoctorOptions {
-            credential: setup(&fx),
-            scope: STORAGE.to_string(),
-            skip_exchange: false,
-            ..Default::default()
-        })
-        .await;
-        let check = report.check(CheckId::Exchange).expect("the exchange ran");
-        assert_eq!(check.aadsts, vec![code], "{report}");
-        assert_eq!(check.problem_id, e.problem_id(), "AADSTS{code}");
-        assert_eq!(check.url.as_deref(), e.documentation_url(), "AADSTS{code}");
-        let (ours, theirs) = (e.fix().unwrap(), check.fix.as_deref().unwrap());
-        if code == 70021 {
-            assert!(
-                theirs.starts_with(ours),
-                "AADSTS{code}: {theirs:?} vs {ours:?}"
-            );
-        } else {
-            assert_eq!(theirs, ours, "AADSTS{code}");
-        }
-        let anchor = check.url.as_deref().unwrap().rsplit_once('#').unwrap().1;
-        assert!(
-            doc.contains(&format!("<a id=\"{anchor}\"></a>")),
-            "AADSTS{code}: no {anchor}"
-        );
-    }
-}
-
-/// doctor catches AADSTS70023 and AADSTS5002738 before Entra (`expiry`, `jwt`): the same problem
-/// id, URL and fix as the credential's error from Entra.
-#[cfg(feature = "doctor")]
-#[tokio::test]
-async fn doctor_catches_70023_and_5002738_locally_with_the_credentials_entry() {
-    use azure_identity_k8s::doctor::{self, CheckId, DoctorOptions};
-    use base64::Engine as _;
-
-    for (code, check_id) in [(70023, CheckId::Expiry), (5002738, CheckId::Jwt)] {
-        let fx = Fixture::new().await;
-        fx.emu
-            .set_max_assertion_lifetime(Some(std::time::Duration::from_secs(86_400)));
-        if code == 70023 {
-            fx.write_token(&ServiceAccountToken {
-                lifetime: std::time::Duration::from_secs(2 * 86_400),
-                ..Default::default()
-            });
-        } else {
-            let token = fx.write_token(&ServiceAccountToken::default());
-            let (_, rest) = token.split_once('.').unwrap();
-            let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-                r#"{{"alg":"ES256","kid":"{}"}}"#,
-                fx.issuer.signing_kid()
-            ));
-            std::fs::write(&fx.token_path, format!("{header}.{rest}")).unwrap();
-        }
-        let e = fresh_error(fx.options()).await;
-        assert_eq!(e.aadsts_codes(), &[code], "{e}");
-        let report = doctor::run(DoctorOptions {
-            credential: fx.options(),
-            scope: STORAGE.to_string(),
-            skip_exchange: false,
-            ..Default::default()
-        })
-        .await;
-        let first = report.first_failure().expect("a failure");
-        assert_eq!(first.id, check_id, "{report}");
-        assert_eq!(first.problem_id, e.problem_id(), "{report}");
-        assert_eq!(first.url.as_deref(), e.documentation_url(), "{report}");
-        assert_eq!(first.fix.as_deref(), e.fix(), "AADSTS{code}");
-    }
-}
-
 #[tokio::test]
 async fn a_missing_token_file_carries_its_fix() {
     let fx = Fixture::new().await;
@@ -377,3 +249,7 @@ async fn a_missing_token_file_carries_its_fix() {
         "{e:?}"
     );
 }
+
+#[cfg(feature = "doctor")]
+#[path = "catalogue/parity.rs"]
+mod parity;

@@ -153,7 +153,7 @@ impl Registry {
 #[derive(Debug)]
 pub(crate) struct EntraError {
     pub(crate) status: u16,
-    pub(crate) error: &'static str,
+    pub(crate) error: String,
     pub(crate) code: u32,
     pub(crate) message: String,
 }
@@ -161,7 +161,7 @@ pub(crate) struct EntraError {
 fn err(status: u16, error: &'static str, code: u32, message: impl Into<String>) -> EntraError {
     EntraError {
         status,
-        error,
+        error: error.to_owned(),
         code,
         message: message.into(),
     }

@@ -87,6 +87,20 @@ pub enum Fault {
     Hold(Gate),
     /// A redirect with that status (301, 302, 303, 307, 308) to that `Location`, empty body.
     Redirect(u16, String),
+    /// Entra's JSON error answer, in Entra's shape (`error`, `error_description` starting with
+    /// `AADSTS<code>:` and ending with the trace and correlation ids, `error_codes`, ...), for a
+    /// code the emulator's validation cannot produce (e.g. AADSTS50196, the 70021 variants, a
+    /// 700024 inside the credential's own clock skew).
+    Entra {
+        /// The HTTP status (Entra answers 400 or 401).
+        status: u16,
+        /// The OAuth `error` (e.g. `invalid_client`).
+        error: String,
+        /// The AADSTS code.
+        code: u32,
+        /// The text after `AADSTS<code>: ` in `error_description`.
+        message: String,
+    },
 }
 
 /// A gate that holds requests (see [`Fault::Hold`]) until released. Once released it stays
@@ -153,7 +167,8 @@ impl Gate {
 /// The JSON form of a fault used by the control endpoint:
 /// `{"status":503}`, `{"throttle":{"seconds":60}}`, `{"throttle":{"http_date":60}}`,
 /// `{"delay_ms":500}`, `"hang"`, `"reset"`, `"truncated"`, `{"html":502}`, `{"empty":500}`,
-/// `{"oversized":[200,1048576]}`, `"numbers_as_strings"`, `{"redirect":[307,"https://..."]}`.
+/// `{"oversized":[200,1048576]}`, `"numbers_as_strings"`, `{"redirect":[307,"https://..."]}`,
+/// `{"entra":[400,"invalid_client",50196,"Loop detected."]}`.
 pub(crate) fn fault_from_json(v: &serde_json::Value) -> Option<Fault> {
     use serde_json::Value;
     let u16_of = |v: &Value| v.as_u64().and_then(|n| u16::try_from(n).ok());
@@ -179,6 +194,15 @@ pub(crate) fn fault_from_json(v: &serde_json::Value) -> Option<Fault> {
                 u16_of(a.first()?)?,
                 a.get(1)?.as_str()?.to_owned(),
             ))
+        }
+        "entra" => {
+            let a = val.as_array()?;
+            Some(Fault::Entra {
+                status: u16_of(a.first()?)?,
+                error: a.get(1)?.as_str()?.to_owned(),
+                code: u32::try_from(a.get(2)?.as_u64()?).ok()?,
+                message: a.get(3)?.as_str()?.to_owned(),
+            })
         }
         "oversized" => {
             let a = val.as_array()?;

@@ -448,6 +448,20 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             gate.pass().await;
             None
         }
+        Some(Fault::Entra {
+            status,
+            error,
+            code,
+            message,
+        }) => Some(
+            crate::entra::EntraError {
+                status,
+                error,
+                code,
+                message,
+            }
+            .reply(&state.authority, &inc.correlation_id),
+        ),
     };
     let reply = match fault_reply {
         Some(r) => r,
@@ -516,7 +530,7 @@ async fn route(
             if inc.method != Method::POST {
                 return entra::EntraError {
                     status: 400,
-                    error: "invalid_request",
+                    error: "invalid_request".to_owned(),
                     code: 900561,
                     message: format!(
                         "The endpoint only accepts POST, OPTIONS requests. Received a {} request.",
