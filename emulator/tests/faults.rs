@@ -253,6 +253,25 @@ async fn control_endpoint() {
     assert_eq!(token_call(&s).await.unwrap().0, 503);
     let (st, h, _) = token_call(&s).await.unwrap();
     assert_eq!((st, h["retry-after"].to_str().unwrap()), (429, "7"));
+    // Entra's error answer for any code, in Entra's shape.
+    let r = s
+        .client
+        .post(format!("{base}/_emulator/faults"))
+        .body(r#"{"endpoint":"token","fault":{"entra":[400,"invalid_request",50196,"Loop detected."]}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (st, _, body) = token_call(&s).await.unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(st, 400);
+    assert_eq!(answer["error"], "invalid_request");
+    assert_eq!(answer["error_codes"], serde_json::json!([50196]));
+    let description = answer["error_description"].as_str().unwrap();
+    assert!(
+        description.starts_with("AADSTS50196: Loop detected.\r\nTrace ID: "),
+        "{description}"
+    );
     let bad = s
         .client
         .post(format!("{base}/_emulator/faults"))
@@ -276,8 +295,9 @@ async fn control_endpoint() {
         .iter()
         .filter(|r| r["endpoint"] == "token")
         .collect();
-    assert_eq!(tokens.len(), 2);
+    assert_eq!(tokens.len(), 3);
     assert_eq!(tokens[0]["status"], 503);
+    assert_eq!(tokens[2]["status"], 400);
     assert_eq!(tokens[0]["client_id"], CLIENT);
     assert!(tokens[0]["form"].get("client_assertion").is_none());
     assert!(s.emu.request_count(Endpoint::Control) >= 3);
