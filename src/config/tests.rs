@@ -1,5 +1,6 @@
 use super::*;
 use crate::error::ErrorCategory;
+use crate::problem::ProblemId;
 
 fn inputs<'a>(env: &'a Env, paths: &'a [PathBuf]) -> ConfigInputs<'a> {
     ConfigInputs {
@@ -83,20 +84,55 @@ fn well_known_path_is_discovered() {
 
 #[test]
 fn bad_values_are_rejected_with_the_reason() {
-    for (var, value, needle) in [
-        (AZURE_TENANT_ID, "bad/tenant", "tenant id"),
-        (AZURE_TENANT_ID, "tenant\n", "whitespace"),
-        (AZURE_CLIENT_ID, "client id", "whitespace"),
+    // (variable, value, in the message, in the fix: the value or command that corrects it)
+    for (var, value, needle, fix) in [
+        (
+            AZURE_TENANT_ID,
+            "bad/tenant",
+            "tenant id",
+            "`az account show --query tenantId -o tsv`",
+        ),
+        (
+            AZURE_TENANT_ID,
+            "tenant\n",
+            "whitespace",
+            "set the environment variable AZURE_TENANT_ID to \"tenant\"",
+        ),
+        (
+            AZURE_CLIENT_ID,
+            "client id",
+            "whitespace",
+            "set the environment variable AZURE_CLIENT_ID to \"clientid\"",
+        ),
         (
             AZURE_AUTHORITY_HOST,
             "http://login.microsoftonline.com",
             "HTTPS",
+            "set AZURE_AUTHORITY_HOST to https://login.microsoftonline.com, the tenant's cloud",
         ),
-        (AZURE_AUTHORITY_HOST, "not a url", "whitespace"),
+        (
+            AZURE_AUTHORITY_HOST,
+            "not a url",
+            "whitespace",
+            "set the environment variable AZURE_AUTHORITY_HOST to \"notaurl\"",
+        ),
         (
             AZURE_AUTHORITY_HOST,
             "login.microsoftonline.com",
             "not a URL",
+            "set AZURE_AUTHORITY_HOST to the tenant's cloud: https://login.microsoftonline.com (public cloud)",
+        ),
+        (
+            AZURE_AUTHORITY_HOST,
+            "https://login.microsoftonline.us/?x=1",
+            "plain https://host[:port]",
+            "set AZURE_AUTHORITY_HOST to https://login.microsoftonline.us, the tenant's cloud",
+        ),
+        (
+            AZURE_FEDERATED_TOKEN_AUDIENCE,
+            " api://AzureADTokenExchange",
+            "whitespace",
+            "set the environment variable AZURE_FEDERATED_TOKEN_AUDIENCE to \"api://AzureADTokenExchange\"",
         ),
     ] {
         let mut pairs: HashMap<&str, &str> = [
@@ -115,6 +151,55 @@ fn bad_values_are_rejected_with_the_reason() {
             "{var}={value:?}"
         );
         assert!(e.message().contains(needle), "{var}={value:?}: {e}");
+        assert_eq!(e.problem_id(), Some(ProblemId::InvalidConfiguration));
+        let got = e
+            .fix()
+            .unwrap_or_else(|| panic!("{var}={value:?}: no fix: {e}"));
+        assert!(got.contains(fix), "{var}={value:?}: {got}");
+        assert!(e.message().contains(&format!("Fix: {got}")), "{e}");
+    }
+}
+
+#[test]
+fn empty_options_are_invalid_with_the_command_that_prints_the_value() {
+    let env = full_env();
+    let mut i = inputs(&env, &[]);
+    i.client_id = Some("");
+    let e = resolve(&i).unwrap_err();
+    assert_eq!(e.problem_id(), Some(ProblemId::InvalidConfiguration));
+    assert!(e.fix().unwrap().contains("--query clientId -o tsv"), "{e}");
+    let mut i = inputs(&env, &[]);
+    let empty = PathBuf::new();
+    i.token_file_path = Some(&empty);
+    let e = resolve(&i).unwrap_err();
+    assert!(
+        e.fix()
+            .unwrap()
+            .starts_with("set AZURE_FEDERATED_TOKEN_FILE (or the option token_file_path) to the file of the pod's projected serviceAccountToken volume"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_missing_value_is_named_with_the_command_that_prints_it() {
+    let env = Env::from_pairs::<&str, &str>([]);
+    let e = resolve(&inputs(&env, &[])).unwrap_err();
+    assert_eq!(e.problem_id(), Some(ProblemId::NotConfigured));
+    assert!(
+        e.message()
+            .starts_with("WorkloadIdentityCredential is not configured: no client id, no tenant id, no token file."),
+        "{e}"
+    );
+    let fix = e.fix().unwrap();
+    for needle in [
+        "set AZURE_CLIENT_ID (or the option client_id)",
+        "--query clientId -o tsv",
+        "set AZURE_TENANT_ID (or the option tenant_id)",
+        "`az account show --query tenantId -o tsv`",
+        "set AZURE_FEDERATED_TOKEN_FILE (or the option token_file_path)",
+        "azure.workload.identity/use",
+    ] {
+        assert!(fix.contains(needle), "{needle:?} not in {fix}");
     }
 }
 
