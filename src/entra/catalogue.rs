@@ -188,7 +188,12 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                  public S3 bucket). A private issuer such as https://kubernetes.default.svc can never work.",
             )
         }
-        700027 | 50027 | 900384 => Problem::new(
+        50027 => Problem::new(
+            "Entra found the assertion malformed: not a JWT it can parse, or without a claim it needs (exp, iss, sub, aud).",
+            "send the projected service-account token exactly as the kubelet writes it (a bound token has iss, sub, aud, iat and exp); \
+             `kubectl create token <service account> --audience api://AzureADTokenExchange` prints one to compare with.",
+        ),
+        700027 | 900384 => Problem::new(
             format!(
                 "Entra could not validate the token's signature with the keys published by its issuer {iss}."
             ),
