@@ -185,10 +185,14 @@ impl CredentialError {
     }
 
     /// The fix, as a command or value: recorded ([`Self::fix`]) and written into the message
-    /// after the facts ("Fix: <fix>"), so that both say the same.
+    /// after the facts ("Fix: <fix>"), so that both say the same. A sentence: ends with a period.
     pub(crate) fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        let mut fix = fix.into();
+        if !fix.ends_with('.') {
+            fix.push('.');
+        }
         let inner = self.inner_mut();
-        inner.parts.fix = Some(fix.into());
+        inner.parts.fix = Some(fix);
         inner.parts.fix_in_message = true;
         inner.render();
         self

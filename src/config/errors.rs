@@ -23,7 +23,7 @@ pub(super) fn not_configured(missing: &[(&str, String)]) -> CredentialError {
         ),
     )
     .with_fix(format!(
-        "set {}. In a pod, the Azure Workload Identity webhook sets them when the pod has the label \
+        "{}. In a pod, the Azure Workload Identity webhook sets them when the pod has the label \
          azure.workload.identity/use: \"true\" and its ServiceAccount the annotation azure.workload.identity/client-id; \
          without the webhook, set them in the pod spec (`azure-identity-k8s setup` prints a Deployment with them).",
         how.join("; ")

@@ -191,8 +191,11 @@ fn every_missing_value_is_named_with_the_command_that_prints_it() {
         "{e}"
     );
     let fix = e.fix().unwrap();
+    assert!(
+        fix.starts_with("set AZURE_CLIENT_ID (or the option client_id) to ") && fix.ends_with('.'),
+        "{fix}"
+    );
     for needle in [
-        "set AZURE_CLIENT_ID (or the option client_id)",
         "--query clientId -o tsv",
         "set AZURE_TENANT_ID (or the option tenant_id)",
         "`az account show --query tenantId -o tsv`",
