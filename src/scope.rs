@@ -23,9 +23,19 @@ fn is_permission(segment: &str) -> bool {
 ///   `https://vault.azure.net/.default`;
 /// - `api://<app id>/access_as_user` → `api://<app id>/.default`.
 ///
+/// - `" https://storage.azure.com/.default\n"` (surrounding whitespace, e.g. from a file or
+///   `echo`) → `https://storage.azure.com/.default`.
+///
 /// `None` for a scope that is already `<resource>/.default`, and for one no resource can be read
-/// from (empty, whitespace or control characters, a bare word).
+/// from (empty, whitespace inside or control characters, a bare word).
 pub fn suggested_scope(scope: &str) -> Option<String> {
+    let trimmed = scope.trim();
+    if trimmed != scope {
+        return match suggested_scope(trimmed) {
+            None if is_default_scope(trimmed) => Some(trimmed.to_string()),
+            other => other,
+        };
+    }
     if scope.is_empty()
         || scope.ends_with("/.default")
         || scope.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -48,10 +58,34 @@ pub fn suggested_scope(scope: &str) -> Option<String> {
     Some(format!("{scheme}://{resource}/.default"))
 }
 
+/// Whether `scope` is `<resource>/.default` with a non-empty resource and nothing to trim.
+fn is_default_scope(scope: &str) -> bool {
+    scope
+        .strip_suffix("/.default")
+        .is_some_and(|r| !r.is_empty() && !r.chars().any(|c| c.is_whitespace() || c.is_control()))
+}
+
 /// The fix of an invalid scope (the credential's `invalid-scope` error, Entra's AADSTS1002012 and
 /// 70011, `doctor`'s `scope` check): the scope to request instead of `scope`, else the form.
 pub(crate) fn scope_fix(scope: Option<&str>) -> String {
+    let several: Vec<&str> = scope
+        .map(|s| s.split_whitespace().collect())
+        .unwrap_or_default();
+    if several.len() > 1 {
+        // OAuth's space-separated list in one string: one scope per call.
+        let first = suggested_scope(several[0])
+            .or_else(|| is_default_scope(several[0]).then(|| several[0].to_string()));
+        return format!(
+            "request one scope per call: this string holds {} space-separated scopes ({}){}.",
+            several.len(),
+            several.join(", "),
+            first.map(|s| format!(", e.g. {s}")).unwrap_or_default()
+        );
+    }
     match scope.and_then(suggested_scope) {
+        Some(s) if scope.is_some_and(|raw| raw.trim() != raw) => {
+            format!("request {s}, without the surrounding whitespace.")
+        }
         Some(s) => format!("request {s}."),
         None => "request exactly one scope of the form <resource>/.default, e.g. https://storage.azure.com/.default.".to_string(),
     }
@@ -98,8 +132,43 @@ mod tests {
             ("storage", None),
             ("https://a b/.default", None),
             ("https://", None),
+            (
+                " https://storage.azure.com/.default\n",
+                Some("https://storage.azure.com/.default"),
+            ),
+            (
+                "https://graph.microsoft.com/User.Read ",
+                Some("https://graph.microsoft.com/.default"),
+            ),
+            (" ", None),
         ] {
             assert_eq!(suggested_scope(scope).as_deref(), want, "{scope:?}");
         }
+    }
+
+    #[test]
+    fn a_scope_with_whitespace_gets_the_trimmed_scope_or_one_scope_per_call() {
+        assert_eq!(
+            scope_fix(Some(" https://storage.azure.com/.default ")),
+            "request https://storage.azure.com/.default, without the surrounding whitespace."
+        );
+        // OAuth's space-separated list, as `az` and other SDKs take it.
+        assert_eq!(
+            scope_fix(Some(
+                "https://storage.azure.com/.default https://vault.azure.net/.default"
+            )),
+            "request one scope per call: this string holds 2 space-separated scopes \
+             (https://storage.azure.com/.default, https://vault.azure.net/.default), \
+             e.g. https://storage.azure.com/.default."
+        );
+        assert_eq!(
+            scope_fix(Some("User.Read Mail.Send")),
+            "request one scope per call: this string holds 2 space-separated scopes \
+             (User.Read, Mail.Send), e.g. https://graph.microsoft.com/.default."
+        );
+        assert_eq!(
+            scope_fix(Some(" ")),
+            "request exactly one scope of the form <resource>/.default, e.g. https://storage.azure.com/.default."
+        );
     }
 }
