@@ -249,6 +249,38 @@ pub(crate) fn validate_tenant_id(t: &Sourced<String>) -> Result<(), CredentialEr
     Ok(())
 }
 
+/// Refuse an authority host whose path holds what the credential adds itself: the tenant, or
+/// the token endpoint's `oauth2` / `v2.0` (an MSAL authority or the endpoint pasted into
+/// `AZURE_AUTHORITY_HOST`), or a multi-tenant alias. Entra would answer 404 or "tenant not found"
+/// for the doubled path. Other paths (a gateway's prefix) are kept.
+fn check_authority_path(
+    url: &Url,
+    raw: &Sourced<String>,
+    tenant_id: &str,
+) -> Result<(), CredentialError> {
+    let pasted = url.path_segments().into_iter().flatten().find(|seg| {
+        seg.eq_ignore_ascii_case(tenant_id)
+            || ["oauth2", "v2.0", "common", "organizations", "consumers"]
+                .iter()
+                .any(|s| seg.eq_ignore_ascii_case(s))
+    });
+    match pasted {
+        None => Ok(()),
+        Some(seg) => Err(invalid(
+            "authority host",
+            &format!(
+                "{:?} (from {}) has the path {:?}, which holds {seg:?}: the authority host is only \
+                 https://host[:port]; the credential adds /<tenant>/oauth2/v2.0/token itself \
+                 (the tenant comes from {AZURE_TENANT_ID} or the option tenant_id)",
+                raw.value,
+                raw.source,
+                url.path(),
+            ),
+            authority_fix(raw, Some(url.origin().ascii_serialization())),
+        )),
+    }
+}
+
 fn authority_from_cloud(cloud: &CloudConfiguration) -> Result<String, CredentialError> {
     Ok(match cloud {
         CloudConfiguration::AzurePublic => PUBLIC_AUTHORITY_HOST.to_string(),
@@ -398,6 +430,7 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
             authority_fix(&authority_raw, Some(url.origin().ascii_serialization())),
         ));
     }
+    check_authority_path(&url, &authority_raw, &tenant_id.value)?;
     let authority_host = Sourced {
         value: url,
         source: authority_raw.source,

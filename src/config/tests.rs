@@ -232,3 +232,49 @@ fn debug_of_env_shows_names_only() {
         "{s}"
     );
 }
+
+fn env_with_authority(host: &str) -> Env {
+    Env::from_pairs([
+        (AZURE_CLIENT_ID, "11111111-2222-3333-4444-555555555555"),
+        (AZURE_TENANT_ID, "contoso.onmicrosoft.com"),
+        (AZURE_FEDERATED_TOKEN_FILE, "/tmp/token"),
+        (AZURE_AUTHORITY_HOST, host),
+    ])
+}
+
+#[test]
+fn an_authority_host_with_the_tenant_or_endpoint_in_its_path_is_refused() {
+    for host in [
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com",
+        "https://login.microsoftonline.com/CONTOSO.onmicrosoft.com/",
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token",
+        "https://login.microsoftonline.com/organizations",
+    ] {
+        let e = resolve(&inputs(&env_with_authority(host), &[])).unwrap_err();
+        assert_eq!(
+            e.problem_id(),
+            Some(ProblemId::InvalidConfiguration),
+            "{host}"
+        );
+        assert!(
+            e.message().contains(host) && e.message().contains("has the path"),
+            "{e}"
+        );
+        assert!(
+            e.fix()
+                .unwrap()
+                .starts_with("set AZURE_AUTHORITY_HOST to https://login.microsoftonline.com,"),
+            "{e}"
+        );
+    }
+    // A gateway's own prefix is not second-guessed.
+    let c = resolve(&inputs(
+        &env_with_authority("https://gw.example/entra"),
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(
+        c.token_endpoint().unwrap().as_str(),
+        "https://gw.example/entra/contoso.onmicrosoft.com/oauth2/v2.0/token"
+    );
+}
