@@ -291,6 +291,21 @@ mod tests {
                 .documentation_url()
                 .ends_with("/troubleshooting/index.html#entra-errors")
         );
+        // The other way round: every section of the two pages that names a problem has its id.
+        let anchors: Vec<(bool, String)> = ProblemId::all().map(ProblemId::anchor).collect();
+        for (on_aws_page, page, not_problems) in [
+            (false, troubleshooting, &["doctor"][..]),
+            (true, aws, &["iam-policy", "logging"][..]),
+        ] {
+            for (i, _) in page.match_indices("<a id=\"") {
+                let anchor: String = page[i + 7..].chars().take_while(|c| *c != '"').collect();
+                assert!(
+                    not_problems.contains(&anchor.as_str())
+                        || anchors.contains(&(on_aws_page, anchor.clone())),
+                    "section {anchor:?} has no ProblemId"
+                );
+            }
+        }
         for bad in [
             "",
             "aadsts",
