@@ -88,7 +88,8 @@ impl Env {
     }
 
     /// The value of `name`, if set: from the fixed map, or from the process environment (a value
-    /// that is not Unicode counts as unset, as does an empty value).
+    /// that is not Unicode counts as unset, as does an empty value; the credential's own
+    /// variables set to such a value are refused when the credential is built).
     pub fn var(&self, name: &str) -> Option<String> {
         let value = match &self.0 {
             Some(map) => map.get(name).cloned(),
@@ -96,6 +97,65 @@ impl Env {
         };
         value.filter(|v| !v.is_empty())
     }
+
+    /// The value of `name` in the process environment, shown lossily, when it is set but is not
+    /// Unicode (which [`Env::var`] counts as unset); `None` for a fixed map.
+    fn not_unicode(&self, name: &str) -> Option<String> {
+        match (&self.0, std::env::var(name)) {
+            (None, Err(std::env::VarError::NotUnicode(raw))) => {
+                Some(raw.to_string_lossy().into_owned())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Refuse a configuration variable the credential would read that is set to a value that is not
+/// Unicode: [`Env::var`] counts it as unset, which would say "not configured" for a variable that
+/// is set, or silently fall back to the public cloud for `AZURE_AUTHORITY_HOST`.
+fn check_unicode(inputs: &ConfigInputs<'_>) -> Result<(), CredentialError> {
+    /// A variable, whether the credential reads it (no option given), and its fix.
+    type Read = (&'static str, bool, fn() -> String);
+    let read: [Read; 5] = [
+        (AZURE_CLIENT_ID, inputs.client_id.is_none(), client_id_fix),
+        (AZURE_TENANT_ID, inputs.tenant_id.is_none(), tenant_id_fix),
+        (
+            AZURE_FEDERATED_TOKEN_FILE,
+            inputs.token_file_path.is_none(),
+            || token_file_fix(&[]),
+        ),
+        (AZURE_AUTHORITY_HOST, inputs.cloud.is_none(), || {
+            authority_fix(
+                &Sourced {
+                    value: String::new(),
+                    source: ValueSource::EnvVar(AZURE_AUTHORITY_HOST),
+                },
+                None,
+            )
+        }),
+        (
+            AZURE_FEDERATED_TOKEN_AUDIENCE,
+            inputs.expected_audience.is_none(),
+            || {
+                format!(
+                    "set {AZURE_FEDERATED_TOKEN_AUDIENCE} to the token's audience, e.g. {AUDIENCE_PUBLIC}, or unset it"
+                )
+            },
+        ),
+    ];
+    for (var, used, fix) in read {
+        if let Some(lossy) = used.then(|| inputs.env.not_unicode(var)).flatten() {
+            return Err(invalid(
+                var,
+                &format!(
+                    "the environment variable {var} is set, but its value is not valid UTF-8 \
+                     ({lossy:?}, U+FFFD marks the bytes that are not); it is not used"
+                ),
+                fix(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Debug for Env {
@@ -357,6 +417,7 @@ pub(crate) fn locate_token_file(
 
 pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, CredentialError> {
     let env = inputs.env;
+    check_unicode(inputs)?;
     let client_id = pick(inputs.client_id, env, AZURE_CLIENT_ID);
     let tenant_id = pick(inputs.tenant_id, env, AZURE_TENANT_ID);
     let token_file = locate_token_file(inputs.token_file_path, env, inputs.well_known_token_paths);

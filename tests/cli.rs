@@ -418,3 +418,47 @@ async fn setup_from_flags_needs_no_token_and_checks_its_input() {
         "clap requires --namespace and --service-account"
     );
 }
+
+/// A configuration variable set to bytes that are not UTF-8 is named as such (by doctor and by
+/// `token`), instead of "not configured" or, for the authority host, a silent fall-back to the
+/// public cloud.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_variable_that_is_not_utf8_is_named_not_taken_as_unset() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let cli = Cli::new().await;
+    for (var, bytes) in [
+        ("AZURE_CLIENT_ID", b"\xff\xfe".to_vec()),
+        ("AZURE_AUTHORITY_HOST", b"https://\xff".to_vec()),
+    ] {
+        let mut env: Vec<(OsString, OsString)> = cli
+            .env()
+            .into_iter()
+            .filter(|(k, _)| k != var)
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        env.push((var.into(), OsString::from_vec(bytes)));
+        for args in [
+            &["doctor", "--no-exchange"][..],
+            &["token", "--scope", STORAGE][..],
+        ] {
+            let out = tokio::process::Command::new(BIN)
+                .args(args)
+                .env_clear()
+                .envs(env.clone())
+                .output()
+                .await
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "{var} {args:?}");
+            let text = format!("{}{}", stdout(&out), stderr(&out));
+            assert!(
+                text.contains(&format!(
+                    "the environment variable {var} is set, but its value is not valid UTF-8"
+                )) && text.contains("#invalid-configuration"),
+                "{var} {args:?}: {text}"
+            );
+            assert!(!text.contains("not configured"), "{var}: {text}");
+        }
+    }
+}
