@@ -286,7 +286,8 @@ impl CredentialError {
         self.inner.category
     }
 
-    /// True when trying again later may succeed (5xx, 408, 429, connection failures, time-outs).
+    /// True when trying again later may succeed (5xx, 408, 429, connection failures, time-outs;
+    /// not a certificate the client does not trust, for another host, or expired).
     pub fn is_transient(&self) -> bool {
         self.inner.transient
     }

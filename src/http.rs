@@ -6,6 +6,8 @@
 //! (429 or 503 with `Retry-After`) straight back to the cache instead of letting azure_core's
 //! retry policy sleep through the `Retry-After` inside the attempt. Throttling is the cache's
 //! business: it serves a still-valid token meanwhile and sends nothing before `Retry-After`.
+//! It also ends the retry loop on a certificate failure (untrusted, another host's, expired:
+//! [`Cause::is_permanent`](cause::Cause::is_permanent)), which no retry can fix.
 
 mod cause;
 pub(crate) use cause::Failure;
@@ -266,11 +268,25 @@ impl Policy for AttemptPolicy {
             }
             Err(e) => matches!(e.kind(), ErrorKind::Io | ErrorKind::Connection),
         };
+        let failure = match &result {
+            Err(e) if retryable => Some(Failure::of(request.url(), e)),
+            _ => None,
+        };
+        if let Some(f) = failure.as_ref().filter(|f| f.cause.is_permanent()) {
+            if let Some(p) = progress {
+                p.set_last_failure(None);
+            }
+            // azure_core's retry policy retries only `Io` and `Connection` errors.
+            if let Err(e) = result {
+                return Err(azure_core::Error::with_error(
+                    ErrorKind::Other,
+                    e,
+                    format!("{}: not retried", f.words()),
+                ));
+            }
+        }
         if let Some(p) = progress {
-            p.set_last_failure(match &result {
-                Err(e) if retryable => Some(Failure::of(request.url(), e)),
-                _ => None,
-            });
+            p.set_last_failure(failure);
         }
         if let (true, Some(p)) = (retryable, progress) {
             p.set(Phase::RetryWait);

@@ -5,7 +5,9 @@
 //!
 //! The crate's default retry options (`token_retry_options`: 3 retries, 200 ms doubling) make each
 //! test take about 3.3 s; the one with azure_core's own default retry policy takes 30 s (the
-//! default `RefreshPolicy::attempt_timeout` ends the attempt during the policy's wait).
+//! default `RefreshPolicy::attempt_timeout` ends the attempt during the policy's wait). A
+//! certificate failure is the exception: it is not retried and not transient, whatever the retry
+//! policy (one connection reaches the server, counted by a relay in front of it).
 
 mod common;
 
@@ -70,9 +72,16 @@ async fn assert_cause(
         first.contains(words),
         "the first line lacks {words:?}:\n{a}"
     );
+    // A certificate failure needs an operator's action; every other cause may pass by itself.
+    let permanent = matches!(
+        anchor,
+        "transport-untrusted-certificate"
+            | "transport-certificate-name"
+            | "transport-certificate-expired"
+    );
     for e in [&a, &b] {
         assert_eq!(e.category(), ErrorCategory::Transport, "{e}");
-        assert!(e.is_transient(), "{e}");
+        assert_eq!(e.is_transient(), !permanent, "{e}");
         assert_eq!(
             e.problem_id().map(|p| p.to_string()).as_deref(),
             Some(anchor),
@@ -148,6 +157,122 @@ async fn azure_core_default_retries_cut_by_the_attempt_bound_name_the_last_cause
     );
 }
 
+/// A TCP relay on 127.0.0.1 to the emulator that counts the connections it accepts: each is one
+/// connection attempt, so one TLS handshake, that reached the server.
+struct Relay {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn to(fx: &Fixture) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = fx.emu.port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            accepted,
+            task,
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The retry options a user gets: the crate's (`WorkloadIdentityCredentialOptions::default()`,
+/// `token_retry_options`) and azure_core's own (`ClientOptions::default()`, 8 retries).
+const RETRY_DEFAULTS: [&str; 2] = [
+    "the crate's default",
+    "azure_core's ClientOptions::default()",
+];
+
+/// `options` with the retry policy named `retry` (one of [`RETRY_DEFAULTS`]).
+fn with_retry(
+    mut options: WorkloadIdentityCredentialOptions,
+    retry: &str,
+) -> WorkloadIdentityCredentialOptions {
+    if retry == RETRY_DEFAULTS[1] {
+        options.credential_options.client_options.retry =
+            azure_core::http::ClientOptions::default().retry;
+    }
+    options
+}
+
+/// A certificate failure with the default retry policies: one connection reaches the server (the
+/// HTTP retry policy does not retry it), the error is not transient and names `words`, and a
+/// second call right after gets the remembered error without a new connection. No request (so no
+/// client assertion) reaches the server.
+async fn assert_not_retried(
+    fx: &Fixture,
+    relay: &Relay,
+    options: WorkloadIdentityCredentialOptions,
+    words: &str,
+    anchor: &str,
+) {
+    let before = relay.accepted();
+    let credential = WorkloadIdentityCredential::new(Some(options)).expect("valid options");
+    let first = credential
+        .get_token(&[STORAGE], None)
+        .await
+        .expect_err("the certificate fails");
+    let first = first
+        .downcast_ref::<CredentialError>()
+        .expect("a CredentialError");
+    assert_eq!(relay.accepted() - before, 1, "connections: {first}");
+    assert!(!first.is_transient(), "{first}");
+    assert_eq!(first.category(), ErrorCategory::Transport, "{first}");
+    assert_eq!(
+        first.problem_id().map(|p| p.to_string()).as_deref(),
+        Some(anchor),
+        "{first}"
+    );
+    let line = first.message().lines().next().unwrap();
+    assert!(line.contains(words), "{first}");
+    assert!(
+        first
+            .message()
+            .contains("Not retried: a certificate failure"),
+        "{first}"
+    );
+    let second = credential
+        .get_token(&[STORAGE], None)
+        .await
+        .expect_err("the remembered error");
+    let second = second
+        .downcast_ref::<CredentialError>()
+        .expect("a CredentialError");
+    assert_eq!(second.message().lines().next(), Some(line), "{second}");
+    assert_eq!(
+        relay.accepted() - before,
+        1,
+        "the second call connected again"
+    );
+    assert!(fx.emu.requests().is_empty(), "a request reached the server");
+}
+
 #[tokio::test]
 async fn a_certificate_from_an_untrusted_ca_names_the_unknown_issuer_and_sends_nothing() {
     let fx = Fixture::new().await;
@@ -184,6 +309,28 @@ async fn a_certificate_from_an_untrusted_ca_names_the_unknown_issuer_and_sends_n
         .expect("a token once the CA is trusted");
     // The server records requests: the empty record above means none arrived.
     assert_eq!(fx.emu.request_count(entra_emulator::Endpoint::Token), 1);
+}
+
+/// An untrusted certificate is not retried by either default retry policy: one TLS handshake,
+/// a non-transient error, remembered for the next call.
+#[tokio::test]
+async fn an_untrusted_certificate_is_not_retried_and_not_transient() {
+    let fx = Fixture::new().await;
+    let relay = Relay::to(&fx).await;
+    let authority = format!("https://127.0.0.1:{}", relay.port);
+    for retry in RETRY_DEFAULTS {
+        eprintln!("retry policy: {retry}");
+        // The default transport trusts the system roots, not the emulator's CA.
+        assert_not_retried(
+            &fx,
+            &relay,
+            with_retry(default_options(&fx, &authority), retry),
+            "TLS: the server's certificate is not trusted (unknown issuer)",
+            "transport-untrusted-certificate",
+        )
+        .await;
+    }
+    assert_eq!(relay.accepted(), 2);
 }
 
 #[tokio::test]
@@ -265,6 +412,28 @@ async fn a_certificate_for_another_name_names_the_name_mismatch() {
     )
     .await;
     assert!(fx.emu.requests().is_empty(), "a request reached the server");
+}
+
+/// A certificate for another name is not retried by either default retry policy.
+#[tokio::test]
+async fn a_certificate_for_another_name_is_not_retried_and_not_transient() {
+    let fx = Fixture::new().await;
+    let relay = Relay::to(&fx).await;
+    let authority = format!("https://login.example:{}", relay.port);
+    for retry in RETRY_DEFAULTS {
+        eprintln!("retry policy: {retry}");
+        let client = client_trusting_the_emulator(&fx)
+            .resolve("login.example", ([127, 0, 0, 1], relay.port).into());
+        assert_not_retried(
+            &fx,
+            &relay,
+            with_retry(options_over(&fx, &authority, client), retry),
+            "TLS: the server's certificate is not valid for this host name",
+            "transport-certificate-name",
+        )
+        .await;
+    }
+    assert_eq!(relay.accepted(), 2);
 }
 
 /// A resolver that knows no name, as a pod's DNS without the authority host.

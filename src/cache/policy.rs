@@ -28,8 +28,8 @@ use azure_core::time::Duration;
 /// exponential backoff (`failure_backoff` up to `max_backoff`), or for the token endpoint's
 /// `Retry-After` (429/503, seconds or HTTP date; capped at `max_backoff`) when that is longer;
 /// refreshing is never given up. With no valid token, the error is returned to new callers without
-/// a new request for `permanent_error_ttl` (4xx) or `transient_error_ttl` (5xx, 408, transport,
-/// time-out), or until `Retry-After` has passed.
+/// a new request for `permanent_error_ttl` (4xx, a certificate failure) or `transient_error_ttl`
+/// (5xx, 408, other transport failures, time-out), or until `Retry-After` has passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshPolicy {
     /// Below this much remaining lifetime a cached token is no longer handed out without first
@@ -48,7 +48,7 @@ pub struct RefreshPolicy {
     /// Ceiling of the backoff, and of the `Retry-After` the cache honours. At least
     /// `failure_backoff`. Default 5 minutes.
     pub max_backoff: Duration,
-    /// With no valid token cached, how long a permanent (4xx) failure is remembered and returned
+    /// With no valid token cached, how long a permanent (4xx, certificate) failure is remembered and returned
     /// to new callers without a new request, so a crowd cannot hammer Entra. Positive (zero
     /// would send every call during an outage to Entra). Default 5 s.
     pub permanent_error_ttl: Duration,

@@ -65,14 +65,24 @@ pub(crate) struct ErrorContext<'a> {
 /// retries of the same fault; then the fix for that cause and the whole error chain. `cut_at`:
 /// the attempt bound that ended the HTTP retry policy's wait after this failure, if it did.
 /// Problem id and documentation: the cause's section (`transport-connection-refused`, ...).
+/// Transient, but for a certificate failure (`Cause::is_permanent`): no
+/// retry fixes that, so the cache remembers it for `RefreshPolicy::permanent_error_ttl`.
 pub(crate) fn transport_error(failure: &Failure, cut_at: Option<Duration>) -> CredentialError {
-    let note = cut_at.map_or_else(String::new, |bound| {
-        format!(
+    let permanent = failure.cause.is_permanent();
+    let note = match cut_at {
+        _ if permanent => {
+            "\n  Not retried: a certificate failure lasts until the certificate, the trust \
+             store or AZURE_AUTHORITY_HOST is changed; the error is remembered for \
+             RefreshPolicy::permanent_error_ttl, then the next call tries again."
+                .to_owned()
+        }
+        Some(bound) => format!(
             "\n  The HTTP retry policy was still retrying after {} s (RefreshPolicy::attempt_timeout); \
              the credential tries again with backoff.",
             bound.as_seconds_f64()
-        )
-    });
+        ),
+        None => String::new(),
+    };
     CredentialError::new(
         ErrorCategory::Transport,
         format!(
@@ -85,6 +95,7 @@ pub(crate) fn transport_error(failure: &Failure, cut_at: Option<Duration>) -> Cr
     )
     .with_fix(transport_fix(failure))
     .with_problem(failure.cause.problem())
+    .with_transient(!permanent)
 }
 
 /// The fix of a token request's transport `failure`: the cause's, for the authority host.

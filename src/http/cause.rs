@@ -55,6 +55,21 @@ impl Cause {
         }
     }
 
+    /// Whether the cause needs an operator's action and so outlasts any retry: a certificate the
+    /// client does not trust, that names another host, or that is outside its validity period
+    /// (a TLS-inspecting proxy, a wrong authority host, a node clock or an expired certificate).
+    /// The token request is then not retried by the HTTP retry policy ([`AttemptPolicy`]) and its
+    /// error is not transient. Connection, DNS, proxy and other TLS failures can pass by
+    /// themselves (a restarting proxy, a flapping route) and are retried.
+    ///
+    /// [`AttemptPolicy`]: super::AttemptPolicy
+    pub(crate) fn is_permanent(self) -> bool {
+        matches!(
+            self,
+            Cause::UntrustedCertificate | Cause::CertificateName | Cause::CertificateExpired
+        )
+    }
+
     /// The cause in plain words, without volatile values (it goes on an error's first line).
     fn words(self) -> &'static str {
         match self {
