@@ -462,3 +462,38 @@ async fn a_variable_that_is_not_utf8_is_named_not_taken_as_unset() {
         }
     }
 }
+
+/// `doctor | head`, `token | jq` that exits early: a reader that went away ends the output, not
+/// in a panic ("failed printing to stdout: Broken pipe"), and the exit code is the command's.
+#[tokio::test]
+async fn a_closed_stdout_pipe_is_not_a_panic() {
+    let cli = Cli::new().await;
+    for args in [
+        &["doctor"][..],
+        &["doctor", "--json"][..],
+        &["token", "--scope", STORAGE, "--output", "raw"][..],
+        &["token", "--scope", STORAGE][..],
+    ] {
+        // The read end is closed before the binary starts: its first write fails with EPIPE.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        // spawn, not output(): output() would replace stdout with a pipe of its own.
+        let out = tokio::process::Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .envs(cli.env())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+            .wait_with_output()
+            .await
+            .unwrap();
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+}

@@ -197,6 +197,22 @@ fn init_tracing() {
         .init();
 }
 
+/// Write `text` to stdout. A reader that went away (`| head`, a `| jq` that exits early) drops
+/// the rest of the output instead of a panic ("failed printing to stdout: Broken pipe"); any
+/// other write error (a full disk behind `>`) is reported and fails the command (`false`).
+fn emit(text: &str) -> bool {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => true,
+        Err(e) => {
+            eprintln!("error: cannot write the output to stdout: {e}");
+            false
+        }
+    }
+}
+
 fn print_error(e: &azure_core::Error) {
     match e.downcast_ref::<CredentialError>() {
         Some(c) => eprintln!("error: {}", c.message()),
@@ -213,12 +229,12 @@ async fn doctor(args: DoctorArgs) -> ExitCode {
         aws: args.credential.aws_options(),
     })
     .await;
-    if args.json {
-        println!("{}", report.to_json());
+    let written = if args.json {
+        emit(&format!("{}\n", report.to_json()))
     } else {
-        print!("{report}");
-    }
-    if report.ok {
+        emit(&report.to_string())
+    };
+    if report.ok && written {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -261,7 +277,11 @@ async fn token(args: TokenArgs) -> ExitCode {
         }
     };
     match args.output {
-        Output::Raw => print!("{}", token.token.secret()),
+        Output::Raw => {
+            if !emit(token.token.secret()) {
+                return ExitCode::FAILURE;
+            }
+        }
         Output::Json => {
             let expires = token
                 .expires_on
@@ -275,7 +295,12 @@ async fn token(args: TokenArgs) -> ExitCode {
                 "tenant": tenant,
                 "tokenType": "Bearer",
             });
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            if !emit(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&out).unwrap_or_default()
+            )) {
+                return ExitCode::FAILURE;
+            }
         }
     }
     ExitCode::SUCCESS
@@ -337,16 +362,22 @@ fn setup(args: SetupArgs) -> ExitCode {
         ..base
     };
     match setup::plan(&input) {
-        Ok(out) if args.json => {
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-            ExitCode::SUCCESS
-        }
         Ok(out) => {
-            if from_token {
-                println!("# From the service-account token in this pod.");
+            let text = if args.json {
+                format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&out).unwrap_or_default()
+                )
+            } else if from_token {
+                format!("# From the service-account token in this pod.\n{out}")
+            } else {
+                out.to_string()
+            };
+            if emit(&text) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             }
-            print!("{out}");
-            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("error: {e}");
