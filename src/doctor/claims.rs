@@ -71,10 +71,15 @@ pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
     let mut fatal = false;
     // Entra refuses it, but the credential sends it: the issuer checks and the exchange still run.
     let alg = alg_problem(h.alg.as_deref());
-    if c.iss.is_none() || c.sub.is_none() || c.aud.is_empty() || c.exp.is_none() {
+    if c.iss.is_none() || c.sub.is_none() || c.aud.is_empty() {
         fatal = true;
-        problems.push("The token lacks iss, sub, aud or exp; Entra needs all four. Use a projected serviceAccountToken.".into());
+        problems.push("The token lacks iss, sub or aud; Entra needs all three. Use a projected serviceAccountToken.".into());
     }
+    // Without exp the credential sends it and Entra answers AADSTS50027: that entry, here.
+    let no_exp = c
+        .exp
+        .is_none()
+        .then(|| "the token has no exp, which Entra needs (else AADSTS50027)".to_string());
     if let (Some(sub), Some(ns), Some(sa)) = (
         c.sub.as_deref(),
         k.namespace.as_deref(),
@@ -92,6 +97,18 @@ pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
             .push("No kid in the header: Entra cannot pick the key from the issuer's JWKS.".into());
     }
     match (alg, fatal) {
+        // AADSTS50027, caught here: the catalogue's problem and fix; other remarks as details.
+        (alg, false) if no_exp.is_some() => {
+            check.status = Status::Fail;
+            check.summary = no_exp.unwrap_or_default();
+            problems.extend(alg);
+            if !problems.is_empty() {
+                check = check.detail("remarks", problems.join("\n"));
+            }
+            check = check
+                .fix(catalogue::MALFORMED_FIX)
+                .problem(ProblemId::Aadsts(50027));
+        }
         // AADSTS5002738, caught here: the catalogue's problem and fix; other remarks as details.
         (Some(alg), false) => {
             check.status = Status::Fail;
@@ -202,11 +219,9 @@ pub(super) fn check_expiry(d: &mut Doctor, jwt: &DecodedJwt) -> bool {
     let c = &jwt.claims;
     let now = d.now;
     let Some(exp) = c.expires_at() else {
-        d.push(
-            Check::new(CheckId::Expiry, Status::Fail, "the token has no exp")
-                .fix("Use a projected serviceAccountToken; it always expires."),
-        );
-        return false;
+        // The credential sends it (Entra refuses it: see `jwt`), so the exchange still runs.
+        d.skip(CheckId::Expiry, "the token has no usable exp (see `jwt`)");
+        return true;
     };
     let mut check = Check::new(CheckId::Expiry, Status::Ok, String::new()).detail(
         "expires",

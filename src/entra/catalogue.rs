@@ -21,6 +21,9 @@ pub(crate) const CLIENT_ID_COMMANDS: &str = "`az identity show -n <identity> -g 
 /// Entra's limit on the lifetime (`exp - iat`) of an external token, in seconds (AADSTS70023).
 pub(crate) const MAX_EXTERNAL_TOKEN_LIFETIME_S: i64 = 86_400;
 
+/// The fix of AADSTS50027 (also `doctor`'s `jwt` check, which catches a token without `exp`).
+pub(crate) const MALFORMED_FIX: &str = "send the projected service-account token exactly as the kubelet writes it (a bound token has iss, sub, aud, iat and exp); \
+     `kubectl create token <service account> --audience api://AzureADTokenExchange` prints one to compare with.";
 /// The fix of AADSTS70023 (also `doctor`'s `expiry` check, which catches it before Entra).
 pub(crate) const LIFETIME_FIX: &str = "set the projected volume's serviceAccountToken.expirationSeconds to at most 86400 (3600 is the usual value).";
 /// The fix of AADSTS5002738 for a service-account token (also `doctor`'s `jwt` check).
@@ -190,8 +193,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
         }
         50027 => Problem::new(
             "Entra found the assertion malformed: not a JWT it can parse, or without a claim it needs (exp, iss, sub, aud).",
-            "send the projected service-account token exactly as the kubelet writes it (a bound token has iss, sub, aud, iat and exp); \
-             `kubectl create token <service account> --audience api://AzureADTokenExchange` prints one to compare with.",
+            MALFORMED_FIX,
         ),
         700027 | 900384 => Problem::new(
             format!(

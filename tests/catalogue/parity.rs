@@ -322,6 +322,12 @@ fn scenarios() -> Vec<(ProblemId, &'static [CheckId], Setup)> {
         (ProblemId::Aadsts(5002738), &[Jwt, Exchange], |fx| {
             with_alg(fx, "ES256")
         }),
+        // A validly signed token without exp: the credential sends it, Entra refuses it.
+        (ProblemId::Aadsts(50027), &[Jwt, Exchange], |fx| {
+            let mut claims = ServiceAccountToken::default().claims(&fx.issuer.url());
+            claims.as_object_mut().unwrap().remove("exp");
+            with_file(fx, fx.issuer.sign_claims(&claims).as_bytes())
+        }),
         // Entra's answers the emulator's validation does not give (or the credential's local
         // checks never let through), answered in Entra's shape.
         (ProblemId::Aadsts(700211), &[Exchange], |fx| {
@@ -341,9 +347,6 @@ fn scenarios() -> Vec<(ProblemId, &'static [CheckId], Setup)> {
         }),
         (ProblemId::Aadsts(700024), &[Exchange], |fx| {
             entra_says(fx, 400, "invalid_client", 700024)
-        }),
-        (ProblemId::Aadsts(50027), &[Exchange], |fx| {
-            entra_says(fx, 401, "invalid_client", 50027)
         }),
         (ProblemId::Aadsts(900384), &[Exchange], |fx| {
             entra_says(fx, 400, "invalid_request", 900384)
