@@ -11,7 +11,10 @@
 //! | expected audience | `expected_audience` | `AZURE_FEDERATED_TOKEN_AUDIENCE` | the cloud's recommended audience (`api://AzureADTokenExchange`, `...USGov`, `...China`); a token with another, non-foreign audience is then sent with a warning |
 //!
 //! The environment is read through [`Env`], so tests (and programs that keep their configuration
-//! elsewhere) can supply it without touching the process environment.
+//! elsewhere) can supply it without touching the process environment. A variable of the table set
+//! to bytes that are not UTF-8 is an [`InvalidConfiguration`](crate::ErrorCategory::InvalidConfiguration)
+//! error naming it (not "unset"); `AZURE_FEDERATED_TOKEN_FILE` is a path and is used as the
+//! operating system gives it, whatever its bytes.
 
 mod errors;
 #[cfg(test)]
@@ -24,6 +27,7 @@ use errors::{
     authority_fix, client_id_fix, invalid, not_configured, tenant_id_fix, token_file_fix,
 };
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,7 +69,7 @@ pub const AUDIENCE_CHINA: &str = "api://AzureADTokenExchangeChina";
 
 /// The environment seen by the credential: the process environment (default) or a fixed map.
 #[derive(Clone, Default)]
-pub struct Env(Option<Arc<HashMap<String, String>>>);
+pub struct Env(Option<Arc<HashMap<OsString, OsString>>>);
 
 impl Env {
     /// The process environment (the default).
@@ -79,6 +83,17 @@ impl Env {
         K: Into<String>,
         V: Into<String>,
     {
+        Self::from_os_pairs(pairs.into_iter().map(|(k, v)| (k.into(), v.into())))
+    }
+
+    /// A fixed environment holding exactly these variables, whose values may be any bytes the
+    /// operating system allows (as [`std::env::vars_os`] gives them), e.g. a path that is not
+    /// UTF-8, or a value to check that the credential refuses one that is not.
+    pub fn from_os_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
         Self(Some(Arc::new(
             pairs
                 .into_iter()
@@ -89,41 +104,41 @@ impl Env {
 
     /// The value of `name`, if set: from the fixed map, or from the process environment (a value
     /// that is not Unicode counts as unset, as does an empty value; the credential's own
-    /// variables set to such a value are refused when the credential is built).
+    /// variables set to such a value are refused when the credential is built, except
+    /// `AZURE_FEDERATED_TOKEN_FILE`, which is a path and may be any bytes).
     pub fn var(&self, name: &str) -> Option<String> {
+        self.var_os(name).and_then(|v| v.into_string().ok())
+    }
+
+    /// The value of `name` as the operating system holds it, if set and not empty.
+    pub(crate) fn var_os(&self, name: &str) -> Option<OsString> {
         let value = match &self.0 {
-            Some(map) => map.get(name).cloned(),
-            None => std::env::var(name).ok(),
+            Some(map) => map.get(OsStr::new(name)).cloned(),
+            None => std::env::var_os(name),
         };
         value.filter(|v| !v.is_empty())
     }
 
-    /// The value of `name` in the process environment, shown lossily, when it is set but is not
-    /// Unicode (which [`Env::var`] counts as unset); `None` for a fixed map.
+    /// The value of `name`, shown lossily (U+FFFD for each byte sequence that is not UTF-8),
+    /// when it is set but is not Unicode (which [`Env::var`] counts as unset).
     fn not_unicode(&self, name: &str) -> Option<String> {
-        match (&self.0, std::env::var(name)) {
-            (None, Err(std::env::VarError::NotUnicode(raw))) => {
-                Some(raw.to_string_lossy().into_owned())
-            }
-            _ => None,
-        }
+        self.var_os(name)
+            .filter(|v| v.to_str().is_none())
+            .map(|v| v.to_string_lossy().into_owned())
     }
 }
 
 /// Refuse a configuration variable the credential would read that is set to a value that is not
 /// Unicode: [`Env::var`] counts it as unset, which would say "not configured" for a variable that
 /// is set, or silently fall back to the public cloud for `AZURE_AUTHORITY_HOST`.
+/// `AZURE_FEDERATED_TOKEN_FILE` is not refused: it is a path, which on Linux may be any bytes,
+/// and is used as the operating system gives it (like the `token_file_path` option's `PathBuf`).
 fn check_unicode(inputs: &ConfigInputs<'_>) -> Result<(), CredentialError> {
     /// A variable, whether the credential reads it (no option given), and its fix.
     type Read = (&'static str, bool, fn() -> String);
-    let read: [Read; 5] = [
+    let read: [Read; 4] = [
         (AZURE_CLIENT_ID, inputs.client_id.is_none(), client_id_fix),
         (AZURE_TENANT_ID, inputs.tenant_id.is_none(), tenant_id_fix),
-        (
-            AZURE_FEDERATED_TOKEN_FILE,
-            inputs.token_file_path.is_none(),
-            || token_file_fix(&[]),
-        ),
         (AZURE_AUTHORITY_HOST, inputs.cloud.is_none(), || {
             authority_fix(
                 &Sourced {
@@ -164,7 +179,7 @@ impl fmt::Debug for Env {
         match &self.0 {
             None => f.write_str("Env::process()"),
             Some(map) => {
-                let mut names: Vec<&String> = map.keys().collect();
+                let mut names: Vec<&OsString> = map.keys().collect();
                 names.sort();
                 f.debug_tuple("Env::from_pairs").field(&names).finish()
             }
@@ -403,7 +418,7 @@ pub(crate) fn locate_token_file(
             source: ValueSource::Options,
         });
     }
-    if let Some(p) = env.var(AZURE_FEDERATED_TOKEN_FILE) {
+    if let Some(p) = env.var_os(AZURE_FEDERATED_TOKEN_FILE) {
         return Some(Sourced {
             value: PathBuf::from(p),
             source: ValueSource::EnvVar(AZURE_FEDERATED_TOKEN_FILE),

@@ -497,3 +497,54 @@ async fn a_closed_stdout_pipe_is_not_a_panic() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
     }
 }
+
+/// `AZURE_FEDERATED_TOKEN_FILE` naming a file whose name is not UTF-8 (legal on Linux) is read:
+/// `token` prints a token. With `--authority-host` (overlaid on the environment by the CLI), a
+/// client id that is not UTF-8 is still named, not taken as unset.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_token_file_path_that_is_not_utf8_is_read_and_the_authority_flag_keeps_the_check() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let cli = Cli::new().await;
+    let path = cli
+        .fx
+        .dir
+        .path()
+        .join(OsString::from_vec(b"token-\xff".to_vec()));
+    std::fs::copy(&cli.fx.token_path, &path).unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args(["token", "--scope", STORAGE])
+        .env_clear()
+        .envs(cli.env())
+        .env("AZURE_FEDERATED_TOKEN_FILE", &path)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        claims(v["accessToken"].as_str().unwrap())["aud"],
+        "https://storage.azure.com"
+    );
+    assert_eq!(cli.fx.emu.request_count(entra_emulator::Endpoint::Token), 1);
+
+    let authority = cli.fx.emu.authority_host();
+    let out = tokio::process::Command::new(BIN)
+        .args(["token", "--scope", STORAGE, "--authority-host", &authority])
+        .env_clear()
+        .envs(cli.env())
+        .env("AZURE_CLIENT_ID", OsString::from_vec(b"\xff\xfe".to_vec()))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains(
+            "the environment variable AZURE_CLIENT_ID is set, but its value is not valid UTF-8 (\"\u{fffd}\u{fffd}\""
+        ),
+        "{text}"
+    );
+    assert_eq!(cli.fx.emu.request_count(entra_emulator::Endpoint::Token), 1);
+}

@@ -81,13 +81,12 @@ impl CredentialArgs {
     fn options(&self) -> WorkloadIdentityCredentialOptions {
         let env = match &self.authority_host {
             // The library reads the authority from its environment: overlay the flag on it.
-            // vars_os: a variable that is not Unicode is skipped here (as the library skips it),
-            // where `vars` would panic.
-            Some(a) => Env::from_pairs(
+            // vars_os: values are kept as they are (`vars` would panic on one that is not
+            // Unicode), so the library names such a variable as it does in the process env.
+            Some(a) => Env::from_os_pairs(
                 std::env::vars_os()
-                    .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                     .filter(|(k, _)| k != AZURE_AUTHORITY_HOST)
-                    .chain([(AZURE_AUTHORITY_HOST.to_string(), a.clone())]),
+                    .chain([(AZURE_AUTHORITY_HOST.into(), a.into())]),
             ),
             None => Env::process(),
         };
@@ -319,7 +318,11 @@ fn setup(args: SetupArgs) -> ExitCode {
             let path = args
                 .token_file
                 .clone()
-                .or_else(|| env_var(AZURE_FEDERATED_TOKEN_FILE).map(PathBuf::from))
+                .or_else(|| {
+                    std::env::var_os(AZURE_FEDERATED_TOKEN_FILE)
+                        .filter(|p| !p.is_empty())
+                        .map(PathBuf::from)
+                })
                 .or_else(|| {
                     [WEBHOOK_TOKEN_PATH, WEBHOOK_TOKEN_PATH_PRE_1_6]
                         .into_iter()
