@@ -321,8 +321,26 @@ pub(crate) fn validate_tenant_id(t: &Sourced<String>) -> Result<(), CredentialEr
             tenant_id_fix(),
         ));
     }
+    if MULTI_TENANT_ALIASES
+        .iter()
+        .any(|a| t.value.eq_ignore_ascii_case(a))
+    {
+        return Err(invalid(
+            "tenant id",
+            &format!(
+                "{:?} (from {}) is a multi-tenant alias of the authority, not a tenant: an app-only \
+                 token (client credentials, as with a federated credential) is issued by the one \
+                 directory that holds the application or managed identity",
+                t.value, t.source
+            ),
+            tenant_id_fix(),
+        ));
+    }
     Ok(())
 }
+
+/// The authority's aliases for "any tenant", which the client-credentials flow cannot use.
+const MULTI_TENANT_ALIASES: [&str; 3] = ["common", "organizations", "consumers"];
 
 /// Refuse an authority host whose path holds what the credential adds itself: the tenant, or
 /// the token endpoint's `oauth2` / `v2.0` (an MSAL authority or the endpoint pasted into
@@ -335,8 +353,9 @@ fn check_authority_path(
 ) -> Result<(), CredentialError> {
     let pasted = url.path_segments().into_iter().flatten().find(|seg| {
         seg.eq_ignore_ascii_case(tenant_id)
-            || ["oauth2", "v2.0", "common", "organizations", "consumers"]
+            || ["oauth2", "v2.0"]
                 .iter()
+                .chain(&MULTI_TENANT_ALIASES)
                 .any(|s| seg.eq_ignore_ascii_case(s))
     });
     match pasted {

@@ -278,3 +278,32 @@ fn an_authority_host_with_the_tenant_or_endpoint_in_its_path_is_refused() {
         "https://gw.example/entra/contoso.onmicrosoft.com/oauth2/v2.0/token"
     );
 }
+
+#[test]
+fn a_multi_tenant_alias_is_not_a_tenant_id() {
+    for alias in ["common", "organizations", "Consumers"] {
+        let env = Env::from_pairs([
+            (AZURE_CLIENT_ID, "11111111-2222-3333-4444-555555555555"),
+            (AZURE_TENANT_ID, alias),
+            (AZURE_FEDERATED_TOKEN_FILE, "/tmp/token"),
+        ]);
+        let e = resolve(&inputs(&env, &[])).unwrap_err();
+        assert_eq!(
+            e.problem_id(),
+            Some(ProblemId::InvalidConfiguration),
+            "{alias}"
+        );
+        assert!(
+            e.message().contains(&format!(
+                "{alias:?} (from the environment variable AZURE_TENANT_ID) is a multi-tenant alias"
+            )),
+            "{e}"
+        );
+        assert!(
+            e.fix()
+                .unwrap()
+                .contains("`az account show --query tenantId -o tsv`"),
+            "{e}"
+        );
+    }
+}
