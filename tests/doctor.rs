@@ -618,6 +618,81 @@ async fn unknown_tenant_and_unknown_client_id() {
     assert_eq!(report.first_failure().unwrap().aadsts, vec![700016]);
 }
 
+/// A client id or tenant id that resolves but is not a GUID: the configuration check warns with
+/// the catalogue's entry for a malformed value (invalid-configuration, its URL), the one the
+/// credential gives when it refuses a value, in the report and in its JSON.
+#[tokio::test]
+async fn a_client_id_or_tenant_id_that_is_not_a_guid_warns_with_the_invalid_configuration_entry() {
+    use azure_core::credentials::TokenCredential as _;
+    let fx = Fixture::new().await;
+    // The credential's refusal of a malformed value: the entry and URL doctor must give.
+    let mut malformed = fx.options();
+    malformed.tenant_id = Some("contoso/tenant".into());
+    let refused = azure_identity_k8s::WorkloadIdentityCredential::new(Some(malformed))
+        .expect_err("a tenant id with '/' is refused");
+    let refused = refused
+        .downcast_ref::<azure_identity_k8s::CredentialError>()
+        .expect("a CredentialError");
+    assert_eq!(refused.problem_id(), Some(ProblemId::InvalidConfiguration));
+    let url = refused.documentation_url().expect("a URL").to_string();
+    assert!(url.ends_with("#invalid-configuration"), "{url}");
+
+    for (client, tenant, needles) in [
+        (
+            "my-app",
+            TENANT,
+            &["The client id \"my-app\"", "is not a GUID", "appId"][..],
+        ),
+        (
+            CLIENT,
+            "contoso",
+            &[
+                "The tenant id \"contoso\"",
+                "neither a GUID nor a domain name",
+            ][..],
+        ),
+    ] {
+        let opts = || {
+            let mut o = fx.options();
+            o.client_id = Some(client.into());
+            o.tenant_id = Some(tenant.into());
+            o
+        };
+        // The credential takes these values (Entra decides), so doctor only warns.
+        let credential = azure_identity_k8s::WorkloadIdentityCredential::new(Some(opts()))
+            .expect("the credential accepts the value");
+        assert!(credential.get_token(&[STORAGE], None).await.is_err());
+        let report = run(opts(), STORAGE).await;
+        let check = report
+            .check(CheckId::Configuration)
+            .expect("a configuration check");
+        assert_eq!(check.status, Status::Warn, "{report}");
+        assert_eq!(
+            check.problem_id,
+            Some(ProblemId::InvalidConfiguration),
+            "{report}"
+        );
+        assert_eq!(check.url.as_deref(), Some(url.as_str()), "{report}");
+        let fix = check
+            .fix
+            .as_deref()
+            .unwrap_or_else(|| panic!("no fix:\n{report}"));
+        for n in needles {
+            assert!(fix.contains(n), "the fix lacks {n:?}: {fix}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&report.to_json()).expect("valid JSON");
+        let json = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "configuration")
+            .unwrap();
+        assert_eq!(json["status"], "warn");
+        assert_eq!(json["problem_id"], "invalid-configuration");
+        assert_eq!(json["url"], url.as_str());
+    }
+}
+
 /// The credential's audience rules: with the default expected audience a token for another cloud
 /// is sent (as azure_identity sends it) and doctor warns with the cloud fix; once the expected
 /// audience is set, it is refused before anything is sent.

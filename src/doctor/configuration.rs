@@ -8,6 +8,7 @@ use crate::config::{
 };
 use crate::credential::WorkloadIdentityCredentialOptions;
 use crate::entra::catalogue::{CLIENT_ID_COMMANDS, TENANT_ID_COMMAND};
+use crate::problem::ProblemId;
 use azure_core::http::Url;
 use std::path::PathBuf;
 
@@ -111,9 +112,12 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
                 ));
             }
             if !warnings.is_empty() {
+                // The entry of a malformed value, as the credential's own refusals carry it.
                 check.status = Status::Warn;
                 check.summary = "configured, but a value looks wrong".into();
-                check = check.fix(warnings.join("\n"));
+                check = check
+                    .fix(warnings.join("\n"))
+                    .problem(ProblemId::InvalidConfiguration);
             }
             d.push(check);
             let token_file = (!aws).then(|| c.token_file.clone());
