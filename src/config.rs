@@ -16,6 +16,7 @@
 //! error naming it (not "unset"); `AZURE_FEDERATED_TOKEN_FILE` is a path and is used as the
 //! operating system gives it, whatever its bytes.
 
+mod env;
 mod errors;
 #[cfg(test)]
 mod tests;
@@ -23,14 +24,13 @@ mod tests;
 use crate::error::CredentialError;
 use azure_core::cloud::CloudConfiguration;
 use azure_core::http::Url;
+pub use env::Env;
+use env::check_unicode;
 use errors::{
     authority_fix, client_id_fix, invalid, not_configured, tenant_id_fix, token_file_fix,
 };
-use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// `AZURE_CLIENT_ID`: client id of the app registration or user-assigned managed identity.
 pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
@@ -66,126 +66,6 @@ pub const AUDIENCE_PUBLIC: &str = "api://AzureADTokenExchange";
 pub const AUDIENCE_US_GOV: &str = "api://AzureADTokenExchangeUSGov";
 /// Recommended federated-credential audience in Azure China.
 pub const AUDIENCE_CHINA: &str = "api://AzureADTokenExchangeChina";
-
-/// The environment seen by the credential: the process environment (default) or a fixed map.
-#[derive(Clone, Default)]
-pub struct Env(Option<Arc<HashMap<OsString, OsString>>>);
-
-impl Env {
-    /// The process environment (the default).
-    pub fn process() -> Self {
-        Self(None)
-    }
-
-    /// A fixed environment holding exactly these variables.
-    pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Self
-    where
-        K: Into<String>,
-        V: Into<String>,
-    {
-        Self::from_os_pairs(pairs.into_iter().map(|(k, v)| (k.into(), v.into())))
-    }
-
-    /// A fixed environment holding exactly these variables, whose values may be any bytes the
-    /// operating system allows (as [`std::env::vars_os`] gives them), e.g. a path that is not
-    /// UTF-8, or a value to check that the credential refuses one that is not.
-    pub fn from_os_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Self
-    where
-        K: Into<OsString>,
-        V: Into<OsString>,
-    {
-        Self(Some(Arc::new(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )))
-    }
-
-    /// The value of `name`, if set: from the fixed map, or from the process environment (a value
-    /// that is not Unicode counts as unset, as does an empty value; the credential's own
-    /// variables set to such a value are refused when the credential is built, except
-    /// `AZURE_FEDERATED_TOKEN_FILE`, which is a path and may be any bytes).
-    pub fn var(&self, name: &str) -> Option<String> {
-        self.var_os(name).and_then(|v| v.into_string().ok())
-    }
-
-    /// The value of `name` as the operating system holds it, if set and not empty.
-    pub(crate) fn var_os(&self, name: &str) -> Option<OsString> {
-        let value = match &self.0 {
-            Some(map) => map.get(OsStr::new(name)).cloned(),
-            None => std::env::var_os(name),
-        };
-        value.filter(|v| !v.is_empty())
-    }
-
-    /// The value of `name`, shown lossily (U+FFFD for each byte sequence that is not UTF-8),
-    /// when it is set but is not Unicode (which [`Env::var`] counts as unset).
-    fn not_unicode(&self, name: &str) -> Option<String> {
-        self.var_os(name)
-            .filter(|v| v.to_str().is_none())
-            .map(|v| v.to_string_lossy().into_owned())
-    }
-}
-
-/// Refuse a configuration variable the credential would read that is set to a value that is not
-/// Unicode: [`Env::var`] counts it as unset, which would say "not configured" for a variable that
-/// is set, or silently fall back to the public cloud for `AZURE_AUTHORITY_HOST`.
-/// `AZURE_FEDERATED_TOKEN_FILE` is not refused: it is a path, which on Linux may be any bytes,
-/// and is used as the operating system gives it (like the `token_file_path` option's `PathBuf`).
-fn check_unicode(inputs: &ConfigInputs<'_>) -> Result<(), CredentialError> {
-    /// A variable, whether the credential reads it (no option given), and its fix.
-    type Read = (&'static str, bool, fn() -> String);
-    let read: [Read; 4] = [
-        (AZURE_CLIENT_ID, inputs.client_id.is_none(), client_id_fix),
-        (AZURE_TENANT_ID, inputs.tenant_id.is_none(), tenant_id_fix),
-        (AZURE_AUTHORITY_HOST, inputs.cloud.is_none(), || {
-            authority_fix(
-                &Sourced {
-                    value: String::new(),
-                    source: ValueSource::EnvVar(AZURE_AUTHORITY_HOST),
-                },
-                None,
-            )
-        }),
-        (
-            AZURE_FEDERATED_TOKEN_AUDIENCE,
-            inputs.expected_audience.is_none(),
-            || {
-                format!(
-                    "set {AZURE_FEDERATED_TOKEN_AUDIENCE} to the token's audience, e.g. {AUDIENCE_PUBLIC}, or unset it"
-                )
-            },
-        ),
-    ];
-    for (var, used, fix) in read {
-        if let Some(lossy) = used.then(|| inputs.env.not_unicode(var)).flatten() {
-            return Err(invalid(
-                var,
-                &format!(
-                    "the environment variable {var} is set, but its value is not valid UTF-8 \
-                     ({lossy:?}, U+FFFD marks the bytes that are not); it is not used"
-                ),
-                fix(),
-            ));
-        }
-    }
-    Ok(())
-}
-
-impl fmt::Debug for Env {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Names only: values may be anything, including secrets of other credentials.
-        match &self.0 {
-            None => f.write_str("Env::process()"),
-            Some(map) => {
-                let mut names: Vec<&OsString> = map.keys().collect();
-                names.sort();
-                f.debug_tuple("Env::from_pairs").field(&names).finish()
-            }
-        }
-    }
-}
 
 /// Where a configuration value came from; shown in errors and by `doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]

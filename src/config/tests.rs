@@ -1,6 +1,7 @@
 use super::*;
 use crate::error::ErrorCategory;
 use crate::problem::ProblemId;
+use std::collections::HashMap;
 
 fn inputs<'a>(env: &'a Env, paths: &'a [PathBuf]) -> ConfigInputs<'a> {
     ConfigInputs {
