@@ -334,6 +334,18 @@ impl CredentialError {
         &self.inner.facts
     }
 
+    /// The message's first line without the "WorkloadIdentityCredential: " prefix and its final
+    /// period: the problem with its key values, the same for every retry of the fault (e.g.
+    /// "Entra ID rejected the token request: tenant … was not found at … (AADSTS90002)").
+    #[cfg(feature = "doctor")]
+    pub(crate) fn headline(&self) -> &str {
+        let first = self.inner.facts.lines().next().unwrap_or_default();
+        let first = first
+            .strip_prefix("WorkloadIdentityCredential: ")
+            .unwrap_or(first);
+        first.strip_suffix('.').unwrap_or(first)
+    }
+
     /// The full message (what failed, why, how to fix it). Its first line names the problem and
     /// stays the same across retries of the same fault; Entra's trace and correlation ids, which
     /// change with every request, are only on later lines (and in [`Self::trace_id`] and

@@ -249,6 +249,12 @@ fn decode_part(part: &str) -> Option<Vec<u8>> {
         .or_else(|| URL_SAFE.decode(part).ok())
 }
 
+/// The JOSE header of a compact JWS (its first part), when it decodes; for messages only.
+pub(crate) fn decode_header(token: &str) -> Option<Header> {
+    let part = token.split('.').next()?;
+    serde_json::from_slice(&decode_part(part)?).ok()
+}
+
 /// Decode a compact JWS without verifying it. The error says what is wrong with the shape.
 pub(crate) fn decode(token: &str) -> Result<DecodedJwt, String> {
     let mut parts = token.split('.');

@@ -69,6 +69,7 @@ pub mod __fuzz {
             endpoint: &endpoint,
             scope: "https://storage.azure.com/.default",
             claims: Some(&claims),
+            header: None,
             origin: "/var/run/secrets/azure/tokens/azure-identity-token",
         };
         crate::entra::parse_error(StatusCode::from(status), retry_after, body, &ctx)

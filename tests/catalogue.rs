@@ -73,6 +73,46 @@ async fn retries_of_one_fault_share_the_first_line_and_id_but_not_the_trace_ids(
     // The emulator, like Entra, gives every answer a new trace id.
     assert_ne!(a.trace_id(), b.trace_id());
     assert_eq!(a.fix(), b.fix());
+    // The first line alone names the wrong value: a log that keeps one line per event keeps it.
+    assert!(
+        first(&a).contains(&format!(
+            "no application with client id {UNKNOWN_CLIENT} in tenant {TENANT}"
+        )) && first(&a).ends_with("(AADSTS700016)."),
+        "{a}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_fault_also_keeps_its_first_line_and_names_the_wrong_tenant_there() {
+    let fx = Fixture::new().await;
+    let tenant = "11111111-2222-3333-4444-555555555555";
+    let options = || {
+        let mut o = fx.options();
+        o.tenant_id = Some(tenant.into());
+        o
+    };
+    let a = fresh_error(options()).await;
+    let b = fresh_error(options()).await;
+    let first = |e: &CredentialError| e.to_string().lines().next().unwrap_or_default().to_owned();
+    assert_eq!(first(&a), first(&b));
+    assert_ne!(a.trace_id(), b.trace_id());
+    let authority = fx.emu.authority_host();
+    assert_eq!(
+        first(&a),
+        format!(
+            "WorkloadIdentityCredential: Entra ID rejected the token request: tenant {tenant} was not found at {} (AADSTS90002).",
+            authority.trim_end_matches('/')
+        )
+    );
+    for e in [&a, &b] {
+        assert_eq!(e.problem_id(), Some(ProblemId::Aadsts(90002)), "{e}");
+        let (trace, correlation) = (e.trace_id().unwrap(), e.correlation_id().unwrap());
+        assert!(!first(e).contains(trace) && !first(e).contains(correlation));
+        assert!(
+            e.to_string().contains(trace),
+            "the ids are further down: {e}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -202,7 +242,11 @@ async fn a_token_living_longer_than_a_day_is_70023() {
     });
     let e = error_now(&fx, fx.options()).await;
     assert_entry(&e, 70023, &["expirationSeconds to at most 86400"]);
-    assert!(e.to_string().contains("exp - iat is 172800 s"), "{e}");
+    let first = e.to_string().lines().next().unwrap_or_default().to_owned();
+    assert!(
+        first.contains("the token lives 172800 s (exp - iat)"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -225,6 +269,9 @@ async fn an_ecdsa_signed_token_is_5002738() {
             "--service-account-signing-key-file",
         ],
     );
+    // The header's alg, from the token actually sent, on the first line.
+    let first = e.to_string().lines().next().unwrap_or_default().to_owned();
+    assert!(first.contains("the token is signed with ES256;"), "{e}");
 }
 
 #[tokio::test]

@@ -288,6 +288,15 @@ async fn wrong_namespace_and_wrong_service_account() {
                 &format!("--subject {subject}"),
             ],
         );
+        // The summary is the credential's first line: the key fact with its values.
+        let summary = &report.check(CheckId::Exchange).unwrap().summary;
+        assert!(
+            summary.starts_with(
+                "Entra ID rejected the token request: no federated identity credential on application"
+            ) && summary.contains(&format!("subject {subject},"))
+                && summary.ends_with("(AADSTS70021)"),
+            "{report}"
+        );
         assert_eq!(
             report
                 .matching_federated_credential

@@ -289,7 +289,7 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
             theirs: (Entra, "AADSTS700016"),
             ours: (
                 Entra,
-                "No application with client id 00000000-0000-0000-0000-00000000dead exists",
+                "no application with client id 00000000-0000-0000-0000-00000000dead in tenant",
             ),
             difference: None,
         },

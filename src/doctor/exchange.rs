@@ -143,10 +143,8 @@ pub(super) async fn check(
             };
             let codes = err.aadsts_codes().to_vec();
             let summary = match (err.category(), codes.first()) {
-                (ErrorCategory::Entra, Some(code)) => {
-                    format!("Entra ID rejected the request: AADSTS{code}")
-                }
-                (ErrorCategory::Entra, None) => "Entra ID rejected the request".into(),
+                // The credential's first line: the entry's key fact with its values.
+                (ErrorCategory::Entra, _) => err.headline().to_string(),
                 (ErrorCategory::Transport, _) => "the token endpoint could not be reached".into(),
                 (ErrorCategory::Timeout, _) => "the token endpoint did not answer in time".into(),
                 (ErrorCategory::InvalidResponse, _) => {

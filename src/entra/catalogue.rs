@@ -11,7 +11,7 @@ use crate::config::{
     AZURE_FEDERATED_TOKEN_AUDIENCE, CHINA_AUTHORITY_HOST, PUBLIC_AUTHORITY_HOST,
     US_GOV_AUTHORITY_HOST, default_audience_for,
 };
-use crate::jwt::Claims;
+use crate::jwt::{Claims, Header};
 use azure_core::http::Url;
 
 /// Prints the directory (tenant) id of the signed-in Azure CLI account.
@@ -67,15 +67,22 @@ pub(crate) const INVALID_RESPONSE_FIX: &str = "check that AZURE_AUTHORITY_HOST (
 
 /// One catalogue entry, filled in with this request's values.
 pub(crate) struct Problem {
-    /// What was found: values from the token, the configuration and the answer.
+    /// The entry's key fact with its values, one line for the message's first line (e.g.
+    /// "tenant 1111… was not found at https://login.microsoftonline.com"): the same for every
+    /// retry of the fault (no trace id, no time). `None` for a code without an entry, whose first
+    /// line stays the generic one.
+    pub(crate) headline: Option<String>,
+    /// The details, on the lines after the first: values from the token, the configuration and
+    /// the answer. May be empty.
     pub(crate) facts: String,
     /// What to change: a command or a value.
     pub(crate) fix: String,
 }
 
 impl Problem {
-    fn new(facts: impl Into<String>, fix: impl Into<String>) -> Self {
+    fn new(headline: impl Into<String>, facts: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
+            headline: Some(headline.into()),
             facts: facts.into(),
             fix: fix.into(),
         }
@@ -97,9 +104,10 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
         .map(Claims::audiences_display)
         .unwrap_or_else(|| "(unknown)".into());
     let authority = ctx.endpoint.origin().ascii_serialization();
+    let client = ctx.client_id;
     let app = format!(
-        "application (client id) {} in tenant {}",
-        ctx.client_id, ctx.tenant_id
+        "application (client id) {client} in tenant {}",
+        ctx.tenant_id
     );
     match code {
         70021 | 700211 | 700212 | 700213 | 7002137 | 7002138 => {
@@ -122,10 +130,25 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
             };
             let auds = ctx.claims.map(|c| c.aud.as_slice()).unwrap_or_default();
             let recommended = [AUDIENCE_PUBLIC, AUDIENCE_US_GOV, AUDIENCE_CHINA];
-            let fix = match (
-                ctx.claims.and_then(ForeignAudience::first_in_claims),
-                other_cloud(auds, ctx.endpoint),
-            ) {
+            let cloud = other_cloud(auds, ctx.endpoint);
+            let headline = match (code, cloud) {
+                (_, Some((host, cloud_aud))) => format!(
+                    "the token's audience {cloud_aud} is for the cloud at {host}, but the authority is {authority}"
+                ),
+                (700211, None) => format!(
+                    "no federated identity credential on application {client} has the token's issuer {iss}"
+                ),
+                (700212, None) => format!(
+                    "no federated identity credential on application {client} has the token's audience {aud}"
+                ),
+                (700213 | 7002137 | 7002138, None) => format!(
+                    "no federated identity credential on application {client} has the token's subject {sub}"
+                ),
+                (_, None) => format!(
+                    "no federated identity credential on application {client} matches issuer {iss}, subject {sub}, audience {aud}"
+                ),
+            };
+            let fix = match (ctx.claims.and_then(ForeignAudience::first_in_claims), cloud) {
                 (Some(foreign), _) => format!(
                     "the federated credential's issuer and subject must equal these values exactly (case-sensitive; {shape}); \
                      its audience must not be this token's, which makes the token a credential for {}. Mount a dedicated projected token \
@@ -154,6 +177,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 ),
             };
             Problem::new(
+                headline,
                 format!(
                     "Entra found no federated identity credential on {app} that matches {what}. {which}\n  \
                      The token ({origin}) has:\n    issuer:   {iss}\n    subject:  {sub}\n    audience: {aud}",
@@ -169,7 +193,11 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 .unwrap_or_else(|| ("(unknown)".into(), "(unknown)".into()));
             Problem::new(
                 format!(
-                    "The service-account token is outside its validity period as Entra sees it (issued at {iat}, expires at {exp})."
+                    "the token is outside its validity period as Entra sees it (issued at {iat}, expires at {exp})"
+                ),
+                format!(
+                    "The token comes from {}; Entra compares its times with its own clock.",
+                    ctx.origin
                 ),
                 format!(
                     "make the kubelet rotate the file ({origin}: a projected serviceAccountToken volume, not a copy), do not keep the token \
@@ -184,29 +212,44 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 iss.trim_end_matches('/')
             );
             Problem::new(
-                format!(
-                    "Entra could not fetch the issuer's OpenID discovery document or its JWKS from the public internet: {disco}."
-                ),
+                format!("Entra could not fetch the issuer's discovery document {disco} or its JWKS"),
+                "Entra fetches both from the public internet, from the URL the token's issuer names.",
                 "publish the discovery document and JWKS at a public HTTPS URL (EKS issuers are public; a self-managed cluster can use a \
                  public S3 bucket). A private issuer such as https://kubernetes.default.svc can never work.",
             )
         }
-        50027 => Problem::new(
-            "Entra found the assertion malformed: not a JWT it can parse, or without a claim it needs (exp, iss, sub, aud).",
-            MALFORMED_FIX,
-        ),
+        50027 => {
+            let missing = ctx.claims.map(missing_claims).unwrap_or_default();
+            let headline = if missing.is_empty() {
+                "the assertion is malformed: not a JWT Entra can parse, or without a claim it needs (exp, iss, sub, aud)".to_string()
+            } else {
+                format!("the token has no usable {}, which Entra needs", missing.join(", "))
+            };
+            Problem::new(
+                headline,
+                format!(
+                    "Entra needs a JWT with exp, iss, sub and aud; the token comes from {}.",
+                    ctx.origin
+                ),
+                MALFORMED_FIX,
+            )
+        }
         700027 | 900384 => Problem::new(
+            format!("the token's signature does not verify with the keys published by its issuer {iss}"),
             format!(
-                "Entra could not validate the token's signature with the keys published by its issuer {iss}."
+                "Entra could not validate the token's signature (kid {}, alg {}) with the JWKS of its issuer.",
+                header_field(ctx, |h| h.kid.as_deref()),
+                header_field(ctx, |h| h.alg.as_deref()),
             ),
             "publish the key that signs service-account tokens (RS256, matching kid) in the issuer's JWKS: `kubectl get --raw /openid/v1/jwks` \
              prints the API server's keys; after a signing-key rotation publish the new key too.",
         ),
         7000272 => Problem::new(
             format!(
-                "The token's signing key (the kid in its header) is not in the JWKS published by its issuer {iss}: the \
-                 service-account signing key was rotated (or added) on a self-managed issuer without republishing the JWKS."
+                "the token's signing key (kid {}) is not in the JWKS of its issuer {iss}",
+                header_field(ctx, |h| h.kid.as_deref())
             ),
+            "The service-account signing key was rotated (or added) on a self-managed issuer without republishing the JWKS.",
             "republish the JWKS from the API server's current keys: `kubectl get --raw /openid/v1/jwks` prints them; copy that document \
              to the issuer's jwks_uri (e.g. the S3 object). Keep the old key published until tokens signed with it have expired.",
         ),
@@ -218,15 +261,18 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 .unwrap_or_else(|| "(unknown)".into());
             Problem::new(
                 format!(
-                    "The token lives longer than Entra accepts for an external token: exp - iat is {lifetime}, the limit is \
-                     {MAX_EXTERNAL_TOKEN_LIFETIME_S} s."
+                    "the token lives {lifetime} (exp - iat); Entra accepts at most {MAX_EXTERNAL_TOKEN_LIFETIME_S} s for an external token"
                 ),
+                format!("The token comes from {}.", ctx.origin),
                 LIFETIME_FIX,
             )
         }
         5002738 => Problem::new(
-            "The token is signed with an EC key (alg ES256 or ES384 in its header), which Entra does not accept for a client \
-             assertion (it verifies RS256, RS384 and RS512).",
+            format!(
+                "the token is signed with {}; Entra accepts only RS256, RS384 or RS512 for a client assertion",
+                header_field(ctx, |h| h.alg.as_deref())
+            ),
+            "An EC-signed token (alg ES256 or ES384 in its header) cannot be a client assertion.",
             if sub.starts_with("arn:aws:") {
                 AWS_RS256_FIX
             } else {
@@ -234,19 +280,17 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
             },
         ),
         700016 => Problem::new(
+            format!("no application with client id {client} in tenant {} at {authority}", ctx.tenant_id),
+            "The client id names neither an app registration nor a user-assigned managed identity there.",
             format!(
-                "No application with client id {} exists in tenant {} at {authority}.",
-                ctx.client_id, ctx.tenant_id
-            ),
-            format!(
-                "the client id is {}: set AZURE_CLIENT_ID to the application's or user-assigned managed identity's client id (appId, \
+                "the client id is {client}: set AZURE_CLIENT_ID to the application's or user-assigned managed identity's client id (appId, \
                  not the object id), printed by {CLIENT_ID_COMMANDS}; if the identity is in another tenant or cloud, correct \
-                 AZURE_TENANT_ID or {AZURE_AUTHORITY_HOST}.",
-                ctx.client_id
+                 AZURE_TENANT_ID or {AZURE_AUTHORITY_HOST}."
             ),
         ),
         90002 | 90023 => Problem::new(
-            format!("Tenant {} was not found at {authority}.", ctx.tenant_id),
+            format!("tenant {} was not found at {authority}", ctx.tenant_id),
+            "The tenant id is the directory (tenant) id, a GUID, or one of its verified domain names.",
             format!(
                 "the tenant id is {}: set AZURE_TENANT_ID to the directory id printed by `{TENANT_ID_COMMAND}`; if the tenant is in a \
                  sovereign cloud set {AZURE_AUTHORITY_HOST} to it ({US_GOV_AUTHORITY_HOST} or {CHINA_AUTHORITY_HOST}).",
@@ -254,25 +298,48 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
             ),
         ),
         1002012 | 70011 => Problem::new(
-            format!(
-                "The scope {:?} was rejected. The client-credentials flow takes exactly one resource with the /.default suffix.",
-                ctx.scope
-            ),
+            format!("the scope {:?} is not one resource with the /.default suffix", ctx.scope),
+            "The client-credentials flow takes exactly one resource with the /.default suffix.",
             crate::scope::scope_fix(Some(ctx.scope)),
         ),
         50196 => Problem::new(
-            "Entra detected a loop: this client sent too many identical requests.",
+            "Entra detected a loop: this client sent too many identical requests",
+            "",
             "reuse the credential (it caches tokens) instead of creating one per request.",
         ),
         7000215 | 7000222 => Problem::new(
-            "A client secret was sent instead of (or along with) the assertion.",
+            "a client secret was sent instead of (or along with) the assertion",
+            "",
             "remove the client secret (AZURE_CLIENT_SECRET); a workload identity uses none.",
         ),
-        _ => Problem::new(
-            "Entra answered with an error code this crate has no entry for.",
-            "look the code up in the Entra ID error code reference (https://login.microsoftonline.com/error).",
-        ),
+        _ => Problem {
+            headline: None,
+            facts: "Entra answered with an error code this crate has no entry for.".into(),
+            fix: "look the code up in the Entra ID error code reference (https://login.microsoftonline.com/error).".into(),
+        },
     }
+}
+
+/// The claims Entra needs that `claims` lacks (or holds in a form it cannot use: an `exp` that
+/// is no representable date, an empty `aud`), in the order exp, iss, sub, aud.
+pub(crate) fn missing_claims(claims: &Claims) -> Vec<&'static str> {
+    [
+        ("exp", claims.expires_at().is_none()),
+        ("iss", claims.iss.is_none()),
+        ("sub", claims.sub.is_none()),
+        ("aud", claims.aud.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(name, missing)| missing.then_some(name))
+    .collect()
+}
+
+/// A header field of the assertion, or "(unknown)".
+fn header_field<'a>(
+    ctx: &ErrorContext<'a>,
+    field: impl Fn(&'a Header) -> Option<&'a str>,
+) -> &'a str {
+    ctx.header.and_then(field).unwrap_or("(unknown)")
 }
 
 fn fmt_opt(t: Option<time::OffsetDateTime>) -> String {

@@ -18,7 +18,7 @@ use crate::cache::{FetchedToken, TokenSource};
 use crate::clock::Clock;
 use crate::error::{CredentialError, ErrorCategory};
 use crate::http::{Failure, Phase, Progress, SendError, send_capped_in};
-use crate::jwt::Claims;
+use crate::jwt::{Claims, Header};
 use azure_core::http::headers::{self, content_type};
 use azure_core::http::{Context, Method, Pipeline, Request, StatusCode, Url};
 use azure_core::time::Duration;
@@ -57,6 +57,8 @@ pub(crate) struct ErrorContext<'a> {
     pub(crate) endpoint: &'a Url,
     pub(crate) scope: &'a str,
     pub(crate) claims: Option<&'a Claims>,
+    /// The assertion's JOSE header (`alg`, `kid`), when it decodes.
+    pub(crate) header: Option<&'a Header>,
     pub(crate) origin: &'a str,
 }
 
@@ -187,7 +189,9 @@ impl TokenSource for Exchange {
         let result = if status.is_success() {
             parse_success(status, &body, sent)
         } else {
+            let header = crate::jwt::decode_header(assertion.secret());
             let ctx = ErrorContext {
+                header: header.as_ref(),
                 client_id: &self.client_id,
                 tenant_id: &self.tenant_id,
                 endpoint: &self.endpoint,

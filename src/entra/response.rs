@@ -233,25 +233,55 @@ fn describe_error(
                     .join(", ")
             };
             let problem = primary.map(|c| entra_problem(c, ctx));
-            let (facts, fix) = problem.map(|p| (p.facts, p.fix)).unwrap_or_else(|| {
-                (
-                    "Entra answered without an AADSTS code.".into(),
-                    "see Entra's words below.".into(),
-                )
-            });
+            let (headline, facts, fix) = problem
+                .map(|p| (p.headline, p.facts, p.fix))
+                .unwrap_or_else(|| {
+                    (
+                        None,
+                        "Entra answered without an AADSTS code.".into(),
+                        "see Entra's words below.".into(),
+                    )
+                });
+            let error = b.error.as_deref().unwrap_or("");
+            let retry = retry_after
+                .map(|r| format!(", Retry-After: {r}"))
+                .unwrap_or_default();
+            // The first line: the entry's key fact with its values, the same for every retry of
+            // the fault (Retry-After, trace and correlation ids only further down); the generic
+            // line for a code without an entry.
+            let (first, request) = match headline {
+                Some(h) => (
+                    format!(": {h} ({code_text})"),
+                    format!(
+                        "\n  Scope {}; HTTP {code}, error {error:?}{retry}.",
+                        ctx.scope
+                    ),
+                ),
+                None => (
+                    format!(
+                        " for scope {} (HTTP {code}, {code_text}, error {error:?})",
+                        ctx.scope
+                    ),
+                    if retry.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\n  HTTP {code}{retry}.")
+                    },
+                ),
+            };
+            let facts = if facts.is_empty() {
+                String::new()
+            } else {
+                format!("\n  {facts}")
+            };
             let ids = match (&b.trace_id, &b.correlation_id) {
                 (Some(t), Some(c)) => format!("\n  Trace ID: {t}, Correlation ID: {c}"),
                 _ => String::new(),
             };
-            let retry = retry_after
-                .map(|r| format!(" (Retry-After: {r})"))
-                .unwrap_or_default();
             CredentialError::new(
                 ErrorCategory::Entra,
                 format!(
-                    "WorkloadIdentityCredential: Entra ID rejected the token request for scope {} (HTTP {code}{retry}, {code_text}, error {:?}).\n  {facts}\n  Fix: {fix}\n  Entra said: {desc}{ids}",
-                    ctx.scope,
-                    b.error.as_deref().unwrap_or(""),
+                    "WorkloadIdentityCredential: Entra ID rejected the token request{first}.{request}{facts}\n  Fix: {fix}\n  Entra said: {desc}{ids}"
                 ),
             )
             .with_stated_fix(fix)

@@ -18,6 +18,7 @@ fn ctx_with<'a>(claims: &'a Claims, endpoint: &'a Url) -> ErrorContext<'a> {
         endpoint,
         scope: "https://storage.azure.com/.default",
         claims: Some(claims),
+        header: None,
         origin: "/var/run/secrets/azure/tokens/azure-identity-token",
     }
 }
@@ -305,12 +306,15 @@ fn every_documented_code_has_a_specific_entry() {
         _ => None,
     }) {
         let p = entra_problem(code, &ctx);
+        let headline = p.headline.expect("a first line of its own");
+        assert!(!headline.contains('\n'), "code {code}: {headline}");
         assert_ne!(p.facts, generic.facts, "code {code}");
         assert_ne!(p.fix, generic.fix, "code {code}");
     }
     assert!(
         entra_problem(90061, &ctx)
-            .facts
+            .headline
+            .unwrap()
             .contains("https://issuer.example/.well-known/openid-configuration")
     );
 }
@@ -425,4 +429,117 @@ fn concrete_fixes_for_the_misconfigurations_users_meet() {
     );
     assert!(!e.fix().unwrap().contains("AZURE_AUTHORITY_HOST="), "{e}");
     assert!(e.fix().unwrap().contains("create or correct"), "{e}");
+}
+
+#[test]
+fn the_first_line_carries_each_entrys_key_fact_with_its_values() {
+    let claims = Claims {
+        iss: Some("https://oidc.eks.us-east-1.amazonaws.com/id/ABC".into()),
+        sub: Some("system:serviceaccount:prod:workload".into()),
+        aud: vec!["api://AzureADTokenExchange".into()],
+        iat: Some(1_800_000_000),
+        exp: Some(1_800_000_000 + 172_800),
+        ..Default::default()
+    };
+    let header = crate::jwt::Header {
+        alg: Some("ES256".into()),
+        kid: Some("key-7".into()),
+    };
+    let first_of = |code: u32, claims: &Claims, authority: &str| {
+        let ep = Url::parse(&format!("{authority}/tenant-a/oauth2/v2.0/token")).unwrap();
+        let ctx = ErrorContext {
+            header: Some(&header),
+            ..ctx_with(claims, &ep)
+        };
+        let body = format!(
+            r#"{{"error":"invalid_client","error_description":"AADSTS{code}: x\r\nTrace ID: t\r\nTimestamp: 2026-01-01","error_codes":[{code}],"trace_id":"t","correlation_id":"c"}}"#
+        );
+        let e = parse_error(StatusCode::from(400), Some("7"), body.as_bytes(), &ctx);
+        first_line(e.message()).to_owned()
+    };
+    let public = "https://login.microsoftonline.com";
+    let prefix = "WorkloadIdentityCredential: Entra ID rejected the token request: ";
+    let cases: [(u32, &str); 9] = [
+        (
+            90002,
+            "tenant tenant-a was not found at https://login.microsoftonline.com",
+        ),
+        (
+            700016,
+            "no application with client id 11111111-0000-0000-0000-000000000001 in tenant tenant-a at https://login.microsoftonline.com",
+        ),
+        (
+            70021,
+            "no federated identity credential on application 11111111-0000-0000-0000-000000000001 matches issuer \
+             https://oidc.eks.us-east-1.amazonaws.com/id/ABC, subject system:serviceaccount:prod:workload, audience api://AzureADTokenExchange",
+        ),
+        (
+            700213,
+            "no federated identity credential on application 11111111-0000-0000-0000-000000000001 has the token's subject \
+             system:serviceaccount:prod:workload",
+        ),
+        (
+            70023,
+            "the token lives 172800 s (exp - iat); Entra accepts at most 86400 s",
+        ),
+        (
+            5002738,
+            "the token is signed with ES256; Entra accepts only RS256, RS384 or RS512",
+        ),
+        (
+            7000272,
+            "the token's signing key (kid key-7) is not in the JWKS of its issuer https://oidc.eks.us-east-1.amazonaws.com/id/ABC",
+        ),
+        (
+            90061,
+            "Entra could not fetch the issuer's discovery document https://oidc.eks.us-east-1.amazonaws.com/id/ABC/.well-known/openid-configuration",
+        ),
+        (
+            1002012,
+            "the scope \"https://storage.azure.com/.default\" is not one resource with the /.default suffix",
+        ),
+    ];
+    for (code, fact) in cases {
+        let line = first_of(code, &claims, public);
+        assert!(
+            line.starts_with(&format!("{prefix}{fact}")),
+            "AADSTS{code}: {line}"
+        );
+        assert!(line.ends_with(&format!("(AADSTS{code}).")), "{line}");
+        // Nothing that changes between retries: no trace id, time or Retry-After.
+        assert!(
+            !line.contains("2026") && !line.contains("Retry-After"),
+            "{line}"
+        );
+        assert!(
+            !line.contains("Trace") && !line.contains("HTTP 400"),
+            "{line}"
+        );
+        // Readable: short, but for the three values of a federated credential (with a real
+        // EKS issuer about 300 characters).
+        let limit = if code == 70021 || code == 700213 {
+            320
+        } else {
+            250
+        };
+        assert!(line.len() < limit, "{} chars: {line}", line.len());
+    }
+    // Another cloud's token: the first line says so (AADSTS70021).
+    let us_gov = Claims {
+        aud: vec!["api://AzureADTokenExchangeUSGov".into()],
+        ..claims.clone()
+    };
+    assert_eq!(
+        first_of(70021, &us_gov, public),
+        format!(
+            "{prefix}the token's audience api://AzureADTokenExchangeUSGov is for the cloud at https://login.microsoftonline.us, \
+             but the authority is https://login.microsoftonline.com (AADSTS70021)."
+        )
+    );
+    // A code without an entry keeps the generic line.
+    assert_eq!(
+        first_of(123456, &claims, public),
+        "WorkloadIdentityCredential: Entra ID rejected the token request for scope https://storage.azure.com/.default \
+         (HTTP 400, AADSTS123456, error \"invalid_client\")."
+    );
 }
