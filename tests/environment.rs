@@ -166,3 +166,120 @@ async fn a_token_file_path_that_is_not_utf8_is_used_as_given() {
     );
     assert_eq!(fx.emu.request_count(entra_emulator::Endpoint::Token), 1);
 }
+
+/// The chain reads variables too: `AZURE_TOKEN_CREDENTIALS` that is not UTF-8 is refused when
+/// the chain is built (not taken as unset, which would mean every source); with a client secret
+/// set, the Environment source names its variable that is not UTF-8 (the authority host: not the
+/// public cloud in silence; the secret itself: without its value).
+#[tokio::test]
+async fn the_chain_names_its_variables_that_are_not_utf8() {
+    use azure_identity_k8s::{DefaultAzureCredential, DefaultAzureCredentialOptions};
+    let fx = Fixture::new().await;
+    let chain = |pairs: Vec<(&str, OsString)>| {
+        DefaultAzureCredential::new(Some(DefaultAzureCredentialOptions {
+            client_options: fx.client_options(),
+            env: Env::from_os_pairs(pairs),
+            ..Default::default()
+        }))
+    };
+    let e = chain(vec![(
+        "AZURE_TOKEN_CREDENTIALS",
+        OsString::from_vec(b"prod\xff".to_vec()),
+    )])
+    .expect_err("refused when the chain is built");
+    let text = e.to_string();
+    assert!(
+        text.starts_with(
+            "DefaultAzureCredential: invalid AZURE_TOKEN_CREDENTIALS: the environment variable \
+             AZURE_TOKEN_CREDENTIALS is set, but its value is not valid UTF-8 (\"prod\u{fffd}\""
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("set AZURE_TOKEN_CREDENTIALS to prod, dev or"),
+        "{text}"
+    );
+
+    let secret = OsString::from("s3cr3t-value");
+    for (var, value, shown) in [
+        (
+            "AZURE_AUTHORITY_HOST",
+            OsString::from_vec(b"https://login.microsoftonline.us\xff".to_vec()),
+            "(\"https://login.microsoftonline.us\u{fffd}\"",
+        ),
+        (
+            "AZURE_CLIENT_SECRET",
+            OsString::from_vec(b"s3cr3t-\xff".to_vec()),
+            "(not shown: it is a secret)",
+        ),
+    ] {
+        let mut pairs = vec![
+            (
+                "AZURE_TOKEN_CREDENTIALS",
+                OsString::from("EnvironmentCredential"),
+            ),
+            ("AZURE_TENANT_ID", TENANT.into()),
+            ("AZURE_CLIENT_ID", CLIENT.into()),
+            ("AZURE_CLIENT_SECRET", secret.clone()),
+            ("AZURE_AUTHORITY_HOST", fx.emu.authority_host().into()),
+        ];
+        pairs.retain(|(k, _)| *k != var);
+        pairs.push((var, value));
+        let e = chain(pairs)
+            .expect("the chain is built")
+            .get_token(&[STORAGE], None)
+            .await
+            .expect_err("the Environment source is configured but broken");
+        let text = format!("{e}");
+        assert!(
+            text.contains(&format!(
+                "EnvironmentCredential: invalid {var}: the environment variable {var} is set, \
+                 but its value is not valid UTF-8 {shown}"
+            )),
+            "{var}: {text}"
+        );
+        assert!(!text.contains("s3cr3t"), "a secret in the error: {text}");
+    }
+    assert!(fx.emu.requests().is_empty(), "a request was sent");
+}
+
+/// `AWS_WEB_IDENTITY_TOKEN_FILE` is a path too: the IRSA token at a path that is not UTF-8 is
+/// still recognised, and not sent to Entra as the federated token.
+#[tokio::test]
+async fn an_irsa_token_path_that_is_not_utf8_is_still_refused_as_foreign() {
+    let fx = Fixture::new().await;
+    let irsa = fx
+        .dir
+        .path()
+        .join(OsString::from_vec(b"irsa-token-\xff".to_vec()));
+    std::fs::copy(&fx.token_path, &irsa).expect("copy the token");
+    let mut env = vec![
+        ("AZURE_CLIENT_ID".into(), CLIENT.into()),
+        ("AZURE_TENANT_ID".into(), TENANT.into()),
+        (
+            "AZURE_AUTHORITY_HOST".into(),
+            fx.emu.authority_host().into(),
+        ),
+        (
+            "AZURE_FEDERATED_TOKEN_FILE".into(),
+            irsa.clone().into_os_string(),
+        ),
+    ];
+    env.push(("AWS_WEB_IDENTITY_TOKEN_FILE".into(), irsa.into_os_string()));
+    let env = Env::from_os_pairs::<OsString, OsString>(env);
+    let e = match WorkloadIdentityCredential::new(Some(from_env(&fx, env))) {
+        Err(e) => e,
+        Ok(c) => c
+            .get_token(&[STORAGE], None)
+            .await
+            .expect_err("the IRSA token is refused"),
+    };
+    let text = e.to_string();
+    assert!(
+        text.contains("refused to read")
+            && text.contains("it is the IRSA token named by AWS_WEB_IDENTITY_TOKEN_FILE")
+            && text.contains("irsa-token-\u{fffd}"),
+        "{text}"
+    );
+    assert!(fx.emu.requests().is_empty(), "a request was sent");
+}

@@ -168,12 +168,17 @@ pub(crate) fn denied_paths(env: &Env) -> Vec<(PathBuf, ForeignPath)> {
             },
         ),
     ];
-    if let Some(p) = env.var(AWS_WEB_IDENTITY_TOKEN_FILE) {
+    // A path: any bytes the OS allows (not only UTF-8).
+    if let Some(p) = env.var_os(AWS_WEB_IDENTITY_TOKEN_FILE).map(PathBuf::from) {
+        let what = format!(
+            "the IRSA token named by {AWS_WEB_IDENTITY_TOKEN_FILE} ({})",
+            p.display()
+        );
         v.push((
-            PathBuf::from(&p),
+            p,
             ForeignPath {
                 kind: ForeignAudience::AwsSts,
-                what: format!("the IRSA token named by {AWS_WEB_IDENTITY_TOKEN_FILE} ({p})"),
+                what,
             },
         ));
     }

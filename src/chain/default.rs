@@ -76,14 +76,20 @@ impl fmt::Debug for DefaultAzureCredentialOptions {
 fn selection(
     options: &DefaultAzureCredentialOptions,
 ) -> azure_core::Result<(Vec<&'static str>, String)> {
+    let all = source_names();
     let (value, origin) = match &options.token_credentials {
         Some(v) => (Some(v.clone()), "the token_credentials option"),
         None => (
-            options.env.var(AZURE_TOKEN_CREDENTIALS),
+            // Not UTF-8 is not "unset" (which would mean every source).
+            options.env.var_checked("DefaultAzureCredential", AZURE_TOKEN_CREDENTIALS, false, || {
+                format!(
+                    "set {AZURE_TOKEN_CREDENTIALS} to prod, dev or one credential's name ({}), or unset it",
+                    all.join(", ")
+                )
+            })?,
             "the environment variable AZURE_TOKEN_CREDENTIALS",
         ),
     };
-    let all = source_names();
     let Some(raw) = value else {
         return Ok((
             all.to_vec(),

@@ -151,7 +151,7 @@ impl ManagedIdentityCredential {
         }
         if let Some(var) = NON_IMDS_SOURCE_VARS
             .iter()
-            .find(|v| self.options.env.var(v).is_some())
+            .find(|v| self.options.env.var_os(v).is_some())
         {
             tracing::debug!(
                 var,

@@ -132,6 +132,23 @@ pub(crate) fn cloud_for(env: &Env, client_options: &ClientOptions) -> Arc<CloudC
 /// The Environment source: `ClientSecretCredential` when `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and
 /// `AZURE_CLIENT_SECRET` are all set.
 pub(crate) fn environment(env: &Env, client_options: &ClientOptions) -> Arc<dyn TokenCredential> {
+    // With a client secret set (whatever its bytes), a variable of the source that is not UTF-8
+    // is named, not taken as unset (for AZURE_AUTHORITY_HOST: not the public cloud in silence).
+    if env.var_os(AZURE_CLIENT_SECRET).is_some() {
+        let fix = |var: &'static str| move || format!("set {var} to its value in valid UTF-8");
+        for (var, secret) in [
+            (AZURE_CLIENT_SECRET, true),
+            (AZURE_TENANT_ID, false),
+            (AZURE_CLIENT_ID, false),
+            (AZURE_AUTHORITY_HOST, false),
+        ] {
+            if let Err(e) = env.var_checked("EnvironmentCredential", var, secret, fix(var)) {
+                return Arc::new(Broken {
+                    error: BrokenError::Credential(e),
+                });
+            }
+        }
+    }
     let secret = env.var(AZURE_CLIENT_SECRET);
     let tenant = env.var(AZURE_TENANT_ID);
     let client = env.var(AZURE_CLIENT_ID);

@@ -1,7 +1,7 @@
 //! [`Env`], the environment the credential reads (the process environment or a fixed map), and
 //! the refusal of a configuration variable whose value is not Unicode.
 
-use super::errors::{authority_fix, client_id_fix, invalid, tenant_id_fix};
+use super::errors::{authority_fix, client_id_fix, invalid_in, tenant_id_fix};
 use super::{
     AUDIENCE_PUBLIC, AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_AUDIENCE,
     AZURE_TENANT_ID, ConfigInputs, Sourced, ValueSource,
@@ -64,12 +64,39 @@ impl Env {
         value.filter(|v| !v.is_empty())
     }
 
-    /// The value of `name`, shown lossily (U+FFFD for each byte sequence that is not UTF-8),
-    /// when it is set but is not Unicode (which [`Env::var`] counts as unset).
-    pub(super) fn not_unicode(&self, name: &str) -> Option<String> {
-        self.var_os(name)
-            .filter(|v| v.to_str().is_none())
-            .map(|v| v.to_string_lossy().into_owned())
+    /// [`Env::var`], except that a value that is set but is not Unicode (which `var` counts as
+    /// unset) is an invalid-configuration error of `credential` naming `name`, showing the value
+    /// lossily (U+FFFD for each byte sequence that is not UTF-8; not shown when it is a `secret`),
+    /// with `fix`.
+    pub(crate) fn var_checked(
+        &self,
+        credential: &str,
+        name: &str,
+        secret: bool,
+        fix: impl FnOnce() -> String,
+    ) -> Result<Option<String>, CredentialError> {
+        let Some(raw) = self.var_os(name) else {
+            return Ok(None);
+        };
+        raw.into_string().map(Some).map_err(|raw| {
+            let shown = if secret {
+                "not shown: it is a secret".to_owned()
+            } else {
+                format!(
+                    "{:?}, U+FFFD marks the bytes that are not",
+                    raw.to_string_lossy()
+                )
+            };
+            invalid_in(
+                credential,
+                name,
+                &format!(
+                    "the environment variable {name} is set, but its value is not valid UTF-8 \
+                     ({shown}); it is not used"
+                ),
+                fix(),
+            )
+        })
     }
 }
 
@@ -104,15 +131,10 @@ pub(super) fn check_unicode(inputs: &ConfigInputs<'_>) -> Result<(), CredentialE
         ),
     ];
     for (var, used, fix) in read {
-        if let Some(lossy) = used.then(|| inputs.env.not_unicode(var)).flatten() {
-            return Err(invalid(
-                var,
-                &format!(
-                    "the environment variable {var} is set, but its value is not valid UTF-8 \
-                     ({lossy:?}, U+FFFD marks the bytes that are not); it is not used"
-                ),
-                fix(),
-            ));
+        if used {
+            inputs
+                .env
+                .var_checked("WorkloadIdentityCredential", var, false, fix)?;
         }
     }
     Ok(())

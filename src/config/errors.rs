@@ -34,9 +34,19 @@ pub(super) fn not_configured(missing: &[(&str, String)]) -> CredentialError {
 /// A malformed value: `what` names it, `problem` says what is wrong with it, `fix` gives the
 /// value or command that corrects it.
 pub(super) fn invalid(what: &str, problem: &str, fix: impl Into<String>) -> CredentialError {
+    invalid_in("WorkloadIdentityCredential", what, problem, fix)
+}
+
+/// [`invalid`] for the credential named `credential` (e.g. a chain's `EnvironmentCredential`).
+pub(super) fn invalid_in(
+    credential: &str,
+    what: &str,
+    problem: &str,
+    fix: impl Into<String>,
+) -> CredentialError {
     CredentialError::new(
         ErrorCategory::InvalidConfiguration,
-        format!("WorkloadIdentityCredential: invalid {what}: {problem}."),
+        format!("{credential}: invalid {what}: {problem}."),
     )
     .with_fix(fix)
     .with_problem(ProblemId::InvalidConfiguration)
