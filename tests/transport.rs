@@ -414,6 +414,47 @@ async fn a_certificate_for_another_name_names_the_name_mismatch() {
     assert!(fx.emu.requests().is_empty(), "a request reached the server");
 }
 
+/// A chain (`DefaultAzureCredential` narrowed to workload identity, as a startup probe builds it)
+/// with azure_core's default `ClientOptions` fails on the first TLS handshake, not after 30 s.
+#[tokio::test]
+async fn a_chain_fails_on_the_first_untrusted_handshake() {
+    use azure_identity_k8s::{DefaultAzureCredential, DefaultAzureCredentialOptions};
+    let fx = Fixture::new().await;
+    let relay = Relay::to(&fx).await;
+    let chain = DefaultAzureCredential::new(Some(DefaultAzureCredentialOptions {
+        client_options: azure_core::http::ClientOptions::default(),
+        env: Env::from_pairs([
+            ("AZURE_CLIENT_ID", CLIENT.to_string()),
+            ("AZURE_TENANT_ID", TENANT.to_string()),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE",
+                fx.token_path.display().to_string(),
+            ),
+            (
+                "AZURE_AUTHORITY_HOST",
+                format!("https://127.0.0.1:{}", relay.port),
+            ),
+            (
+                "AZURE_TOKEN_CREDENTIALS",
+                "WorkloadIdentityCredential".into(),
+            ),
+        ]),
+        ..Default::default()
+    }))
+    .expect("the chain is built");
+    let e = chain
+        .get_token(&[STORAGE], None)
+        .await
+        .expect_err("the certificate fails");
+    assert!(
+        e.to_string()
+            .contains("WorkloadIdentityCredential is configured but failed"),
+        "{e}"
+    );
+    assert_eq!(relay.accepted(), 1, "{e}");
+    assert!(fx.emu.requests().is_empty(), "a request reached the server");
+}
+
 /// A certificate for another name is not retried by either default retry policy.
 #[tokio::test]
 async fn a_certificate_for_another_name_is_not_retried_and_not_transient() {

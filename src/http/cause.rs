@@ -375,6 +375,17 @@ mod tests {
             Cause::Other,
         ] {
             assert!(problems.insert(cause.problem()), "{cause:?}");
+            // Only a certificate failure outlasts a retry.
+            assert_eq!(
+                cause.is_permanent(),
+                matches!(
+                    cause,
+                    Cause::UntrustedCertificate
+                        | Cause::CertificateName
+                        | Cause::CertificateExpired
+                ),
+                "{cause:?}"
+            );
             let f = Failure {
                 cause,
                 url: url(),
