@@ -68,18 +68,19 @@ pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
         )
         .detail("pod", opt(k.pod.as_ref().and_then(|s| s.name.as_deref())));
     let mut problems = Vec::new();
-    let mut fatal = false;
-    // Entra refuses it, but the credential sends it: the issuer checks and the exchange still run.
-    let alg = alg_problem(h.alg.as_deref());
-    if c.iss.is_none() || c.sub.is_none() || c.aud.is_empty() {
-        fatal = true;
-        problems.push("The token lacks iss, sub or aud; Entra needs all three. Use a projected serviceAccountToken.".into());
-    }
-    // Without exp the credential sends it and Entra answers AADSTS50027: that entry, here.
-    let no_exp = c
-        .exp
-        .is_none()
-        .then(|| "the token has no exp, which Entra needs (else AADSTS50027)".to_string());
+    // Entra refuses these, but the credential sends the token (as azure_identity does): the
+    // issuer checks and the exchange still run, and this check carries the catalogue entry of
+    // Entra's answer, in the order Entra checks: the federated credential's match (iss, sub,
+    // aud: AADSTS70021), the algorithm (AADSTS5002738), then exp (AADSTS50027).
+    let missing = catalogue::missing_claims(c);
+    let unmatched: Vec<_> = missing.iter().filter(|m| **m != "exp").copied().collect();
+    let mut alg = alg_problem(h.alg.as_deref());
+    let mut no_exp = missing.contains(&"exp").then(|| match c.exp {
+        None => "the token has no exp, which Entra needs (else AADSTS50027)".to_string(),
+        Some(exp) => format!(
+            "the token's exp {exp} is not a representable date, and Entra needs a valid exp (else AADSTS50027)"
+        ),
+    });
     if let (Some(sub), Some(ns), Some(sa)) = (
         c.sub.as_deref(),
         k.namespace.as_deref(),
@@ -96,44 +97,47 @@ pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
         problems
             .push("No kid in the header: Entra cannot pick the key from the issuer's JWKS.".into());
     }
-    match (alg, fatal) {
-        // AADSTS50027, caught here: the catalogue's problem and fix; other remarks as details.
-        (alg, false) if no_exp.is_some() => {
+    let entry = if !unmatched.is_empty() {
+        Some((
+            format!(
+                "the token has no usable {}, so no federated identity credential can match it (else AADSTS70021)",
+                unmatched.join(", ")
+            ),
+            catalogue::MALFORMED_FIX,
+            ProblemId::Aadsts(70021),
+        ))
+    } else if let Some(alg) = alg.take() {
+        Some((
+            alg,
+            catalogue::RSA_SIGNING_KEY_FIX,
+            ProblemId::Aadsts(5002738),
+        ))
+    } else {
+        no_exp
+            .take()
+            .map(|summary| (summary, catalogue::MALFORMED_FIX, ProblemId::Aadsts(50027)))
+    };
+    // What Entra would refuse next, once the first is fixed.
+    problems.extend(alg.into_iter().chain(no_exp));
+    match entry {
+        // Caught here: the catalogue's problem and fix; other remarks as details.
+        Some((summary, fix, problem)) => {
             check.status = Status::Fail;
-            check.summary = no_exp.unwrap_or_default();
-            problems.extend(alg);
+            check.summary = summary;
             if !problems.is_empty() {
                 check = check.detail("remarks", problems.join("\n"));
             }
-            check = check
-                .fix(catalogue::MALFORMED_FIX)
-                .problem(ProblemId::Aadsts(50027));
+            check = check.fix(fix).problem(problem);
         }
-        // AADSTS5002738, caught here: the catalogue's problem and fix; other remarks as details.
-        (Some(alg), false) => {
-            check.status = Status::Fail;
-            check.summary = alg;
-            if !problems.is_empty() {
-                check = check.detail("remarks", problems.join("\n"));
-            }
-            check = check
-                .fix(catalogue::RSA_SIGNING_KEY_FIX)
-                .problem(ProblemId::Aadsts(5002738));
-        }
-        (alg, _) if alg.is_some() || !problems.is_empty() => {
-            check.status = if fatal { Status::Fail } else { Status::Warn };
-            check.summary = if fatal {
-                "the JWT cannot be a valid Entra assertion".into()
-            } else {
-                "a JWT, with remarks".into()
-            };
-            problems.extend(alg);
+        None if !problems.is_empty() => {
+            check.status = Status::Warn;
+            check.summary = "a JWT, with remarks".into();
             check = check.fix(problems.join("\n"));
         }
-        _ => {}
+        None => {}
     }
     d.push(check);
-    (!fatal).then_some(decoded)
+    Some(decoded)
 }
 
 /// Check 4, with the credential's audience rules ([`AudienceVerdict`]); `false` when the

@@ -48,10 +48,13 @@ pub(super) fn matching_fic(
     })
 }
 
+/// The federated credential to create for this token, with the commands; empty for a token
+/// without `iss` or `sub`, which no federated credential can match.
 pub(super) fn fic_fix(config: &ResolvedConfig, jwt: &DecodedJwt, audience: &str) -> String {
     let c = &jwt.claims;
-    let iss = c.iss.clone().unwrap_or_default();
-    let sub = c.sub.clone().unwrap_or_default();
+    let (Some(iss), Some(sub)) = (c.iss.clone(), c.sub.clone()) else {
+        return String::new();
+    };
     let slash = if iss.ends_with('/') {
         "The issuer ends with '/': the credential's issuer must too."
     } else {
@@ -171,7 +174,8 @@ pub(super) async fn check(
             if matches!(
                 codes.first(),
                 Some(70021 | 700211 | 700212 | 700213 | 7002137 | 7002138)
-            ) {
+            ) && !fic_fix.is_empty()
+            {
                 c = c.detail("matching credential", fic_fix);
             }
             c.aadsts = codes;

@@ -21,7 +21,8 @@ pub(crate) const CLIENT_ID_COMMANDS: &str = "`az identity show -n <identity> -g 
 /// Entra's limit on the lifetime (`exp - iat`) of an external token, in seconds (AADSTS70023).
 pub(crate) const MAX_EXTERNAL_TOKEN_LIFETIME_S: i64 = 86_400;
 
-/// The fix of AADSTS50027 (also `doctor`'s `jwt` check, which catches a token without `exp`).
+/// The fix of AADSTS50027, and of AADSTS70021 for a token without `iss`, `sub` or `aud` (also
+/// `doctor`'s `jwt` check, which catches such a token and one without a usable `exp`).
 pub(crate) const MALFORMED_FIX: &str = "send the projected service-account token exactly as the kubelet writes it (a bound token has iss, sub, aud, iat and exp); \
      `kubectl create token <service account> --audience api://AzureADTokenExchange` prints one to compare with.";
 /// The fix of AADSTS70023 (also `doctor`'s `expiry` check, which catches it before Entra).
@@ -131,6 +132,28 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
             let auds = ctx.claims.map(|c| c.aud.as_slice()).unwrap_or_default();
             let recommended = [AUDIENCE_PUBLIC, AUDIENCE_US_GOV, AUDIENCE_CHINA];
             let cloud = other_cloud(auds, ctx.endpoint);
+            // A token without iss, sub or aud (the credential sends it, as azure_identity does):
+            // no federated credential can match it; the fix is a proper projected token.
+            let missing: Vec<_> = ctx
+                .claims
+                .map(missing_claims)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| *c != "exp")
+                .collect();
+            if !missing.is_empty() {
+                return Problem::new(
+                    format!(
+                        "the token has no usable {}, so no federated identity credential on application {client} can match it",
+                        missing.join(", ")
+                    ),
+                    format!(
+                        "The token ({origin}) has:\n    issuer:   {iss}\n    subject:  {sub}\n    audience: {aud}",
+                        origin = ctx.origin
+                    ),
+                    MALFORMED_FIX,
+                );
+            }
             let headline = match (code, cloud) {
                 (_, Some((host, cloud_aud))) => format!(
                     "the token's audience {cloud_aud} is for the cloud at {host}, but the authority is {authority}"

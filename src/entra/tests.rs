@@ -536,6 +536,20 @@ fn the_first_line_carries_each_entrys_key_fact_with_its_values() {
              but the authority is https://login.microsoftonline.com (AADSTS70021)."
         )
     );
+    // A token without iss or aud (sent, as azure_identity does): the first line names the
+    // missing claims, the fix is a proper projected token.
+    let bare = Claims {
+        iss: None,
+        aud: Vec::new(),
+        ..claims.clone()
+    };
+    assert_eq!(
+        first_of(70021, &bare, public),
+        format!(
+            "{prefix}the token has no usable iss, aud, so no federated identity credential on application \
+             11111111-0000-0000-0000-000000000001 can match it (AADSTS70021)."
+        )
+    );
     // A code without an entry keeps the generic line.
     assert_eq!(
         first_of(123456, &claims, public),

@@ -88,6 +88,13 @@ fn with_alg(fx: &Fixture, alg: &str) -> Given {
     given(defaults(fx))
 }
 
+/// A validly signed token without the claim `name`.
+fn without_claim(fx: &Fixture, name: &str) -> Given {
+    let mut claims = ServiceAccountToken::default().claims(&fx.issuer.url());
+    claims.as_object_mut().unwrap().remove(name);
+    with_file(fx, fx.issuer.sign_claims(&claims).as_bytes())
+}
+
 /// A port on 127.0.0.1 nothing listens on, the same for both sides of a scenario.
 fn closed_port() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
@@ -327,6 +334,31 @@ fn scenarios() -> Vec<(ProblemId, &'static [CheckId], Setup)> {
             let mut claims = ServiceAccountToken::default().claims(&fx.issuer.url());
             claims.as_object_mut().unwrap().remove("exp");
             with_file(fx, fx.issuer.sign_claims(&claims).as_bytes())
+        }),
+        // A validly signed token with exp 1e300 (no representable date): sent, 50027.
+        (ProblemId::Aadsts(50027), &[Jwt, Exchange], |fx| {
+            let mut claims = ServiceAccountToken::default().claims(&fx.issuer.url());
+            claims["exp"] = serde_json::json!(1e300);
+            with_file(fx, fx.issuer.sign_claims(&claims).as_bytes())
+        }),
+        // Tokens without iss, sub or aud (or with aud []), or with no claims at all: the
+        // credential sends them (as azure_identity does) and no federated credential matches.
+        (ProblemId::Aadsts(70021), &[Jwt, Exchange], |fx| {
+            without_claim(fx, "iss")
+        }),
+        (ProblemId::Aadsts(70021), &[Jwt, Exchange], |fx| {
+            without_claim(fx, "sub")
+        }),
+        (ProblemId::Aadsts(70021), &[Jwt, Exchange], |fx| {
+            without_claim(fx, "aud")
+        }),
+        (ProblemId::Aadsts(70021), &[Jwt, Exchange], |fx| {
+            let mut claims = ServiceAccountToken::default().claims(&fx.issuer.url());
+            claims["aud"] = serde_json::json!([]);
+            with_file(fx, fx.issuer.sign_claims(&claims).as_bytes())
+        }),
+        (ProblemId::Aadsts(70021), &[Jwt, Exchange], |fx| {
+            with_file(fx, fx.issuer.sign_claims(&serde_json::json!({})).as_bytes())
         }),
         // Entra's answers the emulator's validation does not give (or the credential's local
         // checks never let through), answered in Entra's shape.
