@@ -217,11 +217,21 @@ impl fmt::Display for ChainError {
                 "{}: {} is configured but failed to get a token, so the chain stopped there (a source that is set up but broken is an error to fix, not a reason to try the next one).",
                 self.chain, a.source
             )?,
-            None => write!(
-                f,
-                "{}: no credential in the chain is available in this environment; configure one of them (see docs/chain.md).",
-                self.chain
-            )?,
+            None => {
+                // The sources and their rules, on docs.rs for this version (a repository path
+                // means nothing in a production log).
+                let page = if self.chain == "DefaultAzureCredential" {
+                    "chain/struct.DefaultAzureCredential.html"
+                } else {
+                    "chain/index.html"
+                };
+                write!(
+                    f,
+                    "{}: no credential in the chain is available in this environment; configure one of them (see {}{page}).",
+                    self.chain,
+                    crate::error::DOCS_ROOT
+                )?
+            }
         }
         f.write_str(" Attempts:")?;
         for a in &self.attempts {

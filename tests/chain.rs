@@ -666,9 +666,19 @@ async fn nothing_configured_on_aws_lists_every_source_with_its_reason() {
         "- AzureCliCredential: unavailable: ",
         "- AzureDeveloperCliCredential: unavailable: ",
         "wasn't found on PATH",
+        // Absolute, versioned links, never a repository path such as docs/chain.md.
+        &format!(
+            "configure one of them (see https://docs.rs/azure_identity_k8s/{}/azure_identity_k8s/chain/struct.DefaultAzureCredential.html).",
+            env!("CARGO_PKG_VERSION")
+        ),
+        &format!(
+            "use WorkloadIdentityCredential (see https://docs.rs/azure_identity_k8s/{}/azure_identity_k8s/struct.WorkloadIdentityCredential.html)",
+            env!("CARGO_PKG_VERSION")
+        ),
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
+    assert!(!text.contains("docs/chain.md"), "{text}");
     assert_eq!(
         d.tools.calls.load(Ordering::SeqCst),
         2,

@@ -317,7 +317,8 @@ fn classify(url: &str, answer: &HttpAnswer) -> Probe {
             _ => "",
         };
         Probe::Unavailable(format!(
-            "this looks like AWS EC2 metadata, not Azure IMDS: {what}{why}. There is no Azure managed identity on AWS; use WorkloadIdentityCredential (see docs/chain.md)"
+            "this looks like AWS EC2 metadata, not Azure IMDS: {what}{why}. There is no Azure managed identity on AWS; use WorkloadIdentityCredential (see {}struct.WorkloadIdentityCredential.html)",
+            crate::error::DOCS_ROOT
         ))
     } else {
         Probe::Unavailable(format!(
