@@ -272,17 +272,14 @@ impl Policy for AttemptPolicy {
             Err(e) if retryable => Some(Failure::of(request.url(), e)),
             _ => None,
         };
-        if let Some(f) = failure.as_ref().filter(|f| f.cause.is_permanent()) {
+        if failure.as_ref().is_some_and(|f| f.cause.is_permanent()) {
             if let Some(p) = progress {
                 p.set_last_failure(None);
             }
-            // azure_core's retry policy retries only `Io` and `Connection` errors.
+            // azure_core's retry policy retries only `Io` and `Connection` errors. No message of
+            // its own: the error's text (and so the cause chain) stays the transport's.
             if let Err(e) = result {
-                return Err(azure_core::Error::with_error(
-                    ErrorKind::Other,
-                    e,
-                    format!("{}: not retried", f.words()),
-                ));
+                return Err(azure_core::Error::new(ErrorKind::Other, e));
             }
         }
         if let Some(p) = progress {
