@@ -260,7 +260,11 @@ pub(super) fn source_text(source: &ValueSource) -> String {
 }
 
 pub(super) fn with_source<T: std::fmt::Display>(v: &T, source: &ValueSource) -> String {
-    format!("{v} (from {})", source_text(source))
+    format!(
+        "{} (from {})",
+        crate::escape::escape(&v.to_string()),
+        source_text(source)
+    )
 }
 
 pub(super) fn fmt_time(t: OffsetDateTime) -> String {
@@ -283,7 +287,9 @@ pub(super) fn fmt_duration(d: Duration) -> String {
 }
 
 pub(super) fn opt(s: Option<&str>) -> String {
-    s.map(str::to_string).unwrap_or_else(|| "(absent)".into())
+    // A value from the token: escaped (see `crate::escape`).
+    s.map(|s| crate::escape::escape(s).into_owned())
+        .unwrap_or_else(|| "(absent)".into())
 }
 
 pub(super) fn opt_time(t: Option<OffsetDateTime>) -> String {

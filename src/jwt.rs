@@ -221,7 +221,12 @@ impl Claims {
         if self.aud.is_empty() {
             "(none)".to_string()
         } else {
-            self.aud.join(", ")
+            // Escaped: a claim is written into messages (see `crate::escape`).
+            self.aud
+                .iter()
+                .map(|a| crate::escape::escape(a))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     }
 }

@@ -13,6 +13,7 @@ mod credential;
 pub mod doctor;
 mod entra;
 mod error;
+mod escape;
 #[doc = include_str!("../docs/troubleshooting.md")]
 pub mod troubleshooting {}
 #[doc = include_str!("../docs/aws-outbound.md")]

@@ -297,6 +297,70 @@ async fn a_missing_token_file_carries_its_fix() {
     );
 }
 
+/// Whether `text` holds a character that would forge or hide log lines: a control character
+/// other than the line break, or a bidirectional override.
+fn raw_control(text: &str) -> Option<char> {
+    text.chars()
+        .find(|c| (c.is_control() && *c != '\n') || ('\u{202a}'..='\u{202e}').contains(c))
+}
+
+/// A claim with a line break, an ANSI escape or a right-to-left override is written escaped: the
+/// credential's message has exactly the lines of the same error for an ordinary token, and
+/// doctor's text report has no raw control character either (F6).
+#[tokio::test]
+async fn claims_with_control_characters_cannot_forge_lines_or_colour_the_terminal() {
+    let fx = Fixture::new().await;
+    let (sub, iss) = ("s\n\u{1b}[31mred", "https://ü\u{202e}.example");
+    // The same fault with an ordinary token: no federated credential matches (AADSTS70021).
+    fx.emu.remove_federated_credentials(TENANT, CLIENT);
+    let ordinary = error_now(&fx, fx.options()).await;
+    let mut claims = ServiceAccountToken::default().claims(&fx.issuer.url());
+    claims["sub"] = sub.into();
+    claims["iss"] = iss.into();
+    std::fs::write(&fx.token_path, fx.issuer.sign_claims(&claims)).unwrap();
+    let forged = error_now(&fx, fx.options()).await;
+    assert_eq!(
+        forged.problem_id(),
+        Some(ProblemId::Aadsts(70021)),
+        "{forged}"
+    );
+    let message = forged.to_string();
+    assert_eq!(raw_control(&message), None, "{message:?}");
+    assert_eq!(
+        message.lines().count(),
+        ordinary.to_string().lines().count(),
+        "one line per intended line:\n{message}\n---\n{ordinary}"
+    );
+    let first = message.lines().next().unwrap();
+    assert!(
+        first.contains("subject s\\n\\u{1b}[31mred,")
+            && first.contains("issuer https://ü\\u{202e}.example,"),
+        "{first}"
+    );
+
+    // Doctor's text report on the same token.
+    #[cfg(feature = "doctor")]
+    {
+        let report = azure_identity_k8s::doctor::run(azure_identity_k8s::doctor::DoctorOptions {
+            credential: fx.options(),
+            scope: STORAGE.into(),
+            skip_exchange: false,
+            ..Default::default()
+        })
+        .await;
+        let text = report.to_string();
+        assert_eq!(raw_control(&text), None, "{text:?}");
+        assert!(text.contains("s\\n\\u{1b}[31mred"), "{text}");
+        // "red" never starts a line of its own: it stays on the line of the value it belongs to.
+        for line in text.lines().filter(|l| l.contains("[31mred")) {
+            assert!(
+                line.contains("s\\n\\u{1b}[31mred"),
+                "a forged line: {line:?}\n{text}"
+            );
+        }
+    }
+}
+
 #[cfg(feature = "doctor")]
 #[path = "catalogue/parity.rs"]
 mod parity;

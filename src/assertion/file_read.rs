@@ -104,7 +104,7 @@ pub(crate) fn file_error(
         ErrorCategory::TokenFile,
         format!(
             "WorkloadIdentityCredential: the federated token file {} {what}.",
-            path.display()
+            crate::escape::path(path)
         ),
     )
     .with_fix(fix)

@@ -172,7 +172,7 @@ pub(crate) fn denied_paths(env: &Env) -> Vec<(PathBuf, ForeignPath)> {
     if let Some(p) = env.var_os(AWS_WEB_IDENTITY_TOKEN_FILE).map(PathBuf::from) {
         let what = format!(
             "the IRSA token named by {AWS_WEB_IDENTITY_TOKEN_FILE} ({})",
-            p.display()
+            crate::escape::path(&p)
         );
         v.push((
             p,

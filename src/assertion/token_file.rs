@@ -190,7 +190,7 @@ impl PathRule {
         };
         if self.allow {
             tracing::warn!(
-                token_file = %path.display(),
+                token_file = %crate::escape::path(path),
                 "reading {} for Entra ID (allow_foreign_audience is set)",
                 foreign.what
             );
@@ -198,7 +198,7 @@ impl PathRule {
         }
         Err(assertion_error(format!(
             "WorkloadIdentityCredential refused to read {}: it is {}, a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
-            path.display(),
+            crate::escape::path(path),
             foreign.what,
             foreign.kind.describe(),
         ))
@@ -342,7 +342,7 @@ impl TokenFileSource {
             AudienceVerdict::Expected => Ok(()),
             AudienceVerdict::Foreign(foreign) => Err(assertion_error(format!(
                 "WorkloadIdentityCredential refused to send the service-account token in {}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
-                self.path.display(),
+                crate::escape::path(&self.path),
                 claims.audiences_display(),
                 foreign.describe(),
             ))
@@ -350,7 +350,7 @@ impl TokenFileSource {
             .with_problem(ProblemId::ForeignAudience)),
             AudienceVerdict::AllowedForeignWithoutExpected(_) => Err(assertion_error(format!(
                 "WorkloadIdentityCredential refused to send the service-account token in {}: allow_foreign_audience is set, but the token's audience ({}) does not include the expected audience {} (from {}). allow_foreign_audience does not switch off the audience check.",
-                self.path.display(),
+                crate::escape::path(&self.path),
                 claims.audiences_display(),
                 self.expected_audience,
                 if self.audience_explicit {
@@ -363,7 +363,7 @@ impl TokenFileSource {
             .with_problem(ProblemId::ForeignAudience)),
             AudienceVerdict::Mismatch => Err(assertion_error(format!(
                 "WorkloadIdentityCredential: the service-account token in {} has audience {} but {} is expected (set by expected_audience or {AZURE_FEDERATED_TOKEN_AUDIENCE}).",
-                self.path.display(),
+                crate::escape::path(&self.path),
                 claims.audiences_display(),
                 self.expected_audience,
             ))
@@ -375,7 +375,7 @@ impl TokenFileSource {
             .with_problem(ProblemId::AudienceMismatch)),
             AudienceVerdict::AllowedForeign(foreign) => {
                 tracing::warn!(
-                    token_file = %self.path.display(),
+                    token_file = %crate::escape::path(&self.path),
                     audiences = %claims.audiences_display(),
                     "sending a service-account token that is also a credential for {} (allow_foreign_audience is set)",
                     foreign.describe()
@@ -384,7 +384,7 @@ impl TokenFileSource {
             }
             AudienceVerdict::Custom => {
                 tracing::warn!(
-                    token_file = %self.path.display(),
+                    token_file = %crate::escape::path(&self.path),
                     audiences = %claims.audiences_display(),
                     recommended = %self.expected_audience,
                     "sending a service-account token whose audience is not the recommended one; the federated identity credential's audience must equal the token's (set {} to make this a local check)",
@@ -426,7 +426,7 @@ impl TokenFileSource {
             };
             return Err(assertion_error(format!(
                 "WorkloadIdentityCredential: the service-account token in {} expired at {} ({} ago).{rotate_at}{} The kubelet is not rotating it.",
-                self.path.display(),
+                crate::escape::path(&self.path),
                 fmt_time(exp),
                 fmt_age(now - exp),
                 age.unwrap_or_default(),
@@ -439,7 +439,7 @@ impl TokenFileSource {
         {
             return Err(assertion_error(format!(
                 "WorkloadIdentityCredential: the service-account token in {} is not valid before {} ({} from now): a clock is wrong.",
-                self.path.display(),
+                crate::escape::path(&self.path),
                 fmt_time(nbf),
                 fmt_age(nbf - now)
             ))
@@ -451,7 +451,7 @@ impl TokenFileSource {
         Ok(Assertion::new(
             token.to_string(),
             Some(claims),
-            self.path.display().to_string(),
+            crate::escape::path(&self.path),
         ))
     }
 }
@@ -463,7 +463,10 @@ impl AssertionSource for TokenFileSource {
     }
 
     fn describe(&self) -> String {
-        format!("service-account token file {}", self.path.display())
+        format!(
+            "service-account token file {}",
+            crate::escape::path(&self.path)
+        )
     }
 }
 

@@ -9,6 +9,7 @@ use crate::jwt::DecodedJwt;
 use crate::scope::suggested_scope;
 use crate::shell::shell_quote;
 use azure_core::credentials::TokenCredential as _;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Check 10: the test scope has the form the credential accepts.
@@ -52,9 +53,13 @@ pub(super) fn matching_fic(
 /// without `iss` or `sub`, which no federated credential can match.
 pub(super) fn fic_fix(config: &ResolvedConfig, jwt: &DecodedJwt, audience: &str) -> String {
     let c = &jwt.claims;
-    let (Some(iss), Some(sub)) = (c.iss.clone(), c.sub.clone()) else {
+    let (Some(iss), Some(sub)) = (c.iss.as_deref(), c.sub.as_deref()) else {
         return String::new();
     };
+    // Escaped for the report (see `crate::escape`); a value that needs it can match no
+    // federated credential anyway, so no command is printed for it.
+    let (iss, sub) = (crate::escape::escape(iss), crate::escape::escape(sub));
+    let printable = matches!((&iss, &sub), (Cow::Borrowed(_), Cow::Borrowed(_)));
     let slash = if iss.ends_with('/') {
         "The issuer ends with '/': the credential's issuer must too."
     } else {
@@ -62,6 +67,7 @@ pub(super) fn fic_fix(config: &ResolvedConfig, jwt: &DecodedJwt, audience: &str)
     };
     let commands = crate::setup::SetupInput::from_claims(c)
         .ok()
+        .filter(|_| printable)
         .map(|input| crate::setup::SetupInput {
             audience: audience.to_string(),
             client_id: Some(config.client_id.value.clone()),

@@ -37,6 +37,8 @@ pub(super) async fn check(
         }
         return;
     };
+    // For messages: escaped (see `crate::escape`).
+    let iss_shown = crate::escape::escape(&iss).into_owned();
 
     // 6. issuer form
     let mut check =
@@ -60,7 +62,7 @@ pub(super) async fn check(
             let host = u.host_str().unwrap_or_default();
             if private_issuer_host(host) {
                 fatal.push(format!(
-                    "The issuer host {host} exists only inside the cluster or a private network; Entra fetches {iss}/.well-known/openid-configuration from the public internet. Give the cluster a public issuer (see docs/self-managed.md)."
+                    "The issuer host {host} exists only inside the cluster or a private network; Entra fetches {iss_shown}/.well-known/openid-configuration from the public internet. Give the cluster a public issuer (see docs/self-managed.md)."
                 ));
             }
             if host.starts_with("oidc.eks.") && host.ends_with(".amazonaws.com") {
@@ -132,7 +134,7 @@ pub(super) async fn check(
                 "{what} {} Entra fetches it from the public internet, not from this pod: if others can fetch it, \
                  only this pod's network is at fault.",
                 f.fix(
-                    &format!("the issuer (the token's iss claim; now {iss})"),
+                    &format!("the issuer (the token's iss claim; now {iss_shown})"),
                     url.as_str()
                 )
             ),

@@ -1,6 +1,7 @@
 //! The doctor's result: an ordered checklist, as data (JSON through serde) and as text.
 
 use crate::error::CredentialError;
+use crate::escape::escape;
 use crate::problem::ProblemId;
 use serde::ser::SerializeMap as _;
 use serde::{Serialize, Serializer};
@@ -219,11 +220,14 @@ impl Report {
     }
 }
 
+/// `text` line by line, each line [`escape`]d: the report's own line breaks stay, a control
+/// character or bidirectional override inside a line (from a claim, a path, Entra's answer) is
+/// written escaped, so no value colours the terminal or reorders the text.
 fn indent(text: &str, first: &str, rest: &str) -> String {
     let mut out = String::new();
     for (i, line) in text.lines().enumerate() {
         out.push_str(if i == 0 { first } else { rest });
-        out.push_str(line);
+        out.push_str(&escape(line));
         out.push('\n');
     }
     out
@@ -233,7 +237,13 @@ impl fmt::Display for Report {
     /// The checklist for a terminal.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in &self.checks {
-            writeln!(f, "{} {:<13} {}", c.status.label(), c.id.name(), c.summary)?;
+            writeln!(
+                f,
+                "{} {:<13} {}",
+                c.status.label(),
+                c.id.name(),
+                escape(&c.summary)
+            )?;
             let width = c.details.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
             for (k, v) in &c.details {
                 let pad = " ".repeat(width - k.len());
@@ -255,9 +265,9 @@ impl fmt::Display for Report {
         if let Some(m) = &self.matching_federated_credential {
             writeln!(f)?;
             writeln!(f, "A federated identity credential matching this token:")?;
-            writeln!(f, "  issuer:   {}", m.issuer)?;
-            writeln!(f, "  subject:  {}", m.subject)?;
-            writeln!(f, "  audience: {}", m.audience)?;
+            writeln!(f, "  issuer:   {}", escape(&m.issuer))?;
+            writeln!(f, "  subject:  {}", escape(&m.subject))?;
+            writeln!(f, "  audience: {}", escape(&m.audience))?;
         }
         writeln!(f)?;
         let verdict = if self.ok { "OK" } else { "FAILED" };

@@ -76,16 +76,19 @@ pub(super) fn describe_layout(path: &Path) -> (String, bool) {
                 format!(
                     "projected volume (kubelet atomic writer): {} -> {} -> {}",
                     path.file_name()
-                        .map(|f| f.to_string_lossy().into_owned())
+                        .map(|f| crate::escape::path(Path::new(f)))
                         .unwrap_or_default(),
-                    target.display(),
-                    ts.display()
+                    crate::escape::path(&target),
+                    crate::escape::path(&ts)
                 ),
                 true,
             );
         }
     }
-    (format!("a symlink to {}", target.display()), false)
+    (
+        format!("a symlink to {}", crate::escape::path(&target)),
+        false,
+    )
 }
 
 /// Check 2: the credential's own path rule, bounded read and text check
@@ -93,7 +96,7 @@ pub(super) fn describe_layout(path: &Path) -> (String, bool) {
 /// layout, when the file was last written, its size.
 fn check_token_file(d: &mut Doctor, path: &Sourced<PathBuf>, inputs: &Inputs) -> Option<String> {
     let p = &path.value;
-    let shown = p.display().to_string();
+    let shown = crate::escape::path(p);
     let base = |status, summary: String| {
         Check::new(CheckId::TokenFile, status, summary)
             .detail("path", with_source(&shown, &path.source))

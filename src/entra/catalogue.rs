@@ -11,6 +11,7 @@ use crate::config::{
     AZURE_FEDERATED_TOKEN_AUDIENCE, CHINA_AUTHORITY_HOST, PUBLIC_AUTHORITY_HOST,
     US_GOV_AUTHORITY_HOST, default_audience_for,
 };
+use crate::escape::escape;
 use crate::jwt::{Claims, Header};
 use azure_core::http::Url;
 
@@ -92,14 +93,18 @@ impl Problem {
 
 /// The catalogue entry for Entra's AADSTS `code`, with the values of this request.
 pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
-    let iss = ctx
-        .claims
-        .and_then(|c| c.iss.as_deref())
-        .unwrap_or("(unknown)");
-    let sub = ctx
-        .claims
-        .and_then(|c| c.sub.as_deref())
-        .unwrap_or("(unknown)");
+    // Values from the token, escaped (see `crate::escape`): a claim never adds a line.
+    let iss = escape(
+        ctx.claims
+            .and_then(|c| c.iss.as_deref())
+            .unwrap_or("(unknown)"),
+    );
+    let sub = escape(
+        ctx.claims
+            .and_then(|c| c.sub.as_deref())
+            .unwrap_or("(unknown)"),
+    );
+    let origin = escape(ctx.origin);
     let aud = ctx
         .claims
         .map(Claims::audiences_display)
@@ -148,8 +153,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                         missing.join(", ")
                     ),
                     format!(
-                        "The token ({origin}) has:\n    issuer:   {iss}\n    subject:  {sub}\n    audience: {aud}",
-                        origin = ctx.origin
+                        "The token ({origin}) has:\n    issuer:   {iss}\n    subject:  {sub}\n    audience: {aud}"
                     ),
                     MALFORMED_FIX,
                 );
@@ -203,8 +207,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 headline,
                 format!(
                     "Entra found no federated identity credential on {app} that matches {what}. {which}\n  \
-                     The token ({origin}) has:\n    issuer:   {iss}\n    subject:  {sub}\n    audience: {aud}",
-                    origin = ctx.origin
+                     The token ({origin}) has:\n    issuer:   {iss}\n    subject:  {sub}\n    audience: {aud}"
                 ),
                 fix,
             )
@@ -218,14 +221,10 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 format!(
                     "the token is outside its validity period as Entra sees it (issued at {iat}, expires at {exp})"
                 ),
-                format!(
-                    "The token comes from {}; Entra compares its times with its own clock.",
-                    ctx.origin
-                ),
+                format!("The token comes from {origin}; Entra compares its times with its own clock."),
                 format!(
                     "make the kubelet rotate the file ({origin}: a projected serviceAccountToken volume, not a copy), do not keep the token \
-                     read once, and check this node's clock (NTP, chrony).",
-                    origin = ctx.origin
+                     read once, and check this node's clock (NTP, chrony)."
                 ),
             )
         }
@@ -250,10 +249,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
             };
             Problem::new(
                 headline,
-                format!(
-                    "Entra needs a JWT with exp, iss, sub and aud; the token comes from {}.",
-                    ctx.origin
-                ),
+                format!("Entra needs a JWT with exp, iss, sub and aud; the token comes from {origin}."),
                 MALFORMED_FIX,
             )
         }
@@ -286,7 +282,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 format!(
                     "the token lives {lifetime} (exp - iat); Entra accepts at most {MAX_EXTERNAL_TOKEN_LIFETIME_S} s for an external token"
                 ),
-                format!("The token comes from {}.", ctx.origin),
+                format!("The token comes from {origin}."),
                 LIFETIME_FIX,
             )
         }

@@ -4,6 +4,7 @@ use super::ErrorContext;
 use super::catalogue::{INVALID_RESPONSE_FIX, entra_problem};
 use crate::cache::FetchedToken;
 use crate::error::{CredentialError, ErrorCategory};
+use crate::escape::escape;
 use crate::problem::ProblemId;
 use azure_core::credentials::AccessToken;
 use azure_core::http::StatusCode;
@@ -274,14 +275,18 @@ fn describe_error(
             } else {
                 format!("\n  {facts}")
             };
+            // Entra's words and ids, escaped like every value from outside (see `crate::escape`).
             let ids = match (&b.trace_id, &b.correlation_id) {
-                (Some(t), Some(c)) => format!("\n  Trace ID: {t}, Correlation ID: {c}"),
+                (Some(t), Some(c)) => {
+                    format!("\n  Trace ID: {}, Correlation ID: {}", escape(t), escape(c))
+                }
                 _ => String::new(),
             };
+            let said = escape(desc);
             CredentialError::new(
                 ErrorCategory::Entra,
                 format!(
-                    "WorkloadIdentityCredential: Entra ID rejected the token request{first}.{request}{facts}\n  Fix: {fix}\n  Entra said: {desc}{ids}"
+                    "WorkloadIdentityCredential: Entra ID rejected the token request{first}.{request}{facts}\n  Fix: {fix}\n  Entra said: {said}{ids}"
                 ),
             )
             .with_stated_fix(fix)
