@@ -337,7 +337,6 @@ impl CredentialError {
     /// The message's first line without the "WorkloadIdentityCredential: " prefix and its final
     /// period: the problem with its key values, the same for every retry of the fault (e.g.
     /// "Entra ID rejected the token request: tenant … was not found at … (AADSTS90002)").
-    #[cfg(feature = "doctor")]
     pub(crate) fn headline(&self) -> &str {
         let first = self.inner.facts.lines().next().unwrap_or_default();
         let first = first

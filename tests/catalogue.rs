@@ -104,6 +104,19 @@ async fn a_second_fault_also_keeps_its_first_line_and_names_the_wrong_tenant_the
             authority.trim_end_matches('/')
         )
     );
+    // The request's WARN event carries that line too: a log that keeps one line per event.
+    let logs = LogCapture::default();
+    {
+        let _guard = logs.install();
+        fresh_error(options()).await;
+    }
+    let logged = logs.text();
+    assert!(
+        logged.lines().any(|l| l.contains("token request failed")
+            && l.contains(&format!("tenant {tenant} was not found at"))
+            && l.contains("(AADSTS90002)")),
+        "{logged}"
+    );
     for e in [&a, &b] {
         assert_eq!(e.problem_id(), Some(ProblemId::Aadsts(90002)), "{e}");
         let (trace, correlation) = (e.trace_id().unwrap(), e.correlation_id().unwrap());

@@ -224,6 +224,8 @@ impl TokenSource for Exchange {
                 category = ?e.category(),
                 transient = e.is_transient(),
                 elapsed_ms,
+                // The message's first line: the problem with its values, on one log line.
+                error = %e.headline(),
                 "token request failed"
             ),
         }
