@@ -167,6 +167,14 @@ async fn access_denied_names_the_code_and_the_iam_fix() {
     ] {
         assert!(m.contains(needle), "missing {needle}: {m}");
     }
+    // A retry of the same fault (another credential: nothing remembered) has the same first
+    // line; the request id, new on every call, is further down.
+    let again = token_err(&aws.credential()).await;
+    let first = |e: &CredentialError| e.to_string().lines().next().unwrap().to_string();
+    assert_eq!(first(&e), first(&again));
+    let id = sts_error(&e).request_id().unwrap().to_string();
+    assert_ne!(sts_error(&again).request_id(), Some(id.as_str()));
+    assert!(!first(&e).contains(&id) && m.contains(&id), "{m}");
     let url = format!(
         "https://docs.rs/azure_identity_k8s/{}/azure_identity_k8s/aws_outbound/index.html#access-denied",
         env!("CARGO_PKG_VERSION")
@@ -210,6 +218,38 @@ async fn disabled_outbound_federation_says_how_to_enable_it() {
         Some("OutboundWebIdentityFederationDisabledException")
     );
     assert!(!e.is_transient());
+}
+
+#[tokio::test]
+async fn a_credential_provider_failure_says_what_failed_without_a_debug_dump() {
+    let aws = Aws::new().await;
+    let mut opts = aws.aws_options();
+    // No keys in the environment; the instance metadata provider is off, so it fails.
+    opts.env = Env::from_pairs([
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ENDPOINT_URL_STS", aws.fx.emu.sts_endpoint_url()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+    ]);
+    let e = token_err(&aws.credential_with(opts)).await;
+    assert_eq!(
+        e.problem_id(),
+        Some(azure_identity_k8s::ProblemId::AwsCredentials),
+        "{e}"
+    );
+    let text = e.to_string();
+    let (first, _fix) = text.split_once(" Fix: ").expect("facts, then the fix");
+    assert!(first.contains("AWS credential"), "{first}");
+    assert!(!first.contains(".."), "{first}");
+    // The causes by their Display, not the SDK's Debug dump of the error and raw response.
+    for dump in [
+        "DispatchFailure(",
+        "ConnectorError {",
+        "Headers {",
+        "HeaderValue",
+    ] {
+        assert!(!first.contains(dump), "{dump} in {first}");
+    }
+    assert!(first.len() < 400, "{} chars: {first}", first.len());
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use crate::error::{CredentialError, ErrorCategory};
 use crate::problem::ProblemId;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_sts::config::http::HttpResponse;
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::RequestId;
 use aws_sdk_sts::operation::get_web_identity_token::GetWebIdentityTokenError;
 use std::fmt;
@@ -203,7 +203,7 @@ pub(super) fn map_sdk_error(
     region: &str,
     duration: i32,
 ) -> CredentialError {
-    let detail = DisplayErrorContext(&err).to_string();
+    let detail = causes(&err);
     match &err {
         SdkError::ServiceError(service) => {
             let e = service.err();
@@ -220,11 +220,13 @@ pub(super) fn map_sdk_error(
             CredentialError::new(
                 ErrorCategory::Assertion,
                 format!(
-                    "AWS STS GetWebIdentityToken (region {region}) failed with {} (HTTP {}, request id {}): {}\n  Fix: {fix}",
+                    // The request id differs on every try: below the first line, which stays the
+                    // same for every retry of one fault.
+                    "AWS STS GetWebIdentityToken (region {region}) failed with {} (HTTP {}): {}\n  AWS request id {} (for AWS support).\n  Fix: {fix}",
                     if code.is_empty() { "an error without a code" } else { &code },
                     status.map_or_else(|| "?".to_string(), |s| s.to_string()),
-                    sts.request_id.as_deref().unwrap_or("none"),
                     sts.message.as_deref().unwrap_or("(no message)"),
+                    sts.request_id.as_deref().unwrap_or("none"),
                 ),
             )
             .with_stated_fix(fix)
@@ -269,6 +271,23 @@ pub(super) fn map_sdk_error(
         .with_fix(LIMITS_FIX)
         .with_problem(ProblemId::AwsLimits),
     }
+}
+
+/// `err` and its causes, by their `Display`, joined by ": " (a text already said is not
+/// repeated): what `DisplayErrorContext` says without the `Debug` dump of the whole error it
+/// appends (raw HTTP responses and their headers included), which would fill a log line.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = e.source();
+    }
+    // The messages that embed it end their own sentence.
+    parts.join(": ").trim_end_matches('.').to_string()
 }
 
 /// The AWS credential provider's error in `err`'s chain of causes, if that is what failed.
