@@ -352,14 +352,14 @@ impl ChainedTokenCredential {
                     return Ok(token);
                 }
                 Err(err) if is_unavailable(&err) => {
-                    span.in_scope(|| tracing::debug!(reason = %err, "source unavailable; trying the next one"));
+                    span.in_scope(|| tracing::debug!(reason = %crate::error::log_line(&err), "source unavailable; trying the next one"));
                     attempts.push(Attempt {
                         source: source.name.clone(),
                         outcome: AttemptOutcome::Unavailable(err.to_string()),
                     });
                 }
                 Err(err) => {
-                    span.in_scope(|| tracing::warn!(error = %err, "source is configured but failed; the chain stops"));
+                    span.in_scope(|| tracing::warn!(error = %crate::error::log_line(&err), "source is configured but failed; the chain stops"));
                     attempts.push(Attempt {
                         source: source.name.clone(),
                         outcome: AttemptOutcome::Failed(err.to_string()),

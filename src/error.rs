@@ -361,6 +361,17 @@ impl CredentialError {
     }
 }
 
+/// `err` as a log field, on one line: a [`CredentialError`]'s [`headline`](CredentialError::headline)
+/// (the problem with its values; the cache's WARN carries its problem id, fix and URL as fields of
+/// their own), any other error's message with line breaks and control characters escaped. So a
+/// failure is one record in a log that keeps one line per event.
+pub(crate) fn log_line(err: &azure_core::Error) -> std::borrow::Cow<'_, str> {
+    match err.downcast_ref::<CredentialError>() {
+        Some(e) => std::borrow::Cow::Borrowed(e.headline()),
+        None => std::borrow::Cow::Owned(crate::escape::escape(&err.to_string()).into_owned()),
+    }
+}
+
 impl fmt::Display for CredentialError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.inner.message)

@@ -104,18 +104,33 @@ async fn a_second_fault_also_keeps_its_first_line_and_names_the_wrong_tenant_the
             authority.trim_end_matches('/')
         )
     );
-    // The request's WARN event carries that line too: a log that keeps one line per event.
+    // The failure is one WARN record carrying that line, with the problem id, fix, URL and trace
+    // id as fields of their own: a log that keeps one line per event loses nothing.
     let logs = LogCapture::default();
-    {
+    let logged_error = {
         let _guard = logs.install();
-        fresh_error(options()).await;
-    }
+        fresh_error(options()).await
+    };
     let logged = logs.text();
+    let warn: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("token refresh failed"))
+        .collect();
+    assert_eq!(warn.len(), 1, "one WARN record per failure: {logged}");
+    let warn = warn[0];
+    for needle in [
+        format!("tenant {tenant} was not found at"),
+        "(AADSTS90002)".into(),
+        "problem_id=aadsts90002".into(),
+        logged_error.fix().expect("a fix").to_owned(),
+        logged_error.documentation_url().expect("a URL").to_owned(),
+        logged_error.trace_id().expect("a trace id").to_owned(),
+    ] {
+        assert!(warn.contains(&needle), "{needle:?} not in {warn}");
+    }
     assert!(
-        logged.lines().any(|l| l.contains("token request failed")
-            && l.contains(&format!("tenant {tenant} was not found at"))
-            && l.contains("(AADSTS90002)")),
-        "{logged}"
+        !logged.lines().any(|l| l.starts_with(' ')),
+        "no continuation line outside an event: {logged}"
     );
     for e in [&a, &b] {
         assert_eq!(e.problem_id(), Some(ProblemId::Aadsts(90002)), "{e}");

@@ -322,7 +322,7 @@ impl CacheInner {
     fn fallback(&self, slot: &Slot, error: CredentialError) -> Outcome {
         let now = self.clock.instant();
         if let Some((token, _)) = read(&slot.state).valid(now) {
-            tracing::warn!(scopes = %slot.scope, error = %error, "token refresh did not complete in time; serving the cached token, which is still valid");
+            tracing::warn!(scopes = %slot.scope, error = %error.headline(), problem_id = error.problem_id().map(tracing::field::display), "token refresh did not complete in time; serving the cached token, which is still valid");
             return Ok(token.clone());
         }
         Err(error)

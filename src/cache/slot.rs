@@ -194,7 +194,14 @@ impl SlotState {
             consecutive_failures = self.failures,
             retry_in_secs = delay.as_seconds_f64(),
             cached_token_valid_until = ?valid_until,
-            error = %error,
+            // One record per failure: the first line (the problem with its values) and the rest as
+            // fields of their own; the full multi-line message reaches the caller.
+            error = %error.headline(),
+            problem_id = error.problem_id().map(tracing::field::display),
+            fix = error.fix().map(|f| tracing::field::display(crate::escape::escape(f))),
+            docs = error.documentation_url(),
+            trace_id = error.trace_id(),
+            correlation_id = error.correlation_id(),
             "token refresh failed{}",
             if valid_until.is_some() { "; serving the cached token, which is still valid" } else { "" }
         );

@@ -217,7 +217,9 @@ impl TokenSource for Exchange {
                 elapsed_ms,
                 "acquired an access token from Entra ID"
             ),
-            Err(e) => tracing::warn!(
+            // The cache's "token refresh failed" WARN is the one record of a failure; this one
+            // adds the request's timing for debugging.
+            Err(e) => tracing::debug!(
                 scope = %scope,
                 status = e.http_status().map(u16::from),
                 aadsts = ?e.aadsts_codes(),

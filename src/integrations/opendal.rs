@@ -106,7 +106,7 @@ impl ProvideCredential for TokenCredentialProvider {
         let token = match self.credential.get_token(&[&self.scope], None).await {
             Ok(token) => token,
             Err(err) => {
-                tracing::warn!(scope = %self.scope, error = %err, "OpenDAL asked for an Azure Storage token and the credential failed");
+                tracing::warn!(scope = %self.scope, error = %crate::error::log_line(&err), "OpenDAL asked for an Azure Storage token and the credential failed");
                 return Err(reqsign_error(err));
             }
         };
