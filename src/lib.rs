@@ -14,10 +14,25 @@ pub mod doctor;
 mod entra;
 mod error;
 mod escape;
-#[doc = include_str!("../docs/troubleshooting.md")]
+// The documentation pages: docs/*.md with their links rewritten for docs.rs by build.rs. Error
+// messages link these module paths (src/problem.rs): never move one.
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/troubleshooting.md"))]
 pub mod troubleshooting {}
-#[doc = include_str!("../docs/aws-outbound.md")]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/aws-outbound.md"))]
 pub mod aws_outbound {}
+/// Documentation pages, no items: setting up [EKS](guides::eks) or a
+/// [self-managed cluster](guides::self_managed), the [security](guides::security) rules and
+/// [`DefaultAzureCredential`'s chain](guides::chain).
+pub mod guides {
+    #[doc = include_str!(concat!(env!("OUT_DIR"), "/security.md"))]
+    pub mod security {}
+    #[doc = include_str!(concat!(env!("OUT_DIR"), "/self-managed.md"))]
+    pub mod self_managed {}
+    #[doc = include_str!(concat!(env!("OUT_DIR"), "/eks.md"))]
+    pub mod eks {}
+    #[doc = include_str!(concat!(env!("OUT_DIR"), "/chain.md"))]
+    pub mod chain {}
+}
 #[cfg(test)]
 mod fault_matrix;
 mod http;

@@ -4,13 +4,17 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// The page a problem's section is on.
+/// A documentation page that messages link: a problem's section, or a setup step `doctor` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Page {
+pub(crate) enum Page {
     /// docs/troubleshooting.md, the [`crate::troubleshooting`] module on docs.rs.
     Troubleshooting,
     /// docs/aws-outbound.md, the [`crate::aws_outbound`] module on docs.rs.
     AwsOutbound,
+    /// docs/self-managed.md, the [`crate::guides::self_managed`] module on docs.rs (`doctor`'s
+    /// issuer checks link its steps).
+    #[cfg_attr(not(feature = "doctor"), allow(dead_code))]
+    SelfManaged,
 }
 
 impl Page {
@@ -19,7 +23,18 @@ impl Page {
         match self {
             Page::Troubleshooting => "troubleshooting",
             Page::AwsOutbound => "aws_outbound",
+            Page::SelfManaged => "guides/self_managed",
         }
+    }
+
+    /// The absolute, versioned URL of the section `anchor` of the page on docs.rs, e.g.
+    /// `https://docs.rs/azure_identity_k8s/0.1.0/azure_identity_k8s/guides/self_managed/index.html#issuer`.
+    pub(crate) fn url(self, anchor: &str) -> String {
+        format!(
+            "{}{}/index.html#{anchor}",
+            crate::error::DOCS_ROOT,
+            self.module()
+        )
     }
 }
 
@@ -183,11 +198,7 @@ impl ProblemId {
     /// `https://docs.rs/azure_identity_k8s/0.1.0/azure_identity_k8s/troubleshooting/index.html#token-expired`.
     pub fn documentation_url(self) -> String {
         let (page, anchor) = self.section();
-        format!(
-            "{}{}/index.html#{anchor}",
-            crate::error::DOCS_ROOT,
-            page.module()
-        )
+        page.url(&anchor)
     }
 }
 

@@ -50,7 +50,7 @@ fn assert_fails_at(report: &Report, id: CheckId, needles: &[&str]) {
     // Reports are read far from the repository: they link the absolute, versioned URL.
     let text = report.to_string();
     assert!(
-        !text.contains("see: docs/"),
+        !text.contains("docs/") && !text.contains(".md"),
         "a repository path in the report:\n{text}"
     );
     if let Some(problem) = first.problem_id {
@@ -484,7 +484,7 @@ async fn issuer_discovery_unreachable() {
     assert_fails_at(
         &report,
         CheckId::Discovery,
-        &["public internet", "docs/self-managed.md"],
+        &["public internet", &self_managed_url("publish")],
     );
     assert!(
         report.first_failure().unwrap().summary.contains("HTTP 404"),
@@ -497,6 +497,39 @@ async fn issuer_discovery_unreachable() {
         vec![90061],
         "{report}"
     );
+}
+
+/// The absolute, versioned URL of a section of docs/self-managed.md on docs.rs (which has it).
+fn self_managed_url(anchor: &str) -> String {
+    assert!(
+        include_str!("../docs/self-managed.md").contains(&format!("<a id=\"{anchor}\"></a>")),
+        "docs/self-managed.md has no anchor {anchor:?}"
+    );
+    format!(
+        "https://docs.rs/azure_identity_k8s/{0}/azure_identity_k8s/guides/self_managed/index.html#{anchor}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+#[tokio::test]
+async fn an_http_issuer_links_the_self_managed_issuer_step() {
+    let fx = Fixture::new().await;
+    let iss = format!("http://127.0.0.1:{}", closed_local_port());
+    let token = fx
+        .issuer
+        .sign_claims(&ServiceAccountToken::default().claims(&iss));
+    std::fs::write(&fx.token_path, format!("{token}\n")).unwrap();
+    let report = run(fx.options(), STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Issuer,
+        &[
+            "only over HTTPS",
+            "--service-account-issuer",
+            &self_managed_url("issuer"),
+        ],
+    );
+    assert_eq!(status(&report, CheckId::Discovery), Status::Skip);
 }
 
 #[tokio::test]

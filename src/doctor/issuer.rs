@@ -5,7 +5,7 @@ use super::claims::ENTRA_ALGORITHMS;
 use super::oidc::{self, FetchError, Fetcher, Jwk};
 use super::{Check, CheckId, Doctor, Status, opt};
 use crate::jwt::DecodedJwt;
-use crate::problem::ProblemId;
+use crate::problem::{Page, ProblemId};
 use azure_core::http::Url;
 
 /// Issuer hosts that can only be resolved inside a cluster or a private network.
@@ -55,14 +55,16 @@ pub(super) async fn check(
     match &parsed {
         Err(e) => fatal.push(format!("The issuer is not a URL ({e}); Entra needs an https:// URL.")),
         Ok(u) if u.scheme() != "https" => fatal.push(format!(
-            "The issuer uses {}://; Entra fetches the discovery document only over HTTPS. Set kube-apiserver --service-account-issuer to an https:// URL that serves it (see docs/self-managed.md).",
-            u.scheme()
+            "The issuer uses {}://; Entra fetches the discovery document only over HTTPS. Set kube-apiserver --service-account-issuer to an https:// URL that serves it (see {}).",
+            u.scheme(),
+            Page::SelfManaged.url("issuer")
         )),
         Ok(u) => {
             let host = u.host_str().unwrap_or_default();
             if private_issuer_host(host) {
                 fatal.push(format!(
-                    "The issuer host {host} exists only inside the cluster or a private network; Entra fetches {iss_shown}/.well-known/openid-configuration from the public internet. Give the cluster a public issuer (see docs/self-managed.md)."
+                    "The issuer host {host} exists only inside the cluster or a private network; Entra fetches {iss_shown}/.well-known/openid-configuration from the public internet. Give the cluster a public issuer (see {}).",
+                    Page::SelfManaged.url("issuer")
                 ));
             }
             if host.starts_with("oidc.eks.") && host.ends_with(".amazonaws.com") {
@@ -124,7 +126,8 @@ pub(super) async fn check(
         format!(
             "{what} Entra fetches {disco_url} and then its jwks_uri from the public internet, anonymously, over HTTPS. \
              On EKS the issuer always serves them (check the cluster's issuer URL); on a self-managed cluster publish both documents, \
-             e.g. to a public S3 bucket (see docs/self-managed.md)."
+             e.g. to a public S3 bucket (see {}).",
+            Page::SelfManaged.url("publish")
         )
     };
     // A fetch that got no answer: the cause's fix (from this pod) and its section; else publishing.
