@@ -168,23 +168,40 @@ pub(crate) fn pick(option: Option<&str>, env: &Env, var: &'static str) -> Option
 
 /// Reject surrounding whitespace (a classic copy-paste or `echo` mistake) with a message that says
 /// exactly what is wrong, without echoing the value's full content where it could matter.
-fn check_no_whitespace(what: &str, v: &Sourced<String>) -> Result<(), CredentialError> {
-    if v.value.trim() != v.value || v.value.chars().any(char::is_whitespace) {
-        let clean: String = v.value.chars().filter(|c| !c.is_whitespace()).collect();
+/// Surrounding whitespace gets the trimmed value as the fix; whitespace inside the value (two
+/// words, a pasted list) gets `field_fix`, the field's own value or command: removing the spaces
+/// would only guess ("my tenant" is not "mytenant").
+fn check_no_whitespace(
+    what: &str,
+    v: &Sourced<String>,
+    field_fix: impl FnOnce() -> String,
+) -> Result<(), CredentialError> {
+    let trimmed = v.value.trim();
+    if trimmed.chars().any(char::is_whitespace) {
+        return Err(invalid(
+            what,
+            &format!(
+                "the value from {} contains whitespace inside ({:?})",
+                v.source, v.value
+            ),
+            field_fix(),
+        ));
+    }
+    if trimmed != v.value {
         return Err(invalid(
             what,
             &format!(
                 "the value from {} contains whitespace ({:?}); a trailing newline often comes from `echo` or a file",
                 v.source, v.value
             ),
-            format!("set {} to {clean:?}, without the whitespace", v.source),
+            format!("set {} to {trimmed:?}, without the whitespace", v.source),
         ));
     }
     Ok(())
 }
 
 pub(crate) fn validate_tenant_id(t: &Sourced<String>) -> Result<(), CredentialError> {
-    check_no_whitespace("tenant id", t)?;
+    check_no_whitespace("tenant id", t, tenant_id_fix)?;
     if t.value.is_empty()
         || !t
             .value
@@ -357,7 +374,7 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
             client_id_fix(),
         ));
     }
-    check_no_whitespace("client id", &client_id)?;
+    check_no_whitespace("client id", &client_id, client_id_fix)?;
     validate_tenant_id(&tenant_id)?;
     if token_file.value.as_os_str().is_empty() {
         return Err(invalid(
@@ -368,7 +385,9 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
     }
 
     let authority_raw = authority_host_raw(inputs.cloud, env)?;
-    check_no_whitespace("authority host", &authority_raw)?;
+    check_no_whitespace("authority host", &authority_raw, || {
+        authority_fix(&authority_raw, None)
+    })?;
     let url = Url::parse(&authority_raw.value).map_err(|e| {
         invalid(
             "authority host",
@@ -417,7 +436,12 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
         AZURE_FEDERATED_TOKEN_AUDIENCE,
     ) {
         Some(a) => {
-            check_no_whitespace("expected audience", &a)?;
+            check_no_whitespace("expected audience", &a, || {
+                format!(
+                    "set {} to the one audience of the projected token, e.g. {AUDIENCE_PUBLIC}",
+                    a.source
+                )
+            })?;
             a
         }
         None => Sourced {

@@ -102,8 +102,15 @@ fn bad_values_are_rejected_with_the_reason() {
         (
             AZURE_CLIENT_ID,
             "client id",
-            "whitespace",
-            "set the environment variable AZURE_CLIENT_ID to \"clientid\"",
+            "whitespace inside",
+            // Not "clientid": removing inner spaces would only guess; the command prints it.
+            "set AZURE_CLIENT_ID (or the option client_id) to the application's",
+        ),
+        (
+            AZURE_TENANT_ID,
+            "my tenant",
+            "whitespace inside",
+            "`az account show --query tenantId -o tsv`",
         ),
         (
             AZURE_AUTHORITY_HOST,
@@ -114,8 +121,8 @@ fn bad_values_are_rejected_with_the_reason() {
         (
             AZURE_AUTHORITY_HOST,
             "not a url",
-            "whitespace",
-            "set the environment variable AZURE_AUTHORITY_HOST to \"notaurl\"",
+            "whitespace inside",
+            "set AZURE_AUTHORITY_HOST to the tenant's cloud: https://login.microsoftonline.com",
         ),
         (
             AZURE_AUTHORITY_HOST,
