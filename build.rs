@@ -1,15 +1,18 @@
-//! Renders the docs/ pages that errors and `doctor` link to as docs-only modules (src/lib.rs) with
-//! links that work on docs.rs as they do on GitHub: a copy of each page goes to `OUT_DIR` with its
-//! relative links to other rendered pages (`](security.md#anchor)`) rewritten as intra-doc links to
-//! their modules (`](crate::guides::security#anchor)`), which rustdoc checks and resolves. The
+//! Renders docs/*.md as docs-only modules and README.md as the crate root (src/lib.rs) with links
+//! that work on docs.rs as they do on GitHub: a copy of each page goes to `OUT_DIR` with its
+//! relative links rewritten for rustdoc. A link to another page (`](security.md#anchor)`, from the
+//! README `](docs/security.md#anchor)`) becomes an intra-doc link to its module
+//! (`](crate::guides::security#anchor)`), which rustdoc checks and resolves; a link to the README
+//! becomes one to the crate root (`](crate#anchor)`); a link to any other file of the repository
+//! (a source file, emulator/README.md), which docs.rs does not have, becomes plain text. The
 //! sources keep their relative links for GitHub. tests/doc_links.rs checks the rewritten pages
 //! with these same functions. No dependencies.
 
 use std::path::Path;
 
-/// Each rendered docs/ page and its docs-only module. Released error messages link
-/// `troubleshooting` and `aws_outbound` (`ProblemId::documentation_url`) and `doctor` links
-/// `guides::self_managed`: never move a module. Every page a rendered page links to is rendered.
+/// Each docs/ page and its docs-only module. Released error messages link `troubleshooting` and
+/// `aws_outbound` (`ProblemId::documentation_url`) and `doctor` links `guides::self_managed`:
+/// never move a module.
 pub const PAGES: &[(&str, &str)] = &[
     ("troubleshooting.md", "troubleshooting"),
     ("aws-outbound.md", "aws_outbound"),
@@ -17,43 +20,86 @@ pub const PAGES: &[(&str, &str)] = &[
     ("self-managed.md", "guides::self_managed"),
     ("eks.md", "guides::eks"),
     ("chain.md", "guides::chain"),
+    ("reliability.md", "guides::reliability"),
+    ("performance.md", "guides::performance"),
+    ("recipes.md", "guides::recipes"),
+    ("architecture.md", "guides::architecture"),
 ];
 
-/// `page` (Markdown) with each link to a rendered page, `](name.md)` or `](name.md#anchor)`, as an
-/// intra-doc link to its module (`](crate::module)`, `](crate::module#anchor)`), and each link to
-/// the README (`](../README.md#anchor)`, rendered as the crate root) as `](crate#anchor)`. Every
-/// other link is kept as it is.
-pub fn rewrite(page: &str) -> String {
+/// `page` (Markdown; README.md if `readme`, else a page of docs/) with its relative links
+/// rewritten for rustdoc as the module docs say. A link to a docs/ file that is not in [`PAGES`]
+/// is kept as it is (and tests/doc_links.rs fails on it); so are URLs and `#anchor` links.
+pub fn rewrite(page: &str, readme: bool) -> String {
     let mut out = String::with_capacity(page.len());
     let mut rest = page;
     while let Some(i) = rest.find("](") {
         let (before, after) = rest.split_at(i + 2);
-        out.push_str(before);
         let end = after.find(')').unwrap_or(after.len());
         let target = &after[..end];
-        match rustdoc_target(target) {
-            Some(rewritten) => out.push_str(&rewritten),
-            None => out.push_str(target),
+        match rustdoc_target(target, readme) {
+            Target::Keep => {
+                out.push_str(before);
+                out.push_str(target);
+                rest = &after[end..];
+            }
+            Target::Link(rewritten) => {
+                out.push_str(before);
+                out.push_str(&rewritten);
+                rest = &after[end..];
+            }
+            Target::Text => {
+                // `[text](path)` to `text`: drop the `[` that opens the text, `](path)`.
+                let text = &before[..before.len() - 2];
+                match text.rfind('[') {
+                    Some(open) => {
+                        out.push_str(&text[..open]);
+                        out.push_str(&text[open + 1..]);
+                    }
+                    None => out.push_str(text),
+                }
+                rest = after.get(end + 1..).unwrap_or_default();
+            }
         }
-        rest = &after[end..];
     }
     out.push_str(rest);
     out
 }
 
-/// The intra-doc target of a link to a rendered page or the README, else `None`.
-fn rustdoc_target(target: &str) -> Option<String> {
+/// What a link target becomes on docs.rs.
+enum Target {
+    /// Unchanged: a URL, an anchor on the same page, or a docs/ file without a module.
+    Keep,
+    /// This intra-doc link.
+    Link(String),
+    /// Plain text: a file docs.rs does not have.
+    Text,
+}
+
+fn rustdoc_target(target: &str, readme: bool) -> Target {
+    if target.is_empty() || target.starts_with('#') || target.contains("://") {
+        return Target::Keep;
+    }
     let (file, anchor) = match target.split_once('#') {
         Some((file, anchor)) => (file, Some(anchor)),
         None => (target, None),
     };
-    let module = if file == "../README.md" {
-        "crate".to_owned()
-    } else {
-        let (_, module) = PAGES.iter().find(|(name, _)| *name == file)?;
-        format!("crate::{module}")
+    // The path from the repository's root.
+    let from_root = match file.strip_prefix("../") {
+        _ if readme => file.to_owned(),
+        Some(outside) => outside.to_owned(),
+        None => format!("docs/{file}"),
     };
-    Some(match anchor {
+    let module = if from_root == "README.md" {
+        "crate".to_owned()
+    } else if let Some(name) = from_root.strip_prefix("docs/") {
+        match PAGES.iter().find(|(page, _)| *page == name) {
+            Some((_, module)) => format!("crate::{module}"),
+            None => return Target::Keep,
+        }
+    } else {
+        return Target::Text;
+    };
+    Target::Link(match anchor {
         Some(anchor) => format!("{module}#{anchor}"),
         None => module,
     })
@@ -62,13 +108,16 @@ fn rustdoc_target(target: &str) -> Option<String> {
 #[allow(dead_code)] // tests/doc_links.rs includes this file for `PAGES` and `rewrite`.
 fn main() {
     let out = std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR for build scripts");
-    for (file, _) in PAGES {
-        let source = Path::new("docs").join(file);
-        println!("cargo::rerun-if-changed={}", source.display());
+    let pages = PAGES
+        .iter()
+        .map(|(file, _)| (format!("docs/{file}"), *file, false))
+        .chain([("README.md".to_owned(), "README.md", true)]);
+    for (source, copy, readme) in pages {
+        println!("cargo::rerun-if-changed={source}");
         let text = std::fs::read_to_string(&source)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", source.display()));
-        let copy = Path::new(&out).join(file);
-        std::fs::write(&copy, rewrite(&text))
+            .unwrap_or_else(|e| panic!("cannot read {source}: {e}"));
+        let copy = Path::new(&out).join(copy);
+        std::fs::write(&copy, rewrite(&text, readme))
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", copy.display()));
     }
 }

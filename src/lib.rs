@@ -1,4 +1,4 @@
-#![doc = include_str!("../README.md")]
+#![doc = include_str!(concat!(env!("OUT_DIR"), "/README.md"))]
 #![warn(missing_docs)]
 
 pub mod assertion;
@@ -21,8 +21,10 @@ pub mod troubleshooting {}
 #[doc = include_str!(concat!(env!("OUT_DIR"), "/aws-outbound.md"))]
 pub mod aws_outbound {}
 /// Documentation pages, no items: setting up [EKS](guides::eks) or a
-/// [self-managed cluster](guides::self_managed), the [security](guides::security) rules and
-/// [`DefaultAzureCredential`'s chain](guides::chain).
+/// [self-managed cluster](guides::self_managed), the [security](guides::security) rules,
+/// [`DefaultAzureCredential`'s chain](guides::chain), [reliability](guides::reliability),
+/// [performance](guides::performance), [raw-token recipes](guides::recipes) and the
+/// [architecture](guides::architecture).
 pub mod guides {
     #[doc = include_str!(concat!(env!("OUT_DIR"), "/security.md"))]
     pub mod security {}
@@ -32,6 +34,15 @@ pub mod guides {
     pub mod eks {}
     #[doc = include_str!(concat!(env!("OUT_DIR"), "/chain.md"))]
     pub mod chain {}
+    #[doc = include_str!(concat!(env!("OUT_DIR"), "/reliability.md"))]
+    pub mod reliability {}
+    #[doc = include_str!(concat!(env!("OUT_DIR"), "/performance.md"))]
+    pub mod performance {}
+    // Its snippets that need only this crate are doctests (the others are `ignore`).
+    #[doc = include_str!(concat!(env!("OUT_DIR"), "/recipes.md"))]
+    pub mod recipes {}
+    #[doc = include_str!(concat!(env!("OUT_DIR"), "/architecture.md"))]
+    pub mod architecture {}
 }
 #[cfg(test)]
 mod fault_matrix;
@@ -96,11 +107,6 @@ pub mod __fuzz {
         crate::credential::validate_scopes(scopes)
     }
 }
-
-/// Compiles the snippets of docs/recipes.md that need only this crate.
-#[cfg(doctest)]
-#[doc = include_str!("../docs/recipes.md")]
-struct RecipesDoctests;
 
 pub use cache::{RefreshHealth, RefreshPolicy, TokenStatus};
 pub use chain::{

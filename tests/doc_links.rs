@@ -1,6 +1,7 @@
 //! The documentation pages errors and `doctor` link to work on docs.rs: build.rs's rewrite of
-//! docs/*.md (the copies src/lib.rs renders) leaves no relative link that docs.rs cannot resolve,
-//! every intra-doc link names a rendered page, and every `#anchor` exists on its target page.
+//! docs/*.md and README.md (the copies src/lib.rs renders) leaves no relative link that docs.rs
+//! cannot resolve, every intra-doc link names a rendered page, and every `#anchor` exists on its
+//! target page.
 //! `RUSTDOCFLAGS="-D warnings" cargo doc` checks that each module path resolves; this checks the
 //! rest, which rustdoc does not.
 
@@ -64,9 +65,18 @@ fn page_of(module: &str) -> Option<String> {
 }
 
 #[test]
-fn every_link_of_every_rendered_page_resolves_on_docs_rs() {
+fn every_page_in_docs_is_rendered() {
     let lib = source("src/lib.rs");
-    let mut checked = 0;
+    let dir = format!("{}/docs", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".md"))
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = PAGES.iter().map(|(file, _)| file.to_string()).collect();
+    listed.sort();
+    assert_eq!(files, listed, "docs/*.md and build.rs's PAGES differ");
     for (file, module) in PAGES {
         let name = module.rsplit("::").next().unwrap();
         assert!(
@@ -74,8 +84,20 @@ fn every_link_of_every_rendered_page_resolves_on_docs_rs() {
                 && lib.contains(&format!("pub mod {name} {{}}")),
             "src/lib.rs does not render docs/{file} as `{module}`"
         );
-        let page = source(&format!("docs/{file}"));
-        let rendered = rewrite(&page);
+    }
+    assert!(lib.contains("#![doc = include_str!(concat!(env!(\"OUT_DIR\"), \"/README.md\"))]"));
+}
+
+#[test]
+fn every_link_of_every_rendered_page_resolves_on_docs_rs() {
+    let mut checked = 0;
+    let pages = PAGES
+        .iter()
+        .map(|(file, _)| format!("docs/{file}"))
+        .chain(["README.md".to_owned()]);
+    for file in pages {
+        let page = source(&file);
+        let rendered = rewrite(&page, file == "README.md");
         for target in link_targets(&rendered) {
             if target.starts_with("https://") || target.starts_with("http://") {
                 continue;
@@ -85,24 +107,24 @@ fn every_link_of_every_rendered_page_resolves_on_docs_rs() {
                 page.clone()
             } else if path == "crate" || path.starts_with("crate::") {
                 page_of(path).unwrap_or_else(|| {
-                    panic!("docs/{file}: `{target}` names no rendered page (build.rs PAGES)")
+                    panic!("{file}: `{target}` names no rendered page (build.rs PAGES)")
                 })
             } else {
                 panic!(
-                    "docs/{file}: the link `{target}` is relative and 404 on docs.rs: link a \
+                    "{file}: the link `{target}` is relative and 404 on docs.rs: link a \
                      page of build.rs's PAGES (or add it there and to src/lib.rs), use an \
                      absolute URL, or write plain text"
                 )
             };
             assert!(
                 anchor.is_empty() || anchors(&linked).iter().any(|a| a == anchor),
-                "docs/{file}: `{target}`: the linked page has no anchor #{anchor}"
+                "{file}: `{target}`: the linked page has no anchor #{anchor}"
             );
             checked += 1;
         }
     }
-    // troubleshooting ↔ security, self-managed → eks, ...: the links this test exists for.
-    assert!(checked >= 10, "only {checked} links checked");
+    // troubleshooting ↔ security, self-managed → eks, the README's, ...
+    assert!(checked >= 30, "only {checked} links checked");
 }
 
 #[test]
@@ -110,10 +132,18 @@ fn the_rewrite_turns_links_to_rendered_pages_into_intra_doc_links() {
     assert_eq!(
         rewrite(
             "[a](security.md#foreign-audience), [b](chain.md), [c](../README.md#x), \
-             [d](reliability.md), [e](#here), [f](https://example.com/y.md)"
+             [d](missing.md), [e](#here), [f](https://example.com/y.md), [`g`](../src/g.rs).",
+            false
         ),
         "[a](crate::guides::security#foreign-audience), [b](crate::guides::chain), \
-         [c](crate#x), [d](reliability.md), [e](#here), [f](https://example.com/y.md)"
+         [c](crate#x), [d](missing.md), [e](#here), [f](https://example.com/y.md), `g`."
+    );
+    assert_eq!(
+        rewrite(
+            "[a](docs/eks.md#5-check), [b](#here), [c](emulator/README.md), [d](docs/x.md)",
+            true
+        ),
+        "[a](crate::guides::eks#5-check), [b](#here), c, [d](docs/x.md)"
     );
 }
 
