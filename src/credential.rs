@@ -54,7 +54,7 @@ pub struct WorkloadIdentityCredentialOptions {
     /// Send tokens that are credentials for something else: an audience of AWS STS
     /// (`sts.amazonaws.com` and its variants), the EKS Pod Identity agent, the Kubernetes API
     /// server or the token's own issuer, or a path that is the default service-account token,
-    /// `AWS_WEB_IDENTITY_TOKEN_FILE` or the EKS Pod Identity token (docs/security.md). Off by
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE` or the EKS Pod Identity token ([security](crate::guides::security)). Off by
     /// default: such a token handed to Entra is a privilege leak. When on, a warning is logged and
     /// the token must still carry the expected audience.
     pub allow_foreign_audience: bool,
@@ -134,7 +134,7 @@ impl WorkloadIdentityCredential {
     /// with an error whose [`CredentialError::is_not_configured`] is true. Like azure_identity,
     /// it also fails (category [`ErrorCategory::TokenFile`]) when the token file does not exist,
     /// cannot be opened or is not a regular file, and (category [`ErrorCategory::Assertion`])
-    /// when the path is a credential for something else (see docs/security.md); the file's
+    /// when the path is a credential for something else (see [security](crate::guides::security)); the file's
     /// content is read and checked on every exchange.
     pub fn new(
         options: Option<WorkloadIdentityCredentialOptions>,
@@ -244,7 +244,7 @@ impl WorkloadIdentityCredential {
     /// last success, consecutive failures and the last error's category, HTTP status and AADSTS
     /// code; never a token. Cheap (a few read locks, one small allocation per scope), never waits
     /// for a request and sends nothing: call it from a health or readiness endpoint. See
-    /// docs/reliability.md for an example handler.
+    /// [reliability](crate::guides::reliability#a-health-endpoint) for an example handler.
     pub fn token_status(&self) -> Vec<TokenStatus> {
         self.cache.status()
     }

@@ -18,7 +18,7 @@
 //! | 11 | `exchange` | a real token request through [`WorkloadIdentityCredential`]; on an Entra error, the AADSTS code explained and the federated credential that would match |
 //!
 //! With cargo feature `aws` and `DoctorOptions::aws` set, the assertion is a JWT from AWS STS
-//! `GetWebIdentityToken` (IAM outbound identity federation, `docs/aws-outbound.md`) instead of a
+//! `GetWebIdentityToken` (IAM outbound identity federation, [`aws_outbound`](crate::aws_outbound)) instead of a
 //! token file: checks 2 to 5 are replaced by one `aws-sts` check (the options, then a JWT from
 //! STS with its issuer, role-ARN subject, audience and expiry, or the AWS error code and its fix),
 //! checks 6 to 9 run on that JWT's issuer and `kid`, and the exchange goes through the credential

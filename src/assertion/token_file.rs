@@ -30,7 +30,7 @@ pub(crate) const CLOCK_SKEW: Duration = Duration::minutes(5);
 /// Before anything is sent, the file must be a regular file (after symlinks are resolved) of at
 /// most 64 KiB, must not be a well-known credential for something else (the pod's default
 /// service-account token, the IRSA token named by `AWS_WEB_IDENTITY_TOKEN_FILE`, the EKS Pod
-/// Identity token; see docs/security.md), must hold an unexpired JWT, and its audience must pass
+/// Identity token; see [the security rules](crate::guides::security)), must hold an unexpired JWT, and its audience must pass
 /// the audience rules of [`TokenFileSource::new`].
 #[derive(Debug)]
 pub struct TokenFileSource {

@@ -134,7 +134,7 @@ fn selection(
 /// chain with an error listing every attempt; the first source that produces a token is used from
 /// then on ([`selected_source`](Self::selected_source)). `AZURE_TOKEN_CREDENTIALS` narrows the
 /// chain: `prod` (the first three), `dev` (the developer tools) or one source's name; any other
-/// value fails construction. See `docs/chain.md`.
+/// value fails construction. See [the chain](crate::guides::chain).
 pub struct DefaultAzureCredential {
     chain: Arc<ChainedTokenCredential>,
     selection: String,
