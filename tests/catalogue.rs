@@ -369,6 +369,8 @@ async fn claims_with_control_characters_cannot_forge_lines_or_colour_the_termina
     // Doctor's text report on the same token.
     #[cfg(feature = "doctor")]
     {
+        // `..Default::default()` fills `aws` when feature `aws` adds that field.
+        #[allow(clippy::needless_update)]
         let report = azure_identity_k8s::doctor::run(azure_identity_k8s::doctor::DoctorOptions {
             credential: fx.options(),
             scope: STORAGE.into(),
