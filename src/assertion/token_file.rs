@@ -416,6 +416,10 @@ impl TokenFileSource {
             });
             let lifetime = claims.issued_at().map(|iat| exp - iat);
             let rotate_at = match (claims.issued_at(), lifetime) {
+                (Some(iat), Some(l)) if !l.is_positive() => format!(
+                    " Its iat ({}) is not before its exp: this is not a token a kubelet issued.",
+                    fmt_time(iat)
+                ),
                 (Some(iat), Some(l)) => format!(
                     " It was issued at {} for {}; the kubelet should have replaced it at 80 % of that lifetime ({}).",
                     fmt_time(iat),
@@ -791,6 +795,15 @@ mod tests {
         std::fs::write(&p, token("api://AzureADTokenExchange", min, NOW - 7200)).unwrap();
         let e = source(p.clone(), false).read_assertion().await.unwrap_err();
         assert!(e.message().contains("expired at"), "{e}");
+        // iat after exp (nonsense claims): expired, without a negative lifetime.
+        std::fs::write(
+            &p,
+            token("api://AzureADTokenExchange", NOW - 60, NOW - 7200),
+        )
+        .unwrap();
+        let e = source(p.clone(), false).read_assertion().await.unwrap_err();
+        assert!(e.message().contains("is not before its exp"), "{e}");
+        assert!(!e.message().contains(" for -"), "{e}");
         // nbf at the end of time: not yet valid.
         std::fs::write(&p, token("api://AzureADTokenExchange", max, max)).unwrap();
         let e = source(p, false).read_assertion().await.unwrap_err();
