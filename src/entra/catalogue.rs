@@ -26,12 +26,29 @@ pub(crate) const MAX_EXTERNAL_TOKEN_LIFETIME_S: i64 = 86_400;
 /// `doctor`'s `jwt` check, which catches such a token and one without a usable `exp`).
 pub(crate) const MALFORMED_FIX: &str = "send the projected service-account token exactly as the kubelet writes it (a bound token has iss, sub, aud, iat and exp); \
      `kubectl create token <service account> --audience api://AzureADTokenExchange` prints one to compare with.";
+/// The fix of AADSTS50027, and of AADSTS70021 for a token without `iss`, `sub` or `aud`, for an
+/// AWS STS web-identity token.
+const AWS_MALFORMED_FIX: &str = "send the JWT exactly as AWS STS GetWebIdentityToken returns it (it has iss, sub, aud, iat and exp); \
+     `AwsWebIdentitySource::probe()` fetches one and shows its issuer, subject and audience (https://docs.rs/azure_identity_k8s/latest/azure_identity_k8s/aws_outbound/).";
+/// What an AWS STS web-identity token's issuer must be, for a fix: the command that prints it.
+const AWS_ISSUER_IS: &str = "the token's issuer must be the AWS account's outbound identity federation issuer, which \
+     `aws iam get-outbound-web-identity-federation-info` prints (https://<id>.tokens.sts.global.api.aws, no trailing slash), and the \
+     federated credential's issuer must equal it";
 /// The fix of AADSTS70023 (also `doctor`'s `expiry` check, which catches it before Entra).
 pub(crate) const LIFETIME_FIX: &str = "set the projected volume's serviceAccountToken.expirationSeconds to at most 86400 (3600 is the usual value).";
 /// The fix of AADSTS5002738 for a service-account token (also `doctor`'s `jwt` check).
 pub(crate) const RSA_SIGNING_KEY_FIX: &str = "give the cluster an RSA service-account signing key (kube-apiserver --service-account-signing-key-file) and republish the JWKS.";
 /// The fix of AADSTS5002738 for an AWS STS web-identity token (also `doctor`'s `aws-sts` check).
 pub(crate) const AWS_RS256_FIX: &str = "request an RSA signature from AWS STS: SigningAlgorithm=RS256 (signing_algorithm in AwsWebIdentitySourceOptions, its default).";
+
+/// Whether the assertion is an AWS STS web-identity token (feature `aws`): its subject is the
+/// caller's IAM role ARN (`arn:aws:iam::…`, `arn:aws-us-gov:…`, `arn:aws-cn:…`), where a
+/// projected service-account token's is `system:serviceaccount:…`. Picks each entry's fix.
+fn from_aws_sts(ctx: &ErrorContext<'_>) -> bool {
+    ctx.claims
+        .and_then(|c| c.sub.as_deref())
+        .is_some_and(|sub| sub.starts_with("arn:aws"))
+}
 
 /// Each cloud's recommended federated-credential audience and its authority host.
 const CLOUDS: [(&str, &str); 3] = [
@@ -115,6 +132,12 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
         "application (client id) {client} in tenant {}",
         ctx.tenant_id
     );
+    let aws = from_aws_sts(ctx);
+    let malformed_fix = if aws {
+        AWS_MALFORMED_FIX
+    } else {
+        MALFORMED_FIX
+    };
     match code {
         70021 | 700211 | 700212 | 700213 | 7002137 | 7002138 => {
             let which = match code {
@@ -123,7 +146,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 700213 | 7002137 | 7002138 => "Its subject does not match.",
                 _ => "No federated credential has exactly this issuer, subject and audience.",
             };
-            let (what, shape) = if sub.starts_with("arn:aws:") {
+            let (what, shape) = if aws {
                 (
                     "the AWS web-identity token",
                     "the issuer is the AWS account's https://<id>.tokens.sts.global.api.aws URL; the subject is the IAM role ARN",
@@ -155,7 +178,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                     format!(
                         "The token ({origin}) has:\n    issuer:   {iss}\n    subject:  {sub}\n    audience: {aud}"
                     ),
-                    MALFORMED_FIX,
+                    malformed_fix,
                 );
             }
             let headline = match (code, cloud) {
@@ -217,15 +240,23 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 .claims
                 .map(|c| (fmt_opt(c.issued_at()), fmt_opt(c.expires_at())))
                 .unwrap_or_else(|| ("(unknown)".into(), "(unknown)".into()));
+            let fix = if aws {
+                "check this machine's clock (NTP, chrony): STS stamps iat and exp with AWS's time, and the credential fetches a \
+                 fresh token before the cached one expires (the lifetime is duration in AwsWebIdentitySourceOptions, 300 s by \
+                 default); do not hand a stored copy of the token to the credential."
+                    .to_owned()
+            } else {
+                format!(
+                    "make the kubelet rotate the file ({origin}: a projected serviceAccountToken volume, not a copy), do not keep the token \
+                     read once, and check this node's clock (NTP, chrony)."
+                )
+            };
             Problem::new(
                 format!(
                     "the token is outside its validity period as Entra sees it (issued at {iat}, expires at {exp})"
                 ),
                 format!("The token comes from {origin}; Entra compares its times with its own clock."),
-                format!(
-                    "make the kubelet rotate the file ({origin}: a projected serviceAccountToken volume, not a copy), do not keep the token \
-                     read once, and check this node's clock (NTP, chrony)."
-                ),
+                fix,
             )
         }
         90061 => {
@@ -236,8 +267,16 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
             Problem::new(
                 format!("Entra could not fetch the issuer's discovery document {disco} or its JWKS"),
                 "Entra fetches both from the public internet, from the URL the token's issuer names.",
-                "publish the discovery document and JWKS at a public HTTPS URL (EKS issuers are public; a self-managed cluster can use a \
-                 public S3 bucket). A private issuer such as https://kubernetes.default.svc can never work.",
+                if aws {
+                    format!(
+                        "{AWS_ISSUER_IS}; `aws iam enable-outbound-web-identity-federation` turns the issuer on if the account has none. \
+                         AWS publishes its discovery document and JWKS publicly, so with the right issuer the failure is transient: retry."
+                    )
+                } else {
+                    "publish the discovery document and JWKS at a public HTTPS URL (EKS issuers are public; a self-managed cluster can use a \
+                     public S3 bucket). A private issuer such as https://kubernetes.default.svc can never work."
+                        .to_owned()
+                },
             )
         }
         50027 => {
@@ -250,7 +289,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
             Problem::new(
                 headline,
                 format!("Entra needs a JWT with exp, iss, sub and aud; the token comes from {origin}."),
-                MALFORMED_FIX,
+                malformed_fix,
             )
         }
         700027 | 900384 => Problem::new(
@@ -260,8 +299,26 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 header_field(ctx, |h| h.kid.as_deref()),
                 header_field(ctx, |h| h.alg.as_deref()),
             ),
-            "publish the key that signs service-account tokens (RS256, matching kid) in the issuer's JWKS: `kubectl get --raw /openid/v1/jwks` \
-             prints the API server's keys; after a signing-key rotation publish the new key too.",
+            if aws {
+                format!(
+                    "send the JWT exactly as AWS STS returned it (the JWKS is AWS's, public at the issuer's /.well-known/jwks.json, and \
+                     cannot be changed); {AWS_ISSUER_IS}."
+                )
+            } else {
+                "publish the key that signs service-account tokens (RS256, matching kid) in the issuer's JWKS: `kubectl get --raw /openid/v1/jwks` \
+                 prints the API server's keys; after a signing-key rotation publish the new key too."
+                    .to_owned()
+            },
+        ),
+        7000272 if aws => Problem::new(
+            format!(
+                "the token's signing key (kid {}) is not in the JWKS of its issuer {iss}",
+                header_field(ctx, |h| h.kid.as_deref())
+            ),
+            "The JWKS of an AWS outbound identity federation issuer is AWS's and public; the token was not signed by that issuer's keys.",
+            format!(
+                "send the JWT exactly as AWS STS returned it, fetched afresh; {AWS_ISSUER_IS}."
+            ),
         ),
         7000272 => Problem::new(
             format!(
@@ -283,7 +340,11 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                     "the token lives {lifetime} (exp - iat); Entra accepts at most {MAX_EXTERNAL_TOKEN_LIFETIME_S} s for an external token"
                 ),
                 format!("The token comes from {origin}."),
-                LIFETIME_FIX,
+                if aws {
+                    "set duration in AwsWebIdentitySourceOptions (STS DurationSeconds) to at most 3600 s; 300 s is the default."
+                } else {
+                    LIFETIME_FIX
+                },
             )
         }
         5002738 => Problem::new(
@@ -292,7 +353,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 header_field(ctx, |h| h.alg.as_deref())
             ),
             "An EC-signed token (alg ES256 or ES384 in its header) cannot be a client assertion.",
-            if sub.starts_with("arn:aws:") {
+            if aws {
                 AWS_RS256_FIX
             } else {
                 RSA_SIGNING_KEY_FIX

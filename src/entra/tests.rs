@@ -557,3 +557,101 @@ fn the_first_line_carries_each_entrys_key_fact_with_its_values() {
          (HTTP 400, AADSTS123456, error \"invalid_client\")."
     );
 }
+
+#[test]
+fn an_aws_sts_token_gets_aws_advice_not_kubernetes_advice() {
+    let aws = Claims {
+        iss: Some("https://a1b2c3d4-0000-0000-0000-000000000000.tokens.sts.global.api.aws".into()),
+        sub: Some("arn:aws:iam::123456789012:role/app".into()),
+        aud: vec!["api://AzureADTokenExchange".into()],
+        iat: Some(1_800_000_000),
+        exp: Some(1_800_000_300),
+        ..Default::default()
+    };
+    let no_exp = Claims {
+        exp: None,
+        ..aws.clone()
+    };
+    let issuer_command = "aws iam get-outbound-web-identity-federation-info";
+    let cases: [(u32, &Claims, &[&str]); 7] = [
+        (
+            700024,
+            &aws,
+            &[
+                "this machine's clock",
+                "duration in AwsWebIdentitySourceOptions",
+            ],
+        ),
+        (
+            700027,
+            &aws,
+            &["exactly as AWS STS returned it", issuer_command],
+        ),
+        (
+            900384,
+            &aws,
+            &["exactly as AWS STS returned it", issuer_command],
+        ),
+        (
+            7000272,
+            &aws,
+            &["exactly as AWS STS returned it", issuer_command],
+        ),
+        (
+            90061,
+            &aws,
+            &[
+                issuer_command,
+                "aws iam enable-outbound-web-identity-federation",
+            ],
+        ),
+        (
+            50027,
+            &no_exp,
+            &[
+                "AWS STS GetWebIdentityToken",
+                "AwsWebIdentitySource::probe()",
+            ],
+        ),
+        (
+            70023,
+            &aws,
+            &["duration in AwsWebIdentitySourceOptions", "3600"],
+        ),
+    ];
+    for (code, claims, needles) in cases {
+        let e = explain(code, claims, "https://login.microsoftonline.com");
+        let fix = e.fix().expect("a fix");
+        for word in ["kubectl", "kubelet", "serviceAccountToken", "API server"] {
+            assert!(!fix.contains(word), "AADSTS{code}: {word:?} in {fix:?}");
+        }
+        for needle in needles {
+            assert!(
+                fix.contains(needle),
+                "AADSTS{code}: {needle:?} not in {fix:?}"
+            );
+        }
+    }
+    // A GovCloud role ARN: the same origin.
+    let gov = Claims {
+        sub: Some("arn:aws-us-gov:iam::123456789012:role/app".into()),
+        ..aws.clone()
+    };
+    let fix = explain(7000272, &gov, "https://login.microsoftonline.com");
+    assert!(fix.fix().unwrap().contains(issuer_command), "{fix}");
+    // The service-account token keeps its Kubernetes advice.
+    let eks = Claims {
+        iss: Some("https://oidc.eks.us-east-1.amazonaws.com/id/ABC".into()),
+        sub: Some("system:serviceaccount:prod:api".into()),
+        ..aws
+    };
+    for (code, needle) in [
+        (700024, "kubelet"),
+        (700027, "kubectl get --raw /openid/v1/jwks"),
+        (7000272, "kubectl get --raw /openid/v1/jwks"),
+        (90061, "EKS issuers are public"),
+    ] {
+        let e = explain(code, &eks, "https://login.microsoftonline.com");
+        assert!(e.fix().unwrap().contains(needle), "AADSTS{code}: {e}");
+    }
+}
