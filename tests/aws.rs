@@ -464,3 +464,28 @@ async fn default_azure_credential_uses_aws_outbound_federation_only_when_opted_i
     assert_eq!(with.selected_source(), Some("AwsWebIdentityCredential"));
     assert_eq!(aws.sts_requests(), 1);
 }
+
+/// A hung STS call outlives the credential's attempt bound (shorter than the JWT cache's own):
+/// the first caller's error is STS's time-out with the AWS fix, not the token file's.
+#[tokio::test]
+async fn a_hung_sts_call_is_reported_as_an_sts_time_out() {
+    let aws = Aws::new().await;
+    aws.fx.emu.set_fault(Endpoint::Sts, Some(Fault::Hang));
+    let mut options = aws.fx.options();
+    options.token_file_path = None;
+    options.refresh_policy.attempt_timeout = azure_core::time::Duration::seconds(1);
+    let cred = WorkloadIdentityCredential::from_aws(Some(options), aws.aws_options()).unwrap();
+    let e = token_err(&cred).await;
+    assert_eq!(e.category(), ErrorCategory::Timeout, "{e}");
+    assert!(e.is_transient(), "{e}");
+    assert!(
+        e.message()
+            .contains("from AWS STS did not finish within 1 s"),
+        "{e}"
+    );
+    let fix = e.fix().expect("a fix");
+    assert!(fix.contains("Pod Identity"), "{fix}");
+    assert!(!fix.contains("token file"), "{fix}");
+    assert!(!e.message().contains("token file"), "{e}");
+    assert_eq!(aws.sts_requests(), 1);
+}

@@ -61,8 +61,11 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// The bound on one `GetWebIdentityToken` call (credential resolution, every attempt, the answer)
-/// when the SDK configuration sets no operation time-out of its own.
-pub const STS_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// when the SDK configuration sets no operation time-out of its own. Shorter than the JWT
+/// cache's attempt bound (25 s), which is shorter than the credential's default
+/// `RefreshPolicy::attempt_timeout` (30 s), so a hung call ends with the SDK's own time-out
+/// error first.
+pub const STS_OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `AWS_REGION`: the region whose STS endpoint is called.
 pub const AWS_REGION: &str = "AWS_REGION";

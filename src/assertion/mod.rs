@@ -98,4 +98,14 @@ pub trait AssertionSource: Send + Sync + fmt::Debug + 'static {
     /// A short description for diagnostics and messages (e.g. "token file /var/run/…"); never
     /// the assertion.
     fn describe(&self) -> String;
+
+    /// The error for an [`assertion`](Self::assertion) call that outlived `bound`, the
+    /// credential's `RefreshPolicy::attempt_timeout` (the attempt is abandoned and retried).
+    /// `None`, the default, gives the credential's generic error, which points at the token file
+    /// or the assertion source; a source whose hang has a known cause (a network service it
+    /// calls) names it and its fix here.
+    fn timed_out(&self, bound: azure_core::time::Duration) -> Option<CredentialError> {
+        let _ = bound;
+        None
+    }
 }

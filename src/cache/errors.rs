@@ -38,7 +38,7 @@ pub(super) fn timed_out(
 }
 
 /// The error of an attempt (or a wait) that outlived `attempt_timeout`, naming the phase that hung.
-pub(super) fn timeout_error(bound: Duration, phase: Phase) -> CredentialError {
+pub(crate) fn timeout_error(bound: Duration, phase: Phase) -> CredentialError {
     let secs = bound.as_seconds_f64();
     let raise = "or raise RefreshPolicy::attempt_timeout (WorkloadIdentityCredentialOptions::refresh_policy) if it is just slow";
     let (what, fix) = match phase {

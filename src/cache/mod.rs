@@ -49,6 +49,7 @@
 
 mod attempt;
 mod errors;
+pub(crate) use errors::timeout_error;
 pub(crate) mod policy;
 mod slot;
 mod status;

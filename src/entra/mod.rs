@@ -233,4 +233,14 @@ impl TokenSource for Exchange {
         }
         result
     }
+
+    /// A hang while the assertion is produced is the assertion source's to explain (an AWS STS
+    /// call, a token file); the rest is the cache's generic error for the phase.
+    fn timed_out(&self, bound: Duration, phase: Phase) -> CredentialError {
+        let own = match phase {
+            Phase::Assertion => self.assertion.timed_out(bound),
+            _ => None,
+        };
+        own.unwrap_or_else(|| crate::cache::timeout_error(bound, phase))
+    }
 }

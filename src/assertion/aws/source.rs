@@ -22,9 +22,12 @@ use std::sync::OnceLock;
 const MIN_REMAINING: time::Duration = time::Duration::seconds(15);
 
 /// Bound on one attempt (building the client, resolving AWS credentials, the STS call with the
-/// SDK's retries). Longer than [`STS_OPERATION_TIMEOUT`], so the SDK's own, more specific
-/// time-out error comes first when only the call hangs.
-const ATTEMPT_TIMEOUT: time::Duration = time::Duration::seconds(35);
+/// SDK's retries). Longer than [`STS_OPERATION_TIMEOUT`] (20 s), so the SDK's own, more specific
+/// time-out error comes first when only the call hangs, and shorter than the credential's default
+/// `RefreshPolicy::attempt_timeout` (30 s), so that error reaches the caller; with a shorter
+/// `attempt_timeout` the credential reports STS's time-out through
+/// [`AssertionSource::timed_out`].
+const ATTEMPT_TIMEOUT: time::Duration = time::Duration::seconds(25);
 
 /// The JWT cache's policy: refreshed in the background from [`refresh_at`] on (no jitter, so
 /// the documented rule holds), callers wait for a refresh in the last 30 s of its usable life,
@@ -216,6 +219,11 @@ impl AssertionSource for AwsWebIdentitySource {
     async fn assertion(&self) -> Result<Assertion, CredentialError> {
         let token = self.cache.get_token(self.audience(), None).await?;
         Ok(self.assertion_of(&token))
+    }
+
+    /// The credential's attempt bound ran out while STS was being asked: STS's time-out error.
+    fn timed_out(&self, bound: time::Duration) -> Option<CredentialError> {
+        Some(TokenSource::timed_out(&*self.sts, bound, Phase::Assertion))
     }
 
     fn describe(&self) -> String {
