@@ -223,7 +223,7 @@ async fn wrong_tenant_and_unknown_client_give_the_command_that_prints_the_right_
         &[
             "AZURE_CLIENT_ID",
             "az identity show -n <identity> -g <group> --query clientId -o tsv",
-            "az ad app list --display-name <name> --query [].appId -o tsv",
+            "az ad app list --display-name <name> --query '[].appId' -o tsv",
         ],
     );
 }

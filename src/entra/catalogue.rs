@@ -18,7 +18,7 @@ use azure_core::http::Url;
 /// Prints the directory (tenant) id of the signed-in Azure CLI account.
 pub(crate) const TENANT_ID_COMMAND: &str = "az account show --query tenantId -o tsv";
 /// Print the client id (appId) of a user-assigned managed identity, and of an app registration.
-pub(crate) const CLIENT_ID_COMMANDS: &str = "`az identity show -n <identity> -g <group> --query clientId -o tsv` (managed identity) or `az ad app list --display-name <name> --query [].appId -o tsv` (app registration)";
+pub(crate) const CLIENT_ID_COMMANDS: &str = "`az identity show -n <identity> -g <group> --query clientId -o tsv` (managed identity) or `az ad app list --display-name <name> --query '[].appId' -o tsv` (app registration)";
 /// Entra's limit on the lifetime (`exp - iat`) of an external token, in seconds (AADSTS70023).
 pub(crate) const MAX_EXTERNAL_TOKEN_LIFETIME_S: i64 = 86_400;
 

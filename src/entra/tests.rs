@@ -359,7 +359,7 @@ fn concrete_fixes_for_the_misconfigurations_users_meet() {
             &[
                 "AZURE_CLIENT_ID",
                 "--query clientId -o tsv",
-                "--query [].appId -o tsv",
+                "--query '[].appId' -o tsv",
             ],
         ),
         (
