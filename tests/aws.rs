@@ -489,3 +489,34 @@ async fn a_hung_sts_call_is_reported_as_an_sts_time_out() {
     assert!(!e.message().contains("token file"), "{e}");
     assert_eq!(aws.sts_requests(), 1);
 }
+
+/// One STS failure with no JWT cached is one WARN record (the credential's, naming the scope);
+/// the JWT cache under it logs the same failure at DEBUG, keyed by the audience.
+#[tokio::test]
+async fn one_sts_failure_is_one_warn_record() {
+    let aws = Aws::new().await;
+    aws.account.set_role_allowed(ROLE, false);
+    let logs = LogCapture::default();
+    let _guard = logs.install();
+    token_err(&aws.credential()).await;
+    let text = logs.text();
+    let warns: Vec<&str> = text.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warns.len(), 1, "{warns:#?}");
+    assert!(warns[0].contains("token refresh failed"), "{}", warns[0]);
+    assert!(
+        warns[0].contains(&format!("scopes={STORAGE}")),
+        "{}",
+        warns[0]
+    );
+    let inner: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("AWS web identity token refresh failed"))
+        .collect();
+    assert_eq!(inner.len(), 1, "{inner:#?}");
+    assert!(inner[0].contains(" DEBUG "), "{}", inner[0]);
+    assert!(
+        inner[0].contains("audience=api://AzureADTokenExchange"),
+        "{}",
+        inner[0]
+    );
+}

@@ -102,7 +102,7 @@ impl AttemptTask {
         let timeout = get_async_runtime().sleep(policy.attempt_timeout.max(Duration::ZERO));
         let result = match select(fetch, timeout).await {
             Either::Left((Ok(result), _)) => result,
-            Either::Left((Err(panic), _)) => Err(panic_error(&self.slot, panic)),
+            Either::Left((Err(panic), _)) => Err(panic_error(&*cache.source, &self.slot, panic)),
             Either::Right(((), _)) => Err(timed_out(
                 &*cache.source,
                 policy.attempt_timeout,
@@ -128,9 +128,13 @@ impl AttemptTask {
                     );
                     state.record_success(cached, wall)
                 }
-                Err(error) => {
-                    state.record_failure(error, (now, wall), policy, cache.random, &self.slot.scope)
-                }
+                Err(error) => state.record_failure(
+                    error,
+                    (now, wall),
+                    policy,
+                    cache.random,
+                    (&*cache.source, &self.slot.scope),
+                ),
             }
         };
         // Every waiter gets the same outcome; nobody may be listening any more, which is fine.

@@ -7,14 +7,16 @@ use crate::http::{Phase, Progress};
 use crate::problem::ProblemId;
 use azure_core::time::Duration;
 
-pub(super) fn vanished_error(slot: &Slot) -> CredentialError {
+pub(super) fn vanished_error(source: &dyn TokenSource, slot: &Slot) -> CredentialError {
     CredentialError::new(
         ErrorCategory::Transport,
         format!(
-            "WorkloadIdentityCredential: the token request for scope {} was abandoned {MAX_RESTARTS} \
+            "WorkloadIdentityCredential: the {} request for {} {} was abandoned {MAX_RESTARTS} \
              times in a row before it finished: the async runtime that ran it was shut down or \
              dropped (e.g. a runtime per call dropped while a request was running). The next call \
              starts a new request.",
+            source.kind(),
+            source.key_name(),
             slot.scope
         ),
     )
@@ -84,7 +86,11 @@ pub(crate) fn timeout_error(bound: Duration, phase: Phase) -> CredentialError {
     .with_problem(ProblemId::Timeout)
 }
 
-pub(super) fn panic_error(slot: &Slot, panic: Box<dyn std::any::Any + Send>) -> CredentialError {
+pub(super) fn panic_error(
+    source: &dyn TokenSource,
+    slot: &Slot,
+    panic: Box<dyn std::any::Any + Send>,
+) -> CredentialError {
     let what = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -93,8 +99,10 @@ pub(super) fn panic_error(slot: &Slot, panic: Box<dyn std::any::Any + Send>) -> 
     CredentialError::new(
         ErrorCategory::Transport,
         format!(
-            "WorkloadIdentityCredential: the token request for scope {} panicked: {what}. This is a \
+            "WorkloadIdentityCredential: the {} request for {} {} panicked: {what}. This is a \
              bug in the assertion source or the HTTP transport; the next attempt starts afresh.",
+            source.kind(),
+            source.key_name(),
             slot.scope
         ),
     )

@@ -104,6 +104,19 @@ pub(crate) trait TokenSource: Send + Sync + fmt::Debug + 'static {
         "access token"
     }
 
+    /// What a slot's key is, in error messages ("the access token request for scope …").
+    fn key_name(&self) -> &'static str {
+        "scope"
+    }
+
+    /// Whether this cache sits under another that reports its failures (the AWS JWT under the
+    /// credential's): a failure with no valid token to serve is then logged at DEBUG (the caller
+    /// logs the same error at WARN), one served over a valid token still at WARN, with the key
+    /// as `audience`.
+    fn nested(&self) -> bool {
+        false
+    }
+
     /// The error of an attempt, or of a caller's wait, that outlived `bound` while in `phase`.
     fn timed_out(&self, bound: Duration, phase: Phase) -> CredentialError {
         errors::timeout_error(bound, phase)
@@ -293,7 +306,9 @@ impl CacheInner {
             match this.wait(slot, outcome, bound).await {
                 Waited::Done(outcome) => return outcome,
                 Waited::Vanished if restarts < MAX_RESTARTS => restarts += 1,
-                Waited::Vanished => return this.fallback(slot, vanished_error(slot)),
+                Waited::Vanished => {
+                    return this.fallback(slot, vanished_error(&*this.source, slot));
+                }
                 Waited::TimedOut(progress) => {
                     let error = timed_out(
                         &*this.source,

@@ -3,7 +3,7 @@
 //! awaits while holding it.
 
 use super::policy::{RefreshPolicy, backoff, schedule};
-use super::{FetchedToken, Outcome, SharedOutcome};
+use super::{FetchedToken, Outcome, SharedOutcome, TokenSource};
 use crate::error::CredentialError;
 use crate::http::Progress;
 use azure_core::credentials::AccessToken;
@@ -155,7 +155,7 @@ impl SlotState {
         (now, wall): (Instant, OffsetDateTime),
         policy: &RefreshPolicy,
         random: fn() -> f64,
-        scopes: &str,
+        (source, scopes): (&dyn TokenSource, &str),
     ) -> Outcome {
         self.failures = self.failures.saturating_add(1);
         let since = *self.failing_since.get_or_insert((now, wall));
@@ -185,26 +185,56 @@ impl SlotState {
         .max(Duration::ZERO);
         self.retry_at = Some(add(now, delay));
         let valid_until = valid.map(|c| c.token.expires_on);
-        tracing::warn!(
-            scopes = %scopes,
-            category = ?error.category(),
-            status = ?error.http_status().map(u16::from),
-            aadsts = ?error.aadsts_codes(),
-            transient = error.is_transient(),
-            consecutive_failures = self.failures,
-            retry_in_secs = delay.as_seconds_f64(),
-            cached_token_valid_until = ?valid_until,
-            // One record per failure: the first line (the problem with its values) and the rest as
-            // fields of their own; the full multi-line message reaches the caller.
-            error = %error.headline(),
-            problem_id = error.problem_id().map(tracing::field::display),
-            fix = error.fix().map(|f| tracing::field::display(crate::escape::escape(f))),
-            docs = error.documentation_url(),
-            trace_id = error.trace_id(),
-            correlation_id = error.correlation_id(),
-            "token refresh failed{}",
-            if valid_until.is_some() { "; serving the cached token, which is still valid" } else { "" }
-        );
+        // One record per failure: the first line (the problem with its values) and the rest as
+        // fields of their own; the full multi-line message reaches the caller.
+        macro_rules! failed {
+            ($level:expr, $key:ident, $($message:tt)+) => {
+                tracing::event!(
+                    $level,
+                    $key = %scopes,
+                    category = ?error.category(),
+                    status = ?error.http_status().map(u16::from),
+                    aadsts = ?error.aadsts_codes(),
+                    transient = error.is_transient(),
+                    consecutive_failures = self.failures,
+                    retry_in_secs = delay.as_seconds_f64(),
+                    cached_token_valid_until = ?valid_until,
+                    error = %error.headline(),
+                    problem_id = error.problem_id().map(tracing::field::display),
+                    fix = error.fix().map(|f| tracing::field::display(crate::escape::escape(f))),
+                    docs = error.documentation_url(),
+                    trace_id = error.trace_id(),
+                    correlation_id = error.correlation_id(),
+                    $($message)+
+                )
+            };
+        }
+        let serving = if valid_until.is_some() {
+            "; serving the cached token, which is still valid"
+        } else {
+            ""
+        };
+        match (source.nested(), valid_until.is_some()) {
+            (false, _) => failed!(
+                tracing::Level::WARN,
+                scopes,
+                "token refresh failed{serving}"
+            ),
+            // Otherwise invisible: the caller gets the cached token.
+            (true, true) => failed!(
+                tracing::Level::WARN,
+                audience,
+                "{} refresh failed{serving}",
+                source.kind()
+            ),
+            // The caller gets this error and logs it.
+            (true, false) => failed!(
+                tracing::Level::DEBUG,
+                audience,
+                "{} refresh failed",
+                source.kind()
+            ),
+        }
         let failing_for = between(since.0, now);
         if let Some(c) = valid
             && failing_for >= policy.outage_warning_after

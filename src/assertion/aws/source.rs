@@ -209,6 +209,15 @@ impl TokenSource for StsClient {
         "AWS web identity token"
     }
 
+    fn key_name(&self) -> &'static str {
+        "audience"
+    }
+
+    /// The credential's cache logs the failure the caller gets.
+    fn nested(&self) -> bool {
+        true
+    }
+
     fn timed_out(&self, bound: time::Duration, _phase: Phase) -> CredentialError {
         attempt_timed_out(bound, self.audience(), self.built_region())
     }
