@@ -297,7 +297,7 @@ pub(crate) fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
             format!(
                 "WorkloadIdentityCredential: {} scopes were requested ({}) but Entra issues a token for one resource at a time; request one <resource>/.default scope per call.",
                 many.len(),
-                many.join(", ")
+                crate::escape::escape(&many.join(", "))
             ),
             None,
         )),

@@ -6,6 +6,8 @@
 //! `https://graph.microsoft.com/Mail.Send`) names a permission, not a resource: the fix is the
 //! resource's `/.default`, never `<permission>/.default`.
 
+use crate::escape::escape;
+
 /// Microsoft Graph, the resource of a bare delegated permission such as `User.Read`.
 const GRAPH: &str = "https://graph.microsoft.com";
 
@@ -68,6 +70,7 @@ fn is_default_scope(scope: &str) -> bool {
 /// The fix of an invalid scope (the credential's `invalid-scope` error, Entra's AADSTS1002012 and
 /// 70011, `doctor`'s `scope` check): the scope to request instead of `scope`, else the form.
 pub(crate) fn scope_fix(scope: Option<&str>) -> String {
+    // The caller's scopes are written escaped (see `crate::escape`): one value, one line.
     let several: Vec<&str> = scope
         .map(|s| s.split_whitespace().collect())
         .unwrap_or_default();
@@ -78,15 +81,17 @@ pub(crate) fn scope_fix(scope: Option<&str>) -> String {
         return format!(
             "request one scope per call: this string holds {} space-separated scopes ({}){}.",
             several.len(),
-            several.join(", "),
-            first.map(|s| format!(", e.g. {s}")).unwrap_or_default()
+            escape(&several.join(", ")),
+            first
+                .map(|s| format!(", e.g. {}", escape(&s)))
+                .unwrap_or_default()
         );
     }
     match scope.and_then(suggested_scope) {
         Some(s) if scope.is_some_and(|raw| raw.trim() != raw) => {
-            format!("request {s}, without the surrounding whitespace.")
+            format!("request {}, without the surrounding whitespace.", escape(&s))
         }
-        Some(s) => format!("request {s}."),
+        Some(s) => format!("request {}.", escape(&s)),
         None => "request exactly one scope of the form <resource>/.default, e.g. https://storage.azure.com/.default.".to_string(),
     }
 }
@@ -170,5 +175,26 @@ mod tests {
             scope_fix(Some(" ")),
             "request exactly one scope of the form <resource>/.default, e.g. https://storage.azure.com/.default."
         );
+    }
+
+    #[test]
+    fn the_callers_scopes_are_escaped_in_the_message() {
+        let fix = scope_fix(Some(
+            "https://a.example/.default\u{1b}[31m https://b.example/.default\n",
+        ));
+        assert!(!fix.chars().any(char::is_control), "{fix:?}");
+        assert!(
+            fix.contains(r"https://a.example/.default\u{1b}[31m"),
+            "{fix}"
+        );
+        // The credential's error: the facts and the fix share the first line.
+        for scopes in [
+            &["https://a.example/.default\u{1b}[31m", "b\nc"][..],
+            &["https://a.example/.default\u{1b}[31m\n"][..],
+        ] {
+            let e = crate::credential::validate_scopes(scopes).unwrap_err();
+            let first = e.message().lines().next().unwrap();
+            assert!(!first.chars().any(char::is_control), "{first:?}");
+        }
     }
 }

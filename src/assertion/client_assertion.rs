@@ -5,6 +5,7 @@
 use super::{Assertion, AssertionSource, ForeignAudience};
 use crate::config::AUDIENCE_PUBLIC;
 use crate::error::{CredentialError, ErrorCategory};
+use crate::escape::escape;
 use crate::problem::ProblemId;
 use azure_core::error::ErrorKind;
 use azure_identity::ClientAssertion;
@@ -67,9 +68,12 @@ impl CredentialError {
             }
             _ => false,
         };
+        // Both come from outside the crate: escaped, so a multi-line error (or a control
+        // character) stays on the first line instead of breaking it; `e` itself is the source.
+        let what = escape(what);
         Self::new(
         ErrorCategory::Assertion,
-        format!("WorkloadIdentityCredential: the client assertion source ({what}) failed: {e}."),
+        format!("WorkloadIdentityCredential: the client assertion source ({what}) failed: {}.", escape(&e.to_string())),
     )
     .with_fix(format!("correct what makes {what} fail (its error above); it is retried, sooner after an I/O, connection, 408, 429 or 5xx error."))
     .with_problem(ProblemId::ClientAssertionSource)
@@ -123,5 +127,30 @@ impl<C: ClientAssertion + 'static> AssertionSource for ClientAssertionSource<C> 
 
     fn describe(&self) -> String {
         format!("client assertion {}", std::any::type_name::<C>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_line_source_error_stays_on_the_first_line_escaped() {
+        let e = azure_core::Error::with_message(
+            ErrorKind::Other,
+            "vault said no\n\u{1b}[31mFORGED log line",
+        );
+        let err = CredentialError::assertion_source_failed("my source\n", e);
+        let message = err.message();
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+        assert!(
+            message.starts_with(
+                r"WorkloadIdentityCredential: the client assertion source (my source\n) failed: vault said no\n\u{1b}[31mFORGED log line."
+            ),
+            "{message}"
+        );
+        // The source's own error is kept as it is.
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert!(source.contains("no\n\u{1b}"), "{source:?}");
     }
 }

@@ -15,8 +15,10 @@ use crate::clock::Clock;
 use crate::config::Env;
 use crate::config::{AZURE_AUTHORITY_HOST, AZURE_FEDERATED_TOKEN_AUDIENCE};
 use crate::error::{CredentialError, ErrorCategory};
+use crate::escape::escape;
 use crate::jwt;
 use crate::problem::ProblemId;
+use crate::shell::shell_quote;
 use azure_core::http::Url;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,7 +73,7 @@ pub(crate) fn audience_fix(
     expected: &str,
     authority: Option<&Url>,
 ) -> String {
-    let recommend = safe_audience(expected);
+    let recommend = escape(safe_audience(expected));
     if let Some(authority) = authority
         && let Some((host, aud)) = crate::entra::catalogue::other_cloud(&claims.aud, authority)
     {
@@ -81,9 +83,14 @@ pub(crate) fn audience_fix(
         );
     }
     match claims.aud.first() {
-        Some(own) if !is_foreign_audience(own) => format!(
-            "set the projected volume's serviceAccountToken.audience to {recommend}; or, if the federated identity credential deliberately uses {own}, set {AZURE_FEDERATED_TOKEN_AUDIENCE}={own} (or expected_audience)."
-        ),
+        Some(own) if !is_foreign_audience(own) => {
+            // The token's claim: escaped (one line), and one shell word in the command.
+            let own = escape(own);
+            format!(
+                "set the projected volume's serviceAccountToken.audience to {recommend}; or, if the federated identity credential deliberately uses {own}, set {AZURE_FEDERATED_TOKEN_AUDIENCE}={} (or expected_audience).",
+                shell_quote(&own)
+            )
+        }
         _ => format!("set the projected volume's serviceAccountToken.audience to {recommend}."),
     }
 }
@@ -510,6 +517,32 @@ mod tests {
         let p = dir.path().join("token");
         std::fs::write(&p, content).unwrap();
         source(p, false).read_assertion().await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn an_audience_with_control_characters_is_escaped_and_shell_quoted_in_the_fix() {
+        // JSON escapes: the claim holds a newline and an ANSI escape.
+        let t = token(r"api://my\napp\u001b[31m", NOW - 10, NOW + 3600);
+        let e = err_for(t.as_bytes()).await;
+        assert_eq!(e.problem_id(), Some(ProblemId::AudienceMismatch), "{e}");
+        let first = e.message().lines().next().unwrap();
+        assert!(!first.chars().any(char::is_control), "{first:?}");
+        let fix = e.fix().unwrap();
+        assert!(!fix.chars().any(char::is_control), "{fix:?}");
+        assert!(
+            fix.contains(r"AZURE_FEDERATED_TOKEN_AUDIENCE='api://my\napp\u{1b}[31m'"),
+            "{fix}"
+        );
+        // A value a shell would split or expand is one quoted word.
+        let claims = jwt::Claims {
+            aud: vec!["api://it's mine".into()],
+            ..Default::default()
+        };
+        let fix = audience_fix(&claims, "api://AzureADTokenExchange", None);
+        assert!(
+            fix.contains(r"AZURE_FEDERATED_TOKEN_AUDIENCE='api://it'\''s mine'"),
+            "{fix}"
+        );
     }
 
     #[tokio::test]
