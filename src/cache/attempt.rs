@@ -126,7 +126,9 @@ impl AttemptTask {
                         "acquired {}",
                         cache.source.kind()
                     );
-                    state.record_success(cached, wall)
+                    // A token inserted while this attempt ran may outlive this one.
+                    let raced = state.inserted_at.is_some_and(|at| at >= started);
+                    state.record_success(cached, wall, raced)
                 }
                 Err(error) => state.record_failure(
                     error,

@@ -199,13 +199,15 @@ impl TokenCache {
 
     /// Store a token for `scope` that was acquired outside the cache (a diagnostic probe's), as
     /// if an attempt started at `started` had fetched it. An attempt in flight is left to finish;
-    /// its outcome replaces this token.
+    /// of its token and this one, the one that expires later is kept.
     #[cfg_attr(not(all(feature = "aws", feature = "doctor")), allow(dead_code))]
     pub(crate) fn insert(&self, scope: &str, fetched: FetchedToken, started: Instant) {
         let slot = self.inner.slot_for(scope);
         let cached = Cached::new(fetched, started, &self.inner.policy, (self.inner.random)());
+        let mut state = write(&slot.state);
+        state.inserted_at = Some(self.inner.clock.instant());
         // The outcome is for an attempt's waiters; there are none.
-        let _ = write(&slot.state).record_success(cached, self.inner.clock.now());
+        let _ = state.record_success(cached, self.inner.clock.now(), true);
     }
 
     /// A snapshot of every cached scope's state (see [`TokenStatus`]).

@@ -102,6 +102,8 @@ pub(super) struct SlotState {
     pub(super) last_success: Option<OffsetDateTime>,
     /// When the current run of failures began (monotonic, wall).
     pub(super) failing_since: Option<(Instant, OffsetDateTime)>,
+    /// When a token acquired outside the cache was last inserted (see `TokenCache::insert`).
+    pub(super) inserted_at: Option<Instant>,
 }
 
 impl SlotState {
@@ -137,15 +139,30 @@ impl SlotState {
     }
 
     /// Record a fetched token; the outcome for the attempt's waiters.
-    pub(super) fn record_success(&mut self, cached: Cached, wall: OffsetDateTime) -> Outcome {
+    /// Record a token; with `keep_later`, the cached one stays when it expires later (an inserted
+    /// token and an attempt that raced it: whichever arrives last, the longer-lived one is kept).
+    pub(super) fn record_success(
+        &mut self,
+        cached: Cached,
+        wall: OffsetDateTime,
+        keep_later: bool,
+    ) -> Outcome {
         self.failures = 0;
         self.retry_at = None;
         self.last_error = None;
         self.failing_since = None;
         self.last_success = Some(wall);
-        let token = cached.token.clone();
-        self.cached = Some(cached);
-        Ok(token)
+        let keep = keep_later
+            && self
+                .cached
+                .as_ref()
+                .is_some_and(|c| c.expires_at > cached.expires_at);
+        let kept = if keep {
+            self.cached.as_ref().expect("checked above")
+        } else {
+            self.cached.insert(cached)
+        };
+        Ok(kept.token.clone())
     }
 
     /// Record a failed attempt; the outcome for its waiters (a still-valid token wins).

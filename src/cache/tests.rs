@@ -1153,3 +1153,44 @@ async fn a_spawned_attempt_keeps_the_callers_span_and_scoped_subscriber() {
         "{events:?}"
     );
 }
+
+/// An inserted token (the doctor's probe) is not overwritten by an attempt in flight whose
+/// token expires earlier; an attempt whose token expires later still replaces it.
+#[tokio::test]
+async fn an_inserted_token_outlives_a_racing_attempt_that_expires_earlier() {
+    let f = fixture(ok(Duration::seconds(1800)));
+    f.source.close_gate();
+    let probe = |name: &str, lifetime: i64| FetchedToken {
+        token: AccessToken::new(name.to_owned(), f.clock.now() + Duration::seconds(lifetime)),
+        lifetime: Duration::seconds(lifetime),
+        refresh_in: None,
+    };
+    let caller = f.get();
+    let insert = async {
+        yield_many().await;
+        assert_eq!(f.source.fetches(), 1, "the attempt is in flight");
+        f.cache
+            .insert(SCOPE, probe("probe", 3600), f.clock.instant());
+        f.source.open_gate();
+    };
+    let (outcome, ()) = futures::join!(caller, insert);
+    assert_eq!(secret(&outcome.expect("token")), "probe");
+    assert_eq!(f.token().await, "probe");
+    assert_eq!(f.source.fetches(), 1);
+
+    // Racing the other way: the attempt's token expires later and wins.
+    f.source.set(ok(Duration::seconds(7200)));
+    f.source.close_gate();
+    f.clock.advance(Duration::seconds(3590));
+    let caller = f.get();
+    let insert = async {
+        yield_many().await;
+        assert_eq!(f.source.fetches(), 2, "the attempt is in flight");
+        f.cache
+            .insert(SCOPE, probe("probe-2", 60), f.clock.instant());
+        f.source.open_gate();
+    };
+    let (outcome, ()) = futures::join!(caller, insert);
+    assert_eq!(secret(&outcome.expect("token")), "tok-2");
+    assert_eq!(f.token().await, "tok-2");
+}
