@@ -28,7 +28,8 @@
 //! | STS endpoint | [`endpoint_url`](AwsWebIdentitySourceOptions::endpoint_url) | `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL` | the regional endpoint `https://sts.<region>.amazonaws.com` |
 //! | audience | [`audience`](AwsWebIdentitySourceOptions::audience) | `AZURE_FEDERATED_TOKEN_AUDIENCE` (through the credential) | the cloud's recommended audience, `api://AzureADTokenExchange` |
 //!
-//! The JWT is cached (on the same cache as the credential's access tokens) and reused until less
+//! The JWT is cached (on a cache of its own, with a fixed policy: the credential's
+//! `refresh_policy` applies to its access tokens, not to the JWT) and reused until less
 //! than a fifth of its lifetime (at least 60 s, at most half) remains; then it is refreshed in the
 //! background while it is still served. Concurrent callers share one STS call, which runs as a
 //! task of its own (a caller that gives up, or a runtime dropped after `block_on`, does not wedge

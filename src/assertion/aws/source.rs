@@ -1,6 +1,8 @@
-//! [`AwsWebIdentitySource`]: the JWT from STS, cached on the credential's own token cache
-//! ([`TokenCache`]): concurrent callers share one STS call, the call runs as a task of its own
-//! (a dropped caller or a dropped runtime does not wedge it), is bounded, and failures back off.
+//! [`AwsWebIdentitySource`]: the JWT from STS, cached on a [`TokenCache`] of its own (the same
+//! machinery as the credential's access-token cache, a separate instance with the fixed
+//! [`jwt_policy`]; the credential's `refresh_policy` does not apply to it): concurrent callers
+//! share one STS call, the call runs as a task of its own (a dropped caller or a dropped runtime
+//! does not wedge it), is bounded, and failures back off.
 
 use super::client::{StsClient, WebIdentityToken, check_endpoint};
 use super::errors::{attempt_timed_out, invalid};
@@ -18,7 +20,12 @@ use azure_core::http::Context;
 use std::sync::OnceLock;
 
 /// How long a cached JWT must still be valid to be handed out: the cache treats it as expired
-/// this long before its `exp`, so Entra never receives one that expires in flight.
+/// this long before its `exp`, so every JWT handed to an exchange has at least this long left
+/// when its first request is sent (normally far more: it is refreshed at least 60 s before
+/// `exp`). azure_core's retries of that request may re-send it for up to the credential's
+/// `RefreshPolicy::attempt_timeout` (30 s by default); one re-sent after `exp` is rejected
+/// (AADSTS700024), and the next attempt gets a fresh JWT, since the expired one is no longer
+/// handed out.
 const MIN_REMAINING: time::Duration = time::Duration::seconds(15);
 
 /// Bound on one attempt (building the client, resolving AWS credentials, the STS call with the
