@@ -155,6 +155,8 @@ impl Failure {
         let Self {
             origin, host, port, ..
         } = self;
+        // A URL with `?` or `&` is one shell word only when quoted.
+        let probe = crate::shell::shell_quote(probe);
         let curl = format!("`curl -sv {probe}`");
         let s_client =
             format!("`openssl s_client -connect {host}:{port} -servername {host} -showcerts`");
@@ -357,6 +359,10 @@ mod tests {
         assert_eq!(f.cause, Cause::Other);
         assert_eq!(f.words(), "no answer (weird failure)");
         assert!(f.fix("X", "https://p").contains("`curl -sv https://p`"));
+        assert!(
+            f.fix("X", "https://p/a?b=1&c=2")
+                .contains("`curl -sv 'https://p/a?b=1&c=2'`")
+        );
     }
 
     #[test]

@@ -140,7 +140,7 @@ pub fn plan(input: &SetupInput) -> Result<SetupOutput, SetupError> {
         notes.push("The issuer ends with '/'; it is kept, because Entra compares issuers exactly. EKS issuers have no trailing slash: check that this is the token's iss.".to_string());
     }
     if audience != AUDIENCE_PUBLIC {
-        notes.push(format!("The audience is {audience}: the projected token and the credential use it; outside Azure Government and Azure China set AZURE_FEDERATED_TOKEN_AUDIENCE={audience} in the pod."));
+        notes.push(format!("The audience is {audience}: the projected token and the credential use it; outside Azure Government and Azure China set AZURE_FEDERATED_TOKEN_AUDIENCE={} in the pod.", shell_quote(&audience)));
     }
 
     // az: user-assigned managed identity.
