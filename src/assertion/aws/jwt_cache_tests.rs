@@ -290,3 +290,63 @@ fn a_hung_attempt_names_sts() {
         assert!(e.message().contains(needle), "missing {needle}: {e}");
     }
 }
+
+/// Log lines at every level, for the tests below.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A failed refresh while a valid JWT is served is a WARN of its own (the credential above sees
+/// a success, so nothing else reports it); one with no JWT to serve is a DEBUG (the credential
+/// logs the error its caller gets).
+#[tokio::test]
+async fn a_failed_refresh_is_a_warn_only_while_a_cached_jwt_is_served() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    let emu = Emulator::start().await.unwrap();
+    let (source, clock) = source(&emu);
+    let first = source.assertion().await.unwrap();
+    // In its last 30 usable seconds: the failed refresh serves the cached JWT.
+    clock.advance(secs(260));
+    emu.push_sts_error(StsError::new(403, "AccessDenied", "no"));
+    assert_eq!(source.assertion().await.unwrap().secret(), first.secret());
+    // Past its usable life: the error reaches the caller.
+    clock.advance(secs(30));
+    emu.push_sts_error(StsError::new(403, "AccessDenied", "no"));
+    source.assertion().await.unwrap_err();
+    assert_eq!(sts_calls(&emu), 3);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("AWS web identity token refresh failed"))
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:#?}");
+    assert!(
+        failed[0].contains(" WARN ") && failed[0].contains("serving the cached token"),
+        "{}",
+        failed[0]
+    );
+    assert!(failed[1].contains(" DEBUG "), "{}", failed[1]);
+    for line in failed {
+        assert!(
+            line.contains("audience=api://AzureADTokenExchange") && !line.contains("scopes="),
+            "{line}"
+        );
+    }
+}
