@@ -29,7 +29,7 @@ pub(crate) const MALFORMED_FIX: &str = "send the projected service-account token
 /// The fix of AADSTS50027, and of AADSTS70021 for a token without `iss`, `sub` or `aud`, for an
 /// AWS STS web-identity token.
 const AWS_MALFORMED_FIX: &str = "send the JWT exactly as AWS STS GetWebIdentityToken returns it (it has iss, sub, aud, iat and exp); \
-     `AwsWebIdentitySource::probe()` fetches one and shows its issuer, subject and audience (https://docs.rs/azure_identity_k8s/latest/azure_identity_k8s/aws_outbound/).";
+     `AwsWebIdentitySource::probe()` fetches one and shows its issuer, subject and audience.";
 /// What an AWS STS web-identity token's issuer must be, for a fix: the command that prints it.
 const AWS_ISSUER_IS: &str = "the token's issuer must be the AWS account's outbound identity federation issuer, which \
      `aws iam get-outbound-web-identity-federation-info` prints (https://<id>.tokens.sts.global.api.aws, no trailing slash), and the \
