@@ -126,6 +126,13 @@ pub fn closed_local_port() -> u16 {
 }
 
 /// Decode the claims of a JWT (test helper; no verification).
+/// The `CredentialError` behind an error returned at the `TokenCredential` boundary.
+pub fn credential_error(e: &azure_core::Error) -> azure_identity_k8s::CredentialError {
+    e.downcast_ref::<azure_identity_k8s::CredentialError>()
+        .expect("source is CredentialError")
+        .clone()
+}
+
 pub fn claims(jwt: &str) -> serde_json::Value {
     use base64::Engine as _;
     let payload = jwt.split('.').nth(1).expect("3 parts");

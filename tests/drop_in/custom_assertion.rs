@@ -6,7 +6,7 @@ use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::ClientMethodOptions;
 use azure_identity::ClientAssertion;
-use azure_identity_k8s::{CredentialError, ErrorCategory, WorkloadIdentityCredential};
+use azure_identity_k8s::{ErrorCategory, WorkloadIdentityCredential};
 use entra_emulator::{Endpoint, ServiceAccountToken};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,12 +41,6 @@ fn credential(
     let cred = WorkloadIdentityCredential::with_client_assertion(assertion, Some(fx.options()))
         .expect("constructs");
     (cred, calls)
-}
-
-fn credential_error(e: &azure_core::Error) -> CredentialError {
-    e.downcast_ref::<CredentialError>()
-        .expect("CredentialError")
-        .clone()
 }
 
 #[tokio::test]

@@ -62,12 +62,6 @@ fn credential(
     (cred, source)
 }
 
-fn credential_error(e: &azure_core::Error) -> CredentialError {
-    e.downcast_ref::<CredentialError>()
-        .expect("CredentialError")
-        .clone()
-}
-
 #[tokio::test]
 async fn its_assertions_get_the_cache_and_their_claims_explain_entra() {
     let fx = Fixture::new().await;

@@ -5,7 +5,7 @@ use super::common::*;
 use azure_core::credentials::TokenCredential;
 use azure_identity_k8s::config::Env;
 use azure_identity_k8s::{
-    CredentialError, ErrorCategory, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    ErrorCategory, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 use entra_emulator::{Endpoint, FederatedCredential, ServiceAccountToken};
 use std::path::{Path, PathBuf};
@@ -16,12 +16,6 @@ const DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH: &str =
     "/var/run/secrets/kubernetes.io/serviceaccount/token";
 const EKS_POD_IDENTITY_TOKEN_PATH: &str =
     "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token";
-
-fn credential_error(e: &azure_core::Error) -> CredentialError {
-    e.downcast_ref::<CredentialError>()
-        .expect("source is CredentialError")
-        .clone()
-}
 
 /// A token with `aud`, accepted by the emulator (so only a local refusal stops it).
 fn write_accepted(fx: &Fixture, aud: &str) {
