@@ -7,9 +7,8 @@ use crate::config::{
     self, ConfigInputs, Env, ResolvedConfig, WEBHOOK_TOKEN_PATH, WEBHOOK_TOKEN_PATH_PRE_1_6,
 };
 use crate::entra::Exchange;
-use crate::error::{CredentialError, ErrorCategory};
+use crate::error::CredentialError;
 use crate::http::AttemptPolicy;
-use crate::problem::ProblemId;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
 use azure_identity::ClientAssertionCredentialOptions;
@@ -132,8 +131,8 @@ impl WorkloadIdentityCredential {
     ///
     /// A credential that is simply not configured (no client id, tenant id or token file) fails
     /// with an error whose [`CredentialError::is_not_configured`] is true. Like azure_identity,
-    /// it also fails (category [`ErrorCategory::TokenFile`]) when the token file does not exist,
-    /// cannot be opened or is not a regular file, and (category [`ErrorCategory::Assertion`])
+    /// it also fails (category [`ErrorCategory::TokenFile`](crate::ErrorCategory::TokenFile)) when the token file does not exist,
+    /// cannot be opened or is not a regular file, and (category [`ErrorCategory::Assertion`](crate::ErrorCategory::Assertion))
     /// when the path is a credential for something else (see [security](crate::guides::security)); the file's
     /// content is read and checked on every exchange.
     pub fn new(
@@ -266,44 +265,6 @@ pub fn token_retry_options() -> RetryOptions {
     })
 }
 
-/// Check scopes before anything else: Entra's client-credentials flow takes exactly one
-/// `<resource>/.default` scope.
-pub(crate) fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
-    let invalid = |facts: String, scope: Option<&str>| {
-        CredentialError::new(ErrorCategory::InvalidScope, facts)
-            .with_fix(crate::scope::scope_fix(scope))
-            .with_problem(ProblemId::InvalidScope)
-    };
-    match scopes {
-        [] => Err(invalid(
-            "WorkloadIdentityCredential: no scope was requested.".into(),
-            None,
-        )),
-        [scope] => {
-            let resource = scope.strip_suffix("/.default");
-            let bad_chars =
-                scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control());
-            match resource {
-                Some(r) if !r.is_empty() && !bad_chars => Ok(()),
-                _ => Err(invalid(
-                    format!(
-                        "WorkloadIdentityCredential: scope {scope:?} cannot be requested with a workload identity; the client-credentials flow takes one scope of the form <resource>/.default."
-                    ),
-                    Some(scope),
-                )),
-            }
-        }
-        many => Err(invalid(
-            format!(
-                "WorkloadIdentityCredential: {} scopes were requested ({}) but Entra issues a token for one resource at a time; request one <resource>/.default scope per call.",
-                many.len(),
-                crate::escape::escape(&many.join(", "))
-            ),
-            None,
-        )),
-    }
-}
-
 type TokenFuture<'a> = Pin<Box<dyn Future<Output = azure_core::Result<AccessToken>> + Send + 'a>>;
 
 // Written out instead of `#[async_trait]` (whose expansion this signature is) so that a cache hit
@@ -329,7 +290,7 @@ impl TokenCredential for WorkloadIdentityCredential {
         {
             return Box::pin(std::future::ready(hit.map_err(Into::into)));
         }
-        let scope = match validate_scopes(scopes) {
+        let scope = match crate::scope::validate_scopes(scopes) {
             Ok(()) => scopes[0],
             Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
         };
@@ -337,29 +298,5 @@ impl TokenCredential for WorkloadIdentityCredential {
             let ctx = options.as_ref().map(|o| &o.method_options.context);
             self.cache.get_token(scope, ctx).await.map_err(Into::into)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scope_rules() {
-        assert!(validate_scopes(&["https://storage.azure.com/.default"]).is_ok());
-        assert!(validate_scopes(&["api://my-app/.default"]).is_ok());
-        let e = validate_scopes(&[]).unwrap_err();
-        assert!(e.message().contains("no scope"), "{e}");
-        let e = validate_scopes(&["https://storage.azure.com"]).unwrap_err();
-        assert!(
-            e.message().contains("https://storage.azure.com/.default"),
-            "{e}"
-        );
-        let e = validate_scopes(&["https://graph.microsoft.com/User.Read"]).unwrap_err();
-        assert!(e.message().contains("<resource>/.default"), "{e}");
-        let e = validate_scopes(&["a/.default", "b/.default"]).unwrap_err();
-        assert!(e.message().contains("2 scopes"), "{e}");
-        let e = validate_scopes(&["/.default"]).unwrap_err();
-        assert_eq!(e.category(), ErrorCategory::InvalidScope);
     }
 }

@@ -104,7 +104,7 @@ pub mod __fuzz {
 
     /// The scope check every `get_token` starts with.
     pub fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
-        crate::credential::validate_scopes(scopes)
+        crate::scope::validate_scopes(scopes)
     }
 }
 

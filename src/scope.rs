@@ -6,7 +6,9 @@
 //! `https://graph.microsoft.com/Mail.Send`) names a permission, not a resource: the fix is the
 //! resource's `/.default`, never `<permission>/.default`.
 
+use crate::error::{CredentialError, ErrorCategory};
 use crate::escape::escape;
+use crate::problem::ProblemId;
 
 /// Microsoft Graph, the resource of a bare delegated permission such as `User.Read`.
 const GRAPH: &str = "https://graph.microsoft.com";
@@ -93,6 +95,37 @@ pub(crate) fn scope_fix(scope: Option<&str>) -> String {
         }
         Some(s) => format!("request {}.", escape(&s)),
         None => "request exactly one scope of the form <resource>/.default, e.g. https://storage.azure.com/.default.".to_string(),
+    }
+}
+
+/// Check scopes before anything else: Entra's client-credentials flow takes exactly one
+/// `<resource>/.default` scope.
+pub(crate) fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
+    let invalid = |facts: String, scope: Option<&str>| {
+        CredentialError::new(ErrorCategory::InvalidScope, facts)
+            .with_fix(scope_fix(scope))
+            .with_problem(ProblemId::InvalidScope)
+    };
+    match scopes {
+        [] => Err(invalid(
+            "WorkloadIdentityCredential: no scope was requested.".into(),
+            None,
+        )),
+        [scope] if is_default_scope(scope) => Ok(()),
+        [scope] => Err(invalid(
+            format!(
+                "WorkloadIdentityCredential: scope {scope:?} cannot be requested with a workload identity; the client-credentials flow takes one scope of the form <resource>/.default."
+            ),
+            Some(scope),
+        )),
+        many => Err(invalid(
+            format!(
+                "WorkloadIdentityCredential: {} scopes were requested ({}) but Entra issues a token for one resource at a time; request one <resource>/.default scope per call.",
+                many.len(),
+                escape(&many.join(", "))
+            ),
+            None,
+        )),
     }
 }
 
@@ -192,9 +225,28 @@ mod tests {
             &["https://a.example/.default\u{1b}[31m", "b\nc"][..],
             &["https://a.example/.default\u{1b}[31m\n"][..],
         ] {
-            let e = crate::credential::validate_scopes(scopes).unwrap_err();
+            let e = validate_scopes(scopes).unwrap_err();
             let first = e.message().lines().next().unwrap();
             assert!(!first.chars().any(char::is_control), "{first:?}");
         }
+    }
+
+    #[test]
+    fn scope_rules() {
+        assert!(validate_scopes(&["https://storage.azure.com/.default"]).is_ok());
+        assert!(validate_scopes(&["api://my-app/.default"]).is_ok());
+        let e = validate_scopes(&[]).unwrap_err();
+        assert!(e.message().contains("no scope"), "{e}");
+        let e = validate_scopes(&["https://storage.azure.com"]).unwrap_err();
+        assert!(
+            e.message().contains("https://storage.azure.com/.default"),
+            "{e}"
+        );
+        let e = validate_scopes(&["https://graph.microsoft.com/User.Read"]).unwrap_err();
+        assert!(e.message().contains("<resource>/.default"), "{e}");
+        let e = validate_scopes(&["a/.default", "b/.default"]).unwrap_err();
+        assert!(e.message().contains("2 scopes"), "{e}");
+        let e = validate_scopes(&["/.default"]).unwrap_err();
+        assert_eq!(e.category(), ErrorCategory::InvalidScope);
     }
 }

@@ -3,10 +3,11 @@
 
 use super::{Check, CheckId, Doctor, MatchingFederatedCredential, Status, fmt_time};
 use crate::config::ResolvedConfig;
-use crate::credential::{WorkloadIdentityCredential, validate_scopes};
+use crate::credential::WorkloadIdentityCredential;
 use crate::error::{CredentialError, ErrorCategory};
 use crate::jwt::DecodedJwt;
 use crate::scope::suggested_scope;
+use crate::scope::validate_scopes;
 use crate::shell::shell_quote;
 use azure_core::credentials::TokenCredential as _;
 use std::borrow::Cow;
