@@ -12,7 +12,7 @@
 # Usage: bash scripts/test-azure-next.sh   (after scripts/test.sh has installed the Python venv and
 # Azurite, or with ENTRA_EMULATOR_PYTHON set). Builds into $CARGO_TARGET_DIR/azure-next (default
 # target/azure-next), apart from the main build, whose uplifted binaries (target/debug/
-# azure-identity-k8s, used by tests/cli.rs) it would otherwise overwrite. Measured on 2 shared
+# azure-identity-k8s, used by cli/tests/cli.rs) it would otherwise overwrite. Measured on 2 shared
 # cores: 24.5 min cold (12 min CPU), and that directory takes about 15 GB.
 # Other betas: AZURE_CORE_NEXT=..., AZURE_IDENTITY_NEXT=..., KEYVAULT_SECRETS_NEXT=...
 #

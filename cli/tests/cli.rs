@@ -1,14 +1,65 @@
 //! The `azure-identity-k8s` binary, spawned with a clean environment against the emulator. TLS
 //! trust comes from `SSL_CERT_FILE` (the emulator's CA), as it would for a private CA in a pod.
-#![cfg(feature = "cli")]
 
-mod common;
-
-use common::*;
-use entra_emulator::ServiceAccountToken;
+use entra_emulator::{Emulator, FederatedCredential, Issuer, ServiceAccountToken};
+use std::path::PathBuf;
 use std::process::Output;
 
 const BIN: &str = env!("CARGO_BIN_EXE_azure-identity-k8s");
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const CLIENT: &str = "3b4f4f9e-0c3a-4d6e-9f55-6f2b1c0e2a11";
+const STORAGE: &str = "https://storage.azure.com/.default";
+const VAULT: &str = "https://vault.azure.net/.default";
+
+/// An emulator with one tenant, one application and one EKS-shaped issuer federated with
+/// `system:serviceaccount:default:workload`, and that service account's token in a file.
+struct Fixture {
+    emu: Emulator,
+    issuer: Issuer,
+    dir: tempfile::TempDir,
+    token_path: PathBuf,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let emu = Emulator::start().await.expect("emulator starts");
+        let issuer = emu.add_eks_issuer();
+        emu.add_tenant(TENANT);
+        emu.add_application(TENANT, CLIENT);
+        let subject = ServiceAccountToken::default().subject();
+        emu.add_federated_credential(
+            TENANT,
+            CLIENT,
+            FederatedCredential::new(issuer.url(), subject),
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token_path = dir.path().join("azure-identity-token");
+        let fx = Self {
+            emu,
+            issuer,
+            dir,
+            token_path,
+        };
+        fx.write_token(&ServiceAccountToken::default());
+        fx
+    }
+
+    /// Mint a token for `sa` and write it to `token_path`.
+    fn write_token(&self, sa: &ServiceAccountToken) {
+        let t = self.issuer.mint(sa);
+        std::fs::write(&self.token_path, format!("{t}\n")).expect("write token");
+    }
+}
+
+/// The claims of a JWT (no verification).
+fn claims(jwt: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).expect("3 parts");
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("b64");
+    serde_json::from_slice(&json).expect("json")
+}
 
 struct Cli {
     fx: Fixture,

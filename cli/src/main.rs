@@ -1,7 +1,8 @@
 //! `azure-identity-k8s`: check, use and set up Entra ID workload identity from a Kubernetes pod.
 //!
-//! A thin shell over the library: `doctor` is [`azure_identity_k8s::doctor`], `setup` is
-//! [`azure_identity_k8s::setup`], `token` is [`WorkloadIdentityCredential`].
+//! A thin shell over the library (package `azure_identity_k8s`, feature `doctor`): `doctor` is
+//! [`azure_identity_k8s::doctor`], `setup` is [`azure_identity_k8s::setup`], `token` is
+//! [`WorkloadIdentityCredential`]. Feature `aws` adds `--aws` (the library's feature `aws`).
 
 use azure_core::credentials::TokenCredential as _;
 use azure_identity_k8s::config::{
@@ -177,12 +178,6 @@ struct SetupArgs {
     json: bool,
 }
 
-fn env_var(name: &str) -> Option<String> {
-    std::env::var_os(name)
-        .and_then(|v| v.into_string().ok())
-        .filter(|v| !v.is_empty())
-}
-
 /// Logs to stderr, filtered by RUST_LOG (e.g. `RUST_LOG=azure_identity_k8s=debug`); warnings
 /// only when it is unset.
 fn init_tracing() {
@@ -306,6 +301,7 @@ async fn token(args: TokenArgs) -> ExitCode {
 }
 
 fn setup(args: SetupArgs) -> ExitCode {
+    let env = Env::process();
     let from_token = args.issuer.is_none();
     let base = match &args.issuer {
         Some(issuer) => SetupInput {
@@ -356,8 +352,8 @@ fn setup(args: SetupArgs) -> ExitCode {
     };
     let input = SetupInput {
         audience: args.audience.clone().unwrap_or(base.audience.clone()),
-        client_id: args.client_id.clone().or_else(|| env_var(AZURE_CLIENT_ID)),
-        tenant_id: args.tenant_id.clone().or_else(|| env_var(AZURE_TENANT_ID)),
+        client_id: args.client_id.clone().or_else(|| env.var(AZURE_CLIENT_ID)),
+        tenant_id: args.tenant_id.clone().or_else(|| env.var(AZURE_TENANT_ID)),
         identity_name: args.identity_name.clone(),
         resource_group: args.resource_group.clone(),
         app_object_id: args.app_object_id.clone(),
