@@ -20,13 +20,13 @@
 //! | a plain thread (no runtime) | waits on the calling thread |
 //! | `spawn_blocking` / a multi-thread runtime's `block_on` | waits on the calling thread |
 //! | a task on a multi-thread tokio runtime's worker | [`tokio::task::block_in_place`] first: the worker's other tasks move to another thread, so the runtime keeps running |
-//! | anything on a current-thread tokio runtime (`#[tokio::main(flavor = "current_thread")]`, `#[tokio::test]`) | refused with an error of category [`ErrorCategory::InvalidConfiguration`]: waiting there would stall every task of that runtime. Await [`TokenCredential::get_token`] instead |
+//! | anything on a current-thread tokio runtime (`#[tokio::main(flavor = "current_thread")]`, `#[tokio::test]`) | refused with an error of category [`ErrorCategory::InvalidConfiguration`](crate::ErrorCategory::InvalidConfiguration): waiting there would stall every task of that runtime. Await [`TokenCredential::get_token`] instead |
 //!
 //! Every call is bounded by [`BlockingTokenCredentialOptions::timeout`] (60 s by default, above
 //! the credential's own 30 s attempt bound); a call that gives up leaves the refresh running on the
 //! wrapper's runtime, so the next call is served its result.
 
-use crate::error::{CredentialError, ErrorCategory};
+use crate::error::CredentialError;
 use crate::problem::ProblemId;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::time::Duration;
@@ -35,6 +35,8 @@ use std::sync::{Arc, OnceLock};
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
 /// The name of the wrapper's threads (worker and blocking pool).
+/// The name its errors start with.
+const NAME: &str = "BlockingTokenCredential";
 const THREAD_NAME: &str = "azure-identity-k8s-blocking";
 
 /// Options for [`BlockingTokenCredential`]; `None` or `Default` gives the defaults.
@@ -42,7 +44,7 @@ const THREAD_NAME: &str = "azure-identity-k8s-blocking";
 pub struct BlockingTokenCredentialOptions {
     /// The longest one [`BlockingTokenCredential::get_token`] call waits, in whole or fractional
     /// seconds. Default 60 s. A call that runs out returns an error of category
-    /// [`ErrorCategory::Timeout`]; the credential's refresh keeps running on the wrapper's
+    /// [`ErrorCategory::Timeout`](crate::ErrorCategory::Timeout); the credential's refresh keeps running on the wrapper's
     /// runtime. Must be positive.
     pub timeout: Duration,
 }
@@ -83,7 +85,7 @@ impl BlockingTokenCredential {
     /// and does no I/O.
     ///
     /// # Errors
-    /// [`ErrorCategory::InvalidConfiguration`] when `options.timeout` is zero or negative.
+    /// [`ErrorCategory::InvalidConfiguration`](crate::ErrorCategory::InvalidConfiguration) when `options.timeout` is zero or negative.
     pub fn new(
         credential: Arc<dyn TokenCredential>,
         options: Option<BlockingTokenCredentialOptions>,
@@ -91,14 +93,14 @@ impl BlockingTokenCredential {
         let options = options.unwrap_or_default();
         if !options.timeout.is_positive() {
             return Err(CredentialError::new(
-                ErrorCategory::InvalidConfiguration,
+                ProblemId::InvalidConfiguration,
                 format!(
                     "BlockingTokenCredentialOptions::timeout is {} s; it must be positive",
                     options.timeout.as_seconds_f64()
                 ),
             )
+            .named(None)
             .with_fix("leave BlockingTokenCredentialOptions::timeout at its default (60 s) or set e.g. Duration::seconds(30).")
-            .with_problem(ProblemId::InvalidConfiguration)
             .into());
         }
         Ok(Self {
@@ -119,10 +121,10 @@ impl BlockingTokenCredential {
     /// cache decides whether a request is made.
     ///
     /// # Errors
-    /// The wrapped credential's error, unchanged; [`ErrorCategory::Timeout`] when the call took
+    /// The wrapped credential's error, unchanged; [`ErrorCategory::Timeout`](crate::ErrorCategory::Timeout) when the call took
     /// longer than [`BlockingTokenCredentialOptions::timeout`];
-    /// [`ErrorCategory::InvalidConfiguration`] when called on a current-thread tokio runtime;
-    /// [`ErrorCategory::Transport`] when the wrapper's runtime cannot start its thread.
+    /// [`ErrorCategory::InvalidConfiguration`](crate::ErrorCategory::InvalidConfiguration) when called on a current-thread tokio runtime;
+    /// [`ErrorCategory::Transport`](crate::ErrorCategory::Transport) when the wrapper's runtime cannot start its thread.
     pub fn get_token(
         &self,
         scopes: &[&str],
@@ -159,14 +161,14 @@ impl BlockingTokenCredential {
             .build()
             .map_err(|e| {
                 CredentialError::new(
-                    ErrorCategory::Transport,
+                    ProblemId::Transport,
                     format!(
-                        "BlockingTokenCredential: could not start its runtime thread ({e}); the \
+                        "could not start its runtime thread ({e}); the \
                          process may be at its thread limit"
                     ),
                 )
+                .named(Some(NAME))
                 .with_fix("raise the thread limit (ulimit -u, the container's pids limit) or reduce the process's other threads.")
-                .with_problem(ProblemId::Transport)
                 .with_source(e)
             })?;
         // Another thread may have won the race: its runtime is kept and this one, which ran
@@ -183,32 +185,32 @@ impl BlockingTokenCredential {
 
     fn timeout_error(&self, scopes: &[&str]) -> azure_core::Error {
         CredentialError::new(
-            ErrorCategory::Timeout,
+            ProblemId::Timeout,
             format!(
-                "BlockingTokenCredential: no token for scope {} within {} s \
+                "no token for scope {} within {} s \
                  (BlockingTokenCredentialOptions::timeout). The request keeps running in the \
                  background and the next call is served its result",
                 scopes.join(" "),
                 self.timeout.as_seconds_f64()
             ),
         )
+        .named(Some(NAME))
         .with_fix(
             "if the token endpoint is just slow, raise BlockingTokenCredentialOptions::timeout.",
         )
-        .with_problem(ProblemId::Timeout)
         .into()
     }
 }
 
 fn current_thread_error() -> azure_core::Error {
     CredentialError::new(
-        ErrorCategory::InvalidConfiguration,
+        ProblemId::InvalidConfiguration,
         "BlockingTokenCredential::get_token was called on a current-thread tokio runtime \
          (#[tokio::main(flavor = \"current_thread\")], #[tokio::test], or a task or \
          spawn_blocking closure of one); waiting there would stall every task of that runtime",
     )
+    .named(None)
     .with_fix("in async code await the wrapped credential instead: `credential.credential().get_token(scopes, None).await`; or call from a plain std::thread, or use a multi-thread runtime.")
-    .with_problem(ProblemId::InvalidConfiguration)
     .into()
 }
 

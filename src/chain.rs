@@ -229,7 +229,7 @@ impl fmt::Display for ChainError {
                     f,
                     "{}: no credential in the chain is available in this environment; configure one of them (see {}{page}).",
                     self.chain,
-                    crate::error::DOCS_ROOT
+                    crate::problem::DOCS_ROOT
                 )?
             }
         }
@@ -505,9 +505,9 @@ mod tests {
 
     #[test]
     fn not_configured_credential_error_is_unavailable() {
-        let e = crate::CredentialError::new(crate::ErrorCategory::NotConfigured, "no client id");
+        let e = crate::CredentialError::new(crate::ProblemId::NotConfigured, "no client id");
         assert!(is_unavailable(&e.into()));
-        let e = crate::CredentialError::new(crate::ErrorCategory::TokenFile, "missing");
+        let e = crate::CredentialError::new(crate::ProblemId::TokenFileMissing, "missing");
         assert!(!is_unavailable(&e.into()));
     }
 }

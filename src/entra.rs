@@ -16,7 +16,7 @@ pub(crate) use response::{parse_error, parse_success};
 use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{FetchedToken, TokenSource};
 use crate::clock::Clock;
-use crate::error::{CredentialError, ErrorCategory};
+use crate::error::CredentialError;
 use crate::http::{Failure, Phase, Progress, SendError, send_capped_in};
 use crate::jwt::{Claims, Header};
 use azure_core::http::headers::{self, content_type};
@@ -67,12 +67,11 @@ pub(crate) struct ErrorContext<'a> {
 /// retries of the same fault; then the fix for that cause and the whole error chain. `cut_at`:
 /// the attempt bound that ended the HTTP retry policy's wait after this failure, if it did.
 /// Problem id and documentation: the cause's section (`transport-connection-refused`, ...).
-/// Transient, but for a certificate failure (`Cause::is_permanent`): no
-/// retry fixes that, so the cache remembers it for `RefreshPolicy::permanent_error_ttl`.
+/// Transient, but for a certificate failure (not transient in the catalogue): no retry fixes
+/// that, so the cache remembers it for `RefreshPolicy::permanent_error_ttl`.
 pub(crate) fn transport_error(failure: &Failure, cut_at: Option<Duration>) -> CredentialError {
-    let permanent = failure.cause.is_permanent();
     let note = match cut_at {
-        _ if permanent => {
+        _ if !failure.cause.is_transient() => {
             "\n  Not retried: a certificate failure lasts until the certificate, the trust \
              store or AZURE_AUTHORITY_HOST is changed; the error is remembered for \
              RefreshPolicy::permanent_error_ttl, then the next call tries again."
@@ -86,18 +85,15 @@ pub(crate) fn transport_error(failure: &Failure, cut_at: Option<Duration>) -> Cr
         None => String::new(),
     };
     CredentialError::new(
-        ErrorCategory::Transport,
+        failure.cause,
         format!(
-            "WorkloadIdentityCredential: the token request to {} failed before Entra answered: {}.\n  \
-             Cause: {}{note}",
+            "the token request to {} failed before Entra answered: {}.\n  Cause: {}{note}",
             failure.origin,
             failure.words(),
             failure.chain,
         ),
     )
     .with_fix(transport_fix(failure))
-    .with_problem(failure.cause.problem())
-    .with_transient(!permanent)
 }
 
 /// The fix of a token request's transport `failure`: the cause's, for the authority host.
@@ -145,9 +141,9 @@ impl Exchange {
                 SendError::BrokeOff { status, received, error } => {
                     let failure = Failure::of(&self.endpoint, &error);
                     CredentialError::new(
-                        ErrorCategory::Transport,
+                        failure.cause,
                         format!(
-                            "WorkloadIdentityCredential: the token endpoint's answer (HTTP {}) from {} broke off: {}. \
+                            "the token endpoint's answer (HTTP {}) from {} broke off: {}. \
                              This is usually transient; the credential retries.\n  Cause: after {received} bytes: {}",
                             u16::from(status),
                             failure.origin,
@@ -156,7 +152,7 @@ impl Exchange {
                         ),
                     )
                     .with_fix(transport_fix(&failure))
-                    .with_problem(failure.cause.problem())
+                    .with_transient(true)
                     .with_source(error)
                 }
                 SendError::TooLarge { status } => invalid_response(

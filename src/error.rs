@@ -24,208 +24,141 @@
 //!
 //! `CredentialError` is `Clone`: the cache hands one failed attempt to every caller that waited on it.
 
+use crate::escape::escape;
+pub use crate::problem::ErrorCategory;
 use crate::problem::ProblemId;
 use azure_core::error::ErrorKind;
 use azure_core::http::StatusCode;
+use azure_core::time::Duration;
+use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-/// What part of the flow failed. Lets callers (and the chain) branch without parsing messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorCategory {
-    /// Required configuration (client id, tenant id, token file) was not found at all: the
-    /// credential is simply not configured here. A chain moves on to its next source.
-    NotConfigured,
-    /// Configuration was found but is invalid (malformed tenant id, non-HTTPS authority, ...).
-    InvalidConfiguration,
-    /// The requested scopes cannot be sent to Entra as they are.
-    InvalidScope,
-    /// The projected service-account token file is missing, unreadable, empty or not a JWT.
-    TokenFile,
-    /// The service-account token was read but fails a local check (expired, wrong audience).
-    Assertion,
-    /// Entra answered with an error (AADSTS code).
-    Entra,
-    /// Entra's answer could not be understood (not JSON, truncated, missing fields).
-    InvalidResponse,
-    /// The request did not complete: connection refused or reset, TLS failure, time-out.
-    Transport,
-    /// The attempt did not finish within the configured bound.
-    Timeout,
-}
+/// The credential a message names unless the error says otherwise.
+const WORKLOAD: &str = "WorkloadIdentityCredential";
 
 /// A credential failure: what failed, why, and how to fix it. Never contains a token.
+///
+/// Its `Display` is the message: "WorkloadIdentityCredential: " (or the other credential's
+/// name), the facts, "Fix: <fix>", what Entra said (for Entra's answers) and "See <url>", each on
+/// a line of its own when the facts take several. The first line names the problem and stays
+/// the same across retries of the same fault; Entra's trace and correlation ids, which change
+/// with every request, are only on later lines.
 #[derive(Clone)]
-pub struct CredentialError {
-    inner: Arc<Inner>,
-}
+pub struct CredentialError(Box<Data>);
 
-struct Inner {
+#[derive(Clone)]
+struct Data {
+    problem: ProblemId,
     category: ErrorCategory,
-    /// What failed and why: the message without the fix and the link.
+    transient: bool,
+    /// The credential the message starts with ("<name>: "); `None` when the facts name it.
+    name: Option<&'static str>,
+    /// What failed and why, with the values.
     facts: String,
-    /// `facts`, then "Fix: <fix>" (when the fix is part of the message), then "See <url>".
-    message: String,
+    fix: Option<String>,
+    /// [`ProblemId::documentation_url`] of `problem`.
+    url: String,
     status: Option<StatusCode>,
     aadsts: Vec<u32>,
-    transient: bool,
-    retry_after: Option<azure_core::time::Duration>,
-    /// The catalogue entry (see [`CredentialError::problem_id`]).
-    problem: Option<ProblemId>,
-    /// [`ProblemId::documentation_url`] of `problem`.
-    url: Option<String>,
+    retry_after: Option<Duration>,
+    entra: Option<EntraAnswer>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
-    /// Structured parts of the message, for programs and `doctor` (never parsed from it).
-    parts: Parts,
+    /// The `Display` text, once [`CredentialError::message`] has asked for it.
+    message: OnceLock<String>,
 }
 
-impl Inner {
-    /// Compose the message: the facts, "Fix: <fix>" (when [`CredentialError::with_fix`] put it
-    /// there) and "See <url>", each on a line of its own when the facts take several.
-    fn render(&mut self) {
-        let sep = if self.facts.contains('\n') {
-            "\n  "
-        } else {
-            " "
-        };
-        let mut m = self.facts.clone();
-        if let (Some(fix), true) = (&self.parts.fix, self.parts.fix_in_message) {
-            m = format!("{m}{sep}Fix: {fix}");
-        }
-        if let Some(url) = &self.url {
-            m = format!("{m}{sep}See {url}");
-        }
-        self.message = m;
-    }
+/// What Entra's error answer said: its `error`, the first line of its `error_description`, its
+/// `trace_id` and `correlation_id`.
+#[derive(Clone, Default)]
+pub(crate) struct EntraAnswer {
+    pub(crate) error: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) trace_id: Option<String>,
+    pub(crate) correlation_id: Option<String>,
 }
-
-/// What Entra's error answer said, and the fix, apart from the message.
-#[derive(Default)]
-struct Parts {
-    entra_error: Option<String>,
-    entra_description: Option<String>,
-    trace_id: Option<String>,
-    correlation_id: Option<String>,
-    fix: Option<String>,
-    /// Whether `render` writes the fix into the message (else the facts already say it).
-    fix_in_message: bool,
-}
-
-/// The root of this release's documentation on docs.rs (`documentation` in Cargo.toml), e.g.
-/// `https://docs.rs/azure_identity_k8s/0.1.0/azure_identity_k8s/`. Versioned, so a link in a log
-/// line keeps pointing at the text that matches the code that wrote it.
-pub(crate) const DOCS_ROOT: &str = concat!(
-    "https://docs.rs/",
-    env!("CARGO_PKG_NAME"),
-    "/",
-    env!("CARGO_PKG_VERSION"),
-    "/",
-    env!("CARGO_CRATE_NAME"),
-    "/"
-);
 
 impl CredentialError {
-    /// A new error. `facts` says what failed and why; [`Self::with_fix`] adds how to fix it and
-    /// [`Self::with_problem`] the catalogue entry and its link.
-    pub(crate) fn new(category: ErrorCategory, facts: impl Into<String>) -> Self {
-        let transient = matches!(category, ErrorCategory::Transport | ErrorCategory::Timeout);
-        let facts = facts.into();
-        Self {
-            inner: Arc::new(Inner {
-                category,
-                message: facts.clone(),
-                facts,
-                status: None,
-                aadsts: Vec::new(),
-                transient,
-                retry_after: None,
-                problem: None,
-                url: None,
-                source: None,
-                parts: Parts::default(),
-            }),
-        }
+    /// An error of `problem`: its category, transience and link come from the catalogue entry;
+    /// `facts` says what failed and why, with the values.
+    pub(crate) fn new(problem: ProblemId, facts: impl Into<String>) -> Self {
+        Self(Box::new(Data {
+            problem,
+            category: problem.category(),
+            transient: problem.is_transient(),
+            name: Some(WORKLOAD),
+            facts: facts.into(),
+            fix: None,
+            url: problem.documentation_url(),
+            status: None,
+            aadsts: Vec::new(),
+            retry_after: None,
+            entra: None,
+            source: None,
+            message: OnceLock::new(),
+        }))
     }
 
-    fn inner_mut(&mut self) -> &mut Inner {
-        Arc::get_mut(&mut self.inner)
-            .expect("builder methods are called before the error is shared")
-    }
-
-    /// Attach the HTTP status; 408, 429 and 5xx make the error transient.
-    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
-        let code = u16::from(status);
-        let inner = self.inner_mut();
-        inner.status = Some(status);
-        inner.transient = code == 408 || code == 429 || code >= 500;
-        self
-    }
-
-    /// Attach the AADSTS codes Entra reported.
-    pub(crate) fn with_aadsts(mut self, codes: Vec<u32>) -> Self {
-        self.inner_mut().aadsts = codes;
-        self
-    }
-
-    /// Record how long the server asked us to wait (`Retry-After`).
-    pub(crate) fn with_retry_after(mut self, after: Option<azure_core::time::Duration>) -> Self {
-        self.inner_mut().retry_after = after;
-        self
-    }
-
-    /// The catalogue entry: records the problem id and ends the message with "See <its
-    /// absolute URL>" ([`Self::documentation_url`]).
-    pub(crate) fn with_problem(mut self, problem: ProblemId) -> Self {
-        let inner = self.inner_mut();
-        inner.problem = Some(problem);
-        inner.url = Some(problem.documentation_url());
-        inner.render();
-        self
-    }
-
-    /// The fix, as a command or value: recorded ([`Self::fix`]) and written into the message
-    /// after the facts ("Fix: <fix>"), so that both say the same. A sentence: ends with a period.
+    /// How to fix it, as a command or value; a sentence (a final period is added if missing).
     pub(crate) fn with_fix(mut self, fix: impl Into<String>) -> Self {
         let mut fix = fix.into();
         if !fix.ends_with('.') {
             fix.push('.');
         }
-        let inner = self.inner_mut();
-        inner.parts.fix = Some(fix);
-        inner.parts.fix_in_message = true;
-        inner.render();
+        self.data().fix = Some(fix);
         self
     }
 
-    /// Record the fix that the facts already state (Entra's errors put it before Entra's own
-    /// words), without writing it a second time.
-    pub(crate) fn with_stated_fix(mut self, fix: impl Into<String>) -> Self {
-        let inner = self.inner_mut();
-        inner.parts.fix = Some(fix.into());
-        inner.parts.fix_in_message = false;
-        inner.render();
+    /// The error of another credential (`BlockingTokenCredential`, `AwsWebIdentitySource`, a
+    /// chain's source): the message starts with `name`, or with the facts when `None` (they name
+    /// it themselves).
+    pub(crate) fn named(mut self, name: Option<&'static str>) -> Self {
+        self.data().name = name;
         self
     }
 
-    /// Keep the catalogue entry and fix of the error this one wraps.
-    pub(crate) fn with_problem_of(mut self, other: &CredentialError) -> Self {
-        let (problem, url, fix) = (
-            other.inner.problem,
-            other.inner.url.clone(),
-            other.inner.parts.fix.clone(),
-        );
-        let inner = self.inner_mut();
-        inner.problem = problem;
-        inner.url = url;
-        inner.parts.fix = fix;
-        inner.parts.fix_in_message = false;
+    /// The facts rewritten by `f` (e.g. put in the context of a wrapping error).
+    pub(crate) fn map_facts(mut self, f: impl FnOnce(&str) -> String) -> Self {
+        let facts = f(&self.0.facts);
+        self.data().facts = facts;
         self
     }
 
-    /// Override whether the error is worth retrying.
+    /// The category (and with it the transience: a transport failure or a time-out is transient)
+    /// that an outside library's kind of failure decides, where one problem covers several (the
+    /// AWS SDK: no credentials, a time-out, no answer).
+    pub(crate) fn with_category(mut self, category: ErrorCategory) -> Self {
+        let data = self.data();
+        data.category = category;
+        data.transient = matches!(category, ErrorCategory::Transport | ErrorCategory::Timeout);
+        self
+    }
+
+    /// Attach the HTTP status; 408, 429 and 5xx make the error transient.
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
+        let code = u16::from(status);
+        let data = self.data();
+        data.status = Some(status);
+        data.transient = code == 408 || code == 429 || code >= 500;
+        self
+    }
+
+    /// Attach the AADSTS codes Entra reported.
+    pub(crate) fn with_aadsts(mut self, codes: Vec<u32>) -> Self {
+        self.data().aadsts = codes;
+        self
+    }
+
+    /// Record how long the server asked us to wait (`Retry-After`).
+    pub(crate) fn with_retry_after(mut self, after: Option<Duration>) -> Self {
+        self.data().retry_after = after;
+        self
+    }
+
+    /// Whether trying again may succeed, where the facts decide it (an AWS error code, the kind
+    /// of a custom source's error).
     pub(crate) fn with_transient(mut self, transient: bool) -> Self {
-        self.inner_mut().transient = transient;
+        self.data().transient = transient;
         self
     }
 
@@ -234,90 +167,89 @@ impl CredentialError {
         mut self,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        self.inner_mut().source = Some(Arc::new(source));
+        self.data().source = Some(Arc::new(source));
         self
     }
 
-    /// Attach what Entra's error answer said: its `error`, the first line of its
-    /// `error_description`, its `trace_id` and `correlation_id`.
-    pub(crate) fn with_entra_answer(
-        mut self,
-        error: Option<String>,
-        description: Option<String>,
-        trace_id: Option<String>,
-        correlation_id: Option<String>,
-    ) -> Self {
-        let parts = &mut self.inner_mut().parts;
-        parts.entra_error = error;
-        parts.entra_description = description;
-        parts.trace_id = trace_id;
-        parts.correlation_id = correlation_id;
+    /// Attach what Entra's error answer said; the message quotes it after the fix.
+    pub(crate) fn with_entra_answer(mut self, answer: EntraAnswer) -> Self {
+        self.data().entra = Some(answer);
         self
+    }
+
+    /// The data to change: the message is rendered again when next asked for.
+    fn data(&mut self) -> &mut Data {
+        self.0.message.take();
+        &mut self.0
+    }
+
+    fn entra(&self) -> Option<&EntraAnswer> {
+        self.0.entra.as_ref()
     }
 
     /// Entra's `error` (e.g. `invalid_client`), when Entra answered with an error.
     pub fn entra_error(&self) -> Option<&str> {
-        self.inner.parts.entra_error.as_deref()
+        self.entra()?.error.as_deref()
     }
 
     /// The first line of Entra's `error_description` (it starts with the AADSTS code).
     pub fn entra_description(&self) -> Option<&str> {
-        self.inner.parts.entra_description.as_deref()
+        self.entra()?.description.as_deref()
     }
 
     /// Entra's trace id, to quote to Microsoft support.
     pub fn trace_id(&self) -> Option<&str> {
-        self.inner.parts.trace_id.as_deref()
+        self.entra()?.trace_id.as_deref()
     }
 
     /// Entra's correlation id, to quote to Microsoft support.
     pub fn correlation_id(&self) -> Option<&str> {
-        self.inner.parts.correlation_id.as_deref()
+        self.entra()?.correlation_id.as_deref()
     }
 
     /// How to fix it, as a command or value; the message says the same ("Fix: ..."). `doctor`
     /// gives the same fix for the same problem.
     pub fn fix(&self) -> Option<&str> {
-        self.inner.parts.fix.as_deref()
+        self.0.fix.as_deref()
     }
 
-    /// Which part of the flow failed.
+    /// Which part of the flow failed: the category of [`Self::problem_id`]'s entry.
     pub fn category(&self) -> ErrorCategory {
-        self.inner.category
+        self.0.category
     }
 
     /// True when trying again later may succeed (5xx, 408, 429, connection failures, time-outs;
     /// not a certificate the client does not trust, for another host, or expired).
     pub fn is_transient(&self) -> bool {
-        self.inner.transient
+        self.0.transient
     }
 
     /// True when the credential is simply not configured in this environment.
     pub fn is_not_configured(&self) -> bool {
-        self.inner.category == ErrorCategory::NotConfigured
+        self.0.category == ErrorCategory::NotConfigured
     }
 
     /// The HTTP status of Entra's answer, when there was one.
     pub fn http_status(&self) -> Option<StatusCode> {
-        self.inner.status
+        self.0.status
     }
 
     /// How long the token endpoint asked clients to wait before retrying (`Retry-After`, in
     /// seconds or as an HTTP date), when it said so. The cache waits at least this long.
-    pub fn retry_after(&self) -> Option<azure_core::time::Duration> {
-        self.inner.retry_after
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.0.retry_after
     }
 
     /// The AADSTS codes Entra reported (e.g. `[70021]`), empty when none.
     pub fn aadsts_codes(&self) -> &[u32] {
-        &self.inner.aadsts
+        &self.0.aadsts
     }
 
     /// The absolute, versioned URL of the documentation section about this failure (docs.rs,
     /// this release), e.g. `https://docs.rs/azure_identity_k8s/0.1.0/azure_identity_k8s/troubleshooting/index.html#aadsts70021`:
     /// [`ProblemId::documentation_url`] of [`Self::problem_id`].
     pub fn documentation_url(&self) -> Option<&str> {
-        self.inner.url.as_deref()
+        Some(&self.0.url)
     }
 
     /// The problem's entry in the catalogue, for programs to branch on and to search logs for
@@ -325,38 +257,40 @@ impl CredentialError {
     /// It never changes between retries of the same fault, unlike [`Self::trace_id`] and
     /// [`Self::correlation_id`]. Every error of the credential carries one.
     pub fn problem_id(&self) -> Option<ProblemId> {
-        self.inner.problem
+        Some(self.0.problem)
     }
 
-    /// What failed and why: the message without its fix and link (for `doctor`'s summary).
+    /// What failed and why, after the credential's name: the message without its fix and link
+    /// (for `doctor`'s summary).
     #[cfg_attr(not(feature = "doctor"), allow(dead_code))]
-    pub(crate) fn facts(&self) -> &str {
-        &self.inner.facts
+    pub(crate) fn facts(&self) -> Cow<'_, str> {
+        match self.0.name {
+            Some(name) => Cow::Owned(format!("{name}: {}", self.0.facts)),
+            None => Cow::Borrowed(&self.0.facts),
+        }
     }
 
-    /// The message's first line without the "WorkloadIdentityCredential: " prefix and its final
-    /// period: the problem with its key values, the same for every retry of the fault (e.g.
-    /// "Entra ID rejected the token request: tenant … was not found at … (AADSTS90002)").
-    pub(crate) fn headline(&self) -> &str {
-        let first = self.inner.facts.lines().next().unwrap_or_default();
-        let first = first
-            .strip_prefix("WorkloadIdentityCredential: ")
-            .unwrap_or(first);
-        first.strip_suffix('.').unwrap_or(first)
+    /// The first line of the facts without its final period (and without the name of this
+    /// crate's credential): the problem with its key values, the same for every retry of the
+    /// fault (e.g. "Entra ID rejected the token request: tenant … was not found at … (AADSTS90002)").
+    pub(crate) fn headline(&self) -> Cow<'_, str> {
+        let first = self.0.facts.lines().next().unwrap_or_default();
+        let first = first.strip_suffix('.').unwrap_or(first);
+        match self.0.name {
+            Some(name) if name != WORKLOAD => Cow::Owned(format!("{name}: {first}")),
+            _ => Cow::Borrowed(first),
+        }
     }
 
-    /// The full message (what failed, why, how to fix it). Its first line names the problem and
-    /// stays the same across retries of the same fault; Entra's trace and correlation ids, which
-    /// change with every request, are only on later lines (and in [`Self::trace_id`] and
-    /// [`Self::correlation_id`]).
+    /// The full message (what failed, why, how to fix it): the error's `Display`.
     pub fn message(&self) -> &str {
-        &self.inner.message
+        self.0.message.get_or_init(|| self.to_string())
     }
 
     /// Convert to the `azure_core::Error` returned at the `TokenCredential` boundary: kind
     /// `Credential`, this error as its source, the same message.
     pub fn into_azure_error(self) -> azure_core::Error {
-        let message = self.inner.message.clone();
+        let message = self.message().to_owned();
         azure_core::Error::with_error(ErrorKind::Credential, self, message)
     }
 }
@@ -365,38 +299,65 @@ impl CredentialError {
 /// (the problem with its values; the cache's WARN carries its problem id, fix and URL as fields of
 /// their own), any other error's message with line breaks and control characters escaped. So a
 /// failure is one record in a log that keeps one line per event.
-pub(crate) fn log_line(err: &azure_core::Error) -> std::borrow::Cow<'_, str> {
+pub(crate) fn log_line(err: &azure_core::Error) -> Cow<'_, str> {
     match err.downcast_ref::<CredentialError>() {
-        Some(e) => std::borrow::Cow::Borrowed(e.headline()),
-        None => std::borrow::Cow::Owned(crate::escape::escape(&err.to_string()).into_owned()),
+        Some(e) => e.headline(),
+        None => Cow::Owned(escape(&err.to_string()).into_owned()),
     }
 }
 
 impl fmt::Display for CredentialError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.inner.message)
+        let d = &*self.0;
+        if let Some(name) = d.name {
+            write!(f, "{name}: ")?;
+        }
+        f.write_str(&d.facts)?;
+        let sep = if d.facts.contains('\n') || d.entra.is_some() {
+            "\n  "
+        } else {
+            " "
+        };
+        if let Some(fix) = &d.fix {
+            write!(f, "{sep}Fix: {fix}")?;
+        }
+        if let Some(e) = &d.entra {
+            // Entra's words and ids, escaped like every value from outside (see `crate::escape`).
+            let said = e.description.as_deref().unwrap_or_default();
+            write!(f, "{sep}Entra said: {}", escape(said))?;
+            if let (Some(t), Some(c)) = (&e.trace_id, &e.correlation_id) {
+                write!(
+                    f,
+                    "{sep}Trace ID: {}, Correlation ID: {}",
+                    escape(t),
+                    escape(c)
+                )?;
+            }
+        }
+        write!(f, "{sep}See {}", d.url)
     }
 }
 
 impl fmt::Debug for CredentialError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &*self.0;
         f.debug_struct("CredentialError")
-            .field("category", &self.inner.category)
-            .field("status", &self.inner.status)
-            .field("aadsts", &self.inner.aadsts)
-            .field("problem_id", &self.inner.problem)
-            .field("entra_error", &self.inner.parts.entra_error)
-            .field("trace_id", &self.inner.parts.trace_id)
-            .field("correlation_id", &self.inner.parts.correlation_id)
-            .field("transient", &self.inner.transient)
-            .field("message", &self.inner.message)
+            .field("category", &d.category)
+            .field("status", &d.status)
+            .field("aadsts", &d.aadsts)
+            .field("problem_id", &d.problem)
+            .field("entra_error", &self.entra_error())
+            .field("trace_id", &self.trace_id())
+            .field("correlation_id", &self.correlation_id())
+            .field("transient", &d.transient)
+            .field("message", &self.message())
             .finish()
     }
 }
 
 impl std::error::Error for CredentialError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.inner
+        self.0
             .source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
@@ -415,18 +376,18 @@ mod tests {
 
     #[test]
     fn status_decides_transience() {
-        let e = CredentialError::new(ErrorCategory::Entra, "x").with_status(StatusCode::from(503));
+        let e = CredentialError::new(ProblemId::EntraError, "x").with_status(StatusCode::from(503));
         assert!(e.is_transient());
-        let e = CredentialError::new(ErrorCategory::Entra, "x").with_status(StatusCode::from(400));
+        let e = CredentialError::new(ProblemId::EntraError, "x").with_status(StatusCode::from(400));
         assert!(!e.is_transient());
-        let e = CredentialError::new(ErrorCategory::Entra, "x").with_status(StatusCode::from(429));
+        let e = CredentialError::new(ProblemId::EntraError, "x").with_status(StatusCode::from(429));
         assert!(e.is_transient());
-        assert!(CredentialError::new(ErrorCategory::Transport, "x").is_transient());
+        assert!(CredentialError::new(ProblemId::Transport, "x").is_transient());
     }
 
     #[test]
     fn azure_error_keeps_source_and_codes() {
-        let e = CredentialError::new(ErrorCategory::Entra, "AADSTS70021: no match")
+        let e = CredentialError::new(ProblemId::Aadsts(70021), "AADSTS70021: no match")
             .with_status(StatusCode::from(400))
             .with_aadsts(vec![70021]);
         let az: azure_core::Error = e.into();

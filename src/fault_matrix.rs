@@ -492,7 +492,7 @@ async fn run(bench: &Bench, attempts: &Attempts, case: &Case, phase: Phase, inde
                     assert!(e.message().contains(x.needle), "{at}: {e}");
                     let url = e.documentation_url().unwrap_or_default();
                     assert!(
-                        url.starts_with(crate::error::DOCS_ROOT) && e.message().contains(url),
+                        url.starts_with(crate::problem::DOCS_ROOT) && e.message().contains(url),
                         "{at}: {e}"
                     );
                     let fix = e.fix().unwrap_or_else(|| panic!("{at}: no fix: {e}"));

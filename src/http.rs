@@ -7,7 +7,7 @@
 //! retry policy sleep through the `Retry-After` inside the attempt. Throttling is the cache's
 //! business: it serves a still-valid token meanwhile and sends nothing before `Retry-After`.
 //! It also ends the retry loop on a certificate failure (untrusted, another host's, expired:
-//! [`Cause::is_permanent`](cause::Cause::is_permanent)), which no retry can fix.
+//! a problem that is not transient), which no retry can fix.
 
 mod cause;
 pub(crate) use cause::Failure;
@@ -272,7 +272,7 @@ impl Policy for AttemptPolicy {
             Err(e) if retryable => Some(Failure::of(request.url(), e)),
             _ => None,
         };
-        if failure.as_ref().is_some_and(|f| f.cause.is_permanent()) {
+        if failure.as_ref().is_some_and(|f| !f.cause.is_transient()) {
             if let Some(p) = progress {
                 p.set_last_failure(None);
             }

@@ -1,8 +1,47 @@
-//! The catalogue's problem identifiers: one [`ProblemId`] per fault the credential (and `doctor`)
-//! can name, each with its section in the documentation.
+//! The catalogue: one [`ProblemId`] per fault the credential (and `doctor`) can name, each with
+//! its stable id, its section in the documentation, its [`ErrorCategory`] and whether it is
+//! transient.
 
 use std::fmt;
 use std::str::FromStr;
+
+/// The root of this release's documentation on docs.rs (`documentation` in Cargo.toml), e.g.
+/// `https://docs.rs/azure_identity_k8s/0.1.0/azure_identity_k8s/`. Versioned, so a link in a log
+/// line keeps pointing at the text that matches the code that wrote it.
+pub(crate) const DOCS_ROOT: &str = concat!(
+    "https://docs.rs/",
+    env!("CARGO_PKG_NAME"),
+    "/",
+    env!("CARGO_PKG_VERSION"),
+    "/",
+    env!("CARGO_CRATE_NAME"),
+    "/"
+);
+
+/// What part of the flow failed. Lets callers (and the chain) branch without parsing messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCategory {
+    /// Required configuration (client id, tenant id, token file) was not found at all: the
+    /// credential is simply not configured here. A chain moves on to its next source.
+    NotConfigured,
+    /// Configuration was found but is invalid (malformed tenant id, non-HTTPS authority, ...).
+    InvalidConfiguration,
+    /// The requested scopes cannot be sent to Entra as they are.
+    InvalidScope,
+    /// The projected service-account token file is missing, unreadable, empty or not a JWT.
+    TokenFile,
+    /// The service-account token was read but fails a local check (expired, wrong audience).
+    Assertion,
+    /// Entra answered with an error (AADSTS code).
+    Entra,
+    /// Entra's answer could not be understood (not JSON, truncated, missing fields).
+    InvalidResponse,
+    /// The request did not complete: connection refused or reset, TLS failure, time-out.
+    Transport,
+    /// The attempt did not finish within the configured bound.
+    Timeout,
+}
 
 /// A documentation page that messages link: a problem's section, or a setup step `doctor` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,30 +57,33 @@ pub(crate) enum Page {
 }
 
 impl Page {
-    /// The module of the page on docs.rs, relative to [`crate::error::DOCS_ROOT`].
-    fn module(self) -> &'static str {
-        match self {
-            Page::Troubleshooting => "troubleshooting",
-            Page::AwsOutbound => "aws_outbound",
-            Page::SelfManaged => "guides/self_managed",
-        }
-    }
-
     /// The absolute, versioned URL of the section `anchor` of the page on docs.rs, e.g.
     /// `https://docs.rs/azure_identity_k8s/0.1.0/azure_identity_k8s/guides/self_managed/index.html#issuer`.
     pub(crate) fn url(self, anchor: &str) -> String {
-        format!(
-            "{}{}/index.html#{anchor}",
-            crate::error::DOCS_ROOT,
-            self.module()
-        )
+        let module = match self {
+            Page::Troubleshooting => "troubleshooting",
+            Page::AwsOutbound => "aws_outbound",
+            Page::SelfManaged => "guides/self_managed",
+        };
+        format!("{DOCS_ROOT}{module}/index.html#{anchor}")
     }
 }
 
-/// Declares [`ProblemId`]'s unit variants with their stable id, page and anchor, and the list of
-/// them, so that a variant cannot exist without its id and its place in [`ProblemId::all`].
+/// A problem's entry: stable id, section (page and anchor), category, and whether it is
+/// transient (an error may say otherwise from its facts: an HTTP status, an AWS error code).
+struct Entry {
+    id: &'static str,
+    section: (Page, &'static str),
+    category: ErrorCategory,
+    transient: bool,
+}
+
+/// Declares [`ProblemId`]'s unit variants with their entry (the section is on docs/troubleshooting.md
+/// with the id as anchor unless given), and the list of them, so that a variant cannot exist
+/// without its entry and its place in [`ProblemId::all`].
 macro_rules! problems {
-    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $page:ident $anchor:literal; )*) => {
+    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $category:ident, $transient:literal
+        $(, $page:ident $anchor:literal)?; )*) => {
         /// A problem of the catalogue: the stable identifier a [`crate::CredentialError`]
         /// ([`problem_id`](crate::CredentialError::problem_id)) and a `doctor` check carry for the
         /// same fault, for programs to branch on and to search logs for.
@@ -72,10 +114,15 @@ macro_rules! problems {
         const LOCAL: &[ProblemId] = &[$(ProblemId::$variant,)*];
 
         impl ProblemId {
-            /// The stable id, page and anchor of a problem other than `Aadsts`.
-            fn local(self) -> Option<(&'static str, Page, &'static str)> {
+            /// The entry of a problem other than `Aadsts`.
+            fn local(self) -> Option<Entry> {
                 match self {
-                    $( ProblemId::$variant => Some(($id, Page::$page, $anchor)), )*
+                    $( ProblemId::$variant => Some(Entry {
+                        id: $id,
+                        section: [$((Page::$page, $anchor),)? (Page::Troubleshooting, $id)][0],
+                        category: ErrorCategory::$category,
+                        transient: $transient,
+                    }), )*
                     ProblemId::Aadsts(_) => None,
                 }
             }
@@ -85,76 +132,76 @@ macro_rules! problems {
 
 problems! {
     /// No client id, tenant id or token file was found: the credential is not configured here.
-    NotConfigured = "not-configured", Troubleshooting "not-configured";
+    NotConfigured = "not-configured", NotConfigured, false;
     /// A configuration value was found but is malformed (tenant id, authority host, ...).
-    InvalidConfiguration = "invalid-configuration", Troubleshooting "invalid-configuration";
+    InvalidConfiguration = "invalid-configuration", InvalidConfiguration, false;
     /// The requested scopes cannot be sent: one `<resource>/.default` scope is needed.
-    InvalidScope = "invalid-scope", Troubleshooting "invalid-scope";
+    InvalidScope = "invalid-scope", InvalidScope, false;
     /// The token file does not exist.
-    TokenFileMissing = "token-file-missing", Troubleshooting "token-file-missing";
+    TokenFileMissing = "token-file-missing", TokenFile, false;
     /// The token file cannot be read (permission denied, a symlink loop, an I/O error).
-    TokenFileUnreadable = "token-file-unreadable", Troubleshooting "token-file-unreadable";
+    TokenFileUnreadable = "token-file-unreadable", TokenFile, false;
     /// The token file's path is a directory.
-    TokenFileIsADirectory = "token-file-is-a-directory", Troubleshooting "token-file-is-a-directory";
+    TokenFileIsADirectory = "token-file-is-a-directory", TokenFile, false;
     /// The token file is a FIFO, socket or device, or larger than 64 KiB.
-    TokenFileNotARegularFile = "token-file-not-a-regular-file", Troubleshooting "token-file-not-a-regular-file";
+    TokenFileNotARegularFile = "token-file-not-a-regular-file", TokenFile, false;
     /// The token file is empty or holds only whitespace.
-    TokenFileEmpty = "token-file-empty", Troubleshooting "token-file-empty";
+    TokenFileEmpty = "token-file-empty", TokenFile, false;
     /// The token file does not hold a JWT.
-    TokenFileNotAJwt = "token-file-not-a-jwt", Troubleshooting "token-file-not-a-jwt";
+    TokenFileNotAJwt = "token-file-not-a-jwt", TokenFile, false;
     /// The service-account token's `exp` is past.
-    TokenExpired = "token-expired", Troubleshooting "token-expired";
+    TokenExpired = "token-expired", Assertion, false;
     /// The service-account token's `nbf` is in the future.
-    TokenNotYetValid = "token-not-yet-valid", Troubleshooting "token-not-yet-valid";
+    TokenNotYetValid = "token-not-yet-valid", Assertion, false;
     /// The token lacks the expected audience the user set.
-    AudienceMismatch = "audience-mismatch", Troubleshooting "audience-mismatch";
+    AudienceMismatch = "audience-mismatch", Assertion, false;
     /// The token (or the file) is a credential for something else: AWS STS, EKS Pod Identity,
     /// the Kubernetes API server.
-    ForeignAudience = "foreign-audience", Troubleshooting "foreign-audience";
+    ForeignAudience = "foreign-audience", Assertion, false;
     /// A custom client assertion source failed or returned an empty assertion.
-    ClientAssertionSource = "client-assertion-source", Troubleshooting "client-assertion-source";
+    ClientAssertionSource = "client-assertion-source", Assertion, false;
     /// The token request did not complete (connection, TLS, broken-off answer), for a cause
     /// none of the `Transport*` problems names.
-    Transport = "transport", Troubleshooting "transport";
+    Transport = "transport", Transport, true;
     /// No answer: the host refused the connection (nothing listens on that port).
-    TransportConnectionRefused = "transport-connection-refused", Troubleshooting "transport-connection-refused";
+    TransportConnectionRefused = "transport-connection-refused", Transport, true;
     /// No answer: the host name does not resolve.
-    TransportDns = "transport-dns", Troubleshooting "transport-dns";
+    TransportDns = "transport-dns", Transport, true;
     /// No answer: the connection was closed or reset before an answer.
-    TransportConnectionReset = "transport-connection-reset", Troubleshooting "transport-connection-reset";
+    TransportConnectionReset = "transport-connection-reset", Transport, true;
     /// No answer: the server's certificate is from a CA this client does not trust.
-    TransportUntrustedCertificate = "transport-untrusted-certificate", Troubleshooting "transport-untrusted-certificate";
+    TransportUntrustedCertificate = "transport-untrusted-certificate", Transport, false;
     /// No answer: the server's certificate is not valid for the host name.
-    TransportCertificateName = "transport-certificate-name", Troubleshooting "transport-certificate-name";
+    TransportCertificateName = "transport-certificate-name", Transport, false;
     /// No answer: the server's certificate is expired or not yet valid.
-    TransportCertificateExpired = "transport-certificate-expired", Troubleshooting "transport-certificate-expired";
+    TransportCertificateExpired = "transport-certificate-expired", Transport, false;
     /// No answer: another TLS handshake failure.
-    TransportTls = "transport-tls", Troubleshooting "transport-tls";
+    TransportTls = "transport-tls", Transport, true;
     /// No answer: the HTTP proxy refused or failed the `CONNECT` tunnel.
-    TransportProxy = "transport-proxy", Troubleshooting "transport-proxy";
+    TransportProxy = "transport-proxy", Transport, true;
     /// No answer: the connection timed out (packets dropped).
-    TransportTimedOut = "transport-timed-out", Troubleshooting "transport-timed-out";
+    TransportTimedOut = "transport-timed-out", Transport, true;
     /// An attempt did not finish within `RefreshPolicy::attempt_timeout`.
-    Timeout = "timeout", Troubleshooting "timeout";
+    Timeout = "timeout", Timeout, true;
     /// The token endpoint's answer is not Entra's (HTML, text, truncated, missing fields).
-    InvalidResponse = "invalid-response", Troubleshooting "invalid-response";
+    InvalidResponse = "invalid-response", InvalidResponse, false;
     /// Entra answered with an OAuth error that carries no AADSTS code.
-    EntraError = "entra-errors", Troubleshooting "entra-errors";
+    EntraError = "entra-errors", Entra, false;
     /// AWS STS `AccessDenied`: the role may not call `sts:GetWebIdentityToken`.
-    AwsAccessDenied = "aws-access-denied", AwsOutbound "access-denied";
+    AwsAccessDenied = "aws-access-denied", Assertion, false, AwsOutbound "access-denied";
     /// Outbound identity federation is not enabled for the AWS account.
-    AwsFederationDisabled = "aws-federation-disabled", AwsOutbound "federation-disabled";
+    AwsFederationDisabled = "aws-federation-disabled", Assertion, false, AwsOutbound "federation-disabled";
     /// The AWS credentials are missing, expired or not accepted.
-    AwsCredentials = "aws-credentials", AwsOutbound "aws-credentials";
+    AwsCredentials = "aws-credentials", Assertion, false, AwsOutbound "aws-credentials";
     /// AWS STS is throttling the account's requests.
-    AwsThrottling = "aws-throttling", AwsOutbound "throttling";
+    AwsThrottling = "aws-throttling", Assertion, true, AwsOutbound "throttling";
     /// STS is not activated in the region.
-    AwsRegion = "aws-region", AwsOutbound "region";
+    AwsRegion = "aws-region", Assertion, false, AwsOutbound "region";
     /// An AWS option or request parameter is outside what STS accepts (duration, signing
     /// algorithm, audience, region).
-    AwsLimits = "aws-limits", AwsOutbound "limits";
+    AwsLimits = "aws-limits", InvalidConfiguration, false, AwsOutbound "limits";
     /// Any other AWS STS failure (not reached, timed out, an unlisted error code).
-    AwsSts = "aws-troubleshooting", AwsOutbound "troubleshooting";
+    AwsSts = "aws-troubleshooting", Transport, true, AwsOutbound "troubleshooting";
 }
 
 /// AADSTS codes with a section of their own in docs/troubleshooting.md; any other code links
@@ -178,12 +225,24 @@ impl ProblemId {
     /// own, the section on Entra errors in general.
     fn section(self) -> (Page, String) {
         match (self, self.local()) {
-            (_, Some((_, page, anchor))) => (page, anchor.to_owned()),
+            (_, Some(Entry { section, .. })) => (section.0, section.1.to_owned()),
             (ProblemId::Aadsts(code), None) if DOCUMENTED_CODES.contains(&code) => {
                 (Page::Troubleshooting, format!("aadsts{code}"))
             }
             _ => (Page::Troubleshooting, "entra-errors".to_owned()),
         }
+    }
+
+    /// What part of the flow the problem is in: [`ErrorCategory::Entra`] for an AADSTS code.
+    pub(crate) fn category(self) -> ErrorCategory {
+        self.local().map_or(ErrorCategory::Entra, |e| e.category)
+    }
+
+    /// Whether the problem can pass by itself, so that trying again later may succeed (a
+    /// connection failure, a time-out; not a certificate the client does not trust, for another
+    /// host, or expired). An error's HTTP status or AWS error code may say otherwise.
+    pub(crate) fn is_transient(self) -> bool {
+        self.local().is_some_and(|e| e.transient)
     }
 
     /// The anchor of the problem's section (`<a id>` in docs/troubleshooting.md or
@@ -205,7 +264,7 @@ impl ProblemId {
 impl fmt::Display for ProblemId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self, self.local()) {
-            (_, Some((id, _, _))) => f.write_str(id),
+            (_, Some(Entry { id, .. })) => f.write_str(id),
             (ProblemId::Aadsts(code), None) => write!(f, "aadsts{code}"),
             (_, None) => unreachable!("every other variant is local"),
         }
@@ -234,10 +293,7 @@ impl FromStr for ProblemId {
 
     /// The inverse of `Display`: `token-expired`, `aadsts70021` (any code), `aws-access-denied`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Some(p) = LOCAL
-            .iter()
-            .find(|p| p.local().is_some_and(|(id, ..)| id == s))
-        {
+        if let Some(p) = LOCAL.iter().find(|p| p.local().is_some_and(|e| e.id == s)) {
             return Ok(*p);
         }
         s.strip_prefix("aadsts")

@@ -6,7 +6,7 @@
 //! `https://graph.microsoft.com/Mail.Send`) names a permission, not a resource: the fix is the
 //! resource's `/.default`, never `<permission>/.default`.
 
-use crate::error::{CredentialError, ErrorCategory};
+use crate::error::CredentialError;
 use crate::escape::escape;
 use crate::problem::ProblemId;
 
@@ -102,25 +102,23 @@ pub(crate) fn scope_fix(scope: Option<&str>) -> String {
 /// `<resource>/.default` scope.
 pub(crate) fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
     let invalid = |facts: String, scope: Option<&str>| {
-        CredentialError::new(ErrorCategory::InvalidScope, facts)
-            .with_fix(scope_fix(scope))
-            .with_problem(ProblemId::InvalidScope)
+        CredentialError::new(ProblemId::InvalidScope, facts).with_fix(scope_fix(scope))
     };
     match scopes {
         [] => Err(invalid(
-            "WorkloadIdentityCredential: no scope was requested.".into(),
+            "no scope was requested.".into(),
             None,
         )),
         [scope] if is_default_scope(scope) => Ok(()),
         [scope] => Err(invalid(
             format!(
-                "WorkloadIdentityCredential: scope {scope:?} cannot be requested with a workload identity; the client-credentials flow takes one scope of the form <resource>/.default."
+                "scope {scope:?} cannot be requested with a workload identity; the client-credentials flow takes one scope of the form <resource>/.default."
             ),
             Some(scope),
         )),
         many => Err(invalid(
             format!(
-                "WorkloadIdentityCredential: {} scopes were requested ({}) but Entra issues a token for one resource at a time; request one <resource>/.default scope per call.",
+                "{} scopes were requested ({}) but Entra issues a token for one resource at a time; request one <resource>/.default scope per call.",
                 many.len(),
                 escape(&many.join(", "))
             ),
@@ -132,6 +130,7 @@ pub(crate) fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorCategory;
 
     #[test]
     fn the_resource_default_scope_is_suggested() {

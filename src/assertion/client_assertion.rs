@@ -4,7 +4,7 @@
 
 use super::{Assertion, AssertionSource, ForeignAudience};
 use crate::config::AUDIENCE_PUBLIC;
-use crate::error::{CredentialError, ErrorCategory};
+use crate::error::CredentialError;
 use crate::escape::escape;
 use crate::problem::ProblemId;
 use azure_core::error::ErrorKind;
@@ -55,7 +55,7 @@ impl CredentialError {
     /// assertion. Build `e` from any error with `azure_core::Error::new(kind, error)` or
     /// `azure_core::Error::with_message(kind, message)`.
     ///
-    /// The result has category [`ErrorCategory::Assertion`] and problem
+    /// The result has category [`ErrorCategory::Assertion`](crate::ErrorCategory::Assertion) and problem
     /// [`ProblemId::ClientAssertionSource`]. It is transient (the cache tries again after
     /// `RefreshPolicy::transient_error_ttl` instead of `permanent_error_ttl`) when `e`'s kind is
     /// `Io`, `Connection`, or an HTTP response with status 408, 429 or 5xx.
@@ -72,11 +72,10 @@ impl CredentialError {
         // character) stays on the first line instead of breaking it; `e` itself is the source.
         let what = escape(what);
         Self::new(
-        ErrorCategory::Assertion,
-        format!("WorkloadIdentityCredential: the client assertion source ({what}) failed: {}.", escape(&e.to_string())),
+        ProblemId::ClientAssertionSource,
+        format!("the client assertion source ({what}) failed: {}.", escape(&e.to_string())),
     )
     .with_fix(format!("correct what makes {what} fail (its error above); it is retried, sooner after an I/O, connection, 408, 429 or 5xx error."))
-    .with_problem(ProblemId::ClientAssertionSource)
     .with_transient(transient)
     .with_source(e)
     }
@@ -94,22 +93,21 @@ impl<C: ClientAssertion + 'static> AssertionSource for ClientAssertionSource<C> 
         let jwt = secret.trim();
         if jwt.is_empty() {
             return Err(CredentialError::new(
-                ErrorCategory::Assertion,
-                format!(
-                    "WorkloadIdentityCredential: the client assertion source ({what}) returned an empty assertion."
-                ),
+                ProblemId::ClientAssertionSource,
+                format!("the client assertion source ({what}) returned an empty assertion."),
             )
-            .with_fix(format!("make {what} return the JWT to present to Entra ID."))
-            .with_problem(ProblemId::ClientAssertionSource));
+            .with_fix(format!(
+                "make {what} return the JWT to present to Entra ID."
+            )));
         }
         // Diagnostics only: an assertion that is not a JWT is sent as it is, for Entra to judge.
         let claims = crate::jwt::decode(jwt).ok().map(|d| d.claims);
         if let Some(foreign) = claims.as_ref().and_then(ForeignAudience::first_in_claims) {
             if !self.allow_foreign_audience {
                 return Err(CredentialError::new(
-                    ErrorCategory::Assertion,
+                    ProblemId::ForeignAudience,
                     format!(
-                        "WorkloadIdentityCredential refused to send the assertion of {what}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
+                        "refused to send the assertion of {what}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
                         claims
                             .as_ref()
                             .map(|c| c.audiences_display())
@@ -117,8 +115,7 @@ impl<C: ClientAssertion + 'static> AssertionSource for ClientAssertionSource<C> 
                         foreign.describe()
                     ),
                 )
-                .with_fix(format!("have {what} issue a token for the federated identity credential's audience ({AUDIENCE_PUBLIC} by default)."))
-                .with_problem(ProblemId::ForeignAudience));
+                .with_fix(format!("have {what} issue a token for the federated identity credential's audience ({AUDIENCE_PUBLIC} by default).")));
             }
             tracing::warn!(source = %what, "sending an assertion that is also a credential for {} (allow_foreign_audience is set)", foreign.describe());
         }

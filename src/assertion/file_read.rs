@@ -2,7 +2,7 @@
 //! number of bytes, never an `open` that waits for a writer, and at most one outstanding read per
 //! source, on a thread of its own so that a hung network mount blocks that one thread only.
 
-use crate::error::{CredentialError, ErrorCategory};
+use crate::error::CredentialError;
 use crate::problem::ProblemId;
 use crate::shell::shell_quote;
 use futures::FutureExt;
@@ -101,14 +101,13 @@ pub(crate) fn file_error(
     problem: ProblemId,
 ) -> CredentialError {
     CredentialError::new(
-        ErrorCategory::TokenFile,
+        problem,
         format!(
-            "WorkloadIdentityCredential: the federated token file {} {what}.",
+            "the federated token file {} {what}.",
             crate::escape::path(path)
         ),
     )
     .with_fix(fix)
-    .with_problem(problem)
 }
 
 /// A file that is not a regular file: say what it is.

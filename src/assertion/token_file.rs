@@ -14,7 +14,7 @@ use super::{Assertion, AssertionSource};
 use crate::clock::Clock;
 use crate::config::Env;
 use crate::config::{AZURE_AUTHORITY_HOST, AZURE_FEDERATED_TOKEN_AUDIENCE};
-use crate::error::{CredentialError, ErrorCategory};
+use crate::error::CredentialError;
 use crate::escape::escape;
 use crate::jwt;
 use crate::problem::ProblemId;
@@ -203,19 +203,17 @@ impl PathRule {
             );
             return Ok(());
         }
-        Err(assertion_error(format!(
-            "WorkloadIdentityCredential refused to read {}: it is {}, a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
+        Err(CredentialError::new(
+        ProblemId::ForeignAudience,
+        format!(
+            "refused to read {}: it is {}, a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
             crate::escape::path(path),
             foreign.what,
             foreign.kind.describe(),
-        ))
-        .with_fix(dedicated_token_fix(&self.audience))
-        .with_problem(ProblemId::ForeignAudience))
+        ),
+    )
+        .with_fix(dedicated_token_fix(&self.audience)))
     }
-}
-
-fn assertion_error(message: String) -> CredentialError {
-    CredentialError::new(ErrorCategory::Assertion, message)
 }
 
 fn fmt_time(t: OffsetDateTime) -> String {
@@ -347,16 +345,20 @@ impl TokenFileSource {
         );
         match verdict {
             AudienceVerdict::Expected => Ok(()),
-            AudienceVerdict::Foreign(foreign) => Err(assertion_error(format!(
-                "WorkloadIdentityCredential refused to send the service-account token in {}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
+            AudienceVerdict::Foreign(foreign) => Err(CredentialError::new(
+            ProblemId::ForeignAudience,
+            format!(
+                "refused to send the service-account token in {}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
                 crate::escape::path(&self.path),
                 claims.audiences_display(),
                 foreign.describe(),
-            ))
-            .with_fix(dedicated)
-            .with_problem(ProblemId::ForeignAudience)),
-            AudienceVerdict::AllowedForeignWithoutExpected(_) => Err(assertion_error(format!(
-                "WorkloadIdentityCredential refused to send the service-account token in {}: allow_foreign_audience is set, but the token's audience ({}) does not include the expected audience {} (from {}). allow_foreign_audience does not switch off the audience check.",
+            ),
+        )
+            .with_fix(dedicated)),
+            AudienceVerdict::AllowedForeignWithoutExpected(_) => Err(CredentialError::new(
+            ProblemId::ForeignAudience,
+            format!(
+                "refused to send the service-account token in {}: allow_foreign_audience is set, but the token's audience ({}) does not include the expected audience {} (from {}). allow_foreign_audience does not switch off the audience check.",
                 crate::escape::path(&self.path),
                 claims.audiences_display(),
                 self.expected_audience,
@@ -365,21 +367,23 @@ impl TokenFileSource {
                 } else {
                     "the default"
                 },
-            ))
-            .with_fix(dedicated)
-            .with_problem(ProblemId::ForeignAudience)),
-            AudienceVerdict::Mismatch => Err(assertion_error(format!(
-                "WorkloadIdentityCredential: the service-account token in {} has audience {} but {} is expected (set by expected_audience or {AZURE_FEDERATED_TOKEN_AUDIENCE}).",
-                crate::escape::path(&self.path),
-                claims.audiences_display(),
-                self.expected_audience,
-            ))
+            ),
+        )
+            .with_fix(dedicated)),
+            AudienceVerdict::Mismatch => Err(CredentialError::new(
+                ProblemId::AudienceMismatch,
+                format!(
+                    "the service-account token in {} has audience {} but {} is expected (set by expected_audience or {AZURE_FEDERATED_TOKEN_AUDIENCE}).",
+                    crate::escape::path(&self.path),
+                    claims.audiences_display(),
+                    self.expected_audience,
+                ),
+            )
             .with_fix(audience_fix(
                 claims,
                 &self.expected_audience,
                 self.authority.as_ref(),
-            ))
-            .with_problem(ProblemId::AudienceMismatch)),
+            ))),
             AudienceVerdict::AllowedForeign(foreign) => {
                 tracing::warn!(
                     token_file = %crate::escape::path(&self.path),
@@ -435,27 +439,31 @@ impl TokenFileSource {
                 ),
                 _ => String::new(),
             };
-            return Err(assertion_error(format!(
-                "WorkloadIdentityCredential: the service-account token in {} expired at {} ({} ago).{rotate_at}{} The kubelet is not rotating it.",
+            return Err(CredentialError::new(
+                ProblemId::TokenExpired,
+                format!(
+                "the service-account token in {} expired at {} ({} ago).{rotate_at}{} The kubelet is not rotating it.",
                 crate::escape::path(&self.path),
                 fmt_time(exp),
                 fmt_age(now - exp),
                 age.unwrap_or_default(),
-            ))
-            .with_fix(NOT_ROTATING_FIX)
-            .with_problem(ProblemId::TokenExpired));
+            ),
+        )
+            .with_fix(NOT_ROTATING_FIX));
         }
         if let Some(nbf) = claims.not_before()
             && nbf > now + CLOCK_SKEW
         {
-            return Err(assertion_error(format!(
-                "WorkloadIdentityCredential: the service-account token in {} is not valid before {} ({} from now): a clock is wrong.",
+            return Err(CredentialError::new(
+            ProblemId::TokenNotYetValid,
+            format!(
+                "the service-account token in {} is not valid before {} ({} from now): a clock is wrong.",
                 crate::escape::path(&self.path),
                 fmt_time(nbf),
                 fmt_age(nbf - now)
-            ))
-            .with_fix(CLOCK_FIX)
-            .with_problem(ProblemId::TokenNotYetValid));
+            ),
+        )
+            .with_fix(CLOCK_FIX));
         }
 
         self.check_audience(&claims)?;
@@ -484,6 +492,7 @@ impl AssertionSource for TokenFileSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorCategory;
     use crate::clock::ManualClock;
     use crate::jwt::tests::make;
 

@@ -2,16 +2,16 @@
 
 use super::slot::Slot;
 use super::{MAX_RESTARTS, TokenSource};
-use crate::error::{CredentialError, ErrorCategory};
+use crate::error::CredentialError;
 use crate::http::{Phase, Progress};
 use crate::problem::ProblemId;
 use azure_core::time::Duration;
 
 pub(super) fn vanished_error(source: &dyn TokenSource, slot: &Slot) -> CredentialError {
     CredentialError::new(
-        ErrorCategory::Transport,
+        ProblemId::Transport,
         format!(
-            "WorkloadIdentityCredential: the {} request for {} {} was abandoned {MAX_RESTARTS} \
+            "the {} request for {} {} was abandoned {MAX_RESTARTS} \
              times in a row before it finished: the async runtime that ran it was shut down or \
              dropped (e.g. a runtime per call dropped while a request was running). The next call \
              starts a new request.",
@@ -21,7 +21,6 @@ pub(super) fn vanished_error(source: &dyn TokenSource, slot: &Slot) -> Credentia
         ),
     )
     .with_fix("call from a runtime that outlives the call (one long-lived runtime, or the `blocking` feature's BlockingTokenCredential).")
-    .with_problem(ProblemId::Transport)
 }
 
 /// The error of an attempt (or a wait) that outlived `bound`: while the HTTP retry policy waits
@@ -79,11 +78,10 @@ pub(crate) fn timeout_error(bound: Duration, phase: Phase) -> CredentialError {
         ),
     };
     CredentialError::new(
-        ErrorCategory::Timeout,
-        format!("WorkloadIdentityCredential: {what}; the bound is RefreshPolicy::attempt_timeout."),
+        ProblemId::Timeout,
+        format!("{what}; the bound is RefreshPolicy::attempt_timeout."),
     )
     .with_fix(fix)
-    .with_problem(ProblemId::Timeout)
 }
 
 pub(super) fn panic_error(
@@ -97,9 +95,9 @@ pub(super) fn panic_error(
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".into());
     CredentialError::new(
-        ErrorCategory::Transport,
+        ProblemId::Transport,
         format!(
-            "WorkloadIdentityCredential: the {} request for {} {} panicked: {what}. This is a \
+            "the {} request for {} {} panicked: {what}. This is a \
              bug in the assertion source or the HTTP transport; the next attempt starts afresh.",
             source.kind(),
             source.key_name(),
@@ -107,5 +105,4 @@ pub(super) fn panic_error(
         ),
     )
     .with_fix("report the panic message above to the author of the assertion source or HTTP transport (or to azure_identity_k8s).")
-    .with_problem(ProblemId::Transport)
 }

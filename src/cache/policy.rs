@@ -1,6 +1,7 @@
 //! The refresh policy and the schedule arithmetic (pure functions of durations).
 
-use crate::error::{CredentialError, ErrorCategory};
+use crate::error::CredentialError;
+use crate::problem::ProblemId;
 use azure_core::time::Duration;
 
 /// How and when cached tokens are refreshed. All fields have defaults; build one with struct
@@ -38,7 +39,7 @@ pub struct RefreshPolicy {
     pub mandatory_margin: Duration,
     /// Upper bound on one refresh attempt (reading the assertion, the token request and its HTTP
     /// retries) and on how long a caller without a valid token waits for one. An attempt that takes
-    /// longer is abandoned and fails with a transient [`ErrorCategory::Timeout`] error naming the
+    /// longer is abandoned and fails with a transient [`ErrorCategory::Timeout`](crate::ErrorCategory::Timeout) error naming the
     /// phase that hung. Positive. Default 30 s.
     pub attempt_timeout: Duration,
     /// Base delay before the next attempt after a failed refresh while a valid token is cached
@@ -86,7 +87,7 @@ impl RefreshPolicy {
     /// zero TTL would remember no error, so every call during an outage would send a request);
     /// `mandatory_margin`, `max_jitter` and `outage_warning_after` not negative; `max_backoff` at
     /// least `failure_backoff`. The credential's constructor calls this; the error
-    /// ([`ErrorCategory::InvalidConfiguration`]) names the field, its value, the rule and the
+    /// ([`ErrorCategory::InvalidConfiguration`](crate::ErrorCategory::InvalidConfiguration)) names the field, its value, the rule and the
     /// default.
     pub fn validate(&self) -> Result<(), CredentialError> {
         const REMEMBERED: &str = "must be positive: with no valid token cached, a zero TTL \
@@ -149,16 +150,15 @@ impl RefreshPolicy {
 
 fn invalid(field: &str, value: Duration, rule: &str, default: &str) -> CredentialError {
     CredentialError::new(
-        ErrorCategory::InvalidConfiguration,
+        ProblemId::InvalidConfiguration,
         format!(
-            "WorkloadIdentityCredential: RefreshPolicy::{field} is {} s but {rule} (default {default}).",
+            "RefreshPolicy::{field} is {} s but {rule} (default {default}).",
             value.as_seconds_f64()
         ),
     )
     .with_fix(format!(
         "set WorkloadIdentityCredentialOptions::refresh_policy.{field} to its default {default}, or leave it out with `..RefreshPolicy::default()`."
     ))
-    .with_problem(crate::problem::ProblemId::InvalidConfiguration)
 }
 
 /// `(refresh_after, mandatory_after)`: when a token of `lifetime` (counted from the start of its

@@ -101,18 +101,18 @@ impl TokenSource for TestSource {
                 refresh_in,
             }),
             Behaviour::Transient => Err(CredentialError::new(
-                ErrorCategory::Entra,
+                crate::ProblemId::EntraError,
                 format!("fetch {n}: 503 from the token endpoint"),
             )
             .with_status(StatusCode::from(503))),
             Behaviour::Throttled => Err(CredentialError::new(
-                ErrorCategory::InvalidResponse,
+                crate::ProblemId::InvalidResponse,
                 format!("fetch {n}: 429 Retry-After: 45"),
             )
             .with_status(StatusCode::from(429))
             .with_retry_after(Some(Duration::seconds(45)))),
             Behaviour::Permanent => Err(CredentialError::new(
-                ErrorCategory::Entra,
+                crate::ProblemId::Aadsts(70021),
                 format!("fetch {n}: AADSTS70021: no matching federated identity record"),
             )
             .with_status(StatusCode::from(400))
@@ -350,13 +350,13 @@ async fn no_valid_token_all_waiters_get_the_same_error_from_one_fetch() {
     let errors: Vec<CredentialError> = results.into_iter().map(|r| r.unwrap_err()).collect();
     assert_eq!(f.source.fetches(), 1);
     for e in &errors {
-        assert_eq!(e.message(), "fetch 1: 503 from the token endpoint");
+        assert_eq!(e.headline(), "fetch 1: 503 from the token endpoint");
         assert!(e.is_transient());
         assert_eq!(e.http_status(), Some(StatusCode::from(503)));
     }
     // Remembered for transient_error_ttl (1 s): same error, no request.
     let e = f.get().now_or_never().expect("no wait").unwrap_err();
-    assert_eq!(e.message(), "fetch 1: 503 from the token endpoint");
+    assert_eq!(e.headline(), "fetch 1: 503 from the token endpoint");
     assert_eq!(f.source.fetches(), 1);
     // Then the next caller tries again.
     f.advance(1);
@@ -383,7 +383,7 @@ async fn permanent_error_is_remembered_for_its_ttl_then_retried() {
     );
     f.advance(1);
     let e2 = f.get().await.unwrap_err();
-    assert!(e2.message().starts_with("fetch 2:"), "{}", e2.message());
+    assert!(e2.headline().starts_with("fetch 2:"), "{e2}");
     assert_eq!(f.source.fetches(), 2);
     f.advance(5);
     f.source.set(ok(Duration::hours(1)));

@@ -318,7 +318,7 @@ fn classify(url: &str, answer: &HttpAnswer) -> Probe {
         };
         Probe::Unavailable(format!(
             "this looks like AWS EC2 metadata, not Azure IMDS: {what}{why}. There is no Azure managed identity on AWS; use WorkloadIdentityCredential (see {}struct.WorkloadIdentityCredential.html)",
-            crate::error::DOCS_ROOT
+            crate::problem::DOCS_ROOT
         ))
     } else {
         Probe::Unavailable(format!(

@@ -70,7 +70,7 @@ impl Env {
     /// with `fix`.
     pub(crate) fn var_checked(
         &self,
-        credential: &str,
+        credential: &'static str,
         name: &str,
         secret: bool,
         fix: impl FnOnce() -> String,

@@ -7,7 +7,7 @@ use super::{
     ValueSource, WEBHOOK_TOKEN_PATH_PRE_1_6,
 };
 use crate::entra::catalogue::{CLIENT_ID_COMMANDS, TENANT_ID_COMMAND};
-use crate::error::{CredentialError, ErrorCategory};
+use crate::error::CredentialError;
 use crate::problem::ProblemId;
 use std::path::PathBuf;
 
@@ -16,19 +16,19 @@ use std::path::PathBuf;
 pub(super) fn not_configured(missing: &[(&str, String)]) -> CredentialError {
     let (what, how): (Vec<&str>, Vec<&str>) = missing.iter().map(|(w, h)| (*w, h.as_str())).unzip();
     CredentialError::new(
-        ErrorCategory::NotConfigured,
+        ProblemId::NotConfigured,
         format!(
             "WorkloadIdentityCredential is not configured: no {}.",
             what.join(", no ")
         ),
     )
+    .named(None)
     .with_fix(format!(
         "{}. In a pod, the Azure Workload Identity webhook sets them when the pod has the label \
          azure.workload.identity/use: \"true\" and its ServiceAccount the annotation azure.workload.identity/client-id; \
          without the webhook, set them in the pod spec (`azure-identity-k8s setup` prints a Deployment with them).",
         how.join("; ")
     ))
-    .with_problem(ProblemId::NotConfigured)
 }
 
 /// A malformed value: `what` names it, `problem` says what is wrong with it, `fix` gives the
@@ -39,17 +39,17 @@ pub(super) fn invalid(what: &str, problem: &str, fix: impl Into<String>) -> Cred
 
 /// [`invalid`] for the credential named `credential` (e.g. a chain's `EnvironmentCredential`).
 pub(super) fn invalid_in(
-    credential: &str,
+    credential: &'static str,
     what: &str,
     problem: &str,
     fix: impl Into<String>,
 ) -> CredentialError {
     CredentialError::new(
-        ErrorCategory::InvalidConfiguration,
-        format!("{credential}: invalid {what}: {problem}."),
+        ProblemId::InvalidConfiguration,
+        format!("invalid {what}: {problem}."),
     )
+    .named(Some(credential))
     .with_fix(fix)
-    .with_problem(ProblemId::InvalidConfiguration)
 }
 
 /// Set `var` (or the option) to the value `command` prints.

@@ -141,7 +141,7 @@ pub(super) async fn check(
                     url.as_str()
                 )
             ),
-            f.cause.problem(),
+            f.cause,
         ),
         _ => (publish_fix(what), ProblemId::Aadsts(90061)),
     };

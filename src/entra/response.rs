@@ -3,8 +3,7 @@
 use super::ErrorContext;
 use super::catalogue::{INVALID_RESPONSE_FIX, entra_problem};
 use crate::cache::FetchedToken;
-use crate::error::{CredentialError, ErrorCategory};
-use crate::escape::escape;
+use crate::error::{CredentialError, EntraAnswer};
 use crate::problem::ProblemId;
 use azure_core::credentials::AccessToken;
 use azure_core::http::StatusCode;
@@ -58,14 +57,13 @@ pub(crate) struct ErrorBody {
 
 pub(super) fn invalid_response(status: StatusCode, what: String) -> CredentialError {
     CredentialError::new(
-        ErrorCategory::InvalidResponse,
+        ProblemId::InvalidResponse,
         format!(
-            "WorkloadIdentityCredential: the token endpoint answered HTTP {} with {what}.",
+            "the token endpoint answered HTTP {} with {what}.",
             u16::from(status)
         ),
     )
     .with_fix(INVALID_RESPONSE_FIX)
-    .with_problem(ProblemId::InvalidResponse)
     .with_status(status)
 }
 
@@ -275,30 +273,19 @@ fn describe_error(
             } else {
                 format!("\n  {facts}")
             };
-            // Entra's words and ids, escaped like every value from outside (see `crate::escape`).
-            let ids = match (&b.trace_id, &b.correlation_id) {
-                (Some(t), Some(c)) => {
-                    format!("\n  Trace ID: {}, Correlation ID: {}", escape(t), escape(c))
-                }
-                _ => String::new(),
-            };
-            let said = escape(desc);
             CredentialError::new(
-                ErrorCategory::Entra,
-                format!(
-                    "WorkloadIdentityCredential: Entra ID rejected the token request{first}.{request}{facts}\n  Fix: {fix}\n  Entra said: {said}{ids}"
-                ),
+                primary.map_or(ProblemId::EntraError, ProblemId::Aadsts),
+                format!("Entra ID rejected the token request{first}.{request}{facts}"),
             )
-            .with_stated_fix(fix)
-            .with_problem(primary.map_or(ProblemId::EntraError, ProblemId::Aadsts))
+            .with_fix(fix)
             .with_status(status)
             .with_aadsts(codes)
-            .with_entra_answer(
-                b.error.clone(),
-                (!desc.is_empty()).then(|| desc.to_string()),
-                b.trace_id.clone(),
-                b.correlation_id.clone(),
-            )
+            .with_entra_answer(EntraAnswer {
+                description: (!desc.is_empty()).then(|| desc.to_string()),
+                error: b.error,
+                trace_id: b.trace_id,
+                correlation_id: b.correlation_id,
+            })
         }
         _ => {
             let what = if body.is_empty() {
@@ -324,40 +311,35 @@ fn describe_error(
                 ""
             };
             CredentialError::new(
-                ErrorCategory::InvalidResponse,
+                ProblemId::InvalidResponse,
                 format!(
-                    "WorkloadIdentityCredential: the token endpoint {} answered HTTP {code} with {what}{retry}.{advice}",
+                    "the token endpoint {} answered HTTP {code} with {what}{retry}.{advice}",
                     ctx.endpoint
                 ),
             )
             .with_fix(INVALID_RESPONSE_FIX)
-            .with_problem(ProblemId::InvalidResponse)
             .with_status(status)
         }
     }
 }
 
 /// A 429/503 with `Retry-After`: say so first (the cache then sends nothing before it passes).
+/// It keeps the answer's problem, fix and Entra's words; its source is `error`.
 pub(super) fn throttled(error: CredentialError, after: Duration) -> CredentialError {
     let status = error.http_status().unwrap_or(StatusCode::TooManyRequests);
-    let detail = error
-        .message()
-        .trim_start_matches("WorkloadIdentityCredential: ")
-        .to_owned();
-    CredentialError::new(
-        error.category(),
-        format!(
-            "WorkloadIdentityCredential: Entra throttled the token request (HTTP {}, retry after {} s, transient). \
-             The credential sends no new request before then and keeps serving a cached token that is still valid. \
-             Details: {detail}",
-            u16::from(status),
-            after.whole_seconds(),
-        ),
-    )
-    .with_status(status)
-    .with_aadsts(error.aadsts_codes().to_vec())
-    .with_transient(true)
-    .with_retry_after(Some(after))
-    .with_problem_of(&error)
-    .with_source(error)
+    error
+        .clone()
+        .map_facts(|detail| {
+            format!(
+                "Entra throttled the token request (HTTP {}, retry after {} s, transient). \
+                 The credential sends no new request before then and keeps serving a cached token that is still valid. \
+                 Details: {detail}",
+                u16::from(status),
+                after.whole_seconds(),
+            )
+        })
+        .with_status(status)
+        .with_transient(true)
+        .with_retry_after(Some(after))
+        .with_source(error)
 }

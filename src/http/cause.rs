@@ -13,90 +13,38 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 
-/// The root cause of a failed request, in the terms of its fix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cause {
-    /// The host answered the TCP connection with a refusal (nothing listens on that port).
-    ConnectionRefused,
-    /// The host name did not resolve.
-    Dns,
-    /// The connection was reset or closed before an answer (during the TLS handshake or after).
-    ConnectionClosed,
-    /// The server's certificate chains to no CA this client trusts (`UnknownIssuer`).
-    UntrustedCertificate,
-    /// The server's certificate is not valid for the host name in the URL.
-    CertificateName,
-    /// The server's certificate is expired or not yet valid.
-    CertificateExpired,
-    /// Another TLS failure (no TLS on that port, an alert, no common protocol version).
-    Tls,
-    /// The HTTP proxy refused or failed the `CONNECT` tunnel.
-    Proxy,
-    /// The connection or the request timed out (packets dropped).
-    TimedOut,
-    /// None of the above: the innermost error's text says what.
-    Other,
-}
-
-impl Cause {
-    /// The catalogue entry of this cause (its section of docs/troubleshooting.md).
-    pub(crate) fn problem(self) -> ProblemId {
-        match self {
-            Cause::ConnectionRefused => ProblemId::TransportConnectionRefused,
-            Cause::Dns => ProblemId::TransportDns,
-            Cause::ConnectionClosed => ProblemId::TransportConnectionReset,
-            Cause::UntrustedCertificate => ProblemId::TransportUntrustedCertificate,
-            Cause::CertificateName => ProblemId::TransportCertificateName,
-            Cause::CertificateExpired => ProblemId::TransportCertificateExpired,
-            Cause::Tls => ProblemId::TransportTls,
-            Cause::Proxy => ProblemId::TransportProxy,
-            Cause::TimedOut => ProblemId::TransportTimedOut,
-            Cause::Other => ProblemId::Transport,
+/// The cause in plain words, without volatile values (it goes on an error's first line).
+fn words(cause: ProblemId) -> &'static str {
+    match cause {
+        ProblemId::TransportConnectionRefused => "connection refused",
+        ProblemId::TransportDns => "the host name does not resolve (DNS)",
+        ProblemId::TransportConnectionReset => {
+            "the connection was closed or reset before an answer"
         }
-    }
-
-    /// Whether the cause needs an operator's action and so outlasts any retry: a certificate the
-    /// client does not trust, that names another host, or that is outside its validity period
-    /// (a TLS-inspecting proxy, a wrong authority host, a node clock or an expired certificate).
-    /// The token request is then not retried by the HTTP retry policy ([`AttemptPolicy`]) and its
-    /// error is not transient. Connection, DNS, proxy and other TLS failures can pass by
-    /// themselves (a restarting proxy, a flapping route) and are retried.
-    ///
-    /// [`AttemptPolicy`]: super::AttemptPolicy
-    pub(crate) fn is_permanent(self) -> bool {
-        matches!(
-            self,
-            Cause::UntrustedCertificate | Cause::CertificateName | Cause::CertificateExpired
-        )
-    }
-
-    /// The cause in plain words, without volatile values (it goes on an error's first line).
-    fn words(self) -> &'static str {
-        match self {
-            Cause::ConnectionRefused => "connection refused",
-            Cause::Dns => "the host name does not resolve (DNS)",
-            Cause::ConnectionClosed => "the connection was closed or reset before an answer",
-            Cause::UntrustedCertificate => {
-                "TLS: the server's certificate is not trusted (unknown issuer)"
-            }
-            Cause::CertificateName => {
-                "TLS: the server's certificate is not valid for this host name"
-            }
-            Cause::CertificateExpired => {
-                "TLS: the server's certificate is expired or not yet valid"
-            }
-            Cause::Tls => "the TLS handshake failed",
-            Cause::Proxy => "the HTTP proxy refused or failed the CONNECT tunnel",
-            Cause::TimedOut => "the connection timed out",
-            Cause::Other => "no answer",
+        ProblemId::TransportUntrustedCertificate => {
+            "TLS: the server's certificate is not trusted (unknown issuer)"
         }
+        ProblemId::TransportCertificateName => {
+            "TLS: the server's certificate is not valid for this host name"
+        }
+        ProblemId::TransportCertificateExpired => {
+            "TLS: the server's certificate is expired or not yet valid"
+        }
+        ProblemId::TransportTls => "the TLS handshake failed",
+        ProblemId::TransportProxy => "the HTTP proxy refused or failed the CONNECT tunnel",
+        ProblemId::TransportTimedOut => "the connection timed out",
+        _ => "no answer",
     }
 }
 
 /// A classified transport failure of one request: the cause, where to, and the error chain.
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
-    pub(crate) cause: Cause,
+    /// The root cause: one of the `ProblemId::Transport*` problems; not transient when it needs
+    /// an operator's action and so outlasts any retry (a certificate the client does not trust,
+    /// that names another host, or that is outside its validity period). The token request is
+    /// then not retried by the HTTP retry policy ([`AttemptPolicy`](super::AttemptPolicy)).
+    pub(crate) cause: ProblemId,
     /// The URL requested.
     pub(crate) url: Url,
     /// `scheme://host:port` of the URL requested.
@@ -129,7 +77,7 @@ impl Failure {
             cur = e.source();
         }
         Self {
-            cause: cause.unwrap_or(Cause::Other),
+            cause: cause.unwrap_or(ProblemId::Transport),
             url: url.clone(),
             origin: format!("{}://{host}:{port}", url.scheme()),
             host,
@@ -143,8 +91,8 @@ impl Failure {
     /// (an unclassified cause gives the innermost error's text).
     pub(crate) fn words(&self) -> String {
         match self.cause {
-            Cause::Other => format!("no answer ({})", self.innermost),
-            c => c.words().to_owned(),
+            ProblemId::Transport => format!("no answer ({})", self.innermost),
+            c => words(c).to_owned(),
         }
     }
 
@@ -161,47 +109,47 @@ impl Failure {
         let s_client =
             format!("`openssl s_client -connect {host}:{port} -servername {host} -showcerts`");
         match self.cause {
-            Cause::ConnectionRefused => format!(
+            ProblemId::TransportConnectionRefused => format!(
                 "Nothing accepts connections on {host}:{port}. Check {setting}; check the egress rule or proxy in between \
                  (HTTPS_PROXY, NO_PROXY); test from this pod with {curl}."
             ),
-            Cause::Dns => format!(
+            ProblemId::TransportDns => format!(
                 "The name {host} does not resolve from here. Check the host name in {setting} and the pod's DNS \
                  (`nslookup {host}`); behind a proxy set HTTPS_PROXY; test with {curl}."
             ),
-            Cause::ConnectionClosed => format!(
+            ProblemId::TransportConnectionReset => format!(
                 "Something between this pod and {origin} closed the connection: a firewall or proxy, or a server that does \
                  not speak HTTPS on that port. Check egress rules and the proxy (HTTPS_PROXY, NO_PROXY) and {setting}; \
                  {curl} shows where it stops."
             ),
-            Cause::UntrustedCertificate => format!(
+            ProblemId::TransportUntrustedCertificate => format!(
                 "{origin} presented a certificate from a CA this client does not trust, usually a TLS-inspecting proxy. \
                  Add that CA to the system trust store (copy it to /usr/local/share/ca-certificates/ and run \
                  `update-ca-certificates`) or set SSL_CERT_FILE=/path/to/bundle.pem (public roots plus that CA); \
                  {s_client} shows the issuer. Check {setting}."
             ),
-            Cause::CertificateName => format!(
+            ProblemId::TransportCertificateName => format!(
                 "The certificate {origin} presented does not name {host}: the URL points at a server for another name \
                  (an IP address, or a proxy answering in its place). Check {setting}: use the host name the certificate \
                  names, e.g. https://login.microsoftonline.com; {s_client} shows the names."
             ),
-            Cause::CertificateExpired => format!(
+            ProblemId::TransportCertificateExpired => format!(
                 "The certificate {origin} presented is outside its validity period. Check this machine's clock \
                  (`date -u`); if it is right, the server's certificate has expired: {s_client} shows its dates."
             ),
-            Cause::Tls => format!(
+            ProblemId::TransportTls => format!(
                 "The TLS handshake with {origin} failed: the port does not speak TLS (an http:// server, or a proxy), or \
                  the server offers no TLS 1.2/1.3 suite this client supports. Check {setting}; {s_client} shows the handshake."
             ),
-            Cause::Proxy => format!(
+            ProblemId::TransportProxy => format!(
                 "The HTTP proxy (HTTPS_PROXY) refused or could not open the tunnel to {host}:{port}: allow {host} in the \
                  proxy, or bypass it with NO_PROXY={host}; {curl} uses the same proxy settings."
             ),
-            Cause::TimedOut => format!(
+            ProblemId::TransportTimedOut => format!(
                 "No answer from {origin}: packets are dropped (security group, network policy, firewall). Allow egress to \
                  {host}:{port} or set HTTPS_PROXY; check {setting}; test with `curl -sv --max-time 10 {probe}`."
             ),
-            Cause::Other => format!(
+            _ => format!(
                 "Check network access to {origin} ({setting}), the proxy (HTTPS_PROXY, NO_PROXY) and, for a private CA, \
                  SSL_CERT_FILE; test with {curl}."
             ),
@@ -217,7 +165,7 @@ impl fmt::Display for Failure {
 }
 
 /// The cause one error of the chain names, if it names one.
-fn classify_one(e: &(dyn StdError + 'static), text: &str) -> Option<Cause> {
+fn classify_one(e: &(dyn StdError + 'static), text: &str) -> Option<ProblemId> {
     if let Some(tls) = e.downcast_ref::<rustls::Error>() {
         return Some(tls_cause(tls));
     }
@@ -229,44 +177,46 @@ fn classify_one(e: &(dyn StdError + 'static), text: &str) -> Option<Cause> {
             return Some(cause);
         }
         return match io.kind() {
-            io::ErrorKind::ConnectionRefused => Some(Cause::ConnectionRefused),
+            io::ErrorKind::ConnectionRefused => Some(ProblemId::TransportConnectionRefused),
             io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::NotConnected
-            | io::ErrorKind::UnexpectedEof => Some(Cause::ConnectionClosed),
-            io::ErrorKind::TimedOut => Some(Cause::TimedOut),
+            | io::ErrorKind::UnexpectedEof => Some(ProblemId::TransportConnectionReset),
+            io::ErrorKind::TimedOut => Some(ProblemId::TransportTimedOut),
             _ => None,
         };
     }
     // hyper_util's connector errors are private types with fixed texts.
     if text == "dns error" {
-        return Some(Cause::Dns);
+        return Some(ProblemId::TransportDns);
     }
     if text.starts_with("tunnel error") {
-        return Some(Cause::Proxy);
+        return Some(ProblemId::TransportProxy);
     }
     // hyper's `IncompleteMessage`; reqwest's own time-out type.
     if text.starts_with("connection closed before message completed") {
-        return Some(Cause::ConnectionClosed);
+        return Some(ProblemId::TransportConnectionReset);
     }
     if text == "operation timed out" {
-        return Some(Cause::TimedOut);
+        return Some(ProblemId::TransportTimedOut);
     }
     None
 }
 
-fn tls_cause(e: &rustls::Error) -> Cause {
+fn tls_cause(e: &rustls::Error) -> ProblemId {
     use rustls::CertificateError as C;
     match e {
-        rustls::Error::InvalidCertificate(C::UnknownIssuer) => Cause::UntrustedCertificate,
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+            ProblemId::TransportUntrustedCertificate
+        }
         rustls::Error::InvalidCertificate(
             C::NotValidForName | C::NotValidForNameContext { .. },
-        ) => Cause::CertificateName,
+        ) => ProblemId::TransportCertificateName,
         rustls::Error::InvalidCertificate(
             C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
-        ) => Cause::CertificateExpired,
-        _ => Cause::Tls,
+        ) => ProblemId::TransportCertificateExpired,
+        _ => ProblemId::TransportTls,
     }
 }
 
@@ -290,60 +240,63 @@ mod tests {
 
     #[test]
     fn io_kinds_and_tls_payloads_are_named_through_the_chain() {
-        let cases: Vec<(io::Error, Cause)> = vec![
+        let cases: Vec<(io::Error, ProblemId)> = vec![
             (
                 io::ErrorKind::ConnectionRefused.into(),
-                Cause::ConnectionRefused,
+                ProblemId::TransportConnectionRefused,
             ),
             (
                 io::ErrorKind::ConnectionReset.into(),
-                Cause::ConnectionClosed,
+                ProblemId::TransportConnectionReset,
             ),
-            (io::ErrorKind::UnexpectedEof.into(), Cause::ConnectionClosed),
-            (io::ErrorKind::TimedOut.into(), Cause::TimedOut),
+            (
+                io::ErrorKind::UnexpectedEof.into(),
+                ProblemId::TransportConnectionReset,
+            ),
+            (io::ErrorKind::TimedOut.into(), ProblemId::TransportTimedOut),
             (
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
                 ),
-                Cause::UntrustedCertificate,
+                ProblemId::TransportUntrustedCertificate,
             ),
             (
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName),
                 ),
-                Cause::CertificateName,
+                ProblemId::TransportCertificateName,
             ),
             (
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
                 ),
-                Cause::CertificateExpired,
+                ProblemId::TransportCertificateExpired,
             ),
             (
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure),
                 ),
-                Cause::Tls,
+                ProblemId::TransportTls,
             ),
             (
                 io::Error::other(io::Error::new(
                     io::ErrorKind::InvalidData,
                     rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
                 )),
-                Cause::UntrustedCertificate,
+                ProblemId::TransportUntrustedCertificate,
             ),
             (
                 io::Error::other(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "tls handshake eof",
                 )),
-                Cause::ConnectionClosed,
+                ProblemId::TransportConnectionReset,
             ),
-            (io::Error::other("something else"), Cause::Other),
+            (io::Error::other("something else"), ProblemId::Transport),
         ];
         for (io, expected) in cases {
             let f = Failure::of(&url(), &wrapped(io));
@@ -356,7 +309,7 @@ mod tests {
     #[test]
     fn unclassified_causes_fall_back_to_the_innermost_text() {
         let f = Failure::of(&url(), &wrapped(io::Error::other("weird failure")));
-        assert_eq!(f.cause, Cause::Other);
+        assert_eq!(f.cause, ProblemId::Transport);
         assert_eq!(f.words(), "no answer (weird failure)");
         assert!(f.fix("X", "https://p").contains("`curl -sv https://p`"));
         assert!(
@@ -366,29 +319,30 @@ mod tests {
     }
 
     #[test]
-    fn every_cause_has_its_own_problem_and_a_concrete_fix() {
+    fn every_cause_has_its_own_words_and_a_concrete_fix() {
         let mut problems = std::collections::HashSet::new();
         for cause in [
-            Cause::ConnectionRefused,
-            Cause::Dns,
-            Cause::ConnectionClosed,
-            Cause::UntrustedCertificate,
-            Cause::CertificateName,
-            Cause::CertificateExpired,
-            Cause::Tls,
-            Cause::Proxy,
-            Cause::TimedOut,
-            Cause::Other,
+            ProblemId::TransportConnectionRefused,
+            ProblemId::TransportDns,
+            ProblemId::TransportConnectionReset,
+            ProblemId::TransportUntrustedCertificate,
+            ProblemId::TransportCertificateName,
+            ProblemId::TransportCertificateExpired,
+            ProblemId::TransportTls,
+            ProblemId::TransportProxy,
+            ProblemId::TransportTimedOut,
+            ProblemId::Transport,
         ] {
-            assert!(problems.insert(cause.problem()), "{cause:?}");
+            assert!(problems.insert(words(cause)), "{cause:?}");
+            assert_eq!(cause.category(), crate::ErrorCategory::Transport);
             // Only a certificate failure outlasts a retry.
             assert_eq!(
-                cause.is_permanent(),
+                !cause.is_transient(),
                 matches!(
                     cause,
-                    Cause::UntrustedCertificate
-                        | Cause::CertificateName
-                        | Cause::CertificateExpired
+                    ProblemId::TransportUntrustedCertificate
+                        | ProblemId::TransportCertificateName
+                        | ProblemId::TransportCertificateExpired
                 ),
                 "{cause:?}"
             );

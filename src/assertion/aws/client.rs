@@ -191,11 +191,12 @@ impl StsClient {
             }
             None => {
                 return Err(CredentialError::new(
-                    ErrorCategory::NotConfigured,
-                    "AwsWebIdentitySource: no AWS region found; STS serves GetWebIdentityToken only on regional endpoints.",
+                    crate::ProblemId::AwsLimits,
+                    "no AWS region found; STS serves GetWebIdentityToken only on regional endpoints.",
                 )
-                .with_fix("set AWS_REGION (e.g. us-east-1), the region option, or the region of your AWS profile.")
-                .with_problem(crate::ProblemId::AwsLimits));
+                .named(super::errors::NAME)
+                .with_category(ErrorCategory::NotConfigured)
+                .with_fix("set AWS_REGION (e.g. us-east-1), the region option, or the region of your AWS profile."));
             }
         };
         let endpoint_url = self
@@ -228,11 +229,12 @@ impl StsClient {
             .map_err(|e| map_sdk_error(e, audience, region, self.duration_secs))?;
         let bad_response = |what: String| {
             CredentialError::new(
-                ErrorCategory::InvalidResponse,
+                crate::ProblemId::AwsSts,
                 format!("AWS STS GetWebIdentityToken (region {region}) answered 200 but {what}."),
             )
+            .named(None)
+            .with_category(ErrorCategory::InvalidResponse)
             .with_fix(super::errors::STS_ANSWER_FIX)
-            .with_problem(crate::ProblemId::AwsSts)
         };
         let jwt = output
             .web_identity_token()

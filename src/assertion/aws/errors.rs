@@ -80,13 +80,13 @@ pub(crate) const STS_ANSWER_FIX: &str = "check that the STS endpoint (AWS_ENDPOI
 pub(crate) const NO_CREDENTIALS_FIX: &str = "run where AWS credentials and a region can be found: set AWS_REGION (e.g. us-east-1), and give the workload an IAM role \
      (EKS Pod Identity, IRSA, ECS task role, EC2 instance profile) or set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.";
 
+/// The name the source's own errors start with.
+pub(super) const NAME: Option<&str> = Some("AwsWebIdentitySource");
+
 pub(super) fn invalid(message: String) -> CredentialError {
-    CredentialError::new(
-        ErrorCategory::InvalidConfiguration,
-        format!("AwsWebIdentitySource: {message}."),
-    )
-    .with_fix(LIMITS_FIX)
-    .with_problem(ProblemId::AwsLimits)
+    CredentialError::new(ProblemId::AwsLimits, format!("{message}."))
+        .named(NAME)
+        .with_fix(LIMITS_FIX)
 }
 
 /// An attempt (client, AWS credentials, the STS call with its retries) that outlived `bound`.
@@ -105,17 +105,18 @@ pub(super) fn attempt_timed_out(
         |r| (r.to_string(), format!("sts.{r}.amazonaws.com")),
     );
     CredentialError::new(
-        ErrorCategory::Timeout,
+        ProblemId::AwsSts,
         format!(
-            "AwsWebIdentitySource: getting a web identity token (audience {audience}, region {region}) from AWS STS did not finish within {} s: \
+            "getting a web identity token (audience {audience}, region {region}) from AWS STS did not finish within {} s: \
              loading the AWS configuration, resolving the AWS credentials or the GetWebIdentityToken call hung; this is retried.",
             bound.as_seconds_f64()
         ),
     )
+    .named(NAME)
+    .with_category(ErrorCategory::Timeout)
     .with_fix(format!(
         "check network access to {endpoint} (or your STS endpoint override), and {PROVIDER_FIX}"
     ))
-    .with_problem(ProblemId::AwsSts)
 }
 
 /// STS error codes and what to do about them.
@@ -218,58 +219,61 @@ pub(super) fn map_sdk_error(
             let (problem, fix) = fix_for(&code, audience, region, duration);
             let transient = is_transient_code(&code) || status.is_some_and(|s| s >= 500 || s == 429);
             CredentialError::new(
-                ErrorCategory::Assertion,
+                problem,
                 format!(
                     // The request id differs on every try: below the first line, which stays the
                     // same for every retry of one fault.
-                    "AWS STS GetWebIdentityToken (region {region}) failed with {} (HTTP {}): {}\n  AWS request id {} (for AWS support).\n  Fix: {fix}",
+                    "AWS STS GetWebIdentityToken (region {region}) failed with {} (HTTP {}): {}\n  AWS request id {} (for AWS support).",
                     if code.is_empty() { "an error without a code" } else { &code },
                     status.map_or_else(|| "?".to_string(), |s| s.to_string()),
                     sts.message.as_deref().unwrap_or("(no message)"),
                     sts.request_id.as_deref().unwrap_or("none"),
                 ),
             )
-            .with_stated_fix(fix)
-            .with_problem(problem)
+            .named(None)
+            .with_category(ErrorCategory::Assertion)
             .with_transient(transient)
+            .with_fix(fix)
             .with_source(sts)
         }
         _ if credentials_error(&err).is_some() => {
             credentials_failure(credentials_error(&err).expect("checked"), &detail)
         }
         SdkError::TimeoutError(_) => CredentialError::new(
-            ErrorCategory::Timeout,
+            ProblemId::AwsSts,
             format!(
                 "AWS STS GetWebIdentityToken (region {region}) did not complete in time: {detail}."
             ),
         )
-        .with_fix(STS_NETWORK_FIX)
-        .with_problem(ProblemId::AwsSts),
+        .named(None)
+        .with_category(ErrorCategory::Timeout)
+        .with_fix(STS_NETWORK_FIX),
         SdkError::DispatchFailure(_) => CredentialError::new(
-            ErrorCategory::Transport,
+            ProblemId::AwsSts,
             format!(
                 "AWS STS GetWebIdentityToken (region {region}) could not be reached: {detail}."
             ),
         )
-        .with_fix(STS_NETWORK_FIX)
-        .with_problem(ProblemId::AwsSts),
+        .named(None)
+        .with_fix(STS_NETWORK_FIX),
         SdkError::ResponseError(_) => CredentialError::new(
-            ErrorCategory::InvalidResponse,
+            ProblemId::AwsSts,
             format!(
                 "AWS STS GetWebIdentityToken (region {region}) answered something that is not an STS response: {detail}."
             ),
         )
-        .with_fix(STS_ANSWER_FIX)
-        .with_problem(ProblemId::AwsSts)
-        .with_transient(true),
+        .named(None)
+        .with_category(ErrorCategory::InvalidResponse)
+        .with_transient(true)
+        .with_fix(STS_ANSWER_FIX),
         _ => CredentialError::new(
-            ErrorCategory::InvalidConfiguration,
+            ProblemId::AwsLimits,
             format!(
                 "AWS STS GetWebIdentityToken (region {region}) could not be sent: {detail}."
             ),
         )
-        .with_fix(LIMITS_FIX)
-        .with_problem(ProblemId::AwsLimits),
+        .named(None)
+        .with_fix(LIMITS_FIX),
     }
 }
 
@@ -310,39 +314,38 @@ pub(super) fn credentials_error<'a>(
 pub(super) fn credentials_failure(e: &CredentialsError, detail: &str) -> CredentialError {
     match e {
         CredentialsError::CredentialsNotLoaded(_) => no_credentials(detail),
-        CredentialsError::ProviderTimedOut(t) => CredentialError::new(
+        CredentialsError::ProviderTimedOut(t) => provider_failure(
             ErrorCategory::Timeout,
             format!(
-                "AwsWebIdentitySource: the AWS credential provider did not answer within {} ms: {detail}.",
+                "the AWS credential provider did not answer within {} ms: {detail}.",
                 t.timeout_duration().as_millis()
             ),
         )
-        .with_fix(PROVIDER_FIX)
-        .with_problem(ProblemId::AwsCredentials),
-        CredentialsError::ProviderError(_) => CredentialError::new(
+        .with_fix(PROVIDER_FIX),
+        CredentialsError::ProviderError(_) => provider_failure(
             ErrorCategory::Transport,
-            format!(
-                "AwsWebIdentitySource: the AWS credential provider failed: {detail}."
-            ),
+            format!("the AWS credential provider failed: {detail}."),
         )
-        .with_fix(PROVIDER_FIX)
-        .with_problem(ProblemId::AwsCredentials),
-        _ => CredentialError::new(
+        .with_fix(PROVIDER_FIX),
+        _ => provider_failure(
             ErrorCategory::InvalidConfiguration,
-            format!(
-                "AwsWebIdentitySource: the AWS credential configuration is invalid: {detail}."
-            ),
+            format!("the AWS credential configuration is invalid: {detail}."),
         )
-        .with_fix("correct the AWS configuration named above (AWS_PROFILE, ~/.aws/config, the AWS_* variables); `aws sts get-caller-identity` in the same environment must succeed.")
-        .with_problem(ProblemId::AwsCredentials),
+        .with_fix("correct the AWS configuration named above (AWS_PROFILE, ~/.aws/config, the AWS_* variables); `aws sts get-caller-identity` in the same environment must succeed."),
     }
 }
 
+/// An `aws-credentials` error of the kind (`category`) the AWS SDK reported.
+fn provider_failure(category: ErrorCategory, facts: String) -> CredentialError {
+    CredentialError::new(ProblemId::AwsCredentials, facts)
+        .named(NAME)
+        .with_category(category)
+}
+
 fn no_credentials(detail: &str) -> CredentialError {
-    CredentialError::new(
+    provider_failure(
         ErrorCategory::NotConfigured,
-        format!("AwsWebIdentitySource: no usable AWS credentials: {detail}."),
+        format!("no usable AWS credentials: {detail}."),
     )
     .with_fix(NO_CREDENTIALS_FIX)
-    .with_problem(ProblemId::AwsCredentials)
 }
