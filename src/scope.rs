@@ -105,10 +105,7 @@ pub(crate) fn validate_scopes(scopes: &[&str]) -> Result<(), CredentialError> {
         CredentialError::new(ProblemId::InvalidScope, facts).with_fix(scope_fix(scope))
     };
     match scopes {
-        [] => Err(invalid(
-            "no scope was requested.".into(),
-            None,
-        )),
+        [] => Err(invalid("no scope was requested.".into(), None)),
         [scope] if is_default_scope(scope) => Ok(()),
         [scope] => Err(invalid(
             format!(
