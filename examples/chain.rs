@@ -21,8 +21,8 @@ use azure_core::credentials::TokenCredential;
 use azure_core::http::Url;
 use azure_identity::Executor;
 use azure_identity_k8s::{
-    Attempt, AttemptOutcome, ChainError, DefaultAzureCredential, DefaultAzureCredentialOptions,
-    Env, ManagedIdentityCredentialOptions,
+    ChainError, DefaultAzureCredential, DefaultAzureCredentialOptions, Env,
+    ManagedIdentityCredentialOptions,
 };
 use entra_emulator::{Emulator, FederatedCredential, ServiceAccountToken};
 use std::sync::Arc;
@@ -32,16 +32,15 @@ const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const CLIENT: &str = "3b4f4f9e-0c3a-4d6e-9f55-6f2b1c0e2a11";
 const SCOPE: &str = "https://storage.azure.com/.default";
 
-fn print_attempts(attempts: &[Attempt]) {
-    for a in attempts {
-        let (mark, text) = match &a.outcome {
-            AttemptOutcome::Succeeded => ("✔", "produced a token".to_string()),
-            AttemptOutcome::Unavailable(r) => ("·", format!("unavailable: {r}")),
-            AttemptOutcome::Failed(r) => ("✘", format!("failed: {r}")),
-            AttemptOutcome::NotTried => (" ", "not tried".to_string()),
-            _ => ("?", format!("{:?}", a.outcome)),
-        };
-        println!("    {mark} {:<28} {text}", a.source);
+/// The chain error's list of sources, each with why it was skipped, failed or not tried.
+fn print_attempts(err: &azure_core::Error) {
+    match err.downcast_ref::<ChainError>() {
+        Some(chain) => {
+            for line in chain.to_string().lines().filter(|l| l.starts_with("- ")) {
+                println!("    {line}");
+            }
+        }
+        None => println!("    {err}"),
     }
 }
 
@@ -93,14 +92,10 @@ async fn real() -> Result<(), Box<dyn std::error::Error>> {
                 credential.selected_source().unwrap_or("?"),
                 token.expires_on
             );
-            print_attempts(&credential.attempts());
         }
         Err(e) => {
             println!("no token:");
-            match e.downcast_ref::<ChainError>() {
-                Some(chain) => print_attempts(chain.attempts()),
-                None => println!("    {e}"),
-            }
+            print_attempts(&e);
             return Err(e.into());
         }
     }
@@ -153,9 +148,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "    no source available ({} ms, IMDS probe included):",
         started.elapsed().as_millis()
     );
-    if let Some(chain) = err.downcast_ref::<ChainError>() {
-        print_attempts(chain.attempts());
-    }
+    print_attempts(&err);
 
     println!(
         "\n[2] A pod on EKS with the workload identity webhook's variables (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE):"
@@ -171,11 +164,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ])))?;
     let token = credential.get_token(&[SCOPE], None).await?;
     println!(
-        "    picked {} (token expires at {}); why:",
+        "    picked {} (token expires at {}); the chain logs why each earlier source was skipped (DEBUG, span credential_attempt).",
         credential.selected_source().unwrap_or("?"),
         token.expires_on
     );
-    print_attempts(&credential.attempts());
     println!("    later calls go straight to the selected source.");
 
     println!("\n[3] AZURE_TOKEN_CREDENTIALS=production (a typo) fails at construction:");

@@ -4,15 +4,16 @@
 //! *unavailable* and the chain moves on to the next one; a source that is configured but fails
 //! stops the chain, because trying the next source would hide a real problem (and might
 //! authenticate as another identity). Once a source has produced a token, the chain keeps using
-//! that source. When no source produces a token, the error lists every attempt with its reason.
+//! that source. When no source produces a token, the [`ChainError`] lists every source with why it
+//! was skipped, why it failed, or that it was not tried.
 //!
 //! A source signals "unavailable" by returning an error that [`is_unavailable`] recognises: a
-//! [`CredentialUnavailable`], or a [`CredentialError`](crate::CredentialError) whose
-//! [`is_not_configured`](crate::CredentialError::is_not_configured) is true, or the error of a
-//! nested chain none of whose sources was available.
+//! [`CredentialUnavailable`], or a [`CredentialError`] whose
+//! [`is_not_configured`](CredentialError::is_not_configured) is true, or the error of a nested
+//! chain none of whose sources was available.
 //!
 //! Each attempt runs inside a `tracing` span named `credential_attempt` with the fields `chain`
-//! and `source`.
+//! and `source`: a skip is logged at DEBUG, a failure at WARN, the selection at INFO.
 
 mod default;
 mod managed_identity;
@@ -24,10 +25,12 @@ pub use managed_identity::{
     ManagedIdentityCredentialOptions,
 };
 
+use crate::CredentialError;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::error::ErrorKind;
+use std::error::Error as StdError;
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use tracing::Instrument;
 
 /// The error a chain source returns when it is not configured or not usable in this environment
@@ -64,7 +67,7 @@ impl fmt::Display for CredentialUnavailable {
     }
 }
 
-impl std::error::Error for CredentialUnavailable {}
+impl StdError for CredentialUnavailable {}
 
 impl From<CredentialUnavailable> for azure_core::Error {
     fn from(e: CredentialUnavailable) -> Self {
@@ -73,30 +76,21 @@ impl From<CredentialUnavailable> for azure_core::Error {
 }
 
 /// True when `err` says "this source is not configured here" rather than "this source failed":
-/// a [`CredentialUnavailable`] anywhere in its source chain, a
-/// [`CredentialError`](crate::CredentialError) of category
-/// [`NotConfigured`](crate::ErrorCategory::NotConfigured), or a [`ChainError`] in which no source
-/// was available.
+/// the first of these found in its source chain decides: a [`CredentialUnavailable`], a
+/// [`CredentialError`] (of category [`NotConfigured`](crate::ErrorCategory::NotConfigured)), or
+/// a [`ChainError`] in which no source was available.
 pub fn is_unavailable(err: &azure_core::Error) -> bool {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = current {
-        if e.is::<CredentialUnavailable>() {
-            return true;
-        }
-        if let Some(c) = e.downcast_ref::<crate::CredentialError>() {
-            return c.is_not_configured();
-        }
-        if let Some(c) = e.downcast_ref::<ChainError>() {
-            return c.failure().is_none();
-        }
-        if let Some(inner) = e.downcast_ref::<azure_core::Error>() {
-            // `azure_core::Error::source` skips nothing, but be explicit about nesting.
-            current = std::error::Error::source(inner);
-            continue;
-        }
-        current = e.source();
-    }
-    false
+    std::iter::successors(Some(err as &(dyn StdError + 'static)), |&e| e.source())
+        .find_map(|e| {
+            if e.is::<CredentialUnavailable>() {
+                Some(true)
+            } else if let Some(c) = e.downcast_ref::<CredentialError>() {
+                Some(c.is_not_configured())
+            } else {
+                e.downcast_ref::<ChainError>().map(|c| c.failed.is_none())
+            }
+        })
+        .unwrap_or(false)
 }
 
 /// One named source of a chain.
@@ -129,58 +123,18 @@ impl fmt::Debug for ChainSource {
     }
 }
 
-/// What happened when a chain tried one source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AttemptOutcome {
-    /// The source produced a token.
-    Succeeded,
-    /// The source is not configured here; the chain moved on. The reason says why.
-    Unavailable(String),
-    /// The source is configured but failed; the chain stopped. The error's message.
-    Failed(String),
-    /// The source was not tried because an earlier source failed.
-    NotTried,
-}
-
-/// One source tried by a chain, and the outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Attempt {
-    /// The source's name.
-    pub source: String,
-    /// The outcome.
-    pub outcome: AttemptOutcome,
-}
-
-impl fmt::Display for Attempt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.outcome {
-            AttemptOutcome::Succeeded => write!(f, "{}: succeeded", self.source),
-            AttemptOutcome::Unavailable(reason) => {
-                write!(f, "{}: unavailable: {}", self.source, one_line(reason))
-            }
-            AttemptOutcome::Failed(reason) => {
-                write!(f, "{}: failed: {}", self.source, one_line(reason))
-            }
-            AttemptOutcome::NotTried => write!(f, "{}: not tried", self.source),
-        }
-    }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The error of a chain none of whose sources produced a token. It is the source of the
-/// `azure_core::Error` (kind `Credential`) the chain returns:
+/// The error of a chain none of whose sources produced a token: the source of the
+/// `azure_core::Error` (kind `Credential`) the chain returns. Its `Display` lists every source,
+/// one line each: `- <name>: unavailable: <reason>`, `- <name>: failed: <error>` (the source that
+/// stopped the chain) or `- <name>: not tried`.
 ///
 /// ```
 /// # fn inspect(err: &azure_core::Error) {
 /// use azure_identity_k8s::ChainError;
 /// if let Some(chain) = err.downcast_ref::<ChainError>() {
-///     for attempt in chain.attempts() {
-///         println!("{attempt}");
+///     println!("{chain}");
+///     if let Some(failure) = chain.failure() {
+///         println!("stopped by: {failure}");
 ///     }
 /// }
 /// # }
@@ -188,65 +142,68 @@ fn one_line(s: &str) -> String {
 #[derive(Debug)]
 pub struct ChainError {
     chain: String,
-    attempts: Vec<Attempt>,
-    failure: Option<azure_core::Error>,
+    /// The sources that were unavailable, in order, with their reasons.
+    skipped: Vec<(String, String)>,
+    /// The source that was configured but failed, and its error.
+    failed: Option<(String, azure_core::Error)>,
+    /// The sources after the failed one.
+    not_tried: Vec<String>,
 }
 
 impl ChainError {
-    /// Every source, in order, with its outcome.
-    pub fn attempts(&self) -> &[Attempt] {
-        &self.attempts
-    }
-
     /// The error of the source that was configured but failed, if one did (the chain stopped
     /// there). `None` when every source was unavailable.
     pub fn failure(&self) -> Option<&azure_core::Error> {
-        self.failure.as_ref()
+        self.failed.as_ref().map(|(_, e)| e)
     }
 }
 
 impl fmt::Display for ChainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let failed = self
-            .attempts
-            .iter()
-            .find(|a| matches!(a.outcome, AttemptOutcome::Failed(_)));
-        match failed {
-            Some(a) => write!(
+        let chain = &self.chain;
+        match &self.failed {
+            Some((source, _)) => write!(
                 f,
-                "{}: {} is configured but failed to get a token, so the chain stopped there (a source that is set up but broken is an error to fix, not a reason to try the next one).",
-                self.chain, a.source
+                "{chain}: {source} is configured but failed to get a token, so the chain stopped there (a source that is set up but broken is an error to fix, not a reason to try the next one)."
             )?,
             None => {
                 // The sources and their rules, on docs.rs for this version (a repository path
                 // means nothing in a production log).
-                let page = if self.chain == "DefaultAzureCredential" {
+                let page = if chain == "DefaultAzureCredential" {
                     "chain/struct.DefaultAzureCredential.html"
                 } else {
                     "chain/index.html"
                 };
                 write!(
                     f,
-                    "{}: no credential in the chain is available in this environment; configure one of them (see {}{page}).",
-                    self.chain,
+                    "{chain}: no credential in the chain is available in this environment; configure one of them (see {}{page}).",
                     crate::problem::DOCS_ROOT
                 )?
             }
         }
         f.write_str(" Attempts:")?;
-        for a in &self.attempts {
-            write!(f, "\n- {a}")?;
+        for (source, reason) in &self.skipped {
+            write!(f, "\n- {source}: unavailable: {}", one_line(reason))?;
+        }
+        if let Some((source, error)) = &self.failed {
+            write!(f, "\n- {source}: failed: {}", one_line(&error.to_string()))?;
+        }
+        for source in &self.not_tried {
+            write!(f, "\n- {source}: not tried")?;
         }
         Ok(())
     }
 }
 
-impl std::error::Error for ChainError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.failure
-            .as_ref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+impl StdError for ChainError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.failure().map(|e| e as &(dyn StdError + 'static))
     }
+}
+
+/// `s` with every run of whitespace (line breaks included) made one space.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Options for [`ChainedTokenCredential`].
@@ -254,18 +211,14 @@ impl std::error::Error for ChainError {
 pub struct ChainedTokenCredentialOptions {
     /// The chain's name in errors and logs (default `ChainedTokenCredential`).
     pub name: Option<String>,
-    /// Try every source again on each call instead of keeping the first source that produced a
-    /// token (default `false`: the chain is sticky).
-    pub retry_sources: bool,
 }
 
-/// Tries named sources in order until one produces a token (see the [module docs](self)).
+/// Tries named sources in order until one produces a token, then keeps that source (see the
+/// [module docs](self)).
 pub struct ChainedTokenCredential {
     name: String,
     sources: Vec<ChainSource>,
-    retry_sources: bool,
     selected: OnceLock<usize>,
-    selection_attempts: Mutex<Vec<Attempt>>,
 }
 
 impl fmt::Debug for ChainedTokenCredential {
@@ -284,9 +237,8 @@ impl ChainedTokenCredential {
         sources: Vec<ChainSource>,
         options: Option<ChainedTokenCredentialOptions>,
     ) -> azure_core::Result<Arc<Self>> {
-        let options = options.unwrap_or_default();
         let name = options
-            .name
+            .and_then(|o| o.name)
             .unwrap_or_else(|| "ChainedTokenCredential".to_string());
         if sources.is_empty() {
             return Err(azure_core::Error::with_message(
@@ -297,103 +249,18 @@ impl ChainedTokenCredential {
         Ok(Arc::new(Self {
             name,
             sources,
-            retry_sources: options.retry_sources,
             selected: OnceLock::new(),
-            selection_attempts: Mutex::new(Vec::new()),
         }))
     }
 
     /// The sources' names, in order.
     pub fn source_names(&self) -> Vec<&str> {
-        self.sources.iter().map(|s| s.name.as_str()).collect()
+        self.sources.iter().map(ChainSource::name).collect()
     }
 
     /// The name of the source the chain now uses, once one has produced a token.
     pub fn selected_source(&self) -> Option<&str> {
-        self.selected.get().map(|&i| self.sources[i].name.as_str())
-    }
-
-    /// The attempts of the call that selected the source (why earlier sources were skipped), or of
-    /// the last call that tried the sources, when none has been selected yet.
-    pub fn attempts(&self) -> Vec<Attempt> {
-        self.selection_attempts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    async fn try_sources(
-        &self,
-        scopes: &[&str],
-        options: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        let mut attempts: Vec<Attempt> = Vec::with_capacity(self.sources.len());
-        let mut failure = None;
-        for (index, source) in self.sources.iter().enumerate() {
-            let span = tracing::info_span!("credential_attempt", chain = %self.name, source = %source.name);
-            let result = source
-                .credential
-                .get_token(scopes, options.clone())
-                .instrument(span.clone())
-                .await;
-            match result {
-                Ok(token) => {
-                    span.in_scope(|| tracing::info!("source produced a token"));
-                    attempts.push(Attempt {
-                        source: source.name.clone(),
-                        outcome: AttemptOutcome::Succeeded,
-                    });
-                    if !self.retry_sources && self.selected.set(index).is_ok() {
-                        span.in_scope(|| {
-                            tracing::info!("source selected; later calls use it only")
-                        });
-                    }
-                    self.record(attempts);
-                    return Ok(token);
-                }
-                Err(err) if is_unavailable(&err) => {
-                    span.in_scope(|| tracing::debug!(reason = %crate::error::log_line(&err), "source unavailable; trying the next one"));
-                    attempts.push(Attempt {
-                        source: source.name.clone(),
-                        outcome: AttemptOutcome::Unavailable(err.to_string()),
-                    });
-                }
-                Err(err) => {
-                    span.in_scope(|| tracing::warn!(error = %crate::error::log_line(&err), "source is configured but failed; the chain stops"));
-                    attempts.push(Attempt {
-                        source: source.name.clone(),
-                        outcome: AttemptOutcome::Failed(err.to_string()),
-                    });
-                    failure = Some(err);
-                    break;
-                }
-            }
-        }
-        for source in &self.sources[attempts.len()..] {
-            attempts.push(Attempt {
-                source: source.name.clone(),
-                outcome: AttemptOutcome::NotTried,
-            });
-        }
-        self.record(attempts.clone());
-        let chain_error = ChainError {
-            chain: self.name.clone(),
-            attempts,
-            failure,
-        };
-        let message = chain_error.to_string();
-        Err(azure_core::Error::with_error(
-            ErrorKind::Credential,
-            chain_error,
-            message,
-        ))
-    }
-
-    fn record(&self, attempts: Vec<Attempt>) {
-        *self
-            .selection_attempts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = attempts;
+        self.selected.get().map(|&i| self.sources[i].name())
     }
 }
 
@@ -414,7 +281,49 @@ impl TokenCredential for ChainedTokenCredential {
                 .instrument(span)
                 .await;
         }
-        self.try_sources(scopes, options).await
+        let mut skipped = Vec::new();
+        let mut failed = None;
+        for (index, source) in self.sources.iter().enumerate() {
+            let span = tracing::info_span!("credential_attempt", chain = %self.name, source = %source.name);
+            let result = source
+                .credential
+                .get_token(scopes, options.clone())
+                .instrument(span.clone())
+                .await;
+            match result {
+                Ok(token) => {
+                    if self.selected.set(index).is_ok() {
+                        tracing::info!(parent: &span, "source selected: it produced a token; later calls use it only");
+                    }
+                    return Ok(token);
+                }
+                Err(err) if is_unavailable(&err) => {
+                    tracing::debug!(parent: &span, reason = %crate::error::log_line(&err), "source unavailable; trying the next one");
+                    skipped.push((source.name.clone(), err.to_string()));
+                }
+                Err(err) => {
+                    tracing::warn!(parent: &span, error = %crate::error::log_line(&err), "source is configured but failed; the chain stops");
+                    failed = Some((source.name.clone(), err));
+                    break;
+                }
+            }
+        }
+        let tried = skipped.len() + usize::from(failed.is_some());
+        let chain_error = ChainError {
+            chain: self.name.clone(),
+            skipped,
+            failed,
+            not_tried: self.source_names()[tried..]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        };
+        let message = chain_error.to_string();
+        Err(azure_core::Error::with_error(
+            ErrorKind::Credential,
+            chain_error,
+            message,
+        ))
     }
 }
 
@@ -472,15 +381,13 @@ mod tests {
         .unwrap();
         let err = chain.get_token(&["x/.default"], None).await.unwrap_err();
         let ce = err.downcast_ref::<ChainError>().unwrap();
+        assert_eq!(ce.skipped, [("A".to_string(), "a not set".to_string())]);
+        let (failed, error) = ce.failed.as_ref().unwrap();
         assert_eq!(
-            ce.attempts()[0].outcome,
-            AttemptOutcome::Unavailable("a not set".into())
+            (failed.as_str(), error.to_string()),
+            ("B", "b broken".into())
         );
-        assert_eq!(
-            ce.attempts()[1].outcome,
-            AttemptOutcome::Failed("b broken".into())
-        );
-        assert_eq!(ce.attempts()[2].outcome, AttemptOutcome::NotTried);
+        assert_eq!(ce.not_tried, ["C"]);
         assert_eq!(c.calls.load(Ordering::SeqCst), 0);
         assert!(!is_unavailable(&err));
         assert!(chain.selected_source().is_none());

@@ -110,9 +110,9 @@ pub mod __fuzz {
 
 pub use cache::{RefreshHealth, RefreshPolicy, TokenStatus};
 pub use chain::{
-    Attempt, AttemptOutcome, ChainError, ChainSource, ChainedTokenCredential,
-    ChainedTokenCredentialOptions, CredentialUnavailable, DefaultAzureCredential,
-    DefaultAzureCredentialOptions, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+    ChainError, ChainSource, ChainedTokenCredential, ChainedTokenCredentialOptions,
+    CredentialUnavailable, DefaultAzureCredential, DefaultAzureCredentialOptions,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions,
 };
 pub use config::Env;
 pub use credential::{

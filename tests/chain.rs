@@ -12,7 +12,7 @@ use azure_core::http::Url;
 use azure_identity::Executor;
 use azure_identity_k8s::chain::{AZURE_TOKEN_CREDENTIALS, is_unavailable};
 use azure_identity_k8s::{
-    AttemptOutcome, ChainError, ChainSource, ChainedTokenCredential, ChainedTokenCredentialOptions,
+    ChainError, ChainSource, ChainedTokenCredential, ChainedTokenCredentialOptions,
     CredentialError, CredentialUnavailable, DefaultAzureCredential, DefaultAzureCredentialOptions,
     Env, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
 };
@@ -267,8 +267,28 @@ fn chain_err(err: &azure_core::Error) -> &ChainError {
         .unwrap_or_else(|| panic!("not a ChainError: {err:?}"))
 }
 
+/// The chain error's list, one `<source>: unavailable: <reason>` / `<source>: failed: <error>` /
+/// `<source>: not tried` per source, in order.
+fn attempt_lines(err: &azure_core::Error) -> Vec<String> {
+    chain_err(err)
+        .to_string()
+        .lines()
+        .filter_map(|l| l.strip_prefix("- ").map(str::to_string))
+        .collect()
+}
+
+/// The log line of `source`'s span in `chain` that contains `message`.
+fn span_line(logs: &str, chain: &str, source: &str, message: &str) -> Option<String> {
+    let span = format!("credential_attempt{{chain={chain} source={source}}}");
+    logs.lines()
+        .find(|l| l.contains(&span) && l.contains(message))
+        .map(str::to_string)
+}
+
 #[tokio::test]
 async fn chain_skips_unavailable_sources_and_sticks_to_the_first_that_works() {
+    let logs = LogCapture::default();
+    let _guard = logs.install();
     let a = Scripted::new(vec![Err((true, "A is not configured"))]);
     let b = Scripted::new(vec![Ok("b-token")]);
     let c = FixedToken::new("c-token");
@@ -285,13 +305,18 @@ async fn chain_skips_unavailable_sources_and_sticks_to_the_first_that_works() {
     let t = chain.get_token(&[STORAGE], None).await.unwrap();
     assert_eq!(t.token.secret(), "b-token");
     assert_eq!(chain.selected_source(), Some("B"));
-    let attempts = chain.attempts();
-    assert_eq!(
-        attempts[0].outcome,
-        AttemptOutcome::Unavailable("A is not configured".into())
+    // Why A was skipped, and that B produced the token, are in the attempts' spans.
+    let text = logs.text();
+    let skipped = span_line(&text, "ChainedTokenCredential", "A", "source unavailable");
+    assert!(
+        skipped.is_some_and(|l| l.contains("A is not configured")),
+        "{text}"
     );
-    assert_eq!(attempts[1].outcome, AttemptOutcome::Succeeded);
-    assert_eq!(attempts.len(), 2);
+    assert!(
+        span_line(&text, "ChainedTokenCredential", "B", "source selected").is_some(),
+        "{text}"
+    );
+    assert!(!text.contains("source=C}"), "C was not tried: {text}");
     // Sticky: A is never asked again, and C never at all.
     chain.get_token(&[VAULT], None).await.unwrap();
     chain.get_token(&[STORAGE], None).await.unwrap();
@@ -334,7 +359,6 @@ async fn a_configured_source_that_fails_stops_the_chain() {
         ],
         Some(ChainedTokenCredentialOptions {
             name: Some("MyChain".into()),
-            ..Default::default()
         }),
     )
     .unwrap();
@@ -362,7 +386,7 @@ async fn a_configured_source_that_fails_stops_the_chain() {
 }
 
 #[tokio::test]
-async fn retry_sources_tries_again_each_call_and_a_nested_unavailable_chain_is_skipped() {
+async fn nothing_selected_tries_again_on_the_next_call_and_a_nested_unavailable_chain_is_skipped() {
     let inner = ChainedTokenCredential::new(
         vec![ChainSource::new(
             "inner",
@@ -382,10 +406,7 @@ async fn retry_sources_tries_again_each_call_and_a_nested_unavailable_chain_is_s
             ChainSource::new("Nested", inner),
             ChainSource::new("Flaky", flaky.clone()),
         ],
-        Some(ChainedTokenCredentialOptions {
-            retry_sources: true,
-            ..Default::default()
-        }),
+        None,
     )
     .unwrap();
     let err = chain.get_token(&[STORAGE], None).await.unwrap_err();
@@ -409,11 +430,8 @@ async fn retry_sources_tries_again_each_call_and_a_nested_unavailable_chain_is_s
             .secret(),
         "t1"
     );
-    assert_eq!(
-        chain.selected_source(),
-        None,
-        "retry_sources: nothing is selected"
-    );
+    assert_eq!(chain.selected_source(), Some("Flaky"));
+    // The selected source's own error ("gone"), then its next token.
     assert!(chain.get_token(&[STORAGE], None).await.is_err());
     assert_eq!(
         chain
@@ -639,8 +657,11 @@ async fn nothing_configured_on_aws_lists_every_source_with_its_reason() {
     let cred = d.credential(Vec::new());
     let err = cred.get_token(&[STORAGE], None).await.unwrap_err();
     assert!(is_unavailable(&err));
-    let ce = chain_err(&err);
-    let names: Vec<&str> = ce.attempts().iter().map(|a| a.source.as_str()).collect();
+    let lines = attempt_lines(&err);
+    let names: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split(": ").next().unwrap())
+        .collect();
     assert_eq!(
         names,
         [
@@ -652,9 +673,9 @@ async fn nothing_configured_on_aws_lists_every_source_with_its_reason() {
         ]
     );
     assert!(
-        ce.attempts()
+        lines
             .iter()
-            .all(|a| matches!(a.outcome, AttemptOutcome::Unavailable(_))),
+            .all(|l| l.split(": ").nth(1) == Some("unavailable")),
         "{err}"
     );
     let text = err.to_string();
@@ -690,17 +711,24 @@ async fn nothing_configured_on_aws_lists_every_source_with_its_reason() {
 
 #[tokio::test]
 async fn on_eks_the_workload_identity_is_picked_and_kept() {
+    let logs = LogCapture::default();
+    let _guard = logs.install();
     let d = Dac::new(Imds::AwsV2).await;
     let cred = d.credential(d.workload_env());
     let t = cred.get_token(&[STORAGE], None).await.unwrap();
     assert_eq!(claims(t.token.secret())["appid"], CLIENT);
     assert_eq!(cred.selected_source(), Some("WorkloadIdentityCredential"));
-    let attempts = cred.attempts();
+    let text = logs.text();
+    let dac = "DefaultAzureCredential";
     assert!(
-        matches!(&attempts[0].outcome, AttemptOutcome::Unavailable(r) if r.contains("AZURE_CLIENT_SECRET")),
-        "{attempts:?}"
+        span_line(&text, dac, "EnvironmentCredential", "source unavailable")
+            .is_some_and(|l| l.contains("AZURE_CLIENT_SECRET")),
+        "{text}"
     );
-    assert_eq!(attempts[1].outcome, AttemptOutcome::Succeeded);
+    assert!(
+        span_line(&text, dac, "WorkloadIdentityCredential", "source selected").is_some(),
+        "{text}"
+    );
     // Later sources were never touched: no IMDS probe, no tool.
     assert_eq!(d.imds.requests(), 0);
     assert_eq!(d.tools.calls.load(Ordering::SeqCst), 0);
@@ -730,15 +758,15 @@ async fn a_client_secret_in_the_environment_comes_first_and_its_failure_stops_th
     let cred = d.credential(env);
     let err = cred.get_token(&[STORAGE], None).await.unwrap_err();
     assert!(!is_unavailable(&err));
-    let ce = chain_err(&err);
+    let lines = attempt_lines(&err);
     assert!(
-        matches!(&ce.attempts()[0].outcome, AttemptOutcome::Failed(m) if m.contains("ClientSecretCredential") && m.contains("Invalid client secret")),
+        lines[0].starts_with("EnvironmentCredential: failed: ")
+            && lines[0].contains("ClientSecretCredential")
+            && lines[0].contains("Invalid client secret"),
         "{err}"
     );
     assert!(
-        ce.attempts()[1..]
-            .iter()
-            .all(|a| a.outcome == AttemptOutcome::NotTried),
+        lines.len() == 5 && lines[1..].iter().all(|l| l.ends_with(": not tried")),
         "{err}"
     );
     assert!(
@@ -793,13 +821,14 @@ async fn a_configured_but_broken_workload_identity_stops_before_managed_identity
     std::fs::remove_file(&d.fx.token_path).unwrap();
     let cred = d.credential(d.workload_env());
     let err = cred.get_token(&[STORAGE], None).await.unwrap_err();
-    let ce = chain_err(&err);
+    let lines = attempt_lines(&err);
     assert!(
-        matches!(&ce.attempts()[1].outcome, AttemptOutcome::Failed(m) if m.contains("does not exist")),
+        lines[1].starts_with("WorkloadIdentityCredential: failed: ")
+            && lines[1].contains("does not exist"),
         "{err}"
     );
-    assert_eq!(ce.attempts()[2].outcome, AttemptOutcome::NotTried);
-    let inner = ce
+    assert_eq!(lines[2], "ManagedIdentityCredential: not tried");
+    let inner = chain_err(&err)
         .failure()
         .unwrap()
         .downcast_ref::<CredentialError>()
@@ -877,7 +906,7 @@ async fn token_credentials_prod_never_runs_a_tool() {
         ]
     );
     let err = cred.get_token(&[STORAGE], None).await.unwrap_err();
-    assert_eq!(chain_err(&err).attempts().len(), 3);
+    assert_eq!(attempt_lines(&err).len(), 3);
     assert_eq!(d.tools.calls.load(Ordering::SeqCst), 0);
     assert_eq!(d.imds.requests(), 1);
 }

@@ -2,8 +2,8 @@
 //! workload identity in the workload slot and `AZURE_TOKEN_CREDENTIALS` support.
 
 use super::managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions};
-use super::sources::{self, Broken, BrokenError, Unavailable};
-use super::{Attempt, ChainSource, ChainedTokenCredential, ChainedTokenCredentialOptions};
+use super::sources::{self, Failing};
+use super::{ChainSource, ChainedTokenCredential, ChainedTokenCredentialOptions};
 use crate::config::Env;
 use crate::credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
@@ -22,18 +22,19 @@ const WORKLOAD_IDENTITY: &str = "WorkloadIdentityCredential";
 const MANAGED_IDENTITY: &str = "ManagedIdentityCredential";
 const AZURE_CLI: &str = "AzureCliCredential";
 const AZURE_DEVELOPER_CLI: &str = "AzureDeveloperCliCredential";
+/// The opt-in AWS outbound federation source, right after [`WORKLOAD_IDENTITY`].
+#[cfg(feature = "aws")]
+const AWS_WEB_IDENTITY: &str = "AwsWebIdentityCredential";
 
 /// [`DefaultAzureCredential`]'s sources, in the order they are tried. The first three are `prod`,
 /// the last two `dev`.
-fn source_names() -> [&'static str; 5] {
-    [
-        ENVIRONMENT,
-        WORKLOAD_IDENTITY,
-        MANAGED_IDENTITY,
-        AZURE_CLI,
-        AZURE_DEVELOPER_CLI,
-    ]
-}
+const SOURCES: [&str; 5] = [
+    ENVIRONMENT,
+    WORKLOAD_IDENTITY,
+    MANAGED_IDENTITY,
+    AZURE_CLI,
+    AZURE_DEVELOPER_CLI,
+];
 
 /// Options for [`DefaultAzureCredential`].
 #[derive(Default)]
@@ -72,11 +73,10 @@ impl fmt::Debug for DefaultAzureCredentialOptions {
     }
 }
 
-/// The sources to use, from `AZURE_TOKEN_CREDENTIALS` (or the option overriding it).
+/// The sources to use, from `AZURE_TOKEN_CREDENTIALS` (or the option overriding it), and why.
 fn selection(
     options: &DefaultAzureCredentialOptions,
-) -> azure_core::Result<(Vec<&'static str>, String)> {
-    let all = source_names();
+) -> azure_core::Result<(&'static [&'static str], String)> {
     let (value, origin) = match &options.token_credentials {
         Some(v) => (Some(v.clone()), "the token_credentials option"),
         None => (
@@ -84,43 +84,45 @@ fn selection(
             options.env.var_checked("DefaultAzureCredential", AZURE_TOKEN_CREDENTIALS, false, || {
                 format!(
                     "set {AZURE_TOKEN_CREDENTIALS} to prod, dev or one credential's name ({}), or unset it",
-                    all.join(", ")
+                    SOURCES.join(", ")
                 )
             })?,
             "the environment variable AZURE_TOKEN_CREDENTIALS",
         ),
     };
+    let all = |state| {
+        Ok((
+            &SOURCES[..],
+            format!("all sources ({AZURE_TOKEN_CREDENTIALS} is {state})"),
+        ))
+    };
     let Some(raw) = value else {
-        return Ok((
-            all.to_vec(),
-            "all sources (AZURE_TOKEN_CREDENTIALS is not set)".to_string(),
-        ));
+        return all("not set");
     };
     let v = raw.trim();
     if v.is_empty() {
-        return Ok((
-            all.to_vec(),
-            "all sources (AZURE_TOKEN_CREDENTIALS is empty)".to_string(),
+        return all("empty");
+    }
+    let names = if v.eq_ignore_ascii_case("prod") {
+        &SOURCES[..3]
+    } else if v.eq_ignore_ascii_case("dev") {
+        &SOURCES[3..]
+    } else if let Some(i) = SOURCES.iter().position(|n| n.eq_ignore_ascii_case(v)) {
+        &SOURCES[i..=i]
+    } else {
+        return Err(azure_core::Error::with_message(
+            ErrorKind::Credential,
+            format!(
+                "DefaultAzureCredential: {origin} has the invalid value {raw:?}. Valid values (case-insensitive): prod ({}), dev ({}), or one credential's name: {}",
+                SOURCES[..3].join(", "),
+                SOURCES[3..].join(", "),
+                SOURCES.join(", ")
+            ),
         ));
-    }
-    let why = format!("{AZURE_TOKEN_CREDENTIALS}={v} (from {origin})");
-    if v.eq_ignore_ascii_case("prod") {
-        return Ok((all[..3].to_vec(), why));
-    }
-    if v.eq_ignore_ascii_case("dev") {
-        return Ok((all[3..].to_vec(), why));
-    }
-    if let Some(name) = all.iter().find(|n| n.eq_ignore_ascii_case(v)) {
-        return Ok((vec![*name], why));
-    }
-    Err(azure_core::Error::with_message(
-        ErrorKind::Credential,
-        format!(
-            "DefaultAzureCredential: {origin} has the invalid value {raw:?}. Valid values (case-insensitive): prod ({}), dev ({}), or one credential's name: {}",
-            all[..3].join(", "),
-            all[3..].join(", "),
-            all.join(", ")
-        ),
+    };
+    Ok((
+        names,
+        format!("{AZURE_TOKEN_CREDENTIALS}={v} (from {origin})"),
     ))
 }
 
@@ -131,10 +133,11 @@ fn selection(
 /// `AzureDeveloperCliCredential` (azure_identity's).
 ///
 /// A source that is not configured is skipped; a source that is configured but fails stops the
-/// chain with an error listing every attempt; the first source that produces a token is used from
-/// then on ([`selected_source`](Self::selected_source)). `AZURE_TOKEN_CREDENTIALS` narrows the
-/// chain: `prod` (the first three), `dev` (the developer tools) or one source's name; any other
-/// value fails construction. See [the chain](crate::guides::chain).
+/// chain with an error listing every source and why it was skipped, failed or not tried
+/// ([`ChainError`](super::ChainError)); the first source that produces a token is used from then
+/// on ([`selected_source`](Self::selected_source)). `AZURE_TOKEN_CREDENTIALS` narrows the chain:
+/// `prod` (the first three), `dev` (the developer tools) or one source's name; any other value
+/// fails construction. See [the chain](crate::guides::chain).
 pub struct DefaultAzureCredential {
     chain: Arc<ChainedTokenCredential>,
     selection: String,
@@ -160,49 +163,46 @@ impl DefaultAzureCredential {
         let DefaultAzureCredentialOptions {
             client_options,
             env,
-            workload_identity,
-            managed_identity,
+            mut workload_identity,
+            mut managed_identity,
             developer_tools_executor,
             #[cfg(feature = "aws")]
-            aws_outbound,
+            mut aws_outbound,
             ..
         } = options;
-        #[cfg(feature = "aws")]
-        let mut aws_outbound = aws_outbound;
-        let mut workload_identity = workload_identity;
-        let mut managed_identity = managed_identity;
-        let mut chain = Vec::with_capacity(names.len());
-        for name in names {
-            let credential: Arc<dyn TokenCredential> = match name {
+        let workload_options = || WorkloadIdentityCredentialOptions {
+            credential_options: ClientAssertionCredentialOptions {
+                client_options: client_options.clone(),
+            },
+            env: env.clone(),
+            ..Default::default()
+        };
+        let mut chain = Vec::with_capacity(names.len() + 1);
+        for &name in names {
+            let credential = match name {
                 ENVIRONMENT => sources::environment(&env, &client_options),
-                WORKLOAD_IDENTITY => workload(workload_identity.take(), &env, &client_options),
-                MANAGED_IDENTITY => {
-                    let mi = managed_identity.take().unwrap_or_else(|| {
-                        ManagedIdentityCredentialOptions {
+                WORKLOAD_IDENTITY => built(WorkloadIdentityCredential::new(Some(
+                    workload_identity.take().unwrap_or_else(workload_options),
+                ))),
+                MANAGED_IDENTITY => built(ManagedIdentityCredential::new(Some(
+                    managed_identity
+                        .take()
+                        .unwrap_or_else(|| ManagedIdentityCredentialOptions {
                             client_options: client_options.clone(),
                             env: env.clone(),
                             ..Default::default()
-                        }
-                    });
-                    match ManagedIdentityCredential::new(Some(mi)) {
-                        Ok(c) => c,
-                        Err(e) => Arc::new(Broken {
-                            error: BrokenError::Message(e.to_string()),
                         }),
-                    }
-                }
-                AZURE_CLI => sources::azure_cli(developer_tools_executor.clone(), None),
-                _ => sources::azure_developer_cli(developer_tools_executor.clone(), None),
+                ))),
+                _ => sources::developer_tool(name, developer_tools_executor.clone()),
             };
             chain.push(ChainSource::new(name, credential));
             #[cfg(feature = "aws")]
             if name == WORKLOAD_IDENTITY
                 && let Some(aws) = aws_outbound.take()
             {
-                chain.push(ChainSource::new(
-                    AWS_WEB_IDENTITY,
-                    aws_source(aws, &env, &client_options),
-                ));
+                let credential =
+                    WorkloadIdentityCredential::from_aws(Some(workload_options()), aws);
+                chain.push(ChainSource::new(AWS_WEB_IDENTITY, built(credential)));
             }
         }
         tracing::debug!(sources = ?chain.iter().map(ChainSource::name).collect::<Vec<_>>(), selection = %why, "DefaultAzureCredential created");
@@ -210,7 +210,6 @@ impl DefaultAzureCredential {
             chain,
             Some(ChainedTokenCredentialOptions {
                 name: Some("DefaultAzureCredential".into()),
-                retry_sources: false,
             }),
         )?;
         Ok(Arc::new(Self {
@@ -233,67 +232,16 @@ impl DefaultAzureCredential {
     pub fn selected_source(&self) -> Option<&str> {
         self.chain.selected_source()
     }
-
-    /// The attempts of the call that selected the source (or of the last call, if none was
-    /// selected): which sources were skipped and why.
-    pub fn attempts(&self) -> Vec<Attempt> {
-        self.chain.attempts()
-    }
 }
 
-/// The opt-in AWS outbound federation source's name in the chain.
-#[cfg(feature = "aws")]
-pub const AWS_WEB_IDENTITY: &str = "AwsWebIdentityCredential";
-
-#[cfg(feature = "aws")]
-fn aws_source(
-    aws: crate::assertion::AwsWebIdentitySourceOptions,
-    env: &Env,
-    client_options: &ClientOptions,
-) -> Arc<dyn TokenCredential> {
-    let options = WorkloadIdentityCredentialOptions {
-        credential_options: ClientAssertionCredentialOptions {
-            client_options: client_options.clone(),
-        },
-        env: env.clone(),
-        ..Default::default()
-    };
-    into_source(WorkloadIdentityCredential::from_aws(Some(options), aws))
-}
-
-fn workload(
-    options: Option<WorkloadIdentityCredentialOptions>,
-    env: &Env,
-    client_options: &ClientOptions,
-) -> Arc<dyn TokenCredential> {
-    let options = options.unwrap_or_else(|| WorkloadIdentityCredentialOptions {
-        credential_options: ClientAssertionCredentialOptions {
-            client_options: client_options.clone(),
-        },
-        env: env.clone(),
-        ..Default::default()
-    });
-    into_source(WorkloadIdentityCredential::new(Some(options)))
-}
-
-/// A constructed credential, or the reason it cannot be one: "unavailable" when it is simply not
-/// configured, otherwise an error that stops the chain at the first token request.
-fn into_source(
-    result: azure_core::Result<Arc<WorkloadIdentityCredential>>,
+/// A constructed credential, or a source that returns the reason it could not be one
+/// ("unavailable" when it is simply not configured; otherwise the error stops the chain).
+fn built<C: TokenCredential + 'static>(
+    result: azure_core::Result<Arc<C>>,
 ) -> Arc<dyn TokenCredential> {
     match result {
         Ok(c) => c,
-        Err(e) => match e.downcast_ref::<crate::CredentialError>() {
-            Some(ce) if ce.is_not_configured() => Arc::new(Unavailable {
-                reason: ce.message().to_string(),
-            }),
-            Some(ce) => Arc::new(Broken {
-                error: BrokenError::Credential(ce.clone()),
-            }),
-            None => Arc::new(Broken {
-                error: BrokenError::Message(e.to_string()),
-            }),
-        },
+        Err(e) => Failing::with(e),
     }
 }
 
@@ -317,7 +265,7 @@ mod tests {
             env: Env::from_pairs([(AZURE_TOKEN_CREDENTIALS, v)]),
             ..Default::default()
         };
-        selection(&o).map(|(n, _)| n)
+        selection(&o).map(|(n, _)| n.to_vec())
     }
 
     #[test]

@@ -1,23 +1,18 @@
-//! Managed identity that knows it may be running on AWS.
-//!
-//! On an EC2 instance (and so in an EKS pod) `169.254.169.254` is AWS's instance metadata service,
-//! not Azure's. azure_identity's `ManagedIdentityCredential` would send its token request there,
-//! retry AWS's 404s for more than a minute (404 is a retryable IMDS status on Azure) and finally
-//! report an error that stops a chain. [`ManagedIdentityCredential`] first probes the endpoint once,
-//! within a short bound, and reports "unavailable" unless the answer is an Azure IMDS answer.
+//! Managed identity that knows it may be running on AWS: see [`ManagedIdentityCredential`].
 
 use super::CredentialUnavailable;
 use crate::config::{AZURE_CLIENT_ID, Env};
 use crate::http::{Failure, SendError, send_capped};
 use azure_core::async_runtime::get_async_runtime;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use azure_core::error::ErrorKind;
 use azure_core::http::headers::{self, HeaderName};
 use azure_core::http::{ClientOptions, Method, Request, Url};
 use azure_core::time::Duration;
 use azure_identity::UserAssignedId;
+use futures::future::{Either, select};
 use std::fmt;
-use std::sync::Arc;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::Mutex;
 
@@ -26,7 +21,6 @@ pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";
 /// How long the probe may take, connection and answer together.
 pub const DEFAULT_IMDS_PROBE_TIMEOUT: Duration = Duration::seconds(1);
 
-const PROBE_PATH: &str = "/metadata/identity/oauth2/token?api-version=2018-02-01";
 const MAX_PROBE_RESPONSE: usize = 16 * 1024;
 
 // Variables that select another managed identity source than IMDS (App Service, Azure Arc,
@@ -78,25 +72,25 @@ impl fmt::Debug for ManagedIdentityCredentialOptions {
     }
 }
 
-/// What the probe found.
-#[derive(Debug, Clone)]
-enum Probe {
-    /// Azure IMDS answered (or another managed identity source is configured).
-    Azure,
-    /// Not Azure IMDS; the reason.
-    Unavailable(String),
-}
+/// What the probe found: `Ok` for Azure IMDS (or another managed identity source named by the
+/// environment), else why this is not Azure IMDS.
+type Probe = Result<(), String>;
 
 /// Azure managed identity (azure_identity's), behind a bounded probe of the metadata endpoint that
 /// reports "unavailable" quickly on AWS, where that address belongs to AWS.
+///
+/// On an EC2 instance (and so in an EKS pod) `169.254.169.254` is AWS's instance metadata service,
+/// not Azure's. azure_identity's `ManagedIdentityCredential` would send its token request there,
+/// retry AWS's 404s for more than a minute (404 is a retryable IMDS status on Azure) and finally
+/// report an error that stops a chain.
 ///
 /// The probe runs on the first `get_token`, through azure_core's HTTP pipeline (the options'
 /// transport, no retries), bounded by `probe_timeout`. A conclusive outcome (an answer from Azure
 /// IMDS or from AWS's metadata service, or another source named by the environment) is kept; a
 /// time-out or a refused connection is not, and the next `get_token` probes again.
 pub struct ManagedIdentityCredential {
+    /// With `user_assigned_id` resolved (`AZURE_CLIENT_ID`).
     options: ManagedIdentityCredentialOptions,
-    user_assigned_id: Option<UserAssignedId>,
     /// The kept (conclusive) outcome; the lock also makes concurrent first calls share one probe.
     probe: Mutex<Option<Probe>>,
     inner: OnceLock<Result<Arc<dyn TokenCredential>, String>>,
@@ -105,7 +99,7 @@ pub struct ManagedIdentityCredential {
 impl fmt::Debug for ManagedIdentityCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ManagedIdentityCredential")
-            .field("user_assigned_id", &self.user_assigned_id)
+            .field("user_assigned_id", &self.options.user_assigned_id)
             .field("imds_endpoint", &self.options.imds_endpoint.as_str())
             .field("probe", &self.probe.try_lock().ok().and_then(|p| p.clone()))
             .finish_non_exhaustive()
@@ -120,25 +114,24 @@ impl ManagedIdentityCredential {
     ///
     /// Kind `Credential` when `imds_endpoint` is not an `http://host[:port]` URL.
     pub fn new(options: Option<ManagedIdentityCredentialOptions>) -> azure_core::Result<Arc<Self>> {
-        let options = options.unwrap_or_default();
+        let mut options = options.unwrap_or_default();
         if options.imds_endpoint.scheme() != "http" || options.imds_endpoint.host_str().is_none() {
             return Err(azure_core::Error::with_message(
-                azure_core::error::ErrorKind::Credential,
+                ErrorKind::Credential,
                 format!(
                     "ManagedIdentityCredential: imds_endpoint {} must be an http://host[:port] URL (IMDS is plain HTTP on a link-local address)",
                     options.imds_endpoint
                 ),
             ));
         }
-        let user_assigned_id = options.user_assigned_id.clone().or_else(|| {
-            options
+        if options.user_assigned_id.is_none() {
+            options.user_assigned_id = options
                 .env
                 .var(AZURE_CLIENT_ID)
-                .map(UserAssignedId::ClientId)
-        });
+                .map(UserAssignedId::ClientId);
+        }
         Ok(Arc::new(Self {
             options,
-            user_assigned_id,
             probe: Mutex::new(None),
             inner: OnceLock::new(),
         }))
@@ -149,46 +142,25 @@ impl ManagedIdentityCredential {
         if let Some(p) = &*kept {
             return p.clone();
         }
+        let o = &self.options;
         if let Some(var) = NON_IMDS_SOURCE_VARS
             .iter()
-            .find(|v| self.options.env.var_os(v).is_some())
+            .find(|v| o.env.var_os(v).is_some())
         {
             tracing::debug!(
                 var,
                 "managed identity source configured by the environment; no IMDS probe"
             );
-            return kept.insert(Probe::Azure).clone();
+            return kept.insert(Ok(())).clone();
         }
         let started = Instant::now();
-        let (probe, conclusive) = probe_imds(
-            &self.options.imds_endpoint,
-            self.options.client_options.clone(),
-            self.options.probe_timeout,
-        )
-        .await;
-        tracing::debug!(endpoint = %self.options.imds_endpoint, elapsed_ms = started.elapsed().as_millis() as u64, ?probe, conclusive, "IMDS probe");
+        let (probe, conclusive) =
+            probe_imds(&o.imds_endpoint, o.client_options.clone(), o.probe_timeout).await;
+        tracing::debug!(endpoint = %o.imds_endpoint, elapsed_ms = started.elapsed().as_millis() as u64, ?probe, conclusive, "IMDS probe");
         if conclusive {
             *kept = Some(probe.clone());
         }
         probe
-    }
-
-    fn inner(&self) -> Result<Arc<dyn TokenCredential>, String> {
-        if let Some(c) = &self.options.credential {
-            return Ok(c.clone());
-        }
-        self.inner
-            .get_or_init(|| {
-                azure_identity::ManagedIdentityCredential::new(Some(
-                    azure_identity::ManagedIdentityCredentialOptions {
-                        user_assigned_id: self.user_assigned_id.clone(),
-                        client_options: self.options.client_options.clone(),
-                    },
-                ))
-                .map(|c| c as Arc<dyn TokenCredential>)
-                .map_err(|e| e.to_string())
-            })
-            .clone()
     }
 }
 
@@ -199,22 +171,32 @@ impl TokenCredential for ManagedIdentityCredential {
         scopes: &[&str],
         options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
-        if let Probe::Unavailable(reason) = self.probe().await {
-            return Err(
-                CredentialUnavailable::new(format!("ManagedIdentityCredential: {reason}")).into(),
-            );
+        let name = "ManagedIdentityCredential";
+        if let Err(reason) = self.probe().await {
+            return Err(CredentialUnavailable::new(format!("{name}: {reason}")).into());
         }
-        let inner = self.inner().map_err(|e| {
-            azure_core::Error::with_message(
-                azure_core::error::ErrorKind::Credential,
-                format!("ManagedIdentityCredential: {e}"),
-            )
+        let inner = self.inner.get_or_init(|| match &self.options.credential {
+            Some(c) => Ok(c.clone()),
+            None => azure_identity::ManagedIdentityCredential::new(Some(
+                azure_identity::ManagedIdentityCredentialOptions {
+                    user_assigned_id: self.options.user_assigned_id.clone(),
+                    client_options: self.options.client_options.clone(),
+                },
+            ))
+            .map(|c| c as _)
+            .map_err(|e| e.to_string()),
+        });
+        let inner = inner.as_ref().map_err(|e| {
+            azure_core::Error::with_message(ErrorKind::Credential, format!("{name}: {e}"))
         })?;
         inner.get_token(scopes, options).await.map_err(|e| {
             let text = e.to_string();
             // IMDS answers 400 "Identity not found" when no identity is assigned to the VM.
             if text.contains("Identity not found") || text.contains("No managed identity") {
-                CredentialUnavailable::new(format!("ManagedIdentityCredential: Azure IMDS answered but no managed identity is assigned: {text}")).into()
+                CredentialUnavailable::new(format!(
+                    "{name}: Azure IMDS answered but no managed identity is assigned: {text}"
+                ))
+                .into()
             } else {
                 e
             }
@@ -226,47 +208,22 @@ impl TokenCredential for ManagedIdentityCredential {
 /// endpoint through an azure_core pipeline without retries, and classify the answer, all within
 /// `bound`. The flag tells whether the outcome is conclusive (an answer was received).
 async fn probe_imds(endpoint: &Url, options: ClientOptions, bound: Duration) -> (Probe, bool) {
-    let url = format!("{}{}", endpoint.as_str().trim_end_matches('/'), PROBE_PATH);
-    let Ok(parsed) = Url::parse(&url) else {
-        return (
-            Probe::Unavailable(format!("the IMDS probe URL {url} is not valid")),
-            true,
-        );
-    };
+    let mut url = endpoint.clone();
+    url.set_path(&format!(
+        "{}/metadata/identity/oauth2/token",
+        endpoint.path().trim_end_matches('/')
+    ));
+    url.set_query(Some("api-version=2018-02-01"));
     let pipeline = crate::http::one_shot_pipeline(options);
-    let mut req = Request::new(parsed.clone(), Method::Get);
+    let mut req = Request::new(url.clone(), Method::Get);
     req.insert_header(HeaderName::from_static("metadata"), "true");
     req.insert_header(headers::ACCEPT, "application/json");
     let request = Box::pin(send_capped(&pipeline, &mut req, MAX_PROBE_RESPONSE));
-    let timeout = get_async_runtime().sleep(bound);
-    let answer = match futures::future::select(request, timeout).await {
-        futures::future::Either::Left((Ok((status, headers, body)), _)) => HttpAnswer {
-            status: u16::from(status),
-            server: headers.get_optional_string(&HeaderName::from_static("server")),
-            body: String::from_utf8_lossy(&body).into_owned(),
-        },
-        futures::future::Either::Left((Err(SendError::TooLarge { status }), _)) => HttpAnswer {
-            status: u16::from(status),
-            server: None,
-            body: String::new(),
-        },
-        futures::future::Either::Left((
-            Err(SendError::Transport(e) | SendError::BrokeOff { error: e, .. }),
-            _,
-        )) => {
-            let failure = Failure::of(&parsed, &e);
+    let answer = match select(request, get_async_runtime().sleep(bound)).await {
+        Either::Left((answer, _)) => answer,
+        Either::Right(_) => {
             return (
-                Probe::Unavailable(format!(
-                    "no Azure instance metadata service at {url}: {} (cause: {}); not running on an Azure VM, VM scale set or AKS node",
-                    failure.words(),
-                    failure.chain
-                )),
-                false,
-            );
-        }
-        futures::future::Either::Right(((), _)) => {
-            return (
-                Probe::Unavailable(format!(
+                Err(format!(
                     "no answer from the instance metadata endpoint {url} within {} ms; not an Azure VM (on AWS, the metadata address belongs to EC2 and may not answer from a pod at all)",
                     bound.whole_milliseconds()
                 )),
@@ -274,54 +231,61 @@ async fn probe_imds(endpoint: &Url, options: ClientOptions, bound: Duration) -> 
             );
         }
     };
-    (classify(&url, &answer), true)
-}
-
-/// What the metadata endpoint answered.
-struct HttpAnswer {
-    status: u16,
-    server: Option<String>,
-    body: String,
+    let (status, server, body) = match answer {
+        Ok((status, headers, body)) => (
+            status,
+            headers.get_optional_string(&HeaderName::from_static("server")),
+            body,
+        ),
+        Err(SendError::TooLarge { status }) => (status, None, Vec::new()),
+        Err(SendError::Transport(e) | SendError::BrokeOff { error: e, .. }) => {
+            let failure = Failure::of(&url, &e);
+            return (
+                Err(format!(
+                    "no Azure instance metadata service at {url}: {} (cause: {}); not running on an Azure VM, VM scale set or AKS node",
+                    failure.words(),
+                    failure.chain
+                )),
+                false,
+            );
+        }
+    };
+    let body = String::from_utf8_lossy(&body);
+    (
+        classify(&url, u16::from(status), server.as_deref(), &body),
+        true,
+    )
 }
 
 /// Azure IMDS answers its token path with JSON: a token, or an OAuth-style error object
 /// (`{"error":"invalid_request","error_description":"Required audience parameter not specified"}`).
 /// AWS's metadata service answers 401 (IMDSv2 requires a session token) or 404 with an empty or
 /// HTML body, and says `Server: EC2ws`.
-fn classify(url: &str, answer: &HttpAnswer) -> Probe {
-    let json: Option<serde_json::Value> = serde_json::from_str(answer.body.trim()).ok();
+fn classify(url: &Url, status: u16, server: Option<&str>, body: &str) -> Probe {
+    let json: Option<serde_json::Value> = serde_json::from_str(body.trim()).ok();
     let azure_shaped = json.as_ref().and_then(|v| v.as_object()).is_some_and(|o| {
         o.contains_key("access_token") || o.get("error").is_some_and(|e| e.is_string())
     });
-    let server_is_aws = answer
-        .server
-        .as_deref()
-        .is_some_and(|s| s.to_ascii_lowercase().starts_with("ec2"));
+    let server_is_aws = server.is_some_and(|s| s.to_ascii_lowercase().starts_with("ec2"));
     if azure_shaped && !server_is_aws {
-        return Probe::Azure;
+        return Ok(());
     }
-    let what = format!(
-        "GET {url} answered HTTP {}{}",
-        answer.status,
-        answer
-            .server
-            .as_deref()
-            .map(|s| format!(" (Server: {s})"))
-            .unwrap_or_default()
-    );
-    let looks_aws = server_is_aws || matches!(answer.status, 401 | 404);
-    if looks_aws {
-        let why = match answer.status {
+    let server = server
+        .map(|s| format!(" (Server: {s})"))
+        .unwrap_or_default();
+    let what = format!("GET {url} answered HTTP {status}{server}");
+    if server_is_aws || matches!(status, 401 | 404) {
+        let why = match status {
             401 => "; 401 is AWS IMDSv2 asking for a session token",
             404 => "; AWS has no such path",
             _ => "",
         };
-        Probe::Unavailable(format!(
+        Err(format!(
             "this looks like AWS EC2 metadata, not Azure IMDS: {what}{why}. There is no Azure managed identity on AWS; use WorkloadIdentityCredential (see {}struct.WorkloadIdentityCredential.html)",
             crate::problem::DOCS_ROOT
         ))
     } else {
-        Probe::Unavailable(format!(
+        Err(format!(
             "the metadata endpoint is not Azure IMDS: {what}, which is not an Azure IMDS answer"
         ))
     }
@@ -331,39 +295,19 @@ fn classify(url: &str, answer: &HttpAnswer) -> Probe {
 mod tests {
     use super::*;
 
-    fn answer(status: u16, server: Option<&str>, body: &str) -> HttpAnswer {
-        HttpAnswer {
-            status,
-            server: server.map(str::to_string),
-            body: body.to_string(),
-        }
-    }
-
     #[test]
     fn azure_and_aws_answers_are_told_apart() {
-        let azure = answer(
-            400,
-            Some("IMDS/150.870.65.1325"),
-            "{\"error\":\"invalid_request\",\"error_description\":\"Required audience parameter not specified\"}",
-        );
-        assert!(matches!(classify("u", &azure), Probe::Azure));
-        let v2 = answer(401, Some("EC2ws"), "");
-        let Probe::Unavailable(m) = classify("u", &v2) else {
-            panic!()
-        };
+        let u = Url::parse("http://u").unwrap();
+        let azure = "{\"error\":\"invalid_request\",\"error_description\":\"Required audience parameter not specified\"}";
+        assert!(classify(&u, 400, Some("IMDS/150.870.65.1325"), azure).is_ok());
+        let m = classify(&u, 401, Some("EC2ws"), "").unwrap_err();
         assert!(
             m.contains("AWS EC2 metadata") && m.contains("IMDSv2") && m.contains("EC2ws"),
             "{m}"
         );
-        let v1 = answer(404, None, "<?xml");
-        let Probe::Unavailable(m) = classify("u", &v1) else {
-            panic!()
-        };
+        let m = classify(&u, 404, None, "<?xml").unwrap_err();
         assert!(m.contains("404"), "{m}");
-        let other = answer(200, None, "hi");
-        let Probe::Unavailable(m) = classify("u", &other) else {
-            panic!()
-        };
+        let m = classify(&u, 200, None, "hi").unwrap_err();
         assert!(m.contains("not Azure IMDS"), "{m}");
     }
 }

@@ -1,8 +1,9 @@
 //! The sources of [`DefaultAzureCredential`](super::DefaultAzureCredential) other than managed
-//! identity: the environment's client secret, and the developer tools; plus two fixed sources for
-//! credentials that could not be constructed.
+//! identity: the environment's client secret and the developer tools; plus [`Failing`], the
+//! source of a credential that could not be constructed.
 
-use super::CredentialUnavailable;
+use super::{CredentialUnavailable, one_line};
+use crate::CredentialError;
 use crate::config::{AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_TENANT_ID, Env};
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
@@ -13,109 +14,57 @@ use azure_identity::{
     AzureDeveloperCliCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
     Executor,
 };
-use std::fmt;
+use std::error::Error as StdError;
 use std::sync::Arc;
 
-/// `AZURE_CLIENT_SECRET`: a client secret of the application (the Environment source).
-pub(crate) const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
+const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
 const AZURE_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
 const AZURE_USERNAME: &str = "AZURE_USERNAME";
 
-/// A source that is never available here, for the reason given.
-pub(crate) struct Unavailable {
-    pub(crate) reason: String,
+/// A source whose every call fails the same way: not configured here (unavailable: the chain moves
+/// on), or configured but impossible to construct (the error stops the chain at the first token
+/// request, not at the chain's construction).
+#[derive(Debug)]
+pub(crate) enum Failing {
+    Unavailable(CredentialUnavailable),
+    /// Kept as itself: downcastable, and unavailable when it is "not configured".
+    Credential(CredentialError),
+    Other(String),
 }
 
-impl fmt::Debug for Unavailable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Unavailable")
-            .field("reason", &self.reason)
-            .finish()
+impl Failing {
+    /// A source that is unavailable for `reason`.
+    pub(crate) fn unavailable(reason: String) -> Arc<dyn TokenCredential> {
+        Arc::new(Self::Unavailable(CredentialUnavailable::new(reason)))
     }
-}
 
-#[async_trait::async_trait]
-impl TokenCredential for Unavailable {
-    async fn get_token(
-        &self,
-        _: &[&str],
-        _: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        Err(CredentialUnavailable::new(self.reason.clone()).into())
-    }
-}
-
-/// A source that is configured but could not be constructed: every call fails with that error,
-/// which stops the chain.
-pub(crate) struct Broken {
-    pub(crate) error: BrokenError,
-}
-
-pub(crate) enum BrokenError {
-    Credential(crate::CredentialError),
-    Message(String),
-}
-
-impl fmt::Debug for Broken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = match &self.error {
-            BrokenError::Credential(e) => e.message().to_string(),
-            BrokenError::Message(m) => m.clone(),
-        };
-        f.debug_struct("Broken").field("error", &m).finish()
-    }
-}
-
-#[async_trait::async_trait]
-impl TokenCredential for Broken {
-    async fn get_token(
-        &self,
-        _: &[&str],
-        _: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        Err(match &self.error {
-            BrokenError::Credential(e) => e.clone().into(),
-            BrokenError::Message(m) => {
-                azure_core::Error::with_message(ErrorKind::Credential, m.clone())
-            }
+    /// A source that always fails with `error` (a [`CredentialError`] stays one).
+    pub(crate) fn with(error: azure_core::Error) -> Arc<dyn TokenCredential> {
+        Arc::new(match error.downcast_ref::<CredentialError>() {
+            Some(e) => Self::Credential(e.clone()),
+            None => Self::Other(error.to_string()),
         })
     }
 }
 
-/// Wraps a credential and turns the errors `classify` recognises into "unavailable".
-pub(crate) struct Classified {
-    pub(crate) inner: Arc<dyn TokenCredential>,
-    pub(crate) classify: fn(&azure_core::Error) -> Option<String>,
-}
-
-impl fmt::Debug for Classified {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Classified")
-            .field("inner", &self.inner)
-            .finish()
-    }
-}
-
 #[async_trait::async_trait]
-impl TokenCredential for Classified {
+impl TokenCredential for Failing {
     async fn get_token(
         &self,
-        scopes: &[&str],
-        options: Option<TokenRequestOptions<'_>>,
+        _: &[&str],
+        _: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
-        match self.inner.get_token(scopes, options).await {
-            Ok(t) => Ok(t),
-            Err(e) => match (self.classify)(&e) {
-                Some(reason) => Err(CredentialUnavailable::new(reason).into()),
-                None => Err(e),
-            },
-        }
+        Err(match self {
+            Self::Unavailable(e) => e.clone().into(),
+            Self::Credential(e) => e.clone().into(),
+            Self::Other(m) => azure_core::Error::with_message(ErrorKind::Credential, m.clone()),
+        })
     }
 }
 
 /// The authority for credentials of azure_identity, resolved through our [`Env`] so that
 /// azure_identity never reads `AZURE_AUTHORITY_HOST` from the process environment itself.
-pub(crate) fn cloud_for(env: &Env, client_options: &ClientOptions) -> Arc<CloudConfiguration> {
+fn cloud_for(env: &Env, client_options: &ClientOptions) -> Arc<CloudConfiguration> {
     if let Some(cloud) = &client_options.cloud {
         return cloud.clone();
     }
@@ -135,25 +84,21 @@ pub(crate) fn environment(env: &Env, client_options: &ClientOptions) -> Arc<dyn 
     // With a client secret set (whatever its bytes), a variable of the source that is not UTF-8
     // is named, not taken as unset (for AZURE_AUTHORITY_HOST: not the public cloud in silence).
     if env.var_os(AZURE_CLIENT_SECRET).is_some() {
-        let fix = |var: &'static str| move || format!("set {var} to its value in valid UTF-8");
         for (var, secret) in [
             (AZURE_CLIENT_SECRET, true),
             (AZURE_TENANT_ID, false),
             (AZURE_CLIENT_ID, false),
             (AZURE_AUTHORITY_HOST, false),
         ] {
-            if let Err(e) = env.var_checked("EnvironmentCredential", var, secret, fix(var)) {
-                return Arc::new(Broken {
-                    error: BrokenError::Credential(e),
-                });
+            if let Err(e) = env.var_checked("EnvironmentCredential", var, secret, || {
+                format!("set {var} to its value in valid UTF-8")
+            }) {
+                return Failing::with(e.into());
             }
         }
     }
-    let secret = env.var(AZURE_CLIENT_SECRET);
-    let tenant = env.var(AZURE_TENANT_ID);
-    let client = env.var(AZURE_CLIENT_ID);
-    let Some(secret) = secret else {
-        let reason = if env.var(AZURE_CLIENT_CERTIFICATE_PATH).is_some() {
+    let Some(secret) = env.var(AZURE_CLIENT_SECRET) else {
+        return Failing::unavailable(if env.var(AZURE_CLIENT_CERTIFICATE_PATH).is_some() {
             format!(
                 "{AZURE_CLIENT_CERTIFICATE_PATH} is set, but client certificates are not supported by this chain; use a client secret ({AZURE_CLIENT_SECRET}) or workload identity"
             )
@@ -165,24 +110,17 @@ pub(crate) fn environment(env: &Env, client_options: &ClientOptions) -> Arc<dyn 
             format!(
                 "{AZURE_CLIENT_SECRET} is not set (the Environment source needs {AZURE_TENANT_ID}, {AZURE_CLIENT_ID} and {AZURE_CLIENT_SECRET})"
             )
-        };
-        return Arc::new(Unavailable { reason });
-    };
-    let (Some(tenant), Some(client)) = (tenant, client) else {
-        let missing: Vec<&str> = [
-            (AZURE_TENANT_ID, env.var(AZURE_TENANT_ID)),
-            (AZURE_CLIENT_ID, env.var(AZURE_CLIENT_ID)),
-        ]
-        .into_iter()
-        .filter(|(_, v)| v.is_none())
-        .map(|(n, _)| n)
-        .collect();
-        return Arc::new(Unavailable {
-            reason: format!(
-                "{AZURE_CLIENT_SECRET} is set but {} is not, so the client secret cannot be used",
-                missing.join(" and ")
-            ),
         });
+    };
+    let (Some(tenant), Some(client)) = (env.var(AZURE_TENANT_ID), env.var(AZURE_CLIENT_ID)) else {
+        let missing: Vec<&str> = [AZURE_TENANT_ID, AZURE_CLIENT_ID]
+            .into_iter()
+            .filter(|v| env.var(v).is_none())
+            .collect();
+        return Failing::unavailable(format!(
+            "{AZURE_CLIENT_SECRET} is set but {} is not, so the client secret cannot be used",
+            missing.join(" and ")
+        ));
     };
     let mut client_options = client_options.clone();
     client_options.cloud = Some(cloud_for(env, &client_options));
@@ -193,79 +131,69 @@ pub(crate) fn environment(env: &Env, client_options: &ClientOptions) -> Arc<dyn 
         Some(ClientSecretCredentialOptions { client_options }),
     ) {
         Ok(c) => c,
-        Err(e) => Arc::new(Broken {
-            error: BrokenError::Message(format!(
-                "EnvironmentCredential: {AZURE_TENANT_ID}, {AZURE_CLIENT_ID} and {AZURE_CLIENT_SECRET} are set but invalid: {e}"
-            )),
-        }),
+        Err(e) => Arc::new(Failing::Other(format!(
+            "EnvironmentCredential: {AZURE_TENANT_ID}, {AZURE_CLIENT_ID} and {AZURE_CLIENT_SECRET} are set but invalid: {e}"
+        ))),
     }
 }
 
-fn error_text(err: &azure_core::Error) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut current = std::error::Error::source(err);
-    while let Some(e) = current {
-        parts.push(e.to_string());
-        current = e.source();
-    }
-    parts.join(": ")
-}
-
-/// Developer-tool errors that mean "not installed" or "not logged in" are "unavailable".
-pub(crate) fn classify_developer_tool(err: &azure_core::Error) -> Option<String> {
-    let text = error_text(err);
-    let lower = text.to_ascii_lowercase();
-    let unavailable = [
-        "not found on path",
-        "wasn't found on path",
-        "az login",
-        "azd auth login",
-        "not logged in",
-        "no such file or directory",
-    ];
-    unavailable
-        .iter()
-        .any(|needle| lower.contains(needle))
-        .then(|| one_line(&err.to_string()))
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-pub(crate) fn azure_cli(
+/// azure_identity's `AzureCliCredential` (`name` is `AzureCliCredential`) or
+/// `AzureDeveloperCliCredential`, whose "not installed" and "not logged in" errors are
+/// "unavailable".
+pub(crate) fn developer_tool(
+    name: &str,
     executor: Option<Arc<dyn Executor>>,
-    tenant_id: Option<String>,
 ) -> Arc<dyn TokenCredential> {
-    match AzureCliCredential::new(Some(AzureCliCredentialOptions {
-        executor,
-        tenant_id,
-        ..Default::default()
-    })) {
-        Ok(inner) => Arc::new(Classified {
-            inner,
-            classify: classify_developer_tool,
-        }),
-        Err(e) => Arc::new(Broken {
-            error: BrokenError::Message(format!("AzureCliCredential: {e}")),
-        }),
+    let built: azure_core::Result<Arc<dyn TokenCredential>> = if name == "AzureCliCredential" {
+        AzureCliCredential::new(Some(AzureCliCredentialOptions {
+            executor,
+            ..Default::default()
+        }))
+        .map(|c| c as _)
+    } else {
+        AzureDeveloperCliCredential::new(Some(AzureDeveloperCliCredentialOptions {
+            executor,
+            ..Default::default()
+        }))
+        .map(|c| c as _)
+    };
+    match built {
+        Ok(tool) => Arc::new(DeveloperTool(tool)),
+        Err(e) => Arc::new(Failing::Other(format!("{name}: {e}"))),
     }
 }
 
-pub(crate) fn azure_developer_cli(
-    executor: Option<Arc<dyn Executor>>,
-    tenant_id: Option<String>,
-) -> Arc<dyn TokenCredential> {
-    match AzureDeveloperCliCredential::new(Some(AzureDeveloperCliCredentialOptions {
-        executor,
-        tenant_id,
-    })) {
-        Ok(inner) => Arc::new(Classified {
-            inner,
-            classify: classify_developer_tool,
-        }),
-        Err(e) => Arc::new(Broken {
-            error: BrokenError::Message(format!("AzureDeveloperCliCredential: {e}")),
-        }),
+#[derive(Debug)]
+struct DeveloperTool(Arc<dyn TokenCredential>);
+
+#[async_trait::async_trait]
+impl TokenCredential for DeveloperTool {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        const UNAVAILABLE: [&str; 6] = [
+            "not found on path",
+            "wasn't found on path",
+            "az login",
+            "azd auth login",
+            "not logged in",
+            "no such file or directory",
+        ];
+        self.0.get_token(scopes, options).await.map_err(|e| {
+            let unavailable =
+                std::iter::successors(Some(&e as &(dyn StdError + 'static)), |&e| e.source()).any(
+                    |e| {
+                        let text = e.to_string().to_ascii_lowercase();
+                        UNAVAILABLE.iter().any(|needle| text.contains(needle))
+                    },
+                );
+            if unavailable {
+                CredentialUnavailable::new(one_line(&e.to_string())).into()
+            } else {
+                e
+            }
+        })
     }
 }
