@@ -21,6 +21,7 @@ mod errors;
 #[cfg(test)]
 mod tests;
 
+use crate::cloud::{self, Cloud, default_audience_for};
 use crate::error::CredentialError;
 use azure_core::cloud::CloudConfiguration;
 use azure_core::http::Url;
@@ -50,22 +51,24 @@ pub const WEBHOOK_TOKEN_PATH: &str = "/var/run/secrets/azure/wi/token/azure-iden
 /// Where the Azure Workload Identity webhook before v1.6 mounted the token.
 pub const WEBHOOK_TOKEN_PATH_PRE_1_6: &str = "/var/run/secrets/azure/tokens/azure-identity-token";
 
-/// The public cloud's authority host, the default when neither the options' cloud nor
-/// `AZURE_AUTHORITY_HOST` names another.
-pub const PUBLIC_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
-/// Azure US Government's authority host (set it as `AZURE_AUTHORITY_HOST`, or use
-/// `CloudConfiguration::AzureGovernment` in the options).
-pub const US_GOV_AUTHORITY_HOST: &str = "https://login.microsoftonline.us";
-/// Azure China's (21Vianet) authority host (set it as `AZURE_AUTHORITY_HOST`, or use
-/// `CloudConfiguration::AzureChina` in the options).
-pub const CHINA_AUTHORITY_HOST: &str = "https://login.chinacloudapi.cn";
-
+/// The public cloud's authority host ([`cloud::PUBLIC`]), the default when neither the options'
+/// cloud nor `AZURE_AUTHORITY_HOST` names another.
+pub const PUBLIC_AUTHORITY_HOST: &str = cloud::PUBLIC.authority_host;
+/// Azure US Government's authority host ([`cloud::US_GOVERNMENT`]).
+pub const US_GOV_AUTHORITY_HOST: &str = cloud::US_GOVERNMENT.authority_host;
+/// Azure China's authority host ([`cloud::CHINA`]).
+pub const CHINA_AUTHORITY_HOST: &str = cloud::CHINA.authority_host;
 /// Recommended federated-credential audience in the public cloud.
-pub const AUDIENCE_PUBLIC: &str = "api://AzureADTokenExchange";
+pub const AUDIENCE_PUBLIC: &str = cloud::PUBLIC.exchange_audience;
 /// Recommended federated-credential audience in Azure US Government.
-pub const AUDIENCE_US_GOV: &str = "api://AzureADTokenExchangeUSGov";
+pub const AUDIENCE_US_GOV: &str = cloud::US_GOVERNMENT.exchange_audience;
 /// Recommended federated-credential audience in Azure China.
-pub const AUDIENCE_CHINA: &str = "api://AzureADTokenExchangeChina";
+pub const AUDIENCE_CHINA: &str = cloud::CHINA.exchange_audience;
+
+/// Prints the directory (tenant) id of the signed-in Azure CLI account.
+pub(crate) const TENANT_ID_COMMAND: &str = "az account show --query tenantId -o tsv";
+/// Print the client id (appId) of a user-assigned managed identity, and of an app registration.
+pub(crate) const CLIENT_ID_COMMANDS: &str = "`az identity show -n <identity> -g <group> --query clientId -o tsv` (managed identity) or `az ad app list --display-name <name> --query '[].appId' -o tsv` (app registration)";
 
 /// Where a configuration value came from; shown in errors and by `doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,19 +276,15 @@ fn check_authority_path(
 }
 
 fn authority_from_cloud(cloud: &CloudConfiguration) -> Result<String, CredentialError> {
-    Ok(match cloud {
-        CloudConfiguration::AzurePublic => PUBLIC_AUTHORITY_HOST.to_string(),
-        CloudConfiguration::AzureGovernment => US_GOV_AUTHORITY_HOST.to_string(),
-        CloudConfiguration::AzureChina => CHINA_AUTHORITY_HOST.to_string(),
-        CloudConfiguration::Custom(custom) => custom.authority_host.clone(),
-        other => {
-            return Err(invalid(
-                "cloud configuration",
-                &format!("{other:?} is not supported"),
-                "use CloudConfiguration::AzurePublic, AzureGovernment, AzureChina, or a custom cloud configuration with an authority_host",
-            ));
-        }
-    })
+    match (cloud, Cloud::of_configuration(cloud)) {
+        (_, Some(known)) => Ok(known.authority_host.to_string()),
+        (CloudConfiguration::Custom(custom), None) => Ok(custom.authority_host.clone()),
+        (other, None) => Err(invalid(
+            "cloud configuration",
+            &format!("{other:?} is not supported"),
+            "use CloudConfiguration::AzurePublic, AzureGovernment, AzureChina, or a custom cloud configuration with an authority_host",
+        )),
+    }
 }
 
 /// The authority host as given, unchecked: the cloud option, else `AZURE_AUTHORITY_HOST`, else
@@ -310,15 +309,6 @@ pub(crate) fn authority_host_raw(
             },
         },
     })
-}
-
-/// The recommended federated-credential audience for an authority host.
-pub(crate) fn default_audience_for(authority: &Url) -> &'static str {
-    match authority.host_str().unwrap_or_default() {
-        h if h.ends_with("microsoftonline.us") => AUDIENCE_US_GOV,
-        h if h.ends_with("chinacloudapi.cn") => AUDIENCE_CHINA,
-        _ => AUDIENCE_PUBLIC,
-    }
 }
 
 /// The token file: the option, else `AZURE_FEDERATED_TOKEN_FILE`, else the first existing

@@ -66,7 +66,7 @@ use time::{Duration, OffsetDateTime};
 
 /// The scope of the test exchange when none is given: Azure Storage exists in every cloud, and
 /// Entra issues an app-only token for it whether or not the identity has any role there.
-pub const DEFAULT_SCOPE: &str = "https://storage.azure.com/.default";
+pub const DEFAULT_SCOPE: &str = crate::cloud::STORAGE_SCOPE;
 
 /// What to check.
 #[derive(Debug)]

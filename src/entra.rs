@@ -102,7 +102,7 @@ fn transport_fix(failure: &Failure) -> String {
     let setting = format!(
         "the authority host (AZURE_AUTHORITY_HOST, or the cloud in ClientOptions; now {authority}; \
          the tenant's cloud's is {})",
-        catalogue::AUTHORITY_HOSTS
+        crate::cloud::authority_hosts()
     );
     // The tenant's discovery document: a GET that shows the same connection, TLS and proxy path.
     let probe = match failure.url.as_str().strip_suffix("oauth2/v2.0/token") {

@@ -28,4 +28,4 @@ pub mod opendal;
 
 /// The default scope of both adapters: `https://storage.azure.com/.default` (Azure Storage, every
 /// account the identity has a role on, in every cloud).
-pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
+pub const STORAGE_SCOPE: &str = crate::cloud::STORAGE_SCOPE;

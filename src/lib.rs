@@ -7,6 +7,7 @@ pub mod blocking;
 mod cache;
 pub mod chain;
 mod clock;
+pub mod cloud;
 pub mod config;
 mod credential;
 #[cfg(feature = "doctor")]

@@ -75,8 +75,9 @@ pub(crate) fn audience_fix(
 ) -> String {
     let recommend = escape(safe_audience(expected));
     if let Some(authority) = authority
-        && let Some((host, aud)) = crate::entra::catalogue::other_cloud(&claims.aud, authority)
+        && let Some(cloud) = crate::cloud::other_cloud(&claims.aud, authority)
     {
+        let (host, aud) = (cloud.authority_host, cloud.exchange_audience);
         return format!(
             "the token's audience {aud} is the exchange audience of the cloud at {host}, but the authority is {}: if the identity lives in that cloud, set {AZURE_AUTHORITY_HOST}={host}; otherwise set the projected volume's serviceAccountToken.audience to {recommend}.",
             authority.origin().ascii_serialization()

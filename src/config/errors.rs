@@ -3,10 +3,9 @@
 
 use super::{
     AUDIENCE_PUBLIC, AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE,
-    AZURE_TENANT_ID, CHINA_AUTHORITY_HOST, PUBLIC_AUTHORITY_HOST, Sourced, US_GOV_AUTHORITY_HOST,
-    ValueSource, WEBHOOK_TOKEN_PATH_PRE_1_6,
+    AZURE_TENANT_ID, CLIENT_ID_COMMANDS, Sourced, TENANT_ID_COMMAND, ValueSource,
+    WEBHOOK_TOKEN_PATH_PRE_1_6,
 };
-use crate::entra::catalogue::{CLIENT_ID_COMMANDS, TENANT_ID_COMMAND};
 use crate::error::CredentialError;
 use crate::problem::ProblemId;
 use std::path::PathBuf;
@@ -96,9 +95,7 @@ pub(super) fn token_file_fix(tried: &[PathBuf]) -> String {
 
 /// The fix of a malformed authority host: the cloud's host, or this one over HTTPS.
 pub(super) fn authority_fix(raw: &Sourced<String>, https: Option<String>) -> String {
-    let hosts = format!(
-        "{PUBLIC_AUTHORITY_HOST} (public cloud), {US_GOV_AUTHORITY_HOST} (US Government) or {CHINA_AUTHORITY_HOST} (China)"
-    );
+    let hosts = crate::cloud::authority_hosts();
     let value = match https {
         Some(h) => format!("{h}, the tenant's cloud: {hosts}"),
         None => format!("the tenant's cloud: {hosts}"),

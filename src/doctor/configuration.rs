@@ -4,10 +4,9 @@ use super::{Check, CheckId, Doctor, Inputs, Status, with_source};
 use crate::assertion::foreign::denied_paths;
 use crate::config::{
     self, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_AUDIENCE, AZURE_FEDERATED_TOKEN_FILE,
-    AZURE_TENANT_ID, ConfigInputs, Sourced, ValueSource,
+    AZURE_TENANT_ID, CLIENT_ID_COMMANDS, ConfigInputs, Sourced, TENANT_ID_COMMAND, ValueSource,
 };
 use crate::credential::WorkloadIdentityCredentialOptions;
-use crate::entra::catalogue::{CLIENT_ID_COMMANDS, TENANT_ID_COMMAND};
 use crate::problem::ProblemId;
 use azure_core::http::Url;
 use std::path::PathBuf;
@@ -189,7 +188,7 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
             let audience = explicit.unwrap_or_else(|| Sourced {
                 value: authority_url
                     .as_ref()
-                    .map(config::default_audience_for)
+                    .map(crate::cloud::default_audience_for)
                     .unwrap_or(config::AUDIENCE_PUBLIC)
                     .to_string(),
                 source: ValueSource::Default,

@@ -6,19 +6,14 @@
 
 use super::ErrorContext;
 use crate::assertion::ForeignAudience;
+use crate::cloud::{Cloud, other_cloud};
 use crate::config::{
-    AUDIENCE_CHINA, AUDIENCE_PUBLIC, AUDIENCE_US_GOV, AZURE_AUTHORITY_HOST,
-    AZURE_FEDERATED_TOKEN_AUDIENCE, CHINA_AUTHORITY_HOST, PUBLIC_AUTHORITY_HOST,
-    US_GOV_AUTHORITY_HOST, default_audience_for,
+    AUDIENCE_PUBLIC, AZURE_AUTHORITY_HOST, AZURE_FEDERATED_TOKEN_AUDIENCE, CLIENT_ID_COMMANDS,
+    TENANT_ID_COMMAND,
 };
 use crate::escape::escape;
 use crate::jwt::{Claims, Header};
-use azure_core::http::Url;
 
-/// Prints the directory (tenant) id of the signed-in Azure CLI account.
-pub(crate) const TENANT_ID_COMMAND: &str = "az account show --query tenantId -o tsv";
-/// Print the client id (appId) of a user-assigned managed identity, and of an app registration.
-pub(crate) const CLIENT_ID_COMMANDS: &str = "`az identity show -n <identity> -g <group> --query clientId -o tsv` (managed identity) or `az ad app list --display-name <name> --query '[].appId' -o tsv` (app registration)";
 /// Entra's limit on the lifetime (`exp - iat`) of an external token, in seconds (AADSTS70023).
 pub(crate) const MAX_EXTERNAL_TOKEN_LIFETIME_S: i64 = 86_400;
 
@@ -49,37 +44,6 @@ fn from_aws_sts(ctx: &ErrorContext<'_>) -> bool {
         .and_then(|c| c.sub.as_deref())
         .is_some_and(|sub| sub.starts_with("arn:aws"))
 }
-
-/// Each cloud's recommended federated-credential audience and its authority host.
-const CLOUDS: [(&str, &str); 3] = [
-    (AUDIENCE_PUBLIC, PUBLIC_AUTHORITY_HOST),
-    (AUDIENCE_US_GOV, US_GOV_AUTHORITY_HOST),
-    (AUDIENCE_CHINA, CHINA_AUTHORITY_HOST),
-];
-
-/// A token minted for another cloud's exchange audience than the authority's: the authority host
-/// to set (`AZURE_AUTHORITY_HOST`) and the audience that says so, e.g.
-/// (`https://login.microsoftonline.us`, `api://AzureADTokenExchangeUSGov`) for a US Government
-/// token sent to the public cloud. The authority's cloud is the one whose audience the credential
-/// expects by default there ([`default_audience_for`]: public for any host it does not know).
-/// `None` when the token carries that audience.
-pub(crate) fn other_cloud(
-    audiences: &[String],
-    authority: &Url,
-) -> Option<(&'static str, &'static str)> {
-    let own = default_audience_for(authority);
-    if audiences.iter().any(|a| a == own) {
-        return None;
-    }
-    CLOUDS
-        .iter()
-        .find(|(aud, _)| audiences.iter().any(|a| a == aud))
-        .map(|(aud, host)| (*host, *aud))
-}
-
-/// The authority hosts of the three clouds, for a fix (a transport failure's: see
-/// `entra::transport_fix`).
-pub(crate) const AUTHORITY_HOSTS: &str = "https://login.microsoftonline.com, https://login.microsoftonline.us or https://login.chinacloudapi.cn";
 
 /// The fix of an answer that is not Entra's (`invalid-response`).
 pub(crate) const INVALID_RESPONSE_FIX: &str = "check that AZURE_AUTHORITY_HOST (or the cloud option) names Entra ID (https://login.microsoftonline.com, https://login.microsoftonline.us or https://login.chinacloudapi.cn) and that no proxy or gateway answers in its place; a 5xx or 429 is transient and retried.";
@@ -158,8 +122,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 )
             };
             let auds = ctx.claims.map(|c| c.aud.as_slice()).unwrap_or_default();
-            let recommended = [AUDIENCE_PUBLIC, AUDIENCE_US_GOV, AUDIENCE_CHINA];
-            let cloud = other_cloud(auds, ctx.endpoint);
+            let cloud = other_cloud(auds, ctx.endpoint).map(|c| (c.authority_host, c.exchange_audience));
             // A token without iss, sub or aud (the credential sends it, as azure_identity does):
             // no federated credential can match it; the fix is a proper projected token.
             let missing: Vec<_> = ctx
@@ -211,7 +174,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 ),
                 (None, None)
                     if !auds.is_empty()
-                        && !auds.iter().any(|a| recommended.contains(&a.as_str())) =>
+                        && !auds.iter().any(|a| Cloud::of_audience(a).is_some()) =>
                 {
                     format!(
                         "the token's audience is {aud}, not the recommended {AUDIENCE_PUBLIC}: either add {aud} to the federated \
@@ -373,8 +336,10 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
             "The tenant id is the directory (tenant) id, a GUID, or one of its verified domain names.",
             format!(
                 "the tenant id is {}: set AZURE_TENANT_ID to the directory id printed by `{TENANT_ID_COMMAND}`; if the tenant is in a \
-                 sovereign cloud set {AZURE_AUTHORITY_HOST} to it ({US_GOV_AUTHORITY_HOST} or {CHINA_AUTHORITY_HOST}).",
-                ctx.tenant_id
+                 sovereign cloud set {AZURE_AUTHORITY_HOST} to it ({} or {}).",
+                ctx.tenant_id,
+                crate::cloud::US_GOVERNMENT.authority_host,
+                crate::cloud::CHINA.authority_host,
             ),
         ),
         1002012 | 70011 => Problem::new(

@@ -1,7 +1,7 @@
 //! The Kubernetes and Terraform text of a [`super::SetupOutput`].
 
 use super::{FederatedCredentialSpec, MOUNT_DIR, SetupInput, TOKEN_FILE_NAME};
-use crate::config::{AUDIENCE_CHINA, AUDIENCE_PUBLIC, AUDIENCE_US_GOV, WEBHOOK_TOKEN_PATH_PRE_1_6};
+use crate::config::{AUDIENCE_PUBLIC, WEBHOOK_TOKEN_PATH_PRE_1_6};
 
 /// A double-quoted string, valid in YAML and HCL.
 fn dq(s: &str) -> String {
@@ -12,12 +12,11 @@ pub(super) fn hcl(s: &str) -> String {
     dq(s).replace("${", "$${").replace("%{", "%%{")
 }
 
+/// The authority host of a sovereign cloud whose exchange audience is `audience`.
 fn authority_for(audience: &str) -> Option<&'static str> {
-    match audience {
-        AUDIENCE_US_GOV => Some("https://login.microsoftonline.us"),
-        AUDIENCE_CHINA => Some("https://login.chinacloudapi.cn"),
-        _ => None,
-    }
+    crate::cloud::Cloud::of_audience(audience)
+        .filter(|c| c.authority_host != crate::cloud::PUBLIC.authority_host)
+        .map(|c| c.authority_host)
 }
 
 /// The ServiceAccount and the Deployment with the projected token volume and the variables.
