@@ -1,10 +1,11 @@
-//! The Entra ID side: tenants, applications, federated identity credentials, the token
-//! endpoint with Entra's validation order and error shapes, and access tokens.
+//! Entra ID's endpoints: the token endpoint with Entra's validation order and error shapes, and
+//! Entra's discovery documents.
 
+use crate::directory::Directory;
+use crate::http::{Reply, Request};
 use crate::keys::DecodedJwt;
-use crate::kube::AZURE_AD_TOKEN_EXCHANGE;
-use crate::server::{Reply, State};
-use crate::util::{entra_timestamp, now, stable_uuid, uuid_v4};
+use crate::util::{entra_timestamp, now, uuid_v4};
+use hyper::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,145 +21,17 @@ pub const CLOCK_SKEW: Duration = Duration::from_secs(300);
 /// How long Entra waits for an issuer's discovery document or JWKS.
 pub(crate) const OIDC_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A federated identity credential on an application or user-assigned managed identity.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FederatedCredential {
-    /// Display name (unused in matching).
-    pub name: String,
-    /// Exact `iss` to match (case-sensitive, trailing slash significant).
-    pub issuer: String,
-    /// Exact `sub` to match.
-    pub subject: String,
-    /// Accepted audiences (Entra allows one; any of them matches any `aud` of the token).
-    pub audiences: Vec<String>,
-}
-
-impl FederatedCredential {
-    /// A credential for `issuer` and `subject` with the audience `api://AzureADTokenExchange`.
-    pub fn new(issuer: impl Into<String>, subject: impl Into<String>) -> Self {
-        let subject = subject.into();
-        FederatedCredential {
-            name: format!("fic-{}", subject.replace(':', "-")),
-            issuer: issuer.into(),
-            subject,
-            audiences: vec![AZURE_AD_TOKEN_EXCHANGE.to_owned()],
-        }
-    }
-
-    /// Replaces the audiences.
-    pub fn with_audiences<I, S>(mut self, audiences: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.audiences = audiences.into_iter().map(Into::into).collect();
-        self
-    }
-}
-
-/// The shape of successful token responses.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccessTokenOptions {
-    /// `expires_in` and `exp - now` (default 3599 s).
-    pub lifetime: Duration,
-    /// `ext_expires_in`; `None` means the same as `lifetime`.
-    pub ext_expires_in: Option<Duration>,
-    /// `refresh_in`, omitted when `None` (the default).
-    pub refresh_in: Option<Duration>,
-    /// Send `expires_in`, `ext_expires_in` and `refresh_in` as JSON strings.
-    pub numbers_as_strings: bool,
-}
-
-impl Default for AccessTokenOptions {
-    fn default() -> Self {
-        AccessTokenOptions {
-            lifetime: Duration::from_secs(3599),
-            ext_expires_in: None,
-            refresh_in: None,
-            numbers_as_strings: false,
-        }
-    }
-}
-
-/// Tenants → applications → federated credentials.
-#[derive(Default, Debug)]
-pub(crate) struct Registry {
-    tenants: BTreeMap<String, Tenant>,
-}
-
-#[derive(Default, Debug)]
-struct Tenant {
-    apps: BTreeMap<String, Vec<FederatedCredential>>,
-}
-
-impl Registry {
-    // Tenant and client ids are GUIDs (or domain names): Entra compares them case-insensitively.
-    fn key(id: &str) -> String {
-        id.to_ascii_lowercase()
-    }
-
-    pub(crate) fn add_tenant(&mut self, tenant: &str) {
-        self.tenants.entry(Self::key(tenant)).or_default();
-    }
-
-    pub(crate) fn add_application(&mut self, tenant: &str, client_id: &str) {
-        self.tenants
-            .entry(Self::key(tenant))
-            .or_default()
-            .apps
-            .entry(Self::key(client_id))
-            .or_default();
-    }
-
-    pub(crate) fn add_fic(&mut self, tenant: &str, client_id: &str, fic: FederatedCredential) {
-        self.add_application(tenant, client_id);
-        let fics = self
-            .tenants
-            .get_mut(&Self::key(tenant))
-            .and_then(|t| t.apps.get_mut(&Self::key(client_id)))
-            .expect("just added");
-        // issuer + subject is unique per application: replace an existing one.
-        fics.retain(|f| !(f.issuer == fic.issuer && f.subject == fic.subject));
-        fics.push(fic);
-    }
-
-    pub(crate) fn remove_fics(&mut self, tenant: &str, client_id: &str) {
-        if let Some(f) = self
-            .tenants
-            .get_mut(&Self::key(tenant))
-            .and_then(|t| t.apps.get_mut(&Self::key(client_id)))
-        {
-            f.clear();
-        }
-    }
-
-    fn has_tenant(&self, tenant: &str) -> bool {
-        self.tenants.contains_key(&Self::key(tenant))
-    }
-
-    fn fics(&self, tenant: &str, client_id: &str) -> Option<Vec<FederatedCredential>> {
-        self.tenants
-            .get(&Self::key(tenant))?
-            .apps
-            .get(&Self::key(client_id))
-            .cloned()
-    }
-
-    pub(crate) fn has_application(&self, tenant: &str, client_id: &str) -> bool {
-        self.fics(tenant, client_id).is_some()
-    }
-}
-
 /// An Entra error about to be rendered.
 #[derive(Debug)]
 pub(crate) struct EntraError {
-    pub(crate) status: u16,
-    pub(crate) error: String,
-    pub(crate) code: u32,
-    pub(crate) message: String,
+    status: u16,
+    error: String,
+    code: u32,
+    message: String,
 }
 
-fn err(status: u16, error: &'static str, code: u32, message: impl Into<String>) -> EntraError {
+/// An Entra error answer: `AADSTS<code>: <message>` with that status and OAuth `error`.
+pub(crate) fn error(status: u16, error: &str, code: u32, message: impl Into<String>) -> EntraError {
     EntraError {
         status,
         error: error.to_owned(),
@@ -167,8 +40,25 @@ fn err(status: u16, error: &'static str, code: u32, message: impl Into<String>) 
     }
 }
 
+fn invalid_client(status: u16, code: u32, message: impl Into<String>) -> EntraError {
+    error(status, "invalid_client", code, message)
+}
+
+/// AADSTS90002 with that OAuth `error` (`invalid_request` at the token endpoint,
+/// `invalid_tenant` at discovery).
+fn unknown_tenant(oauth_error: &str, tenant: &str) -> EntraError {
+    error(
+        400,
+        oauth_error,
+        90002,
+        format!(
+            "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+        ),
+    )
+}
+
 fn missing(param: &str) -> EntraError {
-    err(
+    error(
         400,
         "invalid_request",
         900144,
@@ -207,17 +97,25 @@ fn precise_time(t: OffsetDateTime) -> String {
     .expect("formatting a UTC time cannot fail")
 }
 
-/// Validates a token request in Entra's order and issues an access token.
-pub(crate) async fn token(
-    state: &State,
-    tenant: &str,
-    form: &BTreeMap<String, String>,
-    numbers_as_strings: bool,
-    correlation_id: &str,
-) -> Reply {
-    match validate(state, tenant, form).await {
-        Ok(grant) => success(state, &grant, numbers_as_strings),
-        Err(e) => e.reply(&state.authority, correlation_id),
+/// `/{tenant}/oauth2/v2.0/token`: validates a token request in Entra's order and issues an
+/// access token; `numbers_as_strings` forces [`AccessTokenOptions::numbers_as_strings`](crate::AccessTokenOptions::numbers_as_strings).
+pub(crate) async fn token(dir: &Directory, req: &Request, numbers_as_strings: bool) -> Reply {
+    let result = if req.method == Method::POST {
+        validate(dir, req.segments()[0], &req.form).await
+    } else {
+        Err(error(
+            400,
+            "invalid_request",
+            900561,
+            format!(
+                "The endpoint only accepts POST, OPTIONS requests. Received a {} request.",
+                req.method
+            ),
+        ))
+    };
+    match result {
+        Ok(grant) => success(dir, &grant, numbers_as_strings),
+        Err(e) => e.reply(&dir.authority, &req.correlation_id),
     }
 }
 
@@ -228,27 +126,26 @@ struct Grant {
 }
 
 async fn validate(
-    state: &State,
+    dir: &Directory,
     tenant: &str,
     form: &BTreeMap<String, String>,
 ) -> Result<Grant, EntraError> {
     let get = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
 
     // 1. tenant
-    if !state.registry.lock().unwrap().has_tenant(tenant) {
-        return Err(err(
-            400,
-            "invalid_request",
-            90002,
-            format!(
-                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
-            ),
-        ));
+    if !dir.registry.lock().unwrap().has_tenant(tenant) {
+        return Err(unknown_tenant("invalid_request", tenant));
     }
     // 2. application
     let client_id = get("client_id").ok_or_else(|| missing("client_id"))?;
-    let Some(fics) = state.registry.lock().unwrap().fics(tenant, client_id) else {
-        return Err(err(
+    let fics = dir
+        .registry
+        .lock()
+        .unwrap()
+        .fics(tenant, client_id)
+        .map(<[_]>::to_vec);
+    let Some(fics) = fics else {
+        return Err(error(
             400,
             "unauthorized_client",
             700016,
@@ -267,7 +164,7 @@ async fn validate(
             } else {
                 ""
             };
-            return Err(err(
+            return Err(error(
                 400,
                 "unsupported_grant_type",
                 70003,
@@ -279,17 +176,15 @@ async fn validate(
     let assertion = match (get("client_assertion"), get("client_secret")) {
         (Some(a), _) => a,
         (None, Some(_)) => {
-            return Err(err(
+            return Err(invalid_client(
                 401,
-                "invalid_client",
                 7000215,
                 "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.",
             ));
         }
         (None, None) => {
-            return Err(err(
+            return Err(invalid_client(
                 401,
-                "invalid_client",
                 7000216,
                 "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
             ));
@@ -299,9 +194,8 @@ async fn validate(
         None => return Err(missing("client_assertion_type")),
         Some(JWT_BEARER) => {}
         Some(other) => {
-            return Err(err(
+            return Err(invalid_client(
                 401,
-                "invalid_client",
                 70002,
                 format!(
                     "Error validating credentials. The client_assertion_type '{other}' is not supported; expected '{JWT_BEARER}'."
@@ -313,7 +207,7 @@ async fn validate(
     let scope = get("scope").ok_or_else(|| missing("scope"))?;
     let scopes: Vec<&str> = scope.split_whitespace().collect();
     if let Some(bad) = scopes.iter().find(|s| !s.ends_with("/.default")) {
-        return Err(err(
+        return Err(error(
             400,
             "invalid_scope",
             1002012,
@@ -323,7 +217,7 @@ async fn validate(
         ));
     }
     if scopes.len() != 1 {
-        return Err(err(
+        return Err(error(
             400,
             "invalid_scope",
             70011,
@@ -335,9 +229,8 @@ async fn validate(
     let resource = scopes[0].trim_end_matches("/.default").to_owned();
     // 6. the assertion is a JWT
     let Some(jwt) = DecodedJwt::parse(assertion) else {
-        return Err(err(
+        return Err(invalid_client(
             401,
-            "invalid_client",
             50027,
             "JWT token is invalid or malformed.",
         ));
@@ -350,9 +243,8 @@ async fn validate(
         f.issuer == iss && f.subject == sub && f.audiences.iter().any(|a| auds.contains(a))
     });
     if !matched {
-        return Err(err(
+        return Err(invalid_client(
             400,
-            "invalid_client",
             70021,
             format!(
                 "No matching federated identity record found for presented assertion. Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{}'. https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
@@ -361,10 +253,9 @@ async fn validate(
         ));
     }
     // 8. issuer discovery + JWKS, over HTTPS from the issuer itself
-    let jwks = fetch_jwks(state, iss).await.map_err(|reason| {
-        err(
+    let jwks = fetch_jwks(&dir.oidc_client, iss).await.map_err(|reason| {
+        invalid_client(
             400,
-            "invalid_client",
             90061,
             format!("Request to External OIDC endpoint failed. {reason}"),
         )
@@ -372,9 +263,8 @@ async fn validate(
     // 9. signature: an EC-signed assertion is refused before its signature is checked, a kid
     // the JWKS does not list (a rotated key not yet republished) has its own code.
     if let Some(alg @ ("ES256" | "ES384" | "ES512")) = jwt.alg() {
-        return Err(err(
+        return Err(invalid_client(
             401,
-            "invalid_client",
             5002738,
             format!(
                 "Invalid JWT token. '{alg}' is not a supported signature algorithm. Supported algorithms for client assertions are: RS256, RS384, RS512."
@@ -390,9 +280,8 @@ async fn validate(
                     .any(|k| k.get("kid").and_then(Value::as_str) == Some(kid))
             });
         if !listed {
-            return Err(err(
+            return Err(invalid_client(
                 401,
-                "invalid_client",
                 7000272,
                 format!(
                     "The key used to sign the client assertion was not found in the issuer's JWKS. kid: '{kid}'. Issuer: '{iss}'."
@@ -401,9 +290,8 @@ async fn validate(
         }
     }
     jwt.verify_with_jwks(&jwks).map_err(|reason| {
-        err(
+        invalid_client(
             401,
-            "invalid_client",
             700027,
             format!(
                 "Client assertion failed signature validation. (Reason - {reason} Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.)"
@@ -412,14 +300,13 @@ async fn validate(
     })?;
     // 10. time validity, and (when enforced) Entra's limit on an external token's lifetime
     check_times(&jwt)?;
-    let limit = *state.max_assertion_lifetime.lock().unwrap();
+    let limit = *dir.max_assertion_lifetime.lock().unwrap();
     if let (Some(limit), Some(exp), Some(iat)) =
         (limit, jwt.claim_time("exp"), jwt.claim_time("iat"))
         && exp - iat > limit.as_secs() as i64
     {
-        return Err(err(
+        return Err(invalid_client(
             400,
-            "invalid_client",
             70023,
             format!(
                 "The external token has a lifetime of {} seconds, more than the maximum of {} seconds.",
@@ -442,9 +329,8 @@ fn check_times(jwt: &DecodedJwt) -> Result<(), EntraError> {
     let exp = at(jwt.claim_time("exp"));
     let nbf = at(jwt.claim_time("nbf")).or(at(jwt.claim_time("iat")));
     let Some(exp) = exp else {
-        return Err(err(
+        return Err(invalid_client(
             401,
-            "invalid_client",
             50027,
             "JWT token is invalid or malformed. The assertion has no 'exp' claim.",
         ));
@@ -452,9 +338,8 @@ fn check_times(jwt: &DecodedJwt) -> Result<(), EntraError> {
     let too_early = nbf.is_some_and(|nbf| nbf > now + skew);
     if exp + skew < now || too_early {
         let from = nbf.map(precise_time).unwrap_or_default();
-        return Err(err(
+        return Err(invalid_client(
             400,
-            "invalid_client",
             700024,
             format!(
                 "Client assertion is not within its valid time range. Current time: {}, assertion valid from {from}, expiry time of assertion {}. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
@@ -466,7 +351,7 @@ fn check_times(jwt: &DecodedJwt) -> Result<(), EntraError> {
     Ok(())
 }
 
-async fn fetch_jwks(state: &State, iss: &str) -> Result<Value, String> {
+async fn fetch_jwks(client: &reqwest::Client, iss: &str) -> Result<Value, String> {
     if !iss.starts_with("https://") {
         return Err(format!("The issuer '{iss}' is not an HTTPS URL."));
     }
@@ -474,7 +359,7 @@ async fn fetch_jwks(state: &State, iss: &str) -> Result<Value, String> {
         "{}/.well-known/openid-configuration",
         iss.trim_end_matches('/')
     );
-    let discovery = fetch_json(state, &discovery_url).await?;
+    let discovery = fetch_json(client, &discovery_url).await?;
     let jwks_uri = discovery
         .get("jwks_uri")
         .and_then(Value::as_str)
@@ -483,16 +368,15 @@ async fn fetch_jwks(state: &State, iss: &str) -> Result<Value, String> {
     if !jwks_uri.starts_with("https://") {
         return Err(format!("The jwks_uri '{jwks_uri}' is not an HTTPS URL."));
     }
-    let jwks = fetch_json(state, &jwks_uri).await?;
+    let jwks = fetch_json(client, &jwks_uri).await?;
     if !jwks.get("keys").is_some_and(Value::is_array) {
         return Err(format!("The document at '{jwks_uri}' is not a JWKS."));
     }
     Ok(jwks)
 }
 
-async fn fetch_json(state: &State, url: &str) -> Result<Value, String> {
-    let resp = state
-        .oidc_client
+async fn fetch_json(client: &reqwest::Client, url: &str) -> Result<Value, String> {
+    let resp = client
         .get(url)
         .timeout(OIDC_FETCH_TIMEOUT)
         .send()
@@ -513,12 +397,16 @@ async fn fetch_json(state: &State, url: &str) -> Result<Value, String> {
         .map_err(|_| format!("Endpoint: '{url}'. The response is not JSON."))
 }
 
-fn success(state: &State, grant: &Grant, force_strings: bool) -> Reply {
-    let o = state.token_options.lock().unwrap().clone();
-    let (token, _) =
-        state.issue_access_token(&grant.tenant, &grant.client_id, &grant.resource, o.lifetime);
+fn success(dir: &Directory, grant: &Grant, force_strings: bool) -> Reply {
+    let options = dir.token_options.lock().unwrap().clone();
+    let token = dir.issue_access_token(
+        &grant.tenant,
+        &grant.client_id,
+        &grant.resource,
+        options.lifetime,
+    );
     let secs = |d: Duration| -> Value {
-        if o.numbers_as_strings || force_strings {
+        if options.numbers_as_strings || force_strings {
             Value::from(d.as_secs().to_string())
         } else {
             Value::from(d.as_secs())
@@ -526,11 +414,11 @@ fn success(state: &State, grant: &Grant, force_strings: bool) -> Reply {
     };
     let mut body = json!({
         "token_type": "Bearer",
-        "expires_in": secs(o.lifetime),
-        "ext_expires_in": secs(o.ext_expires_in.unwrap_or(o.lifetime)),
+        "expires_in": secs(options.lifetime),
+        "ext_expires_in": secs(options.ext_expires_in.unwrap_or(options.lifetime)),
         "access_token": token,
     });
-    if let Some(r) = o.refresh_in {
+    if let Some(r) = options.refresh_in {
         body["refresh_in"] = secs(r);
     }
     Reply::json(200, &body)
@@ -538,46 +426,20 @@ fn success(state: &State, grant: &Grant, force_strings: bool) -> Reply {
         .header("cache-control", "no-store, no-cache")
 }
 
-/// The claims of an access token for `resource`.
-pub(crate) fn access_token_claims(
-    tenant: &str,
-    client_id: &str,
-    resource: &str,
-    lifetime: Duration,
-) -> Value {
-    let now = now().unix_timestamp();
-    let oid = stable_uuid(&format!(
-        "oid/{}/{}",
-        tenant,
-        client_id.to_ascii_lowercase()
-    ));
-    let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 4);
-    let sts = format!("https://sts.windows.net/{tenant}/");
-    json!({
-        "aud": resource,
-        "iss": sts,
-        "iat": now - 300,
-        "nbf": now - 300,
-        "exp": now.saturating_add(lifetime),
-        "aio": crate::util::b64(crate::util::random_bytes::<24>()),
-        "appid": client_id,
-        "appidacr": "2",
-        "azp": client_id,
-        "azpacr": "2",
-        "idp": sts,
-        "idtyp": "app",
-        "oid": oid,
-        "rh": "0.emulator.",
-        "sub": oid,
-        "tid": tenant,
-        "uti": crate::util::b64(crate::util::random_bytes::<16>()),
-        "ver": "1.0",
-    })
+/// Entra's discovery: `/common/discovery/instance`, and for a registered tenant
+/// `/{tenant}/v2.0/.well-known/openid-configuration` and `/{tenant}/discovery/v2.0/keys`.
+pub(crate) fn discovery(dir: &Directory, req: &Request) -> Reply {
+    match req.segments().as_slice() {
+        ["common", "discovery", "instance"] => instance_discovery(&dir.authority),
+        [tenant, ..] if !dir.registry.lock().unwrap().has_tenant(tenant) => {
+            unknown_tenant("invalid_tenant", tenant).reply(&dir.authority, &req.correlation_id)
+        }
+        [tenant, "v2.0", ..] => openid_configuration(&dir.authority, tenant),
+        _ => Reply::json(200, &dir.jwks()),
+    }
 }
 
-/// `/{tenant}/v2.0/.well-known/openid-configuration`.
-pub(crate) fn openid_configuration(state: &State, tenant: &str) -> Reply {
-    let a = &state.authority;
+fn openid_configuration(a: &str, tenant: &str) -> Reply {
     let body = json!({
         "token_endpoint": format!("{a}/{tenant}/oauth2/v2.0/token"),
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
@@ -606,28 +468,9 @@ pub(crate) fn openid_configuration(state: &State, tenant: &str) -> Reply {
     Reply::json(200, &body)
 }
 
-/// Checks a tenant exists (for discovery endpoints).
-pub(crate) fn tenant_error(state: &State, tenant: &str, correlation_id: &str) -> Option<Reply> {
-    if state.registry.lock().unwrap().has_tenant(tenant) {
-        return None;
-    }
-    Some(
-        err(
-            400,
-            "invalid_tenant",
-            90002,
-            format!(
-                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
-            ),
-        )
-        .reply(&state.authority, correlation_id),
-    )
-}
-
 /// `/common/discovery/instance` (MSAL's instance discovery) for the emulator host.
-pub(crate) fn instance_discovery(state: &State) -> Reply {
-    let host = format!("127.0.0.1:{}", state.port);
-    let a = &state.authority;
+fn instance_discovery(a: &str) -> Reply {
+    let host = a.trim_start_matches("https://");
     Reply::json(
         200,
         &json!({

@@ -1,8 +1,11 @@
-//! Endpoints, programmable faults and the [`Gate`] used to hold requests.
+//! Endpoints, programmable faults, the per-endpoint fault table and the [`Gate`] used to hold
+//! requests.
 
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The endpoint families the emulator serves; faults and counters are kept per endpoint.
@@ -41,6 +44,29 @@ impl Endpoint {
         Endpoint::Sts,
         Endpoint::Other,
     ];
+
+    /// The name used by the control API and in the request log's JSON (`key_vault`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Endpoint::Token => "token",
+            Endpoint::EntraDiscovery => "entra_discovery",
+            Endpoint::Discovery => "discovery",
+            Endpoint::Jwks => "jwks",
+            Endpoint::Graph => "graph",
+            Endpoint::KeyVault => "key_vault",
+            Endpoint::Control => "control",
+            Endpoint::Sts => "sts",
+            Endpoint::Other => "other",
+        }
+    }
+
+    /// The endpoint of a [`name`](Self::name), ignoring case, `_` and `-` (`KeyVault`,
+    /// `key-vault`).
+    pub(crate) fn from_name(s: &str) -> Option<Endpoint> {
+        let norm = |s: &str| s.replace(['_', '-'], "").to_ascii_lowercase();
+        let s = norm(s);
+        Endpoint::ALL.into_iter().find(|e| norm(e.name()) == s)
+    }
 }
 
 /// The value of a `Retry-After` header.
@@ -105,26 +131,15 @@ pub enum Fault {
 
 /// A gate that holds requests (see [`Fault::Hold`]) until released. Once released it stays
 /// open: requests that arrive later pass straight through.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Gate {
     inner: Arc<GateInner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct GateInner {
     open: tokio::sync::watch::Sender<bool>,
     waiting: AtomicUsize,
-}
-
-impl Default for Gate {
-    fn default() -> Self {
-        Gate {
-            inner: Arc::new(GateInner {
-                open: tokio::sync::watch::Sender::new(false),
-                waiting: AtomicUsize::new(0),
-            }),
-        }
-    }
 }
 
 impl Gate {
@@ -164,14 +179,60 @@ impl Gate {
     }
 }
 
+/// The faults set on each endpoint: a one-shot queue and a persistent fault.
+#[derive(Default)]
+pub(crate) struct Faults(Mutex<HashMap<Endpoint, FaultSlot>>);
+
+#[derive(Default)]
+struct FaultSlot {
+    queue: VecDeque<Fault>,
+    persistent: Option<Fault>,
+}
+
+impl Faults {
+    /// Queues a one-shot fault.
+    pub(crate) fn push(&self, endpoint: Endpoint, fault: Fault) {
+        let mut slots = self.0.lock().unwrap();
+        slots.entry(endpoint).or_default().queue.push_back(fault);
+    }
+
+    /// Sets (or clears) the persistent fault.
+    pub(crate) fn set(&self, endpoint: Endpoint, fault: Option<Fault>) {
+        self.0
+            .lock()
+            .unwrap()
+            .entry(endpoint)
+            .or_default()
+            .persistent = fault;
+    }
+
+    pub(crate) fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+
+    /// The fault for the next request to `endpoint`: the oldest queued one, else the
+    /// persistent one.
+    pub(crate) fn next(&self, endpoint: Endpoint) -> Option<Fault> {
+        let mut slots = self.0.lock().unwrap();
+        let slot = slots.get_mut(&endpoint)?;
+        slot.queue.pop_front().or_else(|| slot.persistent.clone())
+    }
+}
+
 /// The JSON form of a fault used by the control endpoint:
 /// `{"status":503}`, `{"throttle":{"seconds":60}}`, `{"throttle":{"http_date":60}}`,
-/// `{"delay_ms":500}`, `"hang"`, `"reset"`, `"truncated"`, `{"html":502}`, `{"empty":500}`,
-/// `{"oversized":[200,1048576]}`, `"numbers_as_strings"`, `{"redirect":[307,"https://..."]}`,
-/// `{"entra":[400,"invalid_client",50196,"Loop detected."]}`.
-pub(crate) fn fault_from_json(v: &serde_json::Value) -> Option<Fault> {
-    use serde_json::Value;
+/// `{"unavailable":{"seconds":60}}`, `{"delay_ms":500}`, `"hang"`, `"reset"`, `"truncated"`,
+/// `{"html":502}`, `{"empty":500}`, `{"oversized":[200,1048576]}`, `"numbers_as_strings"`,
+/// `{"redirect":[307,"https://..."]}`, `{"entra":[400,"invalid_client",50196,"Loop detected."]}`.
+pub(crate) fn fault_from_json(v: &Value) -> Option<Fault> {
     let u16_of = |v: &Value| v.as_u64().and_then(|n| u16::try_from(n).ok());
+    let retry_after = |v: &Value| {
+        let t = v.as_object()?;
+        Some(match t.get("seconds") {
+            Some(s) => RetryAfter::Seconds(s.as_u64()?),
+            None => RetryAfter::HttpDate(t.get("http_date")?.as_u64()?),
+        })
+    };
     if let Some(s) = v.as_str() {
         return match s {
             "hang" => Some(Fault::Hang),
@@ -181,56 +242,33 @@ pub(crate) fn fault_from_json(v: &serde_json::Value) -> Option<Fault> {
             _ => None,
         };
     }
-    let obj = v.as_object()?;
-    let (key, val) = obj.iter().next()?;
+    let (key, val) = v.as_object()?.iter().next()?;
+    let arg = |i: usize| val.as_array()?.get(i);
     match key.as_str() {
         "status" => Some(Fault::Status(u16_of(val)?)),
         "html" => Some(Fault::Html(u16_of(val)?)),
         "empty" => Some(Fault::Empty(u16_of(val)?)),
         "delay_ms" => Some(Fault::Delay(Duration::from_millis(val.as_u64()?))),
-        "redirect" => {
-            let a = val.as_array()?;
-            Some(Fault::Redirect(
-                u16_of(a.first()?)?,
-                a.get(1)?.as_str()?.to_owned(),
-            ))
-        }
-        "entra" => {
-            let a = val.as_array()?;
-            Some(Fault::Entra {
-                status: u16_of(a.first()?)?,
-                error: a.get(1)?.as_str()?.to_owned(),
-                code: u32::try_from(a.get(2)?.as_u64()?).ok()?,
-                message: a.get(3)?.as_str()?.to_owned(),
-            })
-        }
-        "oversized" => {
-            let a = val.as_array()?;
-            Some(Fault::Oversized(
-                u16_of(a.first()?)?,
-                usize::try_from(a.get(1)?.as_u64()?).ok()?,
-            ))
-        }
-        "unavailable" => {
-            let t = val.as_object()?;
-            let retry_after = match t.get("seconds") {
-                Some(s) => RetryAfter::Seconds(s.as_u64()?),
-                None => RetryAfter::HttpDate(t.get("http_date")?.as_u64()?),
-            };
-            Some(Fault::Unavailable { retry_after })
-        }
-        "throttle" => {
-            let t = val.as_object()?;
-            if let Some(s) = t.get("seconds") {
-                Some(Fault::Throttle {
-                    retry_after: RetryAfter::Seconds(s.as_u64()?),
-                })
-            } else {
-                Some(Fault::Throttle {
-                    retry_after: RetryAfter::HttpDate(t.get("http_date")?.as_u64()?),
-                })
-            }
-        }
+        "redirect" => Some(Fault::Redirect(
+            u16_of(arg(0)?)?,
+            arg(1)?.as_str()?.to_owned(),
+        )),
+        "entra" => Some(Fault::Entra {
+            status: u16_of(arg(0)?)?,
+            error: arg(1)?.as_str()?.to_owned(),
+            code: u32::try_from(arg(2)?.as_u64()?).ok()?,
+            message: arg(3)?.as_str()?.to_owned(),
+        }),
+        "oversized" => Some(Fault::Oversized(
+            u16_of(arg(0)?)?,
+            usize::try_from(arg(1)?.as_u64()?).ok()?,
+        )),
+        "unavailable" => Some(Fault::Unavailable {
+            retry_after: retry_after(val)?,
+        }),
+        "throttle" => Some(Fault::Throttle {
+            retry_after: retry_after(val)?,
+        }),
         _ => None,
     }
 }

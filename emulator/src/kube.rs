@@ -1,5 +1,7 @@
 //! The cluster side: OIDC issuers with rotating RSA keys, and bound service-account tokens.
 
+use crate::faults::Endpoint;
+use crate::http::Reply;
 use crate::keys::{SigningKey, jwks};
 use crate::util::{now, stable_uuid, uuid_v4};
 use serde_json::{Value, json};
@@ -16,7 +18,7 @@ pub const AZURE_AD_TOKEN_EXCHANGE: &str = "api://AzureADTokenExchange";
 /// Cheap to clone; all clones share the keys.
 #[derive(Clone)]
 pub struct Issuer {
-    pub(crate) inner: Arc<IssuerState>,
+    inner: Arc<IssuerState>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -27,13 +29,65 @@ impl std::fmt::Debug for Issuer {
     }
 }
 
+/// The issuers an emulator serves, found by the paths of their documents.
+pub(crate) struct Issuers {
+    authority: String,
+    list: Mutex<Vec<Arc<IssuerState>>>,
+}
+
+impl Issuers {
+    pub(crate) fn new(authority: &str) -> Issuers {
+        Issuers {
+            authority: authority.to_owned(),
+            list: Mutex::default(),
+        }
+    }
+
+    /// Adds the issuer at `path` (a leading `/` added if missing), or returns the one there.
+    pub(crate) fn add(&self, path: &str) -> Issuer {
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        let mut list = self.list.lock().unwrap();
+        let inner = match list.iter().find(|i| i.path == path) {
+            Some(existing) => existing.clone(),
+            None => {
+                let new = Arc::new(IssuerState::new(&self.authority, path));
+                list.push(new.clone());
+                new
+            }
+        };
+        Issuer { inner }
+    }
+
+    /// The issuer serving `path`, and whether `path` is its discovery document or its JWKS.
+    pub(crate) fn find(&self, path: &str) -> Option<(Endpoint, Arc<IssuerState>)> {
+        let list = self.list.lock().unwrap();
+        list.iter().find_map(|i| {
+            let endpoint = if i.discovery_path() == path {
+                Endpoint::Discovery
+            } else if i.jwks_path == path {
+                Endpoint::Jwks
+            } else {
+                return None;
+            };
+            Some((endpoint, i.clone()))
+        })
+    }
+}
+
+/// What the clones of an [`Issuer`] share.
 pub(crate) struct IssuerState {
     /// The exact `iss` value.
-    pub(crate) url: String,
+    url: String,
     /// The path part of `url` (may end with `/`).
-    pub(crate) path: String,
-    /// The JWKS URL announced by the discovery document.
-    pub(crate) jwks_path: String,
+    path: String,
+    /// The path of the JWKS, announced by the discovery document.
+    jwks_path: String,
+    /// `jwks_path` as a URL.
+    jwks_url: String,
     keys: Mutex<IssuerKeys>,
     discovery_available: AtomicBool,
 }
@@ -44,12 +98,7 @@ struct IssuerKeys {
 }
 
 impl IssuerState {
-    pub(crate) fn new(authority: &str, path: &str) -> IssuerState {
-        let path = if path.starts_with('/') {
-            path.to_owned()
-        } else {
-            format!("/{path}")
-        };
+    fn new(authority: &str, path: String) -> IssuerState {
         let base = path.trim_end_matches('/');
         // EKS publishes its JWKS at `{issuer}/keys`; kube-apiserver's own endpoint (and what
         // self-managed clusters usually copy to S3) is `openid/v1/jwks`.
@@ -64,6 +113,7 @@ impl IssuerState {
         let key = Arc::new(SigningKey::generate());
         IssuerState {
             url: format!("{authority}{path}"),
+            jwks_url: format!("{authority}{jwks_path}"),
             path,
             jwks_path,
             keys: Mutex::new(IssuerKeys {
@@ -74,32 +124,41 @@ impl IssuerState {
         }
     }
 
-    /// The discovery document path.
-    pub(crate) fn discovery_path(&self) -> String {
+    fn discovery_path(&self) -> String {
         format!(
             "{}/.well-known/openid-configuration",
             self.path.trim_end_matches('/')
         )
     }
 
-    pub(crate) fn available(&self) -> bool {
-        self.discovery_available.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn discovery_document(&self, authority: &str) -> Value {
-        json!({
-            "issuer": self.url,
-            "jwks_uri": format!("{authority}{}", self.jwks_path),
-            "response_types_supported": ["id_token"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "claims_supported": ["sub", "iss"],
-        })
-    }
-
-    pub(crate) fn jwks(&self) -> Value {
+    fn jwks(&self) -> Value {
         let keys = self.keys.lock().unwrap();
         jwks(keys.published.iter().map(|k| &**k))
+    }
+
+    /// Serves the discovery document or the JWKS (`endpoint`); while discovery is unavailable,
+    /// both answer S3's `NoSuchKey` 404 (issuer documents are typically hosted on S3).
+    pub(crate) fn reply(&self, endpoint: Endpoint) -> Reply {
+        if !self.discovery_available.load(Ordering::SeqCst) {
+            return Reply::new(
+                404,
+                "application/xml",
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>",
+            );
+        }
+        let document = if endpoint == Endpoint::Discovery {
+            json!({
+                "issuer": self.url,
+                "jwks_uri": self.jwks_url,
+                "response_types_supported": ["id_token"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "claims_supported": ["sub", "iss"],
+            })
+        } else {
+            self.jwks()
+        };
+        Reply::json(200, &document).header("cache-control", "public, max-age=3600")
     }
 }
 

@@ -1,11 +1,17 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+// Modules from the bottom up: util, keys, tls, http (request/reply), faults, log → kube,
+// directory (state) → entra, resources, sts, control (handlers) → server (router) → lib, and
+// projected beside them.
 mod control;
+mod directory;
 mod entra;
 mod faults;
+mod http;
 mod keys;
 mod kube;
+mod log;
 mod projected;
 mod resources;
 mod server;
@@ -13,15 +19,17 @@ mod sts;
 mod tls;
 mod util;
 
-pub use entra::{AccessTokenOptions, CLOCK_SKEW, FederatedCredential, JWT_BEARER};
+pub use directory::{AccessTokenOptions, FederatedCredential};
+pub use entra::{CLOCK_SKEW, JWT_BEARER};
 pub use faults::{Endpoint, Fault, Gate, RetryAfter};
 pub use kube::{AZURE_AD_TOKEN_EXCHANGE, Issuer, ServiceAccountToken};
+pub use log::RequestRecord;
 pub use projected::ProjectedVolume;
 pub use resources::{GRAPH_AUDIENCE, KEY_VAULT_AUDIENCE};
-pub use server::RequestRecord;
 pub use sts::{AwsAccount, AwsRole, STS_API_VERSION, StsError};
 
 use server::State;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -90,6 +98,10 @@ impl Emulator {
 
     fn state(&self) -> &State {
         &self.handle.state
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, directory::Registry> {
+        self.state().directory.registry.lock().unwrap()
     }
 
     /// `https://127.0.0.1:PORT` (no trailing slash): the value for `AZURE_AUTHORITY_HOST`.
@@ -169,25 +181,12 @@ impl Emulator {
     /// EKS shape, or `/s3/my-bucket`); its URL is `authority_host + path`, kept exactly (a
     /// trailing `/` stays). Adding an existing path returns the existing issuer.
     pub fn add_issuer(&self, path: &str) -> Issuer {
-        let state = self.state();
-        let new = kube::IssuerState::new(&state.authority, path);
-        let mut issuers = state.issuers.lock().unwrap();
-        if let Some(existing) = issuers.iter().find(|i| i.path == new.path) {
-            return Issuer {
-                inner: existing.clone(),
-            };
-        }
-        let inner = Arc::new(new);
-        issuers.push(inner.clone());
-        Issuer { inner }
+        self.state().issuers.add(path)
     }
 
     /// Adds an issuer shaped like EKS: `/id/` and 32 uppercase hex characters.
     pub fn add_eks_issuer(&self) -> Issuer {
-        let id: String = util::random_bytes::<16>()
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect();
+        let id = util::random_hex::<16>().to_ascii_uppercase();
         self.add_issuer(&format!("/id/{id}"))
     }
 
@@ -211,35 +210,25 @@ impl Emulator {
     /// Queues an STS error answered to the next valid `GetWebIdentityToken` call (after the
     /// caller's credentials were recognised).
     pub fn push_sts_error(&self, error: StsError) {
-        self.state().sts.push_error(error);
+        self.state().sts.errors.lock().unwrap().push_back(error);
     }
 
     /// How many web identity tokens STS has issued.
     pub fn sts_tokens_issued(&self) -> usize {
-        self.state().sts.issued()
+        self.state().sts.issued.load(Ordering::SeqCst)
     }
 
     // ----- Entra side -----
 
     /// Registers a tenant (the first one becomes the tenant of Key Vault challenges).
     pub fn add_tenant(&self, tenant_id: &str) {
-        self.state().registry.lock().unwrap().add_tenant(tenant_id);
-        self.state()
-            .default_tenant
-            .lock()
-            .unwrap()
-            .get_or_insert_with(|| tenant_id.to_owned());
+        self.registry().add_tenant(tenant_id);
     }
 
     /// Registers an application (or user-assigned managed identity) client id, creating the
     /// tenant if needed.
     pub fn add_application(&self, tenant_id: &str, client_id: &str) {
-        self.add_tenant(tenant_id);
-        self.state()
-            .registry
-            .lock()
-            .unwrap()
-            .add_application(tenant_id, client_id);
+        self.registry().add_application(tenant_id, client_id);
     }
 
     /// Adds a federated identity credential, creating the tenant and application if needed.
@@ -250,39 +239,35 @@ impl Emulator {
         client_id: &str,
         fic: FederatedCredential,
     ) {
-        self.add_application(tenant_id, client_id);
-        self.state()
-            .registry
-            .lock()
-            .unwrap()
-            .add_fic(tenant_id, client_id, fic);
+        self.registry().add_fic(tenant_id, client_id, fic);
     }
 
     /// Removes every federated credential of an application (the application stays).
     pub fn remove_federated_credentials(&self, tenant_id: &str, client_id: &str) {
-        self.state()
-            .registry
-            .lock()
-            .unwrap()
-            .remove_fics(tenant_id, client_id);
+        self.registry().remove_fics(tenant_id, client_id);
     }
 
     /// Enforces Entra's limit on an external token's lifetime (`exp - iat`, 86400 s at Entra):
     /// a longer assertion is refused with AADSTS70023. Off (`None`) by default, so that tests
     /// and soaks with long-lived projected tokens run unchanged.
     pub fn set_max_assertion_lifetime(&self, limit: Option<std::time::Duration>) {
-        *self.state().max_assertion_lifetime.lock().unwrap() = limit;
+        *self
+            .state()
+            .directory
+            .max_assertion_lifetime
+            .lock()
+            .unwrap() = limit;
     }
 
     /// Sets the shape of successful token responses.
     pub fn set_access_token_options(&self, options: AccessTokenOptions) {
-        *self.state().token_options.lock().unwrap() = options;
+        *self.state().directory.token_options.lock().unwrap() = options;
     }
 
     /// The public keys that sign access tokens (a JWKS), also served at
     /// `/{tenant}/discovery/v2.0/keys`.
     pub fn entra_signing_jwks(&self) -> serde_json::Value {
-        self.state().entra_jwks()
+        self.state().directory.jwks()
     }
 
     /// Issues an access token directly, bypassing the token endpoint (for resource API tests).
@@ -294,28 +279,13 @@ impl Emulator {
         lifetime: std::time::Duration,
     ) -> String {
         self.state()
+            .directory
             .issue_access_token(tenant_id, client_id, resource, lifetime)
-            .0
     }
 
     /// Stores a secret version for the Key Vault-like API; returns its version id.
     pub fn set_secret(&self, name: &str, value: &str) -> String {
-        let version: String = util::random_bytes::<16>()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        self.state()
-            .secrets
-            .lock()
-            .unwrap()
-            .entry(name.to_owned())
-            .or_default()
-            .push(server::SecretVersion {
-                version: version.clone(),
-                value: value.to_owned(),
-                created: util::now().unix_timestamp(),
-            });
-        version
+        self.state().secrets.set(name, value)
     }
 
     // ----- faults -----
@@ -323,17 +293,17 @@ impl Emulator {
     /// Queues a one-shot fault: the next request to `endpoint` gets it (queued faults are
     /// consumed in order and take precedence over the persistent one).
     pub fn push_fault(&self, endpoint: Endpoint, fault: Fault) {
-        self.state().push_fault(endpoint, fault);
+        self.state().faults.push(endpoint, fault);
     }
 
     /// Sets (or clears, with `None`) the fault every request to `endpoint` gets.
     pub fn set_fault(&self, endpoint: Endpoint, fault: Option<Fault>) {
-        self.state().set_fault(endpoint, fault);
+        self.state().faults.set(endpoint, fault);
     }
 
     /// Clears every queued and persistent fault.
     pub fn clear_faults(&self) {
-        self.state().clear_faults();
+        self.state().faults.clear();
     }
 
     // ----- observation -----
@@ -341,38 +311,30 @@ impl Emulator {
     /// How many requests reached `endpoint` since the start or the last
     /// [`reset_counters`](Self::reset_counters) (including pending and faulted ones).
     pub fn request_count(&self, endpoint: Endpoint) -> usize {
-        self.state()
-            .requests()
-            .iter()
-            .filter(|r| r.endpoint == endpoint)
-            .count()
+        self.state().log.count(|r| r.endpoint == endpoint)
     }
 
     /// How many token requests carried `client_id`.
     pub fn token_request_count_for_client(&self, client_id: &str) -> usize {
         self.state()
-            .requests()
-            .iter()
-            .filter(|r| r.endpoint == Endpoint::Token && r.client_id.as_deref() == Some(client_id))
-            .count()
+            .log
+            .count(|r| r.endpoint == Endpoint::Token && r.client_id.as_deref() == Some(client_id))
     }
 
     /// How many token requests carried exactly `scope`.
     pub fn token_request_count_for_scope(&self, scope: &str) -> usize {
         self.state()
-            .requests()
-            .iter()
-            .filter(|r| r.endpoint == Endpoint::Token && r.scope.as_deref() == Some(scope))
-            .count()
+            .log
+            .count(|r| r.endpoint == Endpoint::Token && r.scope.as_deref() == Some(scope))
     }
 
     /// The request log, oldest first.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.state().requests()
+        self.state().log.all()
     }
 
     /// Clears the request log (and so every counter).
     pub fn reset_counters(&self) {
-        self.state().reset_log();
+        self.state().log.clear();
     }
 }

@@ -32,7 +32,6 @@ struct Inner {
     sa: ServiceAccountToken,
     current: Mutex<String>,
     rotations: AtomicUsize,
-    write_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for ProjectedVolume {
@@ -65,7 +64,6 @@ impl ProjectedVolume {
             },
             current: Mutex::new(String::new()),
             rotations: AtomicUsize::new(0),
-            write_lock: Mutex::new(()),
         });
         inner.write(token)?;
         Ok(ProjectedVolume {
@@ -141,7 +139,8 @@ impl Inner {
     }
 
     fn write(&self, token: String) -> std::io::Result<()> {
-        let _guard = self.write_lock.lock().unwrap();
+        // Holding `current` serializes writers.
+        let mut current = self.current.lock().unwrap();
         let data_link = self.dir.join("..data");
         let old_target = std::fs::read_link(&data_link).ok();
 
@@ -169,7 +168,7 @@ impl Inner {
         {
             let _ = std::fs::remove_dir_all(self.dir.join(old));
         }
-        *self.current.lock().unwrap() = token;
+        *current = token;
         Ok(())
     }
 

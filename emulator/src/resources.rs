@@ -1,27 +1,69 @@
 //! Resource APIs for examples: a Graph-like API and a Key Vault-like secret store, both
 //! validating the bearer token (signature by the emulator's Entra key, audience, expiry).
 
+use crate::directory::Directory;
+use crate::http::{Reply, Request};
 use crate::keys::DecodedJwt;
-use crate::server::{Incoming2, Reply, SecretVersion, State};
-use crate::util::{now, uuid_v4};
+use crate::util::{now, random_hex, rfc3339, stable_uuid, uuid_v4};
 use hyper::Method;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 /// Graph's audience.
 pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
 /// Key Vault's audience.
 pub const KEY_VAULT_AUDIENCE: &str = "https://vault.azure.net";
 
+/// The Key Vault-like store: secret name → versions, oldest first.
+#[derive(Default)]
+pub(crate) struct Secrets(Mutex<BTreeMap<String, Vec<SecretVersion>>>);
+
+#[derive(Clone, Debug)]
+struct SecretVersion {
+    version: String,
+    value: String,
+    /// Unix seconds.
+    created: i64,
+}
+
+impl Secrets {
+    /// Stores a new version of `name` (32 hex characters) and returns its id.
+    pub(crate) fn set(&self, name: &str, value: &str) -> String {
+        let version = random_hex::<16>();
+        let mut secrets = self.0.lock().unwrap();
+        secrets
+            .entry(name.to_owned())
+            .or_default()
+            .push(SecretVersion {
+                version: version.clone(),
+                value: value.to_owned(),
+                created: now().unix_timestamp(),
+            });
+        version
+    }
+
+    /// That version of `name`, or its latest.
+    fn get(&self, name: &str, version: Option<&str>) -> Option<SecretVersion> {
+        let secrets = self.0.lock().unwrap();
+        let versions = secrets.get(name)?;
+        match version {
+            None => versions.last().cloned(),
+            Some(v) => versions.iter().find(|s| s.version == v).cloned(),
+        }
+    }
+}
+
 /// Checks a bearer token: RS256 by the emulator's Entra key, `aud` one of `audiences`
 /// (a trailing `/` tolerated), `nbf <= now < exp`. Returns the claims.
-pub(crate) fn validate_bearer(
-    state: &State,
+fn validate_bearer(
+    dir: &Directory,
     token: Option<&str>,
     audiences: &[&str],
 ) -> Result<Value, String> {
     let token = token.ok_or("Access token is empty.")?;
     let jwt = DecodedJwt::parse(token).ok_or("IDX14100: JWT is not well formed.")?;
-    jwt.verify_with_jwks(&state.entra_jwks())
+    jwt.verify_with_jwks(&dir.jwks())
         .map_err(|r| format!("Access token validation failure: signature. {r}"))?;
     let aud = jwt.claim_str("aud").unwrap_or("");
     if !audiences
@@ -45,45 +87,38 @@ pub(crate) fn validate_bearer(
     Ok(jwt.claims)
 }
 
-fn graph_error(state: &State, status: u16, code: &str, message: &str, inc: &Incoming2) -> Reply {
-    let _ = state;
+fn graph_error(status: u16, code: &str, message: &str, req: &Request) -> Reply {
     Reply::json(
         status,
         &json!({"error": {
             "code": code,
             "message": message,
             "innerError": {
-                "date": now().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                "date": rfc3339(now()),
                 "request-id": uuid_v4(),
-                "client-request-id": inc.correlation_id,
+                "client-request-id": req.correlation_id,
             }
         }}),
     )
 }
 
 /// `GET /v1.0/servicePrincipals(appId='{id}')` and `GET /v1.0/applications(appId='{id}')`.
-pub(crate) fn graph(state: &State, inc: &Incoming2) -> Reply {
-    let claims = match validate_bearer(state, inc.bearer(), &[GRAPH_AUDIENCE]) {
+pub(crate) fn graph(dir: &Directory, req: &Request) -> Reply {
+    let claims = match validate_bearer(dir, req.bearer(), &[GRAPH_AUDIENCE]) {
         Ok(c) => c,
         Err(m) => {
-            return graph_error(state, 401, "InvalidAuthenticationToken", &m, inc)
+            return graph_error(401, "InvalidAuthenticationToken", &m, req)
                 .header("www-authenticate", &format!(
                     "Bearer realm=\"\", authorization_uri=\"{}/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"",
-                    state.authority
+                    dir.authority
                 ));
         }
     };
-    if inc.method != Method::GET {
-        return graph_error(
-            state,
-            405,
-            "Request_BadRequest",
-            "Only GET is supported.",
-            inc,
-        );
+    if req.method != Method::GET {
+        return graph_error(405, "Request_BadRequest", "Only GET is supported.", req);
     }
     let tid = claims.get("tid").and_then(Value::as_str).unwrap_or("");
-    let rest = inc.path.trim_start_matches("/v1.0/");
+    let rest = req.path.trim_start_matches("/v1.0/");
     let parse = |prefix: &str| {
         rest.strip_prefix(prefix)
             .and_then(|r| r.strip_prefix("(appId='"))
@@ -96,30 +131,27 @@ pub(crate) fn graph(state: &State, inc: &Incoming2) -> Reply {
         ("applications", id)
     } else {
         return graph_error(
-            state,
             400,
             "BadRequest",
             &format!("Resource not found for the segment '{rest}'."),
-            inc,
+            req,
         );
     };
-    if !state.registry.lock().unwrap().has_application(tid, &app_id) {
+    if dir.registry.lock().unwrap().fics(tid, &app_id).is_none() {
         return graph_error(
-            state,
             404,
             "Request_ResourceNotFound",
             &format!(
                 "Resource '{app_id}' does not exist or one of its queried reference-property objects are not present."
             ),
-            inc,
+            req,
         );
     }
-    let object_id =
-        crate::util::stable_uuid(&format!("{kind}/{tid}/{}", app_id.to_ascii_lowercase()));
+    let object_id = stable_uuid(&format!("{kind}/{tid}/{}", app_id.to_ascii_lowercase()));
     let display_name = format!("emulated-{}", &app_id[..app_id.len().min(8)]);
     let body = if kind == "servicePrincipals" {
         json!({
-            "@odata.context": format!("{}/v1.0/$metadata#servicePrincipals/$entity", state.authority),
+            "@odata.context": format!("{}/v1.0/$metadata#servicePrincipals/$entity", dir.authority),
             "id": object_id,
             "accountEnabled": true,
             "appId": app_id,
@@ -136,7 +168,7 @@ pub(crate) fn graph(state: &State, inc: &Incoming2) -> Reply {
         })
     } else {
         json!({
-            "@odata.context": format!("{}/v1.0/$metadata#applications/$entity", state.authority),
+            "@odata.context": format!("{}/v1.0/$metadata#applications/$entity", dir.authority),
             "id": object_id,
             "appId": app_id,
             "displayName": display_name,
@@ -159,50 +191,49 @@ fn kv_error(status: u16, code: &str, message: &str) -> Reply {
     )
 }
 
-fn kv_challenge(state: &State, message: &str) -> Reply {
-    let tenant = state
-        .default_tenant
+fn kv_challenge(dir: &Directory, message: &str) -> Reply {
+    let tenant = dir
+        .registry
         .lock()
         .unwrap()
+        .default_tenant
         .clone()
         .unwrap_or_else(|| "organizations".to_owned());
     kv_error(401, "Unauthorized", message).header(
         "www-authenticate",
         &format!(
             "Bearer authorization=\"{}/{tenant}\", resource=\"{KEY_VAULT_AUDIENCE}\"",
-            state.authority
+            dir.authority
         ),
     )
 }
 
 /// `GET /secrets/{name}` and `GET /secrets/{name}/{version}`.
-pub(crate) fn key_vault(state: &State, inc: &Incoming2) -> Reply {
-    match inc.bearer() {
-        None => return kv_challenge(state, "AKV10000: Request is missing a Bearer or PoP token."),
-        Some(t) => {
-            if let Err(m) = validate_bearer(state, Some(t), &[KEY_VAULT_AUDIENCE]) {
-                return kv_challenge(state, &format!("AKV10022: {m}"));
-            }
-        }
+pub(crate) fn key_vault(dir: &Directory, secrets: &Secrets, req: &Request) -> Reply {
+    let Some(token) = req.bearer() else {
+        return kv_challenge(dir, "AKV10000: Request is missing a Bearer or PoP token.");
+    };
+    if let Err(m) = validate_bearer(dir, Some(token), &[KEY_VAULT_AUDIENCE]) {
+        return kv_challenge(dir, &format!("AKV10022: {m}"));
     }
-    if !inc.query.contains_key("api-version") {
+    if !req.query.contains_key("api-version") {
         return kv_error(
             400,
             "BadParameter",
             "The 'api-version' query parameter is missing.",
         );
     }
-    if inc.method != Method::GET {
+    if req.method != Method::GET {
         return kv_error(
             405,
             "BadParameter",
             "Only GET is supported by the emulator.",
         );
     }
-    let segs: Vec<&str> = inc
-        .path
-        .split('/')
-        .skip(2)
+    let segs: Vec<&str> = req
+        .segments()
+        .into_iter()
+        .skip(1)
         .filter(|s| !s.is_empty())
         .collect();
     let (name, version) = match segs.as_slice() {
@@ -210,16 +241,11 @@ pub(crate) fn key_vault(state: &State, inc: &Incoming2) -> Reply {
         [name, version] => (*name, Some(*version)),
         _ => return kv_error(400, "BadParameter", "Unsupported secret path."),
     };
-    let secrets = state.secrets.lock().unwrap();
-    let found = secrets.get(name).and_then(|versions| match version {
-        None => versions.last().cloned(),
-        Some(v) => versions.iter().find(|s| s.version == v).cloned(),
-    });
     let Some(SecretVersion {
         version,
         value,
         created,
-    }) = found
+    }) = secrets.get(name, version)
     else {
         return kv_error(
             404,
@@ -233,7 +259,7 @@ pub(crate) fn key_vault(state: &State, inc: &Incoming2) -> Reply {
         200,
         &json!({
             "value": value,
-            "id": format!("{}/secrets/{name}/{version}", state.authority),
+            "id": format!("{}/secrets/{name}/{version}", dir.authority),
             "attributes": {
                 "enabled": true,
                 "created": created,

@@ -10,10 +10,9 @@
 //!   the Entra side federates it with a plain [`FederatedCredential`](crate::FederatedCredential)
 //!   (issuer = [`AwsAccount::issuer_url`], subject = [`AwsRole::role_arn`]).
 
+use crate::http::{Reply, Request};
 use crate::kube::Issuer;
-use crate::server::{Incoming2, Reply};
-use crate::util::{now, uuid_v4};
-use bytes::Bytes;
+use crate::util::{b64, now, random_bytes, random_hex, rfc3339, uuid_v4};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -29,8 +28,10 @@ pub const STS_API_VERSION: &str = "2011-06-15";
 #[derive(Default)]
 pub(crate) struct StsState {
     accounts: Mutex<Vec<Arc<AccountState>>>,
-    errors: Mutex<VecDeque<StsError>>,
-    issued: AtomicUsize,
+    /// Answered, oldest first, to the next valid calls.
+    pub(crate) errors: Mutex<VecDeque<StsError>>,
+    /// How many tokens were issued.
+    pub(crate) issued: AtomicUsize,
 }
 
 pub(crate) struct AccountState {
@@ -160,15 +161,11 @@ impl AwsAccount {
 
     /// Adds a role allowed to call `sts:GetWebIdentityToken` and returns credentials for it.
     pub fn add_role(&self, name: &str) -> AwsRole {
-        let hex: String = crate::util::random_bytes::<8>()
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect();
         let role = AwsRole {
             role_arn: format!("arn:aws:iam::{}:role/{name}", self.inner.id),
-            access_key_id: format!("ASIA{hex}"),
-            secret_access_key: crate::util::b64(crate::util::random_bytes::<30>()),
-            session_token: crate::util::b64(crate::util::random_bytes::<48>()),
+            access_key_id: format!("ASIA{}", random_hex::<8>().to_ascii_uppercase()),
+            secret_access_key: b64(random_bytes::<30>()),
+            session_token: b64(random_bytes::<48>()),
         };
         self.inner.roles.lock().unwrap().push(RoleState {
             name: name.to_owned(),
@@ -215,14 +212,6 @@ impl StsState {
         AwsAccount { inner }
     }
 
-    pub(crate) fn push_error(&self, e: StsError) {
-        self.errors.lock().unwrap().push_back(e);
-    }
-
-    pub(crate) fn issued(&self) -> usize {
-        self.issued.load(Ordering::SeqCst)
-    }
-
     fn caller(&self, access_key_id: &str) -> Option<(Arc<AccountState>, RoleState)> {
         let accounts = self.accounts.lock().unwrap();
         accounts.iter().find_map(|a| {
@@ -236,7 +225,7 @@ impl StsState {
 }
 
 /// `(access key id, region)` from a SigV4 `Authorization` header.
-fn sigv4_credential(inc: &Incoming2) -> Result<(String, String), StsError> {
+fn sigv4_credential(req: &Request) -> Result<(String, String), StsError> {
     let missing = || {
         StsError::new(
             403,
@@ -244,11 +233,7 @@ fn sigv4_credential(inc: &Incoming2) -> Result<(String, String), StsError> {
             "Request is missing Authentication Token",
         )
     };
-    let header = inc
-        .headers
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(missing)?;
+    let header = req.authorization().ok_or_else(missing)?;
     let Some(rest) = header.strip_prefix("AWS4-HMAC-SHA256 ") else {
         return Err(StsError::new(
             400,
@@ -282,22 +267,22 @@ fn validation(message: String) -> StsError {
 }
 
 /// Handles `POST /sts`.
-pub(crate) fn handle(sts: &StsState, inc: &Incoming2) -> Reply {
-    match get_web_identity_token(sts, inc) {
+pub(crate) fn handle(sts: &StsState, req: &Request) -> Reply {
+    match get_web_identity_token(sts, req) {
         Ok(r) => r,
         Err(e) => e.reply(),
     }
 }
 
-fn get_web_identity_token(sts: &StsState, inc: &Incoming2) -> Result<Reply, StsError> {
-    if inc.method != hyper::Method::POST {
+fn get_web_identity_token(sts: &StsState, req: &Request) -> Result<Reply, StsError> {
+    if req.method != hyper::Method::POST {
         return Err(StsError::new(
             405,
             "InvalidAction",
             "STS query requests must be POSTed.",
         ));
     }
-    let form = &inc.form;
+    let form = &req.form;
     let action = form.get("Action").map(String::as_str).unwrap_or("");
     if action != "GetWebIdentityToken" {
         return Err(StsError::new(
@@ -316,7 +301,7 @@ fn get_web_identity_token(sts: &StsState, inc: &Incoming2) -> Result<Reply, StsE
             ),
         ));
     }
-    let (key, region) = sigv4_credential(inc)?;
+    let (key, region) = sigv4_credential(req)?;
     let Some((account, role)) = sts.caller(&key) else {
         return Err(StsError::new(
             403,
@@ -414,11 +399,7 @@ fn get_web_identity_token(sts: &StsState, inc: &Incoming2) -> Result<Reply, StsE
     let jwt = account.issuer.sign_claims(&claims);
     sts.issued.fetch_add(1, Ordering::SeqCst);
     let expiration = time::OffsetDateTime::from_unix_timestamp(exp)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .map(rfc3339)
         .unwrap_or_default();
     let request_id = uuid_v4();
     let body = format!(
@@ -428,14 +409,7 @@ fn get_web_identity_token(sts: &StsState, inc: &Incoming2) -> Result<Reply, StsE
 }
 
 fn xml(status: u16, body: String, request_id: &str) -> Reply {
-    Reply {
-        status,
-        headers: vec![
-            ("content-type".to_owned(), "text/xml".to_owned()),
-            ("x-amzn-requestid".to_owned(), request_id.to_owned()),
-        ],
-        body: Bytes::from(body),
-    }
+    Reply::new(status, "text/xml", body).header("x-amzn-requestid", request_id)
 }
 
 fn xml_escape(s: &str) -> String {

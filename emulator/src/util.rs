@@ -1,4 +1,4 @@
-//! Small helpers: base64url, random identifiers, hashing, time formatting.
+//! Small helpers: base64url, hexadecimal, random identifiers, hashing, time formatting.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,10 +22,20 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     buf
 }
 
+/// Lowercase hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `N` random bytes as lowercase hexadecimal (`2 * N` characters).
+pub(crate) fn random_hex<const N: usize>() -> String {
+    hex(&random_bytes::<N>())
+}
+
 fn format_uuid(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h = hex(&b);
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
@@ -67,6 +77,12 @@ pub(crate) fn entra_timestamp(t: OffsetDateTime) -> String {
         "[year]-[month]-[day] [hour]:[minute]:[second]Z"
     ))
     .expect("formatting a UTC time cannot fail")
+}
+
+/// RFC 3339, e.g. `2026-11-28T15:04:05Z`.
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// RFC 7231 IMF-fixdate, e.g. `Sat, 28 Nov 2026 15:04:05 GMT`.
