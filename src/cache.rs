@@ -1,20 +1,20 @@
-//! Per-scope access-token cache: refresh-ahead, single-flight, static stability.
+//! Keyed token cache: refresh-ahead, single-flight, static stability. It knows tokens and time
+//! only: what a token is, where it comes from and how a failure reads are its [`TokenSource`]'s.
 //!
 //! # Semantics
 //!
-//! The cache keeps one *slot* per scope, keyed by the scope string as requested (the credential
-//! admits exactly one `<resource>/.default` scope per request, validated before it reaches the
-//! cache). Each cached token has three instants on the
-//! monotonic clock, anchored at the start of the request that fetched it (a wall-clock step
-//! changes none of them); the [`AccessToken`] handed out keeps its wall-clock `expires_on`:
+//! The cache keeps one *slot* per key (the credential keys by the one `<resource>/.default`
+//! scope it admits per request, validated before it reaches the cache). Each cached token has
+//! three instants on the monotonic clock, anchored at the start of the attempt that fetched it (a
+//! wall-clock step changes none of them); the token handed out keeps its own wall-clock expiry:
 //!
-//! * `refresh_at`: Entra's `refresh_in` when it sent one (and it is shorter than the lifetime);
-//!   else half the lifetime for tokens of 2 h or more and for tokens shorter than 20 min; else 10
-//!   minutes before expiry; minus a random jitter in `[0, max_jitter]`, capped at 5 % of the
-//!   lifetime, so a fleet started together does not refresh together.
+//! * `refresh_at`: the source's `refresh_in` when it gave one (and it is shorter than the
+//!   lifetime); else half the lifetime for tokens of 2 h or more and for tokens shorter than 20
+//!   min; else 10 minutes before expiry; minus a random jitter in `[0, max_jitter]`, capped at 5 %
+//!   of the lifetime, so a fleet started together does not refresh together.
 //! * `mandatory_at`: expiry minus `mandatory_margin` (default 60 s); for tokens shorter than four
 //!   margins the margin is a quarter of the lifetime.
-//! * `expires_at`: the request's start plus `expires_in`.
+//! * `expires_at`: the attempt's start plus the lifetime.
 //!
 //! A call then behaves as follows.
 //!
@@ -44,12 +44,12 @@
 //! A failed refresh never replaces a still-valid token. After a failure the slot records the error
 //! and the earliest next attempt: a jittered exponential backoff while a token is valid (never past
 //! `mandatory_at` before the mandatory window, short within it), the error TTLs without a valid
-//! token, and never before the token endpoint's `Retry-After` (capped at `max_backoff`). A success
-//! clears the failure state. Refreshing is never disabled.
+//! token, and never before the error's `retry_after` (capped at `max_backoff`). A success clears
+//! the failure state. Refreshing is never disabled. The cache's own failures (an attempt that
+//! timed out, vanished or panicked) are [`Failure`] variants beside the source's errors; the
+//! layer above words them.
 
 mod attempt;
-mod errors;
-pub(crate) use errors::timeout_error;
 pub(crate) mod policy;
 mod slot;
 mod status;
@@ -59,109 +59,177 @@ mod tests;
 mod trust;
 
 pub use policy::RefreshPolicy;
-pub use status::{RefreshHealth, TokenStatus};
+pub use status::RefreshHealth;
+pub(crate) use status::SlotStatus;
 
-use crate::error::CredentialError;
-use crate::http::{Phase, Progress};
 use attempt::AttemptTask;
 use azure_core::async_runtime::get_async_runtime;
-use azure_core::credentials::AccessToken;
-use azure_core::http::Context;
-use azure_core::time::Duration;
-use errors::{timed_out, vanished_error};
 use futures::channel::oneshot;
 use futures::future::{Either, Shared, select};
-use slot::{Cached, Slot, between};
+use slot::{Slot, between};
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Instant;
+use time::{Duration, OffsetDateTime};
 
-/// A freshly acquired token, as the exchange returns it.
+/// A freshly fetched token, as a [`TokenSource`] returns it.
 #[derive(Debug)]
-pub(crate) struct FetchedToken {
-    /// The token; its wall-clock `expires_on` is computed from when the request was sent.
-    pub(crate) token: AccessToken,
-    /// `expires_in`: the lifetime, counted from when the request was sent.
+pub(crate) struct Fetched<T> {
+    pub(crate) token: T,
+    /// The token's wall-clock expiry (reported in [`SlotStatus`] and events).
+    pub(crate) expires_on: OffsetDateTime,
+    /// The lifetime, counted from when the source's request was sent.
     pub(crate) lifetime: Duration,
-    /// Entra's `refresh_in`, when it sent one.
+    /// When to refresh, counted likewise, when the source was told.
     pub(crate) refresh_in: Option<Duration>,
 }
 
-/// Where the cache gets tokens from (the Entra exchange, or a test double).
-#[async_trait::async_trait]
-pub(crate) trait TokenSource: Send + Sync + fmt::Debug + 'static {
-    /// Acquire a new token for `scopes` (already validated and normalized). `ctx` is the context
-    /// of the caller that started the attempt, with the attempt's [`Progress`] in it.
-    async fn fetch(
+/// What the cache needs of the errors it remembers.
+pub(crate) trait SourceError: Clone + Send + Sync + 'static {
+    /// Remembered for `transient_error_ttl` (else `permanent_error_ttl`) with no valid token.
+    fn is_transient(&self) -> bool;
+    /// No attempt before this has passed (capped at `max_backoff`).
+    fn retry_after(&self) -> Option<Duration>;
+}
+
+/// Where the cache gets tokens from, keyed by a string (the credential's scope, the AWS JWT's
+/// audience).
+pub(crate) trait TokenSource: Send + Sync + 'static {
+    type Token: Clone + Send + Sync + 'static;
+    type Error: SourceError;
+    /// The caller's context, handed to the attempt the caller starts.
+    type Context: Default + Send + 'static;
+    /// What an attempt records about how far it got, read when it outlives its bound.
+    type Progress: Default + Send + Sync + 'static;
+
+    /// Fetch a new token for `key`.
+    fn fetch(
         &self,
-        scopes: &[String],
-        ctx: &Context<'static>,
-    ) -> Result<FetchedToken, CredentialError>;
+        key: &str,
+        ctx: Self::Context,
+        progress: Arc<Self::Progress>,
+    ) -> impl Future<Output = Result<Fetched<Self::Token>, Self::Error>> + Send;
 
-    /// What the cached tokens are, in the cache's log lines ("acquired access token").
-    fn kind(&self) -> &'static str {
-        "access token"
-    }
+    /// Told of what happens to `key`'s slot (to log it: the cache has no words of its own).
+    fn observe(&self, key: &str, event: Event<'_, Self>);
+}
 
-    /// What a slot's key is, in error messages ("the access token request for scope …").
-    fn key_name(&self) -> &'static str {
-        "scope"
-    }
+/// Why a call got no token: the source's error, or the cache's own failure.
+pub(crate) enum Failure<S: TokenSource + ?Sized> {
+    Source(S::Error),
+    /// The attempt, or a caller's wait for one, outlived `bound`; `progress`: the attempt's, when
+    /// one was known.
+    TimedOut {
+        bound: Duration,
+        progress: Option<Arc<S::Progress>>,
+    },
+    /// The attempts a caller waited for ended without a result `times` in a row (their task was
+    /// dropped: its runtime shut down).
+    Vanished {
+        times: usize,
+    },
+    /// The attempt panicked with this message.
+    Panicked(String),
+}
 
-    /// Whether this cache sits under another that reports its failures (the AWS JWT under the
-    /// credential's): a failure with no valid token to serve is then logged at DEBUG (the caller
-    /// logs the same error at WARN), one served over a valid token still at WARN, with the key
-    /// as `audience`.
-    fn nested(&self) -> bool {
-        false
-    }
-
-    /// The error of an attempt, or of a caller's wait, that outlived `bound` while in `phase`.
-    fn timed_out(&self, bound: Duration, phase: Phase) -> CredentialError {
-        errors::timeout_error(bound, phase)
+impl<S: TokenSource + ?Sized> Clone for Failure<S> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Source(e) => Self::Source(e.clone()),
+            Self::TimedOut { bound, progress } => Self::TimedOut {
+                bound: *bound,
+                progress: progress.clone(),
+            },
+            Self::Vanished { times } => Self::Vanished { times: *times },
+            Self::Panicked(m) => Self::Panicked(m.clone()),
+        }
     }
 }
 
-/// The outcome of one attempt, as every waiter receives it.
-type Outcome = Result<AccessToken, CredentialError>;
-type SharedOutcome = Shared<oneshot::Receiver<Outcome>>;
+impl<S: TokenSource + ?Sized> Failure<S> {
+    /// The cache's own failures are transient.
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Source(e) => e.is_transient(),
+            _ => true,
+        }
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Source(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
 
-/// Most slots kept. Past it, slots without a valid token and without an attempt in flight (scopes
+/// What happened to a slot, for [`TokenSource::observe`].
+pub(crate) enum Event<'a, S: TokenSource + ?Sized> {
+    /// An attempt starts; `reason`: `advisory`, `mandatory`, `expired` or `miss`.
+    Refreshing { reason: &'static str },
+    /// An attempt got a token, after `took`; the next refresh is due in `refresh_in`.
+    Acquired {
+        expires_on: OffsetDateTime,
+        refresh_in: Duration,
+        took: Duration,
+    },
+    /// An attempt failed; no attempt for `retry_in`; `valid_until`: the cached token still
+    /// served, if any.
+    Failed {
+        failure: &'a Failure<S>,
+        consecutive_failures: u32,
+        retry_in: Duration,
+        valid_until: Option<OffsetDateTime>,
+    },
+    /// Attempts have failed for `failing_for` while a cached token, which expires in
+    /// `expires_in`, is still served (once `outage_warning_after` has passed, on every failure).
+    Outage {
+        failure: &'a Failure<S>,
+        failing_for: Duration,
+        consecutive_failures: u32,
+        expires_in: Duration,
+    },
+    /// A caller's wait ended in `failure`, and it is served the still-valid cached token.
+    ServedStale { failure: &'a Failure<S> },
+}
+
+/// The outcome of one attempt, as every waiter receives it.
+type Outcome<S> = Result<<S as TokenSource>::Token, Failure<S>>;
+type SharedOutcome<S> = Shared<oneshot::Receiver<Outcome<S>>>;
+
+/// Most slots kept. Past it, slots without a valid token and without an attempt in flight (keys
 /// that only ever failed, expired tokens) are evicted first, then the one that expires first.
 const MAX_SLOTS: usize = 256;
 /// How often one call starts a new attempt after the one it waited for vanished.
 const MAX_RESTARTS: usize = 3;
 
-/// The cache. One slot per scope.
-pub(crate) struct TokenCache {
-    inner: Arc<CacheInner>,
+/// The cache. One slot per key.
+pub(crate) struct TokenCache<S: TokenSource> {
+    inner: Arc<CacheInner<S>>,
 }
 
-struct CacheInner {
-    source: Arc<dyn TokenSource>,
+struct CacheInner<S: TokenSource> {
+    source: Arc<S>,
     policy: RefreshPolicy,
     clock: Arc<dyn crate::clock::Clock>,
-    /// One slot per scope (the credential admits exactly one `<resource>/.default` scope).
     /// Hashed with FxHash: a hit hashes one short, caller-chosen string (the slot count is capped).
-    slots: RwLock<HashMap<Arc<str>, Arc<Slot>, rustc_hash::FxBuildHasher>>,
+    slots: RwLock<HashMap<Arc<str>, Arc<Slot<S>>, rustc_hash::FxBuildHasher>>,
     /// Uniform random number in `[0, 1)` for jitter (replaceable in tests).
     random: fn() -> f64,
 }
 
-impl fmt::Debug for TokenCache {
+impl<S: TokenSource> fmt::Debug for TokenCache<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenCache")
-            .field("source", &self.inner.source)
             .field("policy", &self.inner.policy)
             .field("slots", &read(&self.inner.slots).len())
             .finish_non_exhaustive()
     }
 }
 
-impl TokenCache {
+impl<S: TokenSource> TokenCache<S> {
     pub(crate) fn new(
-        source: Arc<dyn TokenSource>,
+        source: Arc<S>,
         policy: RefreshPolicy,
         clock: Arc<dyn crate::clock::Clock>,
     ) -> Self {
@@ -179,64 +247,49 @@ impl TokenCache {
     /// The hit path, synchronously: `Some` when the answer is known without waiting (a fresh or
     /// servable cached token, or a remembered error), `None` when the caller must go through
     /// [`get_token`](Self::get_token). Read locks only, nothing allocated but the returned clone.
-    pub(crate) fn try_hit(&self, scope: &str) -> Option<Outcome> {
+    pub(crate) fn try_hit(&self, key: &str) -> Option<Outcome<S>> {
         let now = self.inner.clock.instant();
         let slots = read(&self.inner.slots);
-        let slot = slots.get(scope)?;
+        let slot = slots.get(key)?;
         read(&slot.state).serve(now)
     }
 
-    /// Return a valid token for `scope` (already validated by the caller).
-    /// `ctx` is the caller's context, forwarded to an attempt this call starts.
-    pub(crate) async fn get_token(&self, scope: &str, ctx: Option<&Context<'_>>) -> Outcome {
-        if let Some(hit) = self.try_hit(scope) {
+    /// A valid token for `key`; `ctx` goes to an attempt this call starts.
+    pub(crate) async fn get_token(&self, key: &str, ctx: S::Context) -> Outcome<S> {
+        if let Some(hit) = self.try_hit(key) {
             return hit;
         }
-        let slot = self.inner.slot_for(scope);
-        let ctx = ctx.map(Context::to_owned).unwrap_or_default();
+        let slot = self.inner.slot_for(key);
         CacheInner::get_slow(&self.inner, &slot, ctx).await
     }
 
-    /// Store a token for `scope` that was acquired outside the cache (a diagnostic probe's), as
-    /// if an attempt started at `started` had fetched it. An attempt in flight is left to finish;
-    /// of its token and this one, the one that expires later is kept.
-    #[cfg_attr(not(all(feature = "aws", feature = "doctor")), allow(dead_code))]
-    pub(crate) fn insert(&self, scope: &str, fetched: FetchedToken, started: Instant) {
-        let slot = self.inner.slot_for(scope);
-        let cached = Cached::new(fetched, started, &self.inner.policy, (self.inner.random)());
-        let mut state = write(&slot.state);
-        state.inserted_at = Some(self.inner.clock.instant());
-        // The outcome is for an attempt's waiters; there are none.
-        let _ = state.record_success(cached, self.inner.clock.now(), true);
-    }
-
-    /// A snapshot of every cached scope's state (see [`TokenStatus`]).
-    pub(crate) fn status(&self) -> Vec<TokenStatus> {
+    /// A snapshot of every slot's state.
+    pub(crate) fn status(&self) -> Vec<SlotStatus<S>> {
         let (now, wall) = (self.inner.clock.instant(), self.inner.clock.now());
         read(&self.inner.slots)
             .values()
-            .map(|slot| status::snapshot(&slot.scope, &read(&slot.state), now, wall))
+            .map(|slot| status::snapshot(slot, now, wall))
             .collect()
     }
 }
 
 /// What became of the attempt a caller waited for.
-enum Waited {
-    Done(Outcome),
+enum Waited<S: TokenSource> {
+    Done(Outcome<S>),
     /// The attempt's task ended without a result (dropped, its runtime shut down).
     Vanished,
     /// The caller's wait bound passed first (the attempt's progress, if it is still running).
-    TimedOut(Option<Arc<Progress>>),
+    TimedOut(Option<Arc<S::Progress>>),
 }
 
-impl CacheInner {
-    /// The slot for `scope`, created on first use (evicting dead slots past [`MAX_SLOTS`]).
-    fn slot_for(&self, scope: &str) -> Arc<Slot> {
-        if let Some(slot) = read(&self.slots).get(scope) {
+impl<S: TokenSource> CacheInner<S> {
+    /// The slot for `key`, created on first use (evicting dead slots past [`MAX_SLOTS`]).
+    fn slot_for(&self, key: &str) -> Arc<Slot<S>> {
+        if let Some(slot) = read(&self.slots).get(key) {
             return Arc::clone(slot);
         }
         let mut slots = write(&self.slots);
-        if slots.len() >= MAX_SLOTS && !slots.contains_key(scope) {
+        if slots.len() >= MAX_SLOTS && !slots.contains_key(key) {
             let now = self.clock.instant();
             slots.retain(|_, s| {
                 let state = read(&s.state);
@@ -254,13 +307,13 @@ impl CacheInner {
             }
         }
         let slot = slots
-            .entry(Arc::from(scope))
-            .or_insert_with(|| Arc::new(Slot::new(scope)));
+            .entry(Arc::from(key))
+            .or_insert_with(|| Arc::new(Slot::new(key)));
         Arc::clone(slot)
     }
 
     /// Everything but a plain hit: maybe start an attempt, maybe wait for one.
-    async fn get_slow(this: &Arc<Self>, slot: &Arc<Slot>, ctx: Context<'static>) -> Outcome {
+    async fn get_slow(this: &Arc<Self>, slot: &Arc<Slot<S>>, ctx: S::Context) -> Outcome<S> {
         let mut ctx = Some(ctx);
         let mut restarts = 0;
         loop {
@@ -305,26 +358,26 @@ impl CacheInner {
                     }
                 }
             };
-            match this.wait(slot, outcome, bound).await {
+            let failure = match this.wait(slot, outcome, bound).await {
                 Waited::Done(outcome) => return outcome,
-                Waited::Vanished if restarts < MAX_RESTARTS => restarts += 1,
-                Waited::Vanished => {
-                    return this.fallback(slot, vanished_error(&*this.source, slot));
+                Waited::Vanished if restarts < MAX_RESTARTS => {
+                    restarts += 1;
+                    continue;
                 }
-                Waited::TimedOut(progress) => {
-                    let error = timed_out(
-                        &*this.source,
-                        this.policy.attempt_timeout,
-                        progress.as_deref(),
-                    );
-                    return this.fallback(slot, error);
-                }
-            }
+                Waited::Vanished => Failure::Vanished {
+                    times: MAX_RESTARTS,
+                },
+                Waited::TimedOut(progress) => Failure::TimedOut {
+                    bound: this.policy.attempt_timeout,
+                    progress,
+                },
+            };
+            return this.fallback(slot, failure);
         }
     }
 
     /// Wait for an attempt's outcome, at most `bound`.
-    async fn wait(&self, slot: &Slot, attempt: SharedOutcome, bound: Duration) -> Waited {
+    async fn wait(&self, slot: &Slot<S>, attempt: SharedOutcome<S>, bound: Duration) -> Waited<S> {
         let timeout = get_async_runtime().sleep(bound.max(Duration::ZERO));
         match select(attempt, timeout).await {
             Either::Left((Ok(outcome), _)) => Waited::Done(outcome),
@@ -336,14 +389,16 @@ impl CacheInner {
         }
     }
 
-    /// A still-valid cached token, else `error`.
-    fn fallback(&self, slot: &Slot, error: CredentialError) -> Outcome {
+    /// A still-valid cached token, else `failure`.
+    fn fallback(&self, slot: &Slot<S>, failure: Failure<S>) -> Outcome<S> {
         let now = self.clock.instant();
         if let Some((token, _)) = read(&slot.state).valid(now) {
-            tracing::warn!(scopes = %slot.scope, error = %error.headline(), problem_id = error.problem_id().map(tracing::field::display), "token refresh did not complete in time; serving the cached token, which is still valid");
-            return Ok(token.clone());
+            let token = token.clone();
+            let event = Event::ServedStale { failure: &failure };
+            self.source.observe(&slot.key, event);
+            return Ok(token);
         }
-        Err(error)
+        Err(failure)
     }
 }
 

@@ -1,14 +1,15 @@
 //! [`WorkloadIdentityCredential`]: configuration + assertion source + exchange + cache.
 
 use crate::assertion::{AssertionSource, ClientAssertionSource, TokenFileSource};
-use crate::cache::{RefreshPolicy, TokenCache, TokenStatus};
+use crate::cache::{RefreshHealth, RefreshPolicy, SlotStatus, TokenCache};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
     self, ConfigInputs, Env, ResolvedConfig, WEBHOOK_TOKEN_PATH, WEBHOOK_TOKEN_PATH_PRE_1_6,
 };
 use crate::entra::Exchange;
-use crate::error::CredentialError;
+use crate::error::{CredentialError, ErrorCategory};
 use crate::http::AttemptPolicy;
+use crate::problem::ProblemId;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
 use azure_identity::ClientAssertionCredentialOptions;
@@ -17,6 +18,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use time::{Duration, OffsetDateTime};
 
 /// Options for [`WorkloadIdentityCredential`].
 ///
@@ -111,7 +113,8 @@ impl fmt::Debug for WorkloadIdentityCredentialOptions {
 /// makes a caller wait while a valid token exists.
 pub struct WorkloadIdentityCredential {
     config: ResolvedConfig,
-    cache: TokenCache,
+    exchange: Arc<Exchange>,
+    cache: TokenCache<Exchange>,
 }
 
 impl fmt::Debug for WorkloadIdentityCredential {
@@ -228,8 +231,13 @@ impl WorkloadIdentityCredential {
             assertion,
             clock: clock.clone(),
         };
-        let cache = TokenCache::new(Arc::new(exchange), options.refresh_policy, clock);
-        Ok(Arc::new(Self { config, cache }))
+        let exchange = Arc::new(exchange);
+        let cache = TokenCache::new(exchange.clone(), options.refresh_policy, clock);
+        Ok(Arc::new(Self {
+            config,
+            exchange,
+            cache,
+        }))
     }
 
     /// The resolved configuration and where each value came from (the AWS source takes its
@@ -245,8 +253,136 @@ impl WorkloadIdentityCredential {
     /// for a request and sends nothing: call it from a health or readiness endpoint. See
     /// [reliability](crate::guides::reliability#a-health-endpoint) for an example handler.
     pub fn token_status(&self) -> Vec<TokenStatus> {
-        self.cache.status()
+        self.cache
+            .status()
+            .into_iter()
+            .map(|s| self.token_status_of(s))
+            .collect()
     }
+
+    fn token_status_of(&self, s: SlotStatus<Exchange>) -> TokenStatus {
+        let error = s.last_error.map(|f| self.exchange.error(&s.key, f));
+        TokenStatus {
+            scope: s.key.to_string(),
+            health: s.health,
+            expires_on: s.expires_on,
+            next_refresh: s.next_refresh,
+            last_success: s.last_success,
+            consecutive_failures: s.consecutive_failures,
+            failing_since: s.failing_since,
+            last_error_category: error.as_ref().map(CredentialError::category),
+            last_error_status: error.as_ref().and_then(|e| e.http_status()).map(u16::from),
+            last_error_aadsts: error.and_then(|e| e.aadsts_codes().first().copied()),
+        }
+    }
+}
+
+/// A snapshot of one cached scope, from
+/// [`WorkloadIdentityCredential::token_status`](crate::WorkloadIdentityCredential::token_status).
+/// Never contains a token. Times are UTC wall-clock estimates (the cache itself runs on a
+/// monotonic clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenStatus {
+    /// The scope, as requested (`<resource>/.default`).
+    pub scope: String,
+    /// Summary, for a readiness or health endpoint.
+    pub health: RefreshHealth,
+    /// When the cached token expires (`None`: no token cached).
+    pub expires_on: Option<OffsetDateTime>,
+    /// When the next refresh is due: the start of the advisory window, or after a failure the
+    /// end of the backoff / `Retry-After` (`None`: no token and nothing scheduled).
+    pub next_refresh: Option<OffsetDateTime>,
+    /// When a refresh last succeeded (`None`: never, since the credential was built).
+    pub last_success: Option<OffsetDateTime>,
+    /// Refreshes failed in a row since the last success.
+    pub consecutive_failures: u32,
+    /// When the current run of failures began (`None`: the last attempt succeeded).
+    pub failing_since: Option<OffsetDateTime>,
+    /// Category of the last failure, while failing.
+    pub last_error_category: Option<ErrorCategory>,
+    /// HTTP status of the last failure, when Entra answered.
+    pub last_error_status: Option<u16>,
+    /// First AADSTS code of the last failure, when Entra sent one (e.g. `70021`).
+    pub last_error_aadsts: Option<u32>,
+}
+impl RefreshPolicy {
+    /// Check the policy: `attempt_timeout`, `failure_backoff` and the two error TTLs positive (a
+    /// zero TTL would remember no error, so every call during an outage would send a request);
+    /// `mandatory_margin`, `max_jitter` and `outage_warning_after` not negative; `max_backoff` at
+    /// least `failure_backoff`. The credential's constructor calls this; the error
+    /// ([`ErrorCategory::InvalidConfiguration`](crate::ErrorCategory::InvalidConfiguration)) names the field, its value, the rule and the
+    /// default.
+    pub fn validate(&self) -> Result<(), CredentialError> {
+        const REMEMBERED: &str = "must be positive: with no valid token cached, a zero TTL \
+             remembers no error, so every call during an outage sends a request to Entra";
+        let positive = [
+            (
+                "attempt_timeout",
+                self.attempt_timeout,
+                "must be positive",
+                "30 s",
+            ),
+            (
+                "failure_backoff",
+                self.failure_backoff,
+                "must be positive",
+                "10 s",
+            ),
+            (
+                "permanent_error_ttl",
+                self.permanent_error_ttl,
+                REMEMBERED,
+                "5 s",
+            ),
+            (
+                "transient_error_ttl",
+                self.transient_error_ttl,
+                REMEMBERED,
+                "1 s",
+            ),
+        ];
+        for (field, value, rule, default) in positive {
+            if !value.is_positive() {
+                return Err(invalid(field, value, rule, default));
+            }
+        }
+        let non_negative = [
+            ("mandatory_margin", self.mandatory_margin, "60 s"),
+            ("max_jitter", self.max_jitter, "30 s"),
+            ("outage_warning_after", self.outage_warning_after, "300 s"),
+        ];
+        for (field, value, default) in non_negative {
+            if value.is_negative() {
+                return Err(invalid(field, value, "must not be negative", default));
+            }
+        }
+        if self.max_backoff < self.failure_backoff {
+            return Err(invalid(
+                "max_backoff",
+                self.max_backoff,
+                &format!(
+                    "must be at least failure_backoff ({} s)",
+                    self.failure_backoff.as_seconds_f64()
+                ),
+                "300 s",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(field: &str, value: Duration, rule: &str, default: &str) -> CredentialError {
+    CredentialError::new(
+        ProblemId::InvalidConfiguration,
+        format!(
+            "RefreshPolicy::{field} is {} s but {rule} (default {default}).",
+            value.as_seconds_f64()
+        ),
+    )
+    .with_fix(format!(
+        "set WorkloadIdentityCredentialOptions::refresh_policy.{field} to its default {default}, or leave it out with `..RefreshPolicy::default()`."
+    ))
 }
 
 /// The retry options [`WorkloadIdentityCredentialOptions::default()`] uses: at most 3 retries
@@ -288,15 +424,17 @@ impl TokenCredential for WorkloadIdentityCredential {
         if let [scope] = scopes
             && let Some(hit) = self.cache.try_hit(scope)
         {
-            return Box::pin(std::future::ready(hit.map_err(Into::into)));
+            let hit = hit.map_err(|f| self.exchange.error(scope, f).into());
+            return Box::pin(std::future::ready(hit));
         }
         let scope = match crate::scope::validate_scopes(scopes) {
             Ok(()) => scopes[0],
             Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
         };
         Box::pin(async move {
-            let ctx = options.as_ref().map(|o| &o.method_options.context);
-            self.cache.get_token(scope, ctx).await.map_err(Into::into)
+            let ctx = options.map(|o| o.method_options.context.into_owned());
+            let outcome = self.cache.get_token(scope, ctx.unwrap_or_default()).await;
+            outcome.map_err(|f| self.exchange.error(scope, f).into())
         })
     }
 }

@@ -14,11 +14,13 @@ use response::{invalid_response, retry_after_delay, server_now, throttled};
 pub(crate) use response::{parse_error, parse_success};
 
 use crate::assertion::{Assertion, AssertionSource};
-use crate::cache::{FetchedToken, TokenSource};
+use crate::cache::{self, Event, Fetched, SourceError, TokenSource};
 use crate::clock::Clock;
 use crate::error::CredentialError;
 use crate::http::{Failure, Phase, Progress, SendError, send_capped_in};
 use crate::jwt::{Claims, Header};
+use crate::problem::ProblemId;
+use azure_core::credentials::AccessToken;
 use azure_core::http::headers::{self, content_type};
 use azure_core::http::{Context, Method, Pipeline, Request, StatusCode, Url};
 use azure_core::time::Duration;
@@ -166,22 +168,118 @@ impl Exchange {
     }
 }
 
-#[async_trait::async_trait]
+impl SourceError for CredentialError {
+    fn is_transient(&self) -> bool {
+        CredentialError::is_transient(self)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        CredentialError::retry_after(self)
+    }
+}
+
+impl Exchange {
+    /// The cache's `failure` for `scope` as the caller's error (see [`failure_error`]).
+    pub(crate) fn error(&self, scope: &str, failure: cache::Failure<Self>) -> CredentialError {
+        failure_error(scope, failure, Some(&*self.assertion))
+    }
+}
+
+/// A token cache's `failure` for `scope` as the caller's error. A time-out names the phase that
+/// hung: while the HTTP retry policy waits after a transport failure, that failure (its cause is
+/// the problem, not the bound); while the assertion is produced, the `assertion` source's error
+/// when it has one.
+pub(crate) fn failure_error<S>(
+    scope: &str,
+    failure: cache::Failure<S>,
+    assertion: Option<&dyn AssertionSource>,
+) -> CredentialError
+where
+    S: TokenSource<Error = CredentialError, Progress = Progress>,
+{
+    let what = || format!("access token request for scope {scope}");
+    match failure {
+        cache::Failure::Source(e) => e,
+        cache::Failure::TimedOut { bound, progress } => {
+            let phase = progress.as_deref().map_or(Phase::Starting, Progress::get);
+            let last = progress.as_deref().and_then(Progress::last_failure);
+            match (phase, last) {
+                (Phase::RetryWait, Some(failure)) => transport_error(&failure, Some(bound)),
+                (Phase::Assertion, _) => assertion
+                    .and_then(|a| a.timed_out(bound))
+                    .unwrap_or_else(|| timeout_error(bound, phase)),
+                _ => timeout_error(bound, phase),
+            }
+        }
+        cache::Failure::Vanished { times } => crate::http::abandoned_error(&what(), times),
+        cache::Failure::Panicked(message) => crate::http::panicked_error(&what(), &message),
+    }
+}
+
+/// The error of an attempt (or a wait) that outlived `attempt_timeout`, naming the phase that hung.
+fn timeout_error(bound: Duration, phase: Phase) -> CredentialError {
+    let secs = bound.as_seconds_f64();
+    let raise = "or raise RefreshPolicy::attempt_timeout (WorkloadIdentityCredentialOptions::refresh_policy) if it is just slow";
+    let (what, fix) = match phase {
+        Phase::Starting => (
+            format!(
+                "the token request did not start within {secs} s: the task that runs it was not \
+                 polled (is the async runtime blocked or busy?)"
+            ),
+            "keep the async runtime responsive: move blocking work to spawn_blocking, or give the runtime more worker threads.".to_string(),
+        ),
+        Phase::Assertion => (
+            format!(
+                "reading the client assertion (the service-account token file, or the assertion \
+                 source) did not finish within {secs} s"
+            ),
+            format!("check the volume holding the token file (a hung network mount, a FIFO) or the assertion source, {raise}."),
+        ),
+        Phase::Request => (
+            format!("the token endpoint did not answer within {secs} s"),
+            format!("check network access to the authority host (egress rules, proxy, DNS), {raise}."),
+        ),
+        Phase::RetryWait => (
+            format!(
+                "the token request was still being retried after {secs} s (the last try failed \
+                 with a retryable answer and the HTTP retry policy was waiting before the next \
+                 one; the previous log lines show the answers)"
+            ),
+            format!("use a shorter retry policy (ClientOptions::retry = token_retry_options()) so that the cache does the retrying, {raise}."),
+        ),
+        Phase::Response => (
+            format!(
+                "the token endpoint's answer was still being read after {secs} s (a slow or \
+                 stalled body)"
+            ),
+            format!("check any proxy between this pod and the authority host, {raise}."),
+        ),
+    };
+    CredentialError::new(
+        ProblemId::Timeout,
+        format!("{what}; the bound is RefreshPolicy::attempt_timeout."),
+    )
+    .with_fix(fix)
+}
+
 impl TokenSource for Exchange {
+    type Token = AccessToken;
+    type Error = CredentialError;
+    type Context = Context<'static>;
+    type Progress = Progress;
+
     async fn fetch(
         &self,
-        scopes: &[String],
-        ctx: &Context<'static>,
-    ) -> Result<FetchedToken, CredentialError> {
-        let scope = scopes.join(" ");
+        scope: &str,
+        ctx: Context<'static>,
+        progress: Arc<Progress>,
+    ) -> Result<Fetched<AccessToken>, CredentialError> {
         let started = std::time::Instant::now();
-        if let Some(p) = ctx.value::<Arc<Progress>>() {
-            p.set(Phase::Assertion);
-        }
+        progress.set(Phase::Assertion);
+        let ctx = ctx.with_value(progress);
         let assertion = self.assertion.assertion().await?;
         // `expires_in` counts from when the request is sent, not from when the answer arrives.
         let sent = self.clock.now();
-        let (status, retry_after, date, body) = self.send(ctx, &assertion, &scope).await?;
+        let (status, retry_after, date, body) = self.send(&ctx, &assertion, scope).await?;
         let result = if status.is_success() {
             parse_success(status, &body, sent)
         } else {
@@ -191,7 +289,7 @@ impl TokenSource for Exchange {
                 client_id: &self.client_id,
                 tenant_id: &self.tenant_id,
                 endpoint: &self.endpoint,
-                scope: &scope,
+                scope,
                 claims: assertion.claims(),
                 origin: assertion.origin(),
             };
@@ -213,8 +311,8 @@ impl TokenSource for Exchange {
                 elapsed_ms,
                 "acquired an access token from Entra ID"
             ),
-            // The cache's "token refresh failed" WARN is the one record of a failure; this one
-            // adds the request's timing for debugging.
+            // The "token refresh failed" WARN is the one record of a failure; this one adds the
+            // request's timing for debugging.
             Err(e) => tracing::debug!(
                 scope = %scope,
                 status = e.http_status().map(u16::from),
@@ -230,13 +328,80 @@ impl TokenSource for Exchange {
         result
     }
 
-    /// A hang while the assertion is produced is the assertion source's to explain (an AWS STS
-    /// call, a token file); the rest is the cache's generic error for the phase.
-    fn timed_out(&self, bound: Duration, phase: Phase) -> CredentialError {
-        let own = match phase {
-            Phase::Assertion => self.assertion.timed_out(bound),
-            _ => None,
-        };
-        own.unwrap_or_else(|| crate::cache::timeout_error(bound, phase))
+    /// The credential's log records: one per attempt's start and end, the outage WARN, and a
+    /// cached token served after a wait that ended without a token.
+    fn observe(&self, scope: &str, event: Event<'_, Self>) {
+        match event {
+            Event::Refreshing { reason } => {
+                tracing::debug!(scopes = %scope, reason, "refreshing access token");
+            }
+            Event::Acquired {
+                expires_on,
+                refresh_in,
+                took,
+            } => tracing::info!(
+                scopes = %scope,
+                expires_on = %expires_on,
+                refresh_in_secs = refresh_in.whole_seconds(),
+                duration_ms = took.whole_milliseconds() as i64,
+                "acquired access token"
+            ),
+            // One record per failure: the first line (the problem with its values) and the rest
+            // as fields of their own; the full multi-line message reaches the caller.
+            Event::Failed {
+                failure,
+                consecutive_failures,
+                retry_in,
+                valid_until,
+            } => {
+                let error = self.error(scope, failure.clone());
+                let serving = if valid_until.is_some() {
+                    "; serving the cached token, which is still valid"
+                } else {
+                    ""
+                };
+                tracing::warn!(
+                    scopes = %scope,
+                    category = ?error.category(),
+                    status = ?error.http_status().map(u16::from),
+                    aadsts = ?error.aadsts_codes(),
+                    transient = error.is_transient(),
+                    consecutive_failures,
+                    retry_in_secs = retry_in.as_seconds_f64(),
+                    cached_token_valid_until = ?valid_until,
+                    error = %error.headline(),
+                    problem_id = error.problem_id().map(tracing::field::display),
+                    fix = error.fix().map(|f| tracing::field::display(crate::escape::escape(f))),
+                    docs = error.documentation_url(),
+                    trace_id = error.trace_id(),
+                    correlation_id = error.correlation_id(),
+                    "token refresh failed{serving}"
+                );
+            }
+            Event::Outage {
+                failure,
+                failing_for,
+                consecutive_failures,
+                expires_in,
+            } => {
+                let error = self.error(scope, failure.clone());
+                tracing::warn!(
+                    scopes = %scope,
+                    failing_for_secs = failing_for.whole_seconds(),
+                    consecutive_failures,
+                    token_expires_in_secs = expires_in.whole_seconds(),
+                    category = ?error.category(),
+                    aadsts = ?error.aadsts_codes(),
+                    "token refreshes have been failing for {} s while a cached token is still served; \
+                     callers will get errors when it expires in {} s unless a refresh succeeds",
+                    failing_for.whole_seconds(),
+                    expires_in.whole_seconds(),
+                );
+            }
+            Event::ServedStale { failure } => {
+                let error = self.error(scope, failure.clone());
+                tracing::warn!(scopes = %scope, error = %error.headline(), problem_id = error.problem_id().map(tracing::field::display), "token refresh did not complete in time; serving the cached token, which is still valid");
+            }
+        }
     }
 }

@@ -48,7 +48,7 @@ pub(crate) mod support {
     /// mandatory one.
     pub(crate) const MATRIX_MAX_BACKOFF_SECS: i64 = 120;
 
-    /// Counts the cache's refresh attempts from its `tracing` events: "refreshing access token"
+    /// Counts the refresh attempts from the exchange's `tracing` events: "refreshing access token"
     /// when an attempt starts, "acquired access token" / "token refresh failed" when it ends.
     #[derive(Clone, Default)]
     pub(crate) struct Attempts(Arc<AttemptCounts>);
@@ -108,7 +108,7 @@ pub(crate) mod support {
             if !event
                 .metadata()
                 .target()
-                .starts_with("azure_identity_k8s::cache")
+                .starts_with("azure_identity_k8s::entra")
             {
                 return;
             }

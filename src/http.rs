@@ -12,6 +12,8 @@
 mod cause;
 pub(crate) use cause::Failure;
 
+use crate::error::CredentialError;
+use crate::problem::ProblemId;
 use azure_core::error::ErrorKind;
 use azure_core::http::headers::{self, Headers};
 use azure_core::http::policies::{Policy, PolicyResult};
@@ -144,13 +146,16 @@ pub(crate) struct Progress {
     last_failure: Mutex<Option<Failure>>,
 }
 
-impl Progress {
-    pub(crate) fn new() -> Self {
+impl Default for Progress {
+    fn default() -> Self {
         Self {
             phase: AtomicU8::new(Phase::Starting as u8),
             last_failure: Mutex::new(None),
         }
     }
+}
+
+impl Progress {
     pub(crate) fn set(&self, phase: Phase) {
         self.phase.store(phase as u8, Ordering::Relaxed);
     }
@@ -290,4 +295,30 @@ impl Policy for AttemptPolicy {
         }
         result
     }
+}
+
+/// The error of a request (`what`: "access token request for scope …") whose task ended before
+/// it finished `times` times in a row: its async runtime was shut down or dropped.
+pub(crate) fn abandoned_error(what: &str, times: usize) -> CredentialError {
+    CredentialError::new(
+        ProblemId::Transport,
+        format!(
+            "the {what} was abandoned {times} times in a row before it \
+             finished: the async runtime that ran it was shut down or dropped (e.g. a runtime per \
+             call dropped while a request was running). The next call starts a new request."
+        ),
+    )
+    .with_fix("call from a runtime that outlives the call (one long-lived runtime, or the `blocking` feature's BlockingTokenCredential).")
+}
+
+/// The error of a request (`what` as for [`abandoned_error`]) that panicked with `message`.
+pub(crate) fn panicked_error(what: &str, message: &str) -> CredentialError {
+    CredentialError::new(
+        ProblemId::Transport,
+        format!(
+            "the {what} panicked: {message}. This is a bug in the \
+             assertion source or the HTTP transport; the next attempt starts afresh."
+        ),
+    )
+    .with_fix("report the panic message above to the author of the assertion source or HTTP transport (or to azure_identity_k8s).")
 }

@@ -109,7 +109,7 @@ pub mod __fuzz {
     }
 }
 
-pub use cache::{RefreshHealth, RefreshPolicy, TokenStatus};
+pub use cache::{RefreshHealth, RefreshPolicy};
 pub use chain::{
     ChainError, ChainSource, ChainedTokenCredential, ChainedTokenCredentialOptions,
     CredentialUnavailable, DefaultAzureCredential, DefaultAzureCredentialOptions,
@@ -117,7 +117,7 @@ pub use chain::{
 };
 pub use config::Env;
 pub use credential::{
-    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions, token_retry_options,
+    TokenStatus, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions, token_retry_options,
 };
 pub use error::{CredentialError, ErrorCategory};
 pub use problem::{ProblemId, UnknownProblemId};

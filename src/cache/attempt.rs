@@ -1,12 +1,8 @@
 //! One attempt: the spawned task that fetches a token for a slot and records the outcome.
 
-use super::errors::{panic_error, timed_out};
 use super::slot::{Cached, InFlight, Slot, SlotState, add, between};
-use super::{CacheInner, Outcome, SharedOutcome, write};
-use crate::http::{Phase, Progress};
+use super::{CacheInner, Event, Failure, SharedOutcome, TokenSource, write};
 use azure_core::async_runtime::get_async_runtime;
-use azure_core::http::Context;
-use azure_core::time::Duration;
 use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::{Either, select};
@@ -14,6 +10,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+use time::Duration;
 use tracing::instrument::{Instrument as _, WithSubscriber as _};
 
 /// Grace past `attempt_timeout` before an attempt that has not ended is treated as dead.
@@ -21,43 +18,39 @@ const DEAD_ATTEMPT_GRACE: Duration = Duration::seconds(2);
 
 /// One attempt. Dropping it (completed, panicked, never polled, runtime shut down) clears the
 /// slot's in-flight marker *before* its waiters are told, so they start a new attempt.
-pub(super) struct AttemptTask {
-    cache: Arc<CacheInner>,
-    slot: Arc<Slot>,
+pub(super) struct AttemptTask<S: TokenSource> {
+    cache: Arc<CacheInner<S>>,
+    slot: Arc<Slot<S>>,
     id: u64,
     reason: &'static str,
-    ctx: Context<'static>,
-    progress: Arc<Progress>,
-    tx: Option<oneshot::Sender<Outcome>>,
+    ctx: Option<S::Context>,
+    progress: Arc<S::Progress>,
+    tx: Option<oneshot::Sender<super::Outcome<S>>>,
 }
 
-impl Drop for AttemptTask {
+impl<S: TokenSource> Drop for AttemptTask<S> {
     fn drop(&mut self) {
-        let mut state = write(&self.slot.state);
-        if state.attempt.as_ref().is_some_and(|a| a.id == self.id) {
-            state.attempt = None;
-        }
-        drop(state);
+        write(&self.slot.state).end_attempt(self.id);
         // `tx` is dropped after this: waiters see `Canceled` only once the marker is gone.
     }
 }
 
-impl AttemptTask {
+impl<S: TokenSource> AttemptTask<S> {
     /// Register a new attempt in `state` (whose lock the caller holds); the task to spawn once
     /// the lock is released.
     pub(super) fn prepare(
-        this: &Arc<CacheInner>,
-        slot: &Arc<Slot>,
-        state: &mut SlotState,
+        this: &Arc<CacheInner<S>>,
+        slot: &Arc<Slot<S>>,
+        state: &mut SlotState<S>,
         reason: &'static str,
         now: Instant,
-        ctx: Context<'static>,
-    ) -> (SharedOutcome, Self) {
+        ctx: S::Context,
+    ) -> (SharedOutcome<S>, Self) {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let outcome = rx.shared();
-        let progress = Arc::new(Progress::new());
+        let progress = Arc::default();
         state.attempt = Some(InFlight {
             id,
             outcome: outcome.clone(),
@@ -69,7 +62,7 @@ impl AttemptTask {
             slot: Arc::clone(slot),
             id,
             reason,
-            ctx: ctx.with_value(Arc::clone(&progress)),
+            ctx: Some(ctx),
             progress,
             tx: Some(tx),
         };
@@ -82,61 +75,50 @@ impl AttemptTask {
     pub(super) fn spawn(self) {
         let span = tracing::Span::current();
         let future = Box::pin(self.run().instrument(span).with_current_subscriber());
-        let handle = get_async_runtime().spawn(future);
         // Detached: dropping the handle does not abort the task.
-        drop(handle);
+        drop(get_async_runtime().spawn(future));
     }
 
     async fn run(mut self) {
         let cache = Arc::clone(&self.cache);
-        let policy = &cache.policy;
+        let (source, policy, key) = (&cache.source, &cache.policy, &self.slot.key);
         let started = cache.clock.instant();
-        self.progress.set(Phase::Request);
-        tracing::debug!(scopes = %self.slot.scope, reason = self.reason, "refreshing {}", cache.source.kind());
-        let fetch = AssertUnwindSafe(
-            cache
-                .source
-                .fetch(std::slice::from_ref(&self.slot.scope_owned), &self.ctx),
-        )
-        .catch_unwind();
+        source.observe(
+            key,
+            Event::Refreshing {
+                reason: self.reason,
+            },
+        );
+        let ctx = self.ctx.take().unwrap_or_default();
+        let fetch = AssertUnwindSafe(source.fetch(key, ctx, Arc::clone(&self.progress)));
+        let fetch = std::pin::pin!(fetch.catch_unwind());
         let timeout = get_async_runtime().sleep(policy.attempt_timeout.max(Duration::ZERO));
         let result = match select(fetch, timeout).await {
-            Either::Left((Ok(result), _)) => result,
-            Either::Left((Err(panic), _)) => Err(panic_error(&*cache.source, &self.slot, panic)),
-            Either::Right(((), _)) => Err(timed_out(
-                &*cache.source,
-                policy.attempt_timeout,
-                Some(&self.progress),
-            )),
+            Either::Left((Ok(result), _)) => result.map_err(Failure::Source),
+            Either::Left((Err(panic), _)) => Err(Failure::Panicked(panic_message(&*panic))),
+            Either::Right(((), _)) => Err(Failure::TimedOut {
+                bound: policy.attempt_timeout,
+                progress: Some(Arc::clone(&self.progress)),
+            }),
         };
         let (now, wall) = (cache.clock.instant(), cache.clock.now());
         let outcome = {
             let mut state = write(&self.slot.state);
-            if state.attempt.as_ref().is_some_and(|a| a.id == self.id) {
-                state.attempt = None;
-            }
+            state.end_attempt(self.id);
             match result {
                 Ok(fetched) => {
                     let cached = Cached::new(fetched, started, policy, (cache.random)());
-                    tracing::info!(
-                        scopes = %self.slot.scope,
-                        expires_on = %cached.token.expires_on,
-                        refresh_in_secs = between(now, cached.refresh_at).whole_seconds(),
-                        duration_ms = between(started, now).whole_milliseconds() as i64,
-                        "acquired {}",
-                        cache.source.kind()
+                    source.observe(
+                        key,
+                        Event::Acquired {
+                            expires_on: cached.expires_on,
+                            refresh_in: between(now, cached.refresh_at),
+                            took: between(started, now),
+                        },
                     );
-                    // A token inserted while this attempt ran may outlive this one.
-                    let raced = state.inserted_at.is_some_and(|at| at >= started);
-                    state.record_success(cached, wall, raced)
+                    state.record_success(cached, wall)
                 }
-                Err(error) => state.record_failure(
-                    error,
-                    (now, wall),
-                    policy,
-                    cache.random,
-                    (&*cache.source, &self.slot.scope),
-                ),
+                Err(failure) => state.record_failure(failure, (now, wall), &cache, key),
             }
         };
         // Every waiter gets the same outcome; nobody may be listening any more, which is fine.
@@ -144,4 +126,13 @@ impl AttemptTask {
             let _ = tx.send(outcome);
         }
     }
+}
+
+/// The text of a panic's payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }

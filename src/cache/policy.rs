@@ -1,8 +1,6 @@
 //! The refresh policy and the schedule arithmetic (pure functions of durations).
 
-use crate::error::CredentialError;
-use crate::problem::ProblemId;
-use azure_core::time::Duration;
+use time::Duration;
 
 /// How and when cached tokens are refreshed. All fields have defaults; build one with struct
 /// update syntax, e.g. `RefreshPolicy { attempt_timeout: Duration::seconds(10), ..Default::default() }`.
@@ -12,7 +10,7 @@ use azure_core::time::Duration;
 /// below is measured on a monotonic clock from the moment the token request was started, so a
 /// step of the wall clock (NTP, a resumed VM) neither serves an expired token nor drops a valid one.
 ///
-/// * **Fresh**: until Entra's `refresh_in` when sent, else half the lifetime for tokens of 2 h or
+/// * **Fresh**: until the token endpoint's `refresh_in` when sent, else half the lifetime for tokens of 2 h or
 ///   more (and for tokens under 20 min), else 10 minutes before expiry, minus a random jitter of up
 ///   to `max_jitter` (at most 5 % of the lifetime): the cached token is returned, nothing waits.
 /// * **Advisory window** (from then until `mandatory_margin` before expiry): the cached token is
@@ -27,7 +25,7 @@ use azure_core::time::Duration;
 ///
 /// A failed refresh never replaces a still-valid token. The next attempt waits for a jittered
 /// exponential backoff (`failure_backoff` up to `max_backoff`), or for the token endpoint's
-/// `Retry-After` (429/503, seconds or HTTP date; capped at `max_backoff`) when that is longer;
+/// `Retry-After` (429/503, seconds or a date; capped at `max_backoff`) when that is longer;
 /// refreshing is never given up. With no valid token, the error is returned to new callers without
 /// a new request for `permanent_error_ttl` (4xx, a certificate failure) or `transient_error_ttl`
 /// (5xx, 408, other transport failures, time-out), or until `Retry-After` has passed.
@@ -37,9 +35,9 @@ pub struct RefreshPolicy {
     /// trying to refresh it (see the mandatory window above). For tokens shorter than four margins,
     /// a quarter of the lifetime is used instead. Zero or positive. Default 60 s.
     pub mandatory_margin: Duration,
-    /// Upper bound on one refresh attempt (reading the assertion, the token request and its HTTP
+    /// Upper bound on one refresh attempt (reading the assertion, the token request and its
     /// retries) and on how long a caller without a valid token waits for one. An attempt that takes
-    /// longer is abandoned and fails with a transient [`ErrorCategory::Timeout`](crate::ErrorCategory::Timeout) error naming the
+    /// longer is abandoned and fails with a transient `ErrorCategory::Timeout` error naming the
     /// phase that hung. Positive. Default 30 s.
     pub attempt_timeout: Duration,
     /// Base delay before the next attempt after a failed refresh while a valid token is cached
@@ -50,8 +48,8 @@ pub struct RefreshPolicy {
     /// `failure_backoff`. Default 5 minutes.
     pub max_backoff: Duration,
     /// With no valid token cached, how long a permanent (4xx, certificate) failure is remembered and returned
-    /// to new callers without a new request, so a crowd cannot hammer Entra. Positive (zero
-    /// would send every call during an outage to Entra). Default 5 s.
+    /// to new callers without a new request, so a crowd cannot hammer the token endpoint.
+    /// Positive (zero would send every call during an outage to the token endpoint). Default 5 s.
     pub permanent_error_ttl: Duration,
     /// With no valid token cached, how long a transient failure (5xx, 408, 429, transport,
     /// time-out) is remembered and returned to new callers before the next caller may start a new
@@ -62,7 +60,7 @@ pub struct RefreshPolicy {
     pub max_jitter: Duration,
     /// After refreshes have failed for this long while a still-valid token is being served, every
     /// further failure logs a WARN event "token refreshes have been failing ..." (with the time
-    /// left before the served token expires), so an Entra or configuration outage is visible before
+    /// left before the served token expires), so an identity-provider or configuration outage is visible before
     /// callers see errors. Zero or positive. Default 5 minutes.
     pub outage_warning_after: Duration,
 }
@@ -80,85 +78,6 @@ impl Default for RefreshPolicy {
             outage_warning_after: Duration::minutes(5),
         }
     }
-}
-
-impl RefreshPolicy {
-    /// Check the policy: `attempt_timeout`, `failure_backoff` and the two error TTLs positive (a
-    /// zero TTL would remember no error, so every call during an outage would send a request);
-    /// `mandatory_margin`, `max_jitter` and `outage_warning_after` not negative; `max_backoff` at
-    /// least `failure_backoff`. The credential's constructor calls this; the error
-    /// ([`ErrorCategory::InvalidConfiguration`](crate::ErrorCategory::InvalidConfiguration)) names the field, its value, the rule and the
-    /// default.
-    pub fn validate(&self) -> Result<(), CredentialError> {
-        const REMEMBERED: &str = "must be positive: with no valid token cached, a zero TTL \
-             remembers no error, so every call during an outage sends a request to Entra";
-        let positive = [
-            (
-                "attempt_timeout",
-                self.attempt_timeout,
-                "must be positive",
-                "30 s",
-            ),
-            (
-                "failure_backoff",
-                self.failure_backoff,
-                "must be positive",
-                "10 s",
-            ),
-            (
-                "permanent_error_ttl",
-                self.permanent_error_ttl,
-                REMEMBERED,
-                "5 s",
-            ),
-            (
-                "transient_error_ttl",
-                self.transient_error_ttl,
-                REMEMBERED,
-                "1 s",
-            ),
-        ];
-        for (field, value, rule, default) in positive {
-            if !value.is_positive() {
-                return Err(invalid(field, value, rule, default));
-            }
-        }
-        let non_negative = [
-            ("mandatory_margin", self.mandatory_margin, "60 s"),
-            ("max_jitter", self.max_jitter, "30 s"),
-            ("outage_warning_after", self.outage_warning_after, "300 s"),
-        ];
-        for (field, value, default) in non_negative {
-            if value.is_negative() {
-                return Err(invalid(field, value, "must not be negative", default));
-            }
-        }
-        if self.max_backoff < self.failure_backoff {
-            return Err(invalid(
-                "max_backoff",
-                self.max_backoff,
-                &format!(
-                    "must be at least failure_backoff ({} s)",
-                    self.failure_backoff.as_seconds_f64()
-                ),
-                "300 s",
-            ));
-        }
-        Ok(())
-    }
-}
-
-fn invalid(field: &str, value: Duration, rule: &str, default: &str) -> CredentialError {
-    CredentialError::new(
-        ProblemId::InvalidConfiguration,
-        format!(
-            "RefreshPolicy::{field} is {} s but {rule} (default {default}).",
-            value.as_seconds_f64()
-        ),
-    )
-    .with_fix(format!(
-        "set WorkloadIdentityCredentialOptions::refresh_policy.{field} to its default {default}, or leave it out with `..RefreshPolicy::default()`."
-    ))
 }
 
 /// `(refresh_after, mandatory_after)`: when a token of `lifetime` (counted from the start of its

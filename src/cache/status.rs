@@ -1,11 +1,12 @@
-//! Per-scope status for operators: what static stability hides from callers.
+//! Per-key status for operators: what static stability hides from callers.
 
-use super::slot::{SlotState, between};
-use crate::error::ErrorCategory;
+use super::slot::{Slot, between};
+use super::{Failure, TokenSource, read};
 use std::time::Instant;
 use time::OffsetDateTime;
 
-/// The health of one cached scope, as [`TokenStatus::health`] reports it.
+/// The health of one cached scope, as
+/// [`TokenStatus::health`](crate::TokenStatus::health) reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RefreshHealth {
@@ -21,42 +22,27 @@ pub enum RefreshHealth {
     Starting,
 }
 
-/// A snapshot of one cached scope, from
-/// [`WorkloadIdentityCredential::token_status`](crate::WorkloadIdentityCredential::token_status).
-/// Never contains a token. Times are UTC wall-clock estimates (the cache itself runs on a
-/// monotonic clock).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TokenStatus {
-    /// The scope, as requested (`<resource>/.default`).
-    pub scope: String,
-    /// Summary, for a readiness or health endpoint.
-    pub health: RefreshHealth,
+/// A snapshot of one slot. Times are wall-clock estimates (the cache runs on a monotonic clock).
+pub(crate) struct SlotStatus<S: TokenSource> {
+    pub(crate) key: std::sync::Arc<str>,
+    pub(crate) health: RefreshHealth,
     /// When the cached token expires (`None`: no token cached).
-    pub expires_on: Option<OffsetDateTime>,
-    /// When the next refresh is due: the start of the advisory window, or after a failure the
-    /// end of the backoff / `Retry-After` (`None`: no token and nothing scheduled).
-    pub next_refresh: Option<OffsetDateTime>,
-    /// When a refresh last succeeded (`None`: never, since the credential was built).
-    pub last_success: Option<OffsetDateTime>,
-    /// Refreshes failed in a row since the last success.
-    pub consecutive_failures: u32,
-    /// When the current run of failures began (`None`: the last attempt succeeded).
-    pub failing_since: Option<OffsetDateTime>,
-    /// Category of the last failure, while failing.
-    pub last_error_category: Option<ErrorCategory>,
-    /// HTTP status of the last failure, when Entra answered.
-    pub last_error_status: Option<u16>,
-    /// First AADSTS code of the last failure, when Entra sent one (e.g. `70021`).
-    pub last_error_aadsts: Option<u32>,
+    pub(crate) expires_on: Option<OffsetDateTime>,
+    /// The start of the advisory window, or after a failure the end of the backoff.
+    pub(crate) next_refresh: Option<OffsetDateTime>,
+    pub(crate) last_success: Option<OffsetDateTime>,
+    pub(crate) consecutive_failures: u32,
+    pub(crate) failing_since: Option<OffsetDateTime>,
+    /// The last failure, while failing.
+    pub(crate) last_error: Option<Failure<S>>,
 }
 
-pub(super) fn snapshot(
-    scope: &str,
-    state: &SlotState,
+pub(super) fn snapshot<S: TokenSource>(
+    slot: &Slot<S>,
     now: Instant,
     wall: OffsetDateTime,
-) -> TokenStatus {
+) -> SlotStatus<S> {
+    let state = read(&slot.state);
     let at = |i: Instant| wall + between(now, i);
     let valid = state.valid(now).is_some();
     let error = state.last_error.as_ref().filter(|_| state.failures > 0);
@@ -72,16 +58,14 @@ pub(super) fn snapshot(
         (_, Some(c)) => Some(at(c.refresh_at)),
         _ => None,
     };
-    TokenStatus {
-        scope: scope.to_owned(),
+    SlotStatus {
+        key: slot.key.clone(),
         health,
-        expires_on: state.cached.as_ref().map(|c| c.token.expires_on),
+        expires_on: state.cached.as_ref().map(|c| c.expires_on),
         next_refresh,
         last_success: state.last_success,
         consecutive_failures: state.failures,
         failing_since: state.failing_since.map(|(_, w)| w),
-        last_error_category: error.map(|e| e.category()),
-        last_error_status: error.and_then(|e| e.http_status()).map(u16::from),
-        last_error_aadsts: error.and_then(|e| e.aadsts_codes().first().copied()),
+        last_error: error.cloned(),
     }
 }

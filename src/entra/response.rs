@@ -2,7 +2,7 @@
 
 use super::ErrorContext;
 use super::catalogue::{INVALID_RESPONSE_FIX, entra_problem};
-use crate::cache::FetchedToken;
+use crate::cache::Fetched;
 use crate::error::{CredentialError, EntraAnswer};
 use crate::problem::ProblemId;
 use azure_core::credentials::AccessToken;
@@ -72,7 +72,7 @@ pub(crate) fn parse_success(
     status: StatusCode,
     body: &[u8],
     now: time::OffsetDateTime,
-) -> Result<FetchedToken, CredentialError> {
+) -> Result<Fetched<AccessToken>, CredentialError> {
     let parsed: SuccessBody = serde_json::from_slice(body).map_err(|e| {
         let what = if body.is_empty() {
             "an empty body".to_string()
@@ -118,8 +118,9 @@ pub(crate) fn parse_success(
                 format!("expires_in {expires_in}, which is beyond any representable date"),
             )
         })?;
-    Ok(FetchedToken {
+    Ok(Fetched {
         token: AccessToken::new(token, expires_on),
+        expires_on,
         lifetime: Duration::seconds(expires_in),
         refresh_in,
     })

@@ -25,6 +25,7 @@ struct Sts {
 }
 
 /// A JWT from STS.
+#[derive(Clone)]
 pub(super) struct WebIdentityToken {
     pub(super) assertion: Assertion,
     /// When it expires: the earlier of STS's `Expiration` and the JWT's `exp`.

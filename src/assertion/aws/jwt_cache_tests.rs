@@ -260,7 +260,7 @@ async fn a_hung_sts_call_is_bounded_and_the_next_call_works() {
     // The caller's wait and the attempt end at the same bound: let the attempt record its failure
     // before the clock moves on.
     tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while source.jwt_status()[0].consecutive_failures == 0 {
+        while source.jwt_failures() == 0 {
             tokio::task::yield_now().await;
         }
     })
@@ -274,11 +274,10 @@ async fn a_hung_sts_call_is_bounded_and_the_next_call_works() {
 /// The time-out error names STS, the bound, the audience and where to look.
 #[test]
 fn a_hung_attempt_names_sts() {
-    use crate::cache::TokenSource as _;
     let source = AwsWebIdentitySource::new(AwsWebIdentitySourceOptions::default()).unwrap();
     let e = source
-        .sts_client()
-        .timed_out(secs(35), crate::http::Phase::Request);
+        .timed_out(secs(35))
+        .expect("STS's own time-out error");
     assert_eq!(e.category(), crate::error::ErrorCategory::Timeout);
     assert!(e.is_transient(), "{e}");
     for needle in [

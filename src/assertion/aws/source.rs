@@ -9,14 +9,10 @@ use super::errors::{attempt_timed_out, invalid};
 use super::*;
 use crate::WorkloadIdentityCredential;
 use crate::assertion::{Assertion, AssertionSource};
-use crate::cache::{FetchedToken, RefreshPolicy, TokenCache, TokenSource};
+use crate::cache::{Event, Failure, Fetched, RefreshPolicy, TokenCache, TokenSource};
 use crate::clock::{Clock, SystemClock};
 use crate::credential::WorkloadIdentityCredentialOptions;
 use crate::error::CredentialError;
-use crate::http::Phase;
-use crate::jwt;
-use azure_core::credentials::AccessToken;
-use azure_core::http::Context;
 use std::sync::OnceLock;
 
 /// How long a cached JWT must still be valid to be handed out: the cache treats it as expired
@@ -55,7 +51,7 @@ pub(super) fn jwt_policy() -> RefreshPolicy {
 pub struct AwsWebIdentitySource {
     sts: Arc<StsClient>,
     /// One slot, keyed by the audience.
-    cache: TokenCache,
+    cache: TokenCache<StsClient>,
 }
 
 impl fmt::Debug for AwsWebIdentitySource {
@@ -140,36 +136,27 @@ impl AwsWebIdentitySource {
         Ok(self.sts.probe_of(&fresh))
     }
 
-    /// [`probe`](Self::probe), keeping the JWT: it is cached for the next
-    /// [`assertion`](AssertionSource::assertion) (so the `doctor` exchanges the token it
-    /// examined) and returned for the signature checks.
+    /// [`probe`](Self::probe) through the cache: the JWT the next
+    /// [`assertion`](AssertionSource::assertion) presents (so the `doctor`, which builds a new
+    /// source, exchanges the token it examined), and what Entra will see of it.
     #[cfg(feature = "doctor")]
     pub(crate) async fn probe_and_keep(&self) -> Result<(AwsProbe, Assertion), CredentialError> {
-        let started = self.sts.clock.instant();
+        let jwt = self.jwt().await?;
+        Ok((self.sts.probe_of(&jwt), jwt.assertion))
+    }
+
+    /// The cached JWT (fetched first when there is none to serve).
+    async fn jwt(&self) -> Result<WebIdentityToken, CredentialError> {
         let audience = self.audience();
-        let fresh = self.sts.fetch(audience).await?;
-        let probe = self.sts.probe_of(&fresh);
-        let assertion = fresh.assertion.clone();
-        self.cache.insert(audience, cacheable(fresh), started);
-        Ok((probe, assertion))
+        self.cache
+            .get_token(audience, ())
+            .await
+            .map_err(|failure| self.sts.error(audience, failure))
     }
 
     #[cfg(test)]
-    pub(super) fn sts_client(&self) -> &StsClient {
-        &self.sts
-    }
-
-    #[cfg(test)]
-    pub(super) fn jwt_status(&self) -> Vec<crate::cache::TokenStatus> {
-        self.cache.status()
-    }
-
-    /// The assertion of a cached JWT; its claims decoded again (the cache keeps the JWT only).
-    fn assertion_of(&self, token: &AccessToken) -> Assertion {
-        let jwt = token.token.secret().to_owned();
-        let claims = jwt::decode(&jwt).ok().map(|d| d.claims);
-        let origin = self.sts.origin(claims.as_ref());
-        Assertion::new(jwt, claims, origin)
+    pub(super) fn jwt_failures(&self) -> u32 {
+        self.cache.status()[0].consecutive_failures
     }
 }
 
@@ -185,61 +172,124 @@ pub(super) fn refresh_at(issued: OffsetDateTime, expires: OffsetDateTime) -> Off
 
 /// A JWT as the cache keeps it: usable until [`MIN_REMAINING`] before it expires, refreshed from
 /// [`refresh_at`] on.
-fn cacheable(jwt: WebIdentityToken) -> FetchedToken {
+fn cacheable(jwt: WebIdentityToken) -> Fetched<WebIdentityToken> {
     let issued = jwt.expires_at - jwt.lifetime;
     let refresh_in = refresh_at(issued, jwt.expires_at) - issued;
-    FetchedToken {
-        token: AccessToken::new(
-            jwt.assertion.secret().to_owned(),
-            jwt.expires_at - MIN_REMAINING,
-        ),
+    Fetched {
+        expires_on: jwt.expires_at - MIN_REMAINING,
         lifetime: jwt.lifetime - MIN_REMAINING,
         refresh_in: Some(refresh_in),
+        token: jwt,
     }
 }
 
-#[async_trait::async_trait]
+impl StsClient {
+    /// The JWT cache's `failure` for `audience` as the caller's error.
+    fn error(&self, audience: &str, failure: Failure<Self>) -> CredentialError {
+        let what = || format!("AWS web identity token request for audience {audience}");
+        match failure {
+            Failure::Source(e) => e,
+            Failure::TimedOut { bound, .. } => {
+                attempt_timed_out(bound, audience, self.built_region())
+            }
+            Failure::Vanished { times } => crate::http::abandoned_error(&what(), times),
+            Failure::Panicked(message) => crate::http::panicked_error(&what(), &message),
+        }
+    }
+}
+
 impl TokenSource for StsClient {
-    /// `scopes` is the one audience the cache is keyed by.
+    type Token = WebIdentityToken;
+    type Error = CredentialError;
+    type Context = ();
+    type Progress = ();
+
+    /// `audience` is the key the cache is keyed by.
     async fn fetch(
         &self,
-        scopes: &[String],
-        _ctx: &Context<'static>,
-    ) -> Result<FetchedToken, CredentialError> {
-        let audience = scopes
-            .first()
-            .map_or_else(|| self.audience(), String::as_str);
+        audience: &str,
+        (): (),
+        _: Arc<()>,
+    ) -> Result<Fetched<WebIdentityToken>, CredentialError> {
         Ok(cacheable(StsClient::fetch(self, audience).await?))
     }
 
-    fn kind(&self) -> &'static str {
-        "AWS web identity token"
-    }
-
-    fn key_name(&self) -> &'static str {
-        "audience"
-    }
-
-    /// The credential's cache logs the failure the caller gets.
-    fn nested(&self) -> bool {
-        true
-    }
-
-    fn timed_out(&self, bound: time::Duration, _phase: Phase) -> CredentialError {
-        attempt_timed_out(bound, self.audience(), self.built_region())
+    /// The credential's cache logs the failure its caller gets; the JWT cache logs one at WARN
+    /// only when it serves a cached JWT over it (the credential then sees a success), else at
+    /// DEBUG.
+    fn observe(&self, audience: &str, event: Event<'_, Self>) {
+        const KIND: &str = "AWS web identity token";
+        match event {
+            Event::Refreshing { reason } => {
+                tracing::debug!(audience = %audience, reason, "refreshing {KIND}");
+            }
+            Event::Acquired {
+                expires_on,
+                refresh_in,
+                took,
+            } => tracing::info!(
+                audience = %audience,
+                expires_on = %expires_on,
+                refresh_in_secs = refresh_in.whole_seconds(),
+                duration_ms = took.whole_milliseconds() as i64,
+                "acquired {KIND}"
+            ),
+            Event::Failed {
+                failure,
+                consecutive_failures,
+                retry_in,
+                valid_until,
+            } => {
+                let error = self.error(audience, failure.clone());
+                macro_rules! failed {
+                    ($level:expr, $($message:tt)+) => {
+                        tracing::event!(
+                            $level,
+                            audience = %audience,
+                            category = ?error.category(),
+                            transient = error.is_transient(),
+                            consecutive_failures,
+                            retry_in_secs = retry_in.as_seconds_f64(),
+                            cached_token_valid_until = ?valid_until,
+                            error = %error.headline(),
+                            problem_id = error.problem_id().map(tracing::field::display),
+                            fix = error.fix().map(|f| tracing::field::display(crate::escape::escape(f))),
+                            docs = error.documentation_url(),
+                            $($message)+
+                        )
+                    };
+                }
+                match valid_until {
+                    Some(_) => failed!(
+                        tracing::Level::WARN,
+                        "{KIND} refresh failed; serving the cached token, which is still valid"
+                    ),
+                    None => failed!(tracing::Level::DEBUG, "{KIND} refresh failed"),
+                }
+            }
+            // A JWT is usable for 285 s at most, less than the default `outage_warning_after`.
+            Event::Outage { .. } => {}
+            Event::ServedStale { failure } => {
+                let error = self.error(audience, failure.clone());
+                tracing::warn!(audience = %audience, error = %error.headline(), "{KIND} refresh did not complete in time; serving the cached token, which is still valid");
+            }
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl AssertionSource for AwsWebIdentitySource {
     async fn assertion(&self) -> Result<Assertion, CredentialError> {
-        let token = self.cache.get_token(self.audience(), None).await?;
-        Ok(self.assertion_of(&token))
+        Ok(self.jwt().await?.assertion)
     }
 
     /// The credential's attempt bound ran out while STS was being asked: STS's time-out error.
     fn timed_out(&self, bound: time::Duration) -> Option<CredentialError> {
-        Some(TokenSource::timed_out(&*self.sts, bound, Phase::Assertion))
+        Some(attempt_timed_out(
+            bound,
+            self.audience(),
+            self.sts.built_region(),
+        ))
     }
 
     fn describe(&self) -> String {
