@@ -46,7 +46,6 @@ mod claims;
 mod configuration;
 mod exchange;
 mod issuer;
-mod oidc;
 mod report;
 #[cfg(test)]
 mod tests;
@@ -56,10 +55,12 @@ pub use crate::scope::suggested_scope;
 pub use report::{Check, CheckId, MatchingFederatedCredential, Report, Status};
 
 use crate::assertion::foreign::ForeignPath;
-use crate::assertion::token_file::AudienceVerdict;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ResolvedConfig, Sourced, ValueSource};
 use crate::credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+use crate::error::CredentialError;
+use crate::escape::escape;
+use crate::jwt::DecodedJwt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
@@ -97,15 +98,6 @@ impl Default for DoctorOptions {
     }
 }
 
-/// Run every check, in order. Never panics and never returns early: the report says what failed.
-///
-/// Reads the token file (or, with `options.aws`, asks AWS STS for a JWT), fetches the issuer's
-/// discovery document and JWKS over HTTPS, and, unless `options.skip_exchange`, sends one token
-/// request to Entra through a [`WorkloadIdentityCredential`] built from `options.credential`.
-pub async fn run(options: DoctorOptions) -> Report {
-    run_with_clock(options, Arc::new(SystemClock)).await
-}
-
 /// The values the token checks need, from the resolved configuration or, when resolution failed,
 /// from whatever could be found.
 struct Inputs {
@@ -121,6 +113,42 @@ struct Inputs {
     denied_paths: Vec<(PathBuf, ForeignPath)>,
 }
 
+/// What the assertion checks (token file, or AWS STS) found.
+#[derive(Default)]
+struct Found {
+    /// The token and its decoded form, when there is one to examine.
+    jwt: Option<(String, DecodedJwt)>,
+    /// Whether the credential would send it.
+    usable: bool,
+    /// The audience the matching federated credential must carry.
+    audience: String,
+    /// The validated STS source, holding the probed JWT (for the exchange).
+    #[cfg(feature = "aws")]
+    sts: Option<Arc<crate::assertion::AwsWebIdentitySource>>,
+}
+
+impl Found {
+    /// The credential that sends this assertion, built as the application builds it.
+    fn credential(
+        &self,
+        options: WorkloadIdentityCredentialOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<WorkloadIdentityCredential>, CredentialError> {
+        #[cfg(feature = "aws")]
+        if let Some(source) = &self.sts {
+            return WorkloadIdentityCredential::from_aws_source(options, source.clone(), clock);
+        }
+        WorkloadIdentityCredential::build(options, None, clock)
+    }
+
+    fn is_sts(&self) -> bool {
+        #[cfg(feature = "aws")]
+        return self.sts.is_some();
+        #[cfg(not(feature = "aws"))]
+        false
+    }
+}
+
 struct Doctor {
     now: OffsetDateTime,
     checks: Vec<Check>,
@@ -133,165 +161,128 @@ impl Doctor {
         s
     }
 
-    fn skip(&mut self, id: CheckId, why: &str) {
-        self.checks
-            .push(Check::new(id, Status::Skip, format!("skipped: {why}")));
+    /// Report each of `ids` that has not run yet as skipped, because of `why`.
+    fn skip(&mut self, ids: &[CheckId], why: &str) {
+        for id in ids {
+            if self.checks.iter().all(|c| c.id != *id) {
+                self.checks
+                    .push(Check::new(*id, Status::Skip, format!("skipped: {why}")));
+            }
+        }
     }
 }
 
-pub(crate) async fn run_with_clock(
-    #[cfg_attr(not(feature = "aws"), allow(unused_mut))] mut options: DoctorOptions,
-    clock: Arc<dyn Clock>,
-) -> Report {
-    #[cfg(feature = "aws")]
-    let aws_options = options.aws.take();
-    #[cfg(feature = "aws")]
-    let mut aws_source = None;
-    let DoctorOptions {
-        credential,
-        scope,
-        skip_exchange,
-        ..
-    } = options;
+/// Run every check, in order. Never panics and never returns early: the report says what failed.
+///
+/// Reads the token file (or, with `options.aws`, asks AWS STS for a JWT), fetches the issuer's
+/// discovery document and JWKS over HTTPS, and, unless `options.skip_exchange`, sends one token
+/// request to Entra through a [`WorkloadIdentityCredential`] built from `options.credential`.
+pub async fn run(options: DoctorOptions) -> Report {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut d = Doctor {
         now: clock.now(),
         checks: Vec::new(),
     };
-    let client_options = credential.credential_options.client_options.clone();
+    let credential = options.credential;
+    #[cfg(feature = "aws")]
+    let aws = options.aws;
+    #[cfg(not(feature = "aws"))]
+    let aws: Option<std::convert::Infallible> = None;
 
     // 1. configuration
-    #[cfg(feature = "aws")]
-    let inputs = configuration::check(&mut d, &credential, aws_options.is_some());
-    #[cfg(not(feature = "aws"))]
-    let inputs = configuration::check(&mut d, &credential, false);
-    let mut usable = inputs.config.is_some();
-    // The audience the federated credential must carry (the JWT's own, or the credential's
-    // audience verdict on the token file).
-    let mut fic_audience = inputs.expected_audience.clone();
-
-    // 2-5, or aws-sts: the assertion
-    #[cfg_attr(not(feature = "aws"), allow(unused_labels))]
-    let (token, decoded) = 'assertion: {
+    let inputs = configuration::check(&mut d, &credential, aws.is_some());
+    // 2-5 (or aws-sts): the assertion
+    let found = match aws {
         #[cfg(feature = "aws")]
-        if let Some(o) = aws_options {
-            let sts = aws::check_sts(&mut d, o, &inputs, clock.clone()).await;
-            aws_source = sts.source;
-            usable &= sts.jwt.is_some();
-            if let Some(aud) = sts.jwt.as_ref().and_then(|(_, j)| j.claims.aud.first()) {
-                fic_audience = aud.clone();
-            }
-            break 'assertion sts.jwt.unzip();
-        }
-        let (token, decoded) = token_file::file_assertion(&mut d, &inputs, &mut usable);
-        if let Some(jwt) = &decoded {
-            fic_audience = AudienceVerdict::of(
-                &jwt.claims,
-                &inputs.expected_audience,
-                inputs.audience_explicit,
-                inputs.allow_foreign_audience,
-            )
-            .credential_audience(&jwt.claims, &inputs.expected_audience);
-        }
-        (token, decoded)
+        Some(o) => aws::check(&mut d, o, &inputs, clock.clone()).await,
+        #[cfg(not(feature = "aws"))]
+        Some(never) => match never {},
+        None => token_file::check(&mut d, &inputs),
     };
-
     // 6-9. issuer, discovery, JWKS, signature
-    match (&token, &decoded) {
-        (Some(token), Some(jwt)) => issuer::check(&mut d, token, jwt, client_options).await,
-        _ => {
-            for id in [
-                CheckId::Issuer,
-                CheckId::Discovery,
-                CheckId::Jwks,
-                CheckId::Signature,
-            ] {
-                d.skip(id, "no token");
-            }
+    if let Some((token, jwt)) = &found.jwt {
+        let client_options = credential.credential_options.client_options.clone();
+        if let Err(why) = issuer::check(&mut d, token, jwt, client_options).await {
+            d.skip(issuer::CHECKS, why);
         }
     }
-
-    // 10. scope
-    let scope_ok = exchange::check_scope(&mut d, &scope);
-
-    // 11. exchange
-    if skip_exchange {
-        d.skip(CheckId::Exchange, "not requested (--no-exchange)");
-    } else if !usable {
-        d.skip(CheckId::Exchange, "the credential would refuse this configuration or token locally; fix the failures above first");
+    d.skip(issuer::CHECKS, "no token");
+    // 10, 11. scope, exchange
+    let scope_ok = exchange::check_scope(&mut d, &options.scope);
+    let skip = if options.skip_exchange {
+        Some("not requested (--no-exchange)")
+    } else if !found.usable || inputs.config.is_none() {
+        Some(
+            "the credential would refuse this configuration or token locally; fix the failures above first",
+        )
     } else if !scope_ok {
-        d.skip(CheckId::Exchange, "the scope is invalid");
-    } else if let (Some(config), Some(jwt)) = (&inputs.config, &decoded) {
-        #[cfg_attr(not(feature = "aws"), allow(unused_labels))]
-        let (built, fix) = 'built: {
-            #[cfg(feature = "aws")]
-            if let Some(source) = aws_source {
-                break 'built (
-                    WorkloadIdentityCredential::from_aws_source(credential, source, clock),
-                    aws::fic_fix(config, jwt, &fic_audience),
-                );
-            }
-            (
-                WorkloadIdentityCredential::build(credential, None, clock),
-                exchange::fic_fix(config, jwt, &fic_audience),
-            )
-        };
-        exchange::check(&mut d, built, &scope, config, fix).await;
+        Some("the scope is invalid")
+    } else {
+        None
+    };
+    match (skip, &inputs.config, &found.jwt) {
+        (None, Some(config), Some((_, jwt))) => {
+            let fix = exchange::fic_fix(config, &jwt.claims, &found.audience, found.is_sts());
+            let built = found.credential(credential, clock);
+            exchange::check(&mut d, built, &options.scope, config, fix).await;
+        }
+        (why, ..) => d.skip(&[CheckId::Exchange], why.unwrap_or("no token")),
     }
 
-    let matching_federated_credential = decoded
-        .as_ref()
-        .and_then(|jwt| exchange::matching_fic(jwt, &fic_audience));
-    let ok = !d.checks.iter().any(|c| c.status == Status::Fail);
+    let matching_federated_credential = found.jwt.as_ref().and_then(|(_, jwt)| {
+        Some(MatchingFederatedCredential {
+            issuer: jwt.claims.iss.clone()?,
+            subject: jwt.claims.sub.clone()?,
+            audience: found.audience.clone(),
+        })
+    });
     Report {
-        ok,
-        scope,
+        ok: !d.checks.iter().any(|c| c.status == Status::Fail),
+        scope: options.scope,
         checks: d.checks,
         matching_federated_credential,
     }
 }
 
-pub(super) fn source_text(source: &ValueSource) -> String {
-    match source {
+/// A value and where it came from: `value (from env AZURE_CLIENT_ID)`, the value escaped.
+fn with_source<T: std::fmt::Display>(v: &T, source: &ValueSource) -> String {
+    let from = match source {
         ValueSource::Options => "option".into(),
         ValueSource::EnvVar(v) => format!("env {v}"),
         ValueSource::WellKnownPath => "discovered webhook path".into(),
         ValueSource::Default => "default".into(),
-    }
+    };
+    format!("{} (from {from})", escape(&v.to_string()))
 }
 
-pub(super) fn with_source<T: std::fmt::Display>(v: &T, source: &ValueSource) -> String {
-    format!(
-        "{} (from {})",
-        crate::escape::escape(&v.to_string()),
-        source_text(source)
-    )
-}
-
-pub(super) fn fmt_time(t: OffsetDateTime) -> String {
+fn fmt_time(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
-pub(super) fn fmt_duration(d: Duration) -> String {
+/// `1d02h`, `1h02m`, `1m30s`, `5s`, negative with a `-`.
+fn fmt_duration(d: Duration) -> String {
     let s = d.whole_seconds().abs();
     let sign = if d.is_negative() { "-" } else { "" };
-    if s >= 86400 {
-        format!("{sign}{}d{:02}h", s / 86400, (s % 86400) / 3600)
-    } else if s >= 3600 {
-        format!("{sign}{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{sign}{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{sign}{s}s")
+    match s {
+        86400.. => format!("{sign}{}d{:02}h", s / 86400, (s % 86400) / 3600),
+        3600.. => format!("{sign}{}h{:02}m", s / 3600, (s % 3600) / 60),
+        60.. => format!("{sign}{}m{:02}s", s / 60, s % 60),
+        _ => format!("{sign}{s}s"),
     }
 }
 
-pub(super) fn opt(s: Option<&str>) -> String {
-    // A value from the token: escaped (see `crate::escape`).
-    s.map(|s| crate::escape::escape(s).into_owned())
-        .unwrap_or_else(|| "(absent)".into())
+/// A time and how far it is from now: `2026-01-01T00:00:00Z (in 5m00s)` or `(... ago)`.
+fn fmt_from_now(t: OffsetDateTime, now: OffsetDateTime) -> String {
+    if t >= now {
+        format!("{} (in {})", fmt_time(t), fmt_duration(t - now))
+    } else {
+        format!("{} ({} ago)", fmt_time(t), fmt_duration(now - t))
+    }
 }
 
-pub(super) fn opt_time(t: Option<OffsetDateTime>) -> String {
-    t.map(fmt_time).unwrap_or_else(|| "(absent)".into())
+/// A value from the token, escaped, or `(absent)`.
+fn opt(s: Option<&str>) -> String {
+    s.map(|s| escape(s).into_owned())
+        .unwrap_or_else(|| "(absent)".into())
 }

@@ -33,10 +33,12 @@ mod tests;
 
 pub use crate::shell::shell_quote;
 pub use plan::plan;
+pub(crate) use plan::{az_commands, credential_name};
 
-use crate::assertion::token_file::AudienceVerdict;
-use crate::config::{AUDIENCE_CHINA, AUDIENCE_PUBLIC, AUDIENCE_US_GOV};
-use crate::jwt::{self, Claims};
+use crate::assertion::file_read::{FileProblem, read_token_file};
+use crate::assertion::token_file::{AudienceVerdict, decode_token, token_text};
+use crate::cloud::{Cloud, PUBLIC};
+use crate::jwt::Claims;
 use serde::Serialize;
 use std::fmt;
 use std::path::Path;
@@ -113,8 +115,8 @@ impl SetupInput {
             .aud
             .iter()
             .map(String::as_str)
-            .find(|a| [AUDIENCE_PUBLIC, AUDIENCE_US_GOV, AUDIENCE_CHINA].contains(a))
-            .unwrap_or(AUDIENCE_PUBLIC);
+            .find(|a| Cloud::of_audience(a).is_some())
+            .unwrap_or(PUBLIC.exchange_audience);
         let audience = AudienceVerdict::of(claims, expected, false, false)
             .credential_audience(claims, expected);
         Ok(Self {
@@ -127,26 +129,22 @@ impl SetupInput {
     }
 
     /// As [`from_claims`](Self::from_claims), reading the token file (the live token in a pod,
-    /// e.g. the path in `AZURE_FEDERATED_TOKEN_FILE`). The token is decoded without verifying its
-    /// signature.
+    /// e.g. the path in `AZURE_FEDERATED_TOKEN_FILE`) with the credential's rules: a regular file
+    /// of at most 64 KiB, surrounding whitespace trimmed. The token is decoded without verifying
+    /// its signature.
     ///
     /// # Errors
     ///
     /// [`SetupError`] when the file cannot be read, does not hold a JWT (described by its shape,
     /// never its content), or its claims lack `iss` or a Kubernetes `sub`.
     pub fn from_token_file(path: &Path) -> Result<Self, SetupError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            SetupError(format!(
-                "cannot read the token file {}: {e}",
-                path.display()
-            ))
-        })?;
-        let decoded = jwt::decode(text.trim()).map_err(|e| {
-            SetupError(format!(
-                "the token file {} does not hold a service-account token: {e}",
-                path.display()
-            ))
-        })?;
+        // The credential's own reading rules: a regular file, bounded, trimmed, a JWT.
+        let shown = crate::escape::path(path);
+        let error = |p: FileProblem| SetupError(format!("the token file {shown} {}", p.what));
+        let content = read_token_file(path).map_err(error)?;
+        let decoded = token_text(&content.bytes)
+            .and_then(decode_token)
+            .map_err(error)?;
         Self::from_claims(&decoded.claims)
     }
 }

@@ -1,13 +1,15 @@
 //! Checks 10 and 11, `scope` and `exchange`: a real token request through the credential, and
 //! the federated identity credential that would match the token.
 
-use super::{Check, CheckId, Doctor, MatchingFederatedCredential, Status, fmt_time};
+use super::{Check, CheckId, Doctor, Status, fmt_time};
 use crate::config::ResolvedConfig;
 use crate::credential::WorkloadIdentityCredential;
 use crate::error::{CredentialError, ErrorCategory};
-use crate::jwt::DecodedJwt;
+use crate::escape::escape;
+use crate::jwt::Claims;
 use crate::scope::suggested_scope;
 use crate::scope::validate_scopes;
+use crate::setup::{self, FederatedCredentialSpec, SetupInput};
 use crate::shell::shell_quote;
 use azure_core::credentials::TokenCredential as _;
 use std::borrow::Cow;
@@ -36,58 +38,70 @@ pub(super) fn check_scope(d: &mut Doctor, scope: &str) -> bool {
     }
 }
 
-/// The federated credential that would match this token, with `audience` from
-/// [`AudienceVerdict::credential_audience`](crate::assertion::token_file::AudienceVerdict::credential_audience).
-pub(super) fn matching_fic(
-    jwt: &DecodedJwt,
+/// The federated credential to create for this token (a service-account token, or with
+/// `from_sts` an AWS STS JWT: the account's issuer, the role ARN), with the commands that create
+/// it; empty for a token without `iss` or `sub`, which no federated credential can match.
+pub(super) fn fic_fix(
+    config: &ResolvedConfig,
+    claims: &Claims,
     audience: &str,
-) -> Option<MatchingFederatedCredential> {
-    let c = &jwt.claims;
-    Some(MatchingFederatedCredential {
-        issuer: c.iss.clone()?,
-        subject: c.sub.clone()?,
-        audience: audience.to_string(),
-    })
-}
-
-/// The federated credential to create for this token, with the commands; empty for a token
-/// without `iss` or `sub`, which no federated credential can match.
-pub(super) fn fic_fix(config: &ResolvedConfig, jwt: &DecodedJwt, audience: &str) -> String {
-    let c = &jwt.claims;
-    let (Some(iss), Some(sub)) = (c.iss.as_deref(), c.sub.as_deref()) else {
+    from_sts: bool,
+) -> String {
+    let (Some(iss), Some(sub)) = (claims.iss.as_deref(), claims.sub.as_deref()) else {
         return String::new();
+    };
+    let client = &config.client_id.value;
+    let known = SetupInput {
+        audience: audience.to_string(),
+        client_id: Some(client.clone()),
+        tenant_id: Some(config.tenant_id.value.clone()),
+        ..Default::default()
+    };
+    let (about, commands) = if from_sts {
+        let role = sub.rsplit('/').next().unwrap_or_default();
+        let fic = FederatedCredentialSpec {
+            name: setup::credential_name(&format!("aws-{role}")),
+            issuer: iss.to_string(),
+            subject: sub.to_string(),
+            audiences: vec![audience.to_string()],
+            description: format!("AWS IAM role {sub}"),
+        };
+        (
+            "The issuer is the AWS account's outbound-federation issuer (`aws iam get-outbound-web-identity-federation-info`, no trailing slash); \
+             the subject is the ARN of the IAM role the workload runs as (the role, with its path, not an assumed-role session).",
+            Some(setup::az_commands(&fic, &known, &mut Vec::new())).map(|(i, a, _)| (i, a)),
+        )
+    } else {
+        let commands = SetupInput::from_claims(claims)
+            .and_then(|found| {
+                setup::plan(&SetupInput {
+                    issuer: found.issuer,
+                    namespace: found.namespace,
+                    service_account: found.service_account,
+                    ..known
+                })
+            })
+            .ok()
+            .map(|p| (p.az_identity_command, p.az_app_command));
+        let about = if iss.ends_with('/') {
+            "The issuer ends with '/': the credential's issuer must too. The namespace and service account in the subject are the pod's."
+        } else {
+            "The issuer has no trailing slash: the credential's must not have one either. The namespace and service account in the subject are the pod's."
+        };
+        (about, commands)
     };
     // Escaped for the report (see `crate::escape`); a value that needs it can match no
     // federated credential anyway, so no command is printed for it.
-    let (iss, sub) = (crate::escape::escape(iss), crate::escape::escape(sub));
-    let printable = matches!((&iss, &sub), (Cow::Borrowed(_), Cow::Borrowed(_)));
-    let slash = if iss.ends_with('/') {
-        "The issuer ends with '/': the credential's issuer must too."
-    } else {
-        "The issuer has no trailing slash: the credential's must not have one either."
+    let (iss, sub) = (escape(iss), escape(sub));
+    let commands = match (&iss, &sub, commands) {
+        (Cow::Borrowed(_), Cow::Borrowed(_), Some((identity, app))) => format!(
+            "\nFor a user-assigned managed identity:\n  {identity}\nFor an app registration:\n  {app}"
+        ),
+        _ => String::new(),
     };
-    let commands = crate::setup::SetupInput::from_claims(c)
-        .ok()
-        .filter(|_| printable)
-        .map(|input| crate::setup::SetupInput {
-            audience: audience.to_string(),
-            client_id: Some(config.client_id.value.clone()),
-            tenant_id: Some(config.tenant_id.value.clone()),
-            ..input
-        })
-        .and_then(|input| crate::setup::plan(&input).ok())
-        .map(|p| {
-            format!(
-                "\nFor a user-assigned managed identity:\n  {}\nFor an app registration:\n  {}",
-                p.az_identity_command, p.az_app_command
-            )
-        })
-        .unwrap_or_default();
     format!(
-        "Give application {client} a federated identity credential with exactly (case-sensitive):\n  issuer:   {iss}\n  subject:  {sub}\n  audience: {audience}\n{slash} \
-         The namespace and service account in the subject are the pod's. A credential created in the last few minutes may still be propagating; \
-         wait a minute and retry.{commands}",
-        client = config.client_id.value,
+        "Give application {client} a federated identity credential with exactly (case-sensitive):\n  issuer:   {iss}\n  subject:  {sub}\n  audience: {audience}\n{about} \
+         A credential created in the last few minutes may still be propagating; wait a minute and retry.{commands}"
     )
 }
 
@@ -152,17 +166,15 @@ pub(super) async fn check(
                 return;
             };
             let codes = err.aadsts_codes().to_vec();
-            let summary = match (err.category(), codes.first()) {
+            let summary = match err.category() {
                 // The credential's first line: the entry's key fact with its values.
-                (ErrorCategory::Entra, _) => err.headline().to_string(),
-                (ErrorCategory::Transport, _) => "the token endpoint could not be reached".into(),
-                (ErrorCategory::Timeout, _) => "the token endpoint did not answer in time".into(),
-                (ErrorCategory::InvalidResponse, _) => {
-                    "the token endpoint's answer is not Entra's".into()
-                }
-                _ => "the credential failed".into(),
+                ErrorCategory::Entra => err.headline(),
+                ErrorCategory::Transport => "the token endpoint could not be reached",
+                ErrorCategory::Timeout => "the token endpoint did not answer in time",
+                ErrorCategory::InvalidResponse => "the token endpoint's answer is not Entra's",
+                _ => "the credential failed",
             };
-            let mut c = base(Status::Fail, summary).detail("took", elapsed);
+            let mut c = base(Status::Fail, summary.to_string()).detail("took", elapsed);
             if let Some(s) = err.http_status() {
                 c = c.detail("http status", u16::from(s).to_string());
             }
@@ -191,11 +203,7 @@ pub(super) async fn check(
     }
 }
 
+/// The (unverified) claims of an access token, for its identity; never the token.
 fn access_token_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
+    serde_json::from_slice(&super::issuer::b64(token.split('.').nth(1)?)?).ok()
 }

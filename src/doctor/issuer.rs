@@ -1,12 +1,145 @@
 //! Checks 6 to 9, `issuer`, `discovery`, `jwks` and `signature`: what Entra fetches from the
-//! issuer, fetched from here, and the token's signature verified as Entra does.
+//! issuer (discovery document, JWKS), fetched from here, and the token's RSA signature verified
+//! as Entra verifies it. The only checks with no counterpart in the credential.
 
 use super::claims::ENTRA_ALGORITHMS;
-use super::oidc::{self, FetchError, Fetcher, Jwk};
 use super::{Check, CheckId, Doctor, Status, opt};
+use crate::http::{Failure, SendError, send_capped};
 use crate::jwt::DecodedJwt;
 use crate::problem::{Page, ProblemId};
-use azure_core::http::Url;
+use azure_core::http::{ClientOptions, Method, Pipeline, Request, Url, headers};
+use base64::Engine as _;
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use serde::Deserialize;
+
+/// The checks of this module, in order.
+pub(super) const CHECKS: &[CheckId] = &[
+    CheckId::Issuer,
+    CheckId::Discovery,
+    CheckId::Jwks,
+    CheckId::Signature,
+];
+/// Largest discovery document or JWKS read.
+const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+/// How long one fetch may take (Entra itself gives up quickly too).
+const FETCH_TIMEOUT_SECS: i64 = 10;
+const REPUBLISH_JWKS: &str = "`kubectl get --raw /openid/v1/jwks`";
+
+/// The fields of an OpenID discovery document that Entra uses.
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: Option<String>,
+    jwks_uri: Option<String>,
+    id_token_signing_alg_values_supported: Option<Vec<String>>,
+}
+
+/// A JWKS.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Jwks {
+    keys: Vec<Jwk>,
+}
+
+/// One key of a JWKS (the RSA fields only).
+#[derive(Deserialize)]
+struct Jwk {
+    kty: Option<String>,
+    kid: Option<String>,
+    alg: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+/// Why a fetch failed.
+enum FetchError {
+    /// No answer: DNS, connection, TLS (the classified cause).
+    Transport(Failure),
+    /// No answer within [`FETCH_TIMEOUT_SECS`].
+    TimedOut,
+    /// An answer that is not 2xx.
+    Status(u16),
+    /// A 2xx answer that is not the expected JSON.
+    Body(String),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Transport(e) => write!(f, "{e}"),
+            FetchError::TimedOut => write!(f, "no answer within {FETCH_TIMEOUT_SECS} s"),
+            FetchError::Status(s) => write!(f, "HTTP {s}"),
+            FetchError::Body(e) => write!(f, "an answer that is not the expected JSON ({e})"),
+        }
+    }
+}
+
+/// GET `url` once (the doctor reports what it sees rather than retrying for minutes) through
+/// the credential's transport and TLS roots, within [`FETCH_TIMEOUT_SECS`], and parse its JSON.
+async fn get_json<T: for<'de> Deserialize<'de>>(
+    pipeline: &Pipeline,
+    url: &Url,
+) -> Result<T, FetchError> {
+    let mut req = Request::new(url.clone(), Method::Get);
+    req.insert_header(headers::ACCEPT, "application/json");
+    let fetch = Box::pin(send_capped(pipeline, &mut req, MAX_DOCUMENT_BYTES));
+    let timeout = azure_core::async_runtime::get_async_runtime()
+        .sleep(azure_core::time::Duration::seconds(FETCH_TIMEOUT_SECS));
+    let (status, _, body) = match futures::future::select(fetch, timeout).await {
+        futures::future::Either::Left((r, _)) => r.map_err(|e| match e {
+            SendError::Transport(error) | SendError::BrokeOff { error, .. } => {
+                FetchError::Transport(Failure::of(url, &error))
+            }
+            SendError::TooLarge { .. } => {
+                FetchError::Body(format!("larger than {MAX_DOCUMENT_BYTES} bytes"))
+            }
+        })?,
+        futures::future::Either::Right(_) => return Err(FetchError::TimedOut),
+    };
+    if !status.is_success() {
+        return Err(FetchError::Status(u16::from(status)));
+    }
+    serde_json::from_slice(&body).map_err(|e| FetchError::Body(e.to_string()))
+}
+
+/// base64url, with or without padding.
+pub(super) fn b64(part: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .ok()
+        .or_else(|| URL_SAFE.decode(part).ok())
+}
+
+/// Verify a compact JWS signed with `alg` (RS256, RS384 or RS512) against an RSA JWK, as Entra
+/// does.
+fn verify_rsa(jwt: &str, alg: &str, key: &Jwk) -> Result<(), String> {
+    use aws_lc_rs::signature::{
+        RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA384, RSA_PKCS1_2048_8192_SHA512,
+        RsaPublicKeyComponents,
+    };
+    let algorithm = match alg {
+        "RS256" => &RSA_PKCS1_2048_8192_SHA256,
+        "RS384" => &RSA_PKCS1_2048_8192_SHA384,
+        "RS512" => &RSA_PKCS1_2048_8192_SHA512,
+        other => return Err(format!("{other} is not an RSA PKCS#1 signature")),
+    };
+    if key.kty.as_deref() != Some("RSA") {
+        return Err(format!(
+            "the published key has kty {:?}, not \"RSA\"",
+            key.kty.as_deref().unwrap_or("(none)")
+        ));
+    }
+    let n = key.n.as_deref().and_then(b64);
+    let n = n.ok_or("the published key has no valid modulus `n`")?;
+    let e = key.e.as_deref().and_then(b64);
+    let e = e.ok_or("the published key has no valid exponent `e`")?;
+    let (signing_input, sig) = jwt
+        .rsplit_once('.')
+        .ok_or("the token has no signature part")?;
+    let sig = b64(sig).ok_or("the token's signature is not base64url")?;
+    RsaPublicKeyComponents { n: &n, e: &e }
+        .verify(algorithm, signing_input.as_bytes(), &sig)
+        .map_err(|_| "the signature does not verify with this key".to_string())
+}
 
 /// Issuer hosts that can only be resolved inside a cluster or a private network.
 pub(super) fn private_issuer_host(host: &str) -> bool {
@@ -20,41 +153,31 @@ pub(super) fn private_issuer_host(host: &str) -> bool {
         || !h.contains('.') && h != "localhost" && h.parse::<std::net::IpAddr>().is_err()
 }
 
+/// Checks 6 to 9 in order; `Err` with why the checks that did not run are skipped.
 pub(super) async fn check(
     d: &mut Doctor,
     token: &str,
     jwt: &DecodedJwt,
-    client_options: azure_core::http::ClientOptions,
-) {
-    let Some(iss) = jwt.claims.iss.clone() else {
-        for id in [
-            CheckId::Issuer,
-            CheckId::Discovery,
-            CheckId::Jwks,
-            CheckId::Signature,
-        ] {
-            d.skip(id, "the token has no iss");
-        }
-        return;
-    };
+    client_options: ClientOptions,
+) -> Result<(), &'static str> {
+    let iss = jwt.claims.iss.clone().ok_or("the token has no iss")?;
     // For messages: escaped (see `crate::escape`).
     let iss_shown = crate::escape::escape(&iss).into_owned();
 
     // 6. issuer form
-    let mut check =
-        Check::new(CheckId::Issuer, Status::Ok, String::new()).detail("iss", format!("{iss:?}"));
+    let mut check = Check::new(CheckId::Issuer, Status::Ok, "an HTTPS issuer")
+        .detail("iss", format!("{iss:?}"));
     let parsed = Url::parse(&iss);
-    let mut fatal = Vec::new();
-    let mut notes = Vec::new();
-    if iss.trim() != iss || iss.chars().any(char::is_whitespace) {
-        fatal.push(
+    let mut problems = Vec::new();
+    if iss.chars().any(char::is_whitespace) {
+        problems.push(
             "The issuer contains whitespace. Fix kube-apiserver's --service-account-issuer value."
                 .to_string(),
         );
     }
     match &parsed {
-        Err(e) => fatal.push(format!("The issuer is not a URL ({e}); Entra needs an https:// URL.")),
-        Ok(u) if u.scheme() != "https" => fatal.push(format!(
+        Err(e) => problems.push(format!("The issuer is not a URL ({e}); Entra needs an https:// URL.")),
+        Ok(u) if u.scheme() != "https" => problems.push(format!(
             "The issuer uses {}://; Entra fetches the discovery document only over HTTPS. Set kube-apiserver --service-account-issuer to an https:// URL that serves it (see {}).",
             u.scheme(),
             Page::SelfManaged.url("issuer")
@@ -62,7 +185,7 @@ pub(super) async fn check(
         Ok(u) => {
             let host = u.host_str().unwrap_or_default();
             if private_issuer_host(host) {
-                fatal.push(format!(
+                problems.push(format!(
                     "The issuer host {host} exists only inside the cluster or a private network; Entra fetches {iss_shown}/.well-known/openid-configuration from the public internet. Give the cluster a public issuer (see {}).",
                     Page::SelfManaged.url("issuer")
                 ));
@@ -74,78 +197,68 @@ pub(super) async fn check(
             }
         }
     }
-    if iss.ends_with('/') {
-        notes.push("The issuer ends with '/'. That is allowed, but the federated credential's issuer must end with '/' too (exact match). EKS issuers have no trailing slash.".to_string());
+    let slash = iss.ends_with('/');
+    if slash {
+        problems.push("The issuer ends with '/'. That is allowed, but the federated credential's issuer must end with '/' too (exact match). EKS issuers have no trailing slash.".to_string());
     } else {
         check = check.detail(
             "trailing slash",
             "none: the federated credential's issuer must have none either",
         );
     }
-    if !fatal.is_empty() {
-        check.status = Status::Fail;
-        check.summary = "Entra cannot use this issuer".into();
-        fatal.extend(notes);
-        d.push(
-            check
-                .fix(fatal.join("\n"))
-                .problem(ProblemId::Aadsts(90061)),
-        );
-    } else if !notes.is_empty() {
-        check.status = Status::Warn;
-        check.summary = "an HTTPS issuer with a trailing slash".into();
-        d.push(
-            check
-                .fix(notes.join("\n"))
-                .problem(ProblemId::Aadsts(700211)),
-        );
-    } else {
-        check.summary = "an HTTPS issuer".into();
-        d.push(check);
-    }
-    if parsed
-        .as_ref()
-        .map(|u| u.scheme() != "https")
-        .unwrap_or(true)
-    {
-        for id in [CheckId::Discovery, CheckId::Jwks, CheckId::Signature] {
-            d.skip(id, "the issuer is not an https:// URL");
-        }
-        return;
+    // Entra refuses every problem but a trailing slash, which the federated credential must match.
+    d.push(match problems.len() {
+        0 => check,
+        1 if slash => check
+            .outcome(Status::Warn, "an HTTPS issuer with a trailing slash")
+            .fix(problems.join("\n"))
+            .problem(ProblemId::Aadsts(700211)),
+        _ => check
+            .outcome(Status::Fail, "Entra cannot use this issuer")
+            .fix(problems.join("\n"))
+            .problem(ProblemId::Aadsts(90061)),
+    });
+    if parsed.as_ref().map_or(true, |u| u.scheme() != "https") {
+        return Err("the issuer is not an https:// URL");
     }
 
     // 7. discovery
-    let fetcher = Fetcher::new(client_options);
-    let Ok(disco_url) = oidc::discovery_url(&iss) else {
-        for id in [CheckId::Discovery, CheckId::Jwks, CheckId::Signature] {
-            d.skip(id, "no discovery URL can be built from the issuer");
-        }
-        return;
-    };
-    let publish_fix = |what: &str| {
-        format!(
-            "{what} Entra fetches {disco_url} and then its jwks_uri from the public internet, anonymously, over HTTPS. \
-             On EKS the issuer always serves them (check the cluster's issuer URL); on a self-managed cluster publish both documents, \
-             e.g. to a public S3 bucket (see {}).",
-            Page::SelfManaged.url("publish")
-        )
-    };
+    let pipeline = crate::http::one_shot_pipeline(client_options);
+    let disco_url = Url::parse(&format!(
+        "{}/.well-known/openid-configuration",
+        iss.trim_end_matches('/')
+    ))
+    .map_err(|_| "no discovery URL can be built from the issuer")?;
     // A fetch that got no answer: the cause's fix (from this pod) and its section; else publishing.
-    let fetch_fix = |what: &str, e: &FetchError, url: &Url| match e {
-        FetchError::Transport(f) => (
-            format!(
-                "{what} {} Entra fetches it from the public internet, not from this pod: if others can fetch it, \
-                 only this pod's network is at fault.",
-                f.fix(
-                    &format!("the issuer (the token's iss claim; now {iss_shown})"),
-                    url.as_str()
-                )
+    let failed = |id: CheckId, what: &str, e: FetchError, url: &Url| {
+        let (fix, problem) = match &e {
+            FetchError::Transport(f) => (
+                format!(
+                    "{what} {} Entra fetches it from the public internet, not from this pod: if others can fetch it, \
+                     only this pod's network is at fault.",
+                    f.fix(
+                        &format!("the issuer (the token's iss claim; now {iss_shown})"),
+                        url.as_str()
+                    )
+                ),
+                f.cause,
             ),
-            f.cause,
-        ),
-        _ => (publish_fix(what), ProblemId::Aadsts(90061)),
+            _ => (
+                format!(
+                    "{what} Entra fetches {disco_url} and then its jwks_uri from the public internet, anonymously, over HTTPS. \
+                     On EKS the issuer always serves them (check the cluster's issuer URL); on a self-managed cluster publish both documents, \
+                     e.g. to a public S3 bucket (see {}).",
+                    Page::SelfManaged.url("publish")
+                ),
+                ProblemId::Aadsts(90061),
+            ),
+        };
+        Check::new(id, Status::Fail, format!("GET {url}: {e}"))
+            .detail("url", url.to_string())
+            .fix(fix)
+            .problem(problem)
     };
-    let disco: oidc::Discovery = match fetcher.get_json(&disco_url).await {
+    let disco: Discovery = match get_json(&pipeline, &disco_url).await {
         Ok(v) => v,
         Err(e) => {
             let what = match &e {
@@ -157,20 +270,8 @@ pub(super) async fn check(
                 }
                 FetchError::Body(_) => "The discovery document is not valid JSON.",
             };
-            let (fix, problem) = fetch_fix(what, &e, &disco_url);
-            d.push(
-                Check::new(
-                    CheckId::Discovery,
-                    Status::Fail,
-                    format!("GET {disco_url}: {e}"),
-                )
-                .detail("url", disco_url.to_string())
-                .fix(fix)
-                .problem(problem),
-            );
-            d.skip(CheckId::Jwks, "no discovery document");
-            d.skip(CheckId::Signature, "no discovery document");
-            return;
+            d.push(failed(CheckId::Discovery, what, e, &disco_url));
+            return Err("no discovery document");
         }
     };
     let mut check = Check::new(
@@ -185,7 +286,7 @@ pub(super) async fn check(
     if disco.issuer.as_deref() != Some(iss.as_str()) {
         problems.push(format!(
             "The document's issuer {} differs from the token's iss {iss:?}; OpenID Connect requires them to be equal. Publish a discovery document whose issuer is exactly the --service-account-issuer value.",
-            disco.issuer.as_deref().map(|i| format!("{i:?}")).unwrap_or_else(|| "(absent)".into())
+            disco.issuer.as_deref().map_or_else(|| "(absent)".into(), |i| format!("{i:?}"))
         ));
     }
     if let Some(algs) = &disco.id_token_signing_alg_values_supported
@@ -198,8 +299,7 @@ pub(super) async fn check(
     let jwks_url = match disco.jwks_uri.as_deref().map(Url::parse) {
         Some(Ok(u)) if u.scheme() == "https" => Some(u),
         Some(Ok(u)) => {
-            check.status = Status::Fail;
-            check.summary = "the jwks_uri is not HTTPS".into();
+            check = check.outcome(Status::Fail, "the jwks_uri is not HTTPS");
             problems.push(format!(
                 "jwks_uri uses {}://; Entra fetches it only over HTTPS.",
                 u.scheme()
@@ -207,8 +307,7 @@ pub(super) async fn check(
             None
         }
         _ => {
-            check.status = Status::Fail;
-            check.summary = "the discovery document has no valid jwks_uri".into();
+            check = check.outcome(Status::Fail, "the discovery document has no valid jwks_uri");
             problems.push(
                 "Add a jwks_uri (an https:// URL of the JWKS) to the discovery document.".into(),
             );
@@ -216,121 +315,93 @@ pub(super) async fn check(
         }
     };
     if !problems.is_empty() {
-        if check.status == Status::Ok {
-            check.status = Status::Warn;
-        }
+        check.status = check.status.max(Status::Warn);
         check = check
             .fix(problems.join("\n"))
             .problem(ProblemId::Aadsts(90061));
     }
     d.push(check);
-    let Some(jwks_url) = jwks_url else {
-        d.skip(CheckId::Jwks, "no usable jwks_uri");
-        d.skip(CheckId::Signature, "no usable jwks_uri");
-        return;
-    };
+    let jwks_url = jwks_url.ok_or("no usable jwks_uri")?;
 
     // 8. JWKS
-    let jwks: oidc::Jwks = match fetcher.get_json(&jwks_url).await {
+    let jwks: Jwks = match get_json(&pipeline, &jwks_url).await {
         Ok(v) => v,
         Err(e) => {
-            let (fix, problem) = fetch_fix("The JWKS could not be fetched.", &e, &jwks_url);
-            d.push(
-                Check::new(CheckId::Jwks, Status::Fail, format!("GET {jwks_url}: {e}"))
-                    .detail("url", jwks_url.to_string())
-                    .fix(fix)
-                    .problem(problem),
-            );
-            d.skip(CheckId::Signature, "no JWKS");
-            return;
+            let what = "The JWKS could not be fetched.";
+            d.push(failed(CheckId::Jwks, what, e, &jwks_url));
+            return Err("no JWKS");
         }
     };
-    let kids: Vec<String> = jwks
+    let kids: Vec<&str> = jwks
         .keys
         .iter()
-        .map(|k| k.kid.clone().unwrap_or_else(|| "(no kid)".into()))
+        .map(|k| k.kid.as_deref().unwrap_or("(no kid)"))
         .collect();
-    let kid = jwt.header.kid.clone();
-    let key: Option<Jwk> = match &kid {
-        Some(kid) => jwks
-            .keys
-            .iter()
-            .find(|k| k.kid.as_deref() == Some(kid))
-            .cloned(),
-        None if jwks.keys.len() == 1 => jwks.keys.first().cloned(),
+    let kid = jwt.header.kid.as_deref();
+    let key = match kid {
+        Some(kid) => jwks.keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
+        None if jwks.keys.len() == 1 => jwks.keys.first(),
         None => None,
     };
-    let base = Check::new(CheckId::Jwks, Status::Ok, String::new())
-        .detail("url", jwks_url.to_string())
-        .detail("token kid", opt(kid.as_deref()))
-        .detail(
-            "published kids",
-            if kids.is_empty() {
-                "(none)".into()
-            } else {
-                kids.join(", ")
-            },
-        );
+    let check = Check::new(
+        CheckId::Jwks,
+        Status::Ok,
+        "the JWKS holds the token's signing key",
+    )
+    .detail("url", jwks_url.to_string())
+    .detail("token kid", opt(kid))
+    .detail(
+        "published kids",
+        if kids.is_empty() {
+            "(none)".into()
+        } else {
+            kids.join(", ")
+        },
+    );
     let Some(key) = key else {
-        let mut c = base;
-        c.status = Status::Fail;
-        c.summary = match &kid {
+        let summary = match kid {
             Some(k) => format!("the JWKS does not contain the key {k} that signed this token"),
             None => "the token has no kid and the JWKS has several keys".into(),
         };
         d.push(
-            c.fix(
-                "Publish the current service-account signing key in the JWKS (`kubectl get --raw /openid/v1/jwks` prints the keys the API server uses; copy that document to the jwks_uri). \
-                 After a signing-key rotation, publish the new key before the API server signs with it, and keep the old one until its tokens have expired.",
-            )
-            .problem(ProblemId::Aadsts(700027)),
+            check.outcome(Status::Fail, summary)
+                .fix(format!(
+                    "Publish the current service-account signing key in the JWKS ({REPUBLISH_JWKS} prints the keys the API server uses; copy that document to the jwks_uri). \
+                     After a signing-key rotation, publish the new key before the API server signs with it, and keep the old one until its tokens have expired."
+                ))
+                .problem(ProblemId::Aadsts(700027)),
         );
-        d.skip(CheckId::Signature, "the signing key is not published");
-        return;
+        return Err("the signing key is not published");
     };
-    let mut c = base;
-    c.summary = "the JWKS holds the token's signing key".into();
-    if let Some(alg) = &key.alg
-        && !ENTRA_ALGORITHMS.contains(&alg.as_str())
-    {
-        c.status = Status::Warn;
-        c = c.fix(format!(
-            "The published key says alg {alg}; Entra verifies only {ENTRA_ALGORITHMS:?}."
-        ));
-    }
-    d.push(c);
+    d.push(match &key.alg {
+        Some(alg) if !ENTRA_ALGORITHMS.contains(&alg.as_str()) => check
+            .outcome(Status::Warn, "the JWKS holds the token's signing key")
+            .fix(format!(
+                "The published key says alg {alg}; Entra verifies only {ENTRA_ALGORITHMS:?}."
+            )),
+        _ => check,
+    });
 
     // 9. signature
-    let Some(alg) = jwt
+    let alg = jwt
         .header
         .alg
         .as_deref()
-        .filter(|a| ENTRA_ALGORITHMS.contains(a))
-    else {
-        d.skip(
+        .filter(|a| ENTRA_ALGORITHMS.contains(a));
+    let alg = alg.ok_or("the token is not signed with an algorithm Entra verifies (see `jwt`)")?;
+    d.push(match verify_rsa(token, alg, key) {
+        Ok(()) => Check::new(
             CheckId::Signature,
-            "the token is not signed with an algorithm Entra verifies (see `jwt`)",
-        );
-        return;
-    };
-    match oidc::verify_rsa(token, alg, &key) {
-        Ok(()) => {
-            d.push(Check::new(
-                CheckId::Signature,
-                Status::Ok,
-                format!("the {alg} signature verifies with the published key"),
-            ));
-        }
-        Err(e) => {
-            d.push(
-                Check::new(CheckId::Signature, Status::Fail, format!("signature verification failed: {e}"))
-                    .detail("kid", opt(kid.as_deref()))
-                    .fix(
-                        "The key published under this kid is not the key that signed the token: the JWKS is stale or was copied from another cluster. \
-                         Republish the JWKS from the API server (`kubectl get --raw /openid/v1/jwks`).",
-                    )
-                    .problem(ProblemId::Aadsts(700027)),
-            );
-        }
-    }
+            Status::Ok,
+            format!("the {alg} signature verifies with the published key"),
+        ),
+        Err(e) => Check::new(CheckId::Signature, Status::Fail, format!("signature verification failed: {e}"))
+            .detail("kid", opt(kid))
+            .fix(format!(
+                "The key published under this kid is not the key that signed the token: the JWKS is stale or was copied from another cluster. \
+                 Republish the JWKS from the API server ({REPUBLISH_JWKS})."
+            ))
+            .problem(ProblemId::Aadsts(700027)),
+    });
+    Ok(())
 }

@@ -149,6 +149,13 @@ impl Check {
         self
     }
 
+    /// The outcome: status and what was found.
+    pub(crate) fn outcome(mut self, status: Status, summary: impl Into<String>) -> Self {
+        self.status = status;
+        self.summary = summary.into();
+        self
+    }
+
     pub(crate) fn fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = Some(fix.into());
         self

@@ -1,59 +1,51 @@
 //! Check 2, `token-file`: the projected token file, its volume layout, and its content; then
 //! the token checks of [`super::claims`] on it.
 
-use super::{Check, CheckId, Doctor, Inputs, Status, claims, fmt_duration, fmt_time, with_source};
+use super::{Check, CheckId, Doctor, Found, Inputs, Status, claims, fmt_from_now, with_source};
 use crate::assertion::file_read::read_token_file;
 use crate::assertion::foreign::foreign_path;
-use crate::assertion::token_file::{dedicated_token_fix, token_text};
-use crate::config::Sourced;
-use crate::jwt::DecodedJwt;
+use crate::assertion::token_file::{AudienceVerdict, dedicated_token_fix, token_text};
+use crate::escape;
 use crate::problem::ProblemId;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use time::OffsetDateTime;
 
-/// Checks 2 to 5 on the token file: its JWT and decoded form when it can be used.
-pub(super) fn file_assertion(
-    d: &mut Doctor,
-    inputs: &Inputs,
-    usable: &mut bool,
-) -> (Option<String>, Option<DecodedJwt>) {
-    // 2. token file
-    let token = match &inputs.token_file {
-        Some(path) => check_token_file(d, path, inputs),
-        None => {
-            d.skip(
-                CheckId::TokenFile,
-                "no token file is configured (see `configuration`)",
-            );
-            None
-        }
+/// Checks 2 to 5 on the token file.
+pub(super) fn check(d: &mut Doctor, inputs: &Inputs) -> Found {
+    const CHECKS: &[CheckId] = &[
+        CheckId::TokenFile,
+        CheckId::Jwt,
+        CheckId::Audience,
+        CheckId::Expiry,
+    ];
+    let Some(token) = check_token_file(d, inputs) else {
+        d.skip(
+            CHECKS,
+            "no readable token file (see `configuration` and `token-file`)",
+        );
+        return Found::default();
     };
-
-    // 3. JWT
-    let decoded = match &token {
-        Some(t) => claims::check_jwt(d, t),
-        None => {
-            d.skip(CheckId::Jwt, "the token file could not be read");
-            None
-        }
+    let Some(jwt) = claims::check_jwt(d, &token) else {
+        d.skip(CHECKS, "the token file does not hold a JWT (see `jwt`)");
+        return Found::default();
     };
-
-    // 4, 5. audience, expiry
-    match &decoded {
-        Some(jwt) => {
-            *usable &= claims::check_audience(d, jwt, inputs);
-            *usable &= claims::check_expiry(d, jwt);
-        }
-        None => {
-            *usable = false;
-            d.skip(CheckId::Audience, "no token");
-            d.skip(CheckId::Expiry, "no token");
-        }
-    }
-    (token, decoded)
+    let mut found = Found {
+        usable: claims::check_audience(d, &jwt, inputs) & claims::check_expiry(d, &jwt),
+        ..Found::default()
+    };
+    found.audience = AudienceVerdict::of(
+        &jwt.claims,
+        &inputs.expected_audience,
+        inputs.audience_explicit,
+        inputs.allow_foreign_audience,
+    )
+    .credential_audience(&jwt.claims, &inputs.expected_audience);
+    found.jwt = Some((token, jwt));
+    found
 }
 
-/// How the token file is laid out: the kubelet's atomic writer, another symlink, or a plain file.
+/// How the token file is laid out: the kubelet's atomic writer, another symlink, or a plain file;
+/// `true` for the atomic writer.
 pub(super) fn describe_layout(path: &Path) -> (String, bool) {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return ("(cannot stat)".into(), false);
@@ -69,87 +61,83 @@ pub(super) fn describe_layout(path: &Path) -> (String, bool) {
         .components()
         .next()
         .is_some_and(|c| c.as_os_str() == "..data");
-    if via_data && let Some(dir) = path.parent() {
-        let data = dir.join("..data");
-        if let Ok(ts) = std::fs::read_link(&data) {
-            return (
-                format!(
-                    "projected volume (kubelet atomic writer): {} -> {} -> {}",
-                    path.file_name()
-                        .map(|f| crate::escape::path(Path::new(f)))
-                        .unwrap_or_default(),
-                    crate::escape::path(&target),
-                    crate::escape::path(&ts)
-                ),
-                true,
-            );
-        }
+    if let (true, Some(dir), Some(name)) = (via_data, path.parent(), path.file_name())
+        && let Ok(ts) = std::fs::read_link(dir.join("..data"))
+    {
+        return (
+            format!(
+                "projected volume (kubelet atomic writer): {} -> {} -> {}",
+                escape::path(Path::new(name)),
+                escape::path(&target),
+                escape::path(&ts)
+            ),
+            true,
+        );
     }
-    (
-        format!("a symlink to {}", crate::escape::path(&target)),
-        false,
-    )
+    (format!("a symlink to {}", escape::path(&target)), false)
 }
 
 /// Check 2: the credential's own path rule, bounded read and text check
 /// ([`foreign_path`], [`read_token_file`], [`token_text`]), with what a report adds: the volume
 /// layout, when the file was last written, its size.
-fn check_token_file(d: &mut Doctor, path: &Sourced<PathBuf>, inputs: &Inputs) -> Option<String> {
+fn check_token_file(d: &mut Doctor, inputs: &Inputs) -> Option<String> {
+    let path = inputs.token_file.as_ref()?;
     let p = &path.value;
-    let shown = crate::escape::path(p);
-    let base = |status, summary: String| {
-        Check::new(CheckId::TokenFile, status, summary)
-            .detail("path", with_source(&shown, &path.source))
-    };
-    if let Some(foreign) = foreign_path(p, &inputs.denied_paths) {
+    let shown = escape::path(p);
+    let check = Check::new(
+        CheckId::TokenFile,
+        Status::Ok,
+        format!("{shown} is readable"),
+    )
+    .detail("path", with_source(&shown, &path.source));
+    if let Some(foreign) = foreign_path(p, &inputs.denied_paths)
+        && !inputs.allow_foreign_audience
+    {
         let summary = format!(
-            "{shown} is {}, a credential for {}",
+            "refused: {shown} is {}, a credential for {}",
             foreign.what,
             foreign.kind.describe()
         );
-        if !inputs.allow_foreign_audience {
-            d.push(
-                base(Status::Fail, format!("refused: {summary}"))
-                    .fix(dedicated_token_fix(&inputs.expected_audience))
-                    .problem(ProblemId::ForeignAudience),
-            );
-            return None;
-        }
+        d.push(
+            check
+                .outcome(Status::Fail, summary)
+                .fix(dedicated_token_fix(&inputs.expected_audience))
+                .problem(ProblemId::ForeignAudience),
+        );
+        return None;
     }
+    let fail = |check: Check, problem: crate::assertion::file_read::FileProblem| {
+        check
+            .outcome(Status::Fail, format!("{shown} {}", problem.what))
+            .fix(problem.fix)
+            .problem(problem.problem)
+    };
     let content = match read_token_file(p) {
         Ok(c) => c,
         Err(problem) => {
-            d.push(
-                base(Status::Fail, format!("{shown} {}", problem.what))
-                    .fix(problem.fix)
-                    .problem(problem.problem),
-            );
+            d.push(fail(check, problem));
             return None;
         }
     };
     let (layout, projected) = describe_layout(p);
-    let mut check = base(Status::Ok, String::new()).detail("layout", layout);
+    let mut check = check.detail("layout", layout);
     if let Some(modified) = content.modified {
-        let m = OffsetDateTime::from(modified);
         check = check.detail(
             "last written",
-            format!("{} ({} ago)", fmt_time(m), fmt_duration(d.now - m)),
+            fmt_from_now(OffsetDateTime::from(modified), d.now),
         );
     }
     check = check.detail("size", format!("{} bytes", content.bytes.len()));
     let token = match token_text(&content.bytes) {
         Ok(t) => t,
         Err(problem) => {
-            check.status = Status::Fail;
-            check.summary = format!("{shown} {}", problem.what);
-            d.push(check.fix(problem.fix).problem(problem.problem));
+            d.push(fail(check, problem));
             return None;
         }
     };
     if token.len() != content.bytes.len() {
         check = check.detail("whitespace", "surrounding whitespace (trimmed, harmless)");
     }
-    check.summary = format!("{shown} is readable");
     if !projected {
         check = check.detail(
             "note",

@@ -26,10 +26,10 @@ fn is_k8s_name(s: &str, max: usize) -> bool {
         && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
-fn credential_name(ns: &str, sa: &str) -> String {
-    let raw = format!("k8s-{ns}-{sa}");
-    let mut name: String = raw
-        .chars()
+/// A federated credential's name from `raw`: letters, digits, '-' and '_' (anything else
+/// becomes '-'), at most 120 characters.
+pub(crate) fn credential_name(raw: &str) -> String {
+    raw.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 c
@@ -37,9 +37,45 @@ fn credential_name(ns: &str, sa: &str) -> String {
                 '-'
             }
         })
-        .collect();
-    name.truncate(120);
-    name
+        .take(120)
+        .collect()
+}
+
+/// The `az` commands that create `fic` on a user-assigned managed identity and on an app
+/// registration (with the latter's `--parameters` JSON). A value `input` leaves `None` (identity
+/// name, resource group, app id) becomes a shell variable, whose name is added to `missing`.
+pub(crate) fn az_commands(
+    fic: &FederatedCredentialSpec,
+    input: &SetupInput,
+    missing: &mut Vec<String>,
+) -> (String, String, serde_json::Value) {
+    let audiences: Vec<String> = fic.audiences.iter().map(|a| shell_quote(a)).collect();
+    let identity = format!(
+        "az identity federated-credential create --name {} --identity-name {} --resource-group {} --issuer {} --subject {} --audiences {}",
+        shell_quote(&fic.name),
+        shell_value(input.identity_name.as_deref(), "IDENTITY_NAME", missing),
+        shell_value(input.resource_group.as_deref(), "RESOURCE_GROUP", missing),
+        shell_quote(&fic.issuer),
+        shell_quote(&fic.subject),
+        audiences.join(" "),
+    );
+    let parameters = serde_json::json!({
+        "name": fic.name,
+        "issuer": fic.issuer,
+        "subject": fic.subject,
+        "description": fic.description,
+        "audiences": fic.audiences,
+    });
+    let app_id = input
+        .app_object_id
+        .as_deref()
+        .or(input.client_id.as_deref());
+    let app = format!(
+        "az ad app federated-credential create --id {} --parameters {}",
+        shell_value(app_id, "APP_ID", missing),
+        shell_quote(&parameters.to_string()),
+    );
+    (identity, app, parameters)
 }
 
 /// Compute everything to create for `input`: the federated identity credential (name, issuer,
@@ -114,25 +150,21 @@ pub fn plan(input: &SetupInput) -> Result<SetupOutput, SetupError> {
     let name = input
         .credential_name
         .clone()
-        .unwrap_or_else(|| credential_name(ns, sa));
+        .unwrap_or_else(|| credential_name(&format!("k8s-{ns}-{sa}")));
     if name.len() < 3
-        || name.len() > 120
+        || credential_name(&name) != name
         || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         return Err(SetupError(format!(
             "the credential name {name:?} must be 3-120 letters, digits, '-' or '_', starting with a letter or digit"
         )));
     }
-    let description = format!("Kubernetes service account {ns}/{sa}");
     let fic = FederatedCredentialSpec {
-        name: name.clone(),
+        name,
         issuer: issuer.to_string(),
-        subject: subject.clone(),
+        subject,
         audiences: vec![audience.clone()],
-        description: description.clone(),
+        description: format!("Kubernetes service account {ns}/{sa}"),
     };
 
     let mut notes = Vec::new();
@@ -143,42 +175,9 @@ pub fn plan(input: &SetupInput) -> Result<SetupOutput, SetupError> {
         notes.push(format!("The audience is {audience}: the projected token and the credential use it; outside Azure Government and Azure China set AZURE_FEDERATED_TOKEN_AUDIENCE={} in the pod.", shell_quote(&audience)));
     }
 
-    // az: user-assigned managed identity.
     let mut missing = Vec::new();
-    let az_identity_command = format!(
-        "az identity federated-credential create --name {} --identity-name {} --resource-group {} --issuer {} --subject {} --audiences {}",
-        shell_quote(&name),
-        shell_value(
-            input.identity_name.as_deref(),
-            "IDENTITY_NAME",
-            &mut missing
-        ),
-        shell_value(
-            input.resource_group.as_deref(),
-            "RESOURCE_GROUP",
-            &mut missing
-        ),
-        shell_quote(issuer),
-        shell_quote(&subject),
-        shell_quote(&audience),
-    );
-    // az: app registration.
-    let app_parameters = serde_json::json!({
-        "name": name,
-        "issuer": issuer,
-        "subject": subject,
-        "description": description,
-        "audiences": [audience],
-    });
-    let app_id = input
-        .app_object_id
-        .as_deref()
-        .or(input.client_id.as_deref());
-    let az_app_command = format!(
-        "az ad app federated-credential create --id {} --parameters {}",
-        shell_value(app_id, "APP_ID", &mut missing),
-        shell_quote(&app_parameters.to_string()),
-    );
+    let (az_identity_command, az_app_command, app_parameters) =
+        az_commands(&fic, input, &mut missing);
     if !missing.is_empty() {
         notes.push(format!(
             "Set {} in your shell before running the az commands (or pass --identity-name, --resource-group, --client-id).",
