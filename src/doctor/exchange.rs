@@ -168,13 +168,15 @@ pub(super) async fn check(
             let codes = err.aadsts_codes().to_vec();
             let summary = match err.category() {
                 // The credential's first line: the entry's key fact with its values.
-                ErrorCategory::Entra => err.headline(),
-                ErrorCategory::Transport => "the token endpoint could not be reached",
-                ErrorCategory::Timeout => "the token endpoint did not answer in time",
-                ErrorCategory::InvalidResponse => "the token endpoint's answer is not Entra's",
-                _ => "the credential failed",
+                ErrorCategory::Entra => err.headline().into_owned(),
+                ErrorCategory::Transport => "the token endpoint could not be reached".into(),
+                ErrorCategory::Timeout => "the token endpoint did not answer in time".into(),
+                ErrorCategory::InvalidResponse => {
+                    "the token endpoint's answer is not Entra's".into()
+                }
+                _ => "the credential failed".into(),
             };
-            let mut c = base(Status::Fail, summary.to_string()).detail("took", elapsed);
+            let mut c = base(Status::Fail, summary).detail("took", elapsed);
             if let Some(s) = err.http_status() {
                 c = c.detail("http status", u16::from(s).to_string());
             }
