@@ -2,11 +2,11 @@
 
 use super::{Check, CheckId, Doctor, Inputs, Status, with_source};
 use crate::assertion::foreign::denied_paths;
+use crate::cloud::{PUBLIC, default_audience_for};
 use crate::config::{
     self, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_AUDIENCE, AZURE_FEDERATED_TOKEN_FILE,
     AZURE_TENANT_ID, CLIENT_ID_COMMANDS, ConfigInputs, Sourced, TENANT_ID_COMMAND, ValueSource,
 };
-use crate::cloud::{PUBLIC, default_audience_for};
 use crate::credential::WorkloadIdentityCredentialOptions;
 use crate::problem::ProblemId;
 use azure_core::http::Url;
