@@ -21,11 +21,12 @@ use time::macros::format_description;
 ///
 /// Dropping it stops the rotation task; the files stay.
 pub struct ProjectedVolume {
-    inner: Arc<Inner>,
+    inner: Arc<VolumeState>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-struct Inner {
+/// What the volume and its rotation task share.
+struct VolumeState {
     dir: PathBuf,
     file_name: String,
     issuer: Issuer,
@@ -54,7 +55,7 @@ impl ProjectedVolume {
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let token = issuer.mint(&sa);
-        let inner = Arc::new(Inner {
+        let inner = Arc::new(VolumeState {
             dir: dir.to_owned(),
             file_name: file_name.to_owned(),
             issuer,
@@ -130,7 +131,7 @@ impl Drop for ProjectedVolume {
     }
 }
 
-impl Inner {
+impl VolumeState {
     fn rotate(&self) -> std::io::Result<String> {
         let token = self.issuer.mint(&self.sa);
         self.write(token.clone())?;
