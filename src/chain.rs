@@ -1,23 +1,16 @@
-//! Credential chains: [`ChainedTokenCredential`] and [`DefaultAzureCredential`].
+//! Credential chains: [`ChainedTokenCredential`] and [`DefaultAzureCredential`] (see [the
+//! guide](crate::guides::chain)).
 //!
-//! A chain tries named sources in order. A source that is not configured here reports
-//! *unavailable* and the chain moves on to the next one; a source that is configured but fails
-//! stops the chain, because trying the next source would hide a real problem (and might
-//! authenticate as another identity). Once a source has produced a token, the chain keeps using
-//! that source. When no source produces a token, the [`ChainError`] lists every source with why it
-//! was skipped, why it failed, or that it was not tried.
-//!
-//! A source signals "unavailable" by returning an error that [`is_unavailable`] recognises: a
-//! [`CredentialUnavailable`], or a [`CredentialError`] whose
-//! [`is_not_configured`](CredentialError::is_not_configured) is true, or the error of a nested
-//! chain none of whose sources was available.
-//!
-//! Each attempt runs inside a `tracing` span named `credential_attempt` with the fields `chain`
-//! and `source`: a skip is logged at DEBUG, a failure at WARN, the selection at INFO.
+//! A chain tries named sources in order: a source that is unavailable here ([`is_unavailable`])
+//! is skipped; a source that is configured but fails stops the chain (trying the next one would
+//! hide a real problem, and might authenticate as another identity); the first source that
+//! produces a token is kept. When none does, the [`ChainError`] lists every source with why it was
+//! skipped, why it failed, or that it was not tried. Each attempt runs in a `tracing` span
+//! `credential_attempt{chain, source}`: a skip is logged at DEBUG, a failure at WARN, the
+//! selection at INFO.
 
 mod default;
 mod managed_identity;
-mod sources;
 
 pub use default::{AZURE_TOKEN_CREDENTIALS, DefaultAzureCredential, DefaultAzureCredentialOptions};
 pub use managed_identity::{
@@ -53,12 +46,6 @@ impl CredentialUnavailable {
     pub fn message(&self) -> &str {
         &self.message
     }
-
-    /// As an `azure_core::Error` of kind `Credential` carrying this value (see [`is_unavailable`]).
-    pub fn into_azure_error(self) -> azure_core::Error {
-        let message = self.message.clone();
-        azure_core::Error::with_error(ErrorKind::Credential, self, message)
-    }
 }
 
 impl fmt::Display for CredentialUnavailable {
@@ -69,9 +56,11 @@ impl fmt::Display for CredentialUnavailable {
 
 impl StdError for CredentialUnavailable {}
 
+/// An `azure_core::Error` of kind `Credential` carrying the value (see [`is_unavailable`]).
 impl From<CredentialUnavailable> for azure_core::Error {
     fn from(e: CredentialUnavailable) -> Self {
-        e.into_azure_error()
+        let message = e.message.clone();
+        azure_core::Error::with_error(ErrorKind::Credential, e, message)
     }
 }
 
@@ -124,21 +113,10 @@ impl fmt::Debug for ChainSource {
 }
 
 /// The error of a chain none of whose sources produced a token: the source of the
-/// `azure_core::Error` (kind `Credential`) the chain returns. Its `Display` lists every source,
-/// one line each: `- <name>: unavailable: <reason>`, `- <name>: failed: <error>` (the source that
-/// stopped the chain) or `- <name>: not tried`.
-///
-/// ```
-/// # fn inspect(err: &azure_core::Error) {
-/// use azure_identity_k8s::ChainError;
-/// if let Some(chain) = err.downcast_ref::<ChainError>() {
-///     println!("{chain}");
-///     if let Some(failure) = chain.failure() {
-///         println!("stopped by: {failure}");
-///     }
-/// }
-/// # }
-/// ```
+/// `azure_core::Error` (kind `Credential`) the chain returns, reached with
+/// `err.downcast_ref::<ChainError>()`. Its `Display` lists every source, one line each:
+/// `- <name>: unavailable: <reason>`, `- <name>: failed: <error>` (the source that stopped the
+/// chain, also [`failure`](Self::failure)) or `- <name>: not tried`.
 #[derive(Debug)]
 pub struct ChainError {
     chain: String,
@@ -215,20 +193,11 @@ pub struct ChainedTokenCredentialOptions {
 
 /// Tries named sources in order until one produces a token, then keeps that source (see the
 /// [module docs](self)).
+#[derive(Debug)]
 pub struct ChainedTokenCredential {
     name: String,
     sources: Vec<ChainSource>,
     selected: OnceLock<usize>,
-}
-
-impl fmt::Debug for ChainedTokenCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChainedTokenCredential")
-            .field("name", &self.name)
-            .field("sources", &self.source_names())
-            .field("selected", &self.selected_source())
-            .finish_non_exhaustive()
-    }
 }
 
 impl ChainedTokenCredential {

@@ -1,16 +1,26 @@
 //! [`DefaultAzureCredential`]: the chain users of the other Azure SDKs expect, with this crate's
-//! workload identity in the workload slot and `AZURE_TOKEN_CREDENTIALS` support.
+//! workload identity in the workload slot and `AZURE_TOKEN_CREDENTIALS` support; its environment
+//! (client secret) and developer-tool sources; [`Failing`], the source of a credential that could
+//! not be constructed.
 
 use super::managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions};
-use super::sources::{self, Failing};
-use super::{ChainSource, ChainedTokenCredential, ChainedTokenCredentialOptions};
-use crate::config::Env;
+use super::{
+    ChainSource, ChainedTokenCredential, ChainedTokenCredentialOptions, CredentialUnavailable,
+    one_line,
+};
+use crate::CredentialError;
+use crate::config::{AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_TENANT_ID, Env};
 use crate::credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
-use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
 use azure_core::error::ErrorKind;
 use azure_core::http::ClientOptions;
-use azure_identity::{ClientAssertionCredentialOptions, Executor};
-use std::fmt;
+use azure_identity::{
+    AzureCliCredential, AzureCliCredentialOptions, AzureDeveloperCliCredential,
+    AzureDeveloperCliCredentialOptions, ClientAssertionCredentialOptions, ClientSecretCredential,
+    ClientSecretCredentialOptions, Executor,
+};
+use std::error::Error as StdError;
 use std::sync::Arc;
 
 /// `AZURE_TOKEN_CREDENTIALS`: `prod`, `dev` or one source's name (case-insensitive) to narrow
@@ -37,7 +47,7 @@ const SOURCES: [&str; 5] = [
 ];
 
 /// Options for [`DefaultAzureCredential`].
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct DefaultAzureCredentialOptions {
     /// HTTP options (transport, retry, cloud) for the sources that talk to Entra or IMDS.
     pub client_options: ClientOptions,
@@ -60,17 +70,6 @@ pub struct DefaultAzureCredentialOptions {
     /// client id, tenant and authority; without AWS credentials or region it is "unavailable".
     #[cfg(feature = "aws")]
     pub aws_outbound: Option<crate::assertion::AwsWebIdentitySourceOptions>,
-}
-
-impl fmt::Debug for DefaultAzureCredentialOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DefaultAzureCredentialOptions")
-            .field("env", &self.env)
-            .field("workload_identity", &self.workload_identity)
-            .field("managed_identity", &self.managed_identity)
-            .field("token_credentials", &self.token_credentials)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The sources to use, from `AZURE_TOKEN_CREDENTIALS` (or the option overriding it), and why.
@@ -138,18 +137,10 @@ fn selection(
 /// on ([`selected_source`](Self::selected_source)). `AZURE_TOKEN_CREDENTIALS` narrows the chain:
 /// `prod` (the first three), `dev` (the developer tools) or one source's name; any other value
 /// fails construction. See [the chain](crate::guides::chain).
+#[derive(Debug)]
 pub struct DefaultAzureCredential {
     chain: Arc<ChainedTokenCredential>,
     selection: String,
-}
-
-impl fmt::Debug for DefaultAzureCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DefaultAzureCredential")
-            .field("sources", &self.chain.source_names())
-            .field("selected", &self.chain.selected_source())
-            .finish_non_exhaustive()
-    }
 }
 
 impl DefaultAzureCredential {
@@ -179,30 +170,36 @@ impl DefaultAzureCredential {
         };
         let mut chain = Vec::with_capacity(names.len() + 1);
         for &name in names {
-            let credential = match name {
-                ENVIRONMENT => sources::environment(&env, &client_options),
-                WORKLOAD_IDENTITY => built(WorkloadIdentityCredential::new(Some(
+            let credential: azure_core::Result<Arc<dyn TokenCredential>> = match name {
+                ENVIRONMENT => environment(&env, &client_options),
+                WORKLOAD_IDENTITY => WorkloadIdentityCredential::new(Some(
                     workload_identity.take().unwrap_or_else(workload_options),
-                ))),
-                MANAGED_IDENTITY => built(ManagedIdentityCredential::new(Some(
-                    managed_identity
-                        .take()
-                        .unwrap_or_else(|| ManagedIdentityCredentialOptions {
+                ))
+                .map(|c| c as _),
+                MANAGED_IDENTITY => {
+                    ManagedIdentityCredential::new(Some(managed_identity.take().unwrap_or_else(
+                        || ManagedIdentityCredentialOptions {
                             client_options: client_options.clone(),
                             env: env.clone(),
                             ..Default::default()
-                        }),
-                ))),
-                _ => sources::developer_tool(name, developer_tools_executor.clone()),
+                        },
+                    )))
+                    .map(|c| c as _)
+                }
+                _ => developer_tool(name, developer_tools_executor.clone()),
             };
-            chain.push(ChainSource::new(name, credential));
+            chain.push(ChainSource::new(
+                name,
+                credential.unwrap_or_else(Failing::with),
+            ));
             #[cfg(feature = "aws")]
             if name == WORKLOAD_IDENTITY
                 && let Some(aws) = aws_outbound.take()
             {
                 let credential =
                     WorkloadIdentityCredential::from_aws(Some(workload_options()), aws);
-                chain.push(ChainSource::new(AWS_WEB_IDENTITY, built(credential)));
+                let credential = credential.map_or_else(Failing::with, |c| c as _);
+                chain.push(ChainSource::new(AWS_WEB_IDENTITY, credential));
             }
         }
         tracing::debug!(sources = ?chain.iter().map(ChainSource::name).collect::<Vec<_>>(), selection = %why, "DefaultAzureCredential created");
@@ -234,17 +231,6 @@ impl DefaultAzureCredential {
     }
 }
 
-/// A constructed credential, or a source that returns the reason it could not be one
-/// ("unavailable" when it is simply not configured; otherwise the error stops the chain).
-fn built<C: TokenCredential + 'static>(
-    result: azure_core::Result<Arc<C>>,
-) -> Arc<dyn TokenCredential> {
-    match result {
-        Ok(c) => c,
-        Err(e) => Failing::with(e),
-    }
-}
-
 #[async_trait::async_trait]
 impl TokenCredential for DefaultAzureCredential {
     async fn get_token(
@@ -253,6 +239,191 @@ impl TokenCredential for DefaultAzureCredential {
         options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
         self.chain.get_token(scopes, options).await
+    }
+}
+
+const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
+const AZURE_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
+const AZURE_USERNAME: &str = "AZURE_USERNAME";
+
+/// The source of a credential that could not be constructed: every call fails with the
+/// construction's error, "unavailable" (the chain moves on) when the source is not configured here,
+/// otherwise an error that stops the chain at the first token request.
+#[derive(Debug)]
+enum Failing {
+    Unavailable(CredentialUnavailable),
+    /// Kept as itself: downcastable, and unavailable when it is "not configured".
+    Credential(CredentialError),
+    Other(String),
+}
+
+impl Failing {
+    fn with(error: azure_core::Error) -> Arc<dyn TokenCredential> {
+        Arc::new(
+            if let Some(e) = error.downcast_ref::<CredentialUnavailable>() {
+                Self::Unavailable(e.clone())
+            } else if let Some(e) = error.downcast_ref::<CredentialError>() {
+                Self::Credential(e.clone())
+            } else {
+                Self::Other(error.to_string())
+            },
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for Failing {
+    async fn get_token(
+        &self,
+        _: &[&str],
+        _: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        Err(match self {
+            Self::Unavailable(e) => e.clone().into(),
+            Self::Credential(e) => e.clone().into(),
+            Self::Other(m) => azure_core::Error::with_message(ErrorKind::Credential, m.clone()),
+        })
+    }
+}
+
+/// The authority for credentials of azure_identity, resolved through our [`Env`] so that
+/// azure_identity never reads `AZURE_AUTHORITY_HOST` from the process environment itself.
+fn cloud_for(env: &Env, client_options: &ClientOptions) -> Arc<CloudConfiguration> {
+    if let Some(cloud) = &client_options.cloud {
+        return cloud.clone();
+    }
+    match env.var(AZURE_AUTHORITY_HOST) {
+        Some(host) => {
+            let mut custom = CustomConfiguration::default();
+            custom.authority_host = host;
+            Arc::new(CloudConfiguration::Custom(custom))
+        }
+        None => Arc::new(CloudConfiguration::AzurePublic),
+    }
+}
+
+/// The Environment source: `ClientSecretCredential` when `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and
+/// `AZURE_CLIENT_SECRET` are all set.
+fn environment(
+    env: &Env,
+    client_options: &ClientOptions,
+) -> azure_core::Result<Arc<dyn TokenCredential>> {
+    // With a client secret set (whatever its bytes), a variable of the source that is not UTF-8
+    // is named, not taken as unset (for AZURE_AUTHORITY_HOST: not the public cloud in silence).
+    if env.var_os(AZURE_CLIENT_SECRET).is_some() {
+        for (var, secret) in [
+            (AZURE_CLIENT_SECRET, true),
+            (AZURE_TENANT_ID, false),
+            (AZURE_CLIENT_ID, false),
+            (AZURE_AUTHORITY_HOST, false),
+        ] {
+            env.var_checked("EnvironmentCredential", var, secret, || {
+                format!("set {var} to its value in valid UTF-8")
+            })?;
+        }
+    }
+    let Some(secret) = env.var(AZURE_CLIENT_SECRET) else {
+        let reason = if env.var(AZURE_CLIENT_CERTIFICATE_PATH).is_some() {
+            format!(
+                "{AZURE_CLIENT_CERTIFICATE_PATH} is set, but client certificates are not supported by this chain; use a client secret ({AZURE_CLIENT_SECRET}) or workload identity"
+            )
+        } else if env.var(AZURE_USERNAME).is_some() {
+            format!(
+                "{AZURE_USERNAME} is set, but username/password authentication is not supported (it cannot satisfy multi-factor authentication)"
+            )
+        } else {
+            format!(
+                "{AZURE_CLIENT_SECRET} is not set (the Environment source needs {AZURE_TENANT_ID}, {AZURE_CLIENT_ID} and {AZURE_CLIENT_SECRET})"
+            )
+        };
+        return Err(CredentialUnavailable::new(reason).into());
+    };
+    let (Some(tenant), Some(client)) = (env.var(AZURE_TENANT_ID), env.var(AZURE_CLIENT_ID)) else {
+        let missing: Vec<&str> = [AZURE_TENANT_ID, AZURE_CLIENT_ID]
+            .into_iter()
+            .filter(|v| env.var(v).is_none())
+            .collect();
+        return Err(CredentialUnavailable::new(format!(
+            "{AZURE_CLIENT_SECRET} is set but {} is not, so the client secret cannot be used",
+            missing.join(" and ")
+        ))
+        .into());
+    };
+    let mut client_options = client_options.clone();
+    client_options.cloud = Some(cloud_for(env, &client_options));
+    let options = Some(ClientSecretCredentialOptions { client_options });
+    match ClientSecretCredential::new(&tenant, client, Secret::new(secret), options) {
+        Ok(c) => Ok(c),
+        Err(e) => Err(azure_core::Error::with_message(
+            ErrorKind::Credential,
+            format!(
+                "EnvironmentCredential: {AZURE_TENANT_ID}, {AZURE_CLIENT_ID} and {AZURE_CLIENT_SECRET} are set but invalid: {e}"
+            ),
+        )),
+    }
+}
+
+/// azure_identity's `AzureCliCredential` (`name` is `AzureCliCredential`) or
+/// `AzureDeveloperCliCredential`, whose "not installed" and "not logged in" errors are
+/// "unavailable".
+fn developer_tool(
+    name: &str,
+    executor: Option<Arc<dyn Executor>>,
+) -> azure_core::Result<Arc<dyn TokenCredential>> {
+    let built: azure_core::Result<Arc<dyn TokenCredential>> = if name == AZURE_CLI {
+        AzureCliCredential::new(Some(AzureCliCredentialOptions {
+            executor,
+            ..Default::default()
+        }))
+        .map(|c| c as _)
+    } else {
+        AzureDeveloperCliCredential::new(Some(AzureDeveloperCliCredentialOptions {
+            executor,
+            ..Default::default()
+        }))
+        .map(|c| c as _)
+    };
+    match built {
+        Ok(tool) => Ok(Arc::new(DeveloperTool(tool))),
+        Err(e) => Err(azure_core::Error::with_message(
+            ErrorKind::Credential,
+            format!("{name}: {e}"),
+        )),
+    }
+}
+
+#[derive(Debug)]
+struct DeveloperTool(Arc<dyn TokenCredential>);
+
+#[async_trait::async_trait]
+impl TokenCredential for DeveloperTool {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        const UNAVAILABLE: [&str; 6] = [
+            "not found on path",
+            "wasn't found on path",
+            "az login",
+            "azd auth login",
+            "not logged in",
+            "no such file or directory",
+        ];
+        self.0.get_token(scopes, options).await.map_err(|e| {
+            let unavailable =
+                std::iter::successors(Some(&e as &(dyn StdError + 'static)), |&e| e.source()).any(
+                    |e| {
+                        let text = e.to_string().to_ascii_lowercase();
+                        UNAVAILABLE.iter().any(|needle| text.contains(needle))
+                    },
+                );
+            if unavailable {
+                CredentialUnavailable::new(one_line(&e.to_string())).into()
+            } else {
+                e
+            }
+        })
     }
 }
 

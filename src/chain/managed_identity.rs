@@ -11,10 +11,9 @@ use azure_core::http::{ClientOptions, Method, Request, Url};
 use azure_core::time::Duration;
 use azure_identity::UserAssignedId;
 use futures::future::{Either, select};
-use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
-use tokio::sync::Mutex;
+use tokio::sync::OnceCell;
 
 /// Azure's instance metadata endpoint (on AWS, the same address is AWS's metadata service).
 pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";
@@ -29,7 +28,7 @@ const NON_IMDS_SOURCE_VARS: [&str; 2] = ["IDENTITY_ENDPOINT", "MSI_ENDPOINT"];
 
 /// Options for [`ManagedIdentityCredential`]. The first two fields are those of
 /// `azure_identity::ManagedIdentityCredentialOptions`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ManagedIdentityCredentialOptions {
     /// The user-assigned identity to use. Default: `AZURE_CLIENT_ID` when set (as the other Azure
     /// SDKs' `DefaultAzureCredential` do), else the system-assigned identity.
@@ -62,48 +61,25 @@ impl Default for ManagedIdentityCredentialOptions {
     }
 }
 
-impl fmt::Debug for ManagedIdentityCredentialOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ManagedIdentityCredentialOptions")
-            .field("user_assigned_id", &self.user_assigned_id)
-            .field("imds_endpoint", &self.imds_endpoint.as_str())
-            .field("probe_timeout", &self.probe_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
 /// What the probe found: `Ok` for Azure IMDS (or another managed identity source named by the
 /// environment), else why this is not Azure IMDS.
 type Probe = Result<(), String>;
 
 /// Azure managed identity (azure_identity's), behind a bounded probe of the metadata endpoint that
-/// reports "unavailable" quickly on AWS, where that address belongs to AWS.
+/// reports "unavailable" quickly on AWS, where `169.254.169.254` is EC2's metadata service
+/// (azure_identity's credential would retry AWS's 404s for over a minute, then stop the chain).
 ///
-/// On an EC2 instance (and so in an EKS pod) `169.254.169.254` is AWS's instance metadata service,
-/// not Azure's. azure_identity's `ManagedIdentityCredential` would send its token request there,
-/// retry AWS's 404s for more than a minute (404 is a retryable IMDS status on Azure) and finally
-/// report an error that stops a chain.
-///
-/// The probe runs on the first `get_token`, through azure_core's HTTP pipeline (the options'
-/// transport, no retries), bounded by `probe_timeout`. A conclusive outcome (an answer from Azure
-/// IMDS or from AWS's metadata service, or another source named by the environment) is kept; a
-/// time-out or a refused connection is not, and the next `get_token` probes again.
+/// The probe (one `GET` through the options' transport, no retries, bounded by `probe_timeout`)
+/// runs on the first `get_token`. A conclusive outcome (an answer, or another managed identity
+/// source named by the environment) is kept; after a time-out or a refused connection the next
+/// `get_token` probes again. See [the guide](crate::guides::chain#managed-identity-on-aws).
+#[derive(Debug)]
 pub struct ManagedIdentityCredential {
     /// With `user_assigned_id` resolved (`AZURE_CLIENT_ID`).
     options: ManagedIdentityCredentialOptions,
-    /// The kept (conclusive) outcome; the lock also makes concurrent first calls share one probe.
-    probe: Mutex<Option<Probe>>,
+    /// The conclusive outcome; concurrent first calls share one probe.
+    probe: OnceCell<Probe>,
     inner: OnceLock<Result<Arc<dyn TokenCredential>, String>>,
-}
-
-impl fmt::Debug for ManagedIdentityCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ManagedIdentityCredential")
-            .field("user_assigned_id", &self.options.user_assigned_id)
-            .field("imds_endpoint", &self.options.imds_endpoint.as_str())
-            .field("probe", &self.probe.try_lock().ok().and_then(|p| p.clone()))
-            .finish_non_exhaustive()
-    }
 }
 
 impl ManagedIdentityCredential {
@@ -132,35 +108,27 @@ impl ManagedIdentityCredential {
         }
         Ok(Arc::new(Self {
             options,
-            probe: Mutex::new(None),
+            probe: OnceCell::new(),
             inner: OnceLock::new(),
         }))
     }
 
     async fn probe(&self) -> Probe {
-        let mut kept = self.probe.lock().await;
-        if let Some(p) = &*kept {
-            return p.clone();
-        }
         let o = &self.options;
-        if let Some(var) = NON_IMDS_SOURCE_VARS
-            .iter()
-            .find(|v| o.env.var_os(v).is_some())
-        {
-            tracing::debug!(
-                var,
-                "managed identity source configured by the environment; no IMDS probe"
-            );
-            return kept.insert(Ok(())).clone();
-        }
-        let started = Instant::now();
-        let (probe, conclusive) =
-            probe_imds(&o.imds_endpoint, o.client_options.clone(), o.probe_timeout).await;
-        tracing::debug!(endpoint = %o.imds_endpoint, elapsed_ms = started.elapsed().as_millis() as u64, ?probe, conclusive, "IMDS probe");
-        if conclusive {
-            *kept = Some(probe.clone());
-        }
-        probe
+        let kept = self.probe.get_or_try_init(|| async {
+            if let Some(var) = NON_IMDS_SOURCE_VARS.iter().find(|v| o.env.var_os(v).is_some()) {
+                tracing::debug!(var, "managed identity source configured by the environment; no IMDS probe");
+                return Ok(Ok(()));
+            }
+            let started = Instant::now();
+            let (probe, conclusive) =
+                probe_imds(&o.imds_endpoint, o.client_options.clone(), o.probe_timeout).await;
+            tracing::debug!(endpoint = %o.imds_endpoint, elapsed_ms = started.elapsed().as_millis() as u64, ?probe, conclusive, "IMDS probe");
+            if conclusive { Ok(probe) } else { Err(probe) }
+        });
+        kept.await
+            .cloned()
+            .unwrap_or_else(|inconclusive| inconclusive)
     }
 }
 
