@@ -56,7 +56,8 @@ struct Data {
     name: Option<&'static str>,
     /// What failed and why, with the values.
     facts: String,
-    fix: Option<String>,
+    /// The entry's fix ([`ProblemId::fix`]) unless the facts gave one.
+    fix: Option<Cow<'static, str>>,
     /// [`ProblemId::documentation_url`] of `problem`.
     url: String,
     status: Option<StatusCode>,
@@ -79,8 +80,8 @@ pub(crate) struct EntraAnswer {
 }
 
 impl CredentialError {
-    /// An error of `problem`: its category, transience and link come from the catalogue entry;
-    /// `facts` says what failed and why, with the values.
+    /// An error of `problem`: its category, transience, fix and link come from the catalogue
+    /// entry; `facts` says what failed and why, with the values.
     pub(crate) fn new(problem: ProblemId, facts: impl Into<String>) -> Self {
         Self(Box::new(Data {
             problem,
@@ -88,7 +89,7 @@ impl CredentialError {
             transient: problem.is_transient(),
             name: Some(WORKLOAD),
             facts: facts.into(),
-            fix: None,
+            fix: problem.fix().map(Cow::Borrowed),
             url: problem.documentation_url(),
             status: None,
             aadsts: Vec::new(),
@@ -99,13 +100,14 @@ impl CredentialError {
         }))
     }
 
-    /// How to fix it, as a command or value; a sentence (a final period is added if missing).
+    /// How to fix it, from the facts, as a command or value; a sentence (a final period is added
+    /// if missing).
     pub(crate) fn with_fix(mut self, fix: impl Into<String>) -> Self {
         let mut fix = fix.into();
         if !fix.ends_with('.') {
             fix.push('.');
         }
-        self.data().fix = Some(fix);
+        self.data().fix = Some(Cow::Owned(fix));
         self
     }
 

@@ -245,6 +245,55 @@ impl ProblemId {
         self.local().is_some_and(|e| e.transient)
     }
 
+    /// The entry's fix when it needs no facts, as a command or value: what both the credential's
+    /// error and `doctor`'s check say. `None` where the fix is built from the facts (the request's
+    /// values, the transport cause, the AWS error code, an AWS STS token instead of a
+    /// service-account token), which the error then states with its own fix.
+    pub(crate) fn fix(self) -> Option<&'static str> {
+        Some(match self {
+            ProblemId::TokenExpired => {
+                "make the kubelet rotate the file: it must be a projected serviceAccountToken volume (not a copied Secret or a \
+                 file baked into the image), the kubelet on the node must be healthy (`kubectl describe pod`, the kubelet's \
+                 logs), and nothing may read the token once and keep it."
+            }
+            ProblemId::TokenNotYetValid => {
+                "correct this machine's clock or the API server's: check NTP on the node (`chronyc tracking`, `timedatectl`)."
+            }
+            ProblemId::InvalidResponse => {
+                "check that AZURE_AUTHORITY_HOST (or the cloud option) names Entra ID (https://login.microsoftonline.com, \
+                 https://login.microsoftonline.us or https://login.chinacloudapi.cn) and that no proxy or gateway answers in its \
+                 place; a 5xx or 429 is transient and retried."
+            }
+            // Also for AADSTS70021 when the token lacks iss, sub or aud, and `doctor`'s `jwt` check.
+            ProblemId::Aadsts(50027) => {
+                "send the projected service-account token exactly as the kubelet writes it (a bound token has iss, sub, aud, iat \
+                 and exp); `kubectl create token <service account> --audience api://AzureADTokenExchange` prints one to compare with."
+            }
+            ProblemId::Aadsts(70023) => {
+                "set the projected volume's serviceAccountToken.expirationSeconds to at most 86400 (3600 is the usual value)."
+            }
+            ProblemId::Aadsts(5002738) => {
+                "give the cluster an RSA service-account signing key (kube-apiserver --service-account-signing-key-file) and \
+                 republish the JWKS."
+            }
+            ProblemId::Aadsts(50196) => {
+                "reuse the credential (it caches tokens) instead of creating one per request."
+            }
+            ProblemId::Aadsts(7000215 | 7000222) => {
+                "remove the client secret (AZURE_CLIENT_SECRET); a workload identity uses none."
+            }
+            ProblemId::Aadsts(code) if !DOCUMENTED_CODES.contains(&code) => {
+                "look the code up in the Entra ID error code reference (https://login.microsoftonline.com/error)."
+            }
+            ProblemId::AwsLimits => {
+                "use values STS GetWebIdentityToken accepts: duration 60 to 3600 s, signing_algorithm RS256 (Entra ID needs it), \
+                 an audience of 1 to 1000 characters equal to the federated identity credential's, a regional AWS_REGION (e.g. \
+                 us-east-1), https:// endpoint URLs."
+            }
+            _ => return None,
+        })
+    }
+
     /// The anchor of the problem's section (`<a id>` in docs/troubleshooting.md or
     /// docs/aws-outbound.md), and which of the two pages it is on (`true`: aws-outbound.md).
     #[cfg(test)]

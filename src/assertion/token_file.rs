@@ -50,12 +50,6 @@ pub struct TokenFileSource {
     authority: Option<Url>,
 }
 
-/// The fix of an expired token, and of one the kubelet should already have replaced.
-pub(crate) const NOT_ROTATING_FIX: &str = "make the kubelet rotate the file: it must be a projected serviceAccountToken volume (not a copied Secret or a file baked into the image), the kubelet on the node must be healthy (`kubectl describe pod`, the kubelet's logs), and nothing may read the token once and keep it.";
-
-/// The fix of a token that is not valid yet (`nbf` in the future).
-pub(crate) const CLOCK_FIX: &str = "correct this machine's clock or the API server's: check NTP on the node (`chronyc tracking`, `timedatectl`).";
-
 /// The fix of a foreign token or credential file: a token of its own for Entra, with the
 /// expected audience (the cloud's, when that is itself foreign).
 pub(crate) fn dedicated_token_fix(expected: &str) -> String {
@@ -443,28 +437,26 @@ impl TokenFileSource {
             return Err(CredentialError::new(
                 ProblemId::TokenExpired,
                 format!(
-                "the service-account token in {} expired at {} ({} ago).{rotate_at}{} The kubelet is not rotating it.",
-                crate::escape::path(&self.path),
-                fmt_time(exp),
-                fmt_age(now - exp),
-                age.unwrap_or_default(),
-            ),
-        )
-            .with_fix(NOT_ROTATING_FIX));
+                    "the service-account token in {} expired at {} ({} ago).{rotate_at}{} The kubelet is not rotating it.",
+                    crate::escape::path(&self.path),
+                    fmt_time(exp),
+                    fmt_age(now - exp),
+                    age.unwrap_or_default(),
+                ),
+            ));
         }
         if let Some(nbf) = claims.not_before()
             && nbf > now + CLOCK_SKEW
         {
             return Err(CredentialError::new(
-            ProblemId::TokenNotYetValid,
-            format!(
-                "the service-account token in {} is not valid before {} ({} from now): a clock is wrong.",
-                crate::escape::path(&self.path),
-                fmt_time(nbf),
-                fmt_age(nbf - now)
-            ),
-        )
-            .with_fix(CLOCK_FIX));
+                ProblemId::TokenNotYetValid,
+                format!(
+                    "the service-account token in {} is not valid before {} ({} from now): a clock is wrong.",
+                    crate::escape::path(&self.path),
+                    fmt_time(nbf),
+                    fmt_age(nbf - now)
+                ),
+            ));
         }
 
         self.check_audience(&claims)?;

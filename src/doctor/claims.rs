@@ -4,8 +4,7 @@
 
 use super::{Check, CheckId, Doctor, Inputs, Status, fmt_duration, fmt_from_now, fmt_time, opt};
 use crate::assertion::token_file::{
-    AudienceVerdict, CLOCK_FIX, CLOCK_SKEW, NOT_ROTATING_FIX, audience_fix, decode_token,
-    dedicated_token_fix,
+    AudienceVerdict, CLOCK_SKEW, audience_fix, decode_token, dedicated_token_fix,
 };
 use crate::entra::catalogue;
 use crate::jwt::DecodedJwt;
@@ -75,6 +74,8 @@ pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
     // aud: AADSTS70021), the algorithm (AADSTS5002738), then exp (AADSTS50027).
     let missing = catalogue::missing_claims(c);
     let unmatched: Vec<_> = missing.iter().filter(|m| **m != "exp").copied().collect();
+    // The catalogue's fix of a code (AADSTS50027's also for a token AADSTS70021 cannot match).
+    let fix_of = |code| ProblemId::Aadsts(code).fix().unwrap_or_default();
     let mut refusals = Vec::new();
     if !unmatched.is_empty() {
         refusals.push((
@@ -82,16 +83,12 @@ pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
                 "the token has no usable {}, so no federated identity credential can match it (else AADSTS70021)",
                 unmatched.join(", ")
             ),
-            catalogue::MALFORMED_FIX,
+            fix_of(50027),
             ProblemId::Aadsts(70021),
         ));
     }
     if let Some(alg) = alg_problem(h.alg.as_deref()) {
-        refusals.push((
-            alg,
-            catalogue::RSA_SIGNING_KEY_FIX,
-            ProblemId::Aadsts(5002738),
-        ));
+        refusals.push((alg, fix_of(5002738), ProblemId::Aadsts(5002738)));
     }
     if missing.contains(&"exp") {
         let summary = match c.exp {
@@ -100,7 +97,7 @@ pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
                 "the token's exp {exp} is not a representable date, and Entra needs a valid exp (else AADSTS50027)"
             ),
         };
-        refusals.push((summary, catalogue::MALFORMED_FIX, ProblemId::Aadsts(50027)));
+        refusals.push((summary, fix_of(50027), ProblemId::Aadsts(50027)));
     }
     let mut remarks = Vec::new();
     match (c.sub.as_deref(), k.namespace.as_deref(), sa) {
@@ -241,7 +238,6 @@ pub(super) fn check_expiry(d: &mut Doctor, jwt: &DecodedJwt) -> bool {
                     Status::Fail,
                     format!("the token expired {} ago", fmt_duration(now - exp)),
                 )
-                .fix(NOT_ROTATING_FIX)
                 .problem(ProblemId::TokenExpired),
             false,
         ),
@@ -255,7 +251,6 @@ pub(super) fn check_expiry(d: &mut Doctor, jwt: &DecodedJwt) -> bool {
                         fmt_duration(nbf - now)
                     ),
                 )
-                .fix(CLOCK_FIX)
                 .problem(ProblemId::TokenNotYetValid),
             false,
         ),
@@ -270,7 +265,6 @@ pub(super) fn check_expiry(d: &mut Doctor, jwt: &DecodedJwt) -> bool {
                         max_lifetime.whole_seconds()
                     ),
                 )
-                .fix(catalogue::LIFETIME_FIX)
                 .problem(ProblemId::Aadsts(70023)),
             true,
         ),
@@ -283,7 +277,6 @@ pub(super) fn check_expiry(d: &mut Doctor, jwt: &DecodedJwt) -> bool {
                         fmt_duration(now - deadline)
                     ),
                 )
-                .fix(NOT_ROTATING_FIX)
                 .problem(ProblemId::TokenExpired),
             true,
         ),

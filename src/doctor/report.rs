@@ -161,10 +161,12 @@ impl Check {
         self
     }
 
-    /// The catalogue entry of this outcome, and its URL.
+    /// The catalogue entry of this outcome, its URL, and its fix ([`ProblemId::fix`]) unless the
+    /// check gave one.
     pub(crate) fn problem(mut self, problem: ProblemId) -> Self {
         self.problem_id = Some(problem);
         self.url = Some(problem.documentation_url());
+        self.fix = self.fix.or_else(|| problem.fix().map(str::to_owned));
         self
     }
 

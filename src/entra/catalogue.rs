@@ -13,14 +13,11 @@ use crate::config::{
 };
 use crate::escape::escape;
 use crate::jwt::{Claims, Header};
+use crate::problem::ProblemId;
 
 /// Entra's limit on the lifetime (`exp - iat`) of an external token, in seconds (AADSTS70023).
 pub(crate) const MAX_EXTERNAL_TOKEN_LIFETIME_S: i64 = 86_400;
 
-/// The fix of AADSTS50027, and of AADSTS70021 for a token without `iss`, `sub` or `aud` (also
-/// `doctor`'s `jwt` check, which catches such a token and one without a usable `exp`).
-pub(crate) const MALFORMED_FIX: &str = "send the projected service-account token exactly as the kubelet writes it (a bound token has iss, sub, aud, iat and exp); \
-     `kubectl create token <service account> --audience api://AzureADTokenExchange` prints one to compare with.";
 /// The fix of AADSTS50027, and of AADSTS70021 for a token without `iss`, `sub` or `aud`, for an
 /// AWS STS web-identity token.
 const AWS_MALFORMED_FIX: &str = "send the JWT exactly as AWS STS GetWebIdentityToken returns it (it has iss, sub, aud, iat and exp); \
@@ -29,10 +26,6 @@ const AWS_MALFORMED_FIX: &str = "send the JWT exactly as AWS STS GetWebIdentityT
 const AWS_ISSUER_IS: &str = "the token's issuer must be the AWS account's outbound identity federation issuer, which \
      `aws iam get-outbound-web-identity-federation-info` prints (https://<id>.tokens.sts.global.api.aws, no trailing slash), and the \
      federated credential's issuer must equal it";
-/// The fix of AADSTS70023 (also `doctor`'s `expiry` check, which catches it before Entra).
-pub(crate) const LIFETIME_FIX: &str = "set the projected volume's serviceAccountToken.expirationSeconds to at most 86400 (3600 is the usual value).";
-/// The fix of AADSTS5002738 for a service-account token (also `doctor`'s `jwt` check).
-pub(crate) const RSA_SIGNING_KEY_FIX: &str = "give the cluster an RSA service-account signing key (kube-apiserver --service-account-signing-key-file) and republish the JWKS.";
 /// The fix of AADSTS5002738 for an AWS STS web-identity token (also `doctor`'s `aws-sts` check).
 pub(crate) const AWS_RS256_FIX: &str = "request an RSA signature from AWS STS: SigningAlgorithm=RS256 (signing_algorithm in AwsWebIdentitySourceOptions, its default).";
 
@@ -44,9 +37,6 @@ fn from_aws_sts(ctx: &ErrorContext<'_>) -> bool {
         .and_then(|c| c.sub.as_deref())
         .is_some_and(|sub| sub.starts_with("arn:aws"))
 }
-
-/// The fix of an answer that is not Entra's (`invalid-response`).
-pub(crate) const INVALID_RESPONSE_FIX: &str = "check that AZURE_AUTHORITY_HOST (or the cloud option) names Entra ID (https://login.microsoftonline.com, https://login.microsoftonline.us or https://login.chinacloudapi.cn) and that no proxy or gateway answers in its place; a 5xx or 429 is transient and retried.";
 
 /// One catalogue entry, filled in with this request's values.
 pub(crate) struct Problem {
@@ -97,10 +87,12 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
         ctx.tenant_id
     );
     let aws = from_aws_sts(ctx);
+    // The catalogue's fix of a code, where it needs no values (for a service-account token).
+    let fix_of = |code| ProblemId::Aadsts(code).fix().unwrap_or_default();
     let malformed_fix = if aws {
         AWS_MALFORMED_FIX
     } else {
-        MALFORMED_FIX
+        fix_of(50027)
     };
     match code {
         70021 | 700211 | 700212 | 700213 | 7002137 | 7002138 => {
@@ -122,7 +114,8 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 )
             };
             let auds = ctx.claims.map(|c| c.aud.as_slice()).unwrap_or_default();
-            let cloud = other_cloud(auds, ctx.endpoint).map(|c| (c.authority_host, c.exchange_audience));
+            let cloud =
+                other_cloud(auds, ctx.endpoint).map(|c| (c.authority_host, c.exchange_audience));
             // A token without iss, sub or aud (the credential sends it, as azure_identity does):
             // no federated credential can match it; the fix is a proper projected token.
             let missing: Vec<_> = ctx
@@ -218,7 +211,9 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 format!(
                     "the token is outside its validity period as Entra sees it (issued at {iat}, expires at {exp})"
                 ),
-                format!("The token comes from {origin}; Entra compares its times with its own clock."),
+                format!(
+                    "The token comes from {origin}; Entra compares its times with its own clock."
+                ),
                 fix,
             )
         }
@@ -228,7 +223,9 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 iss.trim_end_matches('/')
             );
             Problem::new(
-                format!("Entra could not fetch the issuer's discovery document {disco} or its JWKS"),
+                format!(
+                    "Entra could not fetch the issuer's discovery document {disco} or its JWKS"
+                ),
                 "Entra fetches both from the public internet, from the URL the token's issuer names.",
                 if aws {
                     format!(
@@ -247,16 +244,23 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
             let headline = if missing.is_empty() {
                 "the assertion is malformed: not a JWT Entra can parse, or without a claim it needs (exp, iss, sub, aud)".to_string()
             } else {
-                format!("the token has no usable {}, which Entra needs", missing.join(", "))
+                format!(
+                    "the token has no usable {}, which Entra needs",
+                    missing.join(", ")
+                )
             };
             Problem::new(
                 headline,
-                format!("Entra needs a JWT with exp, iss, sub and aud; the token comes from {origin}."),
+                format!(
+                    "Entra needs a JWT with exp, iss, sub and aud; the token comes from {origin}."
+                ),
                 malformed_fix,
             )
         }
         700027 | 900384 => Problem::new(
-            format!("the token's signature does not verify with the keys published by its issuer {iss}"),
+            format!(
+                "the token's signature does not verify with the keys published by its issuer {iss}"
+            ),
             format!(
                 "Entra could not validate the token's signature (kid {}, alg {}) with the JWKS of its issuer.",
                 header_field(ctx, |h| h.kid.as_deref()),
@@ -306,7 +310,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 if aws {
                     "set duration in AwsWebIdentitySourceOptions (STS DurationSeconds) to at most 3600 s; 300 s is the default."
                 } else {
-                    LIFETIME_FIX
+                    fix_of(70023)
                 },
             )
         }
@@ -316,14 +320,13 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                 header_field(ctx, |h| h.alg.as_deref())
             ),
             "An EC-signed token (alg ES256 or ES384 in its header) cannot be a client assertion.",
-            if aws {
-                AWS_RS256_FIX
-            } else {
-                RSA_SIGNING_KEY_FIX
-            },
+            if aws { AWS_RS256_FIX } else { fix_of(code) },
         ),
         700016 => Problem::new(
-            format!("no application with client id {client} in tenant {} at {authority}", ctx.tenant_id),
+            format!(
+                "no application with client id {client} in tenant {} at {authority}",
+                ctx.tenant_id
+            ),
             "The client id names neither an app registration nor a user-assigned managed identity there.",
             format!(
                 "the client id is {client}: set AZURE_CLIENT_ID to the application's or user-assigned managed identity's client id (appId, \
@@ -343,24 +346,27 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
             ),
         ),
         1002012 | 70011 => Problem::new(
-            format!("the scope {:?} is not one resource with the /.default suffix", ctx.scope),
+            format!(
+                "the scope {:?} is not one resource with the /.default suffix",
+                ctx.scope
+            ),
             "The client-credentials flow takes exactly one resource with the /.default suffix.",
             crate::scope::scope_fix(Some(ctx.scope)),
         ),
         50196 => Problem::new(
             "Entra detected a loop: this client sent too many identical requests",
             "",
-            "reuse the credential (it caches tokens) instead of creating one per request.",
+            fix_of(code),
         ),
         7000215 | 7000222 => Problem::new(
             "a client secret was sent instead of (or along with) the assertion",
             "",
-            "remove the client secret (AZURE_CLIENT_SECRET); a workload identity uses none.",
+            fix_of(code),
         ),
         _ => Problem {
             headline: None,
             facts: "Entra answered with an error code this crate has no entry for.".into(),
-            fix: "look the code up in the Entra ID error code reference (https://login.microsoftonline.com/error).".into(),
+            fix: fix_of(code).into(),
         },
     }
 }

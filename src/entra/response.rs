@@ -1,7 +1,7 @@
 //! Entra's answer: a token, or an error explained with the catalogue.
 
 use super::ErrorContext;
-use super::catalogue::{INVALID_RESPONSE_FIX, entra_problem};
+use super::catalogue::entra_problem;
 use crate::cache::Fetched;
 use crate::error::{CredentialError, EntraAnswer};
 use crate::problem::ProblemId;
@@ -63,7 +63,6 @@ pub(super) fn invalid_response(status: StatusCode, what: String) -> CredentialEr
             u16::from(status)
         ),
     )
-    .with_fix(INVALID_RESPONSE_FIX)
     .with_status(status)
 }
 
@@ -318,7 +317,6 @@ fn describe_error(
                     ctx.endpoint
                 ),
             )
-            .with_fix(INVALID_RESPONSE_FIX)
             .with_status(status)
         }
     }

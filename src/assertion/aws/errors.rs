@@ -61,10 +61,6 @@ impl fmt::Display for AwsStsError {
 
 impl std::error::Error for AwsStsError {}
 
-/// The fix of an option outside what STS accepts (the message names the option and its value).
-pub(crate) const LIMITS_FIX: &str = "use values STS GetWebIdentityToken accepts: duration 60 to 3600 s, signing_algorithm RS256 (Entra ID needs it), \
-     an audience of 1 to 1000 characters equal to the federated identity credential's, a regional AWS_REGION (e.g. us-east-1), https:// endpoint URLs.";
-
 /// The fix of an STS request that did not complete.
 pub(crate) const STS_NETWORK_FIX: &str = "allow egress to the regional STS endpoint (sts.<region>.amazonaws.com, port 443), or set AWS_ENDPOINT_URL_STS to an STS VPC endpoint; \
      behind a proxy set HTTPS_PROXY.";
@@ -84,9 +80,7 @@ pub(crate) const NO_CREDENTIALS_FIX: &str = "run where AWS credentials and a reg
 pub(super) const NAME: Option<&str> = Some("AwsWebIdentitySource");
 
 pub(super) fn invalid(message: String) -> CredentialError {
-    CredentialError::new(ProblemId::AwsLimits, format!("{message}."))
-        .named(NAME)
-        .with_fix(LIMITS_FIX)
+    CredentialError::new(ProblemId::AwsLimits, format!("{message}.")).named(NAME)
 }
 
 /// An attempt (client, AWS credentials, the STS call with its retries) that outlived `bound`.
@@ -272,8 +266,7 @@ pub(super) fn map_sdk_error(
                 "AWS STS GetWebIdentityToken (region {region}) could not be sent: {detail}."
             ),
         )
-        .named(None)
-        .with_fix(LIMITS_FIX),
+        .named(None),
     }
 }
 
