@@ -4,7 +4,7 @@
 use crate::directory::Directory;
 use crate::http::{Reply, Request};
 use crate::keys::DecodedJwt;
-use crate::util::{entra_timestamp, now, uuid_v4};
+use crate::util::{discovery_document, entra_timestamp, now, uuid_v4};
 use hyper::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -355,10 +355,7 @@ async fn fetch_jwks(client: &reqwest::Client, iss: &str) -> Result<Value, String
     if !iss.starts_with("https://") {
         return Err(format!("The issuer '{iss}' is not an HTTPS URL."));
     }
-    let discovery_url = format!(
-        "{}/.well-known/openid-configuration",
-        iss.trim_end_matches('/')
-    );
+    let discovery_url = discovery_document(iss);
     let discovery = fetch_json(client, &discovery_url).await?;
     let jwks_uri = discovery
         .get("jwks_uri")

@@ -3,7 +3,7 @@
 use crate::faults::Endpoint;
 use crate::http::Reply;
 use crate::keys::{SigningKey, jwks};
-use crate::util::{now, stable_uuid, uuid_v4};
+use crate::util::{discovery_document, now, stable_uuid, uuid_v4};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,7 +66,7 @@ impl Issuers {
     pub(crate) fn find(&self, path: &str) -> Option<(Endpoint, Arc<IssuerState>)> {
         let list = self.list.lock().unwrap();
         list.iter().find_map(|i| {
-            let endpoint = if i.discovery_path() == path {
+            let endpoint = if discovery_document(&i.path) == path {
                 Endpoint::Discovery
             } else if i.jwks_path == path {
                 Endpoint::Jwks
@@ -124,13 +124,6 @@ impl IssuerState {
         }
     }
 
-    fn discovery_path(&self) -> String {
-        format!(
-            "{}/.well-known/openid-configuration",
-            self.path.trim_end_matches('/')
-        )
-    }
-
     fn jwks(&self) -> Value {
         let keys = self.keys.lock().unwrap();
         jwks(keys.published.iter().map(|k| &**k))
@@ -171,10 +164,7 @@ impl Issuer {
 
     /// The URL of the discovery document.
     pub fn discovery_url(&self) -> String {
-        format!(
-            "{}/.well-known/openid-configuration",
-            self.inner.url.trim_end_matches('/')
-        )
+        discovery_document(&self.inner.url)
     }
 
     /// The `kid` of the current signing key.

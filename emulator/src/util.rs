@@ -59,6 +59,15 @@ pub(crate) fn stable_uuid(input: &str) -> String {
     format_uuid(b)
 }
 
+/// The OIDC discovery document of the issuer `iss` (a URL or a path):
+/// `{iss without a trailing /}/.well-known/openid-configuration`.
+pub(crate) fn discovery_document(iss: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        iss.trim_end_matches('/')
+    )
+}
+
 /// SHA-256 digest.
 pub(crate) fn sha256(data: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)
