@@ -34,7 +34,7 @@ pub(crate) struct StsState {
     pub(crate) issued: AtomicUsize,
 }
 
-pub(crate) struct AccountState {
+struct AccountState {
     id: String,
     issuer: Issuer,
     enabled: AtomicBool,
