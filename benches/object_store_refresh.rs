@@ -16,7 +16,7 @@
 //! Run: `cargo bench --bench object_store_refresh --features object_store_0_13` (Azurite must be
 //! installed: `npm ci --prefix tests/azurite`). About two minutes. Results: docs/performance.md.
 
-#[path = "../tests/azurite/harness.rs"]
+#[path = "../tests/it/common/azurite.rs"]
 mod azurite;
 
 mod common;

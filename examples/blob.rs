@@ -18,7 +18,7 @@
 //! identity needs "Storage Blob Data Contributor" on the account. `AZURE_STORAGE_CONTAINER` names
 //! the container (default `azure-identity-k8s-example`).
 
-#[path = "../tests/azurite/harness.rs"]
+#[path = "../tests/it/common/azurite.rs"]
 mod azurite;
 
 #[path = "common/mod.rs"]

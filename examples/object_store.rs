@@ -18,7 +18,7 @@
 //! For object_store 0.14 (lance), enable `object_store_0_14` and use that version's types; the
 //! adapter is the same.
 
-#[path = "../tests/azurite/harness.rs"]
+#[path = "../tests/it/common/azurite.rs"]
 mod azurite;
 #[path = "common/mod.rs"]
 mod common;

@@ -14,7 +14,7 @@
 //! cargo run --example opendal --features opendal
 //! ```
 
-#[path = "../tests/azurite/harness.rs"]
+#[path = "../tests/it/common/azurite.rs"]
 mod azurite;
 #[path = "common/mod.rs"]
 mod common;

@@ -16,7 +16,7 @@ echo "== Azurite (npm, pinned in tests/azurite) for the Blob storage tests"
 # Without Node/npm the Azurite tests fail and say how to install it.
 azurite_stamp=tests/azurite/node_modules/.installed-lockfile
 if ! command -v npm >/dev/null 2>&1; then
-  echo "error: npm (Node.js 20) not found; the Azurite tests (tests/azurite.rs) will fail" >&2
+  echo "error: npm (Node.js 20) not found; the Azurite tests (tests/it/azurite.rs) will fail" >&2
 elif [ ! -f "$azurite_stamp" ] || ! cmp -s tests/azurite/package-lock.json "$azurite_stamp"; then
   npm ci --prefix tests/azurite --no-audit --no-fund --loglevel=error
   cp tests/azurite/package-lock.json "$azurite_stamp"

@@ -1,5 +1,5 @@
-//! An HTTPS client for the AWS SDK that trusts only the emulator's CA. Tests only: the unit
-//! tests use it as a module, `tests/common/aws.rs` through `#[path]`.
+//! An HTTPS client for the AWS SDK that trusts only the emulator's CA. Tests only: the JWT cache's
+//! unit tests (`jwt_cache_tests`); the integration tests have the same in `tests/it/common/aws.rs`.
 
 use aws_sdk_sts::config::SharedHttpClient;
 use aws_smithy_http_client::tls;

@@ -1,0 +1,38 @@
+//! The integration tests: one binary, one module per area. Each runs the public API as an outside
+//! crate would, mostly against the emulator over HTTPS (`common` has the fixture). A module that
+//! needs a cargo feature is compiled only with it (`cargo test --all-features` runs them all).
+
+mod common;
+
+#[cfg(feature = "aws")]
+mod aws;
+mod azurite;
+#[cfg(feature = "blocking")]
+mod blocking;
+mod cancellation;
+mod catalogue;
+mod chain;
+mod credential;
+mod doc_links;
+#[cfg(feature = "doctor")]
+mod doctor;
+#[cfg(all(feature = "doctor", feature = "aws"))]
+mod doctor_aws;
+mod drop_in;
+#[cfg(unix)]
+mod environment;
+mod faults;
+mod faults_leaks;
+mod faults_security;
+mod graph;
+mod keyvault;
+mod leaks;
+#[cfg(any(feature = "object_store_0_13", feature = "object_store_0_14"))]
+mod object_store;
+#[cfg(feature = "opendal")]
+mod opendal;
+#[cfg(feature = "__fuzz")]
+mod proptest;
+#[cfg(feature = "doctor")]
+mod setup;
+mod transport;
