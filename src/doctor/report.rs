@@ -21,20 +21,8 @@ pub enum Status {
     Skip,
 }
 
-impl Status {
-    fn label(self) -> &'static str {
-        match self {
-            Status::Ok => "[ ok ]",
-            Status::Warn => "[warn]",
-            Status::Fail => "[FAIL]",
-            Status::Skip => "[skip]",
-        }
-    }
-}
-
 /// The checks, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CheckId {
     /// Client id, tenant id, token file, authority, expected audience, and where each came from.
@@ -69,26 +57,32 @@ pub enum CheckId {
 impl CheckId {
     /// The stable name used in JSON and text (`token-file`, `exchange`, ...).
     pub fn name(self) -> &'static str {
-        match self {
-            CheckId::Configuration => "configuration",
-            CheckId::TokenFile => "token-file",
-            CheckId::Jwt => "jwt",
-            CheckId::Audience => "audience",
-            CheckId::Expiry => "expiry",
-            CheckId::AwsSts => "aws-sts",
-            CheckId::Issuer => "issuer",
-            CheckId::Discovery => "discovery",
-            CheckId::Jwks => "jwks",
-            CheckId::Signature => "signature",
-            CheckId::Scope => "scope",
-            CheckId::Exchange => "exchange",
-        }
+        [
+            "configuration",
+            "token-file",
+            "jwt",
+            "audience",
+            "expiry",
+            "aws-sts",
+            "issuer",
+            "discovery",
+            "jwks",
+            "signature",
+            "scope",
+            "exchange",
+        ][self as usize]
     }
 }
 
 impl fmt::Display for CheckId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl Serialize for CheckId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 
@@ -246,13 +240,13 @@ impl fmt::Display for Report {
     /// The checklist for a terminal.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in &self.checks {
-            writeln!(
-                f,
-                "{} {:<13} {}",
-                c.status.label(),
-                c.id.name(),
-                escape(&c.summary)
-            )?;
+            let label = match c.status {
+                Status::Ok => "[ ok ]",
+                Status::Warn => "[warn]",
+                Status::Fail => "[FAIL]",
+                Status::Skip => "[skip]",
+            };
+            writeln!(f, "{label} {:<13} {}", c.id.name(), escape(&c.summary))?;
             let width = c.details.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
             for (k, v) in &c.details {
                 let pad = " ".repeat(width - k.len());

@@ -91,79 +91,54 @@ pub(crate) fn az_commands(
 /// Kubernetes name; an audience or optional value that is empty or contains whitespace; a
 /// credential name that is not 3-120 letters, digits, `-` or `_`.
 pub fn plan(input: &SetupInput) -> Result<SetupOutput, SetupError> {
-    let issuer = input.issuer.as_str();
-    if issuer.is_empty() {
-        return Err(SetupError("no issuer: pass --issuer (EKS: `aws eks describe-cluster --name <cluster> --query cluster.identity.oidc.issuer --output text`)".into()));
-    }
-    if issuer.chars().any(char::is_whitespace) {
-        return Err(SetupError(format!(
-            "the issuer {issuer:?} contains whitespace; Entra compares it exactly"
-        )));
-    }
-    match url::Url::parse(issuer) {
-        Ok(u) if u.scheme() == "https" && u.host_str().is_some() => {}
-        _ => {
-            return Err(SetupError(format!(
-                "the issuer {issuer:?} is not an https:// URL; Entra only accepts HTTPS issuers"
-            )));
-        }
-    }
-    if !is_k8s_name(&input.namespace, 63) || input.namespace.contains('.') {
-        return Err(SetupError(format!(
-            "the namespace {:?} is not a Kubernetes namespace name (lowercase letters, digits, '-')",
-            input.namespace
-        )));
-    }
-    if !is_k8s_name(&input.service_account, 253) {
-        return Err(SetupError(format!(
-            "the service account {:?} is not a Kubernetes name (lowercase letters, digits, '-', '.')",
-            input.service_account
-        )));
-    }
-    let audience = if input.audience.is_empty() {
-        AUDIENCE_PUBLIC.to_string()
-    } else {
-        input.audience.clone()
+    let (issuer, ns, sa) = (
+        input.issuer.as_str(),
+        input.namespace.as_str(),
+        input.service_account.as_str(),
+    );
+    let audience = match input.audience.as_str() {
+        "" => AUDIENCE_PUBLIC,
+        a => a,
     };
-    if audience.chars().any(char::is_whitespace) {
-        return Err(SetupError(format!(
-            "the audience {audience:?} contains whitespace"
-        )));
-    }
-    for (what, v) in [
+    let name = input
+        .credential_name
+        .clone()
+        .unwrap_or_else(|| credential_name(&format!("k8s-{ns}-{sa}")));
+    let spaced = |v: &str| v.chars().any(char::is_whitespace);
+    let https =
+        url::Url::parse(issuer).is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some());
+    let optional = [
         ("client id", &input.client_id),
         ("tenant id", &input.tenant_id),
         ("identity name", &input.identity_name),
         ("resource group", &input.resource_group),
         ("app object id", &input.app_object_id),
+    ]
+    .into_iter()
+    .find_map(|(what, v)| Some((what, v.as_deref().filter(|v| v.is_empty() || spaced(v))?)));
+    // The first input that cannot work, in this order.
+    for (refused, why) in [
+        (issuer.is_empty(), "no issuer: pass --issuer (EKS: `aws eks describe-cluster --name <cluster> --query cluster.identity.oidc.issuer --output text`)".to_string()),
+        (spaced(issuer), format!("the issuer {issuer:?} contains whitespace; Entra compares it exactly")),
+        (!https, format!("the issuer {issuer:?} is not an https:// URL; Entra only accepts HTTPS issuers")),
+        (!is_k8s_name(ns, 63) || ns.contains('.'), format!("the namespace {ns:?} is not a Kubernetes namespace name (lowercase letters, digits, '-')")),
+        (!is_k8s_name(sa, 253), format!("the service account {sa:?} is not a Kubernetes name (lowercase letters, digits, '-', '.')")),
+        (spaced(audience), format!("the audience {audience:?} contains whitespace")),
+        (optional.is_some(), optional.map(|(what, v)| format!("the {what} {v:?} is empty or contains whitespace")).unwrap_or_default()),
+        (
+            name.len() < 3 || credential_name(&name) != name || !name.starts_with(|c: char| c.is_ascii_alphanumeric()),
+            format!("the credential name {name:?} must be 3-120 letters, digits, '-' or '_', starting with a letter or digit"),
+        ),
     ] {
-        if let Some(v) = v
-            && (v.is_empty() || v.chars().any(char::is_whitespace))
-        {
-            return Err(SetupError(format!(
-                "the {what} {v:?} is empty or contains whitespace"
-            )));
+        if refused {
+            return Err(SetupError(why));
         }
-    }
-    let (ns, sa) = (input.namespace.as_str(), input.service_account.as_str());
-    let subject = format!("system:serviceaccount:{ns}:{sa}");
-    let name = input
-        .credential_name
-        .clone()
-        .unwrap_or_else(|| credential_name(&format!("k8s-{ns}-{sa}")));
-    if name.len() < 3
-        || credential_name(&name) != name
-        || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
-    {
-        return Err(SetupError(format!(
-            "the credential name {name:?} must be 3-120 letters, digits, '-' or '_', starting with a letter or digit"
-        )));
     }
     let fic = FederatedCredentialSpec {
         name,
         issuer: issuer.to_string(),
-        subject,
-        audiences: vec![audience.clone()],
+        subject: format!("system:serviceaccount:{ns}:{sa}"),
+        audiences: vec![audience.to_string()],
         description: format!("Kubernetes service account {ns}/{sa}"),
     };
 
@@ -172,7 +147,7 @@ pub fn plan(input: &SetupInput) -> Result<SetupOutput, SetupError> {
         notes.push("The issuer ends with '/'; it is kept, because Entra compares issuers exactly. EKS issuers have no trailing slash: check that this is the token's iss.".to_string());
     }
     if audience != AUDIENCE_PUBLIC {
-        notes.push(format!("The audience is {audience}: the projected token and the credential use it; outside Azure Government and Azure China set AZURE_FEDERATED_TOKEN_AUDIENCE={} in the pod.", shell_quote(&audience)));
+        notes.push(format!("The audience is {audience}: the projected token and the credential use it; outside Azure Government and Azure China set AZURE_FEDERATED_TOKEN_AUDIENCE={} in the pod.", shell_quote(audience)));
     }
 
     let mut missing = Vec::new();
@@ -189,7 +164,7 @@ pub fn plan(input: &SetupInput) -> Result<SetupOutput, SetupError> {
     if input.client_id.is_none() || input.tenant_id.is_none() {
         notes.push("Replace REPLACE-WITH-CLIENT-ID / REPLACE-WITH-TENANT-ID in the YAML (or pass --client-id and --tenant-id).".into());
     }
-    let kubernetes_yaml = render::kubernetes_yaml(input, &audience);
+    let kubernetes_yaml = render::kubernetes_yaml(input, audience);
     let terraform_azuread = render::terraform_azuread(input, &fic);
     let terraform_azurerm = render::terraform_azurerm(input, &fic);
 
