@@ -34,9 +34,9 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
-/// The name of the wrapper's threads (worker and blocking pool).
 /// The name its errors start with.
 const NAME: &str = "BlockingTokenCredential";
+/// The name of the wrapper's threads (worker and blocking pool).
 const THREAD_NAME: &str = "azure-identity-k8s-blocking";
 
 /// Options for [`BlockingTokenCredential`]; `None` or `Default` gives the defaults.
@@ -63,17 +63,7 @@ impl Default for BlockingTokenCredentialOptions {
 ///
 /// Build one per credential and keep it (in the Kafka client's context, the connection manager,
 /// a `static`): the runtime starts on the first call and stops when the wrapper is dropped.
-///
-/// ```no_run
-/// use azure_identity_k8s::WorkloadIdentityCredential;
-/// use azure_identity_k8s::blocking::BlockingTokenCredential;
-///
-/// let credential = BlockingTokenCredential::new(WorkloadIdentityCredential::new(None)?, None)?;
-/// // In a sync callback, e.g. librdkafka's OAUTHBEARER refresh:
-/// let token = credential.get_token(&["https://myns.servicebus.windows.net/.default"], None)?;
-/// println!("expires at {}", token.expires_on);
-/// # Ok::<(), azure_core::Error>(())
-/// ```
+/// Example: the [crate docs](crate), section "Synchronous callers".
 pub struct BlockingTokenCredential {
     credential: Arc<dyn TokenCredential>,
     timeout: Duration,

@@ -4,25 +4,8 @@
 //! One implementation serves object_store 0.13 (DataFusion 55, delta-rs 1.0, polars 0.55; feature
 //! `object_store_0_13`) and 0.14 (lance; feature `object_store_0_14`); feature `object_store`
 //! enables both. The type parameter is the `AzureCredential` of the object_store version in use and
-//! is inferred from `with_credentials`:
-//!
-//! ```no_run
-//! # #[cfg(feature = "object_store_0_13")]
-//! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! # use std::sync::Arc;
-//! # use object_store_0_13 as object_store;
-//! use azure_identity_k8s::WorkloadIdentityCredential;
-//! use azure_identity_k8s::integrations::object_store::TokenCredentialProvider;
-//! use object_store::azure::MicrosoftAzureBuilder;
-//!
-//! let credential = WorkloadIdentityCredential::new(None)?;
-//! let store = MicrosoftAzureBuilder::new()
-//!     .with_account("myaccount")
-//!     .with_container_name("data")
-//!     .with_credentials(Arc::new(TokenCredentialProvider::new(credential)))
-//!     .build()?;
-//! # Ok(()) }
-//! ```
+//! is inferred from `MicrosoftAzureBuilder::with_credentials` (example: the [crate docs](crate),
+//! section "object_store").
 //!
 //! # Cost per request
 //!

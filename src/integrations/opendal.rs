@@ -2,28 +2,9 @@
 //! services: [`TokenCredentialProvider`].
 //!
 //! OpenDAL 0.59 signs Azure Storage requests with reqsign 3 (`reqsign-core`,
-//! `reqsign-azure-storage`); its builders take the providers to ask as a
-//! `reqsign_core::ProvideCredentialChain<reqsign_azure_storage::Credential>`:
-//!
-//! ```no_run
-//! use azure_identity_k8s::WorkloadIdentityCredential;
-//! use azure_identity_k8s::integrations::opendal::TokenCredentialProvider;
-//! use opendal::{Operator, services::Azblob};
-//! use reqsign_core::ProvideCredentialChain;
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let credential = WorkloadIdentityCredential::new(None)?;
-//! let builder = Azblob::default()
-//!     .endpoint("https://myaccount.blob.core.windows.net")
-//!     .container("data")
-//!     .credential_provider_chain(
-//!         ProvideCredentialChain::new().push(TokenCredentialProvider::new(credential)),
-//!     );
-//! let op = Operator::new(builder)?;
-//! # Ok(()) }
-//! ```
-//!
-//! `AzdlsBuilder::credential_provider_chain` takes the same chain.
+//! `reqsign-azure-storage`); its builders (`Azblob`, `Azdls`) take the providers to ask as a
+//! `reqsign_core::ProvideCredentialChain<reqsign_azure_storage::Credential>` in
+//! `credential_provider_chain` (example: the [crate docs](crate), section "OpenDAL").
 //!
 //! # Expiry
 //!
