@@ -55,8 +55,6 @@ mod slot;
 mod status;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod trust;
 
 pub use policy::RefreshPolicy;
 pub use status::RefreshHealth;

@@ -7,7 +7,6 @@
 //! resumed) moves the first and never the second.
 
 use std::fmt;
-use std::sync::Mutex;
 use std::time::Instant;
 use time::OffsetDateTime;
 
@@ -32,19 +31,22 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to (tests).
-#[cfg_attr(not(test), allow(dead_code))]
+/// A clock that only moves when told to, for tests (cargo feature `test-util`, re-exported as
+/// `test_util::ManualClock`): a credential built on it reaches refresh windows and expiry without
+/// waiting, and sees wall-clock steps that leave its monotonic reading alone.
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug)]
-pub(crate) struct ManualClock(Mutex<(OffsetDateTime, Instant)>);
+pub struct ManualClock(std::sync::Mutex<(OffsetDateTime, Instant)>);
 
-#[cfg_attr(not(test), allow(dead_code))]
+#[cfg(any(test, feature = "test-util"))]
 impl ManualClock {
-    pub(crate) fn new(start: OffsetDateTime) -> Self {
-        Self(Mutex::new((start, Instant::now())))
+    /// A clock whose wall-clock reading starts at `start` (its monotonic reading at the real now).
+    pub fn new(start: OffsetDateTime) -> Self {
+        Self(std::sync::Mutex::new((start, Instant::now())))
     }
 
     /// Let `by` pass: both readings move (a negative `by` moves the monotonic reading not at all).
-    pub(crate) fn advance(&self, by: time::Duration) {
+    pub fn advance(&self, by: time::Duration) {
         let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());
         now.0 += by;
         if by.is_positive() {
@@ -53,12 +55,14 @@ impl ManualClock {
     }
 
     /// Step the wall clock only (an NTP correction, a resumed VM): the monotonic reading stays.
-    pub(crate) fn jump_wall(&self, by: time::Duration) {
+    #[cfg(feature = "test-util")]
+    pub fn jump_wall(&self, by: time::Duration) {
         let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());
         now.0 += by;
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).0

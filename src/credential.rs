@@ -240,6 +240,20 @@ impl WorkloadIdentityCredential {
         }))
     }
 
+    /// [`new`](Self::new) on `clock` instead of the system clock (cargo feature `test-util`): the
+    /// cache's refresh windows, expiry and wall-clock steps are reached by moving the clock.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    #[cfg(feature = "test-util")]
+    pub fn with_clock(
+        options: Option<WorkloadIdentityCredentialOptions>,
+        clock: Arc<crate::clock::ManualClock>,
+    ) -> azure_core::Result<Arc<Self>> {
+        Self::build(options.unwrap_or_default(), None, clock).map_err(Into::into)
+    }
+
     /// The resolved configuration and where each value came from (the AWS source takes its
     /// default audience from it).
     #[cfg(feature = "aws")]

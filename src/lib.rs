@@ -45,18 +45,20 @@ pub mod guides {
     #[doc = include_str!(concat!(env!("OUT_DIR"), "/architecture.md"))]
     pub mod architecture {}
 }
-#[cfg(test)]
-mod fault_matrix;
 mod http;
 pub mod integrations;
 pub mod jwt;
 mod problem;
 mod scope;
+/// Seams for tests (cargo feature `test-util`; not for production): [`ManualClock`](test_util::ManualClock),
+/// which [`WorkloadIdentityCredential::with_clock`] and `AwsWebIdentitySource::with_test_clock` take.
+#[cfg(feature = "test-util")]
+pub mod test_util {
+    pub use crate::clock::ManualClock;
+}
 #[cfg(feature = "doctor")]
 pub mod setup;
 mod shell;
-#[cfg(test)]
-mod soak;
 
 /// Not part of the API: entry points for the fuzz targets (`fuzz/`) and the property tests
 /// (`tests/proptest*.rs`) into crate-internal parsers. May change or vanish in any release.

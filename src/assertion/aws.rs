@@ -39,11 +39,7 @@
 //! transient) before STS is asked again.
 
 mod client;
-#[cfg(test)]
-mod emulator_http;
 mod errors;
-#[cfg(test)]
-mod jwt_cache_tests;
 mod log_filter;
 mod source;
 #[cfg(test)]

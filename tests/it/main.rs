@@ -9,6 +9,8 @@ mod aws;
 mod azurite;
 #[cfg(feature = "blocking")]
 mod blocking;
+#[cfg(feature = "test-util")]
+mod cache_trust;
 mod cancellation;
 mod catalogue;
 mod chain;
@@ -21,10 +23,14 @@ mod doctor_aws;
 mod drop_in;
 #[cfg(unix)]
 mod environment;
+#[cfg(feature = "test-util")]
+mod fault_matrix;
 mod faults;
 mod faults_leaks;
 mod faults_security;
 mod graph;
+#[cfg(all(feature = "aws", feature = "test-util"))]
+mod jwt_cache;
 mod keyvault;
 mod leaks;
 #[cfg(any(feature = "object_store_0_13", feature = "object_store_0_14"))]

@@ -73,8 +73,8 @@ impl AwsWebIdentitySource {
         Self::with_policy(options, clock, jwt_policy())
     }
 
-    /// [`with_clock`](Self::with_clock) with another JWT cache policy (tests).
-    pub(super) fn with_policy(
+    /// [`with_clock`](Self::with_clock) with another JWT cache policy.
+    fn with_policy(
         options: AwsWebIdentitySourceOptions,
         clock: Arc<dyn Clock>,
         policy: RefreshPolicy,
@@ -154,9 +154,30 @@ impl AwsWebIdentitySource {
             .map_err(|failure| self.sts.error(audience, failure))
     }
 
-    #[cfg(test)]
-    pub(super) fn jwt_failures(&self) -> u32 {
-        self.cache.status()[0].consecutive_failures
+    /// [`new`](Self::new) on `clock`, with the JWT cache's attempt bound `attempt_timeout` (25 s
+    /// otherwise) (cargo feature `test-util`).
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    #[cfg(feature = "test-util")]
+    pub fn with_test_clock(
+        options: AwsWebIdentitySourceOptions,
+        clock: Arc<crate::clock::ManualClock>,
+        attempt_timeout: time::Duration,
+    ) -> Result<Self, CredentialError> {
+        let policy = RefreshPolicy {
+            attempt_timeout,
+            ..jwt_policy()
+        };
+        Self::with_policy(options, clock, policy)
+    }
+
+    /// How many JWT refreshes in a row have failed (cargo feature `test-util`).
+    #[cfg(feature = "test-util")]
+    pub fn jwt_failures(&self) -> u32 {
+        let status = self.cache.status();
+        status.first().map_or(0, |s| s.consecutive_failures)
     }
 }
 

@@ -1,15 +1,18 @@
-//! The JWT cache over real HTTPS: the emulator's STS (which counts the `GetWebIdentityToken`
+//! The AWS source's JWT cache over real HTTPS: the emulator's STS (which counts the `GetWebIdentityToken`
 //! requests it receives), static credentials of one of its roles, a manual clock. Callers come
 //! the ways users call: concurrently, giving up midway, from a new runtime per call.
 
-use super::emulator_http;
-use super::*;
-use crate::assertion::AssertionSource as _;
-use crate::clock::ManualClock;
-use aws_config::{BehaviorVersion, Region};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
+use azure_identity_k8s::RefreshPolicy;
+use azure_identity_k8s::assertion::{
+    AssertionSource as _, AwsWebIdentitySource, AwsWebIdentitySourceOptions,
+};
+use azure_identity_k8s::test_util::ManualClock;
 use entra_emulator::{AwsRole, Emulator, Endpoint, Fault, Gate, StsError};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use time::OffsetDateTime;
 
 fn secs(n: i64) -> time::Duration {
     time::Duration::seconds(n)
@@ -18,12 +21,13 @@ fn secs(n: i64) -> time::Duration {
 /// An AWS account and role on `emu`; a source with the default options (300 s JWTs) whose AWS
 /// configuration points at the emulator's STS, on a manual clock.
 fn source(emu: &Emulator) -> (Arc<AwsWebIdentitySource>, Arc<ManualClock>) {
-    source_with(emu, super::source::jwt_policy())
+    source_with(emu, secs(25))
 }
 
+/// [`source`] with the JWT cache's attempt bound `attempt_timeout` (25 s by default).
 fn source_with(
     emu: &Emulator,
-    policy: crate::cache::RefreshPolicy,
+    attempt_timeout: time::Duration,
 ) -> (Arc<AwsWebIdentitySource>, Arc<ManualClock>) {
     let role: AwsRole = emu.add_aws_account("123456789012").add_role("R");
     let config = SdkConfig::builder()
@@ -37,14 +41,15 @@ fn source_with(
             None,
             "test",
         )))
-        .http_client(emulator_http::trusting(emu.ca_pem()))
+        .http_client(crate::common::aws::trusting(emu.ca_pem()))
         .build();
     let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
     let options = AwsWebIdentitySourceOptions {
         sdk_config: Some(config),
         ..Default::default()
     };
-    let source = AwsWebIdentitySource::with_policy(options, clock.clone(), policy).unwrap();
+    let source =
+        AwsWebIdentitySource::with_test_clock(options, clock.clone(), attempt_timeout).unwrap();
     (Arc::new(source), clock)
 }
 
@@ -218,21 +223,23 @@ fn a_runtime_per_call_works_every_time() {
     assert_eq!(sts_calls(&emu), 7, "the dead call and one new one");
 }
 
-/// The doctor's probe keeps its JWT: the exchange that follows presents it without a second
-/// STS call.
-#[cfg(feature = "doctor")]
+/// A plain probe bypasses the cache both ways: it neither serves nor replaces the cached JWT.
+/// (The doctor's probe goes through the cache, so the exchange presents the JWT it examined:
+/// `doctor_aws` asserts its one STS call.)
 #[tokio::test]
-async fn a_kept_probe_is_served_from_the_cache() {
+async fn a_plain_probe_bypasses_the_cache() {
     let emu = Emulator::start().await.unwrap();
     let (source, clock) = source(&emu);
-    let (probe, kept) = source.probe_and_keep().await.unwrap();
-    assert_eq!(probe.region, "eu-west-1");
-    assert_eq!(probe.audiences, vec![crate::config::AUDIENCE_PUBLIC]);
+    let kept = source.assertion().await.unwrap();
     clock.advance(secs(239));
     assert_eq!(source.assertion().await.unwrap().secret(), kept.secret());
     assert_eq!(sts_calls(&emu), 1);
-    // A plain probe bypasses the cache both ways.
-    source.probe().await.unwrap();
+    let probe = source.probe().await.unwrap();
+    assert_eq!(probe.region, "eu-west-1");
+    assert_eq!(
+        probe.audiences,
+        vec![azure_identity_k8s::config::AUDIENCE_PUBLIC]
+    );
     assert_eq!(source.assertion().await.unwrap().secret(), kept.secret());
     assert_eq!(sts_calls(&emu), 2);
 }
@@ -242,14 +249,14 @@ async fn a_kept_probe_is_served_from_the_cache() {
 #[tokio::test]
 async fn a_hung_sts_call_is_bounded_and_the_next_call_works() {
     let emu = Emulator::start().await.unwrap();
-    let policy = crate::cache::RefreshPolicy {
-        attempt_timeout: time::Duration::milliseconds(300),
-        ..super::source::jwt_policy()
-    };
-    let (source, clock) = source_with(&emu, policy.clone());
+    let (source, clock) = source_with(&emu, time::Duration::milliseconds(300));
     emu.push_fault(Endpoint::Sts, Fault::Hang);
     let e = source.assertion().await.unwrap_err();
-    assert_eq!(e.category(), crate::error::ErrorCategory::Timeout, "{e}");
+    assert_eq!(
+        e.category(),
+        azure_identity_k8s::ErrorCategory::Timeout,
+        "{e}"
+    );
     assert!(
         e.message()
             .contains("from AWS STS did not finish within 0.3 s"),
@@ -266,7 +273,7 @@ async fn a_hung_sts_call_is_bounded_and_the_next_call_works() {
     })
     .await
     .expect("the abandoned attempt records its failure");
-    clock.advance(policy.transient_error_ttl);
+    clock.advance(RefreshPolicy::default().transient_error_ttl);
     source.assertion().await.expect("the next call gets a JWT");
     assert_eq!(sts_calls(&emu), 2);
 }
@@ -278,7 +285,7 @@ fn a_hung_attempt_names_sts() {
     let e = source
         .timed_out(secs(35))
         .expect("STS's own time-out error");
-    assert_eq!(e.category(), crate::error::ErrorCategory::Timeout);
+    assert_eq!(e.category(), azure_identity_k8s::ErrorCategory::Timeout);
     assert!(e.is_transient(), "{e}");
     for needle in [
         "AWS STS",

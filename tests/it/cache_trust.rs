@@ -1,15 +1,16 @@
-//! Cache trust (crate-internal integration tests): the credential over real HTTPS against the
+//! Cache trust: the credential over real HTTPS against the
 //! emulator, with **azure_core's default retry configuration** (`ClientOptions::default()` plus
 //! the emulator's transport) and the default [`RefreshPolicy`], on a manual clock. Callers come
 //! the ways users call: a new runtime per call, `#[tokio::test]`s sharing one credential,
 //! runtimes shut down in the middle of a request.
 
-use crate::cache::{RefreshHealth, RefreshPolicy};
-use crate::clock::ManualClock;
-use crate::credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
-use crate::error::ErrorCategory;
 use crate::fault_matrix::support::*;
 use azure_core::http::{ClientOptions, RetryOptions};
+use azure_identity_k8s::test_util::ManualClock;
+use azure_identity_k8s::{
+    ErrorCategory, RefreshHealth, RefreshPolicy, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
+};
 use entra_emulator::{AccessTokenOptions, Endpoint, Fault, Gate, RetryAfter, ServiceAccountToken};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -430,7 +431,7 @@ async fn retry_options_are_used_as_given() {
             client_id: Some(CLIENT.into()),
             tenant_id: Some(TENANT.into()),
             token_file_path: Some(file.clone()),
-            env: crate::config::Env::from_pairs([(
+            env: azure_identity_k8s::Env::from_pairs([(
                 "AZURE_AUTHORITY_HOST",
                 bench.emu.authority_host(),
             )]),

@@ -1,8 +1,8 @@
 //! The soak: 24 simulated hours of one credential serving many concurrent callers for several
 //! scopes, with service-account token rotation, access-token expiry and about 10 % of token
-//! requests failing (crate-internal test; numbers in `docs/reliability.md`).
+//! requests failing (a test binary of its own, for its counting allocator; numbers in `docs/reliability.md`).
 //!
-//! * Time: the credential runs on a [`ManualClock`](crate::clock::ManualClock) advanced in
+//! * Time: the credential runs on a `test_util::ManualClock` advanced in
 //!   15-second steps; the emulator answers over real HTTPS with 3599-second access tokens (whose
 //!   expiry the credential computes with its own clock).
 //! * Rotation: the projected volume is rotated every 2880 simulated seconds (80 % of a one-hour
@@ -17,16 +17,21 @@
 //! * Callers: 16 per step, spread over 3 scopes (whose first callers arrive 0, 17 and 34
 //!   simulated minutes in, so their refreshes do not coincide), each polled once to see whether
 //!   it would have had to wait.
-//! * Memory: live heap bytes, counted by a global allocator, sampled every simulated hour. The
-//!   soak runs in a child process (this test binary filtered to [`soak_child`]) so that no other
-//!   test's allocations are counted.
+//! * Memory: live heap bytes, counted by this binary's global allocator, sampled every simulated
+//!   hour (the soak is the binary's only test, so no other test's allocations are counted).
 //!
-//! Run it alone, with the report: `cargo test --lib soak -- --nocapture`.
+//! Run it with the report: `cargo test --all-features --test soak -- --nocapture`.
+#![cfg(feature = "test-util")]
 
-use crate::fault_matrix::support::*;
+// Shared with the fault matrix in the `it` binary (a binary of its own cannot `mod` it otherwise).
+#[path = "it/fault_matrix/support.rs"]
+#[allow(dead_code)] // the soak uses part of it
+mod support;
+
 use entra_emulator::{Endpoint, Fault, ProjectedVolume, RetryAfter};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicI64, Ordering};
+use support::*;
 
 /// Counts live heap bytes (every allocation of this test binary).
 struct Counting;
@@ -55,7 +60,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-const CHILD_ENV: &str = "AZURE_IDENTITY_K8S_SOAK_CHILD";
 static SCOPES: [[&str; 1]; 3] = [
     ["https://storage.azure.com/.default"],
     ["https://vault.azure.net/.default"],
@@ -116,9 +120,9 @@ impl Rng {
     }
 }
 
-/// What the child prints (its `Debug` form is parsed by the parent).
+/// What the soak saw (printed with `--nocapture`).
 #[derive(Debug)]
-#[allow(dead_code)] // the fields are read through `Debug`
+#[allow(dead_code)] // `calls` is only printed
 struct Report {
     calls: u64,
     caller_errors: u64,
@@ -130,16 +134,6 @@ struct Report {
     rotations: usize,
     stale_assertions: usize,
     live_bytes_per_hour: Vec<i64>,
-}
-
-/// The soak itself; a no-op unless started by [`soak_24h_simulated`] in a child process.
-#[tokio::test]
-async fn soak_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
-        return;
-    }
-    let report = soak().await;
-    println!("SOAK-REPORT {report:?}");
 }
 
 async fn soak() -> Report {
@@ -281,78 +275,32 @@ impl Report {
     }
 }
 
-/// Parse one `key: value` field of the child's `Debug` report.
-fn field<'a>(report: &'a str, key: &str) -> &'a str {
-    let start = report
-        .find(&format!("{key}: "))
-        .unwrap_or_else(|| panic!("no {key} in {report}"))
-        + key.len()
-        + 2;
-    let rest = &report[start..];
-    let end = if rest.starts_with('[') {
-        rest.find(']').expect("closing bracket") + 1
-    } else {
-        rest.find([',', ' ', '}']).unwrap_or(rest.len())
-    };
-    &rest[..end]
-}
+#[tokio::test]
+async fn soak_24h_simulated() {
+    let r = soak().await;
+    let line = format!("{r:?}");
+    eprintln!("SOAK-REPORT {line}");
 
-fn num(report: &str, key: &str) -> i64 {
-    field(report, key).parse().expect("a number")
-}
-
-#[test]
-fn soak_24h_simulated() {
-    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "soak::soak_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, "1")
-        .output()
-        .expect("the soak child runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "soak failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = stdout
-        .lines()
-        .find_map(|l| l.find("SOAK-REPORT ").map(|i| &l[i..]))
-        .unwrap_or_else(|| panic!("no report:\n{stdout}"));
-    eprintln!("{line}");
-
-    assert_eq!(num(line, "caller_errors"), 0, "{line}");
-    assert_eq!(num(line, "caller_waits"), 0, "{line}");
-    assert_eq!(num(line, "stale_assertions"), 0, "{line}");
-    let ideal = num(line, "ideal_requests") as f64;
-    let ok = num(line, "successful_requests") as f64;
+    assert_eq!(r.caller_errors, 0, "{line}");
+    assert_eq!(r.caller_waits, 0, "{line}");
+    assert_eq!(r.stale_assertions, 0, "{line}");
+    let ideal = r.ideal_requests as f64;
+    let ok = r.successful_requests as f64;
     assert!(
         (ok - ideal).abs() <= ideal * 0.05,
         "successful token requests {ok} not within 5 % of the ideal {ideal}: {line}"
     );
     // Every failed request was an injected fault: no wasted requests.
-    assert_eq!(
-        num(line, "failed_requests"),
-        num(line, "injected"),
-        "{line}"
-    );
-    let injected = num(line, "injected") as f64;
+    assert_eq!(r.failed_requests, r.injected, "{line}");
+    let injected = r.injected as f64;
     let total = ok + injected;
     assert!(
         injected / total > 0.05,
         "the soak must really inject failures: {line}"
     );
-    assert!(num(line, "rotations") >= 29, "{line}");
+    assert!(r.rotations >= 29, "{line}");
     // Memory: flat from the second hour on (warm-up done), within 256 KiB.
-    let live: Vec<i64> = field(line, "live_bytes_per_hour")
-        .trim_matches(['[', ']'])
-        .split(", ")
-        .map(|v| v.parse().expect("bytes"))
-        .collect();
+    let live = &r.live_bytes_per_hour;
     assert_eq!(live.len(), HOURS as usize, "{line}");
     let steady = &live[2..];
     let (lo, hi) = (
