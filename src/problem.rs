@@ -294,6 +294,93 @@ impl ProblemId {
         })
     }
 
+    /// A `Transport*` problem in plain words, without volatile values (it goes on an error's
+    /// first line); "no answer" for [`ProblemId::Transport`] and any other problem.
+    pub(crate) fn transport_words(self) -> &'static str {
+        match self {
+            ProblemId::TransportConnectionRefused => "connection refused",
+            ProblemId::TransportDns => "the host name does not resolve (DNS)",
+            ProblemId::TransportConnectionReset => {
+                "the connection was closed or reset before an answer"
+            }
+            ProblemId::TransportUntrustedCertificate => {
+                "TLS: the server's certificate is not trusted (unknown issuer)"
+            }
+            ProblemId::TransportCertificateName => {
+                "TLS: the server's certificate is not valid for this host name"
+            }
+            ProblemId::TransportCertificateExpired => {
+                "TLS: the server's certificate is expired or not yet valid"
+            }
+            ProblemId::TransportTls => "the TLS handshake failed",
+            ProblemId::TransportProxy => "the HTTP proxy refused or failed the CONNECT tunnel",
+            ProblemId::TransportTimedOut => "the connection timed out",
+            _ => "no answer",
+        }
+    }
+
+    /// The fix of a `Transport*` problem (a request to `origin`, `host`:`port` that got no answer),
+    /// as commands and values: `setting` names what chose the URL and its value, `probe` is a URL
+    /// (shell-quoted) to fetch with curl from the same pod.
+    pub(crate) fn transport_fix(
+        self,
+        origin: &str,
+        host: &str,
+        port: u16,
+        setting: &str,
+        probe: &str,
+    ) -> String {
+        let curl = format!("`curl -sv {probe}`");
+        let s_client =
+            format!("`openssl s_client -connect {host}:{port} -servername {host} -showcerts`");
+        match self {
+            ProblemId::TransportConnectionRefused => format!(
+                "Nothing accepts connections on {host}:{port}. Check {setting}; check the egress rule or proxy in between \
+                 (HTTPS_PROXY, NO_PROXY); test from this pod with {curl}."
+            ),
+            ProblemId::TransportDns => format!(
+                "The name {host} does not resolve from here. Check the host name in {setting} and the pod's DNS \
+                 (`nslookup {host}`); behind a proxy set HTTPS_PROXY; test with {curl}."
+            ),
+            ProblemId::TransportConnectionReset => format!(
+                "Something between this pod and {origin} closed the connection: a firewall or proxy, or a server that does \
+                 not speak HTTPS on that port. Check egress rules and the proxy (HTTPS_PROXY, NO_PROXY) and {setting}; \
+                 {curl} shows where it stops."
+            ),
+            ProblemId::TransportUntrustedCertificate => format!(
+                "{origin} presented a certificate from a CA this client does not trust, usually a TLS-inspecting proxy. \
+                 Add that CA to the system trust store (copy it to /usr/local/share/ca-certificates/ and run \
+                 `update-ca-certificates`) or set SSL_CERT_FILE=/path/to/bundle.pem (public roots plus that CA); \
+                 {s_client} shows the issuer. Check {setting}."
+            ),
+            ProblemId::TransportCertificateName => format!(
+                "The certificate {origin} presented does not name {host}: the URL points at a server for another name \
+                 (an IP address, or a proxy answering in its place). Check {setting}: use the host name the certificate \
+                 names, e.g. https://login.microsoftonline.com; {s_client} shows the names."
+            ),
+            ProblemId::TransportCertificateExpired => format!(
+                "The certificate {origin} presented is outside its validity period. Check this machine's clock \
+                 (`date -u`); if it is right, the server's certificate has expired: {s_client} shows its dates."
+            ),
+            ProblemId::TransportTls => format!(
+                "The TLS handshake with {origin} failed: the port does not speak TLS (an http:// server, or a proxy), or \
+                 the server offers no TLS 1.2/1.3 suite this client supports. Check {setting}; {s_client} shows the handshake."
+            ),
+            ProblemId::TransportProxy => format!(
+                "The HTTP proxy (HTTPS_PROXY) refused or could not open the tunnel to {host}:{port}: allow {host} in the \
+                 proxy, or bypass it with NO_PROXY={host}; {curl} uses the same proxy settings."
+            ),
+            ProblemId::TransportTimedOut => format!(
+                "No answer from {origin}: packets are dropped (security group, network policy, firewall). Allow egress to \
+                 {host}:{port} or set HTTPS_PROXY; check {setting}; test with `curl -sv --max-time 10 {probe}`."
+            ),
+            _ => format!(
+                "Check network access to {origin} ({setting}), the proxy (HTTPS_PROXY, NO_PROXY) and, for a private CA, \
+                 SSL_CERT_FILE; test with {curl}."
+            ),
+        }
+    }
+
     /// The anchor of the problem's section (`<a id>` in docs/troubleshooting.md or
     /// docs/aws-outbound.md), and which of the two pages it is on (`true`: aws-outbound.md).
     #[cfg(test)]

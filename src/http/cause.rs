@@ -1,5 +1,6 @@
 //! Why a request got no answer: the root cause of a transport error, named from its source chain
-//! (azure_core → reqwest → hyper_util → `std::io::Error` / `rustls::Error`), with the fix for it.
+//! (azure_core → reqwest → hyper_util → `std::io::Error` / `rustls::Error`) as one of the
+//! `ProblemId::Transport*` problems, whose words and fix are the catalogue's.
 //!
 //! One classifier for the credential's token request, `doctor`'s issuer fetches and the
 //! managed-identity probe. It classifies by type where the type is reachable (`io::ErrorKind`,
@@ -12,30 +13,6 @@ use azure_core::http::Url;
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
-
-/// The cause in plain words, without volatile values (it goes on an error's first line).
-fn words(cause: ProblemId) -> &'static str {
-    match cause {
-        ProblemId::TransportConnectionRefused => "connection refused",
-        ProblemId::TransportDns => "the host name does not resolve (DNS)",
-        ProblemId::TransportConnectionReset => {
-            "the connection was closed or reset before an answer"
-        }
-        ProblemId::TransportUntrustedCertificate => {
-            "TLS: the server's certificate is not trusted (unknown issuer)"
-        }
-        ProblemId::TransportCertificateName => {
-            "TLS: the server's certificate is not valid for this host name"
-        }
-        ProblemId::TransportCertificateExpired => {
-            "TLS: the server's certificate is expired or not yet valid"
-        }
-        ProblemId::TransportTls => "the TLS handshake failed",
-        ProblemId::TransportProxy => "the HTTP proxy refused or failed the CONNECT tunnel",
-        ProblemId::TransportTimedOut => "the connection timed out",
-        _ => "no answer",
-    }
-}
 
 /// A classified transport failure of one request: the cause, where to, and the error chain.
 #[derive(Debug, Clone)]
@@ -92,7 +69,7 @@ impl Failure {
     pub(crate) fn words(&self) -> String {
         match self.cause {
             ProblemId::Transport => format!("no answer ({})", self.innermost),
-            c => words(c).to_owned(),
+            c => c.transport_words().to_owned(),
         }
     }
 
@@ -100,60 +77,10 @@ impl Failure {
     /// "the authority host (AZURE_AUTHORITY_HOST; now https://login.microsoftonline.com)");
     /// `probe` is a URL to fetch with curl from the same pod.
     pub(crate) fn fix(&self, setting: &str, probe: &str) -> String {
-        let Self {
-            origin, host, port, ..
-        } = self;
         // A URL with `?` or `&` is one shell word only when quoted.
         let probe = crate::shell::shell_quote(probe);
-        let curl = format!("`curl -sv {probe}`");
-        let s_client =
-            format!("`openssl s_client -connect {host}:{port} -servername {host} -showcerts`");
-        match self.cause {
-            ProblemId::TransportConnectionRefused => format!(
-                "Nothing accepts connections on {host}:{port}. Check {setting}; check the egress rule or proxy in between \
-                 (HTTPS_PROXY, NO_PROXY); test from this pod with {curl}."
-            ),
-            ProblemId::TransportDns => format!(
-                "The name {host} does not resolve from here. Check the host name in {setting} and the pod's DNS \
-                 (`nslookup {host}`); behind a proxy set HTTPS_PROXY; test with {curl}."
-            ),
-            ProblemId::TransportConnectionReset => format!(
-                "Something between this pod and {origin} closed the connection: a firewall or proxy, or a server that does \
-                 not speak HTTPS on that port. Check egress rules and the proxy (HTTPS_PROXY, NO_PROXY) and {setting}; \
-                 {curl} shows where it stops."
-            ),
-            ProblemId::TransportUntrustedCertificate => format!(
-                "{origin} presented a certificate from a CA this client does not trust, usually a TLS-inspecting proxy. \
-                 Add that CA to the system trust store (copy it to /usr/local/share/ca-certificates/ and run \
-                 `update-ca-certificates`) or set SSL_CERT_FILE=/path/to/bundle.pem (public roots plus that CA); \
-                 {s_client} shows the issuer. Check {setting}."
-            ),
-            ProblemId::TransportCertificateName => format!(
-                "The certificate {origin} presented does not name {host}: the URL points at a server for another name \
-                 (an IP address, or a proxy answering in its place). Check {setting}: use the host name the certificate \
-                 names, e.g. https://login.microsoftonline.com; {s_client} shows the names."
-            ),
-            ProblemId::TransportCertificateExpired => format!(
-                "The certificate {origin} presented is outside its validity period. Check this machine's clock \
-                 (`date -u`); if it is right, the server's certificate has expired: {s_client} shows its dates."
-            ),
-            ProblemId::TransportTls => format!(
-                "The TLS handshake with {origin} failed: the port does not speak TLS (an http:// server, or a proxy), or \
-                 the server offers no TLS 1.2/1.3 suite this client supports. Check {setting}; {s_client} shows the handshake."
-            ),
-            ProblemId::TransportProxy => format!(
-                "The HTTP proxy (HTTPS_PROXY) refused or could not open the tunnel to {host}:{port}: allow {host} in the \
-                 proxy, or bypass it with NO_PROXY={host}; {curl} uses the same proxy settings."
-            ),
-            ProblemId::TransportTimedOut => format!(
-                "No answer from {origin}: packets are dropped (security group, network policy, firewall). Allow egress to \
-                 {host}:{port} or set HTTPS_PROXY; check {setting}; test with `curl -sv --max-time 10 {probe}`."
-            ),
-            _ => format!(
-                "Check network access to {origin} ({setting}), the proxy (HTTPS_PROXY, NO_PROXY) and, for a private CA, \
-                 SSL_CERT_FILE; test with {curl}."
-            ),
-        }
+        let (origin, host, port) = (&self.origin, &self.host, self.port);
+        (self.cause).transport_fix(origin, host, port, setting, &probe)
     }
 }
 
@@ -333,7 +260,7 @@ mod tests {
             ProblemId::TransportTimedOut,
             ProblemId::Transport,
         ] {
-            assert!(problems.insert(words(cause)), "{cause:?}");
+            assert!(problems.insert(cause.transport_words()), "{cause:?}");
             assert_eq!(cause.category(), crate::ErrorCategory::Transport);
             // Only a certificate failure outlasts a retry.
             assert_eq!(
