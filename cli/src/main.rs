@@ -18,6 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use time::format_description::well_known::Rfc3339;
 
 /// Entra ID workload identity for Kubernetes on AWS: diagnose, get a token, print the setup.
 ///
@@ -201,20 +202,38 @@ fn emit(text: &str) -> bool {
         Ok(()) => true,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => true,
         Err(e) => {
-            eprintln!("error: cannot write the output to stdout: {e}");
+            fail(format!("cannot write the output to stdout: {e}"));
             false
         }
     }
 }
 
-fn print_error(e: &azure_core::Error) {
+/// What a command prints on stdout and whether it succeeded, or the exit code of a failure it
+/// has already reported on stderr.
+type Outcome = Result<(String, bool), ExitCode>;
+
+/// Report `error` on stderr; exit code 1.
+fn fail(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::FAILURE
+}
+
+/// [`fail`] with the credential's message when the error is one of its own.
+fn credential_failed(e: &azure_core::Error) -> ExitCode {
     match e.downcast_ref::<CredentialError>() {
-        Some(c) => eprintln!("error: {}", c.message()),
-        None => eprintln!("error: {e}"),
+        Some(c) => fail(c.message()),
+        None => fail(e),
     }
 }
 
-async fn doctor(args: DoctorArgs) -> ExitCode {
+fn json(value: &impl serde::Serialize) -> String {
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    )
+}
+
+async fn doctor(args: DoctorArgs) -> Outcome {
     let report = doctor::run(DoctorOptions {
         credential: args.credential.options(),
         scope: args.scope,
@@ -223,19 +242,15 @@ async fn doctor(args: DoctorArgs) -> ExitCode {
         aws: args.credential.aws_options(),
     })
     .await;
-    let written = if args.json {
-        emit(&format!("{}\n", report.to_json()))
+    let text = if args.json {
+        format!("{}\n", report.to_json())
     } else {
-        emit(&report.to_string())
+        report.to_string()
     };
-    if report.ok && written {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    Ok((text, report.ok))
 }
 
-async fn token(args: TokenArgs) -> ExitCode {
+async fn token(args: TokenArgs) -> Outcome {
     let options = args.credential.options();
     // The tenant the credential resolved, by its rule: the option, else AZURE_TENANT_ID.
     let tenant = options
@@ -250,107 +265,75 @@ async fn token(args: TokenArgs) -> ExitCode {
     };
     #[cfg(not(feature = "aws"))]
     let credential = WorkloadIdentityCredential::new(options);
-    let credential = match credential {
-        Ok(c) => c,
-        Err(e) => {
-            print_error(&e);
-            return ExitCode::FAILURE;
-        }
-    };
-    let token = match credential.get_token(&[args.scope.as_str()], None).await {
-        Ok(t) => t,
-        Err(e) => {
-            print_error(&e);
+    let credential = credential.map_err(|e| credential_failed(&e))?;
+    let token = credential
+        .get_token(&[args.scope.as_str()], None)
+        .await
+        .map_err(|e| {
             // The corrected scope when one can be told: doctor with the invalid one fails at `scope`.
             let scope = doctor::suggested_scope(&args.scope).unwrap_or(args.scope.clone());
+            let code = credential_failed(&e);
             eprintln!(
                 "hint: `azure-identity-k8s doctor --scope {}` checks every step; RUST_LOG=azure_identity_k8s=debug shows each request",
                 shell_quote(&scope)
             );
-            return ExitCode::FAILURE;
-        }
+            code
+        })?;
+    let text = match args.output {
+        Output::Raw => token.token.secret().to_owned(),
+        Output::Json => json(&serde_json::json!({
+            "accessToken": token.token.secret(),
+            "expiresOn": token.expires_on.format(&Rfc3339).unwrap_or_default(),
+            "expires_on": token.expires_on.unix_timestamp(),
+            "scope": args.scope,
+            "tenant": tenant,
+            "tokenType": "Bearer",
+        })),
     };
-    match args.output {
-        Output::Raw => {
-            if !emit(token.token.secret()) {
-                return ExitCode::FAILURE;
-            }
-        }
-        Output::Json => {
-            let expires = token
-                .expires_on
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
-            let out = serde_json::json!({
-                "accessToken": token.token.secret(),
-                "expiresOn": expires,
-                "expires_on": token.expires_on.unix_timestamp(),
-                "scope": args.scope,
-                "tenant": tenant,
-                "tokenType": "Bearer",
-            });
-            if !emit(&format!(
-                "{}\n",
-                serde_json::to_string_pretty(&out).unwrap_or_default()
-            )) {
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    ExitCode::SUCCESS
+    Ok((text, true))
 }
 
-fn setup(args: SetupArgs) -> ExitCode {
+/// The token file `setup` reads without `--issuer`: the flag, else AZURE_FEDERATED_TOKEN_FILE,
+/// else the first of the webhook's paths that exists.
+fn setup_token_file(flag: Option<&PathBuf>) -> Result<PathBuf, ExitCode> {
+    flag.cloned()
+        .or_else(|| {
+            std::env::var_os(AZURE_FEDERATED_TOKEN_FILE)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+        })
+        .or_else(|| {
+            [WEBHOOK_TOKEN_PATH, WEBHOOK_TOKEN_PATH_PRE_1_6]
+                .into_iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists())
+        })
+        .ok_or_else(|| {
+            fail(format!(
+                "no token file to read (tried {AZURE_FEDERATED_TOKEN_FILE}, {WEBHOOK_TOKEN_PATH}, {WEBHOOK_TOKEN_PATH_PRE_1_6}). \
+                 Outside a pod pass --issuer, --namespace and --service-account."
+            ));
+            ExitCode::from(2)
+        })
+}
+
+fn setup(args: SetupArgs) -> Outcome {
     let env = Env::process();
-    let from_token = args.issuer.is_none();
     let base = match &args.issuer {
         Some(issuer) => SetupInput {
             issuer: issuer.clone(),
-            namespace: args.namespace.clone().unwrap_or_default(),
-            service_account: args.service_account.clone().unwrap_or_default(),
             ..Default::default()
         },
-        None => {
-            let path = args
-                .token_file
-                .clone()
-                .or_else(|| {
-                    std::env::var_os(AZURE_FEDERATED_TOKEN_FILE)
-                        .filter(|p| !p.is_empty())
-                        .map(PathBuf::from)
-                })
-                .or_else(|| {
-                    [WEBHOOK_TOKEN_PATH, WEBHOOK_TOKEN_PATH_PRE_1_6]
-                        .into_iter()
-                        .map(PathBuf::from)
-                        .find(|p| p.exists())
-                });
-            let Some(path) = path else {
-                eprintln!(
-                    "error: no token file to read (tried {AZURE_FEDERATED_TOKEN_FILE}, {WEBHOOK_TOKEN_PATH}, {WEBHOOK_TOKEN_PATH_PRE_1_6}). \
-                     Outside a pod pass --issuer, --namespace and --service-account."
-                );
-                return ExitCode::from(2);
-            };
-            match SetupInput::from_token_file(&path) {
-                Ok(mut i) => {
-                    // Flags win over the token's values.
-                    if let Some(ns) = &args.namespace {
-                        i.namespace = ns.clone();
-                    }
-                    if let Some(sa) = &args.service_account {
-                        i.service_account = sa.clone();
-                    }
-                    i
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
+        None => SetupInput::from_token_file(&setup_token_file(args.token_file.as_ref())?)
+            .map_err(fail)?,
     };
+    // Flags win over the token's values.
     let input = SetupInput {
+        namespace: args.namespace.clone().unwrap_or(base.namespace.clone()),
+        service_account: args
+            .service_account
+            .clone()
+            .unwrap_or(base.service_account.clone()),
         audience: args.audience.clone().unwrap_or(base.audience.clone()),
         client_id: args.client_id.clone().or_else(|| env.var(AZURE_CLIENT_ID)),
         tenant_id: args.tenant_id.clone().or_else(|| env.var(AZURE_TENANT_ID)),
@@ -360,38 +343,29 @@ fn setup(args: SetupArgs) -> ExitCode {
         credential_name: args.name.clone(),
         ..base
     };
-    match setup::plan(&input) {
-        Ok(out) => {
-            let text = if args.json {
-                format!(
-                    "{}\n",
-                    serde_json::to_string_pretty(&out).unwrap_or_default()
-                )
-            } else if from_token {
-                format!("# From the service-account token in this pod.\n{out}")
-            } else {
-                out.to_string()
-            };
-            if emit(&text) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let out = setup::plan(&input).map_err(fail)?;
+    let text = if args.json {
+        json(&out)
+    } else if args.issuer.is_none() {
+        format!("# From the service-account token in this pod.\n{out}")
+    } else {
+        out.to_string()
+    };
+    Ok((text, true))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    match cli.command {
+    let outcome = match cli.command {
         Command::Doctor(a) => doctor(a).await,
         Command::Token(a) => token(a).await,
         Command::Setup(a) => setup(a),
+    };
+    match outcome {
+        Ok((text, ok)) if emit(&text) && ok => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(code) => code,
     }
 }
