@@ -111,22 +111,15 @@ spec:
     )
 }
 
-/// A Terraform resource name: letters, digits and '_'.
-fn terraform_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// A Terraform resource name (letters, digits and '_') from a federated credential's name,
+/// which [`super::plan`] allows only letters, digits, '-' and '_'.
+fn terraform_name(fic: &FederatedCredentialSpec) -> String {
+    fic.name.replace('-', "_")
 }
 
 /// `azuread_application_federated_identity_credential` (app registration).
 pub(super) fn terraform_azuread(input: &SetupInput, fic: &FederatedCredentialSpec) -> String {
-    let tf_name = terraform_name(&fic.name);
+    let tf_name = terraform_name(fic);
     let audiences: Vec<String> = fic.audiences.iter().map(|a| hcl(a)).collect();
     let (app_data, app_ref) = match (&input.app_object_id, &input.client_id) {
         (Some(oid), _) => (String::new(), hcl(&format!("/applications/{oid}"))),
@@ -158,7 +151,7 @@ pub(super) fn terraform_azuread(input: &SetupInput, fic: &FederatedCredentialSpe
 
 /// `azurerm_federated_identity_credential` (user-assigned managed identity).
 pub(super) fn terraform_azurerm(input: &SetupInput, fic: &FederatedCredentialSpec) -> String {
-    let tf_name = terraform_name(&fic.name);
+    let tf_name = terraform_name(fic);
     let audiences: Vec<String> = fic.audiences.iter().map(|a| hcl(a)).collect();
     format!(
         "data \"azurerm_user_assigned_identity\" \"workload\" {{\n  \
