@@ -20,18 +20,21 @@
 //! * Memory: live heap bytes, counted by this binary's global allocator, sampled every simulated
 //!   hour (the soak is the binary's only test, so no other test's allocations are counted).
 //!
-//! Run it with the report: `cargo test --all-features --test soak -- --nocapture`.
+//! Run it with the report: `cargo test --all-features --test soak -- --nocapture`. Its source sits in
+//! tests/it/ beside the `it` binary's modules, but it is a binary of its own (Cargo.toml).
 #![cfg(feature = "test-util")]
 
-// Shared with the fault matrix in the `it` binary (a binary of its own cannot `mod` it otherwise).
-#[path = "it/fault_matrix/support.rs"]
+// The fault matrix's support module of the `it` binary, the same file: this binary's root sits
+// in tests/it/ (Cargo.toml's [[test]] "soak") so that its modules resolve there too.
 #[allow(dead_code)] // the soak uses part of it
-mod support;
+mod fault_matrix {
+    pub mod support;
+}
 
 use entra_emulator::{Endpoint, Fault, ProjectedVolume, RetryAfter};
+use fault_matrix::support::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicI64, Ordering};
-use support::*;
 
 /// Counts live heap bytes (every allocation of this test binary).
 struct Counting;
