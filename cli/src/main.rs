@@ -180,9 +180,14 @@ struct SetupArgs {
 }
 
 /// Logs to stderr, filtered by RUST_LOG (e.g. `RUST_LOG=azure_identity_k8s=debug`); warnings
-/// only when it is unset.
+/// only when it is unset. When RUST_LOG asks for TRACE, the AWS SDK's request dumps, which carry
+/// session tokens, stay at DEBUG (docs/aws-outbound.md, "Logging").
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    if directives.to_ascii_lowercase().contains("trace") {
+        directives.push_str(",aws_sigv4=debug,aws_smithy_runtime::client::orchestrator=debug");
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -40,7 +40,6 @@
 
 mod client;
 mod errors;
-mod log_filter;
 mod source;
 #[cfg(test)]
 mod tests;

@@ -392,14 +392,28 @@ async fn probe_reports_what_the_federated_credential_must_say() {
     assert!(!format!("{a:?}").contains(a.secret()));
 }
 
+/// The `EnvFilter` directives docs/aws-outbound.md recommends (section "Logging").
+fn recommended_filter() -> &'static str {
+    let doc = include_str!("../../docs/aws-outbound.md");
+    let line = doc
+        .lines()
+        .find(|l| l.contains("EnvFilter::new(\""))
+        .expect("the recommendation in docs/aws-outbound.md");
+    line.split('"').nth(1).expect("a quoted directive")
+}
+
+/// The recommended filter keeps every secret out of logs captured at TRACE through a full
+/// exchange (STS, then Entra), while the SDK's other logs still come through; without it, the
+/// SDK logs the session token.
 #[tokio::test]
 async fn no_secret_reaches_the_logs() {
     let aws = Aws::new().await;
     let logs = LogCapture::default();
-    let _guard = logs.install();
+    let guard = logs.install_filtered(recommended_filter());
     let cred = aws.credential();
     let token = cred.get_token(&[STORAGE], None).await.unwrap();
     aws.account.set_role_allowed(ROLE, false);
+    drop(guard);
     let text = logs.text();
     assert!(
         text.contains("aws_smithy_runtime"),
@@ -423,6 +437,17 @@ async fn no_secret_reaches_the_logs() {
         assert!(!text.contains(secret), "the {name} was logged");
     }
     assert!(!format!("{cred:?}").contains(&aws.role.secret_access_key));
+
+    // The recommendation is what keeps the session token out: at TRACE without it, the SDK
+    // logs it (a fresh credential, so STS is called again).
+    let unfiltered = LogCapture::default();
+    let _guard = unfiltered.install();
+    aws.account.set_role_allowed(ROLE, true);
+    aws.credential().get_token(&[STORAGE], None).await.unwrap();
+    assert!(
+        unfiltered.text().contains(aws.role.session_token.as_str()),
+        "the SDK no longer logs the session token at TRACE: the recommendation in docs/aws-outbound.md can go"
+    );
 }
 
 #[tokio::test]

@@ -155,8 +155,12 @@ impl LogCapture {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
     pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        self.install_filtered("trace")
+    }
+    /// Collect what `directives` (`RUST_LOG` syntax, for `EnvFilter`) let through.
+    pub fn install_filtered(&self, directives: &str) -> tracing::subscriber::DefaultGuard {
         let sub = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
+            .with_env_filter(tracing_subscriber::EnvFilter::new(directives))
             .with_writer(self.clone())
             .with_ansi(false)
             .finish();

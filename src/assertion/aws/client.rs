@@ -3,7 +3,6 @@
 //! `GetWebIdentityToken` call.
 
 use super::errors::{invalid, map_sdk_error};
-use super::log_filter::redacting_dispatch;
 use super::*;
 use crate::assertion::Assertion;
 use crate::clock::Clock;
@@ -15,7 +14,6 @@ use aws_sdk_sts::Client;
 use aws_sdk_sts::config::Credentials;
 use aws_sdk_sts::config::timeout::TimeoutConfig;
 use std::sync::OnceLock;
-use tracing::instrument::WithSubscriber as _;
 
 /// The STS client, built on first use.
 struct Sts {
@@ -211,8 +209,7 @@ impl StsClient {
         })
     }
 
-    /// One `GetWebIdentityToken` call for `audience` (building the client first if needed),
-    /// with the SDK's TRACE lines that carry credentials filtered out.
+    /// One `GetWebIdentityToken` call for `audience` (building the client first if needed).
     pub(super) async fn fetch(&self, audience: &str) -> Result<WebIdentityToken, CredentialError> {
         let sts = self.client().await?;
         let region = sts.region.as_str();
@@ -224,8 +221,7 @@ impl StsClient {
             .duration_seconds(self.duration_secs)
             .signing_algorithm(&self.signing_algorithm)
             .send();
-        let output = tracing::Instrument::in_current_span(call)
-            .with_subscriber(redacting_dispatch())
+        let output = call
             .await
             .map_err(|e| map_sdk_error(e, audience, region, self.duration_secs))?;
         let bad_response = |what: String| {
