@@ -62,7 +62,7 @@ impl fmt::Display for AwsStsError {
 impl std::error::Error for AwsStsError {}
 
 /// The fix of an STS request that did not complete.
-pub(crate) const STS_NETWORK_FIX: &str = "allow egress to the regional STS endpoint (sts.<region>.amazonaws.com, port 443), or set AWS_ENDPOINT_URL_STS to an STS VPC endpoint; \
+const STS_NETWORK_FIX: &str = "allow egress to the regional STS endpoint (sts.<region>.amazonaws.com, port 443), or set AWS_ENDPOINT_URL_STS to an STS VPC endpoint; \
      behind a proxy set HTTPS_PROXY.";
 
 /// The fix when the AWS credential provider (EKS Pod Identity agent, IRSA, ...) fails.
@@ -73,7 +73,7 @@ const PROVIDER_FIX: &str = "check the AWS credential provider: on EKS the Pod Id
 pub(crate) const STS_ANSWER_FIX: &str = "check that the STS endpoint (AWS_ENDPOINT_URL_STS, endpoint_url) is AWS STS and that no proxy answers in its place; it is retried.";
 
 /// The fix when no AWS credentials or region are found.
-pub(crate) const NO_CREDENTIALS_FIX: &str = "run where AWS credentials and a region can be found: set AWS_REGION (e.g. us-east-1), and give the workload an IAM role \
+const NO_CREDENTIALS_FIX: &str = "run where AWS credentials and a region can be found: set AWS_REGION (e.g. us-east-1), and give the workload an IAM role \
      (EKS Pod Identity, IRSA, ECS task role, EC2 instance profile) or set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.";
 
 /// The name the source's own errors start with.
@@ -199,6 +199,9 @@ pub(super) fn map_sdk_error(
     duration: i32,
 ) -> CredentialError {
     let detail = causes(&err);
+    if let Some(e) = credentials_error(&err) {
+        return credentials_failure(e, &detail);
+    }
     match &err {
         SdkError::ServiceError(service) => {
             let e = service.err();
@@ -211,7 +214,8 @@ pub(super) fn map_sdk_error(
             };
             let code = sts.code.clone().unwrap_or_default();
             let (problem, fix) = fix_for(&code, audience, region, duration);
-            let transient = is_transient_code(&code) || status.is_some_and(|s| s >= 500 || s == 429);
+            let transient =
+                is_transient_code(&code) || status.is_some_and(|s| s >= 500 || s == 429);
             CredentialError::new(
                 problem,
                 format!(
@@ -230,43 +234,46 @@ pub(super) fn map_sdk_error(
             .with_fix(fix)
             .with_source(sts)
         }
-        _ if credentials_error(&err).is_some() => {
-            credentials_failure(credentials_error(&err).expect("checked"), &detail)
+        _ => {
+            let (problem, category, what, fix) = match &err {
+                SdkError::TimeoutError(_) => (
+                    ProblemId::AwsSts,
+                    ErrorCategory::Timeout,
+                    "did not complete in time",
+                    Some(STS_NETWORK_FIX),
+                ),
+                SdkError::DispatchFailure(_) => (
+                    ProblemId::AwsSts,
+                    ErrorCategory::Transport,
+                    "could not be reached",
+                    Some(STS_NETWORK_FIX),
+                ),
+                SdkError::ResponseError(_) => (
+                    ProblemId::AwsSts,
+                    ErrorCategory::InvalidResponse,
+                    "answered something that is not an STS response",
+                    Some(STS_ANSWER_FIX),
+                ),
+                _ => (
+                    ProblemId::AwsLimits,
+                    ErrorCategory::InvalidConfiguration,
+                    "could not be sent",
+                    None,
+                ),
+            };
+            let e = CredentialError::new(
+                problem,
+                format!("AWS STS GetWebIdentityToken (region {region}) {what}: {detail}."),
+            )
+            .named(None)
+            .with_category(category)
+            // Not reached, or not answered by STS: retried (a proxy or route may recover).
+            .with_transient(problem == ProblemId::AwsSts);
+            match fix {
+                Some(fix) => e.with_fix(fix),
+                None => e,
+            }
         }
-        SdkError::TimeoutError(_) => CredentialError::new(
-            ProblemId::AwsSts,
-            format!(
-                "AWS STS GetWebIdentityToken (region {region}) did not complete in time: {detail}."
-            ),
-        )
-        .named(None)
-        .with_category(ErrorCategory::Timeout)
-        .with_fix(STS_NETWORK_FIX),
-        SdkError::DispatchFailure(_) => CredentialError::new(
-            ProblemId::AwsSts,
-            format!(
-                "AWS STS GetWebIdentityToken (region {region}) could not be reached: {detail}."
-            ),
-        )
-        .named(None)
-        .with_fix(STS_NETWORK_FIX),
-        SdkError::ResponseError(_) => CredentialError::new(
-            ProblemId::AwsSts,
-            format!(
-                "AWS STS GetWebIdentityToken (region {region}) answered something that is not an STS response: {detail}."
-            ),
-        )
-        .named(None)
-        .with_category(ErrorCategory::InvalidResponse)
-        .with_transient(true)
-        .with_fix(STS_ANSWER_FIX),
-        _ => CredentialError::new(
-            ProblemId::AwsLimits,
-            format!(
-                "AWS STS GetWebIdentityToken (region {region}) could not be sent: {detail}."
-            ),
-        )
-        .named(None),
     }
 }
 
@@ -305,40 +312,34 @@ pub(super) fn credentials_error<'a>(
 /// not answer in time or failed (transient: e.g. the EKS Pod Identity agent is restarting), or
 /// its configuration is invalid.
 pub(super) fn credentials_failure(e: &CredentialsError, detail: &str) -> CredentialError {
-    match e {
-        CredentialsError::CredentialsNotLoaded(_) => no_credentials(detail),
-        CredentialsError::ProviderTimedOut(t) => provider_failure(
+    let (category, what, fix) = match e {
+        CredentialsError::CredentialsNotLoaded(_) => (
+            ErrorCategory::NotConfigured,
+            "no usable AWS credentials".to_string(),
+            NO_CREDENTIALS_FIX,
+        ),
+        CredentialsError::ProviderTimedOut(t) => (
             ErrorCategory::Timeout,
             format!(
-                "the AWS credential provider did not answer within {} ms: {detail}.",
+                "the AWS credential provider did not answer within {} ms",
                 t.timeout_duration().as_millis()
             ),
-        )
-        .with_fix(PROVIDER_FIX),
-        CredentialsError::ProviderError(_) => provider_failure(
+            PROVIDER_FIX,
+        ),
+        CredentialsError::ProviderError(_) => (
             ErrorCategory::Transport,
-            format!("the AWS credential provider failed: {detail}."),
-        )
-        .with_fix(PROVIDER_FIX),
-        _ => provider_failure(
+            "the AWS credential provider failed".to_string(),
+            PROVIDER_FIX,
+        ),
+        _ => (
             ErrorCategory::InvalidConfiguration,
-            format!("the AWS credential configuration is invalid: {detail}."),
-        )
-        .with_fix("correct the AWS configuration named above (AWS_PROFILE, ~/.aws/config, the AWS_* variables); `aws sts get-caller-identity` in the same environment must succeed."),
-    }
-}
-
-/// An `aws-credentials` error of the kind (`category`) the AWS SDK reported.
-fn provider_failure(category: ErrorCategory, facts: String) -> CredentialError {
-    CredentialError::new(ProblemId::AwsCredentials, facts)
+            "the AWS credential configuration is invalid".to_string(),
+            "correct the AWS configuration named above (AWS_PROFILE, ~/.aws/config, the AWS_* variables); \
+             `aws sts get-caller-identity` in the same environment must succeed.",
+        ),
+    };
+    CredentialError::new(ProblemId::AwsCredentials, format!("{what}: {detail}."))
         .named(NAME)
         .with_category(category)
-}
-
-fn no_credentials(detail: &str) -> CredentialError {
-    provider_failure(
-        ErrorCategory::NotConfigured,
-        format!("no usable AWS credentials: {detail}."),
-    )
-    .with_fix(NO_CREDENTIALS_FIX)
+        .with_fix(fix)
 }
