@@ -415,6 +415,35 @@ pub fn token_retry_options() -> RetryOptions {
     })
 }
 
+#[cfg(feature = "aws")]
+impl WorkloadIdentityCredential {
+    /// A credential whose client assertion is a JWT from AWS STS `GetWebIdentityToken` (IAM
+    /// outbound identity federation) instead of a Kubernetes token file. Client id, tenant id,
+    /// authority and refresh policy come from `options` and the environment as for
+    /// [`new`](Self::new); when `aws.audience` is unset the credential's expected audience is
+    /// requested. Validates and does no network I/O.
+    pub fn from_aws(
+        options: Option<WorkloadIdentityCredentialOptions>,
+        aws: crate::assertion::AwsWebIdentitySourceOptions,
+    ) -> azure_core::Result<Arc<Self>> {
+        let source = Arc::new(crate::assertion::AwsWebIdentitySource::new(aws)?);
+        Self::from_aws_source(options.unwrap_or_default(), source, Arc::new(SystemClock))
+            .map_err(Into::into)
+    }
+
+    /// [`from_aws`](Self::from_aws) over an existing source (the `doctor` reuses the one it
+    /// probed).
+    pub(crate) fn from_aws_source(
+        options: WorkloadIdentityCredentialOptions,
+        source: Arc<crate::assertion::AwsWebIdentitySource>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, CredentialError> {
+        let credential = Self::build(options, Some(source.clone()), clock)?;
+        source.default_audience(&credential.config().expected_audience.value);
+        Ok(credential)
+    }
+}
+
 type TokenFuture<'a> = Pin<Box<dyn Future<Output = azure_core::Result<AccessToken>> + Send + 'a>>;
 
 // Written out instead of `#[async_trait]` (whose expansion this signature is) so that a cache hit

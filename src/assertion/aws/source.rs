@@ -7,11 +7,9 @@
 use super::client::{StsClient, WebIdentityToken, check_endpoint};
 use super::errors::{attempt_timed_out, invalid};
 use super::*;
-use crate::WorkloadIdentityCredential;
 use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{Event, Failure, Fetched, RefreshPolicy, TokenCache, TokenSource};
 use crate::clock::{Clock, SystemClock};
-use crate::credential::WorkloadIdentityCredentialOptions;
 use crate::error::CredentialError;
 use std::sync::OnceLock;
 
@@ -325,33 +323,5 @@ impl AssertionSource for AwsWebIdentitySource {
                 .map(|r| format!(", region {r}"))
                 .unwrap_or_default()
         )
-    }
-}
-
-impl WorkloadIdentityCredential {
-    /// A credential whose client assertion is a JWT from AWS STS `GetWebIdentityToken` (IAM
-    /// outbound identity federation) instead of a Kubernetes token file. Client id, tenant id,
-    /// authority and refresh policy come from `options` and the environment as for
-    /// [`new`](Self::new); when `aws.audience` is unset the credential's expected audience is
-    /// requested. Validates and does no network I/O.
-    pub fn from_aws(
-        options: Option<WorkloadIdentityCredentialOptions>,
-        aws: AwsWebIdentitySourceOptions,
-    ) -> azure_core::Result<Arc<Self>> {
-        let source = Arc::new(AwsWebIdentitySource::new(aws)?);
-        Self::from_aws_source(options.unwrap_or_default(), source, Arc::new(SystemClock))
-            .map_err(Into::into)
-    }
-
-    /// [`from_aws`](Self::from_aws) over an existing source (the `doctor` reuses the one it
-    /// probed).
-    pub(crate) fn from_aws_source(
-        options: WorkloadIdentityCredentialOptions,
-        source: Arc<AwsWebIdentitySource>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Arc<Self>, CredentialError> {
-        let credential = Self::build(options, Some(source.clone()), clock)?;
-        source.default_audience(&credential.config().expected_audience.value);
-        Ok(credential)
     }
 }
