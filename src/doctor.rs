@@ -1,4 +1,5 @@
-//! The checks behind `azure-identity-k8s doctor`: from "it fails" to "it works".
+//! The checks behind `azure-identity-k8s doctor`: from "it fails" to "it works". A library
+//! module (feature `doctor`), so that a program can diagnose itself at start-up too.
 //!
 //! [`run`] walks the whole path a token takes, in order, and returns a [`Report`]: one [`Check`]
 //! per step with its outcome, what it looked at, and for every warning or failure the exact fix.

@@ -166,16 +166,8 @@ pub(super) async fn check(
                 return;
             };
             let codes = err.aadsts_codes().to_vec();
-            let summary = match err.category() {
-                // The credential's first line: the entry's key fact with its values.
-                ErrorCategory::Entra => err.headline().into_owned(),
-                ErrorCategory::Transport => "the token endpoint could not be reached".into(),
-                ErrorCategory::Timeout => "the token endpoint did not answer in time".into(),
-                ErrorCategory::InvalidResponse => {
-                    "the token endpoint's answer is not Entra's".into()
-                }
-                _ => "the credential failed".into(),
-            };
+            // The credential's first line: the problem with its key values.
+            let summary = err.headline().into_owned();
             let mut c = base(Status::Fail, summary).detail("took", elapsed);
             if let Some(s) = err.http_status() {
                 c = c.detail("http status", u16::from(s).to_string());

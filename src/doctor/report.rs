@@ -226,14 +226,11 @@ impl Report {
 /// `text` line by line, each line [`escape`]d: the report's own line breaks stay, a control
 /// character or bidirectional override inside a line (from a claim, a path, Entra's answer) is
 /// written escaped, so no value colours the terminal or reorders the text.
-fn indent(text: &str, first: &str, rest: &str) -> String {
-    let mut out = String::new();
+fn indent(f: &mut fmt::Formatter<'_>, text: &str, first: &str, rest: &str) -> fmt::Result {
     for (i, line) in text.lines().enumerate() {
-        out.push_str(if i == 0 { first } else { rest });
-        out.push_str(&escape(line));
-        out.push('\n');
+        writeln!(f, "{}{}", if i == 0 { first } else { rest }, escape(line))?;
     }
-    out
+    Ok(())
 }
 
 impl fmt::Display for Report {
@@ -250,14 +247,11 @@ impl fmt::Display for Report {
             let width = c.details.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
             for (k, v) in &c.details {
                 let pad = " ".repeat(width - k.len());
-                f.write_str(&indent(
-                    v,
-                    &format!("         {k}:{pad} "),
-                    &format!("         {}  ", " ".repeat(width)),
-                ))?;
+                let rest = format!("         {}  ", " ".repeat(width));
+                indent(f, v, &format!("         {k}:{pad} "), &rest)?;
             }
             if let Some(fix) = &c.fix {
-                f.write_str(&indent(fix, "         fix: ", "              "))?;
+                indent(f, fix, "         fix: ", "              ")?;
             }
             if let Some(see) = &c.url
                 && c.status != Status::Ok
