@@ -1,6 +1,8 @@
 //! The integration tests: one binary, one module per area. Each runs the public API as an outside
 //! crate would, mostly against the emulator over HTTPS (`common` has the fixture). A module that
 //! needs a cargo feature is compiled only with it (`cargo test --all-features` runs them all).
+//! `soak.rs` in this directory is not one of them: it is a binary of its own, for its counting
+//! allocator (Cargo.toml's [[test]] "soak"), and shares `fault_matrix/support.rs` with this one.
 
 mod common;
 
