@@ -6,9 +6,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{
     self, ConfigInputs, Env, ResolvedConfig, WEBHOOK_TOKEN_PATH, WEBHOOK_TOKEN_PATH_PRE_1_6,
 };
-use crate::entra::Exchange;
+use crate::entra::{AttemptPolicy, Exchange};
 use crate::error::{CredentialError, ErrorCategory};
-use crate::http::AttemptPolicy;
 use crate::problem::ProblemId;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};

@@ -6,6 +6,7 @@
 //! capped.
 
 pub(crate) mod catalogue;
+mod request;
 mod response;
 #[cfg(test)]
 mod tests;
@@ -17,13 +18,15 @@ use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{self, Event, Fetched, SourceError, TokenSource};
 use crate::clock::Clock;
 use crate::error::CredentialError;
-use crate::http::{Failure, Phase, Progress, SendError, send_capped_in};
+use crate::http::{Failure, SendError};
 use crate::jwt::{Claims, Header};
 use crate::problem::ProblemId;
 use azure_core::credentials::AccessToken;
 use azure_core::http::headers::{self, content_type};
 use azure_core::http::{Context, Method, Pipeline, Request, StatusCode, Url};
 use azure_core::time::Duration;
+pub(crate) use request::AttemptPolicy;
+pub(crate) use request::{Phase, Progress};
 use std::fmt;
 use std::sync::Arc;
 
@@ -134,7 +137,7 @@ impl Exchange {
             .append_pair("client_assertion", assertion.secret())
             .finish();
         req.set_body(body);
-        let (status, hdrs, body) = send_capped_in(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES)
+        let (status, hdrs, body) = request::send(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES)
             .await
             .map_err(|e| match e {
                 SendError::Transport(e) => {

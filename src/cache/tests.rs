@@ -1,8 +1,8 @@
 use super::policy::{backoff, schedule};
 use super::*;
 use crate::clock::{Clock, ManualClock};
+use crate::entra::{Phase, Progress};
 use crate::error::{CredentialError, ErrorCategory};
-use crate::http::{Phase, Progress};
 use azure_core::credentials::AccessToken;
 use azure_core::http::StatusCode;
 use futures::FutureExt as _;

@@ -20,7 +20,7 @@ pub(crate) struct Failure {
     /// The root cause: one of the `ProblemId::Transport*` problems; not transient when it needs
     /// an operator's action and so outlasts any retry (a certificate the client does not trust,
     /// that names another host, or that is outside its validity period). The token request is
-    /// then not retried by the HTTP retry policy ([`AttemptPolicy`](super::AttemptPolicy)).
+    /// then not retried by the HTTP retry policy (`entra::AttemptPolicy`).
     pub(crate) cause: ProblemId,
     /// The URL requested.
     pub(crate) url: Url,
