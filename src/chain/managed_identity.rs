@@ -121,14 +121,12 @@ impl ManagedIdentityCredential {
                 return Ok(Ok(()));
             }
             let started = Instant::now();
-            let (probe, conclusive) =
+            let probe =
                 probe_imds(&o.imds_endpoint, o.client_options.clone(), o.probe_timeout).await;
-            tracing::debug!(endpoint = %o.imds_endpoint, elapsed_ms = started.elapsed().as_millis() as u64, ?probe, conclusive, "IMDS probe");
-            if conclusive { Ok(probe) } else { Err(probe) }
+            tracing::debug!(endpoint = %o.imds_endpoint, elapsed_ms = started.elapsed().as_millis() as u64, ?probe, "IMDS probe (Err: no answer, not kept)");
+            probe
         });
-        kept.await
-            .cloned()
-            .unwrap_or_else(|inconclusive| inconclusive)
+        kept.await.cloned().unwrap_or_else(Err)
     }
 }
 
@@ -174,8 +172,12 @@ impl TokenCredential for ManagedIdentityCredential {
 
 /// Send one `GET /metadata/identity/oauth2/token` (with `Metadata: true`, no resource) to the
 /// endpoint through an azure_core pipeline without retries, and classify the answer, all within
-/// `bound`. The flag tells whether the outcome is conclusive (an answer was received).
-async fn probe_imds(endpoint: &Url, options: ClientOptions, bound: Duration) -> (Probe, bool) {
+/// `bound`: `Err` with the reason when no answer came (inconclusive: the next call probes again).
+async fn probe_imds(
+    endpoint: &Url,
+    options: ClientOptions,
+    bound: Duration,
+) -> Result<Probe, String> {
     let mut url = endpoint.clone();
     url.set_path(&format!(
         "{}/metadata/identity/oauth2/token",
@@ -190,13 +192,10 @@ async fn probe_imds(endpoint: &Url, options: ClientOptions, bound: Duration) -> 
     let answer = match select(request, get_async_runtime().sleep(bound)).await {
         Either::Left((answer, _)) => answer,
         Either::Right(_) => {
-            return (
-                Err(format!(
-                    "no answer from the instance metadata endpoint {url} within {} ms; not an Azure VM (on AWS, the metadata address belongs to EC2 and may not answer from a pod at all)",
-                    bound.whole_milliseconds()
-                )),
-                false,
-            );
+            return Err(format!(
+                "no answer from the instance metadata endpoint {url} within {} ms; not an Azure VM (on AWS, the metadata address belongs to EC2 and may not answer from a pod at all)",
+                bound.whole_milliseconds()
+            ));
         }
     };
     let (status, server, body) = match answer {
@@ -208,21 +207,15 @@ async fn probe_imds(endpoint: &Url, options: ClientOptions, bound: Duration) -> 
         Err(SendError::TooLarge { status }) => (status, None, Vec::new()),
         Err(SendError::Transport(e) | SendError::BrokeOff { error: e, .. }) => {
             let failure = Failure::of(&url, &e);
-            return (
-                Err(format!(
-                    "no Azure instance metadata service at {url}: {} (cause: {}); not running on an Azure VM, VM scale set or AKS node",
-                    failure.words(),
-                    failure.chain
-                )),
-                false,
-            );
+            return Err(format!(
+                "no Azure instance metadata service at {url}: {} (cause: {}); not running on an Azure VM, VM scale set or AKS node",
+                failure.words(),
+                failure.chain
+            ));
         }
     };
     let body = String::from_utf8_lossy(&body);
-    (
-        classify(&url, u16::from(status), server.as_deref(), &body),
-        true,
-    )
+    Ok(classify(&url, u16::from(status), server.as_deref(), &body))
 }
 
 /// Azure IMDS answers its token path with JSON: a token, or an OAuth-style error object
