@@ -91,7 +91,7 @@ pub(crate) trait SourceError: Clone + Send + Sync + 'static {
     fn retry_after(&self) -> Option<Duration>;
 }
 
-/// Where the cache gets tokens from, keyed by a string (the credential's scope, the AWS JWT's
+/// Where the cache gets tokens from, keyed by a string (the credential's scope, an assertion source's
 /// audience).
 pub(crate) trait TokenSource: Send + Sync + 'static {
     type Token: Clone + Send + Sync + 'static;
