@@ -43,11 +43,6 @@ use serde::Serialize;
 use std::fmt;
 use std::path::Path;
 
-/// Where the generated Deployment mounts the token (the webhook's long-standing path, which the
-/// credential also finds on its own).
-const MOUNT_DIR: &str = "/var/run/secrets/azure/tokens";
-const TOKEN_FILE_NAME: &str = "azure-identity-token";
-
 /// What the federated credential and the pod are for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SetupInput {

@@ -1,6 +1,6 @@
 //! The Kubernetes and Terraform text of a [`super::SetupOutput`].
 
-use super::{FederatedCredentialSpec, MOUNT_DIR, SetupInput, TOKEN_FILE_NAME};
+use super::{FederatedCredentialSpec, SetupInput};
 use crate::config::{AUDIENCE_PUBLIC, WEBHOOK_TOKEN_PATH_PRE_1_6};
 
 /// A double-quoted string, valid in YAML and HCL.
@@ -46,8 +46,10 @@ pub(super) fn kubernetes_yaml(input: &SetupInput, audience: &str) -> String {
     } else {
         String::new()
     };
-    let token_path = format!("{MOUNT_DIR}/{TOKEN_FILE_NAME}");
-    debug_assert_eq!(token_path, WEBHOOK_TOKEN_PATH_PRE_1_6);
+    // The webhook's long-standing path, which the credential also finds on its own.
+    let (mount, file) = WEBHOOK_TOKEN_PATH_PRE_1_6
+        .rsplit_once('/')
+        .unwrap_or_default();
     format!(
         r#"# Without the Azure Workload Identity webhook: the projected token and the variables are spelled out.
 # With the webhook, keep the ServiceAccount, drop `env` and `volumes`/`volumeMounts`, and add the pod
@@ -104,10 +106,10 @@ spec:
         ns_q = dq(ns),
         client_q = dq(&client),
         tenant_q = dq(&tenant),
-        path_q = dq(&token_path),
-        mount_q = dq(MOUNT_DIR),
+        path_q = dq(WEBHOOK_TOKEN_PATH_PRE_1_6),
+        mount_q = dq(mount),
         aud_q = dq(audience),
-        file_q = dq(TOKEN_FILE_NAME),
+        file_q = dq(file),
     )
 }
 
