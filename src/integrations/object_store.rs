@@ -167,7 +167,8 @@ object_store_version!(object_store_0_13);
 #[cfg(feature = "object_store_0_14")]
 object_store_version!(object_store_0_14);
 
-#[cfg(all(test, feature = "object_store_0_14"))]
+#[cfg(test)]
+#[cfg(feature = "object_store_0_14")]
 mod tests {
     use super::*;
     use azure_core::credentials::{AccessToken, TokenRequestOptions};
