@@ -105,6 +105,12 @@ pub(crate) struct Sourced<T> {
     pub source: ValueSource,
 }
 
+impl<T> Sourced<T> {
+    pub(crate) fn new(value: T, source: ValueSource) -> Self {
+        Self { value, source }
+    }
+}
+
 /// Fully resolved and validated configuration.
 #[derive(Debug, Clone)]
 pub(crate) struct ResolvedConfig {
@@ -124,18 +130,13 @@ impl ResolvedConfig {
     /// The token endpoint: `{authority}/{tenant}/oauth2/v2.0/token`.
     pub(crate) fn token_endpoint(&self) -> Result<Url, CredentialError> {
         let mut url = self.authority_host.value.clone();
+        // Never an error: `resolve` refuses an authority that cannot be a base.
         url.path_segments_mut()
             .map_err(|_| {
                 invalid(
                     "authority host",
                     "it cannot be a base URL",
-                    authority_fix(
-                        &Sourced {
-                            value: self.authority_host.value.to_string(),
-                            source: self.authority_host.source.clone(),
-                        },
-                        None,
-                    ),
+                    "set it to https://host[:port]",
                 )
             })?
             .pop_if_empty()
@@ -158,10 +159,7 @@ pub(crate) struct ConfigInputs<'a> {
 /// The option, else the environment variable `var`, with its source.
 pub(crate) fn pick(option: Option<&str>, env: &Env, var: &'static str) -> Option<Sourced<String>> {
     match option {
-        Some(v) => Some(Sourced {
-            value: v.to_string(),
-            source: ValueSource::Options,
-        }),
+        Some(v) => Some(Sourced::new(v.to_string(), ValueSource::Options)),
         None => env.var(var).map(|value| Sourced {
             value,
             source: ValueSource::EnvVar(var),
@@ -242,15 +240,33 @@ pub(crate) fn validate_tenant_id(t: &Sourced<String>) -> Result<(), CredentialEr
 /// The authority's aliases for "any tenant", which the client-credentials flow cannot use.
 const MULTI_TENANT_ALIASES: [&str; 3] = ["common", "organizations", "consumers"];
 
-/// Refuse an authority host whose path holds what the credential adds itself: the tenant, or
-/// the token endpoint's `oauth2` / `v2.0` (an MSAL authority or the endpoint pasted into
-/// `AZURE_AUTHORITY_HOST`), or a multi-tenant alias. Entra would answer 404 or "tenant not found"
-/// for the doubled path. Other paths (a gateway's prefix) are kept.
-fn check_authority_path(
-    url: &Url,
-    raw: &Sourced<String>,
-    tenant_id: &str,
-) -> Result<(), CredentialError> {
+/// The authority host as a URL: HTTPS, no query or fragment, and no path that holds what the
+/// credential adds itself: the tenant, or the token endpoint's `oauth2` / `v2.0` (an MSAL authority
+/// or the endpoint pasted into `AZURE_AUTHORITY_HOST`), or a multi-tenant alias; Entra would
+/// answer 404 or "tenant not found" for the doubled path. Other paths (a gateway's prefix) are
+/// kept.
+fn authority_url(raw: &Sourced<String>, tenant_id: &str) -> Result<Url, CredentialError> {
+    let bad = |problem: String, https: Option<String>| {
+        let facts = format!("{:?} (from {}) {problem}", raw.value, raw.source);
+        invalid("authority host", &facts, authority_fix(raw, https))
+    };
+    check_no_whitespace("authority host", raw, || authority_fix(raw, None))?;
+    let url = Url::parse(&raw.value).map_err(|e| bad(format!("is not a URL ({e})"), None))?;
+    if url.scheme() != "https" {
+        let https = url.host_str().map(|h| match url.port() {
+            Some(p) => format!("https://{h}:{p}"),
+            None => format!("https://{h}"),
+        });
+        let problem = "does not use HTTPS; tokens are only requested over HTTPS";
+        return Err(bad(problem.into(), https));
+    }
+    let origin = Some(url.origin().ascii_serialization());
+    if url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
+        return Err(bad(
+            "must be a plain https://host[:port] URL".into(),
+            origin,
+        ));
+    }
     let pasted = url.path_segments().into_iter().flatten().find(|seg| {
         seg.eq_ignore_ascii_case(tenant_id)
             || ["oauth2", "v2.0"]
@@ -258,21 +274,18 @@ fn check_authority_path(
                 .chain(&MULTI_TENANT_ALIASES)
                 .any(|s| seg.eq_ignore_ascii_case(s))
     });
-    match pasted {
-        None => Ok(()),
-        Some(seg) => Err(invalid(
-            "authority host",
-            &format!(
-                "{:?} (from {}) has the path {:?}, which holds {seg:?}: the authority host is only \
+    if let Some(seg) = pasted {
+        return Err(bad(
+            format!(
+                "has the path {:?}, which holds {seg:?}: the authority host is only \
                  https://host[:port]; the credential adds /<tenant>/oauth2/v2.0/token itself \
                  (the tenant comes from {AZURE_TENANT_ID} or the option tenant_id)",
-                raw.value,
-                raw.source,
-                url.path(),
+                url.path()
             ),
-            authority_fix(raw, Some(url.origin().ascii_serialization())),
-        )),
+            origin,
+        ));
     }
+    Ok(url)
 }
 
 fn authority_from_cloud(cloud: &CloudConfiguration) -> Result<String, CredentialError> {
@@ -294,19 +307,10 @@ pub(crate) fn authority_host_raw(
     env: &Env,
 ) -> Result<Sourced<String>, CredentialError> {
     Ok(match cloud {
-        Some(cloud) => Sourced {
-            value: authority_from_cloud(cloud)?,
-            source: ValueSource::Options,
-        },
+        Some(cloud) => Sourced::new(authority_from_cloud(cloud)?, ValueSource::Options),
         None => match env.var(AZURE_AUTHORITY_HOST) {
-            Some(v) => Sourced {
-                value: v,
-                source: ValueSource::EnvVar(AZURE_AUTHORITY_HOST),
-            },
-            None => Sourced {
-                value: PUBLIC_AUTHORITY_HOST.to_string(),
-                source: ValueSource::Default,
-            },
+            Some(v) => Sourced::new(v, ValueSource::EnvVar(AZURE_AUTHORITY_HOST)),
+            None => Sourced::new(PUBLIC_AUTHORITY_HOST.to_string(), ValueSource::Default),
         },
     })
 }
@@ -319,21 +323,18 @@ pub(crate) fn locate_token_file(
     well_known: &[PathBuf],
 ) -> Option<Sourced<PathBuf>> {
     if let Some(p) = option {
-        return Some(Sourced {
-            value: p.to_path_buf(),
-            source: ValueSource::Options,
-        });
+        return Some(Sourced::new(p.to_path_buf(), ValueSource::Options));
     }
     if let Some(p) = env.var_os(AZURE_FEDERATED_TOKEN_FILE) {
-        return Some(Sourced {
-            value: PathBuf::from(p),
-            source: ValueSource::EnvVar(AZURE_FEDERATED_TOKEN_FILE),
-        });
+        return Some(Sourced::new(
+            PathBuf::from(p),
+            ValueSource::EnvVar(AZURE_FEDERATED_TOKEN_FILE),
+        ));
     }
-    well_known.iter().find(|p| p.exists()).map(|p| Sourced {
-        value: p.clone(),
-        source: ValueSource::WellKnownPath,
-    })
+    well_known
+        .iter()
+        .find(|p| p.exists())
+        .map(|p| Sourced::new(p.clone(), ValueSource::WellKnownPath))
 }
 
 pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, CredentialError> {
@@ -375,50 +376,8 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
     }
 
     let authority_raw = authority_host_raw(inputs.cloud, env)?;
-    check_no_whitespace("authority host", &authority_raw, || {
-        authority_fix(&authority_raw, None)
-    })?;
-    let url = Url::parse(&authority_raw.value).map_err(|e| {
-        invalid(
-            "authority host",
-            &format!(
-                "{:?} (from {}) is not a URL ({e})",
-                authority_raw.value, authority_raw.source
-            ),
-            authority_fix(&authority_raw, None),
-        )
-    })?;
-    if url.scheme() != "https" {
-        return Err(invalid(
-            "authority host",
-            &format!(
-                "{:?} (from {}) does not use HTTPS; tokens are only requested over HTTPS",
-                authority_raw.value, authority_raw.source
-            ),
-            authority_fix(
-                &authority_raw,
-                url.host_str().map(|h| match url.port() {
-                    Some(p) => format!("https://{h}:{p}"),
-                    None => format!("https://{h}"),
-                }),
-            ),
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
-        return Err(invalid(
-            "authority host",
-            &format!(
-                "{:?} (from {}) must be a plain https://host[:port] URL",
-                authority_raw.value, authority_raw.source
-            ),
-            authority_fix(&authority_raw, Some(url.origin().ascii_serialization())),
-        ));
-    }
-    check_authority_path(&url, &authority_raw, &tenant_id.value)?;
-    let authority_host = Sourced {
-        value: url,
-        source: authority_raw.source,
-    };
+    let url = authority_url(&authority_raw, &tenant_id.value)?;
+    let authority_host = Sourced::new(url, authority_raw.source);
 
     let expected_audience = match pick(
         inputs.expected_audience,
@@ -434,10 +393,10 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
             })?;
             a
         }
-        None => Sourced {
-            value: default_audience_for(&authority_host.value).to_string(),
-            source: ValueSource::Default,
-        },
+        None => Sourced::new(
+            default_audience_for(&authority_host.value).to_string(),
+            ValueSource::Default,
+        ),
     };
 
     Ok(ResolvedConfig {

@@ -203,18 +203,15 @@ pub(crate) struct DecodedJwt {
 impl Claims {
     /// `exp` as a time, if present and representable.
     pub fn expires_at(&self) -> Option<OffsetDateTime> {
-        self.exp
-            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        at(self.exp)
     }
     /// `iat` as a time, if present and representable.
     pub fn issued_at(&self) -> Option<OffsetDateTime> {
-        self.iat
-            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        at(self.iat)
     }
     /// `nbf` as a time, if present and representable.
     pub fn not_before(&self) -> Option<OffsetDateTime> {
-        self.nbf
-            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        at(self.nbf)
     }
     /// The audiences joined for display.
     pub(crate) fn audiences_display(&self) -> String {
@@ -247,6 +244,10 @@ pub(crate) fn describe_shape(s: &str) -> String {
     )
 }
 
+fn at(seconds: Option<i64>) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(seconds?).ok()
+}
+
 fn decode_part(part: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD
         .decode(part)
@@ -262,56 +263,27 @@ pub(crate) fn decode_header(token: &str) -> Option<Header> {
 
 /// Decode a compact JWS without verifying it. The error says what is wrong with the shape.
 pub(crate) fn decode(token: &str) -> Result<DecodedJwt, String> {
+    let bad = |what: &str| format!("{what} ({})", describe_shape(token));
+    let not_a_jwt = |what: &str| bad(&format!("it is not a JWT: {what}"));
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(sig), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(format!(
-            "it is not a JWT: expected 3 dot-separated parts ({})",
-            describe_shape(token)
-        ));
+        return Err(not_a_jwt("expected 3 dot-separated parts"));
     };
     if h.is_empty() || p.is_empty() || sig.is_empty() {
-        return Err(format!(
-            "it is not a signed JWT: a part is empty ({})",
-            describe_shape(token)
-        ));
+        return Err(bad("it is not a signed JWT: a part is empty"));
     }
-    let header = decode_part(h).ok_or_else(|| {
-        format!(
-            "it is not a JWT: the header is not base64url ({})",
-            describe_shape(token)
-        )
-    })?;
-    let header: Header = serde_json::from_slice(&header).map_err(|_| {
-        format!(
-            "it is not a JWT: the header is not a JSON object ({})",
-            describe_shape(token)
-        )
-    })?;
-    let payload = decode_part(p).ok_or_else(|| {
-        format!(
-            "it is not a JWT: the claims part is not base64url ({})",
-            describe_shape(token)
-        )
-    })?;
-    let claims: Value = serde_json::from_slice(&payload).map_err(|_| {
-        format!(
-            "it is not a JWT: the claims part is not JSON ({})",
-            describe_shape(token)
-        )
-    })?;
-    let claims = Claims::from_json(&claims).map_err(|problem| {
-        format!(
-            "its claims cannot be checked: {problem} ({})",
-            describe_shape(token)
-        )
-    })?;
+    let header = decode_part(h).ok_or_else(|| not_a_jwt("the header is not base64url"))?;
+    let header: Header = serde_json::from_slice(&header)
+        .map_err(|_| not_a_jwt("the header is not a JSON object"))?;
+    let payload = decode_part(p).ok_or_else(|| not_a_jwt("the claims part is not base64url"))?;
+    let claims: Value =
+        serde_json::from_slice(&payload).map_err(|_| not_a_jwt("the claims part is not JSON"))?;
+    let claims = Claims::from_json(&claims)
+        .map_err(|problem| bad(&format!("its claims cannot be checked: {problem}")))?;
     if decode_part(sig).is_none() {
-        return Err(format!(
-            "it is not a JWT: the signature is not base64url ({})",
-            describe_shape(token)
-        ));
+        return Err(not_a_jwt("the signature is not base64url"));
     }
     Ok(DecodedJwt { header, claims })
 }

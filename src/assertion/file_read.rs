@@ -52,34 +52,29 @@ impl FileProblem {
         let (what, fix, problem) = match e.kind() {
             std::io::ErrorKind::NotFound => (
                 "does not exist".to_string(),
-                "Check that the pod mounts a projected serviceAccountToken volume at this path (with the Azure Workload Identity webhook: label the pod azure.workload.identity/use: \"true\" and annotate its service account), and that AZURE_FEDERATED_TOKEN_FILE matches mountPath/path.",
+                "Check that the pod mounts a projected serviceAccountToken volume at this path (with the Azure Workload Identity webhook: label the pod azure.workload.identity/use: \"true\" and annotate its service account), and that AZURE_FEDERATED_TOKEN_FILE matches mountPath/path.".to_string(),
                 ProblemId::TokenFileMissing,
             ),
             std::io::ErrorKind::PermissionDenied => (
                 "cannot be read: permission denied".to_string(),
-                "The projected volume's files are readable by the pod's user only if the volume's defaultMode or the pod's fsGroup allows it; set defaultMode: 0444 or an fsGroup that matches runAsUser.",
+                "The projected volume's files are readable by the pod's user only if the volume's defaultMode or the pod's fsGroup allows it; set defaultMode: 0444 or an fsGroup that matches runAsUser.".to_string(),
                 ProblemId::TokenFileUnreadable,
             ),
             // A symlink loop, an I/O error of the volume, ...: see where the path leads.
             _ => {
                 let quoted = shell_quote(&path.display().to_string());
-                return Self::new(
-                        format!("cannot be read ({e})"),
-                        format!(
-                            "See where the path leads: `ls -l {quoted}; readlink -f {quoted}`. It must resolve to the token file of the pod's projected serviceAccountToken volume (kubelet: <mountPath>/<path> -> ..data/<path>); point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) there."
-                        ),
+                (
+                    format!("cannot be read ({e})"),
+                    format!(
+                        "See where the path leads: `ls -l {quoted}; readlink -f {quoted}`. It must resolve to the token file of the pod's projected serviceAccountToken volume (kubelet: <mountPath>/<path> -> ..data/<path>); point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) there."
+                    ),
                     ProblemId::TokenFileUnreadable,
                 )
-                .with_source(e);
             }
         };
-        Self::new(what, fix, problem).with_source(e)
-    }
-
-    fn with_source(self, e: std::io::Error) -> Self {
         Self {
             source: Some(e),
-            ..self
+            ..Self::new(what, fix, problem)
         }
     }
 
@@ -100,57 +95,38 @@ pub(crate) fn file_error(
     fix: &str,
     problem: ProblemId,
 ) -> CredentialError {
-    CredentialError::new(
-        problem,
-        format!(
-            "the federated token file {} {what}.",
-            crate::escape::path(path)
-        ),
-    )
-    .with_fix(fix)
+    let file = crate::escape::path(path);
+    CredentialError::new(problem, format!("the federated token file {file} {what}.")).with_fix(fix)
 }
 
 /// A file that is not a regular file: say what it is.
 fn check_regular(meta: &std::fs::Metadata) -> Result<(), FileProblem> {
-    #[cfg(unix)]
-    use std::os::unix::fs::FileTypeExt;
-    #[cfg(not(unix))]
-    trait FileTypeExt {
-        fn is_fifo(&self) -> bool {
-            false
-        }
-        fn is_char_device(&self) -> bool {
-            false
-        }
-        fn is_block_device(&self) -> bool {
-            false
-        }
-        fn is_socket(&self) -> bool {
-            false
-        }
-    }
-    #[cfg(not(unix))]
-    impl FileTypeExt for std::fs::FileType {}
     let t = meta.file_type();
-    let what = if t.is_file() {
+    if t.is_file() {
         return Ok(());
-    } else if t.is_dir() {
+    }
+    if t.is_dir() {
         return Err(FileProblem::new(
             "is a directory, not a file",
             NOT_A_JWT_FIX,
             ProblemId::TokenFileIsADirectory,
         ));
-    } else if t.is_fifo() {
-        "a named pipe (FIFO)"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else if t.is_socket() {
-        "a socket"
-    } else {
-        "not a regular file"
+    }
+    #[cfg(unix)]
+    let what = {
+        use std::os::unix::fs::FileTypeExt;
+        [
+            (t.is_fifo(), "a named pipe (FIFO)"),
+            (t.is_char_device(), "a character device"),
+            (t.is_block_device(), "a block device"),
+            (t.is_socket(), "a socket"),
+        ]
+        .into_iter()
+        .find_map(|(is, what)| is.then_some(what))
+        .unwrap_or("not a regular file")
     };
+    #[cfg(not(unix))]
+    let what = "not a regular file";
     Err(FileProblem::new(
         format!("is {what}, not a regular file; only a regular file (or a symlink to one) is read"),
         NOT_A_JWT_FIX,
@@ -168,34 +144,34 @@ fn too_large(len: u64) -> FileProblem {
     )
 }
 
-/// Open for reading without waiting: `O_NONBLOCK` makes `open` of a FIFO return at once (a FIFO
-/// swapped in after the `stat` is then caught by the `fstat` below); it changes nothing for a
-/// regular file.
-fn open(path: &Path) -> std::io::Result<std::fs::File> {
+/// `path` opened for reading, after checking that it resolves to a regular file, and the opened
+/// file's own metadata (the path may have been swapped between `stat` and `open`). `O_NONBLOCK`
+/// makes `open` of a FIFO swapped in after the `stat` return at once (the `fstat` then catches
+/// it); it changes nothing for a regular file.
+fn open_regular(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), FileProblem> {
+    let io = |e| FileProblem::io(e, path);
+    check_regular(&std::fs::metadata(path).map_err(io)?)?;
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    options.open(path)
+    let file = options.open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    check_regular(&meta)?;
+    Ok((file, meta))
 }
 
 /// Check that `path` resolves to a regular file that can be opened, without reading it. This is
 /// the cheap check of `WorkloadIdentityCredential::new()`.
 pub(crate) fn check_token_file(path: &Path) -> Result<(), FileProblem> {
-    check_regular(&std::fs::metadata(path).map_err(|e| FileProblem::io(e, path))?)?;
-    let file = open(path).map_err(|e| FileProblem::io(e, path))?;
-    check_regular(&file.metadata().map_err(|e| FileProblem::io(e, path))?)
+    open_regular(path).map(drop)
 }
 
 /// Read the token file: it must resolve to a regular file, and at most
 /// [`MAX_TOKEN_FILE_BYTES`] are read whatever its size claims to be. Blocking; doctor and setup
 /// use it directly, the credential through [`ReadGate`].
 pub(crate) fn read_token_file(path: &Path) -> Result<FileContent, FileProblem> {
-    check_regular(&std::fs::metadata(path).map_err(|e| FileProblem::io(e, path))?)?;
-    let file = open(path).map_err(|e| FileProblem::io(e, path))?;
-    // The opened file itself: the path may have been swapped between `stat` and `open`.
-    let meta = file.metadata().map_err(|e| FileProblem::io(e, path))?;
-    check_regular(&meta)?;
+    let (file, meta) = open_regular(path)?;
     if meta.len() > MAX_TOKEN_FILE_BYTES {
         return Err(too_large(meta.len()));
     }

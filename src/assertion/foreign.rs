@@ -150,36 +150,28 @@ pub struct ForeignPath {
 /// The files that hold other credentials: the default service-account token, the EKS Pod
 /// Identity token and the file named by `AWS_WEB_IDENTITY_TOKEN_FILE` in `env`.
 pub(crate) fn denied_paths(env: &Env) -> Vec<(PathBuf, ForeignPath)> {
+    let entry = |path: PathBuf, kind, what: &str| {
+        let what = format!("{what} ({})", crate::escape::path(&path));
+        (path, ForeignPath { kind, what })
+    };
     let mut v = vec![
-        (
-            PathBuf::from(DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH),
-            ForeignPath {
-                kind: ForeignAudience::KubernetesApi,
-                what: format!(
-                    "the pod's default service-account token ({DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH})"
-                ),
-            },
+        entry(
+            DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH.into(),
+            ForeignAudience::KubernetesApi,
+            "the pod's default service-account token",
         ),
-        (
-            PathBuf::from(EKS_POD_IDENTITY_TOKEN_PATH),
-            ForeignPath {
-                kind: ForeignAudience::EksPodIdentity,
-                what: format!("the EKS Pod Identity token ({EKS_POD_IDENTITY_TOKEN_PATH})"),
-            },
+        entry(
+            EKS_POD_IDENTITY_TOKEN_PATH.into(),
+            ForeignAudience::EksPodIdentity,
+            "the EKS Pod Identity token",
         ),
     ];
     // A path: any bytes the OS allows (not only UTF-8).
-    if let Some(p) = env.var_os(AWS_WEB_IDENTITY_TOKEN_FILE).map(PathBuf::from) {
-        let what = format!(
-            "the IRSA token named by {AWS_WEB_IDENTITY_TOKEN_FILE} ({})",
-            crate::escape::path(&p)
-        );
-        v.push((
-            p,
-            ForeignPath {
-                kind: ForeignAudience::AwsSts,
-                what,
-            },
+    if let Some(p) = env.var_os(AWS_WEB_IDENTITY_TOKEN_FILE) {
+        v.push(entry(
+            p.into(),
+            ForeignAudience::AwsSts,
+            &format!("the IRSA token named by {AWS_WEB_IDENTITY_TOKEN_FILE}"),
         ));
     }
     v

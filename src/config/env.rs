@@ -113,10 +113,7 @@ pub(super) fn check_unicode(inputs: &ConfigInputs<'_>) -> Result<(), CredentialE
         (AZURE_TENANT_ID, inputs.tenant_id.is_none(), tenant_id_fix),
         (AZURE_AUTHORITY_HOST, inputs.cloud.is_none(), || {
             authority_fix(
-                &Sourced {
-                    value: String::new(),
-                    source: ValueSource::EnvVar(AZURE_AUTHORITY_HOST),
-                },
+                &Sourced::new(String::new(), ValueSource::EnvVar(AZURE_AUTHORITY_HOST)),
                 None,
             )
         }),
