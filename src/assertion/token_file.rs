@@ -177,38 +177,31 @@ impl AudienceVerdict {
     }
 }
 
-/// The refusal of a well-known credential file, unless foreign tokens are allowed.
-struct PathRule {
-    denied: Arc<[(PathBuf, ForeignPath)]>,
+/// Refuse `path` when it is a well-known credential file (`denied`), unless foreign tokens are
+/// allowed (then warn); the fix recommends a dedicated token with `expected` (or the cloud's).
+fn check_path(
+    path: &Path,
+    denied: &[(PathBuf, ForeignPath)],
     allow: bool,
-    /// The audience to recommend for a dedicated token (never a foreign one).
-    audience: String,
-}
-
-impl PathRule {
-    fn check(&self, path: &Path) -> Result<(), CredentialError> {
-        let Some(foreign) = foreign_path(path, &self.denied) else {
-            return Ok(());
-        };
-        if self.allow {
-            tracing::warn!(
-                token_file = %crate::escape::path(path),
-                "reading {} for Entra ID (allow_foreign_audience is set)",
-                foreign.what
-            );
-            return Ok(());
-        }
-        Err(CredentialError::new(
+    expected: &str,
+) -> Result<(), CredentialError> {
+    let Some(foreign) = foreign_path(path, denied) else {
+        return Ok(());
+    };
+    let file = crate::escape::path(path);
+    if allow {
+        tracing::warn!(token_file = %file, "reading {} for Entra ID (allow_foreign_audience is set)", foreign.what);
+        return Ok(());
+    }
+    Err(CredentialError::new(
         ProblemId::ForeignAudience,
         format!(
-            "refused to read {}: it is {}, a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
-            crate::escape::path(path),
+            "refused to read {file}: it is {}, a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
             foreign.what,
             foreign.kind.describe(),
         ),
     )
-        .with_fix(dedicated_token_fix(&self.audience)))
-    }
+    .with_fix(dedicated_token_fix(expected)))
 }
 
 fn fmt_time(t: OffsetDateTime) -> String {
@@ -299,90 +292,57 @@ impl TokenFileSource {
     /// The cheap check of `WorkloadIdentityCredential::new()`: not a foreign credential's path,
     /// a regular file that can be opened. Reads no content; the file is read on every exchange.
     pub(crate) fn check_now(&self) -> Result<(), CredentialError> {
-        self.path_rule().check(&self.path)?;
+        let (allow, expected) = (self.allow_foreign_audience, &self.expected_audience);
+        check_path(&self.path, &self.denied, allow, expected)?;
         check_token_file(&self.path).map_err(|p| p.into_error(&self.path))
-    }
-
-    fn path_rule(&self) -> PathRule {
-        PathRule {
-            denied: self.denied.clone(),
-            allow: self.allow_foreign_audience,
-            audience: safe_audience(&self.expected_audience).to_string(),
-        }
     }
 
     /// The path check and the bounded read, on the read thread (see [`ReadGate`]): resolving
     /// symlinks touches the file system too.
     async fn read(&self) -> Result<FileContent, CredentialError> {
-        let path = self.path.clone();
-        let rule = self.path_rule();
-        self.gate
-            .read(
-                &self.path,
-                Box::new(move || {
-                    rule.check(&path)?;
-                    read_token_file(&path).map_err(|p| p.into_error(&path))
-                }),
-            )
-            .await
+        let (path, denied) = (self.path.clone(), self.denied.clone());
+        let (allow, expected) = (self.allow_foreign_audience, self.expected_audience.clone());
+        let read = move || {
+            check_path(&path, &denied, allow, &expected)?;
+            read_token_file(&path).map_err(|p| p.into_error(&path))
+        };
+        self.gate.read(&self.path, Box::new(read)).await
     }
 
     /// The audience rules (docs/security.md): a foreign audience is refused unless allowed, and
     /// even then the expected audience must be present; another audience is refused when the
     /// user set the expected audience, and otherwise sent with a warning.
     fn check_audience(&self, claims: &jwt::Claims) -> Result<(), CredentialError> {
-        let dedicated = dedicated_token_fix(&self.expected_audience);
-        let verdict = AudienceVerdict::of(
-            claims,
-            &self.expected_audience,
-            self.audience_explicit,
-            self.allow_foreign_audience,
-        );
-        match verdict {
+        let (file, auds) = (crate::escape::path(&self.path), claims.audiences_display());
+        let expected = &self.expected_audience;
+        let refused = |facts: String| {
+            CredentialError::new(
+                ProblemId::ForeignAudience,
+                format!("refused to send the service-account token in {file}: {facts}"),
+            )
+            .with_fix(dedicated_token_fix(expected))
+        };
+        match AudienceVerdict::of(claims, expected, self.audience_explicit, self.allow_foreign_audience) {
             AudienceVerdict::Expected => Ok(()),
-            AudienceVerdict::Foreign(foreign) => Err(CredentialError::new(
-            ProblemId::ForeignAudience,
-            format!(
-                "refused to send the service-account token in {}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
-                crate::escape::path(&self.path),
-                claims.audiences_display(),
+            AudienceVerdict::Foreign(foreign) => Err(refused(format!(
+                "its audience ({auds}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
                 foreign.describe(),
-            ),
-        )
-            .with_fix(dedicated)),
-            AudienceVerdict::AllowedForeignWithoutExpected(_) => Err(CredentialError::new(
-            ProblemId::ForeignAudience,
-            format!(
-                "refused to send the service-account token in {}: allow_foreign_audience is set, but the token's audience ({}) does not include the expected audience {} (from {}). allow_foreign_audience does not switch off the audience check.",
-                crate::escape::path(&self.path),
-                claims.audiences_display(),
-                self.expected_audience,
-                if self.audience_explicit {
-                    "your configuration"
-                } else {
-                    "the default"
-                },
-            ),
-        )
-            .with_fix(dedicated)),
+            ))),
+            AudienceVerdict::AllowedForeignWithoutExpected(_) => Err(refused(format!(
+                "allow_foreign_audience is set, but the token's audience ({auds}) does not include the expected audience {expected} (from {}). allow_foreign_audience does not switch off the audience check.",
+                if self.audience_explicit { "your configuration" } else { "the default" },
+            ))),
             AudienceVerdict::Mismatch => Err(CredentialError::new(
                 ProblemId::AudienceMismatch,
                 format!(
-                    "the service-account token in {} has audience {} but {} is expected (set by expected_audience or {AZURE_FEDERATED_TOKEN_AUDIENCE}).",
-                    crate::escape::path(&self.path),
-                    claims.audiences_display(),
-                    self.expected_audience,
+                    "the service-account token in {file} has audience {auds} but {expected} is expected (set by expected_audience or {AZURE_FEDERATED_TOKEN_AUDIENCE})."
                 ),
             )
-            .with_fix(audience_fix(
-                claims,
-                &self.expected_audience,
-                self.authority.as_ref(),
-            ))),
+            .with_fix(audience_fix(claims, expected, self.authority.as_ref()))),
             AudienceVerdict::AllowedForeign(foreign) => {
                 tracing::warn!(
-                    token_file = %crate::escape::path(&self.path),
-                    audiences = %claims.audiences_display(),
+                    token_file = %file,
+                    audiences = %auds,
                     "sending a service-account token that is also a credential for {} (allow_foreign_audience is set)",
                     foreign.describe()
                 );
@@ -390,11 +350,10 @@ impl TokenFileSource {
             }
             AudienceVerdict::Custom => {
                 tracing::warn!(
-                    token_file = %crate::escape::path(&self.path),
-                    audiences = %claims.audiences_display(),
-                    recommended = %self.expected_audience,
-                    "sending a service-account token whose audience is not the recommended one; the federated identity credential's audience must equal the token's (set {} to make this a local check)",
-                    crate::config::AZURE_FEDERATED_TOKEN_AUDIENCE
+                    token_file = %file,
+                    audiences = %auds,
+                    recommended = %expected,
+                    "sending a service-account token whose audience is not the recommended one; the federated identity credential's audience must equal the token's (set {AZURE_FEDERATED_TOKEN_AUDIENCE} to make this a local check)",
                 );
                 Ok(())
             }
@@ -407,7 +366,7 @@ impl TokenFileSource {
         let token = token_text(&bytes).map_err(|p| p.into_error(&self.path))?;
         let decoded = decode_token(token).map_err(|p| p.into_error(&self.path))?;
         let claims = decoded.claims;
-        let now = self.clock.now();
+        let (now, file) = (self.clock.now(), crate::escape::path(&self.path));
 
         if let Some(exp) = claims.expires_at()
             && exp < now - CLOCK_SKEW
@@ -437,8 +396,7 @@ impl TokenFileSource {
             return Err(CredentialError::new(
                 ProblemId::TokenExpired,
                 format!(
-                    "the service-account token in {} expired at {} ({} ago).{rotate_at}{} The kubelet is not rotating it.",
-                    crate::escape::path(&self.path),
+                    "the service-account token in {file} expired at {} ({} ago).{rotate_at}{} The kubelet is not rotating it.",
                     fmt_time(exp),
                     fmt_age(now - exp),
                     age.unwrap_or_default(),
@@ -451,8 +409,7 @@ impl TokenFileSource {
             return Err(CredentialError::new(
                 ProblemId::TokenNotYetValid,
                 format!(
-                    "the service-account token in {} is not valid before {} ({} from now): a clock is wrong.",
-                    crate::escape::path(&self.path),
+                    "the service-account token in {file} is not valid before {} ({} from now): a clock is wrong.",
                     fmt_time(nbf),
                     fmt_age(nbf - now)
                 ),
@@ -460,11 +417,7 @@ impl TokenFileSource {
         }
 
         self.check_audience(&claims)?;
-        Ok(Assertion::new(
-            token.to_string(),
-            Some(claims),
-            crate::escape::path(&self.path),
-        ))
+        Ok(Assertion::new(token.to_string(), Some(claims), file))
     }
 }
 
