@@ -66,10 +66,11 @@ pub(super) fn fic_fix(
             audiences: vec![audience.to_string()],
             description: format!("AWS IAM role {sub}"),
         };
+        let (identity, app, _) = setup::az_commands(&fic, &known, &mut Vec::new());
         (
             "The issuer is the AWS account's outbound-federation issuer (`aws iam get-outbound-web-identity-federation-info`, no trailing slash); \
              the subject is the ARN of the IAM role the workload runs as (the role, with its path, not an assumed-role session).",
-            Some(setup::az_commands(&fic, &known, &mut Vec::new())).map(|(i, a, _)| (i, a)),
+            Some((identity, app)),
         )
     } else {
         let commands = SetupInput::from_claims(claims)
