@@ -251,6 +251,26 @@ impl ProblemId {
     /// service-account token), which the error then states with its own fix.
     pub(crate) fn fix(self) -> Option<&'static str> {
         Some(match self {
+            ProblemId::TokenFileMissing => {
+                "Check that the pod mounts a projected serviceAccountToken volume at this path (with the Azure Workload \
+                 Identity webhook: label the pod azure.workload.identity/use: \"true\" and annotate its service account), \
+                 and that AZURE_FEDERATED_TOKEN_FILE matches mountPath/path."
+            }
+            // Permission denied; another I/O error's fix says where the path leads.
+            ProblemId::TokenFileUnreadable => {
+                "The projected volume's files are readable by the pod's user only if the volume's defaultMode or the pod's \
+                 fsGroup allows it; set defaultMode: 0444 or an fsGroup that matches runAsUser."
+            }
+            ProblemId::TokenFileIsADirectory
+            | ProblemId::TokenFileNotARegularFile
+            | ProblemId::TokenFileNotAJwt => {
+                "Point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at the token file inside the projected volume, \
+                 <mountPath>/<path> of the serviceAccountToken projection, which holds the service-account JWT the kubelet writes."
+            }
+            ProblemId::TokenFileEmpty => {
+                "Mount a projected serviceAccountToken volume (the kubelet writes the token when the pod starts) and point \
+                 AZURE_FEDERATED_TOKEN_FILE at its file; never copy the token into a Secret or overwrite the file."
+            }
             ProblemId::TokenExpired => {
                 "make the kubelet rotate the file: it must be a projected serviceAccountToken volume (not a copied Secret or a \
                  file baked into the image), the kubelet on the node must be healthy (`kubectl describe pod`, the kubelet's \

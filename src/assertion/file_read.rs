@@ -34,14 +34,12 @@ pub(crate) struct FileProblem {
     pub(crate) source: Option<std::io::Error>,
 }
 
-/// The fix of a path that does not lead to the service-account token.
-pub(crate) const NOT_A_JWT_FIX: &str = "Point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at the token file inside the projected volume, <mountPath>/<path> of the serviceAccountToken projection, which holds the service-account JWT the kubelet writes.";
-
 impl FileProblem {
-    pub(crate) fn new(what: impl Into<String>, fix: impl Into<String>, problem: ProblemId) -> Self {
+    /// `what` is wrong with the file: `problem`, with the catalogue's fix.
+    pub(crate) fn new(what: impl Into<String>, problem: ProblemId) -> Self {
         Self {
             what: what.into(),
-            fix: fix.into(),
+            fix: problem.fix().unwrap_or_default().to_owned(),
             problem,
             source: None,
         }
@@ -52,12 +50,12 @@ impl FileProblem {
         let (what, fix, problem) = match e.kind() {
             std::io::ErrorKind::NotFound => (
                 "does not exist".to_string(),
-                "Check that the pod mounts a projected serviceAccountToken volume at this path (with the Azure Workload Identity webhook: label the pod azure.workload.identity/use: \"true\" and annotate its service account), and that AZURE_FEDERATED_TOKEN_FILE matches mountPath/path.".to_string(),
+                None,
                 ProblemId::TokenFileMissing,
             ),
             std::io::ErrorKind::PermissionDenied => (
                 "cannot be read: permission denied".to_string(),
-                "The projected volume's files are readable by the pod's user only if the volume's defaultMode or the pod's fsGroup allows it; set defaultMode: 0444 or an fsGroup that matches runAsUser.".to_string(),
+                None,
                 ProblemId::TokenFileUnreadable,
             ),
             // A symlink loop, an I/O error of the volume, ...: see where the path leads.
@@ -65,16 +63,18 @@ impl FileProblem {
                 let quoted = shell_quote(&path.display().to_string());
                 (
                     format!("cannot be read ({e})"),
-                    format!(
+                    Some(format!(
                         "See where the path leads: `ls -l {quoted}; readlink -f {quoted}`. It must resolve to the token file of the pod's projected serviceAccountToken volume (kubelet: <mountPath>/<path> -> ..data/<path>); point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) there."
-                    ),
+                    )),
                     ProblemId::TokenFileUnreadable,
                 )
             }
         };
+        let problem = Self::new(what, problem);
         Self {
             source: Some(e),
-            ..Self::new(what, fix, problem)
+            fix: fix.unwrap_or(problem.fix),
+            ..problem
         }
     }
 
@@ -108,7 +108,6 @@ fn check_regular(meta: &std::fs::Metadata) -> Result<(), FileProblem> {
     if t.is_dir() {
         return Err(FileProblem::new(
             "is a directory, not a file",
-            NOT_A_JWT_FIX,
             ProblemId::TokenFileIsADirectory,
         ));
     }
@@ -129,7 +128,6 @@ fn check_regular(meta: &std::fs::Metadata) -> Result<(), FileProblem> {
     let what = "not a regular file";
     Err(FileProblem::new(
         format!("is {what}, not a regular file; only a regular file (or a symlink to one) is read"),
-        NOT_A_JWT_FIX,
         ProblemId::TokenFileNotARegularFile,
     ))
 }
@@ -139,7 +137,6 @@ fn too_large(len: u64) -> FileProblem {
         format!(
             "is at least {len} bytes, far larger than a service-account token (about 1 KB; limit {MAX_TOKEN_FILE_BYTES})"
         ),
-        NOT_A_JWT_FIX,
         ProblemId::TokenFileNotAJwt,
     )
 }

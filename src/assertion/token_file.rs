@@ -4,9 +4,7 @@
 //! `..data`, which is swapped by rename on every rotation. The file is therefore re-opened by path
 //! for every exchange; no descriptor and no content is kept between exchanges.
 
-use super::file_read::{
-    FileContent, FileProblem, NOT_A_JWT_FIX, ReadGate, check_token_file, read_token_file,
-};
+use super::file_read::{FileContent, FileProblem, ReadGate, check_token_file, read_token_file};
 use super::foreign::{
     ForeignAudience, ForeignPath, denied_paths, foreign_path, is_foreign_audience,
 };
@@ -95,7 +93,6 @@ pub(crate) fn decode_token(text: &str) -> Result<jwt::DecodedJwt, FileProblem> {
     jwt::decode(text).map_err(|shape| {
         FileProblem::new(
             format!("does not hold a service-account token: {shape}"),
-            NOT_A_JWT_FIX,
             ProblemId::TokenFileNotAJwt,
         )
     })
@@ -107,7 +104,6 @@ pub(crate) fn token_text(bytes: &[u8]) -> Result<&str, FileProblem> {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Err(problem(
             format!("is not text ({} bytes, not UTF-8)", bytes.len()),
-            NOT_A_JWT_FIX,
             ProblemId::TokenFileNotAJwt,
         ));
     };
@@ -119,7 +115,6 @@ pub(crate) fn token_text(bytes: &[u8]) -> Result<&str, FileProblem> {
             } else {
                 format!("contains only whitespace ({} bytes)", text.len())
             },
-            "Mount a projected serviceAccountToken volume (the kubelet writes the token when the pod starts) and point AZURE_FEDERATED_TOKEN_FILE at its file; never copy the token into a Secret or overwrite the file.",
             ProblemId::TokenFileEmpty,
         ));
     }
