@@ -37,13 +37,9 @@ pub(super) struct WebIdentityToken {
 pub(super) struct StsClient {
     pub(super) audience: OnceLock<String>,
     pub(super) duration_secs: i32,
-    pub(super) signing_algorithm: String,
-    pub(super) region: Option<String>,
-    pub(super) endpoint_url: Option<String>,
-    pub(super) sdk_config: Option<SdkConfig>,
-    pub(super) configure_loader: Option<ConfigLoaderHook>,
-    pub(super) env: Env,
-    pub(super) clock: Arc<dyn Clock>,
+    /// The options (an empty `region` is unset).
+    pub(super) options: AwsWebIdentitySourceOptions,
+    clock: Arc<dyn Clock>,
     client: tokio::sync::OnceCell<Sts>,
 }
 
@@ -52,9 +48,9 @@ impl fmt::Debug for StsClient {
         f.debug_struct("AwsWebIdentitySource")
             .field("audience", &self.audience.get())
             .field("duration_secs", &self.duration_secs)
-            .field("signing_algorithm", &self.signing_algorithm)
-            .field("region", &self.region)
-            .field("endpoint_url", &self.endpoint_url)
+            .field("signing_algorithm", &self.options.signing_algorithm)
+            .field("region", &self.options.region)
+            .field("endpoint_url", &self.options.endpoint_url)
             .finish_non_exhaustive()
     }
 }
@@ -62,20 +58,16 @@ impl fmt::Debug for StsClient {
 impl StsClient {
     /// `options` without the checks (the source's constructor makes them).
     pub(super) fn new(
-        options: AwsWebIdentitySourceOptions,
+        mut options: AwsWebIdentitySourceOptions,
         audience: OnceLock<String>,
         duration_secs: i32,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        options.region = options.region.filter(|r| !r.is_empty());
         Self {
             audience,
             duration_secs,
-            signing_algorithm: options.signing_algorithm,
-            region: options.region.filter(|r| !r.is_empty()),
-            endpoint_url: options.endpoint_url,
-            sdk_config: options.sdk_config,
-            configure_loader: options.configure_loader,
-            env: options.env,
+            options,
             clock,
             client: tokio::sync::OnceCell::new(),
         }
@@ -119,39 +111,36 @@ impl StsClient {
     }
 
     async fn build_client(&self) -> Result<Sts, CredentialError> {
-        let env_region = || {
-            self.env
-                .var(AWS_REGION)
-                .or_else(|| self.env.var(AWS_DEFAULT_REGION))
-        };
-        let base = match &self.sdk_config {
+        let env = |a, b| self.options.env.var(a).or_else(|| self.options.env.var(b));
+        let base = match &self.options.sdk_config {
             Some(c) => c.clone(),
             None => {
                 let mut loader = aws_config::defaults(BehaviorVersion::latest());
-                if let Some(r) = self.region.clone().or_else(env_region) {
+                if let Some(r) = self
+                    .options
+                    .region
+                    .clone()
+                    .or_else(|| env(AWS_REGION, AWS_DEFAULT_REGION))
+                {
                     loader = loader.region(Region::new(r));
                 }
                 if let (Some(key), Some(secret)) = (
-                    self.env.var("AWS_ACCESS_KEY_ID"),
-                    self.env.var("AWS_SECRET_ACCESS_KEY"),
+                    self.options.env.var("AWS_ACCESS_KEY_ID"),
+                    self.options.env.var("AWS_SECRET_ACCESS_KEY"),
                 ) {
                     loader = loader.credentials_provider(Credentials::new(
                         key,
                         secret,
-                        self.env.var("AWS_SESSION_TOKEN"),
+                        self.options.env.var("AWS_SESSION_TOKEN"),
                         None,
                         "AwsWebIdentitySource environment",
                     ));
                 }
-                let env_endpoint = self
-                    .env
-                    .var(AWS_ENDPOINT_URL_STS)
-                    .or_else(|| self.env.var(AWS_ENDPOINT_URL));
-                if let Some(url) = env_endpoint {
+                if let Some(url) = env(AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL) {
                     check_endpoint(&url, AWS_ENDPOINT_URL_STS)?;
                     loader = loader.endpoint_url(url);
                 }
-                if let Some(hook) = &self.configure_loader {
+                if let Some(hook) = &self.options.configure_loader {
                     loader = hook(loader);
                 }
                 loader.load().await
@@ -165,19 +154,16 @@ impl StsClient {
             .and_then(|t| t.operation_timeout())
             .is_none()
         {
-            builder = builder.timeout_config(
-                TimeoutConfig::builder()
-                    .operation_timeout(STS_OPERATION_TIMEOUT)
-                    .build(),
-            );
+            let bound = TimeoutConfig::builder().operation_timeout(STS_OPERATION_TIMEOUT);
+            builder = builder.timeout_config(bound.build());
         }
         if base.behavior_version().is_none() {
             builder = builder.behavior_version(BehaviorVersion::latest());
         }
-        if let Some(r) = &self.region {
+        if let Some(r) = &self.options.region {
             builder = builder.region(Region::new(r.clone()));
         }
-        if let Some(url) = &self.endpoint_url {
+        if let Some(url) = &self.options.endpoint_url {
             builder = builder.endpoint_url(url.clone());
         }
         let config = builder.build();
@@ -199,6 +185,7 @@ impl StsClient {
             }
         };
         let endpoint_url = self
+            .options
             .endpoint_url
             .clone()
             .or_else(|| base.endpoint_url().map(str::to_string));
@@ -214,14 +201,13 @@ impl StsClient {
         let sts = self.client().await?;
         let region = sts.region.as_str();
         let requested_at = self.clock.now();
-        let call = sts
+        let output = sts
             .client
             .get_web_identity_token()
             .audience(audience)
             .duration_seconds(self.duration_secs)
-            .signing_algorithm(&self.signing_algorithm)
-            .send();
-        let output = call
+            .signing_algorithm(&self.options.signing_algorithm)
+            .send()
             .await
             .map_err(|e| map_sdk_error(e, audience, region, self.duration_secs))?;
         let bad_response = |what: String| {
@@ -240,7 +226,9 @@ impl StsClient {
             .ok_or_else(|| bad_response("without a WebIdentityToken".to_string()))?
             .to_string();
         let decoded = jwt::decode(&jwt).map_err(|e| bad_response(format!("the token: {e}")))?;
-        if self.signing_algorithm == "RS256" && decoded.header.alg.as_deref() != Some("RS256") {
+        if self.options.signing_algorithm == "RS256"
+            && decoded.header.alg.as_deref() != Some("RS256")
+        {
             return Err(bad_response(format!(
                 "the token is signed with {:?}, not the RS256 Entra ID requires",
                 decoded.header.alg
@@ -260,10 +248,7 @@ impl StsClient {
             .flatten()
             .min()
             .unwrap_or(requested_at + time::Duration::seconds(i64::from(self.duration_secs)));
-        let issued_at = decoded
-            .claims
-            .iat
-            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+        let issued_at = (decoded.claims.issued_at())
             .filter(|iat| *iat <= expires_at)
             .unwrap_or(requested_at);
         tracing::debug!(

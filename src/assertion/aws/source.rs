@@ -316,8 +316,9 @@ impl AssertionSource for AwsWebIdentitySource {
             "AWS STS GetWebIdentityToken (audience {}, {} s, {}{})",
             self.audience(),
             self.sts.duration_secs,
-            self.sts.signing_algorithm,
+            self.sts.options.signing_algorithm,
             self.sts
+                .options
                 .region
                 .as_deref()
                 .map(|r| format!(", region {r}"))
