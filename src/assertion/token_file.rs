@@ -174,7 +174,7 @@ impl AudienceVerdict {
 
 /// Refuse `path` when it is a well-known credential file (`denied`), unless foreign tokens are
 /// allowed (then warn); the fix recommends a dedicated token with `expected` (or the cloud's).
-fn check_path(
+pub(crate) fn check_path(
     path: &Path,
     denied: &[(PathBuf, ForeignPath)],
     allow: bool,

@@ -2,11 +2,9 @@
 //! the token checks of [`super::claims`] on it.
 
 use super::{Check, CheckId, Doctor, Found, Inputs, Status, claims, fmt_from_now, with_source};
-use crate::assertion::file_read::read_token_file;
-use crate::assertion::foreign::foreign_path;
-use crate::assertion::token_file::{AudienceVerdict, dedicated_token_fix, token_text};
+use crate::assertion::file_read::{FileProblem, read_token_file};
+use crate::assertion::token_file::{AudienceVerdict, check_path, token_text};
 use crate::escape;
-use crate::problem::ProblemId;
 use std::path::Path;
 use time::OffsetDateTime;
 
@@ -78,7 +76,7 @@ pub(super) fn describe_layout(path: &Path) -> (String, bool) {
 }
 
 /// Check 2: the credential's own path rule, bounded read and text check
-/// ([`foreign_path`], [`read_token_file`], [`token_text`]), with what a report adds: the volume
+/// ([`check_path`], [`read_token_file`], [`token_text`]), with what a report adds: the volume
 /// layout, when the file was last written, its size.
 fn check_token_file(d: &mut Doctor, inputs: &Inputs) -> Option<String> {
     let path = inputs.token_file.as_ref()?;
@@ -90,23 +88,16 @@ fn check_token_file(d: &mut Doctor, inputs: &Inputs) -> Option<String> {
         format!("{shown} is readable"),
     )
     .detail("path", with_source(&shown, &path.source));
-    if let Some(foreign) = foreign_path(p, &inputs.denied_paths)
-        && !inputs.allow_foreign_audience
-    {
-        let summary = format!(
-            "refused: {shown} is {}, a credential for {}",
-            foreign.what,
-            foreign.kind.describe()
-        );
-        d.push(
-            check
-                .outcome(Status::Fail, summary)
-                .fix(dedicated_token_fix(&inputs.expected_audience))
-                .problem(ProblemId::ForeignAudience),
-        );
+    if let Err(e) = check_path(
+        p,
+        &inputs.denied_paths,
+        inputs.allow_foreign_audience,
+        &inputs.expected_audience,
+    ) {
+        d.push(check.outcome(Status::Fail, e.headline()).error(&e));
         return None;
     }
-    let fail = |check: Check, problem: crate::assertion::file_read::FileProblem| {
+    let fail = |check: Check, problem: FileProblem| {
         check
             .outcome(Status::Fail, format!("{shown} {}", problem.what))
             .fix(problem.fix)
