@@ -289,6 +289,11 @@ impl ProblemId {
                 "send the projected service-account token exactly as the kubelet writes it (a bound token has iss, sub, aud, iat \
                  and exp); `kubectl create token <service account> --audience api://AzureADTokenExchange` prints one to compare with."
             }
+            ProblemId::Aadsts(7000272) => {
+                "republish the JWKS from the API server's current keys: `kubectl get --raw /openid/v1/jwks` prints them; copy \
+                 that document to the issuer's jwks_uri (e.g. the S3 object). Keep the old key published until tokens signed with \
+                 it have expired."
+            }
             ProblemId::Aadsts(70023) => {
                 "set the projected volume's serviceAccountToken.expirationSeconds to at most 86400 (3600 is the usual value)."
             }

@@ -65,16 +65,9 @@ impl Problem {
 /// The catalogue entry for Entra's AADSTS `code`, with the values of this request.
 pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
     // Values from the token, escaped (see `crate::escape`): a claim never adds a line.
-    let iss = escape(
-        ctx.claims
-            .and_then(|c| c.iss.as_deref())
-            .unwrap_or("(unknown)"),
-    );
-    let sub = escape(
-        ctx.claims
-            .and_then(|c| c.sub.as_deref())
-            .unwrap_or("(unknown)"),
-    );
+    let claim =
+        |c: fn(&Claims) -> Option<&str>| escape(ctx.claims.and_then(c).unwrap_or("(unknown)"));
+    let (iss, sub) = (claim(|c| c.iss.as_deref()), claim(|c| c.sub.as_deref()));
     let origin = escape(ctx.origin);
     let aud = ctx
         .claims
@@ -277,24 +270,23 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Problem {
                     .to_owned()
             },
         ),
-        7000272 if aws => Problem::new(
-            format!(
-                "the token's signing key (kid {}) is not in the JWKS of its issuer {iss}",
-                header_field(ctx, |h| h.kid.as_deref())
-            ),
-            "The JWKS of an AWS outbound identity federation issuer is AWS's and public; the token was not signed by that issuer's keys.",
-            format!(
-                "send the JWT exactly as AWS STS returned it, fetched afresh; {AWS_ISSUER_IS}."
-            ),
-        ),
         7000272 => Problem::new(
             format!(
                 "the token's signing key (kid {}) is not in the JWKS of its issuer {iss}",
                 header_field(ctx, |h| h.kid.as_deref())
             ),
-            "The service-account signing key was rotated (or added) on a self-managed issuer without republishing the JWKS.",
-            "republish the JWKS from the API server's current keys: `kubectl get --raw /openid/v1/jwks` prints them; copy that document \
-             to the issuer's jwks_uri (e.g. the S3 object). Keep the old key published until tokens signed with it have expired.",
+            if aws {
+                "The JWKS of an AWS outbound identity federation issuer is AWS's and public; the token was not signed by that issuer's keys."
+            } else {
+                "The service-account signing key was rotated (or added) on a self-managed issuer without republishing the JWKS."
+            },
+            if aws {
+                format!(
+                    "send the JWT exactly as AWS STS returned it, fetched afresh; {AWS_ISSUER_IS}."
+                )
+            } else {
+                fix_of(code).to_owned()
+            },
         ),
         70023 => {
             let lifetime = ctx
