@@ -160,10 +160,9 @@ pub(crate) struct ConfigInputs<'a> {
 pub(crate) fn pick(option: Option<&str>, env: &Env, var: &'static str) -> Option<Sourced<String>> {
     match option {
         Some(v) => Some(Sourced::new(v.to_string(), ValueSource::Options)),
-        None => env.var(var).map(|value| Sourced {
-            value,
-            source: ValueSource::EnvVar(var),
-        }),
+        None => env
+            .var(var)
+            .map(|value| Sourced::new(value, ValueSource::EnvVar(var))),
     }
 }
 
@@ -177,62 +176,44 @@ fn check_no_whitespace(
     v: &Sourced<String>,
     field_fix: impl FnOnce() -> String,
 ) -> Result<(), CredentialError> {
-    let trimmed = v.value.trim();
+    let (trimmed, from) = (v.value.trim(), format!("the value from {}", v.source));
     if trimmed.chars().any(char::is_whitespace) {
-        return Err(invalid(
-            what,
-            &format!(
-                "the value from {} contains whitespace inside ({:?})",
-                v.source, v.value
-            ),
-            field_fix(),
-        ));
+        let problem = format!("{from} contains whitespace inside ({:?})", v.value);
+        return Err(invalid(what, &problem, field_fix()));
     }
     if trimmed != v.value {
-        return Err(invalid(
-            what,
-            &format!(
-                "the value from {} contains whitespace ({:?}); a trailing newline often comes from `echo` or a file",
-                v.source, v.value
-            ),
-            format!("set {} to {trimmed:?}, without the whitespace", v.source),
-        ));
+        let problem = format!(
+            "{from} contains whitespace ({:?}); a trailing newline often comes from `echo` or a file",
+            v.value
+        );
+        let fix = format!("set {} to {trimmed:?}, without the whitespace", v.source);
+        return Err(invalid(what, &problem, fix));
     }
     Ok(())
 }
 
 pub(crate) fn validate_tenant_id(t: &Sourced<String>) -> Result<(), CredentialError> {
     check_no_whitespace("tenant id", t, tenant_id_fix)?;
-    if t.value.is_empty()
-        || !t
-            .value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
-        return Err(invalid(
-            "tenant id",
-            &format!(
-                "{:?} (from {}) may contain only letters, digits, '-' and '.'; expected a directory id \
-                 such as 72f988bf-86f1-41af-91ab-2d7cd011db47 or a domain such as contoso.onmicrosoft.com",
-                t.value, t.source
-            ),
-            tenant_id_fix(),
-        ));
+    let bad = |problem: &str| {
+        let facts = format!("{:?} (from {}) {problem}", t.value, t.source);
+        Err(invalid("tenant id", &facts, tenant_id_fix()))
+    };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    if t.value.is_empty() || !t.value.chars().all(allowed) {
+        return bad(
+            "may contain only letters, digits, '-' and '.'; expected a directory id such as \
+             72f988bf-86f1-41af-91ab-2d7cd011db47 or a domain such as contoso.onmicrosoft.com",
+        );
     }
     if MULTI_TENANT_ALIASES
         .iter()
         .any(|a| t.value.eq_ignore_ascii_case(a))
     {
-        return Err(invalid(
-            "tenant id",
-            &format!(
-                "{:?} (from {}) is a multi-tenant alias of the authority, not a tenant: an app-only \
-                 token (client credentials, as with a federated credential) is issued by the one \
-                 directory that holds the application or managed identity",
-                t.value, t.source
-            ),
-            tenant_id_fix(),
-        ));
+        return bad(
+            "is a multi-tenant alias of the authority, not a tenant: an app-only token (client \
+             credentials, as with a federated credential) is issued by the one directory that \
+             holds the application or managed identity",
+        );
     }
     Ok(())
 }

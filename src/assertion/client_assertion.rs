@@ -63,8 +63,7 @@ impl CredentialError {
         let transient = match e.kind() {
             ErrorKind::Io | ErrorKind::Connection => true,
             ErrorKind::HttpResponse { status, .. } => {
-                let s = u16::from(*status);
-                s == 408 || s == 429 || s >= 500
+                matches!(u16::from(*status), 408 | 429 | 500..)
             }
             _ => false,
         };
@@ -102,16 +101,15 @@ impl<C: ClientAssertion + 'static> AssertionSource for ClientAssertionSource<C> 
         }
         // Diagnostics only: an assertion that is not a JWT is sent as it is, for Entra to judge.
         let claims = crate::jwt::decode(jwt).ok().map(|d| d.claims);
-        if let Some(foreign) = claims.as_ref().and_then(ForeignAudience::first_in_claims) {
+        if let Some(c) = &claims
+            && let Some(foreign) = ForeignAudience::first_in_claims(c)
+        {
             if !self.allow_foreign_audience {
                 return Err(CredentialError::new(
                     ProblemId::ForeignAudience,
                     format!(
                         "refused to send the assertion of {what}: its audience ({}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
-                        claims
-                            .as_ref()
-                            .map(|c| c.audiences_display())
-                            .unwrap_or_default(),
+                        c.audiences_display(),
                         foreign.describe()
                     ),
                 )

@@ -106,25 +106,24 @@ impl Env {
 /// `AZURE_FEDERATED_TOKEN_FILE` is not refused: it is a path, which on Linux may be any bytes,
 /// and is used as the operating system gives it (like the `token_file_path` option's `PathBuf`).
 pub(super) fn check_unicode(inputs: &ConfigInputs<'_>) -> Result<(), CredentialError> {
-    /// A variable, whether the credential reads it (no option given), and its fix.
-    type Read = (&'static str, bool, fn() -> String);
-    let read: [Read; 4] = [
-        (AZURE_CLIENT_ID, inputs.client_id.is_none(), client_id_fix),
-        (AZURE_TENANT_ID, inputs.tenant_id.is_none(), tenant_id_fix),
-        (AZURE_AUTHORITY_HOST, inputs.cloud.is_none(), || {
-            authority_fix(
-                &Sourced::new(String::new(), ValueSource::EnvVar(AZURE_AUTHORITY_HOST)),
-                None,
-            )
-        }),
+    let authority = || {
+        let source = ValueSource::EnvVar(AZURE_AUTHORITY_HOST);
+        authority_fix(&Sourced::new(String::new(), source), None)
+    };
+    let audience = || {
+        format!(
+            "set {AZURE_FEDERATED_TOKEN_AUDIENCE} to the token's audience, e.g. {AUDIENCE_PUBLIC}, or unset it"
+        )
+    };
+    // Each variable, whether the credential reads it (no option given), and its fix.
+    let read: [(_, _, &dyn Fn() -> String); 4] = [
+        (AZURE_CLIENT_ID, inputs.client_id.is_none(), &client_id_fix),
+        (AZURE_TENANT_ID, inputs.tenant_id.is_none(), &tenant_id_fix),
+        (AZURE_AUTHORITY_HOST, inputs.cloud.is_none(), &authority),
         (
             AZURE_FEDERATED_TOKEN_AUDIENCE,
             inputs.expected_audience.is_none(),
-            || {
-                format!(
-                    "set {AZURE_FEDERATED_TOKEN_AUDIENCE} to the token's audience, e.g. {AUDIENCE_PUBLIC}, or unset it"
-                )
-            },
+            &audience,
         ),
     ];
     for (var, used, fix) in read {
