@@ -401,4 +401,45 @@ mod tests {
         assert_eq!(inner.http_status(), Some(StatusCode::from(400)));
         assert!(az.to_string().contains("AADSTS70021"));
     }
+
+    /// One format: the name once, the facts, "Fix:", Entra's words, "See"; one line for one-line
+    /// facts, indented lines otherwise; a builder call after `message()` renders it again.
+    #[test]
+    fn display_writes_the_name_facts_fix_and_link_once() {
+        let url = ProblemId::TokenExpired.documentation_url();
+        let e = CredentialError::new(ProblemId::TokenExpired, "expired.");
+        let fix = ProblemId::TokenExpired.fix().unwrap();
+        assert_eq!(e.fix(), Some(fix), "the entry's fix");
+        assert_eq!(
+            e.message(),
+            format!("WorkloadIdentityCredential: expired. Fix: {fix} See {url}")
+        );
+        let e = e
+            .named(None)
+            .with_fix("do this")
+            .map_facts(|f| format!("two\n  lines, {f}"));
+        assert_eq!(
+            e.to_string(),
+            format!("two\n  lines, expired.\n  Fix: do this.\n  See {url}")
+        );
+        assert_eq!(e.headline(), "two");
+        let e = CredentialError::new(ProblemId::Aadsts(70021), "rejected.")
+            .with_fix("match it.")
+            .with_entra_answer(EntraAnswer {
+                description: Some("AADSTS70021: no match\u{1b}".into()),
+                trace_id: Some("t".into()),
+                correlation_id: Some("c".into()),
+                ..EntraAnswer::default()
+            });
+        assert!(
+            e.message().ends_with(&format!(
+                "rejected.\n  Fix: match it.\n  Entra said: AADSTS70021: no match\\u{{1b}}\n  Trace ID: t, Correlation ID: c\n  See {}",
+                ProblemId::Aadsts(70021).documentation_url()
+            )),
+            "{e}"
+        );
+        assert_eq!(e.category(), ErrorCategory::Entra);
+        let cloned = e.clone();
+        assert_eq!(cloned.message(), e.message());
+    }
 }

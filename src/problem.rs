@@ -502,6 +502,17 @@ mod tests {
                 "{url}"
             );
             assert_eq!(p.to_string().parse::<ProblemId>(), Ok(p));
+            // A fix is a sentence; the transience of a certificate failure is permanent.
+            assert!(p.fix().is_none_or(|f| f.ends_with('.')), "{p}");
+            assert_eq!(
+                p.is_transient(),
+                p.category() == ErrorCategory::Transport && !p.to_string().contains("certificate")
+                    || matches!(
+                        p,
+                        ProblemId::Timeout | ProblemId::AwsThrottling | ProblemId::AwsSts
+                    ),
+                "{p}"
+            );
             assert_eq!(
                 serde_json::to_string(&p).unwrap(),
                 format!("\"{p}\""),
