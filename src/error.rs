@@ -40,7 +40,7 @@ const WORKLOAD: &str = "WorkloadIdentityCredential";
 /// A credential failure: what failed, why, and how to fix it. Never contains a token.
 ///
 /// Its `Display` is the message: "WorkloadIdentityCredential: " (or the other credential's
-/// name), the facts, "Fix: <fix>", what Entra said (for Entra's answers) and "See <url>", each on
+/// name), the facts, `Fix: <fix>`, what Entra said (for Entra's answers) and `See <url>`, each on
 /// a line of its own when the facts take several. The first line names the problem and stays
 /// the same across retries of the same fault; Entra's trace and correlation ids, which change
 /// with every request, are only on later lines.
