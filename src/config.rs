@@ -192,7 +192,7 @@ fn check_no_whitespace(
     Ok(())
 }
 
-pub(crate) fn validate_tenant_id(t: &Sourced<String>) -> Result<(), CredentialError> {
+fn validate_tenant_id(t: &Sourced<String>) -> Result<(), CredentialError> {
     check_no_whitespace("tenant id", t, tenant_id_fix)?;
     let bad = |problem: &str| {
         let facts = format!("{:?} (from {}) {problem}", t.value, t.source);

@@ -178,13 +178,12 @@ impl<'de> Deserialize<'de> for Claims {
     }
 }
 
-impl<'de> Deserialize<'de> for Header {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        let o = v
-            .as_object()
-            .ok_or_else(|| serde::de::Error::custom("the header is not a JSON object"))?;
-        Ok(Self {
+impl Header {
+    /// The header in `json`, when it is a JSON object.
+    fn parse(json: &[u8]) -> Option<Self> {
+        let o = serde_json::from_slice::<Value>(json).ok()?;
+        let o = o.as_object()?;
+        Some(Self {
             alg: string(o, "alg"),
             kid: string(o, "kid"),
         })
@@ -257,8 +256,7 @@ fn decode_part(part: &str) -> Option<Vec<u8>> {
 
 /// The JOSE header of a compact JWS (its first part), when it decodes; for messages only.
 pub(crate) fn decode_header(token: &str) -> Option<Header> {
-    let part = token.split('.').next()?;
-    serde_json::from_slice(&decode_part(part)?).ok()
+    Header::parse(&decode_part(token.split('.').next()?)?)
 }
 
 /// Decode a compact JWS without verifying it. The error says what is wrong with the shape.
@@ -275,8 +273,8 @@ pub(crate) fn decode(token: &str) -> Result<DecodedJwt, String> {
         return Err(bad("it is not a signed JWT: a part is empty"));
     }
     let header = decode_part(h).ok_or_else(|| not_a_jwt("the header is not base64url"))?;
-    let header: Header = serde_json::from_slice(&header)
-        .map_err(|_| not_a_jwt("the header is not a JSON object"))?;
+    let header =
+        Header::parse(&header).ok_or_else(|| not_a_jwt("the header is not a JSON object"))?;
     let payload = decode_part(p).ok_or_else(|| not_a_jwt("the claims part is not base64url"))?;
     let claims: Value =
         serde_json::from_slice(&payload).map_err(|_| not_a_jwt("the claims part is not JSON"))?;

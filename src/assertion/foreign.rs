@@ -93,15 +93,10 @@ impl ForeignAudience {
         None
     }
 
-    /// The first foreign audience among `audiences`, if any (without the issuer rule).
-    pub fn first_in(audiences: &[String]) -> Option<Self> {
-        audiences.iter().find_map(|a| Self::of(a))
-    }
-
     /// The first foreign audience of a token: [`ForeignAudience::of`] for each audience, and an
     /// audience equal to the token's own issuer.
     pub fn first_in_claims(claims: &Claims) -> Option<Self> {
-        Self::first_in(&claims.aud).or_else(|| {
+        claims.aud.iter().find_map(|a| Self::of(a)).or_else(|| {
             let iss = claims.iss.as_deref()?;
             claims
                 .aud
