@@ -21,7 +21,6 @@
 #[path = "../tests/it/common/azurite.rs"]
 mod azurite;
 
-#[path = "common/mod.rs"]
 mod common;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, RequestContent, Transport, Url};

@@ -12,7 +12,6 @@
 //! pod: the workload identity) and the request goes to `https://graph.microsoft.com`. Reading a
 //! service principal needs the Graph application permission `Application.Read.All`.
 
-#[path = "common/mod.rs"]
 mod common;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::policies::{Policy, auth::BearerTokenAuthorizationPolicy};

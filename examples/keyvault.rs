@@ -17,7 +17,6 @@
 //! AZURE_KEYVAULT_URL=https://myvault.vault.azure.net/ cargo run --example keyvault -- db-password
 //! ```
 
-#[path = "common/mod.rs"]
 mod common;
 use azure_core::credentials::TokenCredential;
 use azure_identity_k8s::DefaultAzureCredential;

@@ -20,7 +20,6 @@
 
 #[path = "../tests/it/common/azurite.rs"]
 mod azurite;
-#[path = "common/mod.rs"]
 mod common;
 
 use azure_identity_k8s::DefaultAzureCredential;

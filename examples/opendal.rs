@@ -16,7 +16,6 @@
 
 #[path = "../tests/it/common/azurite.rs"]
 mod azurite;
-#[path = "common/mod.rs"]
 mod common;
 
 use azure_core::credentials::TokenCredential;

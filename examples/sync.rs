@@ -13,7 +13,6 @@
 //! pod: the workload identity) and the scope is `$SCOPE`, e.g.
 //! `https://<namespace>.servicebus.windows.net/.default` for Event Hubs' Kafka endpoint.
 
-#[path = "common/mod.rs"]
 mod common;
 use azure_core::credentials::TokenCredential;
 use azure_identity_k8s::DefaultAzureCredential;
