@@ -19,24 +19,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! ## Configuration, in the order it is consulted
-//!
-//! | value | 1. option | 2. environment ([`Env`]) | 3. otherwise |
-//! |---|---|---|---|
-//! | AWS credentials | [`sdk_config`](AwsWebIdentitySourceOptions::sdk_config) | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` | aws-config's default chain (web identity, ECS/EKS Pod Identity, profile, IMDS) |
-//! | region | [`region`](AwsWebIdentitySourceOptions::region) | `AWS_REGION`, `AWS_DEFAULT_REGION` | `sdk_config`'s, else aws-config's region chain; none is an error (STS serves `GetWebIdentityToken` on regional endpoints only) |
-//! | STS endpoint | [`endpoint_url`](AwsWebIdentitySourceOptions::endpoint_url) | `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL` | the regional endpoint `https://sts.<region>.amazonaws.com` |
-//! | audience | [`audience`](AwsWebIdentitySourceOptions::audience) | `AZURE_FEDERATED_TOKEN_AUDIENCE` (through the credential) | the cloud's recommended audience, `api://AzureADTokenExchange` |
-//!
-//! The JWT is cached (on a cache of its own, with a fixed policy: the credential's
-//! `refresh_policy` applies to its access tokens, not to the JWT) and reused until less
-//! than a fifth of its lifetime (at least 60 s, at most half) remains; then it is refreshed in the
-//! background while it is still served. Concurrent callers share one STS call, which runs as a
-//! task of its own (a caller that gives up, or a runtime dropped after `block_on`, does not wedge
-//! it) and is bounded ([`STS_OPERATION_TIMEOUT`] for the call). A failed refresh falls back to the
-//! cached JWT while it has at least 15 s left, and the next try backs off (10 s, doubling up to
-//! 5 minutes); without a JWT, an STS error is returned to new callers for 5 s (1 s when
-//! transient) before STS is asked again.
+//! The options and the environment variables they fall back to, in the order they are
+//! consulted, and how the JWT is cached and bounded in time: [the AWS outbound
+//! page](crate::aws_outbound) ("Configuration").
 
 mod client;
 mod errors;
