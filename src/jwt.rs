@@ -98,16 +98,11 @@ fn numeric_date(o: &Object, key: &str) -> Result<Option<i64>, String> {
         None | Some(Value::Null) => return Ok(None),
         Some(v) => v,
     };
+    let floor = |f: f64| f.is_finite().then(|| f.floor() as i64);
     let n = match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f.floor() as i64)),
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().and_then(floor)),
         Value::String(s) => {
-            let s = s.trim();
-            s.parse::<i64>().ok().or_else(|| {
-                s.parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite())
-                    .map(|f| f.floor() as i64)
-            })
+            (s.trim().parse().ok()).or_else(|| s.trim().parse().ok().and_then(floor))
         }
         _ => None,
     };

@@ -100,25 +100,18 @@ pub(crate) fn decode_token(text: &str) -> Result<jwt::DecodedJwt, FileProblem> {
 
 /// The token in a token file's bytes: UTF-8 text, surrounding whitespace trimmed, not empty.
 pub(crate) fn token_text(bytes: &[u8]) -> Result<&str, FileProblem> {
-    let problem = FileProblem::new;
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return Err(problem(
-            format!("is not text ({} bytes, not UTF-8)", bytes.len()),
-            ProblemId::TokenFileNotAJwt,
-        ));
-    };
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(problem(
-            if text.is_empty() {
-                "is empty".into()
-            } else {
-                format!("contains only whitespace ({} bytes)", text.len())
-            },
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        let what = format!("is not text ({} bytes, not UTF-8)", bytes.len());
+        FileProblem::new(what, ProblemId::TokenFileNotAJwt)
+    })?;
+    match text.trim() {
+        "" if text.is_empty() => Err(FileProblem::new("is empty", ProblemId::TokenFileEmpty)),
+        "" => Err(FileProblem::new(
+            format!("contains only whitespace ({} bytes)", text.len()),
             ProblemId::TokenFileEmpty,
-        ));
+        )),
+        token => Ok(token),
     }
-    Ok(token)
 }
 
 /// The audience rules of docs/security.md as one decision, shared by the credential and `doctor`.
@@ -359,8 +352,9 @@ impl TokenFileSource {
     pub(crate) async fn read_assertion(&self) -> Result<Assertion, CredentialError> {
         let FileContent { bytes, modified } = self.read().await?;
         let token = token_text(&bytes).map_err(|p| p.into_error(&self.path))?;
-        let decoded = decode_token(token).map_err(|p| p.into_error(&self.path))?;
-        let claims = decoded.claims;
+        let claims = decode_token(token)
+            .map_err(|p| p.into_error(&self.path))?
+            .claims;
         let (now, file) = (self.clock.now(), crate::escape::path(&self.path));
 
         if let Some(exp) = claims.expires_at()
@@ -374,19 +368,18 @@ impl TokenFileSource {
                     fmt_time(m)
                 )
             });
-            let lifetime = claims.issued_at().map(|iat| exp - iat);
-            let rotate_at = match (claims.issued_at(), lifetime) {
-                (Some(iat), Some(l)) if !l.is_positive() => format!(
+            let rotate_at = match claims.issued_at().map(|iat| (iat, exp - iat)) {
+                Some((iat, l)) if !l.is_positive() => format!(
                     " Its iat ({}) is not before its exp: this is not a token a kubelet issued.",
                     fmt_time(iat)
                 ),
-                (Some(iat), Some(l)) => format!(
+                Some((iat, l)) => format!(
                     " It was issued at {} for {}; the kubelet should have replaced it at 80 % of that lifetime ({}).",
                     fmt_time(iat),
                     fmt_age(l),
                     fmt_time(iat + l * 0.8)
                 ),
-                _ => String::new(),
+                None => String::new(),
             };
             return Err(CredentialError::new(
                 ProblemId::TokenExpired,
