@@ -129,6 +129,7 @@ impl CredentialError {
     /// The category (and with it the transience: a transport failure or a time-out is transient)
     /// that an outside library's kind of failure decides, where one problem covers several (the
     /// AWS SDK: no credentials, a time-out, no answer).
+    #[cfg(feature = "aws")]
     pub(crate) fn with_category(mut self, category: ErrorCategory) -> Self {
         let data = self.data();
         data.category = category;
