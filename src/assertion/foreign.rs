@@ -41,20 +41,14 @@ pub enum ForeignAudience {
 /// The host of an audience written as a URL (`https://Sts.AmazonAWS.com:443/`) or a bare name,
 /// lower-cased; `None` when it has no host-like part.
 fn host_of(aud: &str) -> Option<String> {
-    let a = aud.trim();
-    let lower = a.to_ascii_lowercase();
-    let rest = ["https://", "http://"]
-        .iter()
-        .find_map(|s| lower.strip_prefix(s))
+    let lower = aud.trim().to_ascii_lowercase();
+    let rest = (lower.strip_prefix("https://"))
+        .or_else(|| lower.strip_prefix("http://"))
         .unwrap_or(&lower);
     // The authority ends at the first '/', '?' or '#'; drop user info and port.
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit('@').next().unwrap_or_default();
-    let host = host
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches('.');
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?.split(':').next()?;
+    let host = host.trim_end_matches('.');
     (!host.is_empty()).then(|| host.to_string())
 }
 
@@ -68,29 +62,22 @@ impl ForeignAudience {
     /// [`ForeignAudience::first_in_claims`] also applies the issuer rule.
     pub fn of(aud: &str) -> Option<Self> {
         let host = host_of(aud)?;
-        let labels: Vec<&str> = host.split('.').collect();
-        let is_sts = |l: &&str| *l == "sts" || *l == "sts-fips";
+        let is_sts = |l: &str| l == "sts" || l == "sts-fips";
         // `<x>.amazonaws.com` and the China partition's `<x>.amazonaws.com.cn`.
-        let aws = host
-            .strip_suffix(".amazonaws.com")
+        let aws = (host.strip_suffix(".amazonaws.com"))
             .or_else(|| host.strip_suffix(".amazonaws.com.cn"));
-        if let Some(x) = aws {
-            if x == "pods.eks" {
-                return Some(Self::EksPodIdentity);
-            }
+        match aws {
+            Some("pods.eks") => return Some(Self::EksPodIdentity),
             // STS, global or regional, FIPS, or a VPC endpoint (`vpce-1.sts.us-east-1.vpce`).
-            if x.split('.').any(|l| is_sts(&l)) {
-                return Some(Self::AwsSts);
-            }
+            Some(x) if x.split('.').any(is_sts) => return Some(Self::AwsSts),
+            _ => {}
         }
         // Dual-stack endpoints: `sts.<region>.api.aws`, `sts-fips.<region>.api.aws`.
-        if host.ends_with(".api.aws") && labels.first().is_some_and(is_sts) {
+        if host.ends_with(".api.aws") && host.split('.').next().is_some_and(is_sts) {
             return Some(Self::AwsSts);
         }
-        if host == "kubernetes.default.svc" || host.starts_with("kubernetes.default.svc.") {
-            return Some(Self::KubernetesApi);
-        }
-        None
+        let api = host == "kubernetes.default.svc" || host.starts_with("kubernetes.default.svc.");
+        api.then_some(Self::KubernetesApi)
     }
 
     /// The first foreign audience of a token: [`ForeignAudience::of`] for each audience, and an
