@@ -14,7 +14,7 @@ use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
 use azure_identity::ClientAssertionCredentialOptions;
 use std::fmt;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
@@ -188,10 +188,9 @@ impl WorkloadIdentityCredential {
         options.refresh_policy.validate()?;
         let client_options = options.credential_options.client_options;
         // A custom source needs no token file: give resolution a placeholder path.
-        let placeholder = PathBuf::from("(custom assertion source)");
-        let token_file_path = match (&source, &options.token_file_path) {
-            (Some(_), _) => Some(placeholder.as_path()),
-            (None, p) => p.as_deref(),
+        let token_file_path = match source {
+            Some(_) => Some(Path::new("(custom assertion source)")),
+            None => options.token_file_path.as_deref(),
         };
         let config = config::resolve(&ConfigInputs {
             client_id: options.client_id.as_deref(),
@@ -222,15 +221,14 @@ impl WorkloadIdentityCredential {
             }
         };
         let pipeline = crate::http::pipeline(client_options, vec![Arc::new(AttemptPolicy)]);
-        let exchange = Exchange {
+        let exchange = Arc::new(Exchange {
             pipeline,
             endpoint,
             client_id: config.client_id.value.clone(),
             tenant_id: config.tenant_id.value.clone(),
             assertion,
             clock: clock.clone(),
-        };
-        let exchange = Arc::new(exchange);
+        });
         let cache = TokenCache::new(exchange.clone(), options.refresh_policy, clock);
         Ok(Arc::new(Self {
             config,
@@ -253,40 +251,28 @@ impl WorkloadIdentityCredential {
         Self::build(options.unwrap_or_default(), None, clock).map_err(Into::into)
     }
 
-    /// The resolved configuration and where each value came from (the AWS source takes its
-    /// default audience from it).
-    #[cfg(feature = "aws")]
-    pub(crate) fn config(&self) -> &ResolvedConfig {
-        &self.config
-    }
-
     /// The state of every scope this credential has been asked for: health, expiry, next refresh,
     /// last success, consecutive failures and the last error's category, HTTP status and AADSTS
     /// code; never a token. Cheap (a few read locks, one small allocation per scope), never waits
     /// for a request and sends nothing: call it from a health or readiness endpoint. See
     /// [reliability](crate::guides::reliability#a-health-endpoint) for an example handler.
     pub fn token_status(&self) -> Vec<TokenStatus> {
-        self.cache
-            .status()
-            .into_iter()
-            .map(|s| self.token_status_of(s))
-            .collect()
-    }
-
-    fn token_status_of(&self, s: SlotStatus<Exchange>) -> TokenStatus {
-        let error = s.last_error.map(|f| self.exchange.error(&s.key, f));
-        TokenStatus {
-            scope: s.key.to_string(),
-            health: s.health,
-            expires_on: s.expires_on,
-            next_refresh: s.next_refresh,
-            last_success: s.last_success,
-            consecutive_failures: s.consecutive_failures,
-            failing_since: s.failing_since,
-            last_error_category: error.as_ref().map(CredentialError::category),
-            last_error_status: error.as_ref().and_then(|e| e.http_status()).map(u16::from),
-            last_error_aadsts: error.and_then(|e| e.aadsts_codes().first().copied()),
-        }
+        let status = |s: SlotStatus<Exchange>| {
+            let error = s.last_error.map(|f| self.exchange.error(&s.key, f));
+            TokenStatus {
+                scope: s.key.to_string(),
+                health: s.health,
+                expires_on: s.expires_on,
+                next_refresh: s.next_refresh,
+                last_success: s.last_success,
+                consecutive_failures: s.consecutive_failures,
+                failing_since: s.failing_since,
+                last_error_category: error.as_ref().map(CredentialError::category),
+                last_error_status: error.as_ref().and_then(|e| e.http_status()).map(u16::from),
+                last_error_aadsts: error.and_then(|e| e.aadsts_codes().first().copied()),
+            }
+        };
+        self.cache.status().into_iter().map(status).collect()
     }
 }
 
@@ -327,47 +313,27 @@ impl RefreshPolicy {
     /// ([`ErrorCategory::InvalidConfiguration`](crate::ErrorCategory::InvalidConfiguration)) names the field, its value, the rule and the
     /// default.
     pub fn validate(&self) -> Result<(), CredentialError> {
+        const POSITIVE: &str = "must be positive";
         const REMEMBERED: &str = "must be positive: with no valid token cached, a zero TTL \
              remembers no error, so every call during an outage sends a request to Entra";
-        let positive = [
-            (
-                "attempt_timeout",
-                self.attempt_timeout,
-                "must be positive",
-                "30 s",
-            ),
-            (
-                "failure_backoff",
-                self.failure_backoff,
-                "must be positive",
-                "10 s",
-            ),
-            (
-                "permanent_error_ttl",
-                self.permanent_error_ttl,
-                REMEMBERED,
-                "5 s",
-            ),
-            (
-                "transient_error_ttl",
-                self.transient_error_ttl,
-                REMEMBERED,
-                "1 s",
-            ),
+        const NOT_NEGATIVE: &str = "must not be negative";
+        #[rustfmt::skip]
+        let rules = [
+            ("attempt_timeout", self.attempt_timeout, POSITIVE, "30 s"),
+            ("failure_backoff", self.failure_backoff, POSITIVE, "10 s"),
+            ("permanent_error_ttl", self.permanent_error_ttl, REMEMBERED, "5 s"),
+            ("transient_error_ttl", self.transient_error_ttl, REMEMBERED, "1 s"),
+            ("mandatory_margin", self.mandatory_margin, NOT_NEGATIVE, "60 s"),
+            ("max_jitter", self.max_jitter, NOT_NEGATIVE, "30 s"),
+            ("outage_warning_after", self.outage_warning_after, NOT_NEGATIVE, "300 s"),
         ];
-        for (field, value, rule, default) in positive {
-            if !value.is_positive() {
+        for (field, value, rule, default) in rules {
+            let ok = match rule {
+                NOT_NEGATIVE => !value.is_negative(),
+                _ => value.is_positive(),
+            };
+            if !ok {
                 return Err(invalid(field, value, rule, default));
-            }
-        }
-        let non_negative = [
-            ("mandatory_margin", self.mandatory_margin, "60 s"),
-            ("max_jitter", self.max_jitter, "30 s"),
-            ("outage_warning_after", self.outage_warning_after, "300 s"),
-        ];
-        for (field, value, default) in non_negative {
-            if value.is_negative() {
-                return Err(invalid(field, value, "must not be negative", default));
             }
         }
         if self.max_backoff < self.failure_backoff {
@@ -438,7 +404,7 @@ impl WorkloadIdentityCredential {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, CredentialError> {
         let credential = Self::build(options, Some(source.clone()), clock)?;
-        source.default_audience(&credential.config().expected_audience.value);
+        source.default_audience(&credential.config.expected_audience.value);
         Ok(credential)
     }
 }

@@ -17,17 +17,16 @@ pub(crate) use response::{parse_error, parse_success};
 use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{self, Event, Fetched, SourceError, TokenSource};
 use crate::clock::Clock;
-use crate::error::CredentialError;
+use crate::error::{CredentialError, Refreshed};
 use crate::http::{Failure, SendError};
 use crate::jwt::{Claims, Header};
 use crate::problem::ProblemId;
 use azure_core::credentials::AccessToken;
-use azure_core::http::headers::{self, content_type};
+use azure_core::http::headers::{self, Headers, content_type};
 use azure_core::http::{Context, Method, Pipeline, Request, StatusCode, Url};
 use azure_core::time::Duration;
 pub(crate) use request::AttemptPolicy;
 pub(crate) use request::{Phase, Progress};
-use std::fmt;
 use std::sync::Arc;
 
 /// The `client_assertion_type` of a JWT bearer assertion.
@@ -43,16 +42,6 @@ pub(crate) struct Exchange {
     pub(crate) tenant_id: String,
     pub(crate) assertion: Arc<dyn AssertionSource>,
     pub(crate) clock: Arc<dyn Clock>,
-}
-
-impl fmt::Debug for Exchange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Exchange")
-            .field("endpoint", &self.endpoint.as_str())
-            .field("client_id", &self.client_id)
-            .field("assertion", &self.assertion)
-            .finish_non_exhaustive()
-    }
 }
 
 /// What we know locally, to explain Entra's answer.
@@ -118,12 +107,17 @@ fn transport_fix(failure: &Failure) -> String {
 }
 
 impl Exchange {
+    /// The cache's `failure` for `scope` as the caller's error (see [`failure_error`]).
+    pub(crate) fn error(&self, scope: &str, failure: cache::Failure<Self>) -> CredentialError {
+        failure_error(scope, failure, Some(&*self.assertion))
+    }
+
     async fn send(
         &self,
         ctx: &Context<'_>,
         assertion: &Assertion,
         scope: &str,
-    ) -> Result<(StatusCode, Option<String>, Option<String>, Vec<u8>), CredentialError> {
+    ) -> Result<(StatusCode, Headers, Vec<u8>), CredentialError> {
         let mut req = Request::new(self.endpoint.clone(), Method::Post);
         req.insert_header(
             headers::CONTENT_TYPE,
@@ -137,7 +131,7 @@ impl Exchange {
             .append_pair("client_assertion", assertion.secret())
             .finish();
         req.set_body(body);
-        let (status, hdrs, body) = request::send(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES)
+        request::send(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES)
             .await
             .map_err(|e| match e {
                 SendError::Transport(e) => {
@@ -164,10 +158,7 @@ impl Exchange {
                     status,
                     format!("a body larger than {MAX_RESPONSE_BYTES} bytes (reading stopped there)"),
                 ),
-            })?;
-        let retry_after = hdrs.get_optional_string(&headers::RETRY_AFTER);
-        let date = hdrs.get_optional_string(&headers::HeaderName::from_static("date"));
-        Ok((status, retry_after, date, body))
+            })
     }
 }
 
@@ -177,13 +168,6 @@ impl SourceError for CredentialError {
     }
     fn retry_after(&self) -> Option<Duration> {
         CredentialError::retry_after(self)
-    }
-}
-
-impl Exchange {
-    /// The cache's `failure` for `scope` as the caller's error (see [`failure_error`]).
-    pub(crate) fn error(&self, scope: &str, failure: cache::Failure<Self>) -> CredentialError {
-        failure_error(scope, failure, Some(&*self.assertion))
     }
 }
 
@@ -282,7 +266,7 @@ impl TokenSource for Exchange {
         let assertion = self.assertion.assertion().await?;
         // `expires_in` counts from when the request is sent, not from when the answer arrives.
         let sent = self.clock.now();
-        let (status, retry_after, date, body) = self.send(&ctx, &assertion, scope).await?;
+        let (status, hdrs, body) = self.send(&ctx, &assertion, scope).await?;
         let result = if status.is_success() {
             parse_success(status, &body, sent)
         } else {
@@ -296,10 +280,11 @@ impl TokenSource for Exchange {
                 claims: assertion.claims(),
                 origin: assertion.origin(),
             };
-            let after = retry_after
-                .as_deref()
-                .and_then(|v| retry_after_delay(v, server_now(date.as_deref(), self.clock.now())));
-            let error = parse_error(status, retry_after.as_deref(), &body, &ctx);
+            let retry_after = hdrs.get_optional_str(&headers::RETRY_AFTER);
+            let date = hdrs.get_optional_str(&headers::HeaderName::from_static("date"));
+            let after =
+                retry_after.and_then(|v| retry_after_delay(v, server_now(date, self.clock.now())));
+            let error = parse_error(status, retry_after, &body, &ctx);
             Err(match after {
                 Some(after) if matches!(u16::from(status), 429 | 503) => throttled(error, after),
                 _ => error.with_retry_after(after),
@@ -349,38 +334,17 @@ impl TokenSource for Exchange {
                 duration_ms = took.whole_milliseconds() as i64,
                 "acquired access token"
             ),
-            // One record per failure: the first line (the problem with its values) and the rest
-            // as fields of their own; the full multi-line message reaches the caller.
             Event::Failed {
                 failure,
                 consecutive_failures,
                 retry_in,
                 valid_until,
-            } => {
-                let error = self.error(scope, failure.clone());
-                let serving = if valid_until.is_some() {
-                    "; serving the cached token, which is still valid"
-                } else {
-                    ""
-                };
-                tracing::warn!(
-                    scopes = %scope,
-                    category = ?error.category(),
-                    status = ?error.http_status().map(u16::from),
-                    aadsts = ?error.aadsts_codes(),
-                    transient = error.is_transient(),
-                    consecutive_failures,
-                    retry_in_secs = retry_in.as_seconds_f64(),
-                    cached_token_valid_until = ?valid_until,
-                    error = %error.headline(),
-                    problem_id = error.problem_id().map(tracing::field::display),
-                    fix = error.fix().map(|f| tracing::field::display(crate::escape::escape(f))),
-                    docs = error.documentation_url(),
-                    trace_id = error.trace_id(),
-                    correlation_id = error.correlation_id(),
-                    "token refresh failed{serving}"
-                );
-            }
+            } => self.error(scope, failure.clone()).log_refresh_failure(
+                Refreshed::Scope(scope),
+                consecutive_failures,
+                retry_in,
+                valid_until,
+            ),
             Event::Outage {
                 failure,
                 failing_for,

@@ -309,6 +309,82 @@ pub(crate) fn log_line(err: &azure_core::Error) -> Cow<'_, str> {
     }
 }
 
+/// What a failed refresh was of, for its log record: an access token's scope (field `scopes`)
+/// or an AWS web identity token's audience (field `audience`).
+#[derive(Clone, Copy)]
+pub(crate) enum Refreshed<'a> {
+    Scope(&'a str),
+    #[cfg(feature = "aws")]
+    Audience(&'a str),
+}
+
+impl CredentialError {
+    /// Log this error as the failure of a refresh of `of`: one record, the first line with the
+    /// problem id, fix (escaped), documentation URL and Entra's ids as fields of their own.
+    /// `retry_in`: until the next attempt; `valid_until`: the cached token still served, if any.
+    /// At WARN, but an AWS token's failure with none served is at DEBUG (the credential above it
+    /// logs the failure its caller gets). The target is the token source's module, as for its
+    /// other records.
+    pub(crate) fn log_refresh_failure(
+        &self,
+        of: Refreshed<'_>,
+        consecutive_failures: u32,
+        retry_in: Duration,
+        valid_until: Option<time::OffsetDateTime>,
+    ) {
+        let (scopes, audience, what): (_, Option<&str>, _) = match of {
+            Refreshed::Scope(s) => (Some(s), None, "token"),
+            #[cfg(feature = "aws")]
+            Refreshed::Audience(a) => (None, Some(a), "AWS web identity token"),
+        };
+        let serving = match valid_until {
+            Some(_) => "; serving the cached token, which is still valid",
+            None => "",
+        };
+        macro_rules! log {
+            ($target:literal, $level:expr) => {
+                tracing::event!(
+                    target: $target,
+                    $level,
+                    scopes = scopes.map(tracing::field::display),
+                    audience = audience.map(tracing::field::display),
+                    category = ?self.category(),
+                    status = ?self.http_status().map(u16::from),
+                    aadsts = ?self.aadsts_codes(),
+                    transient = self.is_transient(),
+                    consecutive_failures,
+                    retry_in_secs = retry_in.as_seconds_f64(),
+                    cached_token_valid_until = ?valid_until,
+                    error = %self.headline(),
+                    problem_id = self.problem_id().map(tracing::field::display),
+                    fix = self.fix().map(|f| tracing::field::display(escape(f))),
+                    docs = self.documentation_url(),
+                    trace_id = self.trace_id(),
+                    correlation_id = self.correlation_id(),
+                    "{what} refresh failed{serving}"
+                )
+            };
+        }
+        match (of, valid_until) {
+            (Refreshed::Scope(_), _) => log!("azure_identity_k8s::entra", tracing::Level::WARN),
+            #[cfg(feature = "aws")]
+            (Refreshed::Audience(_), Some(_)) => {
+                log!(
+                    "azure_identity_k8s::assertion::aws::source",
+                    tracing::Level::WARN
+                )
+            }
+            #[cfg(feature = "aws")]
+            (Refreshed::Audience(_), None) => {
+                log!(
+                    "azure_identity_k8s::assertion::aws::source",
+                    tracing::Level::DEBUG
+                )
+            }
+        }
+    }
+}
+
 impl fmt::Display for CredentialError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = &*self.0;

@@ -14,10 +14,8 @@ use crate::http::{Failure, SendError, read_capped, send_capped_in};
 use azure_core::error::ErrorKind;
 use azure_core::http::headers::{self, Headers};
 use azure_core::http::policies::{Policy, PolicyResult};
-use azure_core::http::{Context, Pipeline, Request, StatusCode};
-use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use azure_core::http::{Context, Pipeline, RawResponse, Request, StatusCode};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Send the token request `req` through `pipeline` (whose per-try policy is [`AttemptPolicy`])
 /// and read at most `max` bytes of the answer; a throttling answer is an answer.
@@ -28,111 +26,59 @@ pub(super) async fn send(
     max: usize,
 ) -> Result<(StatusCode, Headers, Vec<u8>), SendError> {
     match send_capped_in(pipeline, ctx, req, max).await {
-        Err(SendError::Transport(e)) => match throttled(&e) {
-            Some(t) => Ok((t.status, t.headers.clone(), t.body.clone())),
-            None => Err(SendError::Transport(e)),
+        // Only [`AttemptPolicy`] puts an answer into an error: a throttling one.
+        Err(SendError::Transport(e)) => match e.kind() {
+            ErrorKind::HttpResponse {
+                raw_response: Some(answer),
+                ..
+            } => Ok((
+                answer.status(),
+                answer.headers().clone(),
+                answer.body().to_vec(),
+            )),
+            _ => Err(SendError::Transport(e)),
         },
         other => other,
     }
 }
 
 /// The phase an attempt is in, for a time-out message that names what hung.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum Phase {
     /// The attempt has not started yet (its task was never polled).
-    Starting = 0,
+    #[default]
+    Starting,
     /// Reading the client assertion (the token file, or a custom assertion source).
-    Assertion = 1,
+    Assertion,
     /// A token request is on the wire, no answer yet.
-    Request = 2,
+    Request,
     /// The last try failed with a retryable answer; the HTTP retry policy is waiting.
-    RetryWait = 3,
+    RetryWait,
     /// The answer's body is being read.
-    Response = 4,
+    Response,
 }
 
-/// Where one attempt is, and how its last failed try failed; shared by the cache (which reads
-/// it on time-out), the exchange and [`AttemptPolicy`] (through the request [`Context`]).
-#[derive(Debug)]
-pub(crate) struct Progress {
-    phase: AtomicU8,
-    /// The transport failure of the last try that the retry policy retries, if any.
-    last_failure: Mutex<Option<Failure>>,
-}
-
-impl Default for Progress {
-    fn default() -> Self {
-        Self {
-            phase: AtomicU8::new(Phase::Starting as u8),
-            last_failure: Mutex::new(None),
-        }
-    }
-}
+/// Where one attempt is, and the transport failure of its last try that the retry policy
+/// retries, if any; shared by the cache (which reads it on time-out), the exchange and
+/// [`AttemptPolicy`] (through the request [`Context`]).
+#[derive(Debug, Default)]
+pub(crate) struct Progress(Mutex<(Phase, Option<Failure>)>);
 
 impl Progress {
+    fn lock(&self) -> MutexGuard<'_, (Phase, Option<Failure>)> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
     pub(crate) fn set(&self, phase: Phase) {
-        self.phase.store(phase as u8, Ordering::Relaxed);
+        self.lock().0 = phase;
+    }
+    pub(crate) fn get(&self) -> Phase {
+        self.lock().0
     }
     /// The transport failure the last retried try ended with (what a time-out during the retry
     /// policy's wait reports as the cause).
     pub(crate) fn last_failure(&self) -> Option<Failure> {
-        self.last_failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.lock().1.clone()
     }
-    fn set_last_failure(&self, failure: Option<Failure>) {
-        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = failure;
-    }
-    pub(crate) fn get(&self) -> Phase {
-        match self.phase.load(Ordering::Relaxed) {
-            1 => Phase::Assertion,
-            2 => Phase::Request,
-            3 => Phase::RetryWait,
-            4 => Phase::Response,
-            _ => Phase::Starting,
-        }
-    }
-}
-
-/// A throttling answer (429 or 503 with a `Retry-After`), carried out of the retry loop as an
-/// error the retry policy does not retry, and turned back into an answer by [`send_capped_in`].
-struct Throttled {
-    status: StatusCode,
-    headers: Headers,
-    body: Vec<u8>,
-}
-
-impl fmt::Debug for Throttled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Throttled")
-            .field("status", &self.status)
-            .finish_non_exhaustive()
-    }
-}
-
-impl fmt::Display for Throttled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the token endpoint throttled the request (HTTP {})",
-            u16::from(self.status)
-        )
-    }
-}
-
-impl std::error::Error for Throttled {}
-
-/// The `Throttled` answer inside `e` (possibly wrapped by the retry policy's context).
-fn throttled(e: &azure_core::Error) -> Option<&Throttled> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(t) = err.downcast_ref::<Throttled>() {
-            return Some(t);
-        }
-        cur = err.source();
-    }
-    None
 }
 
 /// Per-try policy of the token request: see the module documentation.
@@ -150,18 +96,14 @@ impl Policy for AttemptPolicy {
         request: &mut Request,
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
-        let progress = ctx.value::<Arc<Progress>>();
-        if let Some(p) = progress {
-            p.set(Phase::Request);
-        }
+        let progress = ctx.value::<Arc<Progress>>().cloned().unwrap_or_default();
+        progress.set(Phase::Request);
         let result = next[0].send(ctx, request, &next[1..]).await;
         let retryable = match &result {
             Ok(resp) => {
-                if let Some(p) = progress {
-                    p.set(Phase::Response);
-                }
+                progress.set(Phase::Response);
                 let code = u16::from(resp.status());
-                if (code == 429 || code == 503)
+                if matches!(code, 429 | 503)
                     && resp
                         .headers()
                         .get_optional_str(&headers::RETRY_AFTER)
@@ -171,19 +113,14 @@ impl Policy for AttemptPolicy {
                     let body: Vec<u8> = read_capped(status, stream, MAX_THROTTLED_BODY)
                         .await
                         .unwrap_or_default();
-                    let message = format!("HTTP {code} with Retry-After");
-                    return Err(azure_core::Error::with_error(
+                    let answer = RawResponse::from_bytes(status, headers, body);
+                    return Err(azure_core::Error::with_message(
                         ErrorKind::HttpResponse {
                             status,
                             error_code: None,
-                            raw_response: None,
+                            raw_response: Some(Box::new(answer)),
                         },
-                        Throttled {
-                            status,
-                            headers,
-                            body,
-                        },
-                        message,
+                        format!("HTTP {code} with Retry-After"),
                     ));
                 }
                 matches!(code, 408 | 429 | 500 | 502 | 503 | 504)
@@ -194,22 +131,19 @@ impl Policy for AttemptPolicy {
             Err(e) if retryable => Some(Failure::of(request.url(), e)),
             _ => None,
         };
-        if failure.as_ref().is_some_and(|f| !f.cause.is_transient()) {
-            if let Some(p) = progress {
-                p.set_last_failure(None);
+        let fatal = failure.as_ref().is_some_and(|f| !f.cause.is_transient());
+        {
+            let mut state = progress.lock();
+            if retryable && !fatal {
+                state.0 = Phase::RetryWait;
             }
+            state.1 = failure.filter(|_| !fatal);
+        }
+        match result {
             // azure_core's retry policy retries only `Io` and `Connection` errors. No message of
             // its own: the error's text (and so the cause chain) stays the transport's.
-            if let Err(e) = result {
-                return Err(azure_core::Error::new(ErrorKind::Other, e));
-            }
+            Err(e) if fatal => Err(azure_core::Error::new(ErrorKind::Other, e)),
+            other => other,
         }
-        if let Some(p) = progress {
-            p.set_last_failure(failure);
-        }
-        if let (true, Some(p)) = (retryable, progress) {
-            p.set(Phase::RetryWait);
-        }
-        result
     }
 }

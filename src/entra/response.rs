@@ -6,8 +6,9 @@ use crate::cache::Fetched;
 use crate::error::{CredentialError, EntraAnswer};
 use crate::problem::ProblemId;
 use azure_core::credentials::AccessToken;
-use azure_core::http::StatusCode;
-use azure_core::http::headers;
+use azure_core::error::ErrorKind;
+use azure_core::http::headers::{self, Headers};
+use azure_core::http::{RawResponse, StatusCode};
 use azure_core::time::Duration;
 use serde::{Deserialize, Deserializer};
 
@@ -28,31 +29,26 @@ fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::E
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct SuccessBody {
-    #[serde(default)]
     access_token: Option<String>,
-    #[serde(default)]
     token_type: Option<String>,
-    #[serde(default, deserialize_with = "number_or_string")]
+    #[serde(deserialize_with = "number_or_string")]
     expires_in: Option<i64>,
-    #[serde(default, deserialize_with = "number_or_string")]
+    #[serde(deserialize_with = "number_or_string")]
     refresh_in: Option<i64>,
 }
 
 /// Entra's error body (all fields optional: gateways send other things).
 #[derive(Debug, Default, Deserialize)]
-pub(crate) struct ErrorBody {
-    #[serde(default)]
-    pub(crate) error: Option<String>,
-    #[serde(default)]
-    pub(crate) error_description: Option<String>,
-    #[serde(default)]
-    pub(crate) error_codes: Vec<u32>,
-    #[serde(default)]
-    pub(crate) trace_id: Option<String>,
-    #[serde(default)]
-    pub(crate) correlation_id: Option<String>,
+#[serde(default)]
+struct ErrorBody {
+    error: Option<String>,
+    error_description: Option<String>,
+    error_codes: Vec<u32>,
+    trace_id: Option<String>,
+    correlation_id: Option<String>,
 }
 
 pub(super) fn invalid_response(status: StatusCode, what: String) -> CredentialError {
@@ -78,10 +74,15 @@ pub(crate) fn parse_success(
         } else if e.is_eof() {
             format!("a truncated JSON body ({} bytes)", body.len())
         } else {
+            let kind = match e.classify() {
+                serde_json::error::Category::Syntax => "not JSON",
+                serde_json::error::Category::Data => "unexpected JSON fields",
+                serde_json::error::Category::Eof => "truncated JSON",
+                serde_json::error::Category::Io => "unreadable",
+            };
             format!(
-                "a body that is not a token response ({} bytes: {})",
-                body.len(),
-                e.classify_kind()
+                "a body that is not a token response ({} bytes: {kind})",
+                body.len()
             )
         };
         invalid_response(status, what).with_transient(true)
@@ -125,24 +126,11 @@ pub(crate) fn parse_success(
     })
 }
 
-trait ClassifyKind {
-    fn classify_kind(&self) -> &'static str;
-}
-impl ClassifyKind for serde_json::Error {
-    fn classify_kind(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Syntax => "not JSON",
-            serde_json::error::Category::Data => "unexpected JSON fields",
-            serde_json::error::Category::Eof => "truncated JSON",
-            serde_json::error::Category::Io => "unreadable",
-        }
-    }
-}
-
+/// An HTML page (or any markup): its first 256 bytes start with `<` after white space.
 fn looks_like_html(body: &[u8]) -> bool {
-    let head = String::from_utf8_lossy(&body[..body.len().min(256)]).to_ascii_lowercase();
-    let head = head.trim_start();
-    head.starts_with("<!doctype") || head.starts_with("<html") || head.starts_with('<')
+    String::from_utf8_lossy(&body[..body.len().min(256)])
+        .trim_start()
+        .starts_with('<')
 }
 
 pub(super) fn first_line(s: &str) -> &str {
@@ -178,35 +166,32 @@ pub(crate) fn parse_error(
     ctx: &ErrorContext<'_>,
 ) -> CredentialError {
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
-    let (codes, description) = parsed
+    let description = parsed
         .as_ref()
-        .map(|b| {
-            let codes = b.error_codes.iter().map(u32::to_string).collect::<Vec<_>>();
-            let desc = b.error_description.as_deref().map(first_line).unwrap_or("");
-            (codes.join(","), desc.to_string())
-        })
-        .unwrap_or_default();
-    let mut headers = azure_core::http::headers::Headers::new();
+        .and_then(|b| b.error_description.as_deref())
+        .map(first_line)
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned);
+    let codes = parsed
+        .as_ref()
+        .map(|b| b.error_codes.iter().map(u32::to_string));
+    let codes = codes.map(|c| c.collect::<Vec<_>>().join(","));
+    let mut headers = Headers::new();
     if let Some(r) = retry_after {
         headers.insert(headers::RETRY_AFTER, r.to_string());
     }
+    let answer = RawResponse::from_bytes(status, headers, body.to_vec());
     let http = azure_core::Error::with_message(
-        azure_core::error::ErrorKind::HttpResponse {
+        ErrorKind::HttpResponse {
             status,
-            error_code: (!codes.is_empty()).then_some(codes),
-            raw_response: Some(Box::new(azure_core::http::RawResponse::from_bytes(
-                status,
-                headers,
-                body.to_vec(),
-            ))),
+            error_code: codes.filter(|c| !c.is_empty()),
+            raw_response: Some(Box::new(answer)),
         },
-        if description.is_empty() {
-            format!("HTTP {}", u16::from(status))
-        } else {
-            description
-        },
+        description
+            .clone()
+            .unwrap_or_else(|| format!("HTTP {}", u16::from(status))),
     );
-    describe_error(status, retry_after, body, parsed, ctx).with_source(http)
+    describe_error(status, retry_after, body, parsed, description, ctx).with_source(http)
 }
 
 fn describe_error(
@@ -214,14 +199,14 @@ fn describe_error(
     retry_after: Option<&str>,
     body: &[u8],
     parsed: Option<ErrorBody>,
+    description: Option<String>,
     ctx: &ErrorContext<'_>,
 ) -> CredentialError {
     let code = u16::from(status);
     match parsed {
         Some(b) if b.error.is_some() || !b.error_codes.is_empty() => {
-            let codes = b.error_codes.clone();
+            let codes = b.error_codes;
             let primary = codes.first().copied();
-            let desc = b.error_description.as_deref().map(first_line).unwrap_or("");
             let code_text = if codes.is_empty() {
                 "no AADSTS code".to_string()
             } else {
@@ -231,16 +216,14 @@ fn describe_error(
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            let problem = primary.map(|c| entra_problem(c, ctx));
-            let (headline, facts, fix) = problem
-                .map(|p| (p.headline, p.facts, p.fix))
-                .unwrap_or_else(|| {
-                    (
-                        None,
-                        "Entra answered without an AADSTS code.".into(),
-                        "see Entra's words below.".into(),
-                    )
-                });
+            let (headline, facts, fix) = match primary.map(|c| entra_problem(c, ctx)) {
+                Some(p) => (p.headline, p.facts, p.fix),
+                None => (
+                    None,
+                    "Entra answered without an AADSTS code.".into(),
+                    "see Entra's words below.".into(),
+                ),
+            };
             let error = b.error.as_deref().unwrap_or("");
             let retry = retry_after
                 .map(|r| format!(", Retry-After: {r}"))
@@ -281,7 +264,7 @@ fn describe_error(
             .with_status(status)
             .with_aadsts(codes)
             .with_entra_answer(EntraAnswer {
-                description: (!desc.is_empty()).then(|| desc.to_string()),
+                description,
                 error: b.error,
                 trace_id: b.trace_id,
                 correlation_id: b.correlation_id,

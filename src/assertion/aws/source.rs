@@ -10,7 +10,7 @@ use super::*;
 use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{Event, Failure, Fetched, RefreshPolicy, TokenCache, TokenSource};
 use crate::clock::{Clock, SystemClock};
-use crate::error::CredentialError;
+use crate::error::{CredentialError, Refreshed};
 use std::sync::OnceLock;
 
 /// How long a cached JWT must still be valid to be handed out: the cache treats it as expired
@@ -189,19 +189,6 @@ pub(super) fn refresh_at(issued: OffsetDateTime, expires: OffsetDateTime) -> Off
     expires - margin
 }
 
-/// A JWT as the cache keeps it: usable until [`MIN_REMAINING`] before it expires, refreshed from
-/// [`refresh_at`] on.
-fn cacheable(jwt: WebIdentityToken) -> Fetched<WebIdentityToken> {
-    let issued = jwt.expires_at - jwt.lifetime;
-    let refresh_in = refresh_at(issued, jwt.expires_at) - issued;
-    Fetched {
-        expires_on: jwt.expires_at - MIN_REMAINING,
-        lifetime: jwt.lifetime - MIN_REMAINING,
-        refresh_in: Some(refresh_in),
-        token: jwt,
-    }
-}
-
 impl StsClient {
     /// The JWT cache's `failure` for `audience` as the caller's error.
     fn error(&self, audience: &str, failure: Failure<Self>) -> CredentialError {
@@ -223,14 +210,22 @@ impl TokenSource for StsClient {
     type Context = ();
     type Progress = ();
 
-    /// `audience` is the key the cache is keyed by.
+    /// `audience` is the key the cache is keyed by. The JWT is usable until [`MIN_REMAINING`]
+    /// before it expires, refreshed from [`refresh_at`] on.
     async fn fetch(
         &self,
         audience: &str,
         (): (),
         _: Arc<()>,
     ) -> Result<Fetched<WebIdentityToken>, CredentialError> {
-        Ok(cacheable(StsClient::fetch(self, audience).await?))
+        let jwt = StsClient::fetch(self, audience).await?;
+        let issued = jwt.expires_at - jwt.lifetime;
+        Ok(Fetched {
+            expires_on: jwt.expires_at - MIN_REMAINING,
+            lifetime: jwt.lifetime - MIN_REMAINING,
+            refresh_in: Some(refresh_at(issued, jwt.expires_at) - issued),
+            token: jwt,
+        })
     }
 
     /// The credential's cache logs the failure its caller gets; the JWT cache logs one at WARN
@@ -258,34 +253,12 @@ impl TokenSource for StsClient {
                 consecutive_failures,
                 retry_in,
                 valid_until,
-            } => {
-                let error = self.error(audience, failure.clone());
-                macro_rules! failed {
-                    ($level:expr, $($message:tt)+) => {
-                        tracing::event!(
-                            $level,
-                            audience = %audience,
-                            category = ?error.category(),
-                            transient = error.is_transient(),
-                            consecutive_failures,
-                            retry_in_secs = retry_in.as_seconds_f64(),
-                            cached_token_valid_until = ?valid_until,
-                            error = %error.headline(),
-                            problem_id = error.problem_id().map(tracing::field::display),
-                            fix = error.fix().map(|f| tracing::field::display(crate::escape::escape(f))),
-                            docs = error.documentation_url(),
-                            $($message)+
-                        )
-                    };
-                }
-                match valid_until {
-                    Some(_) => failed!(
-                        tracing::Level::WARN,
-                        "{KIND} refresh failed; serving the cached token, which is still valid"
-                    ),
-                    None => failed!(tracing::Level::DEBUG, "{KIND} refresh failed"),
-                }
-            }
+            } => self.error(audience, failure.clone()).log_refresh_failure(
+                Refreshed::Audience(audience),
+                consecutive_failures,
+                retry_in,
+                valid_until,
+            ),
             // A JWT is usable for 285 s at most, less than the default `outage_warning_after`.
             Event::Outage { .. } => {}
             Event::ServedStale { failure } => {
