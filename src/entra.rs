@@ -18,10 +18,11 @@ use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{self, Event, Fetched, SourceError, TokenSource};
 use crate::clock::Clock;
 use crate::error::{CredentialError, Refreshed};
-use crate::http::{Failure, SendError};
+use crate::http::{Failure, SendError, send_capped_in};
 use crate::jwt::{Claims, Header};
 use crate::problem::ProblemId;
 use azure_core::credentials::AccessToken;
+use azure_core::error::ErrorKind;
 use azure_core::http::headers::{self, Headers, content_type};
 use azure_core::http::{Context, Method, Pipeline, Request, StatusCode, Url};
 use azure_core::time::Duration;
@@ -131,34 +132,51 @@ impl Exchange {
             .append_pair("client_assertion", assertion.secret())
             .finish();
         req.set_body(body);
-        request::send(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES)
-            .await
-            .map_err(|e| match e {
-                SendError::Transport(e) => {
-                    transport_error(&Failure::of(&self.endpoint, &e), None).with_source(e)
+        let error = match send_capped_in(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES).await {
+            Ok(answer) => return Ok(answer),
+            Err(e) => e,
+        };
+        Err(match error {
+            SendError::Transport(e) => match e.kind() {
+                // Only [`AttemptPolicy`] puts an answer into an error: a throttling one.
+                ErrorKind::HttpResponse {
+                    raw_response: Some(answer),
+                    ..
+                } => {
+                    return Ok((
+                        answer.status(),
+                        answer.headers().clone(),
+                        answer.body().to_vec(),
+                    ));
                 }
-                SendError::BrokeOff { status, received, error } => {
-                    let failure = Failure::of(&self.endpoint, &error);
-                    CredentialError::new(
-                        failure.cause,
-                        format!(
-                            "the token endpoint's answer (HTTP {}) from {} broke off: {}. \
-                             This is usually transient; the credential retries.\n  Cause: after {received} bytes: {}",
-                            u16::from(status),
-                            failure.origin,
-                            failure.words(),
-                            failure.chain,
-                        ),
-                    )
-                    .with_fix(transport_fix(&failure))
-                    .with_transient(true)
-                    .with_source(error)
-                }
-                SendError::TooLarge { status } => invalid_response(
-                    status,
-                    format!("a body larger than {MAX_RESPONSE_BYTES} bytes (reading stopped there)"),
-                ),
-            })
+                _ => transport_error(&Failure::of(&self.endpoint, &e), None).with_source(e),
+            },
+            SendError::BrokeOff {
+                status,
+                received,
+                error,
+            } => {
+                let failure = Failure::of(&self.endpoint, &error);
+                CredentialError::new(
+                    failure.cause,
+                    format!(
+                        "the token endpoint's answer (HTTP {}) from {} broke off: {}. \
+                         This is usually transient; the credential retries.\n  Cause: after {received} bytes: {}",
+                        u16::from(status),
+                        failure.origin,
+                        failure.words(),
+                        failure.chain,
+                    ),
+                )
+                .with_fix(transport_fix(&failure))
+                .with_transient(true)
+                .with_source(error)
+            }
+            SendError::TooLarge { status } => invalid_response(
+                status,
+                format!("a body larger than {MAX_RESPONSE_BYTES} bytes (reading stopped there)"),
+            ),
+        })
     }
 }
 

@@ -8,39 +8,14 @@
 //! `Retry-After`). It also ends the retry loop on a certificate failure (untrusted, another
 //! host's, expired: a problem that is not transient), which no retry can fix. The caller's
 //! `RetryOptions` cannot be read (azure_core keeps them opaque), so the retry loop stays
-//! azure_core's and the throttling answer leaves it as an error that [`send`] turns back.
+//! azure_core's and the throttling answer leaves it as an error that the exchange turns back.
 
-use crate::http::{Failure, SendError, read_capped, send_capped_in};
+use crate::http::{Failure, read_capped};
 use azure_core::error::ErrorKind;
-use azure_core::http::headers::{self, Headers};
+use azure_core::http::headers;
 use azure_core::http::policies::{Policy, PolicyResult};
-use azure_core::http::{Context, Pipeline, RawResponse, Request, StatusCode};
+use azure_core::http::{Context, RawResponse, Request};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-
-/// Send the token request `req` through `pipeline` (whose per-try policy is [`AttemptPolicy`])
-/// and read at most `max` bytes of the answer; a throttling answer is an answer.
-pub(super) async fn send(
-    pipeline: &Pipeline,
-    ctx: &Context<'_>,
-    req: &mut Request,
-    max: usize,
-) -> Result<(StatusCode, Headers, Vec<u8>), SendError> {
-    match send_capped_in(pipeline, ctx, req, max).await {
-        // Only [`AttemptPolicy`] puts an answer into an error: a throttling one.
-        Err(SendError::Transport(e)) => match e.kind() {
-            ErrorKind::HttpResponse {
-                raw_response: Some(answer),
-                ..
-            } => Ok((
-                answer.status(),
-                answer.headers().clone(),
-                answer.body().to_vec(),
-            )),
-            _ => Err(SendError::Transport(e)),
-        },
-        other => other,
-    }
-}
 
 /// The phase an attempt is in, for a time-out message that names what hung.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
