@@ -79,8 +79,8 @@ pub(crate) fn transport_error(failure: &Failure, cut_at: Option<Duration>) -> Cr
         ),
         None => String::new(),
     };
-    CredentialError::new(
-        failure.cause,
+    transport(
+        failure,
         format!(
             "the token request to {} failed before Entra answered: {}.\n  Cause: {}{note}",
             failure.origin,
@@ -88,11 +88,11 @@ pub(crate) fn transport_error(failure: &Failure, cut_at: Option<Duration>) -> Cr
             failure.chain,
         ),
     )
-    .with_fix(transport_fix(failure))
 }
 
-/// The fix of a token request's transport `failure`: the cause's, for the authority host.
-fn transport_fix(failure: &Failure) -> String {
+/// The error of a token request's transport `failure` with `facts`, and the cause's fix for the
+/// authority host.
+fn transport(failure: &Failure, facts: String) -> CredentialError {
     let authority = failure.url.origin().ascii_serialization();
     let setting = format!(
         "the authority host (AZURE_AUTHORITY_HOST, or the cloud in ClientOptions; now {authority}; \
@@ -104,7 +104,7 @@ fn transport_fix(failure: &Failure) -> String {
         Some(base) => format!("{base}v2.0/.well-known/openid-configuration"),
         None => failure.url.to_string(),
     };
-    failure.fix(&setting, &probe)
+    CredentialError::new(failure.cause, facts).with_fix(failure.fix(&setting, &probe))
 }
 
 impl Exchange {
@@ -157,8 +157,8 @@ impl Exchange {
                 error,
             } => {
                 let failure = Failure::of(&self.endpoint, &error);
-                CredentialError::new(
-                    failure.cause,
+                transport(
+                    &failure,
                     format!(
                         "the token endpoint's answer (HTTP {}) from {} broke off: {}. \
                          This is usually transient; the credential retries.\n  Cause: after {received} bytes: {}",
@@ -168,7 +168,6 @@ impl Exchange {
                         failure.chain,
                     ),
                 )
-                .with_fix(transport_fix(&failure))
                 .with_transient(true)
                 .with_source(error)
             }

@@ -342,10 +342,13 @@ impl CredentialError {
             None => "",
         };
         macro_rules! log {
-            ($target:literal, $level:expr) => {
+            (aws $level:ident) => {
+                log!("azure_identity_k8s::assertion::aws::source" $level)
+            };
+            ($target:literal $level:ident) => {
                 tracing::event!(
                     target: $target,
-                    $level,
+                    tracing::Level::$level,
                     scopes = scopes.map(tracing::field::display),
                     audience = audience.map(tracing::field::display),
                     category = ?self.category(),
@@ -366,21 +369,11 @@ impl CredentialError {
             };
         }
         match (of, valid_until) {
-            (Refreshed::Scope(_), _) => log!("azure_identity_k8s::entra", tracing::Level::WARN),
+            (Refreshed::Scope(_), _) => log!("azure_identity_k8s::entra" WARN),
             #[cfg(feature = "aws")]
-            (Refreshed::Audience(_), Some(_)) => {
-                log!(
-                    "azure_identity_k8s::assertion::aws::source",
-                    tracing::Level::WARN
-                )
-            }
+            (Refreshed::Audience(_), Some(_)) => log!(aws WARN),
             #[cfg(feature = "aws")]
-            (Refreshed::Audience(_), None) => {
-                log!(
-                    "azure_identity_k8s::assertion::aws::source",
-                    tracing::Level::DEBUG
-                )
-            }
+            (Refreshed::Audience(_), None) => log!(aws DEBUG),
         }
     }
 }
