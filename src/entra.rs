@@ -17,7 +17,7 @@ pub(crate) use response::{parse_error, parse_success};
 use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{self, Event, Fetched, SourceError, TokenSource};
 use crate::clock::Clock;
-use crate::error::{CredentialError, Refreshed};
+use crate::error::{CredentialError, log_refresh_failure};
 use crate::http::{Failure, SendError, send_capped_in};
 use crate::jwt::{Claims, Header};
 use crate::problem::ProblemId;
@@ -356,11 +356,14 @@ impl TokenSource for Exchange {
                 consecutive_failures,
                 retry_in,
                 valid_until,
-            } => self.error(scope, failure.clone()).log_refresh_failure(
-                Refreshed::Scope(scope),
+            } => log_refresh_failure!(
+                WARN,
+                self.error(scope, failure.clone()),
+                scopes = scope,
+                "token",
                 consecutive_failures,
                 retry_in,
-                valid_until,
+                valid_until
             ),
             Event::Outage {
                 failure,

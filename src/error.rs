@@ -309,74 +309,43 @@ pub(crate) fn log_line(err: &azure_core::Error) -> Cow<'_, str> {
     }
 }
 
-/// What a failed refresh was of, for its log record: an access token's scope (field `scopes`)
-/// or an AWS web identity token's audience (field `audience`).
-#[derive(Clone, Copy)]
-pub(crate) enum Refreshed<'a> {
-    Scope(&'a str),
-    #[cfg(feature = "aws")]
-    Audience(&'a str),
-}
-
-impl CredentialError {
-    /// Log this error as the failure of a refresh of `of`: one record, the first line with the
-    /// problem id, fix (escaped), documentation URL and Entra's ids as fields of their own.
-    /// `retry_in`: until the next attempt; `valid_until`: the cached token still served, if any.
-    /// At WARN, but an AWS token's failure with none served is at DEBUG (the credential above it
-    /// logs the failure its caller gets). The target is the token source's module, as for its
-    /// other records.
-    pub(crate) fn log_refresh_failure(
-        &self,
-        of: Refreshed<'_>,
-        consecutive_failures: u32,
-        retry_in: Duration,
-        valid_until: Option<time::OffsetDateTime>,
-    ) {
-        let (scopes, audience, what): (_, Option<&str>, _) = match of {
-            Refreshed::Scope(s) => (Some(s), None, "token"),
-            #[cfg(feature = "aws")]
-            Refreshed::Audience(a) => (None, Some(a), "AWS web identity token"),
-        };
+/// Log `$error` (a [`CredentialError`]) as the failure of a refresh: one record at `$level`,
+/// the first line with the problem id, fix (escaped), documentation URL and Entra's ids as fields
+/// of their own. `$key = $value`: what was refreshed (`scopes` or `audience`); `$failures`: the
+/// consecutive failures; `$retry_in`: until the next attempt; `$valid_until`: the cached token
+/// still served, if any. A macro so that the record's target is the calling token source's
+/// module, as for its other records.
+macro_rules! log_refresh_failure {
+    ($level:ident, $error:expr, $key:ident = $value:expr, $what:literal,
+     $failures:expr, $retry_in:expr, $valid_until:expr) => {{
+        let error: &$crate::error::CredentialError = &$error;
+        let valid_until: Option<::time::OffsetDateTime> = $valid_until;
         let serving = match valid_until {
             Some(_) => "; serving the cached token, which is still valid",
             None => "",
         };
-        macro_rules! log {
-            (aws $level:ident) => {
-                log!("azure_identity_k8s::assertion::aws::source" $level)
-            };
-            ($target:literal $level:ident) => {
-                tracing::event!(
-                    target: $target,
-                    tracing::Level::$level,
-                    scopes = scopes.map(tracing::field::display),
-                    audience = audience.map(tracing::field::display),
-                    category = ?self.category(),
-                    status = ?self.http_status().map(u16::from),
-                    aadsts = ?self.aadsts_codes(),
-                    transient = self.is_transient(),
-                    consecutive_failures,
-                    retry_in_secs = retry_in.as_seconds_f64(),
-                    cached_token_valid_until = ?valid_until,
-                    error = %self.headline(),
-                    problem_id = self.problem_id().map(tracing::field::display),
-                    fix = self.fix().map(|f| tracing::field::display(escape(f))),
-                    docs = self.documentation_url(),
-                    trace_id = self.trace_id(),
-                    correlation_id = self.correlation_id(),
-                    "{what} refresh failed{serving}"
-                )
-            };
-        }
-        match (of, valid_until) {
-            (Refreshed::Scope(_), _) => log!("azure_identity_k8s::entra" WARN),
-            #[cfg(feature = "aws")]
-            (Refreshed::Audience(_), Some(_)) => log!(aws WARN),
-            #[cfg(feature = "aws")]
-            (Refreshed::Audience(_), None) => log!(aws DEBUG),
-        }
-    }
+        ::tracing::event!(
+            ::tracing::Level::$level,
+            $key = %$value,
+            category = ?error.category(),
+            status = ?error.http_status().map(u16::from),
+            aadsts = ?error.aadsts_codes(),
+            transient = error.is_transient(),
+            consecutive_failures = $failures,
+            retry_in_secs = $retry_in.as_seconds_f64(),
+            cached_token_valid_until = ?valid_until,
+            error = %error.headline(),
+            problem_id = error.problem_id().map(::tracing::field::display),
+            fix = error.fix().map(|f| ::tracing::field::display($crate::escape::escape(f))),
+            docs = error.documentation_url(),
+            trace_id = error.trace_id(),
+            correlation_id = error.correlation_id(),
+            concat!($what, " refresh failed{}"),
+            serving
+        )
+    }};
 }
+pub(crate) use log_refresh_failure;
 
 impl fmt::Display for CredentialError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -10,7 +10,7 @@ use super::*;
 use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{Event, Failure, Fetched, RefreshPolicy, TokenCache, TokenSource};
 use crate::clock::{Clock, SystemClock};
-use crate::error::{CredentialError, Refreshed};
+use crate::error::{CredentialError, log_refresh_failure};
 use std::sync::OnceLock;
 
 /// How long a cached JWT must still be valid to be handed out: the cache treats it as expired
@@ -253,12 +253,31 @@ impl TokenSource for StsClient {
                 consecutive_failures,
                 retry_in,
                 valid_until,
-            } => self.error(audience, failure.clone()).log_refresh_failure(
-                Refreshed::Audience(audience),
-                consecutive_failures,
-                retry_in,
-                valid_until,
-            ),
+            } => {
+                let error = self.error(audience, failure.clone());
+                // With no JWT served the failure reaches the credential above, which logs it at
+                // WARN for its caller; here it is a DEBUG record.
+                match valid_until {
+                    Some(_) => log_refresh_failure!(
+                        WARN,
+                        error,
+                        audience = audience,
+                        "AWS web identity token",
+                        consecutive_failures,
+                        retry_in,
+                        valid_until
+                    ),
+                    None => log_refresh_failure!(
+                        DEBUG,
+                        error,
+                        audience = audience,
+                        "AWS web identity token",
+                        consecutive_failures,
+                        retry_in,
+                        valid_until
+                    ),
+                }
+            }
             // A JWT is usable for 285 s at most, less than the default `outage_warning_after`.
             Event::Outage { .. } => {}
             Event::ServedStale { failure } => {
