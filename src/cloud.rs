@@ -7,7 +7,7 @@
 //! |---|---|---|---|
 //! | public | `https://login.microsoftonline.com` | `api://AzureADTokenExchange` | `<account>.blob.core.windows.net` |
 //! | US Government | `https://login.microsoftonline.us` | `api://AzureADTokenExchangeUSGov` | `<account>.blob.core.usgovcloudapi.net` |
-//! | China (21Vianet) | `https://login.chinacloudapi.cn` | `api://AzureADTokenExchangeChina` | `<account>.blob.core.chinacloudapi.cn` |
+//! | China (21Vianet) | `https://login.chinacloudapi.cn`, `https://login.partner.microsoftonline.cn` | `api://AzureADTokenExchangeChina` | `<account>.blob.core.chinacloudapi.cn` |
 //!
 //! Azure Storage's own scope, [`STORAGE_SCOPE`], is the same in every cloud.
 
@@ -22,6 +22,9 @@ pub struct Cloud {
     pub name: &'static str,
     /// The Entra ID authority host, e.g. `https://login.microsoftonline.com`.
     pub authority_host: &'static str,
+    /// Its other Entra ID authority hosts, recognised as this cloud's (China's
+    /// `https://login.partner.microsoftonline.cn`).
+    pub other_authority_hosts: &'static [&'static str],
     /// The audience Entra recommends for a federated identity credential in this cloud, e.g.
     /// `api://AzureADTokenExchange`.
     pub exchange_audience: &'static str,
@@ -33,6 +36,7 @@ pub struct Cloud {
 pub const PUBLIC: Cloud = Cloud {
     name: "public cloud",
     authority_host: "https://login.microsoftonline.com",
+    other_authority_hosts: &[],
     exchange_audience: "api://AzureADTokenExchange",
     blob_domain: "blob.core.windows.net",
 };
@@ -40,6 +44,7 @@ pub const PUBLIC: Cloud = Cloud {
 pub const US_GOVERNMENT: Cloud = Cloud {
     name: "US Government",
     authority_host: "https://login.microsoftonline.us",
+    other_authority_hosts: &[],
     exchange_audience: "api://AzureADTokenExchangeUSGov",
     blob_domain: "blob.core.usgovcloudapi.net",
 };
@@ -47,6 +52,7 @@ pub const US_GOVERNMENT: Cloud = Cloud {
 pub const CHINA: Cloud = Cloud {
     name: "China",
     authority_host: "https://login.chinacloudapi.cn",
+    other_authority_hosts: &["https://login.partner.microsoftonline.cn"],
     exchange_audience: "api://AzureADTokenExchangeChina",
     blob_domain: "blob.core.chinacloudapi.cn",
 };
@@ -68,14 +74,14 @@ impl Cloud {
         }
     }
 
-    /// The cloud whose Entra ID answers at `authority`: its host is in the domain of a cloud's
-    /// authority host (`login.microsoftonline.us`, or any `…microsoftonline.us`). `None` for
-    /// another host (a gateway, an emulator).
+    /// The cloud whose Entra ID answers at `authority`: its host is in the domain of one of a
+    /// cloud's authority hosts (`login.microsoftonline.us`, or any `…microsoftonline.us`). `None`
+    /// for another host (a gateway, an emulator).
     pub fn of_authority(authority: &Url) -> Option<Self> {
         let host = authority.host_str()?;
         CLOUDS.into_iter().find(|c| {
-            let domain = c.authority_host.trim_start_matches("https://login.");
-            host.ends_with(domain)
+            let mut hosts = c.other_authority_hosts.iter().chain([&c.authority_host]);
+            hosts.any(|h| host.ends_with(h.trim_start_matches("https://login.")))
         })
     }
 
@@ -131,6 +137,7 @@ mod tests {
             ("https://login.microsoftonline.com", Some(PUBLIC)),
             ("https://login.microsoftonline.us/", Some(US_GOVERNMENT)),
             ("https://login.chinacloudapi.cn:443", Some(CHINA)),
+            ("https://login.partner.microsoftonline.cn", Some(CHINA)),
             ("https://127.0.0.1:8443", None),
         ] {
             assert_eq!(Cloud::of_authority(&url(authority)), want, "{authority}");
@@ -155,6 +162,12 @@ mod tests {
             other_cloud(&gov, &url("https://login.microsoftonline.us")),
             None
         );
+        // China's partner host: China's default audience; a China token is not another cloud's.
+        let partner = url("https://login.partner.microsoftonline.cn");
+        assert_eq!(default_audience_for(&partner), CHINA.exchange_audience);
+        let china = vec![CHINA.exchange_audience.to_string()];
+        assert_eq!(other_cloud(&china, &partner), None);
+        assert_eq!(other_cloud(&gov, &partner), Some(US_GOVERNMENT));
         assert_eq!(
             CHINA.account_storage_scope("acct"),
             "https://acct.blob.core.chinacloudapi.cn/.default"

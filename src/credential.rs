@@ -206,14 +206,11 @@ impl WorkloadIdentityCredential {
             Some(s) => s,
             None => {
                 let file = TokenFileSource::configured(
-                    config.token_file.value.clone(),
-                    config.expected_audience.value.clone(),
-                    config.expected_audience.source != config::ValueSource::Default,
+                    &config,
                     options.allow_foreign_audience,
                     &options.env,
                     clock.clone(),
-                )
-                .with_authority(config.authority_host.value.clone());
+                );
                 // As azure_identity: fail now when the file is missing or unreadable (no content
                 // is kept; the file is read again for every exchange).
                 file.check_now()?;

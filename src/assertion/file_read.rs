@@ -9,9 +9,8 @@ use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::{BoxFuture, Shared};
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 /// A real service-account token is about 1 KB; a file larger than this is not one.
@@ -190,96 +189,75 @@ type ReadResult = Result<FileContent, CredentialError>;
 /// The reader threads' name (at most 15 bytes: Linux's `comm`).
 const READER_THREAD: &str = "token-file-read";
 type Reader = Box<dyn FnOnce() -> ReadResult + Send>;
-
-struct Inflight {
-    finished: Arc<AtomicBool>,
-    result: Shared<BoxFuture<'static, ReadResult>>,
-}
+type Reading = Shared<BoxFuture<'static, ReadResult>>;
 
 /// At most one outstanding read: a caller arriving while a read is still running (a hung network
 /// mount) joins it instead of starting another, so attempts that time out one after the other
 /// cannot pile up blocked threads. A read that has finished is never reused: the next caller
 /// starts a fresh one, so a rotated file is always read anew.
 #[derive(Default)]
-pub(crate) struct ReadGate {
-    inflight: Mutex<Option<Inflight>>,
+pub(crate) struct ReadGate(Mutex<Option<Reading>>);
+
+/// The read in `slot` while it is still running.
+fn running(slot: &Option<Reading>) -> Option<Reading> {
+    slot.clone().filter(|r| r.clone().now_or_never().is_none())
 }
 
 impl std::fmt::Debug for ReadGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let busy = self
-            .inflight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|i| !i.finished.load(Ordering::Acquire));
-        f.debug_struct("ReadGate").field("reading", &busy).finish()
+        let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let reading = running(&slot).is_some();
+        f.debug_struct("ReadGate")
+            .field("reading", &reading)
+            .finish()
     }
 }
 
 impl ReadGate {
     /// Run `reader` on a thread of its own, or join the read still running.
     pub(crate) async fn read(&self, path: &Path, reader: Reader) -> ReadResult {
-        let result = {
-            let mut slot = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
-            match slot.as_ref() {
-                Some(i) if !i.finished.load(Ordering::Acquire) => i.result.clone(),
-                _ => {
-                    let i = spawn_read(path.to_path_buf(), reader);
-                    let result = i.result.clone();
-                    *slot = Some(i);
-                    result
-                }
+        let read = {
+            let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            match running(&slot) {
+                Some(r) => r,
+                None => slot.insert(spawn_read(path, reader)).clone(),
             }
         };
-        result.await
+        read.await
     }
 }
 
-fn spawn_read(path: PathBuf, reader: Reader) -> Inflight {
-    let finished = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = oneshot::channel::<ReadResult>();
-    let done = finished.clone();
+fn spawn_read(path: &Path, reader: Reader) -> Reading {
+    let (tx, rx) = oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name(READER_THREAD.into())
-        .spawn(move || {
-            let r = reader();
-            done.store(true, Ordering::Release);
-            let _ = tx.send(r);
-        });
-    let result: BoxFuture<'static, ReadResult> = match spawned {
-        Ok(_) => async move {
-            rx.await.unwrap_or_else(|_| {
-                Err(file_error(
-                    &path,
-                    "could not be read: the reading thread ended without an answer",
+        .spawn(move || tx.send(reader()));
+    let path = path.to_path_buf();
+    async move {
+        let (what, fix) = match spawned {
+            Ok(_) => match rx.await {
+                Ok(read) => return read,
+                Err(_) => (
+                    "could not be read: the reading thread ended without an answer".into(),
                     "This is a bug; please report it.",
-                    ProblemId::TokenFileUnreadable,
-                ))
-            })
-        }
-        .boxed(),
-        Err(e) => {
-            finished.store(true, Ordering::Release);
-            let err = file_error(
-                &path,
-                &format!("could not be read: no thread could be started to read it ({e})"),
+                ),
+            },
+            Err(e) => (
+                format!("could not be read: no thread could be started to read it ({e})"),
                 "The process is out of threads or memory; check its limits (ulimit -u, the container's pids limit).",
-                ProblemId::TokenFileUnreadable,
-            );
-            futures::future::ready(Err(err)).boxed()
-        }
-    };
-    Inflight {
-        finished,
-        result: result.shared(),
+            ),
+        };
+        Err(file_error(&path, &what, fix, ProblemId::TokenFileUnreadable))
     }
+    .boxed()
+    .shared()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Live reader threads of the whole process (other tests read token files too, briefly).
     fn reader_threads() -> usize {

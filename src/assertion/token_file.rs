@@ -10,8 +10,9 @@ use super::foreign::{
 };
 use super::{Assertion, AssertionSource};
 use crate::clock::Clock;
-use crate::config::Env;
-use crate::config::{AZURE_AUTHORITY_HOST, AZURE_FEDERATED_TOKEN_AUDIENCE};
+use crate::config::{
+    AZURE_AUTHORITY_HOST, AZURE_FEDERATED_TOKEN_AUDIENCE, Env, ResolvedConfig, ValueSource,
+};
 use crate::error::CredentialError;
 use crate::escape::escape;
 use crate::jwt;
@@ -231,44 +232,39 @@ impl TokenFileSource {
         expected_audience: impl Into<String>,
         allow_foreign_audience: bool,
     ) -> Self {
-        Self::configured(
-            path.into(),
-            expected_audience.into(),
-            true,
-            allow_foreign_audience,
-            &Env::process(),
-            Arc::new(crate::clock::SystemClock),
-        )
-    }
-
-    /// The source of `WorkloadIdentityCredential`: `audience_explicit` tells whether the user
-    /// set the expected audience; when not, a token with another (non-foreign) audience is sent,
-    /// with a warning, as azure_identity sends it.
-    pub(crate) fn configured(
-        path: PathBuf,
-        expected_audience: String,
-        audience_explicit: bool,
-        allow_foreign_audience: bool,
-        env: &Env,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
         Self {
-            path,
-            expected_audience,
-            audience_explicit,
+            path: path.into(),
+            expected_audience: expected_audience.into(),
+            audience_explicit: true,
             allow_foreign_audience,
-            denied: denied_paths(env).into(),
-            clock,
+            denied: denied_paths(&Env::process()).into(),
+            clock: Arc::new(crate::clock::SystemClock),
             gate: ReadGate::default(),
             authority: None,
         }
     }
 
-    /// Name the authority host the token is sent to (see [`audience_fix`]).
-    pub(crate) fn with_authority(self, authority: Url) -> Self {
+    /// The source of `WorkloadIdentityCredential`, for `config`'s token file, expected audience
+    /// and authority (see [`audience_fix`]): when the user did not set the expected audience, a
+    /// token with another (non-foreign) audience is sent, with a warning, as azure_identity
+    /// sends it.
+    pub(crate) fn configured(
+        config: &ResolvedConfig,
+        allow_foreign_audience: bool,
+        env: &Env,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let audience = &config.expected_audience;
         Self {
-            authority: Some(authority),
-            ..self
+            audience_explicit: audience.source != ValueSource::Default,
+            denied: denied_paths(env).into(),
+            clock,
+            authority: Some(config.authority_host.value.clone()),
+            ..Self::new(
+                config.token_file.value.clone(),
+                audience.value.clone(),
+                allow_foreign_audience,
+            )
         }
     }
 
@@ -433,17 +429,8 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn source(path: PathBuf, allow: bool) -> TokenFileSource {
-        let clock = Arc::new(ManualClock::new(
-            OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
-        ));
-        TokenFileSource::configured(
-            path,
-            "api://AzureADTokenExchange".into(),
-            true,
-            allow,
-            &Env::from_pairs::<&str, &str>([]),
-            clock,
-        )
+        let env = Env::from_pairs::<&str, &str>([]);
+        source_with(path, "api://AzureADTokenExchange", true, allow, &env)
     }
 
     fn token(aud: &str, iat: i64, exp: i64) -> String {
@@ -558,10 +545,14 @@ mod tests {
         allow: bool,
         env: &Env,
     ) -> TokenFileSource {
-        let clock = Arc::new(ManualClock::new(
-            OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
-        ));
-        TokenFileSource::configured(path, expected.into(), explicit, allow, env, clock)
+        TokenFileSource {
+            audience_explicit: explicit,
+            denied: denied_paths(env).into(),
+            clock: Arc::new(ManualClock::new(
+                OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
+            )),
+            ..TokenFileSource::new(path, expected, allow)
+        }
     }
 
     fn token_with(aud: &str, iss: &str) -> String {

@@ -229,6 +229,10 @@ fn cloud_selects_authority_and_audience() {
     let cloud = CloudConfiguration::AzureChina;
     i.cloud = Some(&cloud);
     assert_eq!(resolve(&i).unwrap().expected_audience.value, AUDIENCE_CHINA);
+    // China's partner host (thanos-io/thanos #8728) is China too.
+    let env = env_with_authority("https://login.partner.microsoftonline.cn");
+    let c = resolve(&inputs(&env, &[])).unwrap();
+    assert_eq!(c.expected_audience.value, AUDIENCE_CHINA);
 }
 
 #[test]
