@@ -21,6 +21,10 @@
 //! In a sovereign cloud the credential must also talk to that cloud's Entra authority host
 //! (`AZURE_AUTHORITY_HOST`, for example `https://login.chinacloudapi.cn`).
 
+#[cfg(feature = "azure_core_0_21")]
+pub mod azure_core_0_21;
+#[cfg(feature = "azure_core_0_31")]
+pub mod azure_core_0_31;
 #[cfg(any(feature = "object_store_0_13", feature = "object_store_0_14"))]
 pub mod object_store;
 #[cfg(feature = "opendal")]

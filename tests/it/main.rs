@@ -8,6 +8,10 @@ mod common;
 
 #[cfg(feature = "aws")]
 mod aws;
+#[cfg(feature = "azure_core_0_21")]
+mod azure_core_0_21;
+#[cfg(feature = "azure_core_0_31")]
+mod azure_core_0_31;
 mod azurite;
 #[cfg(feature = "blocking")]
 mod blocking;
