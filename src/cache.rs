@@ -3,20 +3,12 @@
 //!
 //! # Semantics
 //!
-//! The cache keeps one *slot* per key (the credential keys by the one `<resource>/.default`
-//! scope it admits per request, validated before it reaches the cache). Each cached token has
-//! three instants on the monotonic clock, anchored at the start of the attempt that fetched it (a
-//! wall-clock step changes none of them); the token handed out keeps its own wall-clock expiry:
-//!
-//! * `refresh_at`: the source's `refresh_in` when it gave one (and it is shorter than the
-//!   lifetime); else half the lifetime for tokens of 2 h or more and for tokens shorter than 20
-//!   min; else 10 minutes before expiry; minus a random jitter in `[0, max_jitter]`, capped at 5 %
-//!   of the lifetime, so a fleet started together does not refresh together.
-//! * `mandatory_at`: expiry minus `mandatory_margin` (default 60 s); for tokens shorter than four
-//!   margins the margin is a quarter of the lifetime.
-//! * `expires_at`: the attempt's start plus the lifetime.
-//!
-//! A call then behaves as follows.
+//! One *slot* per key (the credential keys by the one `<resource>/.default` scope it admits per
+//! request, validated before it reaches the cache). A cached token has three instants on the
+//! monotonic clock, anchored at the start of the attempt that fetched it (a wall-clock step
+//! changes none of them; the token handed out keeps its own wall-clock expiry): `refresh_at`,
+//! `mandatory_at` and `expires_at`, computed by [`policy::schedule`] as [`RefreshPolicy`]
+//! documents. A call then behaves as follows.
 //!
 //! * **Fresh** (`now < refresh_at`): the cached token is cloned and returned. This path takes two
 //!   uncontended read locks, allocates nothing but the clone, logs nothing and never waits.
@@ -24,9 +16,9 @@
 //!   once; if no attempt is in flight and the slot is not backing off, one background refresh is
 //!   spawned (after the slot's lock is released) on azure_core's async runtime. Nobody waits.
 //! * **Mandatory window** (`mandatory_at <= now < expires_at`): callers join the slot's single
-//!   attempt (starting it if there is none) and wait for it at most the token's remaining lifetime
-//!   minus a margin ([`policy::wait_bound`]), then get the cached token. A failed attempt also
-//!   gives them the cached token. A caller holding a valid token never gets an error.
+//!   attempt (starting it if there is none) and wait for it at most [`policy::wait_bound`], then
+//!   get the cached token. A failed attempt also gives them the cached token. A caller holding a
+//!   valid token never gets an error.
 //! * **No valid token**: callers join the single attempt and wait at most `attempt_timeout`.
 //!
 //! # Attempts never wedge a slot
@@ -46,19 +38,18 @@
 //! `mandatory_at` before the mandatory window, short within it), the error TTLs without a valid
 //! token, and never before the error's `retry_after` (capped at `max_backoff`). A success clears
 //! the failure state. Refreshing is never disabled. The cache's own failures (an attempt that
-//! timed out, vanished or panicked) are [`Failure`] variants beside the source's errors; the
-//! layer above words them.
+//! timed out, vanished or panicked) are [`Failure`]s, which the source turns into its error
+//! ([`TokenSource::failed`]): the cache has no words of its own.
 
 mod attempt;
 pub(crate) mod policy;
 mod slot;
-mod status;
 #[cfg(test)]
 mod tests;
 
 pub use policy::RefreshPolicy;
-pub use status::RefreshHealth;
-pub(crate) use status::SlotStatus;
+pub use slot::RefreshHealth;
+pub(crate) use slot::SlotStatus;
 
 use attempt::AttemptTask;
 use azure_core::async_runtime::get_async_runtime;
@@ -109,56 +100,27 @@ pub(crate) trait TokenSource: Send + Sync + 'static {
         progress: Arc<Self::Progress>,
     ) -> impl Future<Output = Result<Fetched<Self::Token>, Self::Error>> + Send;
 
+    /// The error for the cache's own `failure` of an attempt (or a wait) for `key`: transient,
+    /// with no `retry_after`.
+    fn failed(&self, key: &str, failure: Failure<Self::Progress>) -> Self::Error;
+
     /// Told of what happens to `key`'s slot (to log it: the cache has no words of its own).
     fn observe(&self, key: &str, event: Event<'_, Self>);
 }
 
-/// Why a call got no token: the source's error, or the cache's own failure.
-pub(crate) enum Failure<S: TokenSource + ?Sized> {
-    Source(S::Error),
+/// The cache's own reasons for a call to get no token, for [`TokenSource::failed`].
+pub(crate) enum Failure<P> {
     /// The attempt, or a caller's wait for one, outlived `bound`; `progress`: the attempt's, when
     /// one was known.
     TimedOut {
         bound: Duration,
-        progress: Option<Arc<S::Progress>>,
+        progress: Option<Arc<P>>,
     },
     /// The attempts a caller waited for ended without a result `times` in a row (their task was
     /// dropped: its runtime shut down).
-    Vanished {
-        times: usize,
-    },
+    Vanished { times: usize },
     /// The attempt panicked with this message.
     Panicked(String),
-}
-
-impl<S: TokenSource + ?Sized> Clone for Failure<S> {
-    fn clone(&self) -> Self {
-        match self {
-            Self::Source(e) => Self::Source(e.clone()),
-            Self::TimedOut { bound, progress } => Self::TimedOut {
-                bound: *bound,
-                progress: progress.clone(),
-            },
-            Self::Vanished { times } => Self::Vanished { times: *times },
-            Self::Panicked(m) => Self::Panicked(m.clone()),
-        }
-    }
-}
-
-impl<S: TokenSource + ?Sized> Failure<S> {
-    /// The cache's own failures are transient.
-    fn is_transient(&self) -> bool {
-        match self {
-            Self::Source(e) => e.is_transient(),
-            _ => true,
-        }
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::Source(e) => e.retry_after(),
-            _ => None,
-        }
-    }
 }
 
 /// What happened to a slot, for [`TokenSource::observe`].
@@ -174,7 +136,7 @@ pub(crate) enum Event<'a, S: TokenSource + ?Sized> {
     /// An attempt failed; no attempt for `retry_in`; `valid_until`: the cached token still
     /// served, if any.
     Failed {
-        failure: &'a Failure<S>,
+        error: &'a S::Error,
         consecutive_failures: u32,
         retry_in: Duration,
         valid_until: Option<OffsetDateTime>,
@@ -182,17 +144,17 @@ pub(crate) enum Event<'a, S: TokenSource + ?Sized> {
     /// Attempts have failed for `failing_for` while a cached token, which expires in
     /// `expires_in`, is still served (once `outage_warning_after` has passed, on every failure).
     Outage {
-        failure: &'a Failure<S>,
+        error: &'a S::Error,
         failing_for: Duration,
         consecutive_failures: u32,
         expires_in: Duration,
     },
-    /// A caller's wait ended in `failure`, and it is served the still-valid cached token.
-    ServedStale { failure: &'a Failure<S> },
+    /// A caller's wait ended in `error`, and it is served the still-valid cached token.
+    ServedStale { error: &'a S::Error },
 }
 
 /// The outcome of one attempt, as every waiter receives it.
-type Outcome<S> = Result<<S as TokenSource>::Token, Failure<S>>;
+type Outcome<S> = Result<<S as TokenSource>::Token, <S as TokenSource>::Error>;
 type SharedOutcome<S> = Shared<oneshot::Receiver<Outcome<S>>>;
 
 /// Most slots kept. Past it, slots without a valid token and without an attempt in flight (keys
@@ -266,18 +228,9 @@ impl<S: TokenSource> TokenCache<S> {
         let (now, wall) = (self.inner.clock.instant(), self.inner.clock.now());
         read(&self.inner.slots)
             .values()
-            .map(|slot| status::snapshot(slot, now, wall))
+            .map(|slot| slot.status(now, wall))
             .collect()
     }
-}
-
-/// What became of the attempt a caller waited for.
-enum Waited<S: TokenSource> {
-    Done(Outcome<S>),
-    /// The attempt's task ended without a result (dropped, its runtime shut down).
-    Vanished,
-    /// The caller's wait bound passed first (the attempt's progress, if it is still running).
-    TimedOut(Option<Arc<S::Progress>>),
 }
 
 impl<S: TokenSource> CacheInner<S> {
@@ -310,24 +263,23 @@ impl<S: TokenSource> CacheInner<S> {
         Arc::clone(slot)
     }
 
-    /// Everything but a plain hit: maybe start an attempt, maybe wait for one.
+    /// Everything but a plain hit: maybe start an attempt, maybe wait for one (at most the
+    /// token's [`policy::wait_bound`] or `attempt_timeout`), then fall back on a valid token.
     async fn get_slow(this: &Arc<Self>, slot: &Arc<Slot<S>>, ctx: S::Context) -> Outcome<S> {
         let mut ctx = Some(ctx);
-        let mut restarts = 0;
-        loop {
+        // A vanished attempt (its task dropped) is replaced, up to MAX_RESTARTS times.
+        for _ in 0..=MAX_RESTARTS {
             let now = this.clock.instant();
-            let (outcome, bound) = {
+            let (attempt, bound) = {
                 let mut state = write(&slot.state);
                 // Re-check: another caller may have changed the state since the read lock.
                 if let Some(outcome) = state.serve(now) {
                     return outcome;
                 }
-                let bound = match state.valid(now) {
-                    Some((_, expires_at)) => {
-                        policy::wait_bound(between(now, expires_at), this.policy.attempt_timeout)
-                    }
-                    None => this.policy.attempt_timeout,
-                };
+                let timeout = this.policy.attempt_timeout;
+                let bound = state.valid(now).map_or(timeout, |(_, expires_at)| {
+                    policy::wait_bound(between(now, expires_at), timeout)
+                });
                 match state.live_attempt(now) {
                     Some(a) => (a.outcome.clone(), bound),
                     None => {
@@ -356,47 +308,36 @@ impl<S: TokenSource> CacheInner<S> {
                     }
                 }
             };
-            let failure = match this.wait(slot, outcome, bound).await {
-                Waited::Done(outcome) => return outcome,
-                Waited::Vanished if restarts < MAX_RESTARTS => {
-                    restarts += 1;
-                    continue;
+            let timeout = get_async_runtime().sleep(bound.max(Duration::ZERO));
+            match select(attempt, timeout).await {
+                Either::Left((Ok(outcome), _)) => return outcome,
+                Either::Left((Err(oneshot::Canceled), _)) => continue,
+                Either::Right(((), _)) => {
+                    let state = read(&slot.state);
+                    let progress = state.attempt.as_ref().map(|a| Arc::clone(&a.progress));
+                    drop(state);
+                    let bound = this.policy.attempt_timeout;
+                    return this.fallback(slot, Failure::TimedOut { bound, progress });
                 }
-                Waited::Vanished => Failure::Vanished {
-                    times: MAX_RESTARTS,
-                },
-                Waited::TimedOut(progress) => Failure::TimedOut {
-                    bound: this.policy.attempt_timeout,
-                    progress,
-                },
-            };
-            return this.fallback(slot, failure);
-        }
-    }
-
-    /// Wait for an attempt's outcome, at most `bound`.
-    async fn wait(&self, slot: &Slot<S>, attempt: SharedOutcome<S>, bound: Duration) -> Waited<S> {
-        let timeout = get_async_runtime().sleep(bound.max(Duration::ZERO));
-        match select(attempt, timeout).await {
-            Either::Left((Ok(outcome), _)) => Waited::Done(outcome),
-            Either::Left((Err(oneshot::Canceled), _)) => Waited::Vanished,
-            Either::Right(((), _)) => {
-                let state = read(&slot.state);
-                Waited::TimedOut(state.attempt.as_ref().map(|a| Arc::clone(&a.progress)))
             }
         }
+        let times = MAX_RESTARTS;
+        this.fallback(slot, Failure::Vanished { times })
     }
 
-    /// A still-valid cached token, else `failure`.
-    fn fallback(&self, slot: &Slot<S>, failure: Failure<S>) -> Outcome<S> {
+    /// A still-valid cached token, else the source's error for `failure`.
+    fn fallback(&self, slot: &Slot<S>, failure: Failure<S::Progress>) -> Outcome<S> {
+        let error = self.source.failed(&slot.key, failure);
         let now = self.clock.instant();
-        if let Some((token, _)) = read(&slot.state).valid(now) {
-            let token = token.clone();
-            let event = Event::ServedStale { failure: &failure };
-            self.source.observe(&slot.key, event);
-            return Ok(token);
+        let token = read(&slot.state).valid(now).map(|(token, _)| token.clone());
+        match token {
+            Some(token) => {
+                let event = Event::ServedStale { error: &error };
+                self.source.observe(&slot.key, event);
+                Ok(token)
+            }
+            None => Err(error),
         }
-        Err(failure)
     }
 }
 

@@ -112,7 +112,6 @@ impl fmt::Debug for WorkloadIdentityCredentialOptions {
 /// makes a caller wait while a valid token exists.
 pub struct WorkloadIdentityCredential {
     config: ResolvedConfig,
-    exchange: Arc<Exchange>,
     cache: TokenCache<Exchange>,
 }
 
@@ -226,12 +225,8 @@ impl WorkloadIdentityCredential {
             assertion,
             clock: clock.clone(),
         });
-        let cache = TokenCache::new(exchange.clone(), options.refresh_policy, clock);
-        Ok(Arc::new(Self {
-            config,
-            exchange,
-            cache,
-        }))
+        let cache = TokenCache::new(exchange, options.refresh_policy, clock);
+        Ok(Arc::new(Self { config, cache }))
     }
 
     /// [`new`](Self::new) on `clock` instead of the system clock (cargo feature `test-util`): the
@@ -255,7 +250,7 @@ impl WorkloadIdentityCredential {
     /// [reliability](crate::guides::reliability#a-health-endpoint) for an example handler.
     pub fn token_status(&self) -> Vec<TokenStatus> {
         let status = |s: SlotStatus<Exchange>| {
-            let error = s.last_error.map(|f| self.exchange.error(&s.key, f));
+            let error = s.last_error;
             TokenStatus {
                 scope: s.key.to_string(),
                 health: s.health,
@@ -429,7 +424,7 @@ impl TokenCredential for WorkloadIdentityCredential {
         if let [scope] = scopes
             && let Some(hit) = self.cache.try_hit(scope)
         {
-            let hit = hit.map_err(|f| self.exchange.error(scope, f).into());
+            let hit = hit.map_err(Into::into);
             return Box::pin(std::future::ready(hit));
         }
         let scope = match crate::scope::validate_scopes(scopes) {
@@ -439,7 +434,7 @@ impl TokenCredential for WorkloadIdentityCredential {
         Box::pin(async move {
             let ctx = options.map(|o| o.method_options.context.into_owned());
             let outcome = self.cache.get_token(scope, ctx.unwrap_or_default()).await;
-            outcome.map_err(|f| self.exchange.error(scope, f).into())
+            outcome.map_err(Into::into)
         })
     }
 }

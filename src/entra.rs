@@ -108,11 +108,6 @@ fn transport(failure: &Failure, facts: String) -> CredentialError {
 }
 
 impl Exchange {
-    /// The cache's `failure` for `scope` as the caller's error (see [`failure_error`]).
-    pub(crate) fn error(&self, scope: &str, failure: cache::Failure<Self>) -> CredentialError {
-        failure_error(scope, failure, Some(&*self.assertion))
-    }
-
     async fn send(
         &self,
         ctx: &Context<'_>,
@@ -188,21 +183,17 @@ impl SourceError for CredentialError {
     }
 }
 
-/// A token cache's `failure` for `scope` as the caller's error. A time-out names the phase that
+/// A token cache's own `failure` for `scope` as the caller's error. A time-out names the phase that
 /// hung: while the HTTP retry policy waits after a transport failure, that failure (its cause is
 /// the problem, not the bound); while the assertion is produced, the `assertion` source's error
 /// when it has one.
-pub(crate) fn failure_error<S>(
+pub(crate) fn failure_error(
     scope: &str,
-    failure: cache::Failure<S>,
+    failure: cache::Failure<Progress>,
     assertion: Option<&dyn AssertionSource>,
-) -> CredentialError
-where
-    S: TokenSource<Error = CredentialError, Progress = Progress>,
-{
+) -> CredentialError {
     let what = || format!("access token request for scope {scope}");
     match failure {
-        cache::Failure::Source(e) => e,
         cache::Failure::TimedOut { bound, progress } => {
             let phase = progress.as_deref().map_or(Phase::Starting, Progress::get);
             let last = progress.as_deref().and_then(Progress::last_failure);
@@ -333,6 +324,10 @@ impl TokenSource for Exchange {
         result
     }
 
+    fn failed(&self, scope: &str, failure: cache::Failure<Progress>) -> CredentialError {
+        failure_error(scope, failure, Some(&*self.assertion))
+    }
+
     /// The credential's log records: one per attempt's start and end, the outage WARN, and a
     /// cached token served after a wait that ended without a token.
     fn observe(&self, scope: &str, event: Event<'_, Self>) {
@@ -352,13 +347,13 @@ impl TokenSource for Exchange {
                 "acquired access token"
             ),
             Event::Failed {
-                failure,
+                error,
                 consecutive_failures,
                 retry_in,
                 valid_until,
             } => log_refresh_failure!(
                 WARN,
-                self.error(scope, failure.clone()),
+                *error,
                 scopes = scope,
                 "token",
                 consecutive_failures,
@@ -366,12 +361,11 @@ impl TokenSource for Exchange {
                 valid_until
             ),
             Event::Outage {
-                failure,
+                error,
                 failing_for,
                 consecutive_failures,
                 expires_in,
             } => {
-                let error = self.error(scope, failure.clone());
                 tracing::warn!(
                     scopes = %scope,
                     failing_for_secs = failing_for.whole_seconds(),
@@ -385,8 +379,7 @@ impl TokenSource for Exchange {
                     expires_in.whole_seconds(),
                 );
             }
-            Event::ServedStale { failure } => {
-                let error = self.error(scope, failure.clone());
+            Event::ServedStale { error } => {
                 tracing::warn!(scopes = %scope, error = %error.headline(), problem_id = error.problem_id().map(tracing::field::display), "token refresh did not complete in time; serving the cached token, which is still valid");
             }
         }

@@ -1,7 +1,7 @@
 //! One attempt: the spawned task that fetches a token for a slot and records the outcome.
 
 use super::slot::{Cached, InFlight, Slot, SlotState, add, between};
-use super::{CacheInner, Event, Failure, SharedOutcome, TokenSource, write};
+use super::{CacheInner, Event, Failure, Outcome, SharedOutcome, TokenSource, write};
 use azure_core::async_runtime::get_async_runtime;
 use futures::FutureExt;
 use futures::channel::oneshot;
@@ -25,7 +25,7 @@ pub(super) struct AttemptTask<S: TokenSource> {
     reason: &'static str,
     ctx: Option<S::Context>,
     progress: Arc<S::Progress>,
-    tx: Option<oneshot::Sender<super::Outcome<S>>>,
+    tx: Option<oneshot::Sender<Outcome<S>>>,
 }
 
 impl<S: TokenSource> Drop for AttemptTask<S> {
@@ -93,14 +93,15 @@ impl<S: TokenSource> AttemptTask<S> {
         let fetch = AssertUnwindSafe(source.fetch(key, ctx, Arc::clone(&self.progress)));
         let fetch = std::pin::pin!(fetch.catch_unwind());
         let timeout = get_async_runtime().sleep(policy.attempt_timeout.max(Duration::ZERO));
-        let result = match select(fetch, timeout).await {
-            Either::Left((Ok(result), _)) => result.map_err(Failure::Source),
+        let failure = match select(fetch, timeout).await {
+            Either::Left((Ok(result), _)) => Ok(result),
             Either::Left((Err(panic), _)) => Err(Failure::Panicked(panic_message(&*panic))),
             Either::Right(((), _)) => Err(Failure::TimedOut {
                 bound: policy.attempt_timeout,
                 progress: Some(Arc::clone(&self.progress)),
             }),
         };
+        let result = failure.unwrap_or_else(|failure| Err(source.failed(key, failure)));
         let (now, wall) = (cache.clock.instant(), cache.clock.now());
         let outcome = {
             let mut state = write(&self.slot.state);
@@ -118,7 +119,7 @@ impl<S: TokenSource> AttemptTask<S> {
                     );
                     state.record_success(cached, wall)
                 }
-                Err(failure) => state.record_failure(failure, (now, wall), &cache, key),
+                Err(error) => state.record_failure(error, (now, wall), &cache, key),
             }
         };
         // Every waiter gets the same outcome; nobody may be listening any more, which is fine.

@@ -1,10 +1,11 @@
 //! One slot per key: the cached token, its schedule on the monotonic clock, the attempt in
-//! flight and the failure state. Every transition happens under the slot's lock, and nothing
-//! awaits while holding it.
+//! flight and the failure state, and its status for operators. Every transition happens under
+//! the slot's lock, and nothing awaits while holding it.
 
 use super::policy::{backoff, schedule};
 use super::{
-    CacheInner, Event, Failure, Fetched, Outcome, RefreshPolicy, SharedOutcome, TokenSource,
+    CacheInner, Event, Fetched, Outcome, RefreshPolicy, SharedOutcome, SourceError, TokenSource,
+    read,
 };
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -70,6 +71,18 @@ pub(super) struct InFlight<S: TokenSource> {
     pub(super) progress: Arc<S::Progress>,
 }
 
+/// The run of failed attempts since the last success.
+pub(super) struct Failing<E> {
+    /// Consecutive failed attempts (at least 1).
+    count: u32,
+    /// No new attempt before this instant.
+    retry_at: Instant,
+    /// The latest error, returned while there is no valid token and `now < retry_at`.
+    error: E,
+    /// When the run began (monotonic, wall).
+    since: (Instant, OffsetDateTime),
+}
+
 /// The cache entry for one key.
 pub(super) struct Slot<S: TokenSource> {
     pub(super) key: Arc<str>,
@@ -78,17 +91,15 @@ pub(super) struct Slot<S: TokenSource> {
 
 impl<S: TokenSource> Slot<S> {
     pub(super) fn new(key: &str) -> Self {
+        let state = SlotState {
+            cached: None,
+            attempt: None,
+            failing: None,
+            last_success: None,
+        };
         Self {
             key: Arc::from(key),
-            state: RwLock::new(SlotState {
-                cached: None,
-                attempt: None,
-                failures: 0,
-                retry_at: None,
-                last_error: None,
-                last_success: None,
-                failing_since: None,
-            }),
+            state: RwLock::new(state),
         }
     }
 }
@@ -97,16 +108,9 @@ pub(super) struct SlotState<S: TokenSource> {
     pub(super) cached: Option<Cached<S::Token>>,
     /// The attempt in flight, if any (at most one live attempt per slot).
     pub(super) attempt: Option<InFlight<S>>,
-    /// Consecutive failed attempts.
-    pub(super) failures: u32,
-    /// No new attempt before this instant (set after a failure).
-    pub(super) retry_at: Option<Instant>,
-    /// The latest failure, returned while there is no valid token and `now < retry_at`.
-    pub(super) last_error: Option<Failure<S>>,
+    failing: Option<Failing<S::Error>>,
     /// Wall-clock time of the last successful refresh.
-    pub(super) last_success: Option<OffsetDateTime>,
-    /// When the current run of failures began (monotonic, wall).
-    pub(super) failing_since: Option<(Instant, OffsetDateTime)>,
+    last_success: Option<OffsetDateTime>,
 }
 
 impl<S: TokenSource> SlotState<S> {
@@ -127,16 +131,15 @@ impl<S: TokenSource> SlotState<S> {
     /// off, or a remembered error. `None` when an attempt must be started or joined.
     pub(super) fn serve(&self, now: Instant) -> Option<Outcome<S>> {
         let in_flight = self.live_attempt(now).is_some();
-        let backing_off = !in_flight && self.retry_at.is_some_and(|t| now < t);
-        match &self.cached {
-            Some(c) if now < c.refresh_at => Some(Ok(c.token.clone())),
-            Some(c) if now < c.mandatory_at && (in_flight || backing_off) => {
-                Some(Ok(c.token.clone()))
-            }
-            Some(c) if now < c.expires_at && backing_off => Some(Ok(c.token.clone())),
-            Some(c) if now < c.expires_at => None,
-            _ if backing_off => self.last_error.clone().map(Err),
-            _ => None,
+        let backing_off = (self.failing.as_ref())
+            .filter(|f| !in_flight && now < f.retry_at)
+            .map(|f| &f.error);
+        match (&self.cached, backing_off) {
+            (Some(c), _) if now < c.refresh_at => Some(Ok(c.token.clone())),
+            (Some(c), _) if now < c.mandatory_at && in_flight => Some(Ok(c.token.clone())),
+            (Some(c), Some(_)) if now < c.expires_at => Some(Ok(c.token.clone())),
+            (Some(c), None) if now < c.expires_at => None,
+            (_, error) => error.cloned().map(Err),
         }
     }
 
@@ -154,10 +157,7 @@ impl<S: TokenSource> SlotState<S> {
         cached: Cached<S::Token>,
         wall: OffsetDateTime,
     ) -> Outcome<S> {
-        self.failures = 0;
-        self.retry_at = None;
-        self.last_error = None;
-        self.failing_since = None;
+        self.failing = None;
         self.last_success = Some(wall);
         Ok(self.cached.insert(cached).token.clone())
     }
@@ -165,44 +165,45 @@ impl<S: TokenSource> SlotState<S> {
     /// Record a failed attempt; the outcome for its waiters (a still-valid token wins).
     pub(super) fn record_failure(
         &mut self,
-        failure: Failure<S>,
+        error: S::Error,
         (now, wall): (Instant, OffsetDateTime),
         cache: &CacheInner<S>,
         key: &str,
     ) -> Outcome<S> {
         let policy = &cache.policy;
-        self.failures = self.failures.saturating_add(1);
-        let since = *self.failing_since.get_or_insert((now, wall));
+        let (count, since) = match &self.failing {
+            Some(f) => (f.count.saturating_add(1), f.since),
+            None => (1, (now, wall)),
+        };
         let valid = self.cached.as_ref().filter(|c| now < c.expires_at);
         let delay = match valid {
             Some(c) if now < c.mandatory_at => backoff(
                 policy.failure_backoff,
                 policy.max_backoff,
-                self.failures,
+                count,
                 (cache.random)(),
             )
             .min(between(now, c.mandatory_at)),
             Some(c) => {
                 let cap = policy.failure_backoff.min(policy.max_backoff);
-                backoff(policy.failure_backoff, cap, self.failures, (cache.random)())
+                backoff(policy.failure_backoff, cap, count, (cache.random)())
                     .min(between(now, c.expires_at))
             }
-            None if failure.is_transient() => policy.transient_error_ttl,
+            None if error.is_transient() => policy.transient_error_ttl,
             None => policy.permanent_error_ttl,
         };
         // The error's retry_after always wins (capped at max_backoff): no attempt before it has
         // passed, in every window. A valid token keeps being served meanwhile.
-        let delay = match failure.retry_after() {
+        let delay = match error.retry_after() {
             Some(after) => delay.max(after.min(policy.max_backoff)),
             None => delay,
         }
         .max(Duration::ZERO);
-        self.retry_at = Some(add(now, delay));
         cache.source.observe(
             key,
             Event::Failed {
-                failure: &failure,
-                consecutive_failures: self.failures,
+                error: &error,
+                consecutive_failures: count,
                 retry_in: delay,
                 valid_until: valid.map(|c| c.expires_on),
             },
@@ -214,18 +215,85 @@ impl<S: TokenSource> SlotState<S> {
             cache.source.observe(
                 key,
                 Event::Outage {
-                    failure: &failure,
+                    error: &error,
                     failing_for,
-                    consecutive_failures: self.failures,
+                    consecutive_failures: count,
                     expires_in: between(now, c.expires_at),
                 },
             );
         }
         let outcome = match valid {
             Some(c) => Ok(c.token.clone()),
-            None => Err(failure.clone()),
+            None => Err(error.clone()),
         };
-        self.last_error = Some(failure);
+        let retry_at = add(now, delay);
+        self.failing = Some(Failing {
+            count,
+            retry_at,
+            error,
+            since,
+        });
         outcome
+    }
+}
+
+/// The health of one cached scope, as
+/// [`TokenStatus::health`](crate::TokenStatus::health) reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RefreshHealth {
+    /// A valid token is cached and the last refresh (if any) succeeded.
+    Healthy,
+    /// A valid token is cached and served, but the refreshes since the last success have failed:
+    /// callers see nothing yet; they will get errors when the token expires unless a refresh
+    /// succeeds. Alert on this.
+    FailingButServing,
+    /// No valid token: callers get errors (or wait for the attempt in flight).
+    Failing,
+    /// No token yet and no failure yet (first attempt in flight).
+    Starting,
+}
+
+/// A snapshot of one slot. Times are wall-clock estimates (the cache runs on a monotonic clock).
+pub(crate) struct SlotStatus<S: TokenSource> {
+    pub(crate) key: Arc<str>,
+    pub(crate) health: RefreshHealth,
+    /// When the cached token expires (`None`: no token cached).
+    pub(crate) expires_on: Option<OffsetDateTime>,
+    /// The start of the advisory window, or after a failure the end of the backoff.
+    pub(crate) next_refresh: Option<OffsetDateTime>,
+    pub(crate) last_success: Option<OffsetDateTime>,
+    pub(crate) consecutive_failures: u32,
+    pub(crate) failing_since: Option<OffsetDateTime>,
+    /// The last failure, while failing.
+    pub(crate) last_error: Option<S::Error>,
+}
+
+impl<S: TokenSource> Slot<S> {
+    pub(super) fn status(&self, now: Instant, wall: OffsetDateTime) -> SlotStatus<S> {
+        let state = read(&self.state);
+        let at = |i: Instant| wall + between(now, i);
+        let failing = state.failing.as_ref();
+        let health = match (state.valid(now).is_some(), failing.is_some()) {
+            (true, false) => RefreshHealth::Healthy,
+            (true, true) => RefreshHealth::FailingButServing,
+            (false, _) if failing.is_some() || state.cached.is_some() => RefreshHealth::Failing,
+            (false, _) => RefreshHealth::Starting,
+        };
+        let next_refresh = match (failing, &state.cached) {
+            (Some(f), _) => Some(at(f.retry_at)),
+            (None, Some(c)) => Some(at(c.refresh_at)),
+            _ => None,
+        };
+        SlotStatus {
+            key: self.key.clone(),
+            health,
+            expires_on: state.cached.as_ref().map(|c| c.expires_on),
+            next_refresh,
+            last_success: state.last_success,
+            consecutive_failures: failing.map_or(0, |f| f.count),
+            failing_since: failing.map(|f| f.since.1),
+            last_error: failing.map(|f| f.error.clone()),
+        }
     }
 }

@@ -139,6 +139,10 @@ impl TokenSource for TestSource {
         }
     }
 
+    fn failed(&self, _: &str, failure: Failure<Progress>) -> CredentialError {
+        crate::entra::failure_error(SCOPE, failure, None)
+    }
+
     /// The cache's events reach the log as they do from the credential (the span test).
     fn observe(&self, scope: &str, event: Event<'_, Self>) {
         let what = match event {
@@ -152,13 +156,8 @@ impl TokenSource for TestSource {
     }
 }
 
-/// The credential's error for a cache failure.
-fn error(failure: Failure<TestSource>) -> CredentialError {
-    crate::entra::failure_error(SCOPE, failure, None)
-}
-
 async fn get_token(cache: &TokenCache<TestSource>, scope: &str) -> Outcome {
-    cache.get_token(scope, ()).await.map_err(error)
+    cache.get_token(scope, ()).await
 }
 
 /// No jitter, so schedules are exact.

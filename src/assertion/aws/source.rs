@@ -146,10 +146,7 @@ impl AwsWebIdentitySource {
     /// The cached JWT (fetched first when there is none to serve).
     async fn jwt(&self) -> Result<WebIdentityToken, CredentialError> {
         let audience = self.audience();
-        self.cache
-            .get_token(audience, ())
-            .await
-            .map_err(|failure| self.sts.error(audience, failure))
+        self.cache.get_token(audience, ()).await
     }
 
     /// [`new`](Self::new) on `clock`, with the JWT cache's attempt bound `attempt_timeout` (25 s
@@ -189,21 +186,6 @@ pub(super) fn refresh_at(issued: OffsetDateTime, expires: OffsetDateTime) -> Off
     expires - margin
 }
 
-impl StsClient {
-    /// The JWT cache's `failure` for `audience` as the caller's error.
-    fn error(&self, audience: &str, failure: Failure<Self>) -> CredentialError {
-        let what = || format!("AWS web identity token request for audience {audience}");
-        match failure {
-            Failure::Source(e) => e,
-            Failure::TimedOut { bound, .. } => {
-                attempt_timed_out(bound, audience, self.built_region())
-            }
-            Failure::Vanished { times } => crate::http::abandoned_error(&what(), times),
-            Failure::Panicked(message) => crate::http::panicked_error(&what(), &message),
-        }
-    }
-}
-
 impl TokenSource for StsClient {
     type Token = WebIdentityToken;
     type Error = CredentialError;
@@ -228,6 +210,18 @@ impl TokenSource for StsClient {
         })
     }
 
+    /// The JWT cache's own `failure` for `audience` as the caller's error.
+    fn failed(&self, audience: &str, failure: Failure<()>) -> CredentialError {
+        let what = || format!("AWS web identity token request for audience {audience}");
+        match failure {
+            Failure::TimedOut { bound, .. } => {
+                attempt_timed_out(bound, audience, self.built_region())
+            }
+            Failure::Vanished { times } => crate::http::abandoned_error(&what(), times),
+            Failure::Panicked(message) => crate::http::panicked_error(&what(), &message),
+        }
+    }
+
     /// The credential's cache logs the failure its caller gets; the JWT cache logs one at WARN
     /// only when it serves a cached JWT over it (the credential then sees a success), else at
     /// DEBUG.
@@ -249,18 +243,17 @@ impl TokenSource for StsClient {
                 "acquired {KIND}"
             ),
             Event::Failed {
-                failure,
+                error,
                 consecutive_failures,
                 retry_in,
                 valid_until,
             } => {
-                let error = self.error(audience, failure.clone());
                 // With no JWT served the failure reaches the credential above, which logs it at
                 // WARN for its caller; here it is a DEBUG record.
                 match valid_until {
                     Some(_) => log_refresh_failure!(
                         WARN,
-                        error,
+                        *error,
                         audience = audience,
                         "AWS web identity token",
                         consecutive_failures,
@@ -269,7 +262,7 @@ impl TokenSource for StsClient {
                     ),
                     None => log_refresh_failure!(
                         DEBUG,
-                        error,
+                        *error,
                         audience = audience,
                         "AWS web identity token",
                         consecutive_failures,
@@ -280,8 +273,7 @@ impl TokenSource for StsClient {
             }
             // A JWT is usable for 285 s at most, less than the default `outage_warning_after`.
             Event::Outage { .. } => {}
-            Event::ServedStale { failure } => {
-                let error = self.error(audience, failure.clone());
+            Event::ServedStale { error } => {
                 tracing::warn!(audience = %audience, error = %error.headline(), "{KIND} refresh did not complete in time; serving the cached token, which is still valid");
             }
         }
