@@ -17,7 +17,7 @@ pub(crate) use response::{parse_error, parse_success};
 use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{self, Event, Fetched, SourceError, TokenSource};
 use crate::clock::Clock;
-use crate::error::{CredentialError, log_refresh_failure};
+use crate::error::{CredentialError, log_cache_event};
 use crate::http::{Failure, SendError, send_capped_in};
 use crate::jwt::{Claims, Header};
 use crate::problem::ProblemId;
@@ -331,57 +331,6 @@ impl TokenSource for Exchange {
     /// The credential's log records: one per attempt's start and end, the outage WARN, and a
     /// cached token served after a wait that ended without a token.
     fn observe(&self, scope: &str, event: Event<'_, Self>) {
-        match event {
-            Event::Refreshing { reason } => {
-                tracing::debug!(scopes = %scope, reason, "refreshing access token");
-            }
-            Event::Acquired {
-                expires_on,
-                refresh_in,
-                took,
-            } => tracing::info!(
-                scopes = %scope,
-                expires_on = %expires_on,
-                refresh_in_secs = refresh_in.whole_seconds(),
-                duration_ms = took.whole_milliseconds() as i64,
-                "acquired access token"
-            ),
-            Event::Failed {
-                error,
-                consecutive_failures,
-                retry_in,
-                valid_until,
-            } => log_refresh_failure!(
-                WARN,
-                *error,
-                scopes = scope,
-                "token",
-                consecutive_failures,
-                retry_in,
-                valid_until
-            ),
-            Event::Outage {
-                error,
-                failing_for,
-                consecutive_failures,
-                expires_in,
-            } => {
-                tracing::warn!(
-                    scopes = %scope,
-                    failing_for_secs = failing_for.whole_seconds(),
-                    consecutive_failures,
-                    token_expires_in_secs = expires_in.whole_seconds(),
-                    category = ?error.category(),
-                    aadsts = ?error.aadsts_codes(),
-                    "token refreshes have been failing for {} s while a cached token is still served; \
-                     callers will get errors when it expires in {} s unless a refresh succeeds",
-                    failing_for.whole_seconds(),
-                    expires_in.whole_seconds(),
-                );
-            }
-            Event::ServedStale { error } => {
-                tracing::warn!(scopes = %scope, error = %error.headline(), problem_id = error.problem_id().map(tracing::field::display), "token refresh did not complete in time; serving the cached token, which is still valid");
-            }
-        }
+        log_cache_event!(event, scopes = scope, "access token", "token", false);
     }
 }

@@ -309,43 +309,91 @@ pub(crate) fn log_line(err: &azure_core::Error) -> Cow<'_, str> {
     }
 }
 
-/// Log `$error` (a [`CredentialError`]) as the failure of a refresh: one record at `$level`,
-/// the first line with the problem id, fix (escaped), documentation URL and Entra's ids as fields
-/// of their own. `$key = $value`: what was refreshed (`scopes` or `audience`); `$failures`: the
-/// consecutive failures; `$retry_in`: until the next attempt; `$valid_until`: the cached token
-/// still served, if any. A macro so that the record's target is the calling token source's
-/// module, as for its other records.
-macro_rules! log_refresh_failure {
-    ($level:ident, $error:expr, $key:ident = $value:expr, $what:literal,
-     $failures:expr, $retry_in:expr, $valid_until:expr) => {{
-        let error: &$crate::error::CredentialError = &$error;
-        let valid_until: Option<::time::OffsetDateTime> = $valid_until;
-        let serving = match valid_until {
-            Some(_) => "; serving the cached token, which is still valid",
-            None => "",
-        };
-        ::tracing::event!(
-            ::tracing::Level::$level,
-            $key = %$value,
-            category = ?error.category(),
-            status = ?error.http_status().map(u16::from),
-            aadsts = ?error.aadsts_codes(),
-            transient = error.is_transient(),
-            consecutive_failures = $failures,
-            retry_in_secs = $retry_in.as_seconds_f64(),
-            cached_token_valid_until = ?valid_until,
-            error = %error.headline(),
-            problem_id = error.problem_id().map(::tracing::field::display),
-            fix = error.fix().map(|f| ::tracing::field::display($crate::escape::escape(f))),
-            docs = error.documentation_url(),
-            trace_id = error.trace_id(),
-            correlation_id = error.correlation_id(),
-            concat!($what, " refresh failed{}"),
-            serving
-        )
+/// Log a token cache's `$event` (`Event` must be in scope) for the source of `$kind` tokens
+/// (a literal: "access token") keyed by `$key = $value` (`scopes`, `audience`): an attempt's start
+/// (DEBUG), its token (INFO), its failure (WARN, or DEBUG when `$quiet` and no cached token is
+/// served: that source's caller logs the failure itself; the problem id, fix (escaped),
+/// documentation URL and Entra's ids as fields of their own), a long outage (WARN, unless
+/// `$quiet`), and a cached token served after a wait that ended without one (WARN). `$failed`
+/// names the source in the failure records. A macro so that the records' target is the calling
+/// source's module.
+macro_rules! log_cache_event {
+    ($event:expr, $key:ident = $value:expr, $kind:literal, $failed:literal, $quiet:literal) => {{
+        match $event {
+            Event::Refreshing { reason } => {
+                ::tracing::debug!($key = %$value, reason, concat!("refreshing ", $kind));
+            }
+            Event::Acquired { expires_on, refresh_in, took } => ::tracing::info!(
+                $key = %$value,
+                expires_on = %expires_on,
+                refresh_in_secs = refresh_in.whole_seconds(),
+                duration_ms = took.whole_milliseconds() as i64,
+                concat!("acquired ", $kind)
+            ),
+            Event::Failed { error, consecutive_failures, retry_in, valid_until } => {
+                let serving = match valid_until {
+                    Some(_) => "; serving the cached token, which is still valid",
+                    None => "",
+                };
+                macro_rules! failed {
+                    ($level:ident) => {
+                        ::tracing::event!(
+                            ::tracing::Level::$level,
+                            $key = %$value,
+                            category = ?error.category(),
+                            status = ?error.http_status().map(u16::from),
+                            aadsts = ?error.aadsts_codes(),
+                            transient = error.is_transient(),
+                            consecutive_failures,
+                            retry_in_secs = retry_in.as_seconds_f64(),
+                            cached_token_valid_until = ?valid_until,
+                            error = %error.headline(),
+                            problem_id = error.problem_id().map(::tracing::field::display),
+                            fix = error.fix().map(|f| ::tracing::field::display($crate::escape::escape(f))),
+                            docs = error.documentation_url(),
+                            trace_id = error.trace_id(),
+                            correlation_id = error.correlation_id(),
+                            concat!($failed, " refresh failed{}"),
+                            serving
+                        )
+                    };
+                }
+                if $quiet && valid_until.is_none() {
+                    failed!(DEBUG)
+                } else {
+                    failed!(WARN)
+                }
+            }
+            Event::Outage { .. } if $quiet => {}
+            Event::Outage { error, failing_for, consecutive_failures, expires_in } => {
+                ::tracing::warn!(
+                    $key = %$value,
+                    failing_for_secs = failing_for.whole_seconds(),
+                    consecutive_failures,
+                    token_expires_in_secs = expires_in.whole_seconds(),
+                    category = ?error.category(),
+                    aadsts = ?error.aadsts_codes(),
+                    "token refreshes have been failing for {} s while a cached token is still served; \
+                     callers will get errors when it expires in {} s unless a refresh succeeds",
+                    failing_for.whole_seconds(),
+                    expires_in.whole_seconds(),
+                );
+            }
+            Event::ServedStale { error } => {
+                ::tracing::warn!(
+                    $key = %$value,
+                    error = %error.headline(),
+                    problem_id = error.problem_id().map(::tracing::field::display),
+                    concat!(
+                        $failed,
+                        " refresh did not complete in time; serving the cached token, which is still valid"
+                    )
+                );
+            }
+        }
     }};
 }
-pub(crate) use log_refresh_failure;
+pub(crate) use log_cache_event;
 
 impl fmt::Display for CredentialError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -12,6 +12,7 @@ use azure_core::http::{RawResponse, StatusCode};
 use azure_core::time::Duration;
 use serde::{Deserialize, Deserializer};
 
+/// A number, a float (truncated), a numeric string or null.
 fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -52,85 +53,60 @@ struct ErrorBody {
 }
 
 pub(super) fn invalid_response(status: StatusCode, what: String) -> CredentialError {
+    let code = u16::from(status);
     CredentialError::new(
         ProblemId::InvalidResponse,
-        format!(
-            "the token endpoint answered HTTP {} with {what}.",
-            u16::from(status)
-        ),
+        format!("the token endpoint answered HTTP {code} with {what}."),
     )
     .with_status(status)
 }
 
-/// Parse a 2xx body.
+/// Parse a 2xx body sent at `now`.
 pub(crate) fn parse_success(
     status: StatusCode,
     body: &[u8],
     now: time::OffsetDateTime,
 ) -> Result<Fetched<AccessToken>, CredentialError> {
+    let invalid = |what: String| invalid_response(status, what);
     let parsed: SuccessBody = serde_json::from_slice(body).map_err(|e| {
-        let what = if body.is_empty() {
-            "an empty body".to_string()
-        } else if e.is_eof() {
-            format!("a truncated JSON body ({} bytes)", body.len())
-        } else {
-            let kind = match e.classify() {
-                serde_json::error::Category::Syntax => "not JSON",
-                serde_json::error::Category::Data => "unexpected JSON fields",
-                serde_json::error::Category::Eof => "truncated JSON",
-                serde_json::error::Category::Io => "unreadable",
-            };
-            format!(
-                "a body that is not a token response ({} bytes: {kind})",
-                body.len()
-            )
-        };
-        invalid_response(status, what).with_transient(true)
+        let len = body.len();
+        invalid(match () {
+            _ if body.is_empty() => "an empty body".to_string(),
+            _ if e.is_eof() => format!("a truncated JSON body ({len} bytes)"),
+            _ if e.is_syntax() => {
+                format!("a body that is not a token response ({len} bytes: not JSON)")
+            }
+            _ => {
+                format!("a body that is not a token response ({len} bytes: unexpected JSON fields)")
+            }
+        })
+        .with_transient(true)
     })?;
-    let token = parsed
-        .access_token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| invalid_response(status, "a JSON body without an access_token".into()))?;
-    if let Some(tt) = &parsed.token_type
-        && !tt.eq_ignore_ascii_case("bearer")
+    let token = (parsed.access_token.filter(|t| !t.is_empty()))
+        .ok_or_else(|| invalid("a JSON body without an access_token".into()))?;
+    if let Some(tt) = parsed
+        .token_type
+        .filter(|t| !t.eq_ignore_ascii_case("bearer"))
     {
-        return Err(invalid_response(
-            status,
-            format!("token_type {tt:?}, expected \"Bearer\""),
-        ));
+        return Err(invalid(format!("token_type {tt:?}, expected \"Bearer\"")));
     }
-    let expires_in = parsed.expires_in.filter(|s| *s > 0).ok_or_else(|| {
-        invalid_response(
-            status,
-            "a token response without a positive expires_in".into(),
-        )
-    })?;
-    let refresh_in = parsed
-        .refresh_in
-        .filter(|r| *r > 0 && *r < expires_in)
-        .map(Duration::seconds);
+    let expires_in = (parsed.expires_in.filter(|s| *s > 0))
+        .ok_or_else(|| invalid("a token response without a positive expires_in".into()))?;
     // `now + expires_in` overflows (and `+` would panic) for absurd values such as 1e300.
     let expires_on = now
         .checked_add(Duration::seconds(expires_in))
         .ok_or_else(|| {
-            invalid_response(
-                status,
-                format!("expires_in {expires_in}, which is beyond any representable date"),
-            )
+            invalid(format!(
+                "expires_in {expires_in}, which is beyond any representable date"
+            ))
         })?;
     Ok(Fetched {
         token: AccessToken::new(token, expires_on),
         expires_on,
         lifetime: Duration::seconds(expires_in),
-        refresh_in,
+        refresh_in: (parsed.refresh_in.filter(|r| *r > 0 && *r < expires_in))
+            .map(Duration::seconds),
     })
-}
-
-/// An HTML page (or any markup): its first 256 bytes start with `<` after white space.
-fn looks_like_html(body: &[u8]) -> bool {
-    String::from_utf8_lossy(&body[..body.len().min(256)])
-        .trim_start()
-        .starts_with('<')
 }
 
 pub(super) fn first_line(s: &str) -> &str {
@@ -166,158 +142,165 @@ pub(crate) fn parse_error(
     ctx: &ErrorContext<'_>,
 ) -> CredentialError {
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
-    let description = parsed
-        .as_ref()
-        .and_then(|b| b.error_description.as_deref())
+    let description = (parsed.as_ref().and_then(|b| b.error_description.as_deref()))
         .map(first_line)
         .filter(|d| !d.is_empty())
         .map(str::to_owned);
     let codes = parsed
         .as_ref()
-        .map(|b| b.error_codes.iter().map(u32::to_string));
-    let codes = codes.map(|c| c.collect::<Vec<_>>().join(","));
+        .map_or_else(Vec::new, |b| b.error_codes.clone());
+    let joined = codes
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let mut headers = Headers::new();
     if let Some(r) = retry_after {
         headers.insert(headers::RETRY_AFTER, r.to_string());
     }
-    let answer = RawResponse::from_bytes(status, headers, body.to_vec());
     let http = azure_core::Error::with_message(
         ErrorKind::HttpResponse {
             status,
-            error_code: codes.filter(|c| !c.is_empty()),
-            raw_response: Some(Box::new(answer)),
+            error_code: Some(joined).filter(|c| !c.is_empty()),
+            raw_response: Some(Box::new(RawResponse::from_bytes(
+                status,
+                headers,
+                body.to_vec(),
+            ))),
         },
-        description
-            .clone()
-            .unwrap_or_else(|| format!("HTTP {}", u16::from(status))),
+        (description.clone()).unwrap_or_else(|| format!("HTTP {}", u16::from(status))),
     );
-    describe_error(status, retry_after, body, parsed, description, ctx).with_source(http)
-}
-
-fn describe_error(
-    status: StatusCode,
-    retry_after: Option<&str>,
-    body: &[u8],
-    parsed: Option<ErrorBody>,
-    description: Option<String>,
-    ctx: &ErrorContext<'_>,
-) -> CredentialError {
-    let code = u16::from(status);
-    match parsed {
-        Some(b) if b.error.is_some() || !b.error_codes.is_empty() => {
-            let codes = b.error_codes;
-            let primary = codes.first().copied();
-            let code_text = if codes.is_empty() {
-                "no AADSTS code".to_string()
-            } else {
-                codes
-                    .iter()
-                    .map(|c| format!("AADSTS{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let (headline, facts, fix) = match primary.map(|c| entra_problem(c, ctx)) {
-                Some(p) => (p.headline, p.facts, p.fix),
-                None => (
-                    None,
-                    "Entra answered without an AADSTS code.".into(),
-                    "see Entra's words below.".into(),
-                ),
-            };
-            let error = b.error.as_deref().unwrap_or("");
-            let retry = retry_after
-                .map(|r| format!(", Retry-After: {r}"))
-                .unwrap_or_default();
-            // The first line: the entry's key fact with its values, the same for every retry of
-            // the fault (Retry-After, trace and correlation ids only further down); the generic
-            // line for a code without an entry.
-            let (first, request) = match headline {
-                Some(h) => (
-                    format!(": {h} ({code_text})"),
-                    format!(
-                        "\n  Scope {}; HTTP {code}, error {error:?}{retry}.",
-                        ctx.scope
-                    ),
-                ),
-                None => (
-                    format!(
-                        " for scope {} (HTTP {code}, {code_text}, error {error:?})",
-                        ctx.scope
-                    ),
-                    if retry.is_empty() {
-                        String::new()
-                    } else {
-                        format!("\n  HTTP {code}{retry}.")
-                    },
-                ),
-            };
-            let facts = if facts.is_empty() {
-                String::new()
-            } else {
-                format!("\n  {facts}")
-            };
-            CredentialError::new(
-                primary.map_or(ProblemId::EntraError, ProblemId::Aadsts),
-                format!("Entra ID rejected the token request{first}.{request}{facts}"),
-            )
-            .with_fix(fix)
-            .with_status(status)
-            .with_aadsts(codes)
-            .with_entra_answer(EntraAnswer {
+    let error = match parsed {
+        Some(b) if b.error.is_some() || !codes.is_empty() => {
+            let answer = EntraAnswer {
                 description,
                 error: b.error,
                 trace_id: b.trace_id,
                 correlation_id: b.correlation_id,
-            })
+            };
+            entra_error(status, retry_after, codes, answer, ctx)
         }
-        _ => {
-            let what = if body.is_empty() {
-                "an empty body".to_string()
-            } else if looks_like_html(body) {
-                format!(
-                    "an HTML page ({} bytes), typically from a proxy or gateway in front of Entra",
-                    body.len()
-                )
-            } else if std::str::from_utf8(body).is_ok() {
-                format!("a non-JSON text body ({} bytes)", body.len())
+        _ => foreign_error(status, retry_after, body, ctx),
+    };
+    error.with_source(http)
+}
+
+/// Entra's error answer with `codes`, explained by the catalogue entry of the first.
+fn entra_error(
+    status: StatusCode,
+    retry_after: Option<&str>,
+    codes: Vec<u32>,
+    answer: EntraAnswer,
+    ctx: &ErrorContext<'_>,
+) -> CredentialError {
+    let (code, scope) = (u16::from(status), ctx.scope);
+    let code_text = match codes.is_empty() {
+        true => "no AADSTS code".to_string(),
+        false => codes
+            .iter()
+            .map(|c| format!("AADSTS{c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let error = answer.error.as_deref().unwrap_or("");
+    let retry = retry_after
+        .map(|r| format!(", Retry-After: {r}"))
+        .unwrap_or_default();
+    let primary = codes.first().copied();
+    // The first line: the entry's key fact with its values, the same for every retry of the
+    // fault (Retry-After, trace and correlation ids only further down); the generic line for a
+    // code without an entry.
+    let (first, rest, fix) = match primary.map(|c| (c, entra_problem(c, ctx))) {
+        Some((_, Some(p))) => {
+            let facts = if p.facts.is_empty() {
+                String::new()
             } else {
-                format!("a binary body ({} bytes)", body.len())
+                format!("\n  {}", p.facts)
             };
-            let retry = retry_after
-                .map(|r| format!("; Retry-After: {r}"))
-                .unwrap_or_default();
-            let advice = if code == 429 {
-                " Entra is throttling this client; the credential backs off and retries."
-            } else if code >= 500 {
-                " This is usually transient; the credential retries."
-            } else {
-                ""
-            };
-            CredentialError::new(
-                ProblemId::InvalidResponse,
-                format!(
-                    "the token endpoint {} answered HTTP {code} with {what}{retry}.{advice}",
-                    ctx.endpoint
-                ),
+            let request = format!("\n  Scope {scope}; HTTP {code}, error {error:?}{retry}.");
+            (
+                format!(": {} ({code_text})", p.headline),
+                request + &facts,
+                p.fix,
             )
-            .with_status(status)
         }
-    }
+        other => {
+            let (facts, fix) = match other {
+                Some((c, _)) => (
+                    "Entra answered with an error code this crate has no entry for.",
+                    ProblemId::Aadsts(c).fix().unwrap_or_default(),
+                ),
+                None => (
+                    "Entra answered without an AADSTS code.",
+                    "see Entra's words below.",
+                ),
+            };
+            let http = if retry.is_empty() {
+                String::new()
+            } else {
+                format!("\n  HTTP {code}{retry}.")
+            };
+            let first = format!(" for scope {scope} (HTTP {code}, {code_text}, error {error:?})");
+            (first, format!("{http}\n  {facts}"), fix.to_owned())
+        }
+    };
+    CredentialError::new(
+        primary.map_or(ProblemId::EntraError, ProblemId::Aadsts),
+        format!("Entra ID rejected the token request{first}.{rest}"),
+    )
+    .with_fix(fix)
+    .with_status(status)
+    .with_aadsts(codes)
+    .with_entra_answer(answer)
+}
+
+/// An error answer that is not Entra's (a gateway's HTML page, text, nothing).
+fn foreign_error(
+    status: StatusCode,
+    retry_after: Option<&str>,
+    body: &[u8],
+    ctx: &ErrorContext<'_>,
+) -> CredentialError {
+    let (code, len) = (u16::from(status), body.len());
+    // An HTML page (or any markup): its first 256 bytes start with `<` after white space.
+    let html = String::from_utf8_lossy(&body[..len.min(256)])
+        .trim_start()
+        .starts_with('<');
+    let what = match () {
+        _ if body.is_empty() => "an empty body".to_string(),
+        _ if html => format!(
+            "an HTML page ({len} bytes), typically from a proxy or gateway in front of Entra"
+        ),
+        _ if std::str::from_utf8(body).is_ok() => format!("a non-JSON text body ({len} bytes)"),
+        _ => format!("a binary body ({len} bytes)"),
+    };
+    let retry = retry_after
+        .map(|r| format!("; Retry-After: {r}"))
+        .unwrap_or_default();
+    let advice = match code {
+        429 => " Entra is throttling this client; the credential backs off and retries.",
+        500.. => " This is usually transient; the credential retries.",
+        _ => "",
+    };
+    let endpoint = ctx.endpoint;
+    CredentialError::new(
+        ProblemId::InvalidResponse,
+        format!("the token endpoint {endpoint} answered HTTP {code} with {what}{retry}.{advice}"),
+    )
+    .with_status(status)
 }
 
 /// A 429/503 with `Retry-After`: say so first (the cache then sends nothing before it passes).
 /// It keeps the answer's problem, fix and Entra's words; its source is `error`.
 pub(super) fn throttled(error: CredentialError, after: Duration) -> CredentialError {
     let status = error.http_status().unwrap_or(StatusCode::TooManyRequests);
-    error
-        .clone()
+    let (code, secs) = (u16::from(status), after.whole_seconds());
+    (error.clone())
         .map_facts(|detail| {
             format!(
-                "Entra throttled the token request (HTTP {}, retry after {} s, transient). \
+                "Entra throttled the token request (HTTP {code}, retry after {secs} s, transient). \
                  The credential sends no new request before then and keeps serving a cached token that is still valid. \
-                 Details: {detail}",
-                u16::from(status),
-                after.whole_seconds(),
+                 Details: {detail}"
             )
         })
         .with_status(status)

@@ -10,7 +10,7 @@ use super::*;
 use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{Event, Failure, Fetched, RefreshPolicy, TokenCache, TokenSource};
 use crate::clock::{Clock, SystemClock};
-use crate::error::{CredentialError, log_refresh_failure};
+use crate::error::{CredentialError, log_cache_event};
 use std::sync::OnceLock;
 
 /// How long a cached JWT must still be valid to be handed out: the cache treats it as expired
@@ -224,59 +224,15 @@ impl TokenSource for StsClient {
 
     /// The credential's cache logs the failure its caller gets; the JWT cache logs one at WARN
     /// only when it serves a cached JWT over it (the credential then sees a success), else at
-    /// DEBUG.
+    /// DEBUG. A JWT is usable for 285 s at most, less than the default `outage_warning_after`.
     fn observe(&self, audience: &str, event: Event<'_, Self>) {
-        const KIND: &str = "AWS web identity token";
-        match event {
-            Event::Refreshing { reason } => {
-                tracing::debug!(audience = %audience, reason, "refreshing {KIND}");
-            }
-            Event::Acquired {
-                expires_on,
-                refresh_in,
-                took,
-            } => tracing::info!(
-                audience = %audience,
-                expires_on = %expires_on,
-                refresh_in_secs = refresh_in.whole_seconds(),
-                duration_ms = took.whole_milliseconds() as i64,
-                "acquired {KIND}"
-            ),
-            Event::Failed {
-                error,
-                consecutive_failures,
-                retry_in,
-                valid_until,
-            } => {
-                // With no JWT served the failure reaches the credential above, which logs it at
-                // WARN for its caller; here it is a DEBUG record.
-                match valid_until {
-                    Some(_) => log_refresh_failure!(
-                        WARN,
-                        *error,
-                        audience = audience,
-                        "AWS web identity token",
-                        consecutive_failures,
-                        retry_in,
-                        valid_until
-                    ),
-                    None => log_refresh_failure!(
-                        DEBUG,
-                        *error,
-                        audience = audience,
-                        "AWS web identity token",
-                        consecutive_failures,
-                        retry_in,
-                        valid_until
-                    ),
-                }
-            }
-            // A JWT is usable for 285 s at most, less than the default `outage_warning_after`.
-            Event::Outage { .. } => {}
-            Event::ServedStale { error } => {
-                tracing::warn!(audience = %audience, error = %error.headline(), "{KIND} refresh did not complete in time; serving the cached token, which is still valid");
-            }
-        }
+        log_cache_event!(
+            event,
+            audience = audience,
+            "AWS web identity token",
+            "AWS web identity token",
+            true
+        );
     }
 }
 
