@@ -55,14 +55,13 @@ mod token_file;
 pub use crate::scope::suggested_scope;
 pub use report::{Check, CheckId, MatchingFederatedCredential, Report, Status};
 
-use crate::assertion::foreign::ForeignPath;
+use crate::assertion::TokenFileSource;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{ResolvedConfig, Sourced, ValueSource};
+use crate::config::{ResolvedConfig, ValueSource};
 use crate::credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
 use crate::error::CredentialError;
 use crate::escape::escape;
 use crate::jwt::DecodedJwt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
@@ -99,19 +98,12 @@ impl Default for DoctorOptions {
     }
 }
 
-/// The values the token checks need, from the resolved configuration or, when resolution failed,
-/// from whatever could be found.
+/// What the token checks need: the resolved configuration (when it resolves), the expected
+/// audience, and the credential's own source for the token file with where its path came from.
 struct Inputs {
     config: Option<ResolvedConfig>,
-    token_file: Option<Sourced<PathBuf>>,
     expected_audience: String,
-    /// Whether the user set the expected audience (option or environment variable): only then
-    /// does the credential refuse a token without it.
-    audience_explicit: bool,
-    /// `allow_foreign_audience` of the credential's options.
-    allow_foreign_audience: bool,
-    /// The well-known credential files the credential refuses to read.
-    denied_paths: Vec<(PathBuf, ForeignPath)>,
+    token_file: Option<(TokenFileSource, ValueSource)>,
 }
 
 /// What the assertion checks (token file, or AWS STS) found.
@@ -141,16 +133,10 @@ impl Found {
         }
         WorkloadIdentityCredential::build(options, None, clock)
     }
-
-    fn is_sts(&self) -> bool {
-        #[cfg(feature = "aws")]
-        return self.sts.is_some();
-        #[cfg(not(feature = "aws"))]
-        false
-    }
 }
 
 struct Doctor {
+    clock: Arc<dyn Clock>,
     now: OffsetDateTime,
     checks: Vec<Check>,
 }
@@ -182,6 +168,7 @@ pub async fn run(options: DoctorOptions) -> Report {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut d = Doctor {
         now: clock.now(),
+        clock: clock.clone(),
         checks: Vec::new(),
     };
     let credential = options.credential;
@@ -223,7 +210,7 @@ pub async fn run(options: DoctorOptions) -> Report {
     };
     match (skip, &inputs.config, &found.jwt) {
         (None, Some(config), Some((_, jwt))) => {
-            let fix = exchange::fic_fix(config, &jwt.claims, &found.audience, found.is_sts());
+            let fix = exchange::fic_fix(config, &jwt.claims, &found.audience);
             let built = found.credential(credential, clock);
             exchange::check(&mut d, built, &options.scope, config, fix).await;
         }

@@ -33,7 +33,7 @@ mod tests;
 
 pub use crate::shell::shell_quote;
 pub use plan::plan;
-pub(crate) use plan::{az_commands, credential_name};
+pub(crate) use plan::{az_commands, federated_credential};
 
 use crate::assertion::file_read::{FileProblem, read_token_file};
 use crate::assertion::token_file::{AudienceVerdict, decode_token, token_text};

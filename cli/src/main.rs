@@ -11,9 +11,7 @@ use azure_identity_k8s::config::{
 };
 use azure_identity_k8s::doctor::{self, DoctorOptions};
 use azure_identity_k8s::setup::{self, SetupInput, shell_quote};
-use azure_identity_k8s::{
-    CredentialError, Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
-};
+use azure_identity_k8s::{Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -223,14 +221,6 @@ fn fail(error: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// [`fail`] with the credential's message when the error is one of its own.
-fn credential_failed(e: &azure_core::Error) -> ExitCode {
-    match e.downcast_ref::<CredentialError>() {
-        Some(c) => fail(c.message()),
-        None => fail(e),
-    }
-}
-
 fn json(value: &impl serde::Serialize) -> String {
     format!(
         "{}\n",
@@ -258,26 +248,23 @@ async fn doctor(args: DoctorArgs) -> Outcome {
 async fn token(args: TokenArgs) -> Outcome {
     let options = args.credential.options();
     // The tenant the credential resolved, by its rule: the option, else AZURE_TENANT_ID.
-    let tenant = options
-        .tenant_id
-        .clone()
-        .or_else(|| options.env.var(AZURE_TENANT_ID));
-    let options = Some(options);
+    let tenant = (options.tenant_id.clone()).or_else(|| options.env.var(AZURE_TENANT_ID));
     #[cfg(feature = "aws")]
     let credential = match args.credential.aws_options() {
-        Some(aws) => WorkloadIdentityCredential::from_aws(options, aws),
-        None => WorkloadIdentityCredential::new(options),
+        Some(aws) => WorkloadIdentityCredential::from_aws(Some(options), aws),
+        None => WorkloadIdentityCredential::new(Some(options)),
     };
     #[cfg(not(feature = "aws"))]
-    let credential = WorkloadIdentityCredential::new(options);
-    let credential = credential.map_err(|e| credential_failed(&e))?;
+    let credential = WorkloadIdentityCredential::new(Some(options));
+    // The credential's error converts with its message: printed as it is.
+    let credential = credential.map_err(fail)?;
     let token = credential
         .get_token(&[args.scope.as_str()], None)
         .await
         .map_err(|e| {
             // The corrected scope when one can be told: doctor with the invalid one fails at `scope`.
             let scope = doctor::suggested_scope(&args.scope).unwrap_or(args.scope.clone());
-            let code = credential_failed(&e);
+            let code = fail(e);
             eprintln!(
                 "hint: `azure-identity-k8s doctor --scope {}` checks every step; RUST_LOG=azure_identity_k8s=debug shows each request",
                 shell_quote(&scope)
@@ -301,32 +288,24 @@ async fn token(args: TokenArgs) -> Outcome {
 /// The token file `setup` reads without `--issuer`: the flag, else AZURE_FEDERATED_TOKEN_FILE,
 /// else the first of the webhook's paths that exists.
 fn setup_token_file(flag: Option<&PathBuf>) -> Result<PathBuf, ExitCode> {
-    flag.cloned()
-        .or_else(|| {
-            std::env::var_os(AZURE_FEDERATED_TOKEN_FILE)
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-        })
-        .or_else(|| {
-            [WEBHOOK_TOKEN_PATH, WEBHOOK_TOKEN_PATH_PRE_1_6]
-                .into_iter()
-                .map(PathBuf::from)
-                .find(|p| p.exists())
-        })
-        .ok_or_else(|| {
-            fail(format!(
-                "no token file to read (tried {AZURE_FEDERATED_TOKEN_FILE}, {WEBHOOK_TOKEN_PATH}, {WEBHOOK_TOKEN_PATH_PRE_1_6}). \
-                 Outside a pod pass --issuer, --namespace and --service-account."
-            ));
-            ExitCode::from(2)
-        })
+    let var = std::env::var_os(AZURE_FEDERATED_TOKEN_FILE).filter(|p| !p.is_empty());
+    let webhook = [WEBHOOK_TOKEN_PATH, WEBHOOK_TOKEN_PATH_PRE_1_6].map(PathBuf::from);
+    let found = flag.cloned().or(var.map(PathBuf::from));
+    found.or_else(|| webhook.into_iter().find(|p| p.exists())).ok_or_else(|| {
+        fail(format!(
+            "no token file to read (tried {AZURE_FEDERATED_TOKEN_FILE}, {WEBHOOK_TOKEN_PATH}, {WEBHOOK_TOKEN_PATH_PRE_1_6}). \
+             Outside a pod pass --issuer, --namespace and --service-account."
+        ));
+        ExitCode::from(2)
+    })
 }
 
 fn setup(args: SetupArgs) -> Outcome {
     let env = Env::process();
-    let base = match &args.issuer {
+    let from_token = args.issuer.is_none();
+    let base = match args.issuer {
         Some(issuer) => SetupInput {
-            issuer: issuer.clone(),
+            issuer,
             ..Default::default()
         },
         None => SetupInput::from_token_file(&setup_token_file(args.token_file.as_ref())?)
@@ -334,24 +313,21 @@ fn setup(args: SetupArgs) -> Outcome {
     };
     // Flags win over the token's values.
     let input = SetupInput {
-        namespace: args.namespace.clone().unwrap_or(base.namespace.clone()),
-        service_account: args
-            .service_account
-            .clone()
-            .unwrap_or(base.service_account.clone()),
-        audience: args.audience.clone().unwrap_or(base.audience.clone()),
-        client_id: args.client_id.clone().or_else(|| env.var(AZURE_CLIENT_ID)),
-        tenant_id: args.tenant_id.clone().or_else(|| env.var(AZURE_TENANT_ID)),
-        identity_name: args.identity_name.clone(),
-        resource_group: args.resource_group.clone(),
-        app_object_id: args.app_object_id.clone(),
-        credential_name: args.name.clone(),
-        ..base
+        namespace: args.namespace.unwrap_or(base.namespace),
+        service_account: args.service_account.unwrap_or(base.service_account),
+        audience: args.audience.unwrap_or(base.audience),
+        client_id: args.client_id.or_else(|| env.var(AZURE_CLIENT_ID)),
+        tenant_id: args.tenant_id.or_else(|| env.var(AZURE_TENANT_ID)),
+        identity_name: args.identity_name,
+        resource_group: args.resource_group,
+        app_object_id: args.app_object_id,
+        credential_name: args.name,
+        issuer: base.issuer,
     };
     let out = setup::plan(&input).map_err(fail)?;
     let text = if args.json {
         json(&out)
-    } else if args.issuer.is_none() {
+    } else if from_token {
         format!("# From the service-account token in this pod.\n{out}")
     } else {
         out.to_string()

@@ -36,17 +36,17 @@ pub(crate) const CLOCK_SKEW: Duration = Duration::minutes(5);
 #[derive(Debug)]
 pub struct TokenFileSource {
     path: PathBuf,
-    expected_audience: String,
+    pub(crate) expected_audience: String,
     /// Whether the expected audience was set by the user (option or environment variable); only
     /// then is a token without it refused.
-    audience_explicit: bool,
-    allow_foreign_audience: bool,
-    denied: Arc<[(PathBuf, ForeignPath)]>,
+    pub(crate) audience_explicit: bool,
+    pub(crate) allow_foreign_audience: bool,
+    pub(crate) denied: Arc<[(PathBuf, ForeignPath)]>,
     clock: Arc<dyn Clock>,
     gate: ReadGate,
     /// The authority host the token is sent to, when known: a token for another cloud's exchange
     /// audience is then told to set that cloud's authority host.
-    authority: Option<Url>,
+    pub(crate) authority: Option<Url>,
 }
 
 /// The fix of a foreign token or credential file: a token of its own for Entra, with the
@@ -296,7 +296,7 @@ impl TokenFileSource {
     /// The audience rules (docs/security.md): a foreign audience is refused unless allowed, and
     /// even then the expected audience must be present; another audience is refused when the
     /// user set the expected audience, and otherwise sent with a warning.
-    fn check_audience(&self, claims: &jwt::Claims) -> Result<(), CredentialError> {
+    pub(crate) fn check_audience(&self, claims: &jwt::Claims) -> Result<(), CredentialError> {
         let (file, auds) = (crate::escape::path(&self.path), claims.audiences_display());
         let expected = &self.expected_audience;
         let refused = |facts: String| {
@@ -306,7 +306,7 @@ impl TokenFileSource {
             )
             .with_fix(dedicated_token_fix(expected))
         };
-        match AudienceVerdict::of(claims, expected, self.audience_explicit, self.allow_foreign_audience) {
+        match self.verdict(claims) {
             AudienceVerdict::Expected => Ok(()),
             AudienceVerdict::Foreign(foreign) => Err(refused(format!(
                 "its audience ({auds}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
@@ -344,6 +344,12 @@ impl TokenFileSource {
         }
     }
 
+    /// [`AudienceVerdict::of`] with this source's expected audience and settings.
+    pub(crate) fn verdict(&self, claims: &jwt::Claims) -> AudienceVerdict {
+        let (explicit, allow) = (self.audience_explicit, self.allow_foreign_audience);
+        AudienceVerdict::of(claims, &self.expected_audience, explicit, allow)
+    }
+
     /// Read and check the token now (also used by `doctor`).
     pub(crate) async fn read_assertion(&self) -> Result<Assertion, CredentialError> {
         let FileContent { bytes, modified } = self.read().await?;
@@ -351,6 +357,19 @@ impl TokenFileSource {
         let claims = decode_token(token)
             .map_err(|p| p.into_error(&self.path))?
             .claims;
+        self.check_times(&claims, modified)?;
+        self.check_audience(&claims)?;
+        let file = crate::escape::path(&self.path);
+        Ok(Assertion::new(token.to_string(), Some(claims), file))
+    }
+
+    /// The token's `exp` and `nbf` against this source's clock, with [`CLOCK_SKEW`]; `modified`:
+    /// when the file was last written (also used by `doctor`).
+    pub(crate) fn check_times(
+        &self,
+        claims: &jwt::Claims,
+        modified: Option<std::time::SystemTime>,
+    ) -> Result<(), CredentialError> {
         let (now, file) = (self.clock.now(), crate::escape::path(&self.path));
 
         if let Some(exp) = claims.expires_at()
@@ -399,9 +418,7 @@ impl TokenFileSource {
                 ),
             ));
         }
-
-        self.check_audience(&claims)?;
-        Ok(Assertion::new(token.to_string(), Some(claims), file))
+        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 //! `GetWebIdentityToken` instead of a token file. It replaces the `token-file`, `jwt`,
 //! `audience` and `expiry` checks; the issuer-side checks and the exchange then run on that JWT.
 
-use super::claims::{NO_KID, alg_problem};
+use super::claims::{NO_KID, entra_refusals, judged};
 use super::{Check, CheckId, Doctor, Found, Inputs, Status, fmt_from_now, opt};
 use crate::assertion::STS_ANSWER_FIX;
 use crate::assertion::{
@@ -101,11 +101,7 @@ pub(super) async fn check(
         .detail("alg", opt(h.alg.as_deref()))
         .detail("kid", opt(h.kid.as_deref()))
         .detail("expires", fmt_from_now(probe.expires_at, d.now));
-    let mut fatal = Vec::new();
     let mut notes = Vec::new();
-    if probe.issuer.is_empty() || probe.subject.is_empty() || probe.audiences.is_empty() {
-        fatal.push("The token lacks iss, sub or aud; Entra needs all three. Check that the STS endpoint is AWS STS.".into());
-    }
     if probe.subject.contains(":assumed-role/") {
         notes.push(format!(
             "The subject {} is a session ARN; the federated credential must use exactly this value.",
@@ -115,41 +111,20 @@ pub(super) async fn check(
     if h.kid.is_none() {
         notes.push(NO_KID.into());
     }
-    if probe.expires_at <= d.now {
-        fatal.push(
-            "STS issued a token that has already expired: check this machine's clock (NTP).".into(),
-        );
-    }
-    let alg = alg_problem(h.alg.as_deref());
-    let usable = fatal.is_empty();
-    check = match alg {
-        // AADSTS5002738, caught here: the catalogue's problem and fix (the AWS one).
-        Some(alg) if usable => {
-            if !notes.is_empty() {
-                check = check.detail("remarks", notes.join("\n"));
-            }
+    // What Entra would refuse, as for a service-account token, with the AWS fixes; a token
+    // without iss, sub or aud, or already expired, is not sent.
+    let refusals = entra_refusals(&decoded);
+    let usable =
+        probe.expires_at > d.now && !refusals.iter().any(|(_, p)| *p == ProblemId::Aadsts(70021));
+    let check =
+        if probe.expires_at <= d.now {
             check
-                .outcome(Status::Fail, alg)
-                .fix(crate::entra::catalogue::AWS_RS256_FIX)
-                .problem(ProblemId::Aadsts(5002738))
-        }
-        alg if !usable => {
-            fatal.extend(alg);
-            fatal.extend(notes);
-            check
-                .outcome(
-                    Status::Fail,
-                    "the STS token cannot be a valid Entra assertion",
-                )
-                .fix(fatal.join("\n"))
-                .problem(ProblemId::AwsSts)
-        }
-        _ if !notes.is_empty() => {
-            check.status = Status::Warn;
-            check.fix(notes.join("\n"))
-        }
-        _ => check,
-    };
+            .outcome(Status::Fail, "the STS token cannot be a valid Entra assertion")
+            .fix("STS issued a token that has already expired: check this machine's clock (NTP).")
+            .problem(ProblemId::AwsSts)
+        } else {
+            judged(check, refusals, notes, true)
+        };
     d.push(check);
     if usable {
         found.audience = decoded.claims.aud.first().cloned().unwrap_or_default();

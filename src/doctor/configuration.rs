@@ -1,7 +1,7 @@
 //! Check 1, `configuration`: the credential's configuration, value by value, with the source of each.
 
 use super::{Check, CheckId, Doctor, Inputs, Status, with_source};
-use crate::assertion::foreign::denied_paths;
+use crate::assertion::TokenFileSource;
 use crate::cloud::{PUBLIC, default_audience_for};
 use crate::config::{
     self, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_AUDIENCE, AZURE_FEDERATED_TOKEN_FILE,
@@ -35,8 +35,9 @@ fn shown(v: Option<&Sourced<String>>, missing: &str) -> String {
 /// What stands in for the token file when the assertion comes from AWS STS.
 const AWS_ASSERTION: &str = "AWS STS GetWebIdentityToken (see `aws-sts`)";
 
-/// The credential's own resolution ([`config::resolve`]); each value is shown with its source
-/// whether or not resolution succeeds, so that the token can still be examined.
+/// The credential's own resolution ([`config::resolve`]) and token-file source; each value is
+/// shown with its source whether or not resolution succeeds (found by the same functions
+/// resolution uses), so that the token can still be examined.
 pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: bool) -> Inputs {
     let (env, cloud) = (&o.env, o.credential_options.client_options.cloud.as_deref());
     // As the credential does for a custom assertion source: no token file is needed.
@@ -55,59 +56,57 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
     });
     let client = config::pick(o.client_id.as_deref(), env, AZURE_CLIENT_ID);
     let tenant = config::pick(o.tenant_id.as_deref(), env, AZURE_TENANT_ID);
-    let token_file = match (&resolved, aws) {
-        (_, true) => None,
-        (Ok(c), false) => Some(c.token_file.clone()),
-        (Err(_), false) => {
+    let token_file = (!aws)
+        .then(|| {
             config::locate_token_file(o.token_file_path.as_deref(), env, &o.well_known_token_paths)
-        }
-    };
+        })
+        .flatten();
     let authority = match &resolved {
-        Ok(c) => Ok(Sourced {
-            value: c.authority_host.value.to_string(),
-            source: c.authority_host.source.clone(),
-        }),
+        Ok(c) => Ok(Sourced::new(
+            c.authority_host.value.to_string(),
+            c.authority_host.source.clone(),
+        )),
         Err(_) => config::authority_host_raw(cloud, env),
-    }
-    .map(|a| Sourced {
-        value: a.value.trim_end_matches('/').to_string(),
-        source: a.source,
-    });
+    };
+    let url = authority
+        .as_ref()
+        .ok()
+        .and_then(|a| Url::parse(&a.value).ok());
     let explicit = config::pick(
         o.expected_audience.as_deref(),
         env,
         AZURE_FEDERATED_TOKEN_AUDIENCE,
     );
     let audience = explicit.clone().unwrap_or_else(|| {
-        let url = authority
+        let default = url
             .as_ref()
-            .ok()
-            .and_then(|a| Url::parse(&a.value).ok());
-        Sourced {
-            value: url
-                .as_ref()
-                .map_or(PUBLIC.exchange_audience, default_audience_for)
-                .to_string(),
-            source: ValueSource::Default,
-        }
+            .map_or(PUBLIC.exchange_audience, default_audience_for);
+        Sourced::new(default.to_string(), ValueSource::Default)
     });
 
     let mut check = Check::new(CheckId::Configuration, Status::Ok, "")
         .detail("client id", shown(client.as_ref(), AZURE_CLIENT_ID))
-        .detail("tenant id", shown(tenant.as_ref(), AZURE_TENANT_ID));
-    check = match (aws, &token_file) {
-        (true, _) => check.detail("assertion", AWS_ASSERTION),
-        (false, Some(t)) => check.detail("token file", with_source(&t.value.display(), &t.source)),
-        (false, None) => check.detail(
-            "token file",
-            format!("not set (option or env {AZURE_FEDERATED_TOKEN_FILE}, or a webhook path)"),
-        ),
-    };
-    check = check
+        .detail("tenant id", shown(tenant.as_ref(), AZURE_TENANT_ID))
+        .detail(
+            if aws { "assertion" } else { "token file" },
+            match &token_file {
+                _ if aws => AWS_ASSERTION.to_string(),
+                Some(t) => with_source(&t.value.display(), &t.source),
+                None => format!(
+                    "not set (option or env {AZURE_FEDERATED_TOKEN_FILE}, or a webhook path)"
+                ),
+            },
+        )
         .detail(
             "authority",
             match &authority {
-                Ok(a) => shown(Some(a), ""),
+                Ok(a) => shown(
+                    Some(&Sourced::new(
+                        a.value.trim_end_matches('/').into(),
+                        a.source.clone(),
+                    )),
+                    "",
+                ),
                 Err(e) => e.message().to_string(),
             },
         )
@@ -135,7 +134,7 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
                     c.tenant_id.value, c.tenant_id.source
                 ));
             }
-            check = if warnings.is_empty() {
+            d.push(if warnings.is_empty() {
                 check.outcome(
                     Status::Ok,
                     if aws {
@@ -150,17 +149,31 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
                     .outcome(Status::Warn, "configured, but a value looks wrong")
                     .fix(warnings.join("\n"))
                     .problem(ProblemId::InvalidConfiguration)
-            };
-            d.push(check);
+            });
             Some(c)
         }
     };
+    // The credential's own source for this file, audience and authority.
+    let token_file = token_file.map(|t| {
+        let clock = d.clock.clone();
+        let (explicit, allow) = (explicit.is_some(), o.allow_foreign_audience);
+        let source = TokenFileSource::configured(
+            t.value,
+            audience.value.clone(),
+            explicit,
+            allow,
+            env,
+            clock,
+        );
+        let source = match url {
+            Some(u) => source.with_authority(u),
+            None => source,
+        };
+        (source, t.source)
+    });
     Inputs {
         config,
-        token_file,
         expected_audience: audience.value,
-        audience_explicit: explicit.is_some(),
-        allow_foreign_audience: o.allow_foreign_audience,
-        denied_paths: denied_paths(env),
+        token_file,
     }
 }

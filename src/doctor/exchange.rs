@@ -9,7 +9,7 @@ use crate::escape::escape;
 use crate::jwt::Claims;
 use crate::scope::suggested_scope;
 use crate::scope::validate_scopes;
-use crate::setup::{self, FederatedCredentialSpec, SetupInput};
+use crate::setup::{self, SetupInput};
 use crate::shell::shell_quote;
 use azure_core::credentials::TokenCredential as _;
 use std::borrow::Cow;
@@ -38,66 +38,41 @@ pub(super) fn check_scope(d: &mut Doctor, scope: &str) -> bool {
     }
 }
 
-/// The federated credential to create for this token (a service-account token, or with
-/// `from_sts` an AWS STS JWT: the account's issuer, the role ARN), with the commands that create
-/// it; empty for a token without `iss` or `sub`, which no federated credential can match.
-pub(super) fn fic_fix(
-    config: &ResolvedConfig,
-    claims: &Claims,
-    audience: &str,
-    from_sts: bool,
-) -> String {
+/// The federated credential to create for this token (a service-account token, or an AWS STS
+/// JWT, whose subject is a role ARN: the account's issuer, the role ARN), with the commands that
+/// create it; empty for a token without `iss` or `sub`, which no federated credential can match.
+pub(super) fn fic_fix(config: &ResolvedConfig, claims: &Claims, audience: &str) -> String {
     let (Some(iss), Some(sub)) = (claims.iss.as_deref(), claims.sub.as_deref()) else {
         return String::new();
     };
     let client = &config.client_id.value;
-    let known = SetupInput {
-        audience: audience.to_string(),
-        client_id: Some(client.clone()),
-        tenant_id: Some(config.tenant_id.value.clone()),
-        ..Default::default()
-    };
-    let (about, commands) = if from_sts {
-        let role = sub.rsplit('/').next().unwrap_or_default();
-        let fic = FederatedCredentialSpec {
-            name: setup::credential_name(&format!("aws-{role}")),
-            issuer: iss.to_string(),
-            subject: sub.to_string(),
-            audiences: vec![audience.to_string()],
-            description: format!("AWS IAM role {sub}"),
-        };
-        let (identity, app, _) = setup::az_commands(&fic, &known, &mut Vec::new());
-        (
-            "The issuer is the AWS account's outbound-federation issuer (`aws iam get-outbound-web-identity-federation-info`, no trailing slash); \
-             the subject is the ARN of the IAM role the workload runs as (the role, with its path, not an assumed-role session).",
-            Some((identity, app)),
-        )
+    let about = if sub.starts_with("arn:") {
+        "The issuer is the AWS account's outbound-federation issuer (`aws iam get-outbound-web-identity-federation-info`, no trailing slash); \
+         the subject is the ARN of the IAM role the workload runs as (the role, with its path, not an assumed-role session)."
+    } else if iss.ends_with('/') {
+        "The issuer ends with '/': the credential's issuer must too. The namespace and service account in the subject are the pod's."
     } else {
-        let commands = SetupInput::from_claims(claims)
-            .and_then(|found| {
-                setup::plan(&SetupInput {
-                    issuer: found.issuer,
-                    namespace: found.namespace,
-                    service_account: found.service_account,
-                    ..known
-                })
-            })
-            .ok()
-            .map(|p| (p.az_identity_command, p.az_app_command));
-        let about = if iss.ends_with('/') {
-            "The issuer ends with '/': the credential's issuer must too. The namespace and service account in the subject are the pod's."
-        } else {
-            "The issuer has no trailing slash: the credential's must not have one either. The namespace and service account in the subject are the pod's."
-        };
-        (about, commands)
+        "The issuer has no trailing slash: the credential's must not have one either. The namespace and service account in the subject are the pod's."
     };
     // Escaped for the report (see `crate::escape`); a value that needs it can match no
     // federated credential anyway, so no command is printed for it.
     let (iss, sub) = (escape(iss), escape(sub));
-    let commands = match (&iss, &sub, commands) {
-        (Cow::Borrowed(_), Cow::Borrowed(_), Some((identity, app))) => format!(
-            "\nFor a user-assigned managed identity:\n  {identity}\nFor an app registration:\n  {app}"
-        ),
+    let commands = match (
+        &iss,
+        &sub,
+        setup::federated_credential(&iss, &sub, audience),
+    ) {
+        (Cow::Borrowed(_), Cow::Borrowed(_), Some(fic)) => {
+            let known = SetupInput {
+                client_id: Some(client.clone()),
+                tenant_id: Some(config.tenant_id.value.clone()),
+                ..Default::default()
+            };
+            let (identity, app, _) = setup::az_commands(&fic, &known, &mut Vec::new());
+            format!(
+                "\nFor a user-assigned managed identity:\n  {identity}\nFor an app registration:\n  {app}"
+            )
+        }
         _ => String::new(),
     };
     format!(

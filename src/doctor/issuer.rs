@@ -360,17 +360,14 @@ pub(super) async fn check(
     );
     let Some(key) = key else {
         let summary = match kid {
-            Some(k) => format!("the JWKS does not contain the key {k} that signed this token"),
+            Some(k) => format!(
+                "the JWKS does not contain the key {k} that signed this token: after a signing-key rotation, publish the new key before the API server signs with it"
+            ),
             None => "the token has no kid and the JWKS has several keys".into(),
         };
-        d.push(
-            check.outcome(Status::Fail, summary)
-                .fix(format!(
-                    "Publish the current service-account signing key in the JWKS ({REPUBLISH_JWKS} prints the keys the API server uses; copy that document to the jwks_uri). \
-                     After a signing-key rotation, publish the new key before the API server signs with it, and keep the old one until its tokens have expired."
-                ))
-                .problem(ProblemId::Aadsts(700027)),
-        );
+        // What Entra answers for it: AADSTS7000272, with the catalogue's fix.
+        let check = check.outcome(Status::Fail, summary);
+        d.push(check.problem(ProblemId::Aadsts(7000272)));
         return Err("the signing key is not published");
     };
     d.push(match &key.alg {

@@ -22,7 +22,8 @@ pub enum Status {
 }
 
 /// The checks, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum CheckId {
     /// Client id, tenant id, token file, authority, expected audience, and where each came from.
@@ -77,12 +78,6 @@ impl CheckId {
 impl fmt::Display for CheckId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl Serialize for CheckId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
     }
 }
 
@@ -162,6 +157,11 @@ impl Check {
         self.url = Some(problem.documentation_url());
         self.fix = self.fix.or_else(|| problem.fix().map(str::to_owned));
         self
+    }
+
+    /// Failed with the credential's own error: its first line, catalogue entry, URL and fix.
+    pub(crate) fn refused(self, e: &CredentialError) -> Self {
+        self.outcome(Status::Fail, e.headline()).error(e)
     }
 
     /// The credential's own problem for this outcome: its catalogue entry, URL and fix.

@@ -2,10 +2,12 @@
 //! the token checks of [`super::claims`] on it.
 
 use super::{Check, CheckId, Doctor, Found, Inputs, Status, claims, fmt_from_now, with_source};
+use crate::assertion::TokenFileSource;
 use crate::assertion::file_read::{FileProblem, read_token_file};
-use crate::assertion::token_file::{AudienceVerdict, check_path, token_text};
+use crate::assertion::token_file::{check_path, token_text};
 use crate::escape;
 use std::path::Path;
+use std::time::SystemTime;
 use time::OffsetDateTime;
 
 /// Checks 2 to 5 on the token file.
@@ -16,7 +18,7 @@ pub(super) fn check(d: &mut Doctor, inputs: &Inputs) -> Found {
         CheckId::Audience,
         CheckId::Expiry,
     ];
-    let Some(token) = check_token_file(d, inputs) else {
+    let Some((source, token, modified)) = check_token_file(d, inputs) else {
         d.skip(
             CHECKS,
             "no readable token file (see `configuration` and `token-file`)",
@@ -27,19 +29,15 @@ pub(super) fn check(d: &mut Doctor, inputs: &Inputs) -> Found {
         d.skip(CHECKS, "the token file does not hold a JWT (see `jwt`)");
         return Found::default();
     };
-    let mut found = Found {
-        usable: claims::check_audience(d, &jwt, inputs) & claims::check_expiry(d, &jwt),
+    Found {
+        usable: claims::check_audience(d, &jwt, source)
+            & claims::check_expiry(d, &jwt, source, modified),
+        audience: source
+            .verdict(&jwt.claims)
+            .credential_audience(&jwt.claims, &source.expected_audience),
+        jwt: Some((token, jwt)),
         ..Found::default()
-    };
-    found.audience = AudienceVerdict::of(
-        &jwt.claims,
-        &inputs.expected_audience,
-        inputs.audience_explicit,
-        inputs.allow_foreign_audience,
-    )
-    .credential_audience(&jwt.claims, &inputs.expected_audience);
-    found.jwt = Some((token, jwt));
-    found
+    }
 }
 
 /// How the token file is laid out: the kubelet's atomic writer, another symlink, or a plain file;
@@ -78,23 +76,22 @@ pub(super) fn describe_layout(path: &Path) -> (String, bool) {
 /// Check 2: the credential's own path rule, bounded read and text check
 /// ([`check_path`], [`read_token_file`], [`token_text`]), with what a report adds: the volume
 /// layout, when the file was last written, its size.
-fn check_token_file(d: &mut Doctor, inputs: &Inputs) -> Option<String> {
-    let path = inputs.token_file.as_ref()?;
-    let p = &path.value;
+fn check_token_file<'a>(
+    d: &mut Doctor,
+    inputs: &'a Inputs,
+) -> Option<(&'a TokenFileSource, String, Option<SystemTime>)> {
+    let (source, from) = inputs.token_file.as_ref()?;
+    let p = source.path();
     let shown = escape::path(p);
     let check = Check::new(
         CheckId::TokenFile,
         Status::Ok,
         format!("{shown} is readable"),
     )
-    .detail("path", with_source(&shown, &path.source));
-    if let Err(e) = check_path(
-        p,
-        &inputs.denied_paths,
-        inputs.allow_foreign_audience,
-        &inputs.expected_audience,
-    ) {
-        d.push(check.outcome(Status::Fail, e.headline()).error(&e));
+    .detail("path", with_source(&shown, from));
+    let (allow, expected) = (source.allow_foreign_audience, &source.expected_audience);
+    if let Err(e) = check_path(p, &source.denied, allow, expected) {
+        d.push(check.refused(&e));
         return None;
     }
     let fail = |check: Check, problem: FileProblem| {
@@ -136,5 +133,5 @@ fn check_token_file(d: &mut Doctor, inputs: &Inputs) -> Option<String> {
         );
     }
     d.push(check);
-    Some(token.to_string())
+    Some((source, token.to_string(), content.modified))
 }

@@ -21,6 +21,10 @@ pub(crate) const MAX_EXTERNAL_TOKEN_LIFETIME_S: i64 = 86_400;
 
 /// The fix of AADSTS5002738 for an AWS STS web-identity token (also `doctor`'s `aws-sts` check).
 pub(crate) const AWS_RS256_FIX: &str = "request an RSA signature from AWS STS: SigningAlgorithm=RS256 (signing_algorithm in AwsWebIdentitySourceOptions, its default).";
+/// The fix of AADSTS50027, and of AADSTS70021 for a token without `iss`, `sub` or `aud`, for an
+/// AWS STS web-identity token.
+pub(crate) const AWS_MALFORMED_FIX: &str = "send the JWT exactly as AWS STS GetWebIdentityToken returns it (it has iss, sub, aud, iat and exp); \
+     `AwsWebIdentitySource::probe()` fetches one and shows its issuer, subject and audience.";
 /// What an AWS STS web-identity token's issuer must be, for a fix: the command that prints it.
 const AWS_ISSUER_IS: &str = "the token's issuer must be the AWS account's outbound identity federation issuer, which \
      `aws iam get-outbound-web-identity-federation-info` prints (https://<id>.tokens.sts.global.api.aws, no trailing slash), and the \
@@ -66,8 +70,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Option<Problem
     let unmatched: Vec<_> = missing.iter().copied().filter(|c| *c != "exp").collect();
     let fix_of = |code| ProblemId::Aadsts(code).fix().unwrap_or_default().to_owned();
     let malformed_fix = match aws {
-        true => "send the JWT exactly as AWS STS GetWebIdentityToken returns it (it has iss, sub, aud, iat and exp); \
-                 `AwsWebIdentitySource::probe()` fetches one and shows its issuer, subject and audience.".to_owned(),
+        true => AWS_MALFORMED_FIX.to_owned(),
         false => fix_of(50027),
     };
     let (headline, facts, fix): (&str, String, String) = match code {

@@ -2,7 +2,7 @@
 //! Kubernetes and Terraform text comes from [`super::render`].
 
 use super::render;
-use super::{FederatedCredentialSpec, SetupError, SetupInput, SetupOutput};
+use super::{FederatedCredentialSpec, SetupError, SetupInput, SetupOutput, parse_subject};
 use crate::config::AUDIENCE_PUBLIC;
 use crate::shell::shell_quote;
 
@@ -39,6 +39,34 @@ pub(crate) fn credential_name(raw: &str) -> String {
         })
         .take(120)
         .collect()
+}
+
+/// The federated identity credential matching a token's `issuer` and `subject`: a Kubernetes
+/// service account's (named `k8s-<namespace>-<name>`) or an AWS IAM role's (`aws-<role>`);
+/// `None` for another subject.
+pub(crate) fn federated_credential(
+    issuer: &str,
+    subject: &str,
+    audience: &str,
+) -> Option<FederatedCredentialSpec> {
+    let (name, description) = match parse_subject(subject) {
+        Some((ns, sa)) => (
+            format!("k8s-{ns}-{sa}"),
+            format!("Kubernetes service account {ns}/{sa}"),
+        ),
+        None if subject.starts_with("arn:") => {
+            let role = subject.rsplit('/').next().unwrap_or_default();
+            (format!("aws-{role}"), format!("AWS IAM role {subject}"))
+        }
+        None => return None,
+    };
+    Some(FederatedCredentialSpec {
+        name: credential_name(&name),
+        issuer: issuer.to_string(),
+        subject: subject.to_string(),
+        audiences: vec![audience.to_string()],
+        description,
+    })
 }
 
 /// The `az` commands that create `fic` on a user-assigned managed identity and on an app
