@@ -136,7 +136,6 @@ impl Found {
 }
 
 struct Doctor {
-    clock: Arc<dyn Clock>,
     now: OffsetDateTime,
     checks: Vec<Check>,
 }
@@ -168,7 +167,6 @@ pub async fn run(options: DoctorOptions) -> Report {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut d = Doctor {
         now: clock.now(),
-        clock: clock.clone(),
         checks: Vec::new(),
     };
     let credential = options.credential;

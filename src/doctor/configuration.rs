@@ -2,6 +2,7 @@
 
 use super::{Check, CheckId, Doctor, Inputs, Status, with_source};
 use crate::assertion::TokenFileSource;
+use crate::assertion::foreign::denied_paths;
 use crate::cloud::{PUBLIC, default_audience_for};
 use crate::config::{
     self, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_AUDIENCE, AZURE_FEDERATED_TOKEN_FILE,
@@ -153,22 +154,13 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
             Some(c)
         }
     };
-    // The credential's own source for this file, audience and authority.
+    // The credential's own source for this file, audience and authority (as
+    // `TokenFileSource::configured` makes it, which needs a configuration that resolves).
     let token_file = token_file.map(|t| {
-        let clock = d.clock.clone();
-        let (explicit, allow) = (explicit.is_some(), o.allow_foreign_audience);
-        let source = TokenFileSource::configured(
-            t.value,
-            audience.value.clone(),
-            explicit,
-            allow,
-            env,
-            clock,
-        );
-        let source = match url {
-            Some(u) => source.with_authority(u),
-            None => source,
-        };
+        let mut source = TokenFileSource::new(t.value, &audience.value, o.allow_foreign_audience);
+        source.audience_explicit = explicit.is_some();
+        source.denied = denied_paths(env).into();
+        source.authority = url;
         (source, t.source)
     });
     Inputs {
