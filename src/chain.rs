@@ -120,12 +120,10 @@ impl fmt::Debug for ChainSource {
 #[derive(Debug)]
 pub struct ChainError {
     chain: String,
-    /// The sources that were unavailable, in order, with their reasons.
-    skipped: Vec<(String, String)>,
+    /// One line per source, in order, without the `- `.
+    attempts: Vec<String>,
     /// The source that was configured but failed, and its error.
     failed: Option<(String, azure_core::Error)>,
-    /// The sources after the failed one.
-    not_tried: Vec<String>,
 }
 
 impl ChainError {
@@ -160,16 +158,7 @@ impl fmt::Display for ChainError {
             }
         }
         f.write_str(" Attempts:")?;
-        for (source, reason) in &self.skipped {
-            write!(f, "\n- {source}: unavailable: {}", one_line(reason))?;
-        }
-        if let Some((source, error)) = &self.failed {
-            write!(f, "\n- {source}: failed: {}", one_line(&error.to_string()))?;
-        }
-        for source in &self.not_tried {
-            write!(f, "\n- {source}: not tried")?;
-        }
-        Ok(())
+        self.attempts.iter().try_for_each(|a| write!(f, "\n- {a}"))
     }
 }
 
@@ -250,7 +239,7 @@ impl TokenCredential for ChainedTokenCredential {
                 .instrument(span)
                 .await;
         }
-        let mut skipped = Vec::new();
+        let mut attempts = Vec::new();
         let mut failed = None;
         for (index, source) in self.sources.iter().enumerate() {
             let span = tracing::info_span!("credential_attempt", chain = %self.name, source = %source.name);
@@ -259,33 +248,36 @@ impl TokenCredential for ChainedTokenCredential {
                 .get_token(scopes, options.clone())
                 .instrument(span.clone())
                 .await;
-            match result {
+            let err = match result {
                 Ok(token) => {
                     if self.selected.set(index).is_ok() {
                         tracing::info!(parent: &span, "source selected: it produced a token; later calls use it only");
                     }
                     return Ok(token);
                 }
-                Err(err) if is_unavailable(&err) => {
-                    tracing::debug!(parent: &span, reason = %crate::error::log_line(&err), "source unavailable; trying the next one");
-                    skipped.push((source.name.clone(), err.to_string()));
-                }
-                Err(err) => {
-                    tracing::warn!(parent: &span, error = %crate::error::log_line(&err), "source is configured but failed; the chain stops");
-                    failed = Some((source.name.clone(), err));
-                    break;
-                }
+                Err(err) => err,
+            };
+            let (line, status) = (one_line(&err.to_string()), crate::error::log_line(&err));
+            if is_unavailable(&err) {
+                tracing::debug!(parent: &span, reason = %status, "source unavailable; trying the next one");
+                attempts.push(format!("{}: unavailable: {line}", source.name));
+            } else {
+                tracing::warn!(parent: &span, error = %status, "source is configured but failed; the chain stops");
+                attempts.push(format!("{}: failed: {line}", source.name));
+                failed = Some((source.name.clone(), err));
+                break;
             }
         }
-        let tried = skipped.len() + usize::from(failed.is_some());
+        let tried = attempts.len();
+        attempts.extend(
+            self.sources[tried..]
+                .iter()
+                .map(|s| format!("{}: not tried", s.name)),
+        );
         let chain_error = ChainError {
             chain: self.name.clone(),
-            skipped,
+            attempts,
             failed,
-            not_tried: self.source_names()[tried..]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
         };
         let message = chain_error.to_string();
         Err(azure_core::Error::with_error(
@@ -350,13 +342,19 @@ mod tests {
         .unwrap();
         let err = chain.get_token(&["x/.default"], None).await.unwrap_err();
         let ce = err.downcast_ref::<ChainError>().unwrap();
-        assert_eq!(ce.skipped, [("A".to_string(), "a not set".to_string())]);
+        assert_eq!(
+            ce.attempts,
+            [
+                "A: unavailable: a not set",
+                "B: failed: b broken",
+                "C: not tried"
+            ]
+        );
         let (failed, error) = ce.failed.as_ref().unwrap();
         assert_eq!(
             (failed.as_str(), error.to_string()),
             ("B", "b broken".into())
         );
-        assert_eq!(ce.not_tried, ["C"]);
         assert_eq!(c.calls.load(Ordering::SeqCst), 0);
         assert!(!is_unavailable(&err));
         assert!(chain.selected_source().is_none());

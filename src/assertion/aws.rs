@@ -48,22 +48,6 @@ use time::OffsetDateTime;
 /// error first.
 pub const STS_OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// `AWS_REGION`: the region whose STS endpoint is called.
-pub const AWS_REGION: &str = "AWS_REGION";
-/// `AWS_DEFAULT_REGION`: read when `AWS_REGION` is unset.
-pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
-/// `AWS_ENDPOINT_URL_STS`: an STS endpoint override (e.g. a VPC endpoint).
-pub const AWS_ENDPOINT_URL_STS: &str = "AWS_ENDPOINT_URL_STS";
-/// `AWS_ENDPOINT_URL`: the endpoint override for every AWS service.
-pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
-
-/// The shortest token STS issues (`DurationSeconds` 60).
-pub const MIN_DURATION: Duration = Duration::from_secs(60);
-/// The longest token STS issues (`DurationSeconds` 3600).
-pub const MAX_DURATION: Duration = Duration::from_secs(3600);
-/// STS's default lifetime, used here too (`DurationSeconds` 300).
-pub const DEFAULT_DURATION: Duration = Duration::from_secs(300);
-
 /// A function that adjusts aws-config's loader before it loads (HTTP client, retry, profile...).
 pub type ConfigLoaderHook = Arc<dyn Fn(ConfigLoader) -> ConfigLoader + Send + Sync>;
 
@@ -95,7 +79,7 @@ impl Default for AwsWebIdentitySourceOptions {
     fn default() -> Self {
         Self {
             audience: None,
-            duration: DEFAULT_DURATION,
+            duration: Duration::from_secs(300),
             signing_algorithm: "RS256".to_string(),
             region: None,
             endpoint_url: None,

@@ -89,18 +89,12 @@ fn selection(
             "the environment variable AZURE_TOKEN_CREDENTIALS",
         ),
     };
-    let all = |state| {
-        Ok((
-            &SOURCES[..],
-            format!("all sources ({AZURE_TOKEN_CREDENTIALS} is {state})"),
-        ))
-    };
-    let Some(raw) = value else {
-        return all("not set");
-    };
+    let raw = value.as_deref().unwrap_or_default();
     let v = raw.trim();
     if v.is_empty() {
-        return all("empty");
+        let state = if value.is_none() { "not set" } else { "empty" };
+        let why = format!("all sources ({AZURE_TOKEN_CREDENTIALS} is {state})");
+        return Ok((&SOURCES[..], why));
     }
     let names = if v.eq_ignore_ascii_case("prod") {
         &SOURCES[..3]
@@ -109,15 +103,12 @@ fn selection(
     } else if let Some(i) = SOURCES.iter().position(|n| n.eq_ignore_ascii_case(v)) {
         &SOURCES[i..=i]
     } else {
-        return Err(azure_core::Error::with_message(
-            ErrorKind::Credential,
-            format!(
-                "DefaultAzureCredential: {origin} has the invalid value {raw:?}. Valid values (case-insensitive): prod ({}), dev ({}), or one credential's name: {}",
-                SOURCES[..3].join(", "),
-                SOURCES[3..].join(", "),
-                SOURCES.join(", ")
-            ),
-        ));
+        return Err(credential_error(format!(
+            "DefaultAzureCredential: {origin} has the invalid value {raw:?}. Valid values (case-insensitive): prod ({}), dev ({}), or one credential's name: {}",
+            SOURCES[..3].join(", "),
+            SOURCES[3..].join(", "),
+            SOURCES.join(", ")
+        )));
     };
     Ok((
         names,
@@ -281,7 +272,7 @@ impl TokenCredential for Failing {
         Err(match self {
             Self::Unavailable(e) => e.clone().into(),
             Self::Credential(e) => e.clone().into(),
-            Self::Other(m) => azure_core::Error::with_message(ErrorKind::Credential, m.clone()),
+            Self::Other(m) => credential_error(m.clone()),
         })
     }
 }
@@ -311,12 +302,13 @@ fn environment(
     // With a client secret set (whatever its bytes), a variable of the source that is not UTF-8
     // is named, not taken as unset (for AZURE_AUTHORITY_HOST: not the public cloud in silence).
     if env.var_os(AZURE_CLIENT_SECRET).is_some() {
-        for (var, secret) in [
-            (AZURE_CLIENT_SECRET, true),
-            (AZURE_TENANT_ID, false),
-            (AZURE_CLIENT_ID, false),
-            (AZURE_AUTHORITY_HOST, false),
+        for var in [
+            AZURE_CLIENT_SECRET,
+            AZURE_TENANT_ID,
+            AZURE_CLIENT_ID,
+            AZURE_AUTHORITY_HOST,
         ] {
+            let secret = var == AZURE_CLIENT_SECRET;
             env.var_checked("EnvironmentCredential", var, secret, || {
                 format!("set {var} to its value in valid UTF-8")
             })?;
@@ -352,15 +344,18 @@ fn environment(
     let mut client_options = client_options.clone();
     client_options.cloud = Some(cloud_for(env, &client_options));
     let options = Some(ClientSecretCredentialOptions { client_options });
-    match ClientSecretCredential::new(&tenant, client, Secret::new(secret), options) {
-        Ok(c) => Ok(c),
-        Err(e) => Err(azure_core::Error::with_message(
-            ErrorKind::Credential,
-            format!(
+    ClientSecretCredential::new(&tenant, client, Secret::new(secret), options)
+        .map(|c| c as _)
+        .map_err(|e| {
+            credential_error(format!(
                 "EnvironmentCredential: {AZURE_TENANT_ID}, {AZURE_CLIENT_ID} and {AZURE_CLIENT_SECRET} are set but invalid: {e}"
-            ),
-        )),
-    }
+            ))
+        })
+}
+
+/// An error of kind `Credential` with `message`.
+fn credential_error(message: String) -> azure_core::Error {
+    azure_core::Error::with_message(ErrorKind::Credential, message)
 }
 
 /// azure_identity's `AzureCliCredential` (`name` is `AzureCliCredential`) or
@@ -371,25 +366,20 @@ fn developer_tool(
     executor: Option<Arc<dyn Executor>>,
 ) -> azure_core::Result<Arc<dyn TokenCredential>> {
     let built: azure_core::Result<Arc<dyn TokenCredential>> = if name == AZURE_CLI {
-        AzureCliCredential::new(Some(AzureCliCredentialOptions {
+        let options = AzureCliCredentialOptions {
             executor,
             ..Default::default()
-        }))
-        .map(|c| c as _)
+        };
+        AzureCliCredential::new(Some(options)).map(|c| c as _)
     } else {
-        AzureDeveloperCliCredential::new(Some(AzureDeveloperCliCredentialOptions {
+        let options = AzureDeveloperCliCredentialOptions {
             executor,
             ..Default::default()
-        }))
-        .map(|c| c as _)
+        };
+        AzureDeveloperCliCredential::new(Some(options)).map(|c| c as _)
     };
-    match built {
-        Ok(tool) => Ok(Arc::new(DeveloperTool(tool))),
-        Err(e) => Err(azure_core::Error::with_message(
-            ErrorKind::Credential,
-            format!("{name}: {e}"),
-        )),
-    }
+    let tool = built.map_err(|e| credential_error(format!("{name}: {e}")))?;
+    Ok(Arc::new(DeveloperTool(tool)))
 }
 
 #[derive(Debug)]

@@ -2,13 +2,14 @@
 //! settings, the client (built on first use, every call time-bounded) and one
 //! `GetWebIdentityToken` call.
 
-use super::errors::{invalid, map_sdk_error};
+use super::errors::{NAME, STS_ANSWER_FIX, invalid, map_sdk_error};
 use super::*;
 use crate::assertion::Assertion;
 use crate::clock::Clock;
 use crate::config::AUDIENCE_PUBLIC;
 use crate::error::{CredentialError, ErrorCategory};
-use crate::jwt::{self, Claims};
+use crate::jwt;
+use crate::problem::ProblemId;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_sts::Client;
 use aws_sdk_sts::config::Credentials;
@@ -33,9 +34,10 @@ pub(super) struct WebIdentityToken {
     pub(super) lifetime: time::Duration,
 }
 
-/// The settings of the STS calls (validated by the source's constructor) and the client.
+/// The settings of the STS calls (validated) and the client.
 pub(super) struct StsClient {
     pub(super) audience: OnceLock<String>,
+    /// `DurationSeconds`, 60 to 3600.
     pub(super) duration_secs: i32,
     /// The options (an empty `region` is unset).
     pub(super) options: AwsWebIdentitySourceOptions,
@@ -56,21 +58,52 @@ impl fmt::Debug for StsClient {
 }
 
 impl StsClient {
-    /// `options` without the checks (the source's constructor makes them).
+    /// Validate `options` (duration 60–3600 s, signing algorithm, audience, HTTPS endpoint);
+    /// no I/O.
     pub(super) fn new(
         mut options: AwsWebIdentitySourceOptions,
-        audience: OnceLock<String>,
-        duration_secs: i32,
         clock: Arc<dyn Clock>,
-    ) -> Self {
+    ) -> Result<Self, CredentialError> {
+        let secs = options.duration.as_secs();
+        if options.duration < Duration::from_secs(60)
+            || options.duration > Duration::from_secs(3600)
+        {
+            return Err(invalid(format!(
+                "duration {secs} s is outside what STS GetWebIdentityToken issues (60 to 3600 s)"
+            )));
+        }
+        match options.signing_algorithm.as_str() {
+            "RS256" => {}
+            "ES384" => tracing::warn!(
+                "AwsWebIdentitySource: signing algorithm ES384 requested; Entra ID accepts only RS256 client assertions"
+            ),
+            other => {
+                return Err(invalid(format!(
+                    "signing algorithm {other:?} is not one STS offers (RS256, ES384); Entra ID needs RS256"
+                )));
+            }
+        }
+        if let Some(a) = &options.audience
+            && (a.is_empty() || a.len() > 1000 || a.chars().any(char::is_whitespace))
+        {
+            return Err(invalid(format!(
+                "audience {a:?} is not usable: STS takes 1 to 1000 characters, and it must equal the federated credential's audience exactly"
+            )));
+        }
+        if let Some(url) = &options.endpoint_url {
+            check_endpoint(url, "endpoint_url")?;
+        }
         options.region = options.region.filter(|r| !r.is_empty());
-        Self {
-            audience,
-            duration_secs,
+        Ok(Self {
+            audience: options
+                .audience
+                .clone()
+                .map_or_else(OnceLock::new, OnceLock::from),
+            duration_secs: secs as i32,
             options,
             clock,
             client: tokio::sync::OnceCell::new(),
-        }
+        })
     }
 
     /// The audience requested from STS.
@@ -83,22 +116,12 @@ impl StsClient {
         self.client.get().map(|s| s.region.as_str())
     }
 
-    /// Where a JWT with `claims` came from, for diagnostics.
-    pub(super) fn origin(&self, claims: Option<&Claims>) -> String {
-        format!(
-            "AWS STS GetWebIdentityToken, region {}, role {}",
-            self.built_region().unwrap_or("(unknown)"),
-            claims.and_then(|c| c.sub.as_deref()).unwrap_or("(unknown)")
-        )
-    }
-
     /// What a probe reports about `jwt`.
     pub(super) fn probe_of(&self, jwt: &WebIdentityToken) -> AwsProbe {
         let claims = jwt.assertion.claims().cloned().unwrap_or_default();
-        let sts = self.client.get();
         AwsProbe {
             region: self.built_region().unwrap_or_default().to_string(),
-            endpoint_url: sts.and_then(|s| s.endpoint_url.clone()),
+            endpoint_url: self.client.get().and_then(|s| s.endpoint_url.clone()),
             issuer: claims.iss.unwrap_or_default(),
             subject: claims.sub.unwrap_or_default(),
             audiences: claims.aud,
@@ -106,46 +129,44 @@ impl StsClient {
         }
     }
 
-    async fn client(&self) -> Result<&Sts, CredentialError> {
-        self.client.get_or_try_init(|| self.build_client()).await
+    /// The AWS configuration: `sdk_config`, else aws-config's loader with the options and the
+    /// `env` settings (`AWS_REGION`, else `AWS_DEFAULT_REGION`; static keys; `AWS_ENDPOINT_URL_STS`,
+    /// else `AWS_ENDPOINT_URL`) and the `configure_loader` hook applied.
+    async fn load(&self) -> Result<aws_config::SdkConfig, CredentialError> {
+        let o = &self.options;
+        if let Some(c) = &o.sdk_config {
+            return Ok(c.clone());
+        }
+        let env = |a, b| o.env.var(a).or_else(|| o.env.var(b));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(r) = o
+            .region
+            .clone()
+            .or_else(|| env("AWS_REGION", "AWS_DEFAULT_REGION"))
+        {
+            loader = loader.region(Region::new(r));
+        }
+        if let (Some(key), Some(secret)) = (
+            o.env.var("AWS_ACCESS_KEY_ID"),
+            o.env.var("AWS_SECRET_ACCESS_KEY"),
+        ) {
+            let token = o.env.var("AWS_SESSION_TOKEN");
+            let source = "AwsWebIdentitySource environment";
+            loader =
+                loader.credentials_provider(Credentials::new(key, secret, token, None, source));
+        }
+        if let Some(url) = env("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL") {
+            check_endpoint(&url, "AWS_ENDPOINT_URL_STS")?;
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(hook) = &o.configure_loader {
+            loader = hook(loader);
+        }
+        Ok(loader.load().await)
     }
 
     async fn build_client(&self) -> Result<Sts, CredentialError> {
-        let env = |a, b| self.options.env.var(a).or_else(|| self.options.env.var(b));
-        let base = match &self.options.sdk_config {
-            Some(c) => c.clone(),
-            None => {
-                let mut loader = aws_config::defaults(BehaviorVersion::latest());
-                if let Some(r) = self
-                    .options
-                    .region
-                    .clone()
-                    .or_else(|| env(AWS_REGION, AWS_DEFAULT_REGION))
-                {
-                    loader = loader.region(Region::new(r));
-                }
-                if let (Some(key), Some(secret)) = (
-                    self.options.env.var("AWS_ACCESS_KEY_ID"),
-                    self.options.env.var("AWS_SECRET_ACCESS_KEY"),
-                ) {
-                    loader = loader.credentials_provider(Credentials::new(
-                        key,
-                        secret,
-                        self.options.env.var("AWS_SESSION_TOKEN"),
-                        None,
-                        "AwsWebIdentitySource environment",
-                    ));
-                }
-                if let Some(url) = env(AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL) {
-                    check_endpoint(&url, AWS_ENDPOINT_URL_STS)?;
-                    loader = loader.endpoint_url(url);
-                }
-                if let Some(hook) = &self.options.configure_loader {
-                    loader = hook(loader);
-                }
-                loader.load().await
-            }
-        };
+        let base = self.load().await?;
         let mut builder = aws_sdk_sts::config::Builder::from(&base);
         // Every STS call is bounded, also when a credential provider (e.g. the EKS Pod Identity
         // agent) does not answer.
@@ -176,29 +197,25 @@ impl StsClient {
             }
             None => {
                 return Err(CredentialError::new(
-                    crate::ProblemId::AwsLimits,
+                    ProblemId::AwsLimits,
                     "no AWS region found; STS serves GetWebIdentityToken only on regional endpoints.",
                 )
-                .named(super::errors::NAME)
+                .named(NAME)
                 .with_category(ErrorCategory::NotConfigured)
                 .with_fix("set AWS_REGION (e.g. us-east-1), the region option, or the region of your AWS profile."));
             }
         };
-        let endpoint_url = self
-            .options
-            .endpoint_url
-            .clone()
-            .or_else(|| base.endpoint_url().map(str::to_string));
+        let endpoint_url = self.options.endpoint_url.clone();
         Ok(Sts {
             client: Client::from_conf(config),
             region,
-            endpoint_url,
+            endpoint_url: endpoint_url.or_else(|| base.endpoint_url().map(str::to_string)),
         })
     }
 
     /// One `GetWebIdentityToken` call for `audience` (building the client first if needed).
     pub(super) async fn fetch(&self, audience: &str) -> Result<WebIdentityToken, CredentialError> {
-        let sts = self.client().await?;
+        let sts = self.client.get_or_try_init(|| self.build_client()).await?;
         let region = sts.region.as_str();
         let requested_at = self.clock.now();
         let output = sts
@@ -212,12 +229,12 @@ impl StsClient {
             .map_err(|e| map_sdk_error(e, audience, region, self.duration_secs))?;
         let bad_response = |what: String| {
             CredentialError::new(
-                crate::ProblemId::AwsSts,
+                ProblemId::AwsSts,
                 format!("AWS STS GetWebIdentityToken (region {region}) answered 200 but {what}."),
             )
             .named(None)
             .with_category(ErrorCategory::InvalidResponse)
-            .with_fix(super::errors::STS_ANSWER_FIX)
+            .with_fix(STS_ANSWER_FIX)
         };
         let jwt = output
             .web_identity_token()
@@ -226,41 +243,44 @@ impl StsClient {
             .ok_or_else(|| bad_response("without a WebIdentityToken".to_string()))?
             .to_string();
         let decoded = jwt::decode(&jwt).map_err(|e| bad_response(format!("the token: {e}")))?;
-        if self.options.signing_algorithm == "RS256"
-            && decoded.header.alg.as_deref() != Some("RS256")
-        {
+        let alg = decoded.header.alg.as_deref();
+        if self.options.signing_algorithm == "RS256" && alg != Some("RS256") {
             return Err(bad_response(format!(
-                "the token is signed with {:?}, not the RS256 Entra ID requires",
-                decoded.header.alg
+                "the token is signed with {alg:?}, not the RS256 Entra ID requires"
             )));
         }
-        if !decoded.claims.aud.iter().any(|a| a == audience) {
+        let claims = decoded.claims;
+        if !claims.aud.iter().any(|a| a == audience) {
             return Err(bad_response(format!(
                 "the token's audience ({}) is not the requested {audience}",
-                decoded.claims.audiences_display()
+                claims.audiences_display()
             )));
         }
         let from_sts = output
             .expiration()
             .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok());
-        let expires_at = [from_sts, decoded.claims.expires_at()]
+        let expires_at = [from_sts, claims.expires_at()]
             .into_iter()
             .flatten()
             .min()
             .unwrap_or(requested_at + time::Duration::seconds(i64::from(self.duration_secs)));
-        let issued_at = (decoded.claims.issued_at())
+        let issued_at = (claims.issued_at())
             .filter(|iat| *iat <= expires_at)
             .unwrap_or(requested_at);
+        let subject = claims.sub.as_deref();
         tracing::debug!(
             region,
-            subject = decoded.claims.sub.as_deref(),
-            issuer = decoded.claims.iss.as_deref(),
+            subject,
+            issuer = claims.iss.as_deref(),
             expires_at = %expires_at,
             "AwsWebIdentitySource: fetched a web identity token"
         );
-        let origin = self.origin(Some(&decoded.claims));
+        let origin = format!(
+            "AWS STS GetWebIdentityToken, region {region}, role {}",
+            subject.unwrap_or("(unknown)")
+        );
         Ok(WebIdentityToken {
-            assertion: Assertion::new(jwt, Some(decoded.claims), origin),
+            assertion: Assertion::new(jwt, Some(claims), origin),
             expires_at,
             lifetime: expires_at - issued_at,
         })

@@ -8,6 +8,7 @@ use aws_sdk_sts::config::http::HttpResponse;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::RequestId;
 use aws_sdk_sts::operation::get_web_identity_token::GetWebIdentityTokenError;
+use std::error::Error as StdError;
 use std::fmt;
 
 /// What AWS STS answered when `GetWebIdentityToken` failed; the [`std::error::Error::source`]
@@ -59,7 +60,7 @@ impl fmt::Display for AwsStsError {
     }
 }
 
-impl std::error::Error for AwsStsError {}
+impl StdError for AwsStsError {}
 
 /// The fix of an STS request that did not complete.
 const STS_NETWORK_FIX: &str = "allow egress to the regional STS endpoint (sts.<region>.amazonaws.com, port 443), or set AWS_ENDPOINT_URL_STS to an STS VPC endpoint; \
@@ -89,20 +90,15 @@ pub(super) fn attempt_timed_out(
     audience: &str,
     region: Option<&str>,
 ) -> CredentialError {
-    let (region, endpoint) = region.map_or_else(
-        || {
-            (
-                "not known yet".to_string(),
-                "the regional STS endpoint".to_string(),
-            )
-        },
-        |r| (r.to_string(), format!("sts.{r}.amazonaws.com")),
-    );
+    let endpoint = region.map_or("the regional STS endpoint".into(), |r| {
+        format!("sts.{r}.amazonaws.com")
+    });
     CredentialError::new(
         ProblemId::AwsSts,
         format!(
-            "getting a web identity token (audience {audience}, region {region}) from AWS STS did not finish within {} s: \
+            "getting a web identity token (audience {audience}, region {}) from AWS STS did not finish within {} s: \
              loading the AWS configuration, resolving the AWS credentials or the GetWebIdentityToken call hung; this is retried.",
+            region.unwrap_or("not known yet"),
             bound.as_seconds_f64()
         ),
     )
@@ -113,83 +109,89 @@ pub(super) fn attempt_timed_out(
     ))
 }
 
-/// STS error codes and what to do about them.
+/// An STS error code's problem and fix; in the fix, `{audience}`, `{duration}` and `{region}`
+/// stand for the request's values.
+fn code_entry(code: &str) -> (ProblemId, &'static str) {
+    match code {
+        "AccessDenied" | "AccessDeniedException" => (
+            ProblemId::AwsAccessDenied,
+            "The calling IAM role is not allowed to call sts:GetWebIdentityToken. Attach an identity-based policy that allows \"sts:GetWebIdentityToken\" \
+             (if it has conditions: sts:IdentityTokenAudience must allow {audience} and sts:DurationSeconds at least {duration}); check SCPs and permission boundaries too.",
+        ),
+        "OutboundWebIdentityFederationDisabledException"
+        | "OutboundWebIdentityFederationDisabled" => (
+            ProblemId::AwsFederationDisabled,
+            "Outbound identity federation is not enabled for this AWS account. Enable it once per account with \
+             `aws iam enable-outbound-web-identity-federation`, then use the issuer URL it prints (also: `aws iam get-outbound-web-identity-federation-info`) \
+             as the issuer of the federated identity credential.",
+        ),
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => (
+            ProblemId::AwsCredentials,
+            "The AWS credentials have expired. Temporary credentials must be refreshed by their provider (the EKS Pod Identity agent, IRSA, the instance profile); \
+             static keys in the environment must be replaced; a `RequestExpired` also points at this machine's clock.",
+        ),
+        "InvalidClientTokenId"
+        | "UnrecognizedClientException"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature"
+        | "MissingAuthenticationToken"
+        | "InvalidAccessKeyId"
+        | "AuthFailure" => (
+            ProblemId::AwsCredentials,
+            "AWS did not accept the credentials: the access key is unknown or deleted, the secret or session token does not belong to it, \
+             or no credentials were sent. Check which credentials aws-config found (AWS_ACCESS_KEY_ID / AWS_PROFILE / the workload's role).",
+        ),
+        "Throttling"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException" => (
+            ProblemId::AwsThrottling,
+            "STS is throttling this account's requests; this is transient and is retried. The JWT is cached, so steady-state load is one call per token lifetime.",
+        ),
+        "RegionDisabledException" => (
+            ProblemId::AwsRegion,
+            "STS is not activated in region {region}: activate it in the IAM account settings, or use another region.",
+        ),
+        "SessionDurationEscalationException" => (
+            ProblemId::AwsLimits,
+            "The requested token lifetime ({duration} s) exceeds what the calling session allows; lower the duration option.",
+        ),
+        "JWTPayloadSizeExceededException" => (
+            ProblemId::AwsLimits,
+            "The token's claims (principal and request tags) are too large; remove tags from the role or session.",
+        ),
+        "ValidationError" | "InvalidParameterValue" => (
+            ProblemId::AwsLimits,
+            "STS rejected the request parameters: audience 1 to 10 values of 1 to 1000 characters, duration 60 to 3600 s, signing algorithm RS256 or ES384.",
+        ),
+        _ => (
+            ProblemId::AwsSts,
+            "look the AWS error code above up in the AWS STS API reference (GetWebIdentityToken, Errors); the request id identifies the call to AWS support.",
+        ),
+    }
+}
+
+/// STS error codes and what to do about them: the problem, the fix with the request's values,
+/// and whether the code is transient (throttling, STS's own failures).
 pub(super) fn fix_for(
     code: &str,
     audience: &str,
     region: &str,
     duration: i32,
-) -> (ProblemId, String) {
-    match code {
-        "AccessDenied" | "AccessDeniedException" => (
-            ProblemId::AwsAccessDenied,
-            format!(
-                "The calling IAM role is not allowed to call sts:GetWebIdentityToken. Attach an identity-based policy that allows \"sts:GetWebIdentityToken\" \
-                 (if it has conditions: sts:IdentityTokenAudience must allow {audience:?} and sts:DurationSeconds at least {duration}); check SCPs and permission boundaries too."
-            ),
-        ),
-        "OutboundWebIdentityFederationDisabledException" | "OutboundWebIdentityFederationDisabled" => (
-            ProblemId::AwsFederationDisabled,
-            "Outbound identity federation is not enabled for this AWS account. Enable it once per account with \
-             `aws iam enable-outbound-web-identity-federation`, then use the issuer URL it prints (also: `aws iam get-outbound-web-identity-federation-info`) \
-             as the issuer of the federated identity credential."
-                .to_string(),
-        ),
-        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => (
-            ProblemId::AwsCredentials,
-            "The AWS credentials have expired. Temporary credentials must be refreshed by their provider (the EKS Pod Identity agent, IRSA, the instance profile); \
-             static keys in the environment must be replaced; a `RequestExpired` also points at this machine's clock."
-                .to_string(),
-        ),
-        "InvalidClientTokenId" | "UnrecognizedClientException" | "SignatureDoesNotMatch" | "IncompleteSignature"
-        | "MissingAuthenticationToken" | "InvalidAccessKeyId" | "AuthFailure" => (
-            ProblemId::AwsCredentials,
-            "AWS did not accept the credentials: the access key is unknown or deleted, the secret or session token does not belong to it, \
-             or no credentials were sent. Check which credentials aws-config found (AWS_ACCESS_KEY_ID / AWS_PROFILE / the workload's role)."
-                .to_string(),
-        ),
-        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException" => (
-            ProblemId::AwsThrottling,
-            "STS is throttling this account's requests; this is transient and is retried. The JWT is cached, so steady-state load is one call per token lifetime."
-                .to_string(),
-        ),
-        "RegionDisabledException" => (
-            ProblemId::AwsRegion,
-            format!("STS is not activated in region {region}: activate it in the IAM account settings, or use another region."),
-        ),
-        "SessionDurationEscalationException" => (
-            ProblemId::AwsLimits,
-            format!("The requested token lifetime ({duration} s) exceeds what the calling session allows; lower the duration option."),
-        ),
-        "JWTPayloadSizeExceededException" => (
-            ProblemId::AwsLimits,
-            "The token's claims (principal and request tags) are too large; remove tags from the role or session.".to_string(),
-        ),
-        "ValidationError" | "InvalidParameterValue" => (
-            ProblemId::AwsLimits,
-            "STS rejected the request parameters: audience 1 to 10 values of 1 to 1000 characters, duration 60 to 3600 s, signing algorithm RS256 or ES384."
-                .to_string(),
-        ),
-        _ => (
-            ProblemId::AwsSts,
-            "look the AWS error code above up in the AWS STS API reference (GetWebIdentityToken, Errors); the request id identifies the call to AWS support."
-                .to_string(),
-        ),
-    }
-}
-
-pub(super) fn is_transient_code(code: &str) -> bool {
-    matches!(
-        code,
-        "Throttling"
-            | "ThrottlingException"
-            | "RequestLimitExceeded"
-            | "TooManyRequestsException"
-            | "InternalFailure"
-            | "InternalError"
-            | "ServiceUnavailable"
-            | "IDPCommunicationError"
-    )
+) -> (ProblemId, String, bool) {
+    let (problem, fix) = code_entry(code);
+    let fix = fix
+        .replace("{duration}", &duration.to_string())
+        .replace("{region}", region)
+        .replace("{audience}", &format!("{audience:?}"));
+    let internal = [
+        "InternalFailure",
+        "InternalError",
+        "ServiceUnavailable",
+        "IDPCommunicationError",
+    ];
+    let transient = problem == ProblemId::AwsThrottling || internal.contains(&code);
+    (problem, fix, transient)
 }
 
 pub(super) fn map_sdk_error(
@@ -202,110 +204,92 @@ pub(super) fn map_sdk_error(
     if let Some(e) = credentials_error(&err) {
         return credentials_failure(e, &detail);
     }
-    match &err {
+    let (category, what, fix) = match &err {
         SdkError::ServiceError(service) => {
             let e = service.err();
-            let status = Some(service.raw().status().as_u16());
             let sts = AwsStsError {
                 code: e.code().map(str::to_string),
                 message: e.message().map(str::to_string),
                 request_id: err.request_id().map(str::to_string),
-                status,
+                status: Some(service.raw().status().as_u16()),
             };
-            let code = sts.code.clone().unwrap_or_default();
-            let (problem, fix) = fix_for(&code, audience, region, duration);
-            let transient =
-                is_transient_code(&code) || status.is_some_and(|s| s >= 500 || s == 429);
-            CredentialError::new(
+            let code = sts.code.as_deref().unwrap_or_default();
+            let (problem, fix, transient) = fix_for(code, audience, region, duration);
+            return CredentialError::new(
                 problem,
                 format!(
                     // The request id differs on every try: below the first line, which stays the
                     // same for every retry of one fault.
                     "AWS STS GetWebIdentityToken (region {region}) failed with {} (HTTP {}): {}\n  AWS request id {} (for AWS support).",
-                    if code.is_empty() { "an error without a code" } else { &code },
-                    status.map_or_else(|| "?".to_string(), |s| s.to_string()),
+                    if code.is_empty() { "an error without a code" } else { code },
+                    service.raw().status().as_u16(),
                     sts.message.as_deref().unwrap_or("(no message)"),
                     sts.request_id.as_deref().unwrap_or("none"),
                 ),
             )
             .named(None)
             .with_category(ErrorCategory::Assertion)
-            .with_transient(transient)
+            .with_transient(transient || sts.status.is_some_and(|s| s >= 500 || s == 429))
             .with_fix(fix)
-            .with_source(sts)
+            .with_source(sts);
         }
-        _ => {
-            let (problem, category, what, fix) = match &err {
-                SdkError::TimeoutError(_) => (
-                    ProblemId::AwsSts,
-                    ErrorCategory::Timeout,
-                    "did not complete in time",
-                    Some(STS_NETWORK_FIX),
-                ),
-                SdkError::DispatchFailure(_) => (
-                    ProblemId::AwsSts,
-                    ErrorCategory::Transport,
-                    "could not be reached",
-                    Some(STS_NETWORK_FIX),
-                ),
-                SdkError::ResponseError(_) => (
-                    ProblemId::AwsSts,
-                    ErrorCategory::InvalidResponse,
-                    "answered something that is not an STS response",
-                    Some(STS_ANSWER_FIX),
-                ),
-                _ => (
-                    ProblemId::AwsLimits,
-                    ErrorCategory::InvalidConfiguration,
-                    "could not be sent",
-                    None,
-                ),
-            };
-            let e = CredentialError::new(
-                problem,
-                format!("AWS STS GetWebIdentityToken (region {region}) {what}: {detail}."),
-            )
-            .named(None)
-            .with_category(category)
-            // Not reached, or not answered by STS: retried (a proxy or route may recover).
-            .with_transient(problem == ProblemId::AwsSts);
-            match fix {
-                Some(fix) => e.with_fix(fix),
-                None => e,
-            }
-        }
-    }
+        SdkError::TimeoutError(_) => (
+            ErrorCategory::Timeout,
+            "did not complete in time",
+            STS_NETWORK_FIX,
+        ),
+        SdkError::DispatchFailure(_) => (
+            ErrorCategory::Transport,
+            "could not be reached",
+            STS_NETWORK_FIX,
+        ),
+        SdkError::ResponseError(_) => (
+            ErrorCategory::InvalidResponse,
+            "answered something that is not an STS response",
+            STS_ANSWER_FIX,
+        ),
+        // Not sent: a request parameter (the entry's fix names the values STS accepts).
+        _ => return sdk_failure(ProblemId::AwsLimits, region, "could not be sent", &detail),
+    };
+    // Not reached, or not answered by STS: retried (a proxy or route may recover).
+    sdk_failure(ProblemId::AwsSts, region, what, &detail)
+        .with_category(category)
+        .with_transient(true)
+        .with_fix(fix)
+}
+
+/// An STS call that got no answer of STS's: `what` happened, with the causes in `detail`.
+fn sdk_failure(problem: ProblemId, region: &str, what: &str, detail: &str) -> CredentialError {
+    let facts = format!("AWS STS GetWebIdentityToken (region {region}) {what}: {detail}.");
+    CredentialError::new(problem, facts).named(None)
 }
 
 /// `err` and its causes, by their `Display`, joined by ": " (a text already said is not
 /// repeated): what `DisplayErrorContext` says without the `Debug` dump of the whole error it
 /// appends (raw HTTP responses and their headers included), which would fill a log line.
-fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+fn causes(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut cause = Some(err);
-    while let Some(e) = cause {
-        let text = e.to_string();
+    for text in chain(err).map(ToString::to_string) {
         if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
-        cause = e.source();
     }
     // The messages that embed it end their own sentence.
     parts.join(": ").trim_end_matches('.').to_string()
 }
 
+/// `err` and its causes.
+fn chain<'a>(
+    err: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(err), |&e| e.source())
+}
+
 /// The AWS credential provider's error in `err`'s chain of causes, if that is what failed.
 pub(super) fn credentials_error<'a>(
-    err: &'a (dyn std::error::Error + 'static),
+    err: &'a (dyn StdError + 'static),
 ) -> Option<&'a CredentialsError> {
-    let mut cause = Some(err);
-    while let Some(e) = cause {
-        if let Some(c) = e.downcast_ref::<CredentialsError>() {
-            return Some(c);
-        }
-        cause = e.source();
-    }
-    None
+    chain(err).find_map(|e| e.downcast_ref())
 }
 
 /// A failure to get AWS credentials, by its kind: none found (not configured), the provider did

@@ -4,14 +4,13 @@
 //! share one STS call, the call runs as a task of its own (a dropped caller or a dropped runtime
 //! does not wedge it), is bounded, and failures back off.
 
-use super::client::{StsClient, WebIdentityToken, check_endpoint};
-use super::errors::{attempt_timed_out, invalid};
+use super::client::{StsClient, WebIdentityToken};
+use super::errors::attempt_timed_out;
 use super::*;
 use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{Event, Failure, Fetched, RefreshPolicy, TokenCache, TokenSource};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{CredentialError, log_cache_event};
-use std::sync::OnceLock;
 
 /// How long a cached JWT must still be valid to be handed out: the cache treats it as expired
 /// this long before its `exp`, so every JWT handed to an exchange has at least this long left
@@ -77,42 +76,7 @@ impl AwsWebIdentitySource {
         clock: Arc<dyn Clock>,
         policy: RefreshPolicy,
     ) -> Result<Self, CredentialError> {
-        if options.duration < MIN_DURATION || options.duration > MAX_DURATION {
-            return Err(invalid(format!(
-                "duration {} s is outside what STS GetWebIdentityToken issues (60 to 3600 s)",
-                options.duration.as_secs()
-            )));
-        }
-        let duration_secs = i32::try_from(options.duration.as_secs()).unwrap_or(i32::MAX);
-        match options.signing_algorithm.as_str() {
-            "RS256" => {}
-            "ES384" => tracing::warn!(
-                "AwsWebIdentitySource: signing algorithm ES384 requested; Entra ID accepts only RS256 client assertions"
-            ),
-            other => {
-                return Err(invalid(format!(
-                    "signing algorithm {other:?} is not one STS offers (RS256, ES384); Entra ID needs RS256"
-                )));
-            }
-        }
-        let audience = OnceLock::new();
-        if let Some(a) = &options.audience {
-            if a.is_empty() || a.len() > 1000 || a.chars().any(char::is_whitespace) {
-                return Err(invalid(format!(
-                    "audience {a:?} is not usable: STS takes 1 to 1000 characters, and it must equal the federated credential's audience exactly"
-                )));
-            }
-            let _ = audience.set(a.clone());
-        }
-        if let Some(url) = &options.endpoint_url {
-            check_endpoint(url, "endpoint_url")?;
-        }
-        let sts = Arc::new(StsClient::new(
-            options,
-            audience,
-            duration_secs,
-            clock.clone(),
-        ));
+        let sts = Arc::new(StsClient::new(options, clock.clone())?);
         let cache = TokenCache::new(sts.clone(), policy, clock);
         Ok(Self { sts, cache })
     }

@@ -1,6 +1,6 @@
 //! Unit tests of the AWS source.
 
-use super::errors::{credentials_error, credentials_failure, fix_for, is_transient_code};
+use super::errors::{credentials_error, credentials_failure, fix_for};
 use super::source::refresh_at;
 use super::*;
 use crate::assertion::AssertionSource as _;
@@ -109,7 +109,7 @@ fn every_documented_code_has_a_fix() {
         "InvalidClientTokenId",
         "Throttling",
     ] {
-        let (problem, fix) = fix_for(code, "api://AzureADTokenExchange", "us-east-1", 300);
+        let (problem, fix, _) = fix_for(code, "api://AzureADTokenExchange", "us-east-1", 300);
         assert_ne!(problem, crate::ProblemId::AwsSts, "{code}");
         assert!(!fix.is_empty());
     }
@@ -128,8 +128,9 @@ fn every_documented_code_has_a_fix() {
         .1
         .contains("aws iam enable-outbound-web-identity-federation")
     );
-    assert!(is_transient_code("Throttling"));
-    assert!(!is_transient_code("AccessDenied"));
+    assert!(fix_for("Throttling", "a", "r", 300).2);
+    assert!(fix_for("InternalFailure", "a", "r", 300).2);
+    assert!(!fix_for("AccessDenied", "a", "r", 300).2);
 }
 
 #[test]
