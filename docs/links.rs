@@ -16,6 +16,9 @@ pub const PAGES: &[(&str, &str)] = &[
     ("reliability.md", "guides::reliability"),
     ("performance.md", "guides::performance"),
     ("recipes.md", "guides::recipes"),
+    ("irsa.md", "guides::irsa"),
+    ("multi-cluster.md", "guides::multi_cluster"),
+    ("helm.md", "guides::helm"),
     ("architecture.md", "guides::architecture"),
 ];
 

@@ -2,7 +2,7 @@
 //! credentials, the chain, or any other) to the data libraries that reach Azure Storage without the
 //! Azure SDK crates:
 //!
-//! - `object_store` (feature `object_store`, or `object_store_0_13` / `object_store_0_14` for one
+//! - `object_store` (feature `object_store_0_13` or `object_store_0_14`, after the object_store
 //!   version): object_store's Azure `CredentialProvider`, for DataFusion, delta-rs, polars and lance.
 //! - `opendal` (feature `opendal`): reqsign's `ProvideCredential` for OpenDAL's `azblob` and
 //!   `azdls` services.

@@ -24,8 +24,9 @@ pub mod aws_outbound {}
 /// Documentation pages, no items: setting up [EKS](guides::eks) or a
 /// [self-managed cluster](guides::self_managed), the [security](guides::security) rules,
 /// [`DefaultAzureCredential`'s chain](guides::chain), [reliability](guides::reliability),
-/// [performance](guides::performance), [raw-token recipes](guides::recipes) and the
-/// [architecture](guides::architecture).
+/// [performance](guides::performance), [raw-token recipes](guides::recipes), Azure
+/// [next to IRSA or EKS Pod Identity](guides::irsa), [several clusters](guides::multi_cluster),
+/// [Helm values](guides::helm) and the [architecture](guides::architecture).
 pub mod guides {
     #[doc = include_str!(concat!(env!("OUT_DIR"), "/security.md"))]
     pub mod security {}
@@ -42,6 +43,12 @@ pub mod guides {
     // Its snippets that need only this crate are doctests (the others are `ignore`).
     #[doc = include_str!(concat!(env!("OUT_DIR"), "/recipes.md"))]
     pub mod recipes {}
+    #[doc = include_str!(concat!(env!("OUT_DIR"), "/irsa.md"))]
+    pub mod irsa {}
+    #[doc = include_str!(concat!(env!("OUT_DIR"), "/multi-cluster.md"))]
+    pub mod multi_cluster {}
+    #[doc = include_str!(concat!(env!("OUT_DIR"), "/helm.md"))]
+    pub mod helm {}
     #[doc = include_str!(concat!(env!("OUT_DIR"), "/architecture.md"))]
     pub mod architecture {}
 }

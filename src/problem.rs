@@ -208,7 +208,7 @@ problems! {
 /// the section on Entra errors in general.
 const DOCUMENTED_CODES: &[u32] = &[
     70021, 700211, 700212, 700213, 7002137, 7002138, 700024, 90061, 700027, 50027, 900384, 700016,
-    90002, 90023, 1002012, 70011, 50196, 7000272, 70023, 5002738,
+    90002, 90023, 1002012, 70011, 50196, 7000272, 70023, 5002738, 70003,
 ];
 
 impl ProblemId {
@@ -300,6 +300,12 @@ impl ProblemId {
             ProblemId::Aadsts(5002738) => {
                 "give the cluster an RSA service-account signing key (kube-apiserver --service-account-signing-key-file) and \
                  republish the JWKS."
+            }
+            ProblemId::Aadsts(70003) => {
+                "send the client-credentials request: grant_type=client_credentials, \
+                 client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer and the service-account token as \
+                 client_assertion (WorkloadIdentityCredential sends exactly this); Entra ID takes no RFC 8693 token exchange \
+                 (grant_type=urn:ietf:params:oauth:grant-type:token-exchange with subject_token)."
             }
             ProblemId::Aadsts(50196) => {
                 "reuse the credential (it caches tokens) instead of creating one per request."

@@ -1,29 +1,71 @@
-//! `/_emulator/...`: a small JSON control API for other languages and the command line.
+//! `/_emulator/...`: a small JSON control API for other languages and the command line (the
+//! binary's users stage mistakes without writing Rust). emulator/README.md documents each call.
 //!
 //! - `POST /_emulator/faults` `{"endpoint":"token","fault":{"status":503}}` queues a one-shot
 //!   fault; add `"persistent":true` to set the persistent one (`"fault":null` clears it).
 //! - `DELETE /_emulator/faults` clears every fault.
 //! - `GET /_emulator/requests` lists the request log; `DELETE /_emulator/requests` clears it.
+//! - `GET /_emulator/issuers` lists the issuers' URLs; `POST /_emulator/issuers` adds one.
+//! - `POST /_emulator/federated-credentials` adds a federated identity credential; `DELETE`
+//!   removes an application's.
+//! - `POST /_emulator/tokens` mints a service-account token (any audience, issuer or lifetime).
+//! - `POST /_emulator/secrets` seeds a Key Vault secret.
 
+use crate::directory::{Directory, FederatedCredential};
 use crate::faults::{Endpoint, Faults, fault_from_json};
 use crate::http::{Reply, Request};
+use crate::kube::{Issuers, ServiceAccountToken};
 use crate::log::RequestLog;
+use crate::resources::Secrets;
 use hyper::Method;
 use serde_json::{Value, json};
+use std::time::Duration;
 
-pub(crate) fn handle(faults: &Faults, log: &RequestLog, req: &Request) -> Reply {
+/// `value`'s string field `key`.
+fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
+}
+
+/// `value`'s field `key`, a list of strings; `None` when absent, `Some(Err)` when not such a list.
+fn strings(value: &Value, key: &str) -> Option<Result<Vec<String>, ()>> {
+    let list = value.get(key)?;
+    Some(
+        list.as_array()
+            .and_then(|l| l.iter().map(|s| s.as_str().map(str::to_owned)).collect())
+            .ok_or(()),
+    )
+}
+
+pub(crate) fn handle(
+    faults: &Faults,
+    log: &RequestLog,
+    directory: &Directory,
+    issuers: &Issuers,
+    secrets: &Secrets,
+    req: &Request,
+) -> Reply {
     let bad = |m: &str| Reply::json(400, &json!({"error": m}));
     let ok = || Reply::json(200, &json!({"ok": true}));
-    match (&req.method, req.path.as_str()) {
+    let route = (&req.method, req.path.as_str());
+    let body = || serde_json::from_slice::<Value>(&req.body).ok();
+    // The JSON body of a call that needs one.
+    let needs_body = matches!(
+        route,
+        (
+            &Method::POST,
+            "/_emulator/faults"
+                | "/_emulator/federated-credentials"
+                | "/_emulator/tokens"
+                | "/_emulator/secrets"
+        ) | (&Method::DELETE, "/_emulator/federated-credentials")
+    );
+    let v = match (needs_body, body()) {
+        (true, None) => return bad("body is not JSON"),
+        (_, v) => v.unwrap_or(Value::Null),
+    };
+    match route {
         (&Method::POST, "/_emulator/faults") => {
-            let Ok(v) = serde_json::from_slice::<Value>(&req.body) else {
-                return bad("body is not JSON");
-            };
-            let Some(endpoint) = v
-                .get("endpoint")
-                .and_then(Value::as_str)
-                .and_then(Endpoint::from_name)
-            else {
+            let Some(endpoint) = text(&v, "endpoint").and_then(Endpoint::from_name) else {
                 return bad("unknown or missing 'endpoint'");
             };
             let persistent = v
@@ -55,6 +97,86 @@ pub(crate) fn handle(faults: &Faults, log: &RequestLog, req: &Request) -> Reply 
         (&Method::DELETE, "/_emulator/requests") => {
             log.clear();
             ok()
+        }
+        (&Method::GET, "/_emulator/issuers") => Reply::json(200, &json!(issuers.urls())),
+        (&Method::POST, "/_emulator/issuers") => {
+            // An empty body or `{}`: EKS-shaped; `{"path":"/s3/bucket"}`: that path.
+            let issuer = match body().as_ref().and_then(|v| text(v, "path")) {
+                Some(path) => issuers.add(path),
+                None => issuers.add_eks(),
+            };
+            Reply::json(200, &json!({"issuer": issuer.url()}))
+        }
+        (&Method::POST, "/_emulator/federated-credentials") => {
+            let (Some(tenant), Some(client), Some(issuer), Some(subject)) = (
+                text(&v, "tenant_id"),
+                text(&v, "client_id"),
+                text(&v, "issuer"),
+                text(&v, "subject"),
+            ) else {
+                return bad("'tenant_id', 'client_id', 'issuer' and 'subject' are required");
+            };
+            let mut fic = FederatedCredential::new(issuer, subject);
+            match strings(&v, "audiences") {
+                Some(Ok(audiences)) => fic.audiences = audiences,
+                Some(Err(())) => return bad("'audiences' is not a list of strings"),
+                None => {}
+            }
+            if let Some(name) = text(&v, "name") {
+                fic.name = name.to_owned();
+            }
+            directory
+                .registry
+                .lock()
+                .unwrap()
+                .add_fic(tenant, client, fic);
+            ok()
+        }
+        (&Method::DELETE, "/_emulator/federated-credentials") => {
+            let (Some(tenant), Some(client)) = (text(&v, "tenant_id"), text(&v, "client_id"))
+            else {
+                return bad("'tenant_id' and 'client_id' are required");
+            };
+            directory
+                .registry
+                .lock()
+                .unwrap()
+                .remove_fics(tenant, client);
+            ok()
+        }
+        (&Method::POST, "/_emulator/tokens") => {
+            let Some(issuer) = issuers.get(text(&v, "issuer")) else {
+                return bad("'issuer' is not an issuer of this emulator (GET /_emulator/issuers)");
+            };
+            let mut sa = ServiceAccountToken::default();
+            if let Some(ns) = text(&v, "namespace") {
+                sa.namespace = ns.to_owned();
+            }
+            if let Some(name) = text(&v, "service_account") {
+                sa.service_account = name.to_owned();
+            }
+            match strings(&v, "audiences") {
+                Some(Ok(audiences)) => sa.audiences = audiences,
+                Some(Err(())) => return bad("'audiences' is not a list of strings"),
+                None => {}
+            }
+            match v.get("lifetime_secs").map(Value::as_u64) {
+                Some(Some(s)) => sa.lifetime = Duration::from_secs(s),
+                Some(None) => return bad("'lifetime_secs' is not a number of seconds"),
+                None => {}
+            }
+            let token = match text(&v, "iss") {
+                Some(iss) => issuer.mint_claiming(&sa, iss),
+                None => issuer.mint(&sa),
+            };
+            Reply::json(200, &json!({"token": token}))
+        }
+        (&Method::POST, "/_emulator/secrets") => {
+            let (Some(name), Some(value)) = (text(&v, "name"), text(&v, "value")) else {
+                return bad("'name' and 'value' are required");
+            };
+            let version = secrets.set(name, value);
+            Reply::json(200, &json!({"ok": true, "version": version}))
         }
         _ => Reply::json(404, &json!({"error": "unknown control endpoint"})),
     }

@@ -3,7 +3,7 @@
 use crate::faults::Endpoint;
 use crate::http::Reply;
 use crate::keys::{SigningKey, jwks};
-use crate::util::{discovery_document, now, stable_uuid, uuid_v4};
+use crate::util::{discovery_document, now, random_hex, stable_uuid, uuid_v4};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,6 +60,29 @@ impl Issuers {
             }
         };
         Issuer { inner }
+    }
+
+    /// Adds an issuer shaped like EKS: `/id/` and 32 uppercase hex characters.
+    pub(crate) fn add_eks(&self) -> Issuer {
+        self.add(&format!("/id/{}", random_hex::<16>().to_ascii_uppercase()))
+    }
+
+    /// The issuer whose URL (`iss`) is `url`, or the first one added when `url` is `None`.
+    pub(crate) fn get(&self, url: Option<&str>) -> Option<Issuer> {
+        let list = self.list.lock().unwrap();
+        let inner = match url {
+            Some(url) => list.iter().find(|i| i.url == url),
+            None => list.first(),
+        };
+        inner.map(|inner| Issuer {
+            inner: inner.clone(),
+        })
+    }
+
+    /// The URLs of the issuers, in the order they were added.
+    pub(crate) fn urls(&self) -> Vec<String> {
+        let list = self.list.lock().unwrap();
+        list.iter().map(|i| i.url.clone()).collect()
     }
 
     /// The issuer serving `path`, and whether `path` is its discovery document or its JWKS.
@@ -176,8 +199,13 @@ impl Issuer {
     /// kube-apiserver), claims `aud` (array), `exp`, `iat`, `iss`, `jti`, `kubernetes.io`,
     /// `nbf`, `sub`.
     pub fn mint(&self, sa: &ServiceAccountToken) -> String {
+        self.mint_claiming(sa, &self.inner.url)
+    }
+
+    /// As [`mint`](Self::mint), with `iss` claiming another issuer (signed with this one's key).
+    pub(crate) fn mint_claiming(&self, sa: &ServiceAccountToken, iss: &str) -> String {
         let key = self.inner.keys.lock().unwrap().signing.clone();
-        key.sign_jwt(&sa.claims(&self.inner.url), None)
+        key.sign_jwt(&sa.claims(iss), None)
     }
 
     /// Signs an arbitrary claim set with the current signing key (RS256, header `{alg, kid, typ: JWT}`).

@@ -186,8 +186,7 @@ impl Emulator {
 
     /// Adds an issuer shaped like EKS: `/id/` and 32 uppercase hex characters.
     pub fn add_eks_issuer(&self) -> Issuer {
-        let id = util::random_hex::<16>().to_ascii_uppercase();
-        self.add_issuer(&format!("/id/{id}"))
+        self.state().issuers.add_eks()
     }
 
     // ----- AWS side (IAM outbound identity federation) -----

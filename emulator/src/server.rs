@@ -257,7 +257,14 @@ async fn route(
         },
         Endpoint::Graph => resources::graph(&state.directory, req),
         Endpoint::KeyVault => resources::key_vault(&state.directory, &state.secrets, req),
-        Endpoint::Control => control::handle(&state.faults, &state.log, req),
+        Endpoint::Control => control::handle(
+            &state.faults,
+            &state.log,
+            &state.directory,
+            &state.issuers,
+            &state.secrets,
+            req,
+        ),
         Endpoint::Sts => sts::handle(&state.sts, req),
         Endpoint::Other => Reply::text(404, "Not Found"),
     }

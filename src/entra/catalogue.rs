@@ -211,6 +211,11 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Option<Problem
             "The client-credentials flow takes exactly one resource with the /.default suffix.".into(),
             "{scope_fix}".into(),
         ),
+        70003 => (
+            "Entra does not support the request's grant type",
+            "A federated credential is used through the client-credentials grant with a JWT client assertion.".into(),
+            fix_of(code),
+        ),
         50196 => ("Entra detected a loop: this client sent too many identical requests", String::new(), fix_of(code)),
         7000215 | 7000222 => ("a client secret was sent instead of (or along with) the assertion", String::new(), fix_of(code)),
         _ => return None,

@@ -2,8 +2,8 @@
 //! [`TokenCredentialProvider`].
 //!
 //! One implementation serves object_store 0.13 (DataFusion 55, delta-rs 1.0, polars 0.55; feature
-//! `object_store_0_13`) and 0.14 (lance; feature `object_store_0_14`); feature `object_store`
-//! enables both. The type parameter is the `AzureCredential` of the object_store version in use and
+//! `object_store_0_13`) and 0.14 (lance; feature `object_store_0_14`): enable the one your store
+//! uses. The type parameter is the `AzureCredential` of the object_store version in use and
 //! is inferred from `MicrosoftAzureBuilder::with_credentials` (example: the [crate docs](crate),
 //! section "object_store").
 //!

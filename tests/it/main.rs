@@ -35,6 +35,7 @@ mod faults;
 mod faults_leaks;
 mod faults_security;
 mod graph;
+mod guides;
 #[cfg(all(feature = "aws", feature = "test-util"))]
 mod jwt_cache;
 mod keyvault;

@@ -392,6 +392,9 @@ fn scenarios() -> Vec<(ProblemId, &'static [CheckId], Setup)> {
         (ProblemId::Aadsts(70011), &[Exchange], |fx| {
             entra_says(fx, 400, "invalid_scope", 70011)
         }),
+        (ProblemId::Aadsts(70003), &[Exchange], |fx| {
+            entra_says(fx, 400, "unsupported_grant_type", 70003)
+        }),
         (ProblemId::Aadsts(50196), &[Exchange], |fx| {
             entra_says(fx, 400, "invalid_request", 50196)
         }),
