@@ -17,19 +17,15 @@
 //! operating system gives it, whatever its bytes.
 
 mod env;
-mod errors;
 #[cfg(test)]
 mod tests;
 
 use crate::cloud::{self, Cloud, default_audience_for};
 use crate::error::CredentialError;
+use crate::problem::ProblemId;
 use azure_core::cloud::CloudConfiguration;
 use azure_core::http::Url;
 pub use env::Env;
-use env::check_unicode;
-use errors::{
-    authority_fix, client_id_fix, invalid, not_configured, tenant_id_fix, token_file_fix,
-};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -128,20 +124,15 @@ pub(crate) struct ResolvedConfig {
 
 impl ResolvedConfig {
     /// The token endpoint: `{authority}/{tenant}/oauth2/v2.0/token`.
-    pub(crate) fn token_endpoint(&self) -> Result<Url, CredentialError> {
+    pub(crate) fn token_endpoint(&self) -> Url {
         let mut url = self.authority_host.value.clone();
-        // Never an error: `resolve` refuses an authority that cannot be a base.
-        url.path_segments_mut()
-            .map_err(|_| {
-                invalid(
-                    "authority host",
-                    "it cannot be a base URL",
-                    "set it to https://host[:port]",
-                )
-            })?
-            .pop_if_empty()
-            .extend([self.tenant_id.value.as_str(), "oauth2", "v2.0", "token"]);
-        Ok(url)
+        // `resolve` refuses an authority that cannot be a base: the path always extends.
+        if let Ok(mut path) = url.path_segments_mut() {
+            let tenant = self.tenant_id.value.as_str();
+            path.pop_if_empty()
+                .extend([tenant, "oauth2", "v2.0", "token"]);
+        }
+        url
     }
 }
 
@@ -156,13 +147,120 @@ pub(crate) struct ConfigInputs<'a> {
     pub env: &'a Env,
 }
 
-/// The option, else the environment variable `var`, with its source.
-pub(crate) fn pick(option: Option<&str>, env: &Env, var: &'static str) -> Option<Sourced<String>> {
-    match option {
+const CREDENTIAL: &str = "WorkloadIdentityCredential";
+
+/// The option, else the environment variable `var`, with its source. A variable that is set but
+/// is not Unicode is refused with `fix`: taken as unset, it would say "not configured" for a
+/// variable that is set, or fall back to the public cloud in silence.
+fn read(
+    option: Option<&str>,
+    env: &Env,
+    var: &'static str,
+    fix: impl FnOnce() -> String,
+) -> Result<Option<Sourced<String>>, CredentialError> {
+    Ok(match option {
         Some(v) => Some(Sourced::new(v.to_string(), ValueSource::Options)),
-        None => env
-            .var(var)
+        None => (env.var_checked(CREDENTIAL, var, false, fix)?)
             .map(|value| Sourced::new(value, ValueSource::EnvVar(var))),
+    })
+}
+
+/// [`read`] for a report: a variable that is not Unicode counts as unset.
+pub(crate) fn pick(option: Option<&str>, env: &Env, var: &'static str) -> Option<Sourced<String>> {
+    read(option, env, var, String::new).ok().flatten()
+}
+
+/// Each missing value (client id, tenant id, token file) with how to set it: the variable, the
+/// option, and the command that prints the value.
+fn not_configured(missing: [Option<(&str, String)>; 3]) -> CredentialError {
+    let (what, how): (Vec<&str>, Vec<String>) = missing.into_iter().flatten().unzip();
+    CredentialError::new(
+        ProblemId::NotConfigured,
+        format!(
+            "WorkloadIdentityCredential is not configured: no {}.",
+            what.join(", no ")
+        ),
+    )
+    .named(None)
+    .with_fix(format!(
+        "{}. In a pod, the Azure Workload Identity webhook sets them when the pod has the label \
+         azure.workload.identity/use: \"true\" and its ServiceAccount the annotation azure.workload.identity/client-id; \
+         without the webhook, set them in the pod spec (`azure-identity-k8s setup` prints a Deployment with them).",
+        how.join("; ")
+    ))
+}
+
+/// A malformed value of the credential named `credential`: `what` names it, `problem` says what
+/// is wrong with it, `fix` gives the value or command that corrects it.
+fn invalid_in(
+    credential: &'static str,
+    what: &str,
+    problem: &str,
+    fix: impl Into<String>,
+) -> CredentialError {
+    let facts = format!("invalid {what}: {problem}.");
+    CredentialError::new(ProblemId::InvalidConfiguration, facts)
+        .named(Some(credential))
+        .with_fix(fix)
+}
+
+/// [`invalid_in`] of `WorkloadIdentityCredential`.
+fn invalid(what: &str, problem: &str, fix: impl Into<String>) -> CredentialError {
+    invalid_in(CREDENTIAL, what, problem, fix)
+}
+
+/// Set `var` (or the option) to `value`.
+fn set_to(var: &str, option: &str, value: &str) -> String {
+    format!("set {var} (or the option {option}) to {value}")
+}
+
+/// The fix of a missing or malformed client id.
+fn client_id_fix() -> String {
+    set_to(
+        AZURE_CLIENT_ID,
+        "client_id",
+        &format!(
+            "the application's or user-assigned managed identity's client id (appId, not the object id), printed by {CLIENT_ID_COMMANDS}"
+        ),
+    )
+}
+
+/// The fix of a missing or malformed tenant id.
+fn tenant_id_fix() -> String {
+    set_to(
+        AZURE_TENANT_ID,
+        "tenant_id",
+        &format!("the directory (tenant) id printed by `{TENANT_ID_COMMAND}`"),
+    )
+}
+
+/// The fix of a missing or empty token file path; `tried`: the webhook paths looked for.
+fn token_file_fix(tried: &[PathBuf]) -> String {
+    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    let tried = match tried.is_empty() {
+        true => String::new(),
+        false => format!(" (the webhook's paths {} do not exist)", tried.join(", ")),
+    };
+    set_to(
+        AZURE_FEDERATED_TOKEN_FILE,
+        "token_file_path",
+        &format!(
+            "the file of the pod's projected serviceAccountToken volume (audience {AUDIENCE_PUBLIC}), <mountPath>/<path>, e.g. {WEBHOOK_TOKEN_PATH_PRE_1_6}{tried}"
+        ),
+    )
+}
+
+/// The fix of a malformed authority host from `source`: the cloud's host, or this one over
+/// HTTPS.
+fn authority_fix(source: &ValueSource, https: Option<String>) -> String {
+    let hosts = cloud::authority_hosts();
+    let value = match https {
+        Some(h) => format!("{h}, the tenant's cloud: {hosts}"),
+        None => format!("the tenant's cloud: {hosts}"),
+    };
+    match source {
+        ValueSource::Options => format!("set the cloud option's authority_host to {value}"),
+        _ => format!("set {AZURE_AUTHORITY_HOST} to {value}"),
     }
 }
 
@@ -229,9 +327,9 @@ const MULTI_TENANT_ALIASES: [&str; 3] = ["common", "organizations", "consumers"]
 fn authority_url(raw: &Sourced<String>, tenant_id: &str) -> Result<Url, CredentialError> {
     let bad = |problem: String, https: Option<String>| {
         let facts = format!("{:?} (from {}) {problem}", raw.value, raw.source);
-        invalid("authority host", &facts, authority_fix(raw, https))
+        invalid("authority host", &facts, authority_fix(&raw.source, https))
     };
-    check_no_whitespace("authority host", raw, || authority_fix(raw, None))?;
+    check_no_whitespace("authority host", raw, || authority_fix(&raw.source, None))?;
     let url = Url::parse(&raw.value).map_err(|e| bad(format!("is not a URL ({e})"), None))?;
     if url.scheme() != "https" {
         let https = url.host_str().map(|h| match url.port() {
@@ -269,31 +367,34 @@ fn authority_url(raw: &Sourced<String>, tenant_id: &str) -> Result<Url, Credenti
     Ok(url)
 }
 
-fn authority_from_cloud(cloud: &CloudConfiguration) -> Result<String, CredentialError> {
-    match (cloud, Cloud::of_configuration(cloud)) {
-        (_, Some(known)) => Ok(known.authority_host.to_string()),
-        (CloudConfiguration::Custom(custom), None) => Ok(custom.authority_host.clone()),
-        (other, None) => Err(invalid(
-            "cloud configuration",
-            &format!("{other:?} is not supported"),
-            "use CloudConfiguration::AzurePublic, AzureGovernment, AzureChina, or a custom cloud configuration with an authority_host",
-        )),
-    }
-}
-
 /// The authority host as given, unchecked: the cloud option, else `AZURE_AUTHORITY_HOST`, else
 /// the public cloud's.
 pub(crate) fn authority_host_raw(
     cloud: Option<&CloudConfiguration>,
     env: &Env,
 ) -> Result<Sourced<String>, CredentialError> {
-    Ok(match cloud {
-        Some(cloud) => Sourced::new(authority_from_cloud(cloud)?, ValueSource::Options),
-        None => match env.var(AZURE_AUTHORITY_HOST) {
-            Some(v) => Sourced::new(v, ValueSource::EnvVar(AZURE_AUTHORITY_HOST)),
-            None => Sourced::new(PUBLIC_AUTHORITY_HOST.to_string(), ValueSource::Default),
-        },
-    })
+    let host = match cloud.map(|c| (c, Cloud::of_configuration(c))) {
+        None => read(None, env, AZURE_AUTHORITY_HOST, || {
+            authority_fix(&ValueSource::EnvVar(AZURE_AUTHORITY_HOST), None)
+        })?,
+        Some((_, Some(known))) => Some(Sourced::new(
+            known.authority_host.into(),
+            ValueSource::Options,
+        )),
+        Some((CloudConfiguration::Custom(custom), None)) => Some(Sourced::new(
+            custom.authority_host.clone(),
+            ValueSource::Options,
+        )),
+        Some((other, None)) => {
+            return Err(invalid(
+                "cloud configuration",
+                &format!("{other:?} is not supported"),
+                "use CloudConfiguration::AzurePublic, AzureGovernment, AzureChina, or a custom cloud configuration with an authority_host",
+            ));
+        }
+    };
+    let public = || Sourced::new(PUBLIC_AUTHORITY_HOST.to_string(), ValueSource::Default);
+    Ok(host.unwrap_or_else(public))
 }
 
 /// The token file: the option, else `AZURE_FEDERATED_TOKEN_FILE`, else the first existing
@@ -320,24 +421,29 @@ pub(crate) fn locate_token_file(
 
 pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, CredentialError> {
     let env = inputs.env;
-    check_unicode(inputs)?;
-    let client_id = pick(inputs.client_id, env, AZURE_CLIENT_ID);
-    let tenant_id = pick(inputs.tenant_id, env, AZURE_TENANT_ID);
+    let client_id = read(inputs.client_id, env, AZURE_CLIENT_ID, client_id_fix)?;
+    let tenant_id = read(inputs.tenant_id, env, AZURE_TENANT_ID, tenant_id_fix)?;
+    let authority = authority_host_raw(inputs.cloud, env)?;
+    let audience = read(
+        inputs.expected_audience,
+        env,
+        AZURE_FEDERATED_TOKEN_AUDIENCE,
+        || {
+            format!(
+                "set {AZURE_FEDERATED_TOKEN_AUDIENCE} to the token's audience, e.g. {AUDIENCE_PUBLIC}, or unset it"
+            )
+        },
+    )?;
     let token_file = locate_token_file(inputs.token_file_path, env, inputs.well_known_token_paths);
-    let (Some(client_id), Some(tenant_id), Some(token_file)) =
-        (client_id.clone(), tenant_id.clone(), token_file.clone())
+    let missing = [
+        client_id.is_none().then(|| ("client id", client_id_fix())),
+        tenant_id.is_none().then(|| ("tenant id", tenant_id_fix())),
+        (token_file.is_none())
+            .then(|| ("token file", token_file_fix(inputs.well_known_token_paths))),
+    ];
+    let (Some(client_id), Some(tenant_id), Some(token_file)) = (client_id, tenant_id, token_file)
     else {
-        let mut missing = Vec::new();
-        if client_id.is_none() {
-            missing.push(("client id", client_id_fix()));
-        }
-        if tenant_id.is_none() {
-            missing.push(("tenant id", tenant_id_fix()));
-        }
-        if token_file.is_none() {
-            missing.push(("token file", token_file_fix(inputs.well_known_token_paths)));
-        }
-        return Err(not_configured(&missing));
+        return Err(not_configured(missing));
     };
     if client_id.value.is_empty() {
         return Err(invalid(
@@ -355,16 +461,9 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
             token_file_fix(&[]),
         ));
     }
-
-    let authority_raw = authority_host_raw(inputs.cloud, env)?;
-    let url = authority_url(&authority_raw, &tenant_id.value)?;
-    let authority_host = Sourced::new(url, authority_raw.source);
-
-    let expected_audience = match pick(
-        inputs.expected_audience,
-        env,
-        AZURE_FEDERATED_TOKEN_AUDIENCE,
-    ) {
+    let url = authority_url(&authority, &tenant_id.value)?;
+    let authority_host = Sourced::new(url, authority.source);
+    let expected_audience = match audience {
         Some(a) => {
             check_no_whitespace("expected audience", &a, || {
                 format!(
@@ -379,7 +478,6 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
             ValueSource::Default,
         ),
     };
-
     Ok(ResolvedConfig {
         client_id,
         tenant_id,

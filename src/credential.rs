@@ -200,7 +200,7 @@ impl WorkloadIdentityCredential {
             well_known_token_paths: &options.well_known_token_paths,
             env: &options.env,
         })?;
-        let endpoint = config.token_endpoint()?;
+        let endpoint = config.token_endpoint();
         let assertion: Arc<dyn AssertionSource> = match source {
             Some(s) => s,
             None => {

@@ -12,6 +12,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -23,58 +24,76 @@ use time::OffsetDateTime;
 /// a NumericDate may be fractional (RFC 7519) or a numeric string. Only the claims a local check
 /// uses can make decoding fail: `aud` (a string or an array of strings) and `exp` / `nbf` (a
 /// NumericDate).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
 pub struct Claims {
     /// `iss`: the cluster's OIDC issuer URL.
+    #[serde(deserialize_with = "lenient")]
     pub iss: Option<String>,
     /// `sub`: `system:serviceaccount:<namespace>:<name>` for Kubernetes.
+    #[serde(deserialize_with = "lenient")]
     pub sub: Option<String>,
     /// `aud`: one or more audiences (a string or an array in the JWT).
+    #[serde(deserialize_with = "audiences")]
     pub aud: Vec<String>,
     /// `exp` (seconds since the epoch; a fractional value is rounded down).
+    #[serde(deserialize_with = "exp")]
     pub exp: Option<i64>,
     /// `iat` (seconds since the epoch; a fractional value is rounded down).
+    #[serde(deserialize_with = "lenient_date")]
     pub iat: Option<i64>,
     /// `nbf` (seconds since the epoch; a fractional value is rounded down).
+    #[serde(deserialize_with = "nbf")]
     pub nbf: Option<i64>,
     /// The `kubernetes.io` claim of a bound service-account token.
+    #[serde(rename = "kubernetes.io", deserialize_with = "lenient")]
     pub kubernetes: Option<KubernetesClaims>,
 }
 
 /// The `kubernetes.io` claim (diagnostics only: every field is read leniently).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
 pub struct KubernetesClaims {
     /// The pod's namespace.
+    #[serde(deserialize_with = "lenient")]
     pub namespace: Option<String>,
     /// The service account.
+    #[serde(deserialize_with = "lenient")]
     pub serviceaccount: Option<NamedObject>,
     /// The pod the token is bound to.
+    #[serde(deserialize_with = "lenient")]
     pub pod: Option<NamedObject>,
     /// The node the pod runs on.
+    #[serde(deserialize_with = "lenient")]
     pub node: Option<NamedObject>,
     /// When the kubelet should have replaced the token (seconds since the epoch).
+    #[serde(deserialize_with = "lenient_date")]
     pub warnafter: Option<i64>,
 }
 
 /// A `{name, uid}` pair inside the `kubernetes.io` claim.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
 pub struct NamedObject {
     /// The object's name.
+    #[serde(deserialize_with = "lenient")]
     pub name: Option<String>,
     /// The object's uid.
+    #[serde(deserialize_with = "lenient")]
     pub uid: Option<String>,
 }
 
 /// The JOSE header fields that matter here (read leniently: a field of another type is absent).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
 pub(crate) struct Header {
     /// `alg`: Entra accepts only RS256.
+    #[serde(deserialize_with = "lenient")]
     pub alg: Option<String>,
     /// `kid`: the signing key's id, looked up in the issuer's JWKS.
+    #[serde(deserialize_with = "lenient")]
     pub kid: Option<String>,
 }
-
-type Object = serde_json::Map<String, Value>;
 
 fn kind_of(v: &Value) -> &'static str {
     match v {
@@ -87,102 +106,81 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-fn string(o: &Object, key: &str) -> Option<String> {
-    o.get(key).and_then(Value::as_str).map(str::to_string)
+/// A value that only serves diagnostics: absent when it has another shape (an array is never an
+/// object here).
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(_) => None,
+        v => serde_json::from_value(v).ok(),
+    })
 }
 
-/// A NumericDate: a number, possibly fractional (rounded down), or a numeric string. `Err` names
-/// the claim and what it holds instead.
-fn numeric_date(o: &Object, key: &str) -> Result<Option<i64>, String> {
-    let v = match o.get(key) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(v) => v,
-    };
+/// A NumericDate: a number, possibly fractional (rounded down), or a numeric string.
+fn numeric_date(v: &Value) -> Option<i64> {
     let floor = |f: f64| f.is_finite().then(|| f.floor() as i64);
-    let n = match v {
+    match v {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().and_then(floor)),
         Value::String(s) => {
             (s.trim().parse().ok()).or_else(|| s.trim().parse().ok().and_then(floor))
         }
         _ => None,
+    }
+}
+
+fn lenient_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(numeric_date(&Value::deserialize(d)?))
+}
+
+/// The NumericDate of a claim a local check uses; the error names `claim` and what it holds.
+fn checked_date<'de, D: Deserializer<'de>>(d: D, claim: &str) -> Result<Option<i64>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        v => numeric_date(&v).map(Some).ok_or_else(|| {
+            let kind = kind_of(&v);
+            D::Error::custom(format!(
+                "{claim} is {kind}, not a NumericDate (seconds since the epoch)"
+            ))
+        }),
+    }
+}
+
+fn exp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    checked_date(d, "exp")
+}
+
+fn nbf<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    checked_date(d, "nbf")
+}
+
+fn audiences<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let one = |a: Value| match a {
+        Value::String(a) => Ok(a),
+        other => Err(format!(
+            "aud holds {}, expected only strings",
+            kind_of(&other)
+        )),
     };
-    n.map(Some).ok_or_else(|| {
-        format!(
-            "{key} is {}, not a NumericDate (seconds since the epoch)",
-            kind_of(v)
-        )
+    match Value::deserialize(d)? {
+        Value::Null => Ok(Vec::new()),
+        Value::String(a) => Ok(vec![a]),
+        Value::Array(items) => items.into_iter().map(one).collect(),
+        other => Err(format!(
+            "aud is {}, expected a string or an array of strings",
+            kind_of(&other)
+        )),
+    }
+    .map_err(D::Error::custom)
+}
+
+/// `json` as a JSON object of `T`: `None` when it is not JSON; `Err` says what else is wrong.
+fn object<T: DeserializeOwned>(json: &[u8]) -> Option<Result<T, String>> {
+    Some(match serde_json::from_slice::<Value>(json).ok()? {
+        v @ Value::Object(_) => serde_json::from_value(v).map_err(|e| e.to_string()),
+        other => Err(format!(
+            "the claims are {}, not a JSON object",
+            kind_of(&other)
+        )),
     })
-}
-
-fn named(o: &Object, key: &str) -> Option<NamedObject> {
-    o.get(key).and_then(Value::as_object).map(|n| NamedObject {
-        name: string(n, "name"),
-        uid: string(n, "uid"),
-    })
-}
-
-impl Claims {
-    /// Decode claims from a JSON value (see the type's documentation for what can fail).
-    pub(crate) fn from_json(v: &Value) -> Result<Self, String> {
-        let o = v
-            .as_object()
-            .ok_or_else(|| format!("the claims are {}, not a JSON object", kind_of(v)))?;
-        let aud = match o.get("aud") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(a)) => vec![a.clone()],
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|a| {
-                    a.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| format!("aud holds {}, expected only strings", kind_of(a)))
-                })
-                .collect::<Result<_, _>>()?,
-            Some(other) => {
-                return Err(format!(
-                    "aud is {}, expected a string or an array of strings",
-                    kind_of(other)
-                ));
-            }
-        };
-        let kubernetes =
-            o.get("kubernetes.io")
-                .and_then(Value::as_object)
-                .map(|k| KubernetesClaims {
-                    namespace: string(k, "namespace"),
-                    serviceaccount: named(k, "serviceaccount"),
-                    pod: named(k, "pod"),
-                    node: named(k, "node"),
-                    warnafter: numeric_date(k, "warnafter").ok().flatten(),
-                });
-        Ok(Self {
-            iss: string(o, "iss"),
-            sub: string(o, "sub"),
-            aud,
-            exp: numeric_date(o, "exp")?,
-            nbf: numeric_date(o, "nbf")?,
-            iat: numeric_date(o, "iat").ok().flatten(),
-            kubernetes,
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for Claims {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Self::from_json(&Value::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
-}
-
-impl Header {
-    /// The header in `json`, when it is a JSON object.
-    fn parse(json: &[u8]) -> Option<Self> {
-        let o = serde_json::from_slice::<Value>(json).ok()?;
-        let o = o.as_object()?;
-        Some(Self {
-            alg: string(o, "alg"),
-            kid: string(o, "kid"),
-        })
-    }
 }
 
 /// A decoded (unverified) JWT.
@@ -251,7 +249,7 @@ fn decode_part(part: &str) -> Option<Vec<u8>> {
 
 /// The JOSE header of a compact JWS (its first part), when it decodes; for messages only.
 pub(crate) fn decode_header(token: &str) -> Option<Header> {
-    Header::parse(&decode_part(token.split('.').next()?)?)
+    object(&decode_part(token.split('.').next()?)?)?.ok()
 }
 
 /// Decode a compact JWS without verifying it. The error says what is wrong with the shape.
@@ -268,12 +266,10 @@ pub(crate) fn decode(token: &str) -> Result<DecodedJwt, String> {
         return Err(bad("it is not a signed JWT: a part is empty"));
     }
     let header = decode_part(h).ok_or_else(|| not_a_jwt("the header is not base64url"))?;
-    let header =
-        Header::parse(&header).ok_or_else(|| not_a_jwt("the header is not a JSON object"))?;
+    let header = (object(&header).and_then(Result::ok))
+        .ok_or_else(|| not_a_jwt("the header is not a JSON object"))?;
     let payload = decode_part(p).ok_or_else(|| not_a_jwt("the claims part is not base64url"))?;
-    let claims: Value =
-        serde_json::from_slice(&payload).map_err(|_| not_a_jwt("the claims part is not JSON"))?;
-    let claims = Claims::from_json(&claims)
+    let claims = (object(&payload).ok_or_else(|| not_a_jwt("the claims part is not JSON"))?)
         .map_err(|problem| bad(&format!("its claims cannot be checked: {problem}")))?;
     if decode_part(sig).is_none() {
         return Err(not_a_jwt("the signature is not base64url"));

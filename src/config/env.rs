@@ -1,11 +1,6 @@
-//! [`Env`], the environment the credential reads (the process environment or a fixed map), and
-//! the refusal of a configuration variable whose value is not Unicode.
+//! [`Env`], the environment the credential reads (the process environment or a fixed map).
 
-use super::errors::{authority_fix, client_id_fix, invalid_in, tenant_id_fix};
-use super::{
-    AUDIENCE_PUBLIC, AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_AUDIENCE,
-    AZURE_TENANT_ID, ConfigInputs, Sourced, ValueSource,
-};
+use super::invalid_in;
 use crate::error::CredentialError;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -98,42 +93,6 @@ impl Env {
             )
         })
     }
-}
-
-/// Refuse a configuration variable the credential would read that is set to a value that is not
-/// Unicode: [`Env::var`] counts it as unset, which would say "not configured" for a variable that
-/// is set, or silently fall back to the public cloud for `AZURE_AUTHORITY_HOST`.
-/// `AZURE_FEDERATED_TOKEN_FILE` is not refused: it is a path, which on Linux may be any bytes,
-/// and is used as the operating system gives it (like the `token_file_path` option's `PathBuf`).
-pub(super) fn check_unicode(inputs: &ConfigInputs<'_>) -> Result<(), CredentialError> {
-    let authority = || {
-        let source = ValueSource::EnvVar(AZURE_AUTHORITY_HOST);
-        authority_fix(&Sourced::new(String::new(), source), None)
-    };
-    let audience = || {
-        format!(
-            "set {AZURE_FEDERATED_TOKEN_AUDIENCE} to the token's audience, e.g. {AUDIENCE_PUBLIC}, or unset it"
-        )
-    };
-    // Each variable, whether the credential reads it (no option given), and its fix.
-    let read: [(_, _, &dyn Fn() -> String); 4] = [
-        (AZURE_CLIENT_ID, inputs.client_id.is_none(), &client_id_fix),
-        (AZURE_TENANT_ID, inputs.tenant_id.is_none(), &tenant_id_fix),
-        (AZURE_AUTHORITY_HOST, inputs.cloud.is_none(), &authority),
-        (
-            AZURE_FEDERATED_TOKEN_AUDIENCE,
-            inputs.expected_audience.is_none(),
-            &audience,
-        ),
-    ];
-    for (var, used, fix) in read {
-        if used {
-            inputs
-                .env
-                .var_checked("WorkloadIdentityCredential", var, false, fix)?;
-        }
-    }
-    Ok(())
 }
 
 impl fmt::Debug for Env {

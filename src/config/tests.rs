@@ -36,7 +36,7 @@ fn env_fills_everything_and_defaults_apply() {
     assert_eq!(c.authority_host.source, ValueSource::Default);
     assert_eq!(c.expected_audience.value, AUDIENCE_PUBLIC);
     assert_eq!(
-        c.token_endpoint().unwrap().as_str(),
+        c.token_endpoint().as_str(),
         "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
     );
 }
@@ -286,7 +286,7 @@ fn an_authority_host_with_the_tenant_or_endpoint_in_its_path_is_refused() {
     ))
     .unwrap();
     assert_eq!(
-        c.token_endpoint().unwrap().as_str(),
+        c.token_endpoint().as_str(),
         "https://gw.example/entra/contoso.onmicrosoft.com/oauth2/v2.0/token"
     );
 }

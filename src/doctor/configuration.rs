@@ -119,9 +119,7 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
             None
         }
         Ok(c) => {
-            if let Ok(ep) = c.token_endpoint() {
-                check = check.detail("token endpoint", ep.to_string());
-            }
+            check = check.detail("token endpoint", c.token_endpoint().to_string());
             let mut warnings = Vec::new();
             if !is_guid(&c.client_id.value) {
                 warnings.push(format!(

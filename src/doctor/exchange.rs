@@ -90,13 +90,7 @@ pub(super) async fn check(
 ) {
     let base = |status, summary: String| {
         Check::new(CheckId::Exchange, status, summary)
-            .detail(
-                "endpoint",
-                config
-                    .token_endpoint()
-                    .map(|u| u.to_string())
-                    .unwrap_or_default(),
-            )
+            .detail("endpoint", config.token_endpoint().to_string())
             .detail("client id", config.client_id.value.clone())
             .detail("scope", scope.to_string())
     };
