@@ -224,6 +224,7 @@ impl WorkloadIdentityCredential {
             tenant_id: config.tenant_id.value.clone(),
             assertion,
             clock: clock.clone(),
+            attempt_timeout: options.refresh_policy.attempt_timeout,
         });
         let cache = TokenCache::new(exchange, options.refresh_policy, clock);
         Ok(Arc::new(Self { config, cache }))

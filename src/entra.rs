@@ -43,6 +43,8 @@ pub(crate) struct Exchange {
     pub(crate) tenant_id: String,
     pub(crate) assertion: Arc<dyn AssertionSource>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// `RefreshPolicy::attempt_timeout`: a second request is sent only within its first half.
+    pub(crate) attempt_timeout: Duration,
 }
 
 /// What we know locally, to explain Entra's answer.
@@ -174,6 +176,69 @@ impl Exchange {
     }
 }
 
+impl Exchange {
+    /// One token request and its answer, read.
+    async fn request(
+        &self,
+        ctx: &Context<'_>,
+        assertion: &Assertion,
+        scope: &str,
+    ) -> Result<Fetched<AccessToken>, CredentialError> {
+        // `expires_in` counts from when the request is sent, not from when the answer arrives.
+        let sent = self.clock.now();
+        let (status, hdrs, body) = self.send(ctx, assertion, scope).await?;
+        if status.is_success() && !response::is_entra_error(&body) {
+            return parse_success(status, &body, sent);
+        }
+        if status.is_redirection() {
+            let location = hdrs.get_optional_str(&headers::HeaderName::from_static("location"));
+            return Err(response::redirect(status, &self.endpoint, location));
+        }
+        let header = crate::jwt::decode_header(assertion.secret());
+        let ctx = ErrorContext {
+            header: header.as_ref(),
+            client_id: &self.client_id,
+            tenant_id: &self.tenant_id,
+            endpoint: &self.endpoint,
+            scope,
+            claims: assertion.claims(),
+            origin: assertion.origin(),
+        };
+        let retry_after = hdrs.get_optional_str(&headers::RETRY_AFTER);
+        let date = hdrs.get_optional_str(&headers::HeaderName::from_static("date"));
+        let after =
+            retry_after.and_then(|v| retry_after_delay(v, server_now(date, self.clock.now())));
+        let error = parse_error(status, retry_after, &body, &ctx);
+        Err(match after {
+            Some(after) if matches!(u16::from(status), 429 | 503) => throttled(error, after),
+            _ => error.with_retry_after(after),
+        })
+    }
+
+    /// Whether (after how long, and why) the request that failed with `error`, `elapsed` into
+    /// the attempt, is sent once more: a throttling answer whose `Retry-After` passes within the
+    /// first half of `attempt_timeout` (never earlier), and Entra's possibly transient codes
+    /// after 1 to 2 s (jittered), when that too fits.
+    fn second_try(
+        &self,
+        error: &CredentialError,
+        elapsed: std::time::Duration,
+    ) -> Option<(Duration, &'static str)> {
+        let budget = self.attempt_timeout / 2 - Duration::try_from(elapsed).ok()?;
+        let (wait, why) = match (error.retry_after(), error.aadsts_codes().first()) {
+            (Some(after), _) if matches!(error.http_status().map(u16::from), Some(429 | 503)) => {
+                (after, "after the answer's Retry-After")
+            }
+            (None, Some(code)) if catalogue::POSSIBLY_TRANSIENT.contains(code) => (
+                Duration::seconds_f64(1.0 + rand::random::<f64>()),
+                "Entra reports this code intermittently",
+            ),
+            _ => return None,
+        };
+        (wait <= budget).then_some((wait, why))
+    }
+}
+
 impl SourceError for CredentialError {
     fn is_transient(&self) -> bool {
         CredentialError::is_transient(self)
@@ -262,6 +327,9 @@ impl TokenSource for Exchange {
     type Context = Context<'static>;
     type Progress = Progress;
 
+    /// One attempt: the assertion, then the token request, sent a second time (once) after a
+    /// throttling answer whose `Retry-After` ends within the first half of `attempt_timeout`, or
+    /// after one of Entra's [possibly transient](catalogue::POSSIBLY_TRANSIENT) errors.
     async fn fetch(
         &self,
         scope: &str,
@@ -272,32 +340,22 @@ impl TokenSource for Exchange {
         progress.set(Phase::Assertion);
         let ctx = ctx.with_value(progress);
         let assertion = self.assertion.assertion().await?;
-        // `expires_in` counts from when the request is sent, not from when the answer arrives.
-        let sent = self.clock.now();
-        let (status, hdrs, body) = self.send(&ctx, &assertion, scope).await?;
-        let result = if status.is_success() {
-            parse_success(status, &body, sent)
-        } else {
-            let header = crate::jwt::decode_header(assertion.secret());
-            let ctx = ErrorContext {
-                header: header.as_ref(),
-                client_id: &self.client_id,
-                tenant_id: &self.tenant_id,
-                endpoint: &self.endpoint,
-                scope,
-                claims: assertion.claims(),
-                origin: assertion.origin(),
-            };
-            let retry_after = hdrs.get_optional_str(&headers::RETRY_AFTER);
-            let date = hdrs.get_optional_str(&headers::HeaderName::from_static("date"));
-            let after =
-                retry_after.and_then(|v| retry_after_delay(v, server_now(date, self.clock.now())));
-            let error = parse_error(status, retry_after, &body, &ctx);
-            Err(match after {
-                Some(after) if matches!(u16::from(status), 429 | 503) => throttled(error, after),
-                _ => error.with_retry_after(after),
-            })
-        };
+        let mut result = self.request(&ctx, &assertion, scope).await;
+        if let Err(e) = &result
+            && let Some((wait, why)) = self.second_try(e, started.elapsed())
+        {
+            tracing::debug!(scopes = %scope, wait_ms = wait.whole_milliseconds() as u64, error = %e.headline(), "sending the token request again ({why})");
+            azure_core::async_runtime::get_async_runtime()
+                .sleep(wait)
+                .await;
+            let again = self.request(&ctx, &assertion, scope).await;
+            let secs = wait.as_seconds_f64();
+            result = again.map_err(|e| {
+                e.map_facts(|f| {
+                    format!("{f}\n  Sent twice, {secs:.1} s apart ({why}); both failed.")
+                })
+            });
+        }
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match &result {
             Ok(t) => tracing::debug!(

@@ -33,6 +33,15 @@ const AWS_ISSUER_IS: &str = "the token's issuer must be the AWS account's outbou
 const TOKEN_HAS: &str =
     "The token ({origin}) has:\n    issuer:   {iss}\n    subject:  {sub}\n    audience: {aud}";
 
+/// Entra's errors that come and go with a correct configuration, so an attempt sends its request
+/// once more after one (and the cache remembers it only briefly, as a transient error): a
+/// federated credential still propagating (700211, 700212, 700213; 700213 also intermittently,
+/// about 2 % of exchanges in kedacore/keda#8152), a new issuer key before Entra refetches the JWKS
+/// (7000272), an issuer's discovery endpoint that is slow to answer (90061, 50166, 501661). See
+/// docs/reliability.md.
+pub(crate) const POSSIBLY_TRANSIENT: &[u32] =
+    &[700211, 700212, 700213, 7000272, 90061, 50166, 501661];
+
 /// One catalogue entry, filled in with this request's values.
 pub(crate) struct Problem {
     /// The entry's key fact with its values, one line for the message's first line (e.g.

@@ -1,45 +1,19 @@
 //! Entra's answer: a token, or an error explained with the catalogue.
 
 use super::ErrorContext;
-use super::catalogue::entra_problem;
+use super::catalogue::{POSSIBLY_TRANSIENT, entra_problem};
 use crate::cache::Fetched;
 use crate::error::{CredentialError, EntraAnswer};
+use crate::escape::escape;
 use crate::problem::ProblemId;
 use azure_core::credentials::AccessToken;
 use azure_core::error::ErrorKind;
+use azure_core::http::Url;
 use azure_core::http::headers::{self, Headers};
 use azure_core::http::{RawResponse, StatusCode};
 use azure_core::time::Duration;
-use serde::{Deserialize, Deserializer};
-
-/// A number, a float (truncated), a numeric string or null.
-fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        Int(i64),
-        Float(f64),
-        Str(String),
-        Null(()),
-    }
-    Ok(match N::deserialize(d)? {
-        N::Int(i) => Some(i),
-        N::Float(f) => Some(f as i64),
-        N::Str(s) => Some(s.trim().parse::<i64>().map_err(serde::de::Error::custom)?),
-        N::Null(()) => None,
-    })
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default)]
-struct SuccessBody {
-    access_token: Option<String>,
-    token_type: Option<String>,
-    #[serde(deserialize_with = "number_or_string")]
-    expires_in: Option<i64>,
-    #[serde(deserialize_with = "number_or_string")]
-    refresh_in: Option<i64>,
-}
+use serde::Deserialize;
+use serde_json::Value;
 
 /// Entra's error body (all fields optional: gateways send other things).
 #[derive(Debug, Default, Deserialize)]
@@ -61,14 +35,14 @@ pub(super) fn invalid_response(status: StatusCode, what: String) -> CredentialEr
     .with_status(status)
 }
 
-/// Parse a 2xx body sent at `now`.
+/// Parse a 2xx body sent at `now`. Numbers may be strings; a field of another type is named.
 pub(crate) fn parse_success(
     status: StatusCode,
     body: &[u8],
     now: time::OffsetDateTime,
 ) -> Result<Fetched<AccessToken>, CredentialError> {
     let invalid = |what: String| invalid_response(status, what);
-    let parsed: SuccessBody = serde_json::from_slice(body).map_err(|e| {
+    let parsed: serde_json::Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
         let len = body.len();
         invalid(match () {
             _ if body.is_empty() => "an empty body".to_string(),
@@ -82,16 +56,43 @@ pub(crate) fn parse_success(
         })
         .with_transient(true)
     })?;
-    let token = (parsed.access_token.filter(|t| !t.is_empty()))
+    // A field of the wrong type: its name and JSON type (never its value: it may be the token).
+    let wrong = |name: &str, v: &Value, expected: &str| {
+        let kind = match v {
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            _ => "an object",
+        };
+        invalid(format!(
+            "a token response whose {name} is {kind}, not {expected}"
+        ))
+    };
+    let text = |name: &str| match parsed.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(v) => Err(wrong(name, v, "a string")),
+    };
+    let number = |name: &str| match parsed.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))),
+        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| {
+            let shown = escape(&s.chars().take(32).collect::<String>()).into_owned();
+            invalid(format!(
+                "a token response whose {name} is {shown:?}, not a number"
+            ))
+        }),
+        Some(v) => Err(wrong(name, v, "a number")),
+    };
+    let token = (text("access_token")?.filter(|t| !t.is_empty()))
         .ok_or_else(|| invalid("a JSON body without an access_token".into()))?;
-    if let Some(tt) = parsed
-        .token_type
-        .filter(|t| !t.eq_ignore_ascii_case("bearer"))
-    {
+    if let Some(tt) = text("token_type")?.filter(|t| !t.eq_ignore_ascii_case("bearer")) {
         return Err(invalid(format!("token_type {tt:?}, expected \"Bearer\"")));
     }
-    let expires_in = (parsed.expires_in.filter(|s| *s > 0))
+    let expires_in = (number("expires_in")?.filter(|s| *s > 0))
         .ok_or_else(|| invalid("a token response without a positive expires_in".into()))?;
+    let refresh_in = number("refresh_in")?.filter(|r| *r > 0 && *r < expires_in);
     // `now + expires_in` overflows (and `+` would panic) for absurd values such as 1e300.
     let expires_on = now
         .checked_add(Duration::seconds(expires_in))
@@ -101,12 +102,36 @@ pub(crate) fn parse_success(
             ))
         })?;
     Ok(Fetched {
-        token: AccessToken::new(token, expires_on),
+        token: AccessToken::new(token.to_owned(), expires_on),
         expires_on,
         lifetime: Duration::seconds(expires_in),
-        refresh_in: (parsed.refresh_in.filter(|r| *r > 0 && *r < expires_in))
-            .map(Duration::seconds),
+        refresh_in: refresh_in.map(Duration::seconds),
     })
+}
+
+/// Whether a body is Entra's error answer (`error` or `error_codes`), whatever the status.
+pub(super) fn is_entra_error(body: &[u8]) -> bool {
+    serde_json::from_slice::<ErrorBody>(body)
+        .is_ok_and(|b| b.error.is_some() || !b.error_codes.is_empty())
+}
+
+/// A redirect (`status` 3xx) from the token `endpoint` to `location`: never followed, since the
+/// request carries the client assertion.
+pub(super) fn redirect(
+    status: StatusCode,
+    endpoint: &Url,
+    location: Option<&str>,
+) -> CredentialError {
+    let to = escape(location.unwrap_or("(no Location header)"));
+    CredentialError::new(
+        ProblemId::InvalidResponse,
+        format!(
+            "the token endpoint {endpoint} answered HTTP {} with a redirect to {to}, which the credential does not follow: \
+             the request carries the client assertion, which goes only to the authority host.",
+            u16::from(status)
+        ),
+    )
+    .with_status(status)
 }
 
 pub(super) fn first_line(s: &str) -> &str {
@@ -250,6 +275,10 @@ fn entra_error(
     )
     .with_fix(fix)
     .with_status(status)
+    .with_transient(
+        primary.is_some_and(|c| POSSIBLY_TRANSIENT.contains(&c))
+            || matches!(code, 408 | 429 | 500..),
+    )
     .with_aadsts(codes)
     .with_entra_answer(answer)
 }

@@ -655,3 +655,30 @@ fn an_aws_sts_token_gets_aws_advice_not_kubernetes_advice() {
         assert!(e.fix().unwrap().contains(needle), "AADSTS{code}: {e}");
     }
 }
+
+#[test]
+fn a_malformed_field_of_a_token_response_is_named() {
+    let s = StatusCode::from(200);
+    for (body, needle) in [
+        (
+            &br#"{"access_token":"x","expires_in":"soon"}"#[..],
+            r#"expires_in is "soon", not a number"#,
+        ),
+        (
+            br#"{"access_token":"x","expires_in":[3600]}"#,
+            "expires_in is an array, not a number",
+        ),
+        (
+            br#"{"access_token":"x","expires_in":3600,"refresh_in":true}"#,
+            "refresh_in is a boolean, not a number",
+        ),
+        (
+            br#"{"access_token":7,"expires_in":3600}"#,
+            "access_token is a number, not a string",
+        ),
+    ] {
+        let e = parse_success(s, body, now()).unwrap_err();
+        assert!(e.message().contains(needle), "{e}");
+        assert_eq!(e.problem_id(), Some(ProblemId::InvalidResponse));
+    }
+}

@@ -201,7 +201,7 @@ impl Case {
             ),
             Case::File(FileFault::Directory) => e(TokenFile, None, false, "is a directory"),
             Case::File(FileFault::Expired) => e(Assertion, None, false, "expired at"),
-            Case::IssuerDiscoveryDown => e(Entra, Some(400), false, "AADSTS90061"),
+            Case::IssuerDiscoveryDown => e(Entra, Some(400), true, "AADSTS90061"),
         }
     }
 

@@ -97,3 +97,209 @@ async fn the_attempt_bound_holds_with_the_default_http_retry_policy() {
         fx.emu.set_fault(Endpoint::Token, None);
     }
 }
+
+/// The token requests' arrival times, in order.
+fn token_times(fx: &Fixture) -> Vec<time::OffsetDateTime> {
+    let requests = fx.emu.requests().into_iter();
+    requests
+        .filter(|r| r.endpoint == Endpoint::Token)
+        .map(|r| r.at)
+        .collect()
+}
+
+/// A 429 or 503 with a short `Retry-After` (seconds or an HTTP date) is waited out inside the
+/// attempt, and the request sent once more, never before it: the first caller gets the token.
+/// Under no HTTP retries, azure_core's default retry policy and the crate's default.
+#[tokio::test]
+async fn a_short_retry_after_is_waited_out_and_the_first_call_gets_the_token() {
+    let fx = Fixture::new().await;
+    let retries = [
+        ("none", RetryOptions::none()),
+        ("azure_core default", RetryOptions::default()),
+        ("crate default", azure_identity_k8s::token_retry_options()),
+    ];
+    let throttles = [
+        Fault::Throttle {
+            retry_after: RetryAfter::Seconds(1),
+        },
+        Fault::Throttle {
+            retry_after: RetryAfter::HttpDate(1),
+        },
+        Fault::Unavailable {
+            retry_after: RetryAfter::Seconds(1),
+        },
+    ];
+    for (name, retry) in retries {
+        for fault in throttles.clone() {
+            let mut o = fx.options();
+            o.credential_options.client_options.retry = retry.clone();
+            let cred = WorkloadIdentityCredential::new(Some(o)).unwrap();
+            fx.emu.reset_counters();
+            fx.emu.push_fault(Endpoint::Token, fault.clone());
+            let token = cred.get_token(&[STORAGE], None).await;
+            assert!(token.is_ok(), "{name}, {fault:?}: {token:?}");
+            let at = token_times(&fx);
+            assert_eq!(at.len(), 2, "{name}, {fault:?}");
+            assert!(
+                at[1] - at[0] >= time::Duration::seconds(1),
+                "{name}, {fault:?}: the second request {} after the first",
+                at[1] - at[0]
+            );
+        }
+    }
+}
+
+/// A `Retry-After` longer than half the attempt bound still ends the attempt at once with the
+/// throttled error, after one request, under azure_core's default retry policy too.
+#[tokio::test]
+async fn a_long_retry_after_fails_at_once_after_one_request() {
+    let fx = Fixture::new().await;
+    for retry in [RetryOptions::none(), RetryOptions::default()] {
+        let mut o = fx.options();
+        o.credential_options.client_options.retry = retry;
+        let cred = WorkloadIdentityCredential::new(Some(o)).unwrap();
+        fx.emu.reset_counters();
+        fx.emu.push_fault(
+            Endpoint::Token,
+            Fault::Throttle {
+                retry_after: RetryAfter::Seconds(45),
+            },
+        );
+        let e = cred.get_token(&[STORAGE], None).await.unwrap_err();
+        let e = credential_error(&e);
+        assert!(
+            e.message()
+                .contains("Entra throttled the token request (HTTP 429, retry after 45 s"),
+            "{e}"
+        );
+        assert_eq!(token_times(&fx).len(), 1);
+    }
+}
+
+fn entra_fault(status: u16, code: u32) -> Fault {
+    Fault::Entra {
+        status,
+        error: "invalid_client".into(),
+        code,
+        message: "Injected.".into(),
+    }
+}
+
+/// 1,000 cold credentials against an endpoint where 2 % of the exchanges fail with AADSTS700213
+/// (Entra's intermittent federation error): no caller sees an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intermittent_federation_errors_never_reach_a_cold_caller() {
+    use futures::StreamExt as _;
+    let fx = Fixture::new().await;
+    for _ in 0..20 {
+        fx.emu.push_fault(Endpoint::Token, entra_fault(400, 700213));
+    }
+    let errors = futures::stream::iter(0..1000)
+        .map(|_| async {
+            let mut o = fx.options();
+            // The default bound: a second request fits in its first half even on a loaded runner.
+            o.refresh_policy.attempt_timeout = azure_core::time::Duration::seconds(30);
+            let cred = WorkloadIdentityCredential::new(Some(o)).unwrap();
+            cred.get_token(&[STORAGE], None).await.err()
+        })
+        .buffer_unordered(50)
+        .filter_map(|e| async move { e })
+        .collect::<Vec<_>>()
+        .await;
+    assert!(
+        errors.is_empty(),
+        "{} errors: {:?}",
+        errors.len(),
+        errors.first()
+    );
+    assert_eq!(token_times(&fx).len(), 1020);
+}
+
+/// A persistent possibly-transient error reaches the caller with its diagnosis after exactly two
+/// requests, within 2 s more than one; a misconfiguration (unknown client) after exactly one.
+#[tokio::test]
+async fn a_persistent_error_reaches_the_caller_after_two_requests_or_one() {
+    let fx = Fixture::new().await;
+    for (code, requests) in [(700213, 2), (700016, 1)] {
+        fx.emu.reset_counters();
+        fx.emu
+            .set_fault(Endpoint::Token, Some(entra_fault(400, code)));
+        let cred = WorkloadIdentityCredential::new(Some(fx.options())).unwrap();
+        let started = std::time::Instant::now();
+        let e = cred.get_token(&[STORAGE], None).await.unwrap_err();
+        let e = credential_error(&e);
+        assert_eq!(e.aadsts_codes(), &[code], "{e}");
+        assert_eq!(
+            e.problem_id(),
+            Some(azure_identity_k8s::ProblemId::Aadsts(code))
+        );
+        assert_eq!(token_times(&fx).len(), requests, "AADSTS{code}");
+        assert_eq!(e.message().contains("Sent twice"), requests == 2, "{e}");
+        assert_eq!(e.is_transient(), requests == 2, "{e}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "AADSTS{code}"
+        );
+    }
+    fx.emu.set_fault(Endpoint::Token, None);
+}
+
+/// A 200 whose body is Entra's error answer is that AADSTS error, with its catalogue entry.
+#[tokio::test]
+async fn an_entra_error_in_a_200_is_that_error() {
+    let fx = Fixture::new().await;
+    fx.emu.push_fault(Endpoint::Token, entra_fault(200, 700016));
+    let cred = WorkloadIdentityCredential::new(Some(fx.options())).unwrap();
+    let e = cred.get_token(&[STORAGE], None).await.unwrap_err();
+    let e = credential_error(&e);
+    assert_eq!(e.aadsts_codes(), &[700016], "{e}");
+    assert_eq!(
+        e.problem_id(),
+        Some(azure_identity_k8s::ProblemId::Aadsts(700016))
+    );
+    assert!(
+        e.fix().is_some_and(|f| f.contains("AZURE_CLIENT_ID")),
+        "{e}"
+    );
+    assert!(e.message().contains("no application with client id"), "{e}");
+}
+
+/// A 307 or 308 is reported as a redirect showing its Location, and never followed: also through
+/// the private-CA transport docs/security.md recommends (reqwest with the CA added and redirects
+/// off).
+#[tokio::test]
+async fn a_redirect_is_reported_with_its_location_and_never_followed() {
+    let fx = Fixture::new().await;
+    let elsewhere = format!("{}/elsewhere/oauth2/v2.0/token", fx.emu.authority_host());
+    let ca = reqwest::Certificate::from_pem(fx.emu.ca_pem().as_bytes()).unwrap();
+    let private_ca = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    for (status, transport) in [
+        (307, fx.emu.transport()),
+        (308, azure_core::http::Transport::new(Arc::new(private_ca))),
+    ] {
+        let mut o = fx.options();
+        o.credential_options.client_options.transport = Some(transport);
+        let cred = WorkloadIdentityCredential::new(Some(o)).unwrap();
+        fx.emu.reset_counters();
+        fx.emu
+            .push_fault(Endpoint::Token, Fault::Redirect(status, elsewhere.clone()));
+        let e = cred.get_token(&[STORAGE], None).await.unwrap_err();
+        let e = credential_error(&e);
+        assert!(
+            e.message()
+                .contains(&format!("HTTP {status} with a redirect to {elsewhere}")),
+            "{e}"
+        );
+        assert_eq!(e.category(), ErrorCategory::InvalidResponse);
+        assert_eq!(
+            fx.emu.requests().len(),
+            1,
+            "the Location is never requested"
+        );
+    }
+}
