@@ -18,7 +18,7 @@ use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{self, Event, Fetched, SourceError, TokenSource};
 use crate::clock::Clock;
 use crate::error::{CredentialError, log_cache_event};
-use crate::http::{Failure, SendError, send_capped_in};
+use crate::http::{Failure, SendError, send_capped};
 use crate::jwt::{Claims, Header};
 use crate::problem::ProblemId;
 use azure_core::credentials::AccessToken;
@@ -129,7 +129,7 @@ impl Exchange {
             .append_pair("client_assertion", assertion.secret())
             .finish();
         req.set_body(body);
-        let error = match send_capped_in(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES).await {
+        let error = match send_capped(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES).await {
             Ok(answer) => return Ok(answer),
             Err(e) => e,
         };

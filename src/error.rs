@@ -186,28 +186,24 @@ impl CredentialError {
         &mut self.0
     }
 
-    fn entra(&self) -> Option<&EntraAnswer> {
-        self.0.entra.as_ref()
-    }
-
     /// Entra's `error` (e.g. `invalid_client`), when Entra answered with an error.
     pub fn entra_error(&self) -> Option<&str> {
-        self.entra()?.error.as_deref()
+        self.0.entra.as_ref()?.error.as_deref()
     }
 
     /// The first line of Entra's `error_description` (it starts with the AADSTS code).
     pub fn entra_description(&self) -> Option<&str> {
-        self.entra()?.description.as_deref()
+        self.0.entra.as_ref()?.description.as_deref()
     }
 
     /// Entra's trace id, to quote to Microsoft support.
     pub fn trace_id(&self) -> Option<&str> {
-        self.entra()?.trace_id.as_deref()
+        self.0.entra.as_ref()?.trace_id.as_deref()
     }
 
     /// Entra's correlation id, to quote to Microsoft support.
     pub fn correlation_id(&self) -> Option<&str> {
-        self.entra()?.correlation_id.as_deref()
+        self.0.entra.as_ref()?.correlation_id.as_deref()
     }
 
     /// How to fix it, as a command or value; the message says the same ("Fix: ..."). `doctor`

@@ -52,19 +52,10 @@ pub(crate) enum SendError {
     TooLarge { status: StatusCode },
 }
 
-/// Send `req` (no status check: the caller interprets every status) and read at most `max`
-/// bytes of the body.
+/// Send `req` within `ctx` (the caller's context: parent span, client request id, and whatever
+/// the pipeline's per-try policies read; `Context::new()` for none) with no status check (the
+/// caller interprets every status), and read at most `max` bytes of the body.
 pub(crate) async fn send_capped(
-    pipeline: &Pipeline,
-    req: &mut Request,
-    max: usize,
-) -> Result<(StatusCode, Headers, Vec<u8>), SendError> {
-    send_capped_in(pipeline, &Context::new(), req, max).await
-}
-
-/// [`send_capped`] within `ctx` (the caller's context: parent span, client request id, and
-/// whatever the pipeline's per-try policies read).
-pub(crate) async fn send_capped_in(
     pipeline: &Pipeline,
     ctx: &Context<'_>,
     req: &mut Request,

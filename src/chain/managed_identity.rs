@@ -7,7 +7,7 @@ use azure_core::async_runtime::get_async_runtime;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::error::ErrorKind;
 use azure_core::http::headers::{self, HeaderName};
-use azure_core::http::{ClientOptions, Method, Request, Url};
+use azure_core::http::{ClientOptions, Context, Method, Request, Url};
 use azure_core::time::Duration;
 use azure_identity::UserAssignedId;
 use futures::future::{Either, select};
@@ -188,7 +188,8 @@ async fn probe_imds(
     let mut req = Request::new(url.clone(), Method::Get);
     req.insert_header(HeaderName::from_static("metadata"), "true");
     req.insert_header(headers::ACCEPT, "application/json");
-    let request = Box::pin(send_capped(&pipeline, &mut req, MAX_PROBE_RESPONSE));
+    let ctx = Context::new();
+    let request = Box::pin(send_capped(&pipeline, &ctx, &mut req, MAX_PROBE_RESPONSE));
     let answer = match select(request, get_async_runtime().sleep(bound)).await {
         Either::Left((answer, _)) => answer,
         Either::Right(_) => {

@@ -7,7 +7,7 @@ use super::{Check, CheckId, Doctor, Status, opt};
 use crate::http::{Failure, SendError, send_capped};
 use crate::jwt::DecodedJwt;
 use crate::problem::{Page, ProblemId};
-use azure_core::http::{ClientOptions, Method, Pipeline, Request, Url, headers};
+use azure_core::http::{ClientOptions, Context, Method, Pipeline, Request, Url, headers};
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use serde::Deserialize;
@@ -81,7 +81,8 @@ async fn get_json<T: for<'de> Deserialize<'de>>(
 ) -> Result<T, FetchError> {
     let mut req = Request::new(url.clone(), Method::Get);
     req.insert_header(headers::ACCEPT, "application/json");
-    let fetch = Box::pin(send_capped(pipeline, &mut req, MAX_DOCUMENT_BYTES));
+    let ctx = Context::new();
+    let fetch = Box::pin(send_capped(pipeline, &ctx, &mut req, MAX_DOCUMENT_BYTES));
     let timeout = azure_core::async_runtime::get_async_runtime()
         .sleep(azure_core::time::Duration::seconds(FETCH_TIMEOUT_SECS));
     let (status, _, body) = match futures::future::select(fetch, timeout).await {
