@@ -36,8 +36,6 @@ use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
 /// The name its errors start with.
 const NAME: &str = "BlockingTokenCredential";
-/// The name of the wrapper's threads (worker and blocking pool).
-const THREAD_NAME: &str = "azure-identity-k8s-blocking";
 
 /// Options for [`BlockingTokenCredential`]; `None` or `Default` gives the defaults.
 #[derive(Clone, Debug)]
@@ -146,7 +144,7 @@ impl BlockingTokenCredential {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .max_blocking_threads(2)
-            .thread_name(THREAD_NAME)
+            .thread_name("azure-identity-k8s-blocking")
             .enable_all()
             .build()
             .map_err(|e| {
@@ -163,14 +161,10 @@ impl BlockingTokenCredential {
             })?;
         // Another thread may have won the race: its runtime is kept and this one, which ran
         // nothing, is stopped without blocking.
-        let mut fresh = Some(runtime);
-        let kept = self
-            .runtime
-            .get_or_init(|| fresh.take().expect("initialised at most once"));
-        if let Some(unused) = fresh {
+        if let Err(unused) = self.runtime.set(runtime) {
             unused.shutdown_background();
         }
-        Ok(kept)
+        self.runtime()
     }
 
     fn timeout_error(&self, scopes: &[&str]) -> azure_core::Error {

@@ -2,7 +2,7 @@
 //! settings, the client (built on first use, every call time-bounded) and one
 //! `GetWebIdentityToken` call.
 
-use super::errors::{NAME, STS_ANSWER_FIX, invalid, map_sdk_error};
+use super::errors::{NAME, STS_ANSWER_FIX, attempt_timed_out, invalid, map_sdk_error};
 use super::*;
 use crate::assertion::Assertion;
 use crate::clock::Clock;
@@ -114,6 +114,11 @@ impl StsClient {
     /// The region of the client, once built.
     pub(super) fn built_region(&self) -> Option<&str> {
         self.client.get().map(|s| s.region.as_str())
+    }
+
+    /// The error of an attempt for `audience` that outlived `bound`.
+    pub(super) fn timed_out(&self, bound: time::Duration, audience: &str) -> CredentialError {
+        attempt_timed_out(bound, audience, self.built_region())
     }
 
     /// What a probe reports about `jwt`.

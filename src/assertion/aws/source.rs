@@ -5,7 +5,6 @@
 //! does not wedge it), is bounded, and failures back off.
 
 use super::client::{StsClient, WebIdentityToken};
-use super::errors::attempt_timed_out;
 use super::*;
 use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{Event, Failure, Fetched, RefreshPolicy, TokenCache, TokenSource};
@@ -178,9 +177,7 @@ impl TokenSource for StsClient {
     fn failed(&self, audience: &str, failure: Failure<()>) -> CredentialError {
         let what = || format!("AWS web identity token request for audience {audience}");
         match failure {
-            Failure::TimedOut { bound, .. } => {
-                attempt_timed_out(bound, audience, self.built_region())
-            }
+            Failure::TimedOut { bound, .. } => self.timed_out(bound, audience),
             Failure::Vanished { times } => crate::http::abandoned_error(&what(), times),
             Failure::Panicked(message) => crate::http::panicked_error(&what(), &message),
         }
@@ -208,25 +205,18 @@ impl AssertionSource for AwsWebIdentitySource {
 
     /// The credential's attempt bound ran out while STS was being asked: STS's time-out error.
     fn timed_out(&self, bound: time::Duration) -> Option<CredentialError> {
-        Some(attempt_timed_out(
-            bound,
-            self.audience(),
-            self.sts.built_region(),
-        ))
+        Some(self.sts.timed_out(bound, self.audience()))
     }
 
     fn describe(&self) -> String {
+        let o = &self.sts.options;
+        let region = o.region.as_ref().map(|r| format!(", region {r}"));
         format!(
             "AWS STS GetWebIdentityToken (audience {}, {} s, {}{})",
             self.audience(),
             self.sts.duration_secs,
-            self.sts.options.signing_algorithm,
-            self.sts
-                .options
-                .region
-                .as_deref()
-                .map(|r| format!(", region {r}"))
-                .unwrap_or_default()
+            o.signing_algorithm,
+            region.unwrap_or_default()
         )
     }
 }
