@@ -23,14 +23,15 @@ pub use token_file::TokenFileSource;
 
 use crate::error::CredentialError;
 use crate::jwt::Claims;
+use azure_core::credentials::Secret;
 use std::fmt;
 
 /// A client assertion: the JWT to present, plus what is known about it for diagnostics.
 ///
 /// `Debug` never shows the JWT.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Assertion {
-    jwt: String,
+    jwt: Secret,
     claims: Option<Claims>,
     origin: String,
 }
@@ -42,16 +43,17 @@ impl Assertion {
     /// messages; `origin` says where it came from (e.g. a file path), shown in messages and
     /// `Debug`.
     pub fn new(jwt: String, claims: Option<Claims>, origin: impl Into<String>) -> Self {
+        let (jwt, origin) = (Secret::new(jwt), origin.into());
         Self {
             jwt,
             claims,
-            origin: origin.into(),
+            origin,
         }
     }
 
     /// The JWT itself. Handle with care: it is a credential.
     pub fn secret(&self) -> &str {
-        &self.jwt
+        self.jwt.secret()
     }
 
     /// The decoded (unverified) claims, when known.
@@ -62,15 +64,6 @@ impl Assertion {
     /// Where the assertion came from.
     pub fn origin(&self) -> &str {
         &self.origin
-    }
-}
-
-impl fmt::Debug for Assertion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Assertion")
-            .field("origin", &self.origin)
-            .field("claims", &self.claims)
-            .finish_non_exhaustive()
     }
 }
 

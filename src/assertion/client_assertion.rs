@@ -9,7 +9,6 @@ use crate::escape::escape;
 use crate::problem::ProblemId;
 use azure_core::error::ErrorKind;
 use azure_identity::ClientAssertion;
-use std::fmt;
 
 /// An [`AssertionSource`] over an [`azure_identity::ClientAssertion`].
 ///
@@ -19,8 +18,9 @@ use std::fmt;
 /// foreign audiences are allowed. An error of the source reaches the caller with the source's
 /// `azure_core::Error` as its [`source`](std::error::Error::source); it is transient (retried by
 /// the cache sooner) when its kind is `Io`, `Connection`, or an HTTP 408, 429 or 5xx.
+#[derive(Debug)]
 pub struct ClientAssertionSource<C> {
-    inner: C,
+    assertion: C,
     allow_foreign_audience: bool,
 }
 
@@ -29,18 +29,9 @@ impl<C: ClientAssertion> ClientAssertionSource<C> {
     /// EKS Pod Identity agent, the Kubernetes API server or their own issuer (default: refused).
     pub fn new(assertion: C, allow_foreign_audience: bool) -> Self {
         Self {
-            inner: assertion,
+            assertion,
             allow_foreign_audience,
         }
-    }
-}
-
-impl<C: ClientAssertion> fmt::Debug for ClientAssertionSource<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientAssertionSource")
-            .field("assertion", &self.inner)
-            .field("allow_foreign_audience", &self.allow_foreign_audience)
-            .finish()
     }
 }
 
@@ -85,7 +76,7 @@ impl<C: ClientAssertion + 'static> AssertionSource for ClientAssertionSource<C> 
     async fn assertion(&self) -> Result<Assertion, CredentialError> {
         let what = self.describe();
         let secret = self
-            .inner
+            .assertion
             .secret(None)
             .await
             .map_err(|e| CredentialError::assertion_source_failed(&what, e))?;

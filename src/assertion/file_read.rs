@@ -46,33 +46,28 @@ impl FileProblem {
 
     /// A failed `stat`, `open` or `read` of `path`.
     pub(crate) fn io(e: std::io::Error, path: &Path) -> Self {
-        let (what, fix, problem) = match e.kind() {
-            std::io::ErrorKind::NotFound => (
-                "does not exist".to_string(),
-                None,
-                ProblemId::TokenFileMissing,
-            ),
-            std::io::ErrorKind::PermissionDenied => (
-                "cannot be read: permission denied".to_string(),
-                None,
+        let problem = match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Self::new("does not exist", ProblemId::TokenFileMissing)
+            }
+            std::io::ErrorKind::PermissionDenied => Self::new(
+                "cannot be read: permission denied",
                 ProblemId::TokenFileUnreadable,
             ),
             // A symlink loop, an I/O error of the volume, ...: see where the path leads.
-            _ => {
-                let quoted = shell_quote(&path.display().to_string());
-                (
+            _ => Self {
+                fix: format!(
+                    "See where the path leads: `ls -l {quoted}; readlink -f {quoted}`. It must resolve to the token file of the pod's projected serviceAccountToken volume (kubelet: <mountPath>/<path> -> ..data/<path>); point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) there.",
+                    quoted = shell_quote(&path.display().to_string())
+                ),
+                ..Self::new(
                     format!("cannot be read ({e})"),
-                    Some(format!(
-                        "See where the path leads: `ls -l {quoted}; readlink -f {quoted}`. It must resolve to the token file of the pod's projected serviceAccountToken volume (kubelet: <mountPath>/<path> -> ..data/<path>); point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) there."
-                    )),
                     ProblemId::TokenFileUnreadable,
                 )
-            }
+            },
         };
-        let problem = Self::new(what, problem);
         Self {
             source: Some(e),
-            fix: fix.unwrap_or(problem.fix),
             ..problem
         }
     }
@@ -80,10 +75,9 @@ impl FileProblem {
     /// The credential's error for this problem with the file at `path`.
     pub(crate) fn into_error(self, path: &Path) -> CredentialError {
         let e = file_error(path, &self.what, &self.fix, self.problem);
-        match self.source {
-            Some(s) => e.with_source(s),
-            None => e,
-        }
+        self.source
+            .into_iter()
+            .fold(e, CredentialError::with_source)
     }
 }
 

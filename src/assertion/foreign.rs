@@ -181,23 +181,16 @@ fn lexical(path: &Path) -> PathBuf {
 /// Whether `candidate` is `denied`, or the same file name directly inside `denied`'s directory
 /// or one of the kubelet's atomic-writer directories there (`..data`, `..2024_01_01_...`).
 fn same_or_atomic_writer_copy(candidate: &Path, denied: &Path) -> bool {
-    if candidate == denied {
-        return true;
-    }
-    let (Some(dir), Some(name)) = (denied.parent(), denied.file_name()) else {
-        return false;
+    let writer_copy = || {
+        let dir = candidate.parent()?;
+        let dotted = dir.file_name()?.to_str()?.starts_with("..");
+        Some(
+            dotted
+                && dir.parent() == denied.parent()
+                && candidate.file_name() == denied.file_name(),
+        )
     };
-    if candidate.file_name() != Some(name) {
-        return false;
-    }
-    let Some(parent) = candidate.parent() else {
-        return false;
-    };
-    parent.parent() == Some(dir)
-        && parent
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(".."))
+    candidate == denied || writer_copy() == Some(true)
 }
 
 /// Whether `path` is one of `denied`, compared lexically and after symlinks are resolved. Touches

@@ -299,30 +299,25 @@ impl TokenFileSource {
     pub(crate) fn check_audience(&self, claims: &jwt::Claims) -> Result<(), CredentialError> {
         let (file, auds) = (crate::escape::path(&self.path), claims.audiences_display());
         let expected = &self.expected_audience;
-        let refused = |facts: String| {
-            CredentialError::new(
-                ProblemId::ForeignAudience,
-                format!("refused to send the service-account token in {file}: {facts}"),
-            )
-            .with_fix(dedicated_token_fix(expected))
-        };
-        match self.verdict(claims) {
-            AudienceVerdict::Expected => Ok(()),
-            AudienceVerdict::Foreign(foreign) => Err(refused(format!(
-                "its audience ({auds}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
+        let verdict = self.verdict(claims);
+        let refused = format!("refused to send the service-account token in {file}");
+        let facts = match verdict {
+            AudienceVerdict::Expected => return Ok(()),
+            AudienceVerdict::Foreign(foreign) => format!(
+                "{refused}: its audience ({auds}) makes it a credential for {}, and sending it to Entra ID would hand that credential to a third party.",
                 foreign.describe(),
-            ))),
-            AudienceVerdict::AllowedForeignWithoutExpected(_) => Err(refused(format!(
-                "allow_foreign_audience is set, but the token's audience ({auds}) does not include the expected audience {expected} (from {}). allow_foreign_audience does not switch off the audience check.",
-                if self.audience_explicit { "your configuration" } else { "the default" },
-            ))),
-            AudienceVerdict::Mismatch => Err(CredentialError::new(
-                ProblemId::AudienceMismatch,
-                format!(
-                    "the service-account token in {file} has audience {auds} but {expected} is expected (set by expected_audience or {AZURE_FEDERATED_TOKEN_AUDIENCE})."
-                ),
-            )
-            .with_fix(audience_fix(claims, expected, self.authority.as_ref()))),
+            ),
+            AudienceVerdict::AllowedForeignWithoutExpected(_) => format!(
+                "{refused}: allow_foreign_audience is set, but the token's audience ({auds}) does not include the expected audience {expected} (from {}). allow_foreign_audience does not switch off the audience check.",
+                if self.audience_explicit {
+                    "your configuration"
+                } else {
+                    "the default"
+                },
+            ),
+            AudienceVerdict::Mismatch => format!(
+                "the service-account token in {file} has audience {auds} but {expected} is expected (set by expected_audience or {AZURE_FEDERATED_TOKEN_AUDIENCE})."
+            ),
             AudienceVerdict::AllowedForeign(foreign) => {
                 tracing::warn!(
                     token_file = %file,
@@ -330,7 +325,7 @@ impl TokenFileSource {
                     "sending a service-account token that is also a credential for {} (allow_foreign_audience is set)",
                     foreign.describe()
                 );
-                Ok(())
+                return Ok(());
             }
             AudienceVerdict::Custom => {
                 tracing::warn!(
@@ -339,8 +334,28 @@ impl TokenFileSource {
                     recommended = %expected,
                     "sending a service-account token whose audience is not the recommended one; the federated identity credential's audience must equal the token's (set {AZURE_FEDERATED_TOKEN_AUDIENCE} to make this a local check)",
                 );
-                Ok(())
+                return Ok(());
             }
+        };
+        let (problem, fix) = self.audience_problem(claims, verdict);
+        Err(CredentialError::new(problem, facts).with_fix(fix))
+    }
+
+    /// The catalogue entry and fix of a token with `verdict` (other than
+    /// [`Expected`](AudienceVerdict::Expected)), refused or sent with a warning: a dedicated token
+    /// for a foreign one, [`audience_fix`] for another audience.
+    pub(crate) fn audience_problem(
+        &self,
+        claims: &jwt::Claims,
+        verdict: AudienceVerdict,
+    ) -> (ProblemId, String) {
+        let expected = &self.expected_audience;
+        match verdict {
+            AudienceVerdict::Mismatch | AudienceVerdict::Custom => (
+                ProblemId::AudienceMismatch,
+                audience_fix(claims, expected, self.authority.as_ref()),
+            ),
+            _ => (ProblemId::ForeignAudience, dedicated_token_fix(expected)),
         }
     }
 
