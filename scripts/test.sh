@@ -33,10 +33,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 echo "== benchmarks must compile (built with the dev profile, reusing the test build; run them with cargo bench)"
 cargo build --workspace --all-features --benches
 echo "== cargo package: the library and the CLI as crates.io would receive them (entra_emulator: publish = false)"
-# --no-verify: verifying would build both packages once more from their unpacked sources in a
-# profile and feature set of their own (another full build of the dependency tree, minutes on 2
-# cores) to prove what the builds above already prove; packaging itself checks the manifests (every
-# dependency has a version, the CLI resolves against the library's package) and the file list.
+# --no-verify: verifying builds both packages once more from their unpacked sources, as a
+# workspace of their own whose dependency builds share nothing with the ones above (for 0.1.0 it
+# passed, in 6 min on this 2-core machine); packaging itself checks the manifests (every dependency
+# has a version, the CLI resolves against the library's package) and the check below the file list.
 cargo package -p azure_identity_k8s -p azure-identity-k8s-cli --no-verify --allow-dirty
 # build.rs renders README.md and docs/*.md (the pages the errors' docs.rs links point at) and
 # docs/links.rs is its include!: all must be in the package, or docs.rs has no pages to link.
