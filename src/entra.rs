@@ -92,9 +92,13 @@ pub(crate) fn transport_error(failure: &Failure, cut_at: Option<Duration>) -> Cr
     )
 }
 
-/// The error of a token request's transport `failure` with `facts`, and the cause's fix for the
-/// authority host.
+/// The error of a token request's transport `failure` with `facts`, and the cause's fix.
 fn transport(failure: &Failure, facts: String) -> CredentialError {
+    CredentialError::new(failure.cause, facts).with_fix(cause_fix(failure))
+}
+
+/// The fix of a transport `failure`'s cause for the authority host.
+fn cause_fix(failure: &Failure) -> String {
     let authority = failure.url.origin().ascii_serialization();
     let setting = format!(
         "the authority host (AZURE_AUTHORITY_HOST, or the cloud in ClientOptions; now {authority}; \
@@ -106,7 +110,7 @@ fn transport(failure: &Failure, facts: String) -> CredentialError {
         Some(base) => format!("{base}v2.0/.well-known/openid-configuration"),
         None => failure.url.to_string(),
     };
-    CredentialError::new(failure.cause, facts).with_fix(failure.fix(&setting, &probe))
+    failure.fix(&setting, &probe)
 }
 
 impl Exchange {
@@ -260,14 +264,13 @@ pub(crate) fn failure_error(
     let what = || format!("access token request for scope {scope}");
     match failure {
         cache::Failure::TimedOut { bound, progress } => {
-            let phase = progress.as_deref().map_or(Phase::Starting, Progress::get);
-            let last = progress.as_deref().and_then(Progress::last_failure);
+            let (phase, url, last) = progress.as_deref().map(Progress::get).unwrap_or_default();
             match (phase, last) {
                 (Phase::RetryWait, Some(failure)) => transport_error(&failure, Some(bound)),
                 (Phase::Assertion, _) => assertion
                     .and_then(|a| a.timed_out(bound))
-                    .unwrap_or_else(|| timeout_error(bound, phase)),
-                _ => timeout_error(bound, phase),
+                    .unwrap_or_else(|| timeout_error(bound, phase, None, None)),
+                (phase, last) => timeout_error(bound, phase, url, last),
             }
         }
         cache::Failure::Vanished { times } => crate::http::abandoned_error(&what(), times),
@@ -275,9 +278,19 @@ pub(crate) fn failure_error(
     }
 }
 
-/// The error of an attempt (or a wait) that outlived `attempt_timeout`, naming the phase that hung.
-fn timeout_error(bound: Duration, phase: Phase) -> CredentialError {
+/// The error of an attempt (or a wait) that outlived `attempt_timeout`, naming the phase that hung,
+/// the host of the request that hung (`url`), and the transport failure of the try before it
+/// (`last`: then the fix is that cause's).
+fn timeout_error(
+    bound: Duration,
+    phase: Phase,
+    url: Option<Url>,
+    last: Option<Failure>,
+) -> CredentialError {
     let secs = bound.as_seconds_f64();
+    let host = url
+        .map(|u| format!(" {}", u.origin().ascii_serialization()))
+        .unwrap_or_default();
     let raise = "or raise RefreshPolicy::attempt_timeout (WorkloadIdentityCredentialOptions::refresh_policy) if it is just slow";
     let (what, fix) = match phase {
         Phase::Starting => (
@@ -295,7 +308,10 @@ fn timeout_error(bound: Duration, phase: Phase) -> CredentialError {
             format!("check the volume holding the token file (a hung network mount, a FIFO) or the assertion source, {raise}."),
         ),
         Phase::Request => (
-            format!("the token endpoint did not answer within {secs} s"),
+            format!(
+                "the token endpoint{host} did not answer within {secs} s (no answer yet: resolving \
+                 its name, connecting, the TLS handshake or waiting for Entra)"
+            ),
             format!("check network access to the authority host (egress rules, proxy, DNS), {raise}."),
         ),
         Phase::RetryWait => (
@@ -309,14 +325,22 @@ fn timeout_error(bound: Duration, phase: Phase) -> CredentialError {
         Phase::Response => (
             format!(
                 "the token endpoint's answer was still being read after {secs} s (a slow or \
-                 stalled body)"
+                 stalled body from{host})"
             ),
             format!("check any proxy between this pod and the authority host, {raise}."),
         ),
     };
+    let (before, fix) = match &last {
+        Some(f) => {
+            let (words, chain) = (f.words(), &f.chain);
+            let before = format!("\n  The try before failed: {words}.\n  Cause: {chain}");
+            (before, cause_fix(f))
+        }
+        None => (String::new(), fix),
+    };
     CredentialError::new(
         ProblemId::Timeout,
-        format!("{what}; the bound is RefreshPolicy::attempt_timeout."),
+        format!("{what}; the bound is RefreshPolicy::attempt_timeout.{before}"),
     )
     .with_fix(fix)
 }

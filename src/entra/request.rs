@@ -14,7 +14,7 @@ use crate::http::{Failure, read_capped};
 use azure_core::error::ErrorKind;
 use azure_core::http::headers;
 use azure_core::http::policies::{Policy, PolicyResult};
-use azure_core::http::{Context, RawResponse, Request};
+use azure_core::http::{Context, RawResponse, Request, Url};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The phase an attempt is in, for a time-out message that names what hung.
@@ -33,26 +33,23 @@ pub(crate) enum Phase {
     Response,
 }
 
-/// Where one attempt is, and the transport failure of its last try that the retry policy
-/// retries, if any; shared by the cache (which reads it on time-out), the exchange and
-/// [`AttemptPolicy`] (through the request [`Context`]).
+/// Where one attempt is: its phase, the URL of its request (once sent) and the transport failure
+/// of its last try that the retry policy retries, if any; shared by the cache (which reads it on
+/// time-out), the exchange and [`AttemptPolicy`] (through the request [`Context`]).
 #[derive(Debug, Default)]
-pub(crate) struct Progress(Mutex<(Phase, Option<Failure>)>);
+pub(crate) struct Progress(Mutex<(Phase, Option<Url>, Option<Failure>)>);
 
 impl Progress {
-    fn lock(&self) -> MutexGuard<'_, (Phase, Option<Failure>)> {
+    fn lock(&self) -> MutexGuard<'_, (Phase, Option<Url>, Option<Failure>)> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
     pub(crate) fn set(&self, phase: Phase) {
         self.lock().0 = phase;
     }
-    pub(crate) fn get(&self) -> Phase {
-        self.lock().0
-    }
-    /// The transport failure the last retried try ended with (what a time-out during the retry
-    /// policy's wait reports as the cause).
-    pub(crate) fn last_failure(&self) -> Option<Failure> {
-        self.lock().1.clone()
+    /// The phase, the URL requested (once a request was sent) and the transport failure the last
+    /// retried try ended with (the cause a time-out reports beside the phase that hung).
+    pub(crate) fn get(&self) -> (Phase, Option<Url>, Option<Failure>) {
+        self.lock().clone()
     }
 }
 
@@ -72,7 +69,10 @@ impl Policy for AttemptPolicy {
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
         let progress = ctx.value::<Arc<Progress>>().cloned().unwrap_or_default();
-        progress.set(Phase::Request);
+        {
+            let mut state = progress.lock();
+            (state.0, state.1) = (Phase::Request, Some(request.url().clone()));
+        }
         let result = next[0].send(ctx, request, &next[1..]).await;
         let retryable = match &result {
             Ok(resp) => {
@@ -112,7 +112,7 @@ impl Policy for AttemptPolicy {
             if retryable && !fatal {
                 state.0 = Phase::RetryWait;
             }
-            state.1 = failure.filter(|_| !fatal);
+            state.2 = failure.filter(|_| !fatal);
         }
         match result {
             // azure_core's retry policy retries only `Io` and `Connection` errors. No message of

@@ -590,3 +590,59 @@ async fn a_connection_closed_before_or_during_the_answer_names_the_closed_connec
         assert!(e.is_transient() && e.category() == ErrorCategory::Transport);
     }
 }
+
+/// A server that accepts the connection and never answers the TLS handshake: the time-out names
+/// the host and what was pending, within the attempt bound.
+#[tokio::test]
+async fn a_handshake_that_never_completes_names_the_host_and_the_phase() {
+    let fx = Fixture::new().await;
+    // Never accepted: the kernel completes the TCP handshake (backlog), TLS gets no answer.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let authority = format!("https://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let mut o = default_options(&fx, &authority);
+    o.refresh_policy.attempt_timeout = azure_core::time::Duration::seconds(1);
+    let started = std::time::Instant::now();
+    let e = failure(o).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(e.category(), ErrorCategory::Timeout, "{e}");
+    assert!(
+        e.message().contains(&format!(
+            "the token endpoint {authority} did not answer within 1 s"
+        )),
+        "{e}"
+    );
+    assert!(e.message().contains("the TLS handshake"), "{e}");
+}
+
+/// A try that hangs after one that failed keeps the earlier cause (here a reset connection):
+/// the time-out names the host, the phase and that cause, and gives its fix.
+#[tokio::test]
+async fn a_hang_after_a_failed_try_keeps_the_earlier_cause() {
+    use entra_emulator::{Endpoint, Fault};
+    let fx = Fixture::new().await;
+    fx.emu.push_fault(Endpoint::Token, Fault::Reset);
+    fx.emu.set_fault(Endpoint::Token, Some(Fault::Hang));
+    let mut o = fx.options();
+    o.credential_options.client_options.retry = azure_identity_k8s::token_retry_options();
+    o.refresh_policy.attempt_timeout = azure_core::time::Duration::milliseconds(1500);
+    let e = failure(o).await;
+    fx.emu.set_fault(Endpoint::Token, None);
+    assert_eq!(e.category(), ErrorCategory::Timeout, "{e}");
+    let host = fx.emu.authority_host();
+    assert!(
+        e.message().contains(&format!(
+            "the token endpoint {host} did not answer within 1.5 s"
+        )),
+        "{e}"
+    );
+    assert!(
+        e.message()
+            .contains("The try before failed: the connection was closed or reset before an answer"),
+        "{e}"
+    );
+    assert!(
+        e.fix().is_some_and(|f| f.contains("closed the connection")),
+        "{e}"
+    );
+    assert_eq!(fx.emu.request_count(Endpoint::Token), 2);
+}
