@@ -17,7 +17,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 /// Options for [`WorkloadIdentityCredential`].
 ///
@@ -32,9 +32,11 @@ pub struct WorkloadIdentityCredentialOptions {
     /// most 3 retries within 10 s: the cache retries later, in the background, while it keeps
     /// serving a valid token). Options built from `ClientOptions::default()` carry azure_core's
     /// default (up to 8 retries within a minute), which the cache bounds by
-    /// [`RefreshPolicy::attempt_timeout`]. Whatever the retry options, a 429 or 503 with
-    /// `Retry-After` ends the attempt at once: the cache owns throttling (it sends nothing before
-    /// `Retry-After`, capped at [`RefreshPolicy::max_backoff`], and serves a valid token meanwhile).
+    /// [`RefreshPolicy::attempt_timeout`]. Whatever the retry options, a 429 or 503 whose
+    /// `Retry-After` passes within the first half of `attempt_timeout` is waited out and the
+    /// request sent once more; a longer one ends the attempt at once, and the cache sends nothing
+    /// before it has passed (capped at [`RefreshPolicy::max_backoff`]), serving a valid token
+    /// meanwhile.
     pub credential_options: ClientAssertionCredentialOptions,
     /// Client id of the Entra application or user-assigned managed identity (a GUID, e.g.
     /// `3b4f4f9e-0c3a-4d6e-9f55-6f2b1c0e2a11`). Defaults to `AZURE_CLIENT_ID`.
@@ -310,6 +312,8 @@ impl RefreshPolicy {
         const REMEMBERED: &str = "must be positive: with no valid token cached, a zero TTL \
              remembers no error, so every call during an outage sends a request to Entra";
         const NOT_NEGATIVE: &str = "must not be negative";
+        let backoff = self.failure_backoff.as_seconds_f64();
+        let not_below = format!("must be at least failure_backoff ({backoff} s)");
         #[rustfmt::skip]
         let rules = [
             ("attempt_timeout", self.attempt_timeout, POSITIVE, "30 s"),
@@ -319,42 +323,27 @@ impl RefreshPolicy {
             ("mandatory_margin", self.mandatory_margin, NOT_NEGATIVE, "60 s"),
             ("max_jitter", self.max_jitter, NOT_NEGATIVE, "30 s"),
             ("outage_warning_after", self.outage_warning_after, NOT_NEGATIVE, "300 s"),
+            ("max_backoff", self.max_backoff, &not_below, "300 s"),
         ];
-        for (field, value, rule, default) in rules {
-            let ok = match rule {
-                NOT_NEGATIVE => !value.is_negative(),
-                _ => value.is_positive(),
-            };
-            if !ok {
-                return Err(invalid(field, value, rule, default));
-            }
-        }
-        if self.max_backoff < self.failure_backoff {
-            return Err(invalid(
-                "max_backoff",
-                self.max_backoff,
-                &format!(
-                    "must be at least failure_backoff ({} s)",
-                    self.failure_backoff.as_seconds_f64()
-                ),
-                "300 s",
-            ));
-        }
-        Ok(())
+        let broken = rules.into_iter().find(|&(_, value, rule, _)| match rule {
+            NOT_NEGATIVE => value.is_negative(),
+            POSITIVE | REMEMBERED => !value.is_positive(),
+            _ => self.max_backoff < self.failure_backoff,
+        });
+        let Some((field, value, rule, default)) = broken else {
+            return Ok(());
+        };
+        Err(CredentialError::new(
+            ProblemId::InvalidConfiguration,
+            format!(
+                "RefreshPolicy::{field} is {} s but {rule} (default {default}).",
+                value.as_seconds_f64()
+            ),
+        )
+        .with_fix(format!(
+            "set WorkloadIdentityCredentialOptions::refresh_policy.{field} to its default {default}, or leave it out with `..RefreshPolicy::default()`."
+        )))
     }
-}
-
-fn invalid(field: &str, value: Duration, rule: &str, default: &str) -> CredentialError {
-    CredentialError::new(
-        ProblemId::InvalidConfiguration,
-        format!(
-            "RefreshPolicy::{field} is {} s but {rule} (default {default}).",
-            value.as_seconds_f64()
-        ),
-    )
-    .with_fix(format!(
-        "set WorkloadIdentityCredentialOptions::refresh_policy.{field} to its default {default}, or leave it out with `..RefreshPolicy::default()`."
-    ))
 }
 
 /// The retry options [`WorkloadIdentityCredentialOptions::default()`] uses: at most 3 retries
