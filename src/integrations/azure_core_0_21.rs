@@ -55,11 +55,8 @@ impl azure_core_0_21::auth::TokenCredential for TokenCredentialAdapter {
     /// The wrapped credential's `get_token(scopes, None)`: for this crate's credentials a cache
     /// hit until the token nears its expiry. Errors as in the [module docs](self).
     async fn get_token(&self, scopes: &[&str]) -> azure_core_0_21::Result<AccessToken> {
-        let token = self
-            .credential
-            .get_token(scopes, None)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Credential, e))?;
+        let token = self.credential.get_token(scopes, None).await;
+        let token = token.map_err(|e| Error::new(ErrorKind::Credential, e))?;
         Ok(AccessToken::new(
             token.token.secret().to_owned(),
             token.expires_on,

@@ -52,11 +52,8 @@ impl azure_core_0_31::credentials::TokenCredential for TokenCredentialAdapter {
         scopes: &[&str],
         _: Option<TokenRequestOptions<'_>>,
     ) -> azure_core_0_31::Result<AccessToken> {
-        let token = self
-            .credential
-            .get_token(scopes, None)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Credential, e))?;
+        let token = self.credential.get_token(scopes, None).await;
+        let token = token.map_err(|e| Error::new(ErrorKind::Credential, e))?;
         Ok(AccessToken::new(
             token.token.secret().to_owned(),
             token.expires_on,
