@@ -137,20 +137,14 @@ pub(crate) enum Event<'a, S: TokenSource + ?Sized> {
         took: Duration,
     },
     /// An attempt failed; no attempt for `retry_in`; `valid_until`: the cached token still
-    /// served, if any.
+    /// served, if any. `outage`: `(failing_for, expires_in)` once attempts have failed for
+    /// `outage_warning_after` while a cached token, which expires in `expires_in`, is served.
     Failed {
         error: &'a S::Error,
         consecutive_failures: u32,
         retry_in: Duration,
         valid_until: Option<OffsetDateTime>,
-    },
-    /// Attempts have failed for `failing_for` while a cached token, which expires in
-    /// `expires_in`, is still served (once `outage_warning_after` has passed, on every failure).
-    Outage {
-        error: &'a S::Error,
-        failing_for: Duration,
-        consecutive_failures: u32,
-        expires_in: Duration,
+        outage: Option<(Duration, Duration)>,
     },
     /// A caller's wait ended in `error`, and it is served the still-valid cached token.
     ServedStale { error: &'a S::Error },

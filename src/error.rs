@@ -326,7 +326,7 @@ macro_rules! log_cache_event {
                 duration_ms = took.whole_milliseconds() as i64,
                 concat!("acquired ", $kind)
             ),
-            Event::Failed { error, consecutive_failures, retry_in, valid_until } => {
+            Event::Failed { error, consecutive_failures, retry_in, valid_until, outage } => {
                 let serving = match valid_until {
                     Some(_) => "; serving the cached token, which is still valid",
                     None => "",
@@ -359,21 +359,20 @@ macro_rules! log_cache_event {
                 } else {
                     failed!(WARN)
                 }
-            }
-            Event::Outage { .. } if $quiet => {}
-            Event::Outage { error, failing_for, consecutive_failures, expires_in } => {
-                ::tracing::warn!(
-                    $key = %$value,
-                    failing_for_secs = failing_for.whole_seconds(),
-                    consecutive_failures,
-                    token_expires_in_secs = expires_in.whole_seconds(),
-                    category = ?error.category(),
-                    aadsts = ?error.aadsts_codes(),
-                    "token refreshes have been failing for {} s while a cached token is still served; \
-                     callers will get errors when it expires in {} s unless a refresh succeeds",
-                    failing_for.whole_seconds(),
-                    expires_in.whole_seconds(),
-                );
+                if let Some((failing_for, expires_in)) = outage && !$quiet {
+                    ::tracing::warn!(
+                        $key = %$value,
+                        failing_for_secs = failing_for.whole_seconds(),
+                        consecutive_failures,
+                        token_expires_in_secs = expires_in.whole_seconds(),
+                        category = ?error.category(),
+                        aadsts = ?error.aadsts_codes(),
+                        "token refreshes have been failing for {} s while a cached token is still served; \
+                         callers will get errors when it expires in {} s unless a refresh succeeds",
+                        failing_for.whole_seconds(),
+                        expires_in.whole_seconds(),
+                    );
+                }
             }
             Event::ServedStale { error } => {
                 ::tracing::warn!(

@@ -199,6 +199,9 @@ impl<S: TokenSource> SlotState<S> {
             None => delay,
         }
         .max(Duration::ZERO);
+        let failing_for = between(since.0, now);
+        let outage = (valid.filter(|_| failing_for >= policy.outage_warning_after))
+            .map(|c| (failing_for, between(now, c.expires_at)));
         cache.source.observe(
             key,
             Event::Failed {
@@ -206,22 +209,9 @@ impl<S: TokenSource> SlotState<S> {
                 consecutive_failures: count,
                 retry_in: delay,
                 valid_until: valid.map(|c| c.expires_on),
+                outage,
             },
         );
-        let failing_for = between(since.0, now);
-        if let Some(c) = valid
-            && failing_for >= policy.outage_warning_after
-        {
-            cache.source.observe(
-                key,
-                Event::Outage {
-                    error: &error,
-                    failing_for,
-                    consecutive_failures: count,
-                    expires_in: between(now, c.expires_at),
-                },
-            );
-        }
         let outcome = match valid {
             Some(c) => Ok(c.token.clone()),
             None => Err(error.clone()),

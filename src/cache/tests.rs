@@ -149,7 +149,6 @@ impl TokenSource for TestSource {
             Event::Refreshing { .. } => "refreshing",
             Event::Acquired { .. } => "acquired",
             Event::Failed { .. } => "failed",
-            Event::Outage { .. } => "outage",
             Event::ServedStale { .. } => "served stale",
         };
         tracing::info!(scopes = %scope, "{what}");
