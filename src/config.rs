@@ -9,6 +9,7 @@
 //! | token file | `token_file_path` | `AZURE_FEDERATED_TOKEN_FILE` | the first existing path of `well_known_token_paths` (the Azure Workload Identity webhook's current and pre-1.6 paths), else not configured |
 //! | authority host | `credential_options.client_options.cloud` | `AZURE_AUTHORITY_HOST` | `https://login.microsoftonline.com` |
 //! | expected audience | `expected_audience` | `AZURE_FEDERATED_TOKEN_AUDIENCE` | the cloud's recommended audience (`api://AzureADTokenExchange`, `...USGov`, `...China`); a token with another, non-foreign audience is then sent with a warning |
+//! | sending a token that is also a credential for AWS or the cluster (docs/security.md) | `allow_foreign_audience` | `AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE` = `true` | refused; either switch also needs the expected audience set |
 //!
 //! The environment is read through [`Env`], so tests (and programs that keep their configuration
 //! elsewhere) can supply it without touching the process environment. A variable of the table set
@@ -41,6 +42,12 @@ pub const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
 /// is another value than the cloud's recommended one. When set, a token without it is refused
 /// before anything is sent.
 pub const AZURE_FEDERATED_TOKEN_AUDIENCE: &str = "AZURE_FEDERATED_TOKEN_AUDIENCE";
+/// `AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE`: `true` (or `1`) sends a token that is also a
+/// credential for AWS or the cluster's API server, as the option `allow_foreign_audience` does;
+/// the token must still carry the expected audience, so set `AZURE_FEDERATED_TOKEN_AUDIENCE` too.
+/// Any other value leaves the refusal on.
+pub const AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE: &str =
+    "AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE";
 
 /// Where the Azure Workload Identity webhook (v1.6 and later) mounts the token.
 pub const WEBHOOK_TOKEN_PATH: &str = "/var/run/secrets/azure/wi/token/azure-identity-token";

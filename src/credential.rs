@@ -58,7 +58,8 @@ pub struct WorkloadIdentityCredentialOptions {
     /// server or the token's own issuer, or a path that is the default service-account token,
     /// `AWS_WEB_IDENTITY_TOKEN_FILE` or the EKS Pod Identity token ([security](crate::guides::security)). Off by
     /// default: such a token handed to Entra is a privilege leak. When on, a warning is logged and
-    /// the token must still carry the expected audience.
+    /// the token must still carry the expected audience. `AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE=true`
+    /// in `env` turns it on too.
     pub allow_foreign_audience: bool,
     /// When and how cached tokens are refreshed, and how long a caller may wait.
     pub refresh_policy: RefreshPolicy,
@@ -177,7 +178,12 @@ impl WorkloadIdentityCredential {
         options: Option<WorkloadIdentityCredentialOptions>,
     ) -> azure_core::Result<Arc<Self>> {
         let options = options.unwrap_or_default();
-        let source = ClientAssertionSource::new(assertion, options.allow_foreign_audience);
+        let source = ClientAssertionSource::new(
+            assertion,
+            options
+                .env
+                .allow_foreign_audience(options.allow_foreign_audience),
+        );
         Self::build(options, Some(Arc::new(source)), Arc::new(SystemClock)).map_err(Into::into)
     }
 
@@ -208,7 +214,9 @@ impl WorkloadIdentityCredential {
             None => {
                 let file = TokenFileSource::configured(
                     &config,
-                    options.allow_foreign_audience,
+                    options
+                        .env
+                        .allow_foreign_audience(options.allow_foreign_audience),
                     &options.env,
                     clock.clone(),
                 );

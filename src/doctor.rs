@@ -30,6 +30,9 @@
 //! runs whenever the token passes the local checks, even if the issuer looks unreachable from
 //! here: Entra's view (from the public internet) is the one that counts.
 //!
+//! A program can also log a report itself where a token request first fails:
+//! [`log_report_once`].
+//!
 //! ```no_run
 //! # async fn example() {
 //! use azure_identity_k8s::doctor::{self, DoctorOptions};
@@ -63,6 +66,7 @@ use crate::error::CredentialError;
 use crate::escape::escape;
 use crate::jwt::DecodedJwt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use time::{Duration, OffsetDateTime};
 
 /// The scope of the test exchange when none is given: Azure Storage exists in every cloud, and
@@ -102,6 +106,7 @@ impl Default for DoctorOptions {
 /// audience, and the credential's own source for the token file with where its path came from.
 struct Inputs {
     config: Option<ResolvedConfig>,
+    #[cfg(feature = "aws")]
     expected_audience: String,
     token_file: Option<(TokenFileSource, ValueSource)>,
 }
@@ -228,6 +233,48 @@ pub async fn run(options: DoctorOptions) -> Report {
         checks: d.checks,
         matching_federated_credential,
     }
+}
+
+/// Log one doctor report, the first time it is called in the process (later calls return
+/// `false` at once): a WARN record per check that warned or failed (`check`, `status`,
+/// `problem_id`, `fix`, `url` as fields, its summary as the message), then one with the whole
+/// report as one line of JSON. Call it where `get_token` fails, and the pod's own logs hold the
+/// diagnosis made with its token, network and clock; no second binary is needed. Runs as [`run`]
+/// (one token request to Entra unless `options.skip_exchange`).
+///
+/// ```no_run
+/// # async fn example(credential: std::sync::Arc<azure_identity_k8s::WorkloadIdentityCredential>) {
+/// use azure_core::credentials::TokenCredential as _;
+/// use azure_identity_k8s::doctor::{self, DoctorOptions};
+/// if credential.get_token(&["https://storage.azure.com/.default"], None).await.is_err() {
+///     doctor::log_report_once(DoctorOptions::default()).await;
+/// }
+/// # }
+/// ```
+pub async fn log_report_once(options: DoctorOptions) -> bool {
+    static RAN: AtomicBool = AtomicBool::new(false);
+    if RAN.swap(true, Ordering::SeqCst) {
+        return false;
+    }
+    let report = run(options).await;
+    for c in report
+        .checks
+        .iter()
+        .filter(|c| matches!(c.status, Status::Warn | Status::Fail))
+    {
+        tracing::warn!(
+            check = %c.id,
+            status = ?c.status,
+            problem_id = c.problem_id.map(tracing::field::display),
+            fix = c.fix.as_deref().map(|f| tracing::field::display(escape(f))),
+            url = c.url.as_deref(),
+            "doctor: {}",
+            escape(&c.summary)
+        );
+    }
+    let json = serde_json::to_string(&report).unwrap_or_default();
+    tracing::warn!(ok = report.ok, report = %json, "doctor report");
+    true
 }
 
 /// A value and where it came from: `value (from env AZURE_CLIENT_ID)`, the value escaped.

@@ -33,7 +33,7 @@ mod tests;
 
 pub use crate::shell::shell_quote;
 pub use plan::plan;
-pub(crate) use plan::{az_commands, federated_credential};
+pub(crate) use plan::{az_commands, federated_credential, private_issuer_host};
 
 use crate::assertion::file_read::{FileProblem, read_token_file};
 use crate::assertion::token_file::{AudienceVerdict, decode_token, token_text};
@@ -66,6 +66,12 @@ pub struct SetupInput {
     pub app_object_id: Option<String>,
     /// Name of the federated credential. Default `k8s-<namespace>-<service account>`.
     pub credential_name: Option<String>,
+    /// The Entra authority host (`AZURE_AUTHORITY_HOST`), for a sovereign cloud: it picks the
+    /// default audience and is set in the pod. Default: the public cloud's.
+    pub authority_host: Option<String>,
+    /// Print a foreign audience (AWS STS, EKS Pod Identity, the API server, the issuer itself)
+    /// with its risk instead of refusing it (`--allow-foreign-audience`). Default `false`.
+    pub allow_foreign_audience: bool,
 }
 
 /// A setup problem: an input that cannot work. `Display` names the input, what it holds and what
@@ -182,6 +188,9 @@ pub struct SetupOutput {
     pub app_parameters: serde_json::Value,
     /// ServiceAccount + Deployment (two YAML documents).
     pub kubernetes_yaml: String,
+    /// A Job that runs `azure-identity-k8s doctor` with the workload's service account, token
+    /// volume and variables (image `REPLACE-WITH-DOCTOR-IMAGE`: the CLI's image).
+    pub doctor_job_yaml: String,
     /// `azuread_application_federated_identity_credential` (app registration).
     pub terraform_azuread: String,
     /// `azurerm_federated_identity_credential` (user-assigned managed identity).
@@ -206,6 +215,11 @@ impl fmt::Display for SetupOutput {
         writeln!(f, "{}", self.az_app_command)?;
         writeln!(f, "\n# 2. Kubernetes (kubectl apply -f -):")?;
         write!(f, "{}", self.kubernetes_yaml)?;
+        writeln!(
+            f,
+            "\n# 2b. Doctor in the pod's place (kubectl apply -f -, then kubectl logs job/<name>):"
+        )?;
+        write!(f, "{}", self.doctor_job_yaml)?;
         writeln!(f, "\n# 3a. Terraform, app registration:")?;
         write!(f, "{}", self.terraform_azuread)?;
         writeln!(f, "\n# 3b. Terraform, user-assigned managed identity:")?;

@@ -21,8 +21,8 @@ use time::format_description::well_known::Rfc3339;
 /// Entra ID workload identity for Kubernetes on AWS: diagnose, get a token, print the setup.
 ///
 /// Configuration is read like the library reads it: AZURE_CLIENT_ID, AZURE_TENANT_ID,
-/// AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST, AZURE_FEDERATED_TOKEN_AUDIENCE; the flags
-/// below override them. TLS roots: the system's, or SSL_CERT_FILE / SSL_CERT_DIR when set.
+/// AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST, AZURE_FEDERATED_TOKEN_AUDIENCE,
+/// AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE; the flags below override them. TLS roots: the system's, or SSL_CERT_FILE / SSL_CERT_DIR when set.
 #[derive(Debug, Parser)]
 #[command(name = "azure-identity-k8s", version, about, long_about)]
 struct Cli {
@@ -172,21 +172,30 @@ struct SetupArgs {
     /// The token to read issuer, namespace and service account from [env: AZURE_FEDERATED_TOKEN_FILE].
     #[arg(long, conflicts_with = "issuer")]
     token_file: Option<PathBuf>,
+    /// Print a foreign audience (sts.amazonaws.com, the issuer's own, ...) with its risk instead
+    /// of refusing it.
+    #[arg(long)]
+    allow_foreign_audience: bool,
     /// Print the plan as JSON.
     #[arg(long)]
     json: bool,
 }
 
-/// Logs to stderr, filtered by RUST_LOG (e.g. `RUST_LOG=azure_identity_k8s=debug`); warnings
-/// only when it is unset. When RUST_LOG asks for TRACE, the AWS SDK's request dumps, which carry
+/// Warnings, except the token caches' "refresh failed" records: a one-shot command never retries
+/// and prints the failure itself.
+const DEFAULT_LOG: &str =
+    "warn,azure_identity_k8s::entra=error,azure_identity_k8s::assertion::aws::source=error";
+
+/// Logs to stderr, filtered by RUST_LOG (e.g. `RUST_LOG=azure_identity_k8s=debug`), else
+/// [`DEFAULT_LOG`]. When RUST_LOG asks for TRACE, the AWS SDK's request dumps, which carry
 /// session tokens, stay at DEBUG (docs/aws-outbound.md, "Logging").
 fn init_tracing() {
-    let mut directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    let mut directives = std::env::var("RUST_LOG").unwrap_or_else(|_| DEFAULT_LOG.into());
     if directives.to_ascii_lowercase().contains("trace") {
         directives.push_str(",aws_sigv4=debug,aws_smithy_runtime::client::orchestrator=debug");
     }
     let filter = tracing_subscriber::EnvFilter::try_new(directives)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -322,6 +331,8 @@ fn setup(args: SetupArgs) -> Outcome {
         resource_group: args.resource_group,
         app_object_id: args.app_object_id,
         credential_name: args.name,
+        authority_host: env.var(AZURE_AUTHORITY_HOST),
+        allow_foreign_audience: args.allow_foreign_audience,
         issuer: base.issuer,
     };
     let out = setup::plan(&input).map_err(fail)?;

@@ -599,3 +599,65 @@ async fn a_token_file_path_that_is_not_utf8_is_read_and_the_authority_flag_keeps
     );
     assert_eq!(cli.fx.emu.request_count(entra_emulator::Endpoint::Token), 1);
 }
+
+/// Issue 20: `setup` refuses a foreign audience (exit 1) unless `--allow-foreign-audience`, which
+/// prints it with the risk; `token` reports a failure once (no WARN promising a retry).
+#[tokio::test]
+async fn setup_refuses_a_foreign_audience_and_token_reports_a_failure_once() {
+    let cli = Cli::new().await;
+    let issuer = "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
+    let setup = [
+        "setup",
+        "--issuer",
+        issuer,
+        "--namespace",
+        "billing",
+        "--service-account",
+        "billing-api",
+    ];
+    for audience in ["sts.amazonaws.com", issuer] {
+        let out = cli
+            .run_with(
+                &[&setup[..], &["--audience", audience]].concat(),
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(1), "{audience}: {}", stdout(&out));
+        assert!(out.stdout.is_empty());
+        assert!(
+            stderr(&out).contains("--allow-foreign-audience"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let allowed = [
+        &setup[..],
+        &[
+            "--audience",
+            "sts.amazonaws.com",
+            "--allow-foreign-audience",
+        ],
+    ]
+    .concat();
+    let out = cli.run_with(&allowed, Vec::new()).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("# Note: RISK"), "{}", stdout(&out));
+
+    let out = cli
+        .run(&[
+            "token",
+            "--scope",
+            STORAGE,
+            "--client-id",
+            "11111111-1111-1111-1111-111111111111",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let errors = err.lines().filter(|l| l.starts_with("error: ")).count();
+    assert!(errors == 1 && err.contains("AADSTS700016"), "{err}");
+    assert!(
+        !err.contains("retry_in_secs") && !err.contains("WARN"),
+        "{err}"
+    );
+}

@@ -51,8 +51,8 @@ pub struct TokenFileSource {
 
 /// The fix of a foreign token or credential file: a token of its own for Entra, with the
 /// expected audience (the cloud's, when that is itself foreign).
-pub(crate) fn dedicated_token_fix(expected: &str) -> String {
-    let audience = safe_audience(expected);
+pub(crate) fn dedicated_token_fix(expected: &str, iss: Option<&str>) -> String {
+    let audience = safe_audience(expected, iss);
     format!(
         "mount a dedicated projected token with audience {audience} (serviceAccountToken: {{audience: {audience}, expirationSeconds: 3600, path: azure-identity-token}}) and point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at it; keep this token for what it is for."
     )
@@ -66,7 +66,7 @@ pub(crate) fn audience_fix(
     expected: &str,
     authority: Option<&Url>,
 ) -> String {
-    let recommend = escape(safe_audience(expected));
+    let recommend = escape(safe_audience(expected, claims.iss.as_deref()));
     if let Some(authority) = authority
         && let Some(cloud) = crate::cloud::other_cloud(&claims.aud, authority)
     {
@@ -155,13 +155,16 @@ impl AudienceVerdict {
 
     /// The audience a federated identity credential must carry to match a token with this
     /// verdict: the token's own (its first `aud`) when it is sent with a custom audience
-    /// ([`Custom`](Self::Custom)); else `expected`, which a token that is sent also carries and a
-    /// refused token must be given. Used by `doctor` and `setup`, so both suggest the same.
+    /// ([`Custom`](Self::Custom)); `expected` when it is sent because foreign audiences are
+    /// allowed; else `expected` unless that is itself foreign (then the cloud's recommended one),
+    /// which a refused token's replacement must be given. Used by `doctor` and `setup`, so both
+    /// suggest the same, and never a foreign audience the user did not insist on.
     #[cfg(feature = "doctor")]
     pub(crate) fn credential_audience(&self, claims: &jwt::Claims, expected: &str) -> String {
         match (self, claims.aud.first()) {
             (Self::Custom, Some(own)) => own.clone(),
-            _ => expected.to_string(),
+            (Self::AllowedForeign(_), _) => expected.to_string(),
+            _ => safe_audience(expected, claims.iss.as_deref()).to_string(),
         }
     }
 }
@@ -190,7 +193,7 @@ pub(crate) fn check_path(
             foreign.kind.describe(),
         ),
     )
-    .with_fix(dedicated_token_fix(expected)))
+    .with_fix(dedicated_token_fix(expected, None)))
 }
 
 fn fmt_time(t: OffsetDateTime) -> String {
@@ -209,9 +212,11 @@ fn fmt_age(d: Duration) -> String {
     }
 }
 
-/// An audience to recommend in a message: the expected one, unless that is itself foreign.
-fn safe_audience(expected: &str) -> &str {
-    if is_foreign_audience(expected) {
+/// An audience to recommend in a message: the expected one, unless that is itself foreign, by
+/// itself or as the token's own issuer `iss` (then the public cloud's).
+pub(crate) fn safe_audience<'a>(expected: &'a str, iss: Option<&str>) -> &'a str {
+    let norm = |s: &str| s.trim().trim_end_matches('/').to_ascii_lowercase();
+    if is_foreign_audience(expected) || iss.is_some_and(|i| norm(i) == norm(expected)) {
         crate::config::AUDIENCE_PUBLIC
     } else {
         expected
@@ -355,7 +360,17 @@ impl TokenFileSource {
                 ProblemId::AudienceMismatch,
                 audience_fix(claims, expected, self.authority.as_ref()),
             ),
-            _ => (ProblemId::ForeignAudience, dedicated_token_fix(expected)),
+            AudienceVerdict::AllowedForeignWithoutExpected(_) => (
+                ProblemId::ForeignAudience,
+                format!(
+                    "{} To send this token anyway, set {AZURE_FEDERATED_TOKEN_AUDIENCE} (or expected_audience) to the audience its federated identity credential has, as well as allow_foreign_audience.",
+                    dedicated_token_fix(expected, claims.iss.as_deref())
+                ),
+            ),
+            _ => (
+                ProblemId::ForeignAudience,
+                dedicated_token_fix(expected, claims.iss.as_deref()),
+            ),
         }
     }
 
@@ -411,10 +426,17 @@ impl TokenFileSource {
                 ),
                 None => String::new(),
             };
+            // Written after the token had expired: something copies a stale token there.
+            let verdict = match modified.map(OffsetDateTime::from) {
+                Some(m) if m > exp => {
+                    "The file was written after the token had expired: whatever writes it copies an old token; only the kubelet's projected volume writes fresh ones."
+                }
+                _ => "The kubelet is not rotating it.",
+            };
             return Err(CredentialError::new(
                 ProblemId::TokenExpired,
                 format!(
-                    "the service-account token in {file} expired at {} ({} ago).{rotate_at}{} The kubelet is not rotating it.",
+                    "the service-account token in {file} expired at {} ({} ago).{rotate_at}{} {verdict}",
                     fmt_time(exp),
                     fmt_age(now - exp),
                     age.unwrap_or_default(),

@@ -50,6 +50,14 @@ impl Env {
         self.var_os(name).and_then(|v| v.into_string().ok())
     }
 
+    /// Whether foreign audiences are allowed: the option `allow_foreign_audience`, or
+    /// [`AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE`](super::AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE)
+    /// set to `true` or `1`.
+    pub(crate) fn allow_foreign_audience(&self, option: bool) -> bool {
+        let var = self.var(super::AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE);
+        option || var.is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1")
+    }
+
     /// The value of `name` as the operating system holds it, if set and not empty.
     pub(crate) fn var_os(&self, name: &str) -> Option<OsString> {
         let value = match &self.0 {

@@ -5,7 +5,7 @@
 use super::{Check, CheckId, Doctor, Status, fmt_duration, fmt_from_now, fmt_time, opt};
 use crate::assertion::TokenFileSource;
 use crate::assertion::token_file::{
-    AudienceVerdict, audience_fix, decode_token, dedicated_token_fix,
+    AudienceVerdict, CLOCK_SKEW, audience_fix, decode_token, dedicated_token_fix,
 };
 use crate::entra::catalogue;
 use crate::jwt::DecodedJwt;
@@ -174,7 +174,7 @@ pub(super) fn check_audience(d: &mut Doctor, jwt: &DecodedJwt, source: &TokenFil
                     foreign.describe()
                 ),
             )
-            .fix(dedicated_token_fix(expected))
+            .fix(dedicated_token_fix(expected, c.iss.as_deref()))
             .problem(ProblemId::ForeignAudience),
         // As azure_identity: sent; Entra accepts it only if the federated credential has it.
         (Ok(()), AudienceVerdict::Custom) => check
@@ -208,12 +208,23 @@ pub(super) fn check_expiry(
         );
         return true;
     };
-    let mut check = Check::new(
-        CheckId::Expiry,
-        Status::Ok,
-        format!("valid for another {}", fmt_duration(exp - now)),
-    )
-    .detail("expires", fmt_from_now(exp, now));
+    // An expired token within the clock skew is still sent: "expired", never "valid for -6s".
+    let (state, summary) = match exp - now {
+        left if left.is_negative() => {
+            let state = format!(
+                "expired {} ago, within the {} clock skew the credential and Entra allow",
+                fmt_duration(-left),
+                fmt_duration(CLOCK_SKEW)
+            );
+            (state.clone(), state)
+        }
+        left => (
+            "valid".into(),
+            format!("valid for another {}", fmt_duration(left)),
+        ),
+    };
+    let mut check =
+        Check::new(CheckId::Expiry, Status::Ok, summary).detail("expires", fmt_from_now(exp, now));
     // (lifetime, when the kubelet should have replaced it)
     let rotation = c.issued_at().map(|iat| {
         let lifetime = exp - iat;
@@ -238,7 +249,7 @@ pub(super) fn check_expiry(
             .outcome(
                 Status::Fail,
                 format!(
-                    "valid, but its lifetime (exp - iat) of {} s is over the {} s Entra accepts for an external token (else AADSTS70023)",
+                    "{state}, but its lifetime (exp - iat) of {} s is over the {} s Entra accepts for an external token (else AADSTS70023)",
                     lifetime.whole_seconds(),
                     max_lifetime.whole_seconds()
                 ),
@@ -248,7 +259,7 @@ pub(super) fn check_expiry(
             .outcome(
                 Status::Warn,
                 format!(
-                    "valid, but {} past the time the kubelet should have replaced it",
+                    "{state}, but {} past the time the kubelet should have replaced it",
                     fmt_duration(now - deadline)
                 ),
             )

@@ -155,7 +155,11 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
     // The credential's own source for this file, audience and authority (as
     // `TokenFileSource::configured` makes it, which needs a configuration that resolves).
     let token_file = token_file.map(|t| {
-        let mut source = TokenFileSource::new(t.value, &audience.value, o.allow_foreign_audience);
+        let mut source = TokenFileSource::new(
+            t.value,
+            &audience.value,
+            env.allow_foreign_audience(o.allow_foreign_audience),
+        );
         source.audience_explicit = explicit.is_some();
         source.denied = denied_paths(env).into();
         source.authority = url;
@@ -163,6 +167,7 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
     });
     Inputs {
         config,
+        #[cfg(feature = "aws")]
         expected_audience: audience.value,
         token_file,
     }

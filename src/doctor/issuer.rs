@@ -7,6 +7,7 @@ use super::{Check, CheckId, Doctor, Status, opt};
 use crate::http::{Failure, SendError, send_capped};
 use crate::jwt::DecodedJwt;
 use crate::problem::{Page, ProblemId};
+use crate::setup::private_issuer_host;
 use azure_core::http::{ClientOptions, Context, Method, Pipeline, Request, Url, headers};
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
@@ -140,18 +141,6 @@ fn verify_rsa(jwt: &str, alg: &str, key: &Jwk) -> Result<(), String> {
     RsaPublicKeyComponents { n: &n, e: &e }
         .verify(algorithm, signing_input.as_bytes(), &sig)
         .map_err(|_| "the signature does not verify with this key".to_string())
-}
-
-/// Issuer hosts that can only be resolved inside a cluster or a private network.
-pub(super) fn private_issuer_host(host: &str) -> bool {
-    let h = host.trim_end_matches('.');
-    h == "kubernetes.default.svc"
-        || h == "kubernetes"
-        || h.ends_with(".svc")
-        || h.ends_with(".cluster.local")
-        || h.ends_with(".local")
-        || h.ends_with(".internal")
-        || !h.contains('.') && h != "localhost" && h.parse::<std::net::IpAddr>().is_err()
 }
 
 /// Checks 6 to 9 in order; `Err` with why the checks that did not run are skipped.

@@ -2,8 +2,8 @@
 
 use super::configuration::is_guid;
 use super::fmt_duration;
-use super::issuer::private_issuer_host;
 use super::token_file::describe_layout;
+use crate::setup::private_issuer_host;
 use time::Duration;
 
 #[test]

@@ -1,10 +1,12 @@
 //! Check 2, `token-file`: the projected token file, its volume layout, and its content; then
 //! the token checks of [`super::claims`] on it.
 
-use super::{Check, CheckId, Doctor, Found, Inputs, Status, claims, fmt_from_now, with_source};
+use super::{
+    Check, CheckId, Doctor, Found, Inputs, Status, claims, fmt_from_now, opt, with_source,
+};
 use crate::assertion::TokenFileSource;
 use crate::assertion::file_read::{FileProblem, read_token_file};
-use crate::assertion::token_file::{check_path, token_text};
+use crate::assertion::token_file::{check_path, decode_token, token_text};
 use crate::escape;
 use std::path::Path;
 use std::time::SystemTime;
@@ -21,7 +23,7 @@ pub(super) fn check(d: &mut Doctor, inputs: &Inputs) -> Found {
     let Some((source, token, modified)) = check_token_file(d, inputs) else {
         d.skip(
             CHECKS,
-            "no readable token file (see `configuration` and `token-file`)",
+            "no token file the credential would read (see `configuration` and `token-file`)",
         );
         return Found::default();
     };
@@ -36,7 +38,8 @@ pub(super) fn check(d: &mut Doctor, inputs: &Inputs) -> Found {
             .verdict(&jwt.claims)
             .credential_audience(&jwt.claims, &source.expected_audience),
         jwt: Some((token, jwt)),
-        ..Found::default()
+        #[cfg(feature = "aws")]
+        sts: None,
     }
 }
 
@@ -91,7 +94,20 @@ fn check_token_file<'a>(
     .detail("path", with_source(&shown, from));
     let (allow, expected) = (source.allow_foreign_audience, &source.expected_audience);
     if let Err(e) = check_path(p, &source.denied, allow, expected) {
-        d.push(check.refused(&e));
+        // Read here only to show whose token it is; never sent.
+        let token = read_token_file(p).ok().and_then(|c| {
+            let claims = decode_token(token_text(&c.bytes).ok()?).ok()?.claims;
+            let aud = claims.audiences_display();
+            Some((claims.iss, claims.sub, aud))
+        });
+        let mut check = check.refused(&e);
+        if let Some((iss, sub, aud)) = token {
+            check = check
+                .detail("its iss", opt(iss.as_deref()))
+                .detail("its sub", opt(sub.as_deref()))
+                .detail("its aud", aud);
+        }
+        d.push(check);
         return None;
     }
     let fail = |check: Check, problem: FileProblem| {

@@ -3,8 +3,27 @@
 
 use super::render;
 use super::{FederatedCredentialSpec, SetupError, SetupInput, SetupOutput, parse_subject};
-use crate::config::AUDIENCE_PUBLIC;
+use crate::assertion::ForeignAudience;
+use crate::cloud::{Cloud, default_audience_for};
+use crate::config::{
+    AUDIENCE_PUBLIC, AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE, AZURE_FEDERATED_TOKEN_AUDIENCE,
+};
+use crate::jwt::Claims;
+use crate::problem::Page;
 use crate::shell::shell_quote;
+
+/// Issuer hosts that can only be resolved inside a cluster or a private network, which Entra
+/// can never reach (also `doctor`'s issuer check).
+pub(crate) fn private_issuer_host(host: &str) -> bool {
+    let h = host.trim_end_matches('.');
+    h == "kubernetes.default.svc"
+        || h == "kubernetes"
+        || h.ends_with(".svc")
+        || h.ends_with(".cluster.local")
+        || h.ends_with(".local")
+        || h.ends_with(".internal")
+        || !h.contains('.') && h != "localhost" && h.parse::<std::net::IpAddr>().is_err()
+}
 
 /// A shell argument: the value when known, else a variable the user sets first.
 fn shell_value(v: Option<&str>, var: &str, missing: &mut Vec<String>) -> String {
@@ -116,25 +135,48 @@ pub(crate) fn az_commands(
 ///
 /// [`SetupError`] naming the input and what it must be: an empty issuer, or one that is not an
 /// `https://` URL or contains whitespace; a namespace or service account that is not a
-/// Kubernetes name; an audience or optional value that is empty or contains whitespace; a
-/// credential name that is not 3-120 letters, digits, `-` or `_`.
+/// Kubernetes name; an issuer in quotes, or whose host exists only inside a cluster or private
+/// network; an audience that is foreign (AWS STS, EKS Pod Identity, the API server, the issuer
+/// itself: docs/security.md) unless `allow_foreign_audience`; an audience or optional value that
+/// is empty or contains whitespace; a credential name that is not 3-120 letters, digits, `-` or
+/// `_`.
 pub fn plan(input: &SetupInput) -> Result<SetupOutput, SetupError> {
     let (issuer, ns, sa) = (
         input.issuer.as_str(),
         input.namespace.as_str(),
         input.service_account.as_str(),
     );
+    // The authority's cloud decides the default audience (the public cloud's without one).
+    let authority = input.authority_host.as_deref().map(url::Url::parse);
+    let default = match &authority {
+        Some(Ok(url)) => default_audience_for(url),
+        _ => AUDIENCE_PUBLIC,
+    };
     let audience = match input.audience.as_str() {
-        "" => AUDIENCE_PUBLIC,
+        "" => default,
         a => a,
     };
+    let parsed = url::Url::parse(issuer.trim_matches(['"', '\'']));
+    let host = parsed
+        .as_ref()
+        .ok()
+        .and_then(|u| u.host_str())
+        .unwrap_or_default();
+    // The one rule of docs/security.md: an audience is foreign by itself or as the issuer's own.
+    let foreign = ForeignAudience::first_in_claims(&Claims {
+        iss: Some(issuer.to_string()),
+        aud: vec![audience.to_string()],
+        ..Default::default()
+    });
     let name = input
         .credential_name
         .clone()
         .unwrap_or_else(|| credential_name(&format!("k8s-{ns}-{sa}")));
     let spaced = |v: &str| v.chars().any(char::is_whitespace);
-    let https =
-        url::Url::parse(issuer).is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some());
+    let https = parsed
+        .as_ref()
+        .is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some());
+    let quoted = issuer.len() > 1 && issuer.trim_matches(['"', '\'']).len() + 2 == issuer.len();
     let optional = [
         ("client id", &input.client_id),
         ("tenant id", &input.tenant_id),
@@ -148,10 +190,20 @@ pub fn plan(input: &SetupInput) -> Result<SetupOutput, SetupError> {
     for (refused, why) in [
         (issuer.is_empty(), "no issuer: pass --issuer (EKS: `aws eks describe-cluster --name <cluster> --query cluster.identity.oidc.issuer --output text`)".to_string()),
         (spaced(issuer), format!("the issuer {issuer:?} contains whitespace; Entra compares it exactly")),
-        (!https, format!("the issuer {issuer:?} is not an https:// URL; Entra only accepts HTTPS issuers")),
+        (quoted && https, format!("the issuer {issuer:?} is wrapped in quotes (as `aws eks describe-cluster` prints it without `--output text`); pass it without them: --issuer {}", issuer.trim_matches(['"', '\'']))),
+        (!https || quoted, format!("the issuer {issuer:?} is not an https:// URL; Entra only accepts HTTPS issuers")),
+        (private_issuer_host(host), format!(
+            "the issuer host {host} exists only inside the cluster or a private network; Entra fetches the issuer's /.well-known/openid-configuration from the public internet and can never reach it. Give the cluster a public issuer (see {})",
+            Page::SelfManaged.url("issuer")
+        )),
         (!is_k8s_name(ns, 63) || ns.contains('.'), format!("the namespace {ns:?} is not a Kubernetes namespace name (lowercase letters, digits, '-')")),
         (!is_k8s_name(sa, 253), format!("the service account {sa:?} is not a Kubernetes name (lowercase letters, digits, '-', '.')")),
+        (matches!(authority, Some(Err(_))), format!("the authority host {:?} is not a URL such as https://login.microsoftonline.us", input.authority_host.as_deref().unwrap_or_default())),
         (spaced(audience), format!("the audience {audience:?} contains whitespace")),
+        (foreign.is_some() && !input.allow_foreign_audience, foreign.map(|f| format!(
+            "refused: the audience {audience:?} makes the token a credential for {}; a federated identity credential with it would have Entra accept that credential. Leave the audience out (the default is {}) and mount a dedicated projected token for Entra; to print it anyway, with the risk, pass --allow-foreign-audience",
+            f.describe(), default
+        )).unwrap_or_default()),
         (optional.is_some(), optional.map(|(what, v)| format!("the {what} {v:?} is empty or contains whitespace")).unwrap_or_default()),
         (
             name.len() < 3 || credential_name(&name) != name || !name.starts_with(|c: char| c.is_ascii_alphanumeric()),
@@ -174,8 +226,13 @@ pub fn plan(input: &SetupInput) -> Result<SetupOutput, SetupError> {
     if issuer.ends_with('/') {
         notes.push("The issuer ends with '/'; it is kept, because Entra compares issuers exactly. EKS issuers have no trailing slash: check that this is the token's iss.".to_string());
     }
-    if audience != AUDIENCE_PUBLIC {
-        notes.push(format!("The audience is {audience}: the projected token and the credential use it; outside Azure Government and Azure China set AZURE_FEDERATED_TOKEN_AUDIENCE={} in the pod.", shell_quote(audience)));
+    if let Some(f) = foreign {
+        notes.push(format!(
+            "RISK (--allow-foreign-audience): every token with the audience {audience} is also a credential for {}, and Entra now accepts it too. The application must set {AZURE_FEDERATED_TOKEN_AUDIENCE}={} and {AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE}=true (or expected_audience and allow_foreign_audience).",
+            f.describe(), shell_quote(audience)
+        ));
+    } else if audience != AUDIENCE_PUBLIC && Cloud::of_audience(audience).is_none() {
+        notes.push(format!("The audience is {audience}: the projected token and the credential use it; set {AZURE_FEDERATED_TOKEN_AUDIENCE}={} in the pod.", shell_quote(audience)));
     }
 
     let mut missing = Vec::new();
@@ -193,6 +250,7 @@ pub fn plan(input: &SetupInput) -> Result<SetupOutput, SetupError> {
         notes.push("Replace REPLACE-WITH-CLIENT-ID / REPLACE-WITH-TENANT-ID in the YAML (or pass --client-id and --tenant-id).".into());
     }
     let kubernetes_yaml = render::kubernetes_yaml(input, audience);
+    let doctor_job_yaml = render::doctor_job_yaml(input, audience);
     let terraform_azuread = render::terraform_azuread(input, &fic);
     let terraform_azurerm = render::terraform_azurerm(input, &fic);
 
@@ -202,6 +260,7 @@ pub fn plan(input: &SetupInput) -> Result<SetupOutput, SetupError> {
         az_app_command,
         app_parameters,
         kubernetes_yaml,
+        doctor_job_yaml,
         terraform_azuread,
         terraform_azurerm,
         notes,

@@ -1,7 +1,7 @@
 //! The Kubernetes and Terraform text of a [`super::SetupOutput`].
 
 use super::{FederatedCredentialSpec, SetupInput};
-use crate::config::{AUDIENCE_PUBLIC, WEBHOOK_TOKEN_PATH_PRE_1_6};
+use crate::config::{AUDIENCE_PUBLIC, PUBLIC_AUTHORITY_HOST, WEBHOOK_TOKEN_PATH_PRE_1_6};
 
 /// A double-quoted string, valid in YAML and HCL.
 fn dq(s: &str) -> String {
@@ -12,44 +12,87 @@ pub(super) fn hcl(s: &str) -> String {
     dq(s).replace("${", "$${").replace("%{", "%%{")
 }
 
-/// The authority host of a sovereign cloud whose exchange audience is `audience`.
-fn authority_for(audience: &str) -> Option<&'static str> {
-    crate::cloud::Cloud::of_audience(audience)
-        .filter(|c| c.authority_host != crate::cloud::PUBLIC.authority_host)
-        .map(|c| c.authority_host)
+/// The authority host to set in the pod: the input's, else that of the sovereign cloud whose
+/// exchange audience is `audience`; none for the public cloud's.
+fn authority_for(input: &SetupInput, audience: &str) -> Option<String> {
+    let cloud = crate::cloud::Cloud::of_audience(audience).map(|c| c.authority_host.to_string());
+    (input.authority_host.clone().or(cloud))
+        .filter(|a| a.trim_end_matches('/') != PUBLIC_AUTHORITY_HOST)
 }
 
-/// The ServiceAccount and the Deployment with the projected token volume and the variables.
-pub(super) fn kubernetes_yaml(input: &SetupInput, audience: &str) -> String {
-    let (ns, sa) = (input.namespace.as_str(), input.service_account.as_str());
+/// A pod's service account, one container (`name`, `image`, `args`) with the variables and the
+/// projected token volume: the `spec` of a pod template, indented for it.
+fn pod_spec(input: &SetupInput, audience: &str, container: &str) -> String {
     let client = input
         .client_id
-        .clone()
-        .unwrap_or_else(|| "REPLACE-WITH-CLIENT-ID".into());
+        .as_deref()
+        .unwrap_or("REPLACE-WITH-CLIENT-ID");
     let tenant = input
         .tenant_id
-        .clone()
-        .unwrap_or_else(|| "REPLACE-WITH-TENANT-ID".into());
-    let authority_env = authority_for(audience)
-        .map(|a| {
-            format!(
-                "            - name: AZURE_AUTHORITY_HOST\n              value: {}\n",
-                dq(a)
-            )
-        })
-        .unwrap_or_default();
-    let audience_env = if audience != AUDIENCE_PUBLIC && authority_for(audience).is_none() {
+        .as_deref()
+        .unwrap_or("REPLACE-WITH-TENANT-ID");
+    let var = |name: &str, value: &str| {
         format!(
-            "            - name: AZURE_FEDERATED_TOKEN_AUDIENCE\n              value: {}\n",
-            dq(audience)
+            "            - name: {name}\n              value: {}\n",
+            dq(value)
         )
-    } else {
-        String::new()
     };
+    let mut env = var("AZURE_CLIENT_ID", client) + &var("AZURE_TENANT_ID", tenant);
+    env += &var("AZURE_FEDERATED_TOKEN_FILE", WEBHOOK_TOKEN_PATH_PRE_1_6);
+    if let Some(a) = authority_for(input, audience) {
+        env += &var("AZURE_AUTHORITY_HOST", &a);
+    }
+    if audience != AUDIENCE_PUBLIC && crate::cloud::Cloud::of_audience(audience).is_none() {
+        env += &var("AZURE_FEDERATED_TOKEN_AUDIENCE", audience);
+    }
+    if input.allow_foreign_audience {
+        env += &var("AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE", "true");
+    }
     // The webhook's long-standing path, which the credential also finds on its own.
     let (mount, file) = WEBHOOK_TOKEN_PATH_PRE_1_6
         .rsplit_once('/')
         .unwrap_or_default();
+    format!(
+        r#"      serviceAccountName: {sa}
+      containers:
+        - {container}
+          env:
+{env}          volumeMounts:
+            - name: azure-identity-token
+              mountPath: {mount}
+              readOnly: true
+      volumes:
+        - name: azure-identity-token
+          projected:
+            sources:
+              - serviceAccountToken:
+                  audience: {aud}
+                  expirationSeconds: 3600
+                  path: {file}
+"#,
+        sa = dq(&input.service_account),
+        mount = dq(mount),
+        aud = dq(audience),
+        file = dq(file),
+    )
+}
+
+/// The ServiceAccount and the Deployment with the projected token volume and the variables.
+pub(super) fn kubernetes_yaml(input: &SetupInput, audience: &str) -> String {
+    let (ns, sa) = (dq(&input.namespace), dq(&input.service_account));
+    let client = dq(input
+        .client_id
+        .as_deref()
+        .unwrap_or("REPLACE-WITH-CLIENT-ID"));
+    let tenant = dq(input
+        .tenant_id
+        .as_deref()
+        .unwrap_or("REPLACE-WITH-TENANT-ID"));
+    let pod = pod_spec(
+        input,
+        audience,
+        "name: app\n          image: REPLACE-WITH-YOUR-IMAGE",
+    );
     format!(
         r#"# Without the Azure Workload Identity webhook: the projected token and the variables are spelled out.
 # With the webhook, keep the ServiceAccount, drop `env` and `volumes`/`volumeMounts`, and add the pod
@@ -57,59 +100,53 @@ pub(super) fn kubernetes_yaml(input: &SetupInput, audience: &str) -> String {
 apiVersion: v1
 kind: ServiceAccount
 metadata:
-  name: {sa_q}
-  namespace: {ns_q}
+  name: {sa}
+  namespace: {ns}
   annotations:
-    azure.workload.identity/client-id: {client_q}
-    azure.workload.identity/tenant-id: {tenant_q}
+    azure.workload.identity/client-id: {client}
+    azure.workload.identity/tenant-id: {tenant}
 ---
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {sa_q}
-  namespace: {ns_q}
+  name: {sa}
+  namespace: {ns}
 spec:
   replicas: 1
   selector:
     matchLabels:
-      app: {sa_q}
+      app: {sa}
   template:
     metadata:
       labels:
-        app: {sa_q}
+        app: {sa}
     spec:
-      serviceAccountName: {sa_q}
-      containers:
-        - name: app
-          image: REPLACE-WITH-YOUR-IMAGE
-          env:
-            - name: AZURE_CLIENT_ID
-              value: {client_q}
-            - name: AZURE_TENANT_ID
-              value: {tenant_q}
-            - name: AZURE_FEDERATED_TOKEN_FILE
-              value: {path_q}
-{authority_env}{audience_env}          volumeMounts:
-            - name: azure-identity-token
-              mountPath: {mount_q}
-              readOnly: true
-      volumes:
-        - name: azure-identity-token
-          projected:
-            sources:
-              - serviceAccountToken:
-                  audience: {aud_q}
-                  expirationSeconds: 3600
-                  path: {file_q}
-"#,
-        sa_q = dq(sa),
-        ns_q = dq(ns),
-        client_q = dq(&client),
-        tenant_q = dq(&tenant),
-        path_q = dq(WEBHOOK_TOKEN_PATH_PRE_1_6),
-        mount_q = dq(mount),
-        aud_q = dq(audience),
-        file_q = dq(file),
+{pod}"#
+    )
+}
+
+/// A Job that runs `azure-identity-k8s doctor` once as the workload: its service account, token
+/// volume and variables, so with the pod's token, network and clock.
+pub(super) fn doctor_job_yaml(input: &SetupInput, audience: &str) -> String {
+    let name = dq(&format!("{}-doctor", input.service_account));
+    let container =
+        "name: doctor\n          image: REPLACE-WITH-DOCTOR-IMAGE\n          args: [\"doctor\"]";
+    format!(
+        r#"# Runs doctor with the workload's service account; set the image to the azure-identity-k8s CLI's.
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+  backoffLimit: 0
+  ttlSecondsAfterFinished: 3600
+  template:
+    spec:
+      restartPolicy: Never
+{pod}"#,
+        ns = dq(&input.namespace),
+        pod = pod_spec(input, audience, container),
     )
 }
 
@@ -156,7 +193,8 @@ pub(super) fn terraform_azurerm(input: &SetupInput, fic: &FederatedCredentialSpe
     let tf_name = terraform_name(fic);
     let audiences: Vec<String> = fic.audiences.iter().map(|a| hcl(a)).collect();
     format!(
-        "data \"azurerm_user_assigned_identity\" \"workload\" {{\n  \
+        "# azurerm provider 3.x or 4.x (5.x names the identity user_assigned_identity_id and has no resource_group_name).\n\
+         data \"azurerm_user_assigned_identity\" \"workload\" {{\n  \
          name                = {id_name}\n  \
          resource_group_name = {rg}\n}}\n\n\
          resource \"azurerm_federated_identity_credential\" {tf} {{\n  \

@@ -1047,3 +1047,263 @@ async fn skip_exchange_sends_nothing() {
     assert_eq!(status(&report, CheckId::Exchange), Status::Skip);
     assert_eq!(fx.emu.request_count(Endpoint::Token), 0);
 }
+
+/// Issue 20: no text the crate prints offers a foreign audience as a value to configure. Every
+/// error, doctor report (text and JSON) and setup output for the foreign cases (the AWS audience,
+/// the issuer-URL audience of a self-managed default token, the default token path), each with
+/// and without that audience configured as the expected one.
+#[tokio::test]
+async fn no_text_offers_a_foreign_audience() {
+    use azure_core::credentials::TokenCredential as _;
+    use azure_identity_k8s::setup::{SetupInput, plan};
+    let fx = Fixture::new().await;
+    let iss = fx.issuer.url();
+    let foreign = ["sts.amazonaws.com".to_string(), iss.clone()];
+    // What offering `f` looks like: a variable, a flag, a YAML/HCL/JSON value, a matching credential.
+    let offers = |text: &str, f: &str| {
+        let q = serde_json::to_string(f).unwrap();
+        [
+            format!("AZURE_FEDERATED_TOKEN_AUDIENCE={f}"),
+            format!("AZURE_FEDERATED_TOKEN_AUDIENCE='{f}'"),
+            format!("--audiences {f}"),
+            format!("--audiences '{f}'"),
+            format!("audience to {f}"),
+            format!("with audience {f}"),
+            format!("{{audience: {f},"),
+            format!("audience: {q}"),
+            format!("audience            = [{q}]"),
+            format!("audiences      = [{q}]"),
+            format!("\"audiences\":[{q}]"),
+        ]
+        .iter()
+        .any(|o| text.contains(o.as_str()))
+            || text
+                .lines()
+                .any(|l| l.trim_start() == format!("audience: {f}"))
+    };
+    let mut texts: Vec<(String, String)> = Vec::new();
+    for aud in &foreign {
+        fx.write_token(&ServiceAccountToken {
+            audiences: vec![aud.clone()],
+            ..Default::default()
+        });
+        let configured = |o: &mut WorkloadIdentityCredentialOptions| {
+            o.expected_audience = Some(aud.clone());
+        };
+        for expected in [false, true] {
+            let mut o = fx.options();
+            if expected {
+                configured(&mut o);
+            }
+            let e = match azure_identity_k8s::WorkloadIdentityCredential::new(Some(o)) {
+                Ok(c) => c.get_token(&[STORAGE], None).await.unwrap_err(),
+                Err(e) => e,
+            };
+            texts.push((format!("error {aud} {expected}"), e.to_string()));
+            let mut o = fx.options();
+            if expected {
+                configured(&mut o);
+            }
+            let report = run(o, STORAGE).await;
+            let m = report.matching_federated_credential.clone();
+            assert!(m.is_none_or(|m| m.audience != *aud), "{report}");
+            texts.push((format!("doctor {aud} {expected}"), report.to_string()));
+            texts.push((format!("doctor json {aud} {expected}"), report.to_json()));
+        }
+        // setup: the audience given, and read from the token.
+        let input = SetupInput {
+            issuer: iss.clone(),
+            namespace: "billing".into(),
+            service_account: "billing-api".into(),
+            audience: aud.clone(),
+            ..Default::default()
+        };
+        let refused = plan(&input).expect_err("setup refuses a foreign audience");
+        assert!(
+            refused.to_string().contains("--allow-foreign-audience"),
+            "{refused}"
+        );
+        texts.push((format!("setup {aud}"), refused.to_string()));
+        let from_token = SetupInput::from_token_file(&fx.token_path).unwrap();
+        let out = plan(&from_token).unwrap();
+        texts.push((format!("setup from token {aud}"), out.to_string()));
+        texts.push((
+            format!("setup json {aud}"),
+            serde_json::to_string(&out).unwrap(),
+        ));
+    }
+    // The default service-account token's path.
+    let mut o = fx.options();
+    o.token_file_path = Some("/var/run/secrets/kubernetes.io/serviceaccount/token".into());
+    let report = run(o, STORAGE).await;
+    texts.push(("doctor default path".into(), report.to_string()));
+    for (what, text) in &texts {
+        for f in &foreign {
+            assert!(!offers(text, f), "{what} offers {f}:\n{text}");
+        }
+    }
+    // With the opt-in, setup prints it with the risk and the application settings.
+    let out = plan(&SetupInput {
+        issuer: iss.clone(),
+        namespace: "billing".into(),
+        service_account: "billing-api".into(),
+        audience: "sts.amazonaws.com".into(),
+        allow_foreign_audience: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let risk = out
+        .notes
+        .iter()
+        .find(|n| n.starts_with("RISK"))
+        .expect("the risk");
+    assert!(
+        risk.contains("AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE=true"),
+        "{risk}"
+    );
+    assert!(
+        out.kubernetes_yaml
+            .contains("AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE")
+    );
+}
+
+/// Issue 20: the opt-in is reachable from the environment and honoured by the credential and
+/// doctor alike; with only the opt-in, the fix names the second setting.
+#[tokio::test]
+async fn the_foreign_audience_opt_in_comes_from_the_environment() {
+    use azure_core::credentials::TokenCredential as _;
+    let fx = Fixture::new().await;
+    fx.write_token(&ServiceAccountToken {
+        audiences: vec![
+            "api://AzureADTokenExchange".into(),
+            "sts.amazonaws.com".into(),
+        ],
+        ..Default::default()
+    });
+    let env = |extra: &[(&str, &str)]| {
+        let mut pairs = vec![("AZURE_AUTHORITY_HOST".to_string(), fx.emu.authority_host())];
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Env::from_pairs(pairs)
+    };
+    let allow = ("AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE", "true");
+    let aud = (
+        "AZURE_FEDERATED_TOKEN_AUDIENCE",
+        "api://AzureADTokenExchange",
+    );
+    let mut o = fx.options();
+    o.env = env(&[allow, aud]);
+    let credential = azure_identity_k8s::WorkloadIdentityCredential::new(Some(o)).unwrap();
+    credential
+        .get_token(&[STORAGE], None)
+        .await
+        .expect("sent with the opt-in");
+    let mut o = fx.options();
+    o.env = env(&[allow, aud]);
+    let report = run(o, STORAGE).await;
+    assert!(report.ok, "{report}");
+    assert_eq!(status(&report, CheckId::Audience), Status::Warn, "{report}");
+    // Only the opt-in, and a token without the expected audience: refused, and the fix says what
+    // else to set (by name, not by a foreign value).
+    fx.write_token(&ServiceAccountToken {
+        audiences: vec!["sts.amazonaws.com".into()],
+        ..Default::default()
+    });
+    let mut o = fx.options();
+    o.env = env(&[allow]);
+    let report = run(o, STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Audience,
+        &[
+            "AZURE_FEDERATED_TOKEN_AUDIENCE (or expected_audience)",
+            "allow_foreign_audience",
+        ],
+    );
+}
+
+/// Issue 20, wording: an expired token inside the clock skew is not "valid for another -6s"; a
+/// file written after its token expired is not blamed on the kubelet; a refused default token
+/// shows whose token it is.
+#[tokio::test]
+async fn expiry_and_refusal_wording() {
+    let fx = Fixture::new().await;
+    let now = time::OffsetDateTime::now_utc();
+    fx.write_token(&ServiceAccountToken {
+        issued_at: Some(now - time::Duration::minutes(62)),
+        ..Default::default()
+    });
+    let report = run(fx.options(), STORAGE).await;
+    let expiry = report.check(CheckId::Expiry).unwrap();
+    assert!(expiry.summary.starts_with("expired 2m"), "{report}");
+    assert!(!expiry.summary.contains("-"), "{report}");
+
+    fx.write_token(&ServiceAccountToken {
+        issued_at: Some(now - time::Duration::hours(2)),
+        ..Default::default()
+    });
+    let report = run(fx.options(), STORAGE).await;
+    assert_fails_at(
+        &report,
+        CheckId::Expiry,
+        &["written after the token had expired"],
+    );
+    assert!(
+        !report
+            .to_string()
+            .contains("The kubelet is not rotating it"),
+        "{report}"
+    );
+
+    fx.write_token(&ServiceAccountToken::default());
+    let mut o = fx.options();
+    o.env = Env::from_pairs([
+        ("AZURE_AUTHORITY_HOST", fx.emu.authority_host()),
+        (
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            fx.token_path.display().to_string(),
+        ),
+    ]);
+    let report = run(o, STORAGE).await;
+    let check = report.check(CheckId::TokenFile).unwrap();
+    let detail = |k: &str| {
+        check
+            .details
+            .iter()
+            .find(|(l, _)| l == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(detail("its iss"), Some(fx.issuer.url()), "{report}");
+    assert_eq!(
+        detail("its aud").as_deref(),
+        Some("api://AzureADTokenExchange"),
+        "{report}"
+    );
+}
+
+/// Issue 20: a program logs a doctor report itself on its first failure, once per process.
+#[tokio::test]
+async fn a_program_logs_one_doctor_report_on_its_first_failure() {
+    let fx = Fixture::new().await;
+    fx.write_token(&ServiceAccountToken::new("prod", "workload"));
+    let logs = LogCapture::default();
+    let options = || DoctorOptions {
+        credential: fx.options(),
+        scope: STORAGE.into(),
+        ..Default::default()
+    };
+    let (first, second) = {
+        let _guard = logs.install();
+        (
+            doctor::log_report_once(options()).await,
+            doctor::log_report_once(options()).await,
+        )
+    };
+    assert!(first && !second);
+    let text = logs.text();
+    assert!(
+        text.contains("doctor: Entra ID rejected the token request"),
+        "{text}"
+    );
+    assert!(text.contains("problem_id=aadsts70021"), "{text}");
+    assert_eq!(text.matches("doctor report").count(), 1, "{text}");
+}

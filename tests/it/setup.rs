@@ -248,3 +248,79 @@ fn from_the_live_token() {
             .contains("does not hold a service-account token: it is not a JWT")
     );
 }
+
+/// Issue 20, setup gaps: a cluster-internal issuer is refused, a quoted one is recognised with
+/// the fix, AZURE_AUTHORITY_HOST picks the cloud's audience and is set in the pod, the azurerm
+/// Terraform names its provider versions, and the doctor Job runs as the workload.
+#[test]
+fn setup_refuses_internal_and_quoted_issuers_and_honours_the_authority() {
+    for internal in [
+        "https://kubernetes.default.svc",
+        "https://kubernetes.default.svc.cluster.local",
+    ] {
+        let e = plan(&SetupInput {
+            issuer: internal.into(),
+            ..full()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("inside the cluster"), "{e}");
+    }
+    let e = plan(&SetupInput {
+        issuer: format!("\"{ISSUER}\""),
+        ..full()
+    })
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("without them: --issuer {ISSUER}")),
+        "{e}"
+    );
+    for (authority, audience) in [
+        (
+            "https://login.microsoftonline.us",
+            "api://AzureADTokenExchangeUSGov",
+        ),
+        (
+            "https://login.partner.microsoftonline.cn",
+            "api://AzureADTokenExchangeChina",
+        ),
+    ] {
+        let out = plan(&SetupInput {
+            authority_host: Some(authority.into()),
+            ..full()
+        })
+        .unwrap();
+        assert_eq!(out.federated_credential.audiences, [audience]);
+        let docs = yaml_docs(&out.kubernetes_yaml);
+        let env = &docs[1]["spec"]["template"]["spec"]["containers"][0]["env"];
+        let authority_env = env
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "AZURE_AUTHORITY_HOST");
+        assert_eq!(authority_env.unwrap()["value"], authority);
+        assert!(
+            !out.kubernetes_yaml
+                .contains("AZURE_FEDERATED_TOKEN_AUDIENCE")
+        );
+    }
+    let out = plan(&full()).unwrap();
+    assert!(
+        out.terraform_azurerm
+            .contains("azurerm provider 3.x or 4.x")
+    );
+    let job = yaml_docs(&out.doctor_job_yaml);
+    assert_eq!(job.len(), 1);
+    assert_eq!(job[0]["kind"], "Job");
+    assert_eq!(job[0]["metadata"]["namespace"], "payments");
+    let pod = &job[0]["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "billing-api");
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["containers"][0]["args"], serde_json::json!(["doctor"]));
+    assert_eq!(pod["containers"][0]["env"][0]["value"], CLIENT);
+    assert_eq!(
+        pod["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"],
+        "api://AzureADTokenExchange"
+    );
+    assert!(out.to_string().contains("kind: Job"));
+}
