@@ -4,9 +4,7 @@
 
 use super::{Check, CheckId, Doctor, Status, fmt_duration, fmt_from_now, fmt_time, opt};
 use crate::assertion::TokenFileSource;
-use crate::assertion::token_file::{
-    AudienceVerdict, CLOCK_SKEW, audience_fix, decode_token, dedicated_token_fix,
-};
+use crate::assertion::token_file::{AudienceVerdict, CLOCK_SKEW, decode_token};
 use crate::entra::catalogue;
 use crate::jwt::DecodedJwt;
 use crate::problem::ProblemId;
@@ -164,29 +162,29 @@ pub(super) fn check_audience(d: &mut Doctor, jwt: &DecodedJwt, source: &TokenFil
     )
     .detail("token aud", aud.clone())
     .detail("expected", expected.clone());
-    d.push(match (source.check_audience(c), source.verdict(c)) {
-        (Err(e), _) => check.refused(&e),
-        (Ok(()), AudienceVerdict::AllowedForeign(foreign)) => check
-            .outcome(
-                Status::Warn,
-                format!(
-                    "sent because allow_foreign_audience is set, though the token is also a credential for {}",
-                    foreign.describe()
-                ),
-            )
-            .fix(dedicated_token_fix(expected, c.iss.as_deref()))
-            .problem(ProblemId::ForeignAudience),
+    let verdict = source.verdict(c);
+    let warning = match verdict {
+        AudienceVerdict::AllowedForeign(foreign) => format!(
+            "sent because allow_foreign_audience is set, though the token is also a credential for {}",
+            foreign.describe()
+        ),
         // As azure_identity: sent; Entra accepts it only if the federated credential has it.
-        (Ok(()), AudienceVerdict::Custom) => check
-            .outcome(
-                Status::Warn,
-                format!(
-                    "the token's audience is {aud}, not the default {expected}; sent, and the federated credential must have it"
-                ),
-            )
-            .fix(audience_fix(c, expected, source.authority.as_ref()))
-            .problem(ProblemId::AudienceMismatch),
-        (Ok(()), _) => check,
+        AudienceVerdict::Custom => format!(
+            "the token's audience is {aud}, not the default {expected}; sent, and the federated credential must have it"
+        ),
+        _ => String::new(),
+    };
+    d.push(match source.check_audience(c) {
+        Err(e) => check.refused(&e),
+        Ok(()) if warning.is_empty() => check,
+        // The credential's entry and fix for what it sends with a warning.
+        Ok(()) => {
+            let (problem, fix) = source.audience_problem(c, verdict);
+            check
+                .outcome(Status::Warn, warning)
+                .fix(fix)
+                .problem(problem)
+        }
     }) != Status::Fail
 }
 
