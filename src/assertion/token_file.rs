@@ -232,13 +232,20 @@ impl TokenFileSource {
     /// path is the default service-account token, `AWS_WEB_IDENTITY_TOKEN_FILE` of the process
     /// environment, or the EKS Pod Identity token) unless `allow_foreign_audience` is true; even
     /// then the token's `aud` must contain `expected_audience`.
+    ///
+    /// A relative `path` (`AZURE_FEDERATED_TOKEN_FILE=sa/token`) is resolved here, once, against
+    /// the working directory, so a later change of directory does not move the file.
     pub fn new(
         path: impl Into<PathBuf>,
         expected_audience: impl Into<String>,
         allow_foreign_audience: bool,
     ) -> Self {
+        let path = path.into();
         Self {
-            path: path.into(),
+            path: match std::env::current_dir() {
+                Ok(dir) if path.is_relative() => dir.join(path),
+                _ => path,
+            },
             expected_audience: expected_audience.into(),
             audience_explicit: true,
             allow_foreign_audience,

@@ -303,3 +303,19 @@ async fn a_redirect_is_reported_with_its_location_and_never_followed() {
         );
     }
 }
+
+/// A relative token path is resolved once, at construction, against the working directory: the
+/// source keeps the absolute path, and an error names it.
+#[tokio::test]
+async fn a_relative_token_path_is_resolved_at_construction() {
+    let cwd = std::env::current_dir().unwrap();
+    let source = TokenFileSource::new("sa/token", "api://AzureADTokenExchange", false);
+    assert_eq!(source.path(), cwd.join("sa/token"));
+    let fx = Fixture::new().await;
+    let mut o = fx.options();
+    o.token_file_path = Some("no-such-dir/azure-identity-token".into());
+    let e = WorkloadIdentityCredential::new(Some(o)).unwrap_err();
+    let e = credential_error(&e);
+    let absolute = cwd.join("no-such-dir/azure-identity-token");
+    assert!(e.message().contains(&absolute.display().to_string()), "{e}");
+}
