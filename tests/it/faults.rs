@@ -319,3 +319,26 @@ async fn a_relative_token_path_is_resolved_at_construction() {
     let absolute = cwd.join("no-such-dir/azure-identity-token");
     assert!(e.message().contains(&absolute.display().to_string()), "{e}");
 }
+
+/// A federated identity credential that Entra accepts only some seconds after the pod starts
+/// (AADSTS700213 until it has propagated): the first call fails with that diagnosis, and a call
+/// 12 s later gets a token from the same credential (the error is remembered only briefly).
+#[cfg(feature = "test-util")]
+#[tokio::test]
+async fn a_federated_credential_that_propagates_late_is_used_seconds_later() {
+    let fx = Fixture::new().await;
+    let clock = Arc::new(azure_identity_k8s::test_util::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let cred = WorkloadIdentityCredential::with_clock(Some(fx.options()), clock.clone()).unwrap();
+    fx.emu
+        .set_fault(Endpoint::Token, Some(entra_fault(400, 700213)));
+    let e = cred.get_token(&[STORAGE], None).await.unwrap_err();
+    assert_eq!(credential_error(&e).aadsts_codes(), &[700213], "{e}");
+    fx.emu.set_fault(Endpoint::Token, None);
+    clock.advance(time::Duration::seconds(12));
+    cred.get_token(&[STORAGE], None)
+        .await
+        .expect("the same credential gets a token once Entra accepts it");
+    assert_eq!(token_times(&fx).len(), 3);
+}
