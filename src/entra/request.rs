@@ -1,11 +1,12 @@
 //! The token request's per-try policy ([`AttemptPolicy`]) and what it records for the time-out
 //! wording ([`Progress`]).
 //!
-//! The policy records which phase an attempt is in, so a time-out can name it, and it hands a
-//! throttling answer (429 or 503 with `Retry-After`) straight back to the cache instead of letting
-//! azure_core's retry policy sleep through the `Retry-After` inside the attempt: throttling is the
-//! cache's business (it serves a still-valid token meanwhile and sends nothing before
-//! `Retry-After`). It also ends the retry loop on a certificate failure (untrusted, another
+//! The policy records which phase an attempt is in and the URL it requests, so a time-out can
+//! name them, and it hands a throttling answer (429 or 503 with `Retry-After`) straight back to
+//! the exchange instead of letting azure_core's retry policy sleep through the `Retry-After`
+//! inside the attempt: the exchange waits out a short one and sends the request once more, and
+//! leaves a long one to the cache (which serves a still-valid token meanwhile and sends nothing
+//! before `Retry-After`). It also ends the retry loop on a certificate failure (untrusted, another
 //! host's, expired: a problem that is not transient), which no retry can fix. The caller's
 //! `RetryOptions` cannot be read (azure_core keeps them opaque), so the retry loop stays
 //! azure_core's and the throttling answer leaves it as an error that the exchange turns back.
