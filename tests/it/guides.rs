@@ -304,11 +304,54 @@ async fn the_helm_values_wire_the_token_and_the_webhook() {
     );
 }
 
-#[tokio::test]
-async fn the_doctor_job_runs_doctor_with_the_workloads_token() {
+fn doctor_job() -> Value {
     let path = format!("{}/deploy/doctor-job.yaml", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap();
-    let job = Value::deserialize(serde_yaml_ng::Deserializer::from_str(&text)).unwrap();
+    Value::deserialize(serde_yaml_ng::Deserializer::from_str(&text)).unwrap()
+}
+
+/// `setup` prints the same Job for the same values: the same run policy, command and wiring.
+#[cfg(feature = "doctor")]
+#[test]
+fn setup_prints_the_doctor_job_of_deploy() {
+    use azure_identity_k8s::setup::{SetupInput, plan};
+    let job = doctor_job();
+    let pod = &job["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let documented = wiring(&c["env"], &c["volumeMounts"], &pod["volumes"]);
+    let out = plan(&SetupInput {
+        issuer: "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
+            .into(),
+        namespace: str_at(&job, &["metadata", "namespace"]).into(),
+        service_account: str_at(pod, &["serviceAccountName"]).into(),
+        client_id: Some(documented.client_id.clone()),
+        tenant_id: Some(documented.tenant_id.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let printed =
+        Value::deserialize(serde_yaml_ng::Deserializer::from_str(&out.doctor_job_yaml)).unwrap();
+    let printed_pod = &printed["spec"]["template"]["spec"];
+    let pc = &printed_pod["containers"][0];
+    let printed_wiring = wiring(&pc["env"], &pc["volumeMounts"], &printed_pod["volumes"]);
+    assert_eq!(format!("{printed_wiring:?}"), format!("{documented:?}"));
+    for path in [
+        &["kind"][..],
+        &["metadata", "namespace"],
+        &["spec", "backoffLimit"],
+    ] {
+        let at = |v: &Value| path.iter().fold(v.clone(), |v, k| v[*k].clone());
+        assert_eq!(at(&printed), at(&job), "{path:?}");
+    }
+    for key in ["serviceAccountName", "restartPolicy"] {
+        assert_eq!(printed_pod[key], pod[key], "{key}");
+    }
+    assert_eq!(pc["args"], c["args"]);
+}
+
+#[tokio::test]
+async fn the_doctor_job_runs_doctor_with_the_workloads_token() {
+    let job = doctor_job();
     assert_eq!(str_at(&job, &["apiVersion"]), "batch/v1");
     assert_eq!(str_at(&job, &["kind"]), "Job");
     // One run, no retries: the Job's status is doctor's verdict.
