@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | client id | `client_id` | `AZURE_CLIENT_ID` | not configured |
 //! | tenant id | `tenant_id` | `AZURE_TENANT_ID` | not configured |
-//! | token file | `token_file_path` | `AZURE_FEDERATED_TOKEN_FILE` | the first existing path of `well_known_token_paths` (the Azure Workload Identity webhook's current and pre-1.6 paths), else not configured |
+//! | token file | `token_file_path` | `AZURE_FEDERATED_TOKEN_FILE` | the first existing path of `well_known_token_paths` (the Azure Workload Identity webhook's current and pre-1.6 paths), else not configured (the error names a credential of something else found instead, such as the pod's default service-account token, which is never used) |
 //! | authority host | `credential_options.client_options.cloud` | `AZURE_AUTHORITY_HOST` | `https://login.microsoftonline.com` |
 //! | expected audience | `expected_audience` | `AZURE_FEDERATED_TOKEN_AUDIENCE` | the cloud's recommended audience (`api://AzureADTokenExchange`, `...USGov`, `...China`); a token with another, non-foreign audience is then sent with a warning |
 //! | sending a token that is also a credential for AWS or the cluster (docs/security.md) | `allow_foreign_audience` | `AZURE_FEDERATED_TOKEN_ALLOW_FOREIGN_AUDIENCE` = `true` | refused; either switch also needs the expected audience set |
@@ -152,6 +152,10 @@ pub(crate) struct ConfigInputs<'a> {
     pub expected_audience: Option<&'a str>,
     pub well_known_token_paths: &'a [PathBuf],
     pub env: &'a Env,
+    /// When no token file is found, for the expected audience: what was found instead and not
+    /// used (a credential of something else, such as the pod's default service-account token),
+    /// and the fix; `None` when nothing was.
+    pub unused_token: &'a dyn Fn(&str) -> Option<(String, String)>,
 }
 
 const CREDENTIAL: &str = "WorkloadIdentityCredential";
@@ -177,15 +181,15 @@ pub(crate) fn pick(option: Option<&str>, env: &Env, var: &'static str) -> Option
     read(option, env, var, String::new).ok().flatten()
 }
 
-/// Each missing value (client id, tenant id, token file) with how to set it: the variable, the
-/// option, and the command that prints the value.
-fn not_configured(missing: [Option<(&str, String)>; 3]) -> CredentialError {
-    let (what, how): (Vec<&str>, Vec<String>) = missing.into_iter().flatten().unzip();
+/// Each missing value (client id, tenant id, token file: "no client id", or what was found
+/// instead) with how to set it: the variable, the option, and the command that prints the value.
+fn not_configured(missing: [Option<(String, String)>; 3]) -> CredentialError {
+    let (what, how): (Vec<String>, Vec<String>) = missing.into_iter().flatten().unzip();
     CredentialError::new(
         ProblemId::NotConfigured,
         format!(
-            "WorkloadIdentityCredential is not configured: no {}.",
-            what.join(", no ")
+            "WorkloadIdentityCredential is not configured: {}.",
+            what.join(", ")
         ),
     )
     .named(None)
@@ -193,7 +197,7 @@ fn not_configured(missing: [Option<(&str, String)>; 3]) -> CredentialError {
         "{}. In a pod, the Azure Workload Identity webhook sets them when the pod has the label \
          azure.workload.identity/use: \"true\" and its ServiceAccount the annotation azure.workload.identity/client-id; \
          without the webhook, set them in the pod spec (`azure-identity-k8s setup` prints a Deployment with them).",
-        how.join("; ")
+        how.iter().map(|h| h.trim_end_matches('.')).collect::<Vec<_>>().join("; ")
     ))
 }
 
@@ -443,10 +447,23 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
     )?;
     let token_file = locate_token_file(inputs.token_file_path, env, inputs.well_known_token_paths);
     let missing = [
-        client_id.is_none().then(|| ("client id", client_id_fix())),
-        tenant_id.is_none().then(|| ("tenant id", tenant_id_fix())),
-        (token_file.is_none())
-            .then(|| ("token file", token_file_fix(inputs.well_known_token_paths))),
+        client_id
+            .is_none()
+            .then(|| ("no client id".into(), client_id_fix())),
+        tenant_id
+            .is_none()
+            .then(|| ("no tenant id".into(), tenant_id_fix())),
+        token_file.is_none().then(|| {
+            let expected = match &audience {
+                Some(a) => a.value.as_str(),
+                None => Url::parse(&authority.value)
+                    .map_or(AUDIENCE_PUBLIC, |u| default_audience_for(&u)),
+            };
+            (inputs.unused_token)(expected).unwrap_or_else(|| {
+                let fix = token_file_fix(inputs.well_known_token_paths);
+                ("no token file".to_string(), fix)
+            })
+        }),
     ];
     let (Some(client_id), Some(tenant_id), Some(token_file)) = (client_id, tenant_id, token_file)
     else {

@@ -1,5 +1,7 @@
 //! [`WorkloadIdentityCredential`]: configuration + assertion source + exchange + cache.
 
+use crate::assertion::foreign::denied_paths;
+use crate::assertion::token_file::unused_credentials;
 use crate::assertion::{AssertionSource, ClientAssertionSource, TokenFileSource};
 use crate::cache::{RefreshHealth, RefreshPolicy, SlotStatus, TokenCache};
 use crate::clock::{Clock, SystemClock};
@@ -207,6 +209,7 @@ impl WorkloadIdentityCredential {
             expected_audience: options.expected_audience.as_deref(),
             well_known_token_paths: &options.well_known_token_paths,
             env: &options.env,
+            unused_token: &|aud| unused_credentials(&denied_paths(&options.env), aud),
         })?;
         let endpoint = config.token_endpoint();
         let assertion: Arc<dyn AssertionSource> = match source {

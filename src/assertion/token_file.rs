@@ -58,6 +58,48 @@ pub(crate) fn dedicated_token_fix(expected: &str, iss: Option<&str>) -> String {
     )
 }
 
+/// When no token file is configured: the well-known credentials of something else (`denied`:
+/// the pod's default service-account token, the IRSA token, ...) that exist, each said to be
+/// found and not used, why (what it is a credential for, by its audience when it can be read,
+/// else by its path) and its issuer, subject and audience when readable; with
+/// [`dedicated_token_fix`] for `expected`. `None` when none exists.
+pub(crate) fn unused_credentials(
+    denied: &[(PathBuf, ForeignPath)],
+    expected: &str,
+) -> Option<(String, String)> {
+    let mut iss = None;
+    let found: Vec<String> = (denied.iter())
+        .filter(|(path, _)| path.is_file())
+        .map(|(path, foreign)| {
+            let bytes = read_token_file(path).map(|c| c.bytes).unwrap_or_default();
+            let claims = (token_text(&bytes).ok())
+                .and_then(|t| decode_token(t).ok())
+                .map(|jwt| jwt.claims);
+            let kind = (claims.as_ref().and_then(ForeignAudience::first_in_claims))
+                .unwrap_or(foreign.kind);
+            let read = claims.map(|c| {
+                let show =
+                    |v: Option<String>| escape(v.as_deref().unwrap_or("(none)")).into_owned();
+                let auds = c.audiences_display();
+                iss = iss.take().or(c.iss.clone());
+                format!(
+                    "; its issuer is {}, subject {}, audience {auds}",
+                    show(c.iss),
+                    show(c.sub)
+                )
+            });
+            format!(
+                "found {} and did not use it, because it is a credential for {}{}",
+                foreign.what,
+                kind.describe(),
+                read.unwrap_or_default(),
+            )
+        })
+        .collect();
+    let fix = dedicated_token_fix(expected, iss.as_deref());
+    (!found.is_empty()).then(|| (found.join("; "), fix))
+}
+
 /// The fix of a token without the expected audience (`expected`, or `recommend` when that is
 /// foreign): for a token minted for another cloud than `authority`'s, that cloud's authority
 /// host; else the projected volume's audience, or the token's own as the expected audience.
@@ -836,5 +878,63 @@ mod tests {
         std::fs::write(&p, token("api://AzureADTokenExchange", max, max)).unwrap();
         let e = source(p, false).read_assertion().await.unwrap_err();
         assert!(e.message().contains("not valid before"), "{e}");
+    }
+
+    /// Nothing configured but the pod's default service-account token present (staged here in
+    /// its place in the list of foreign paths): the not-configured error says it was found and
+    /// not used, why, and its claims, with the dedicated-token fix instead of "no token file".
+    #[test]
+    fn the_default_token_found_with_nothing_configured_is_named_and_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join("token");
+        let iss = "https://oidc.eks.eu-west-1.amazonaws.com/id/ABC";
+        let claims = format!(
+            r#"{{"aud":["https://kubernetes.default.svc"],"iss":"{iss}","sub":"system:serviceaccount:billing:billing-api","exp":{}}}"#,
+            NOW + 3600
+        );
+        std::fs::write(&staged, make(r#"{"alg":"RS256"}"#, &claims)).unwrap();
+        let env = Env::from_pairs::<&str, &str>([]);
+        let mut denied = denied_paths(&env);
+        let default = denied
+            .iter_mut()
+            .find(|(p, _)| p.ends_with("kubernetes.io/serviceaccount/token"));
+        default.unwrap().0 = staged;
+        let not_configured = |denied: &[(PathBuf, ForeignPath)]| {
+            crate::config::resolve(&crate::config::ConfigInputs {
+                client_id: None,
+                tenant_id: None,
+                token_file_path: None,
+                cloud: None,
+                expected_audience: None,
+                well_known_token_paths: &[],
+                env: &env,
+                unused_token: &|aud| unused_credentials(denied, aud),
+            })
+            .unwrap_err()
+        };
+        let e = not_configured(&denied);
+        assert!(e.is_not_configured(), "{e}");
+        let text = e.message();
+        assert!(
+            text.contains("found the pod's default service-account token (/var/run/secrets/kubernetes.io/serviceaccount/token) and did not use it, because it is a credential for the Kubernetes API server")
+                && text.contains(&format!("its issuer is {iss}, subject system:serviceaccount:billing:billing-api, audience https://kubernetes.default.svc"))
+                && !text.contains("no token file"),
+            "{text}"
+        );
+        let fix = e.fix().unwrap();
+        assert!(
+            fix.contains(
+                "mount a dedicated projected token with audience api://AzureADTokenExchange"
+            ) && fix.contains("AZURE_FEDERATED_TOKEN_FILE")
+                && !fix.contains("kubernetes.default.svc"),
+            "{fix}"
+        );
+        // Without it, the error is as before.
+        let e = not_configured(&[]);
+        assert!(
+            e.message()
+                .contains("no client id, no tenant id, no token file."),
+            "{e}"
+        );
     }
 }

@@ -12,6 +12,7 @@ fn inputs<'a>(env: &'a Env, paths: &'a [PathBuf]) -> ConfigInputs<'a> {
         expected_audience: None,
         well_known_token_paths: paths,
         env,
+        unused_token: &|_| None,
     }
 }
 

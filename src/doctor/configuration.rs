@@ -3,6 +3,7 @@
 use super::{Check, CheckId, Doctor, Inputs, Status, with_source};
 use crate::assertion::TokenFileSource;
 use crate::assertion::foreign::denied_paths;
+use crate::assertion::token_file::unused_credentials;
 use crate::cloud::{PUBLIC, default_audience_for};
 use crate::config::{
     self, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_AUDIENCE, AZURE_FEDERATED_TOKEN_FILE,
@@ -54,6 +55,7 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
         expected_audience: o.expected_audience.as_deref(),
         well_known_token_paths: &o.well_known_token_paths,
         env,
+        unused_token: &|aud| unused_credentials(&denied_paths(env), aud),
     });
     let client = config::pick(o.client_id.as_deref(), env, AZURE_CLIENT_ID);
     let tenant = config::pick(o.tenant_id.as_deref(), env, AZURE_TENANT_ID);

@@ -184,3 +184,27 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
         self.clone()
     }
 }
+
+/// Whether `text` offers the audience `f` as a value to configure: a variable, a flag, a
+/// YAML/HCL/JSON value, a matching credential (issue 20: no text offers a foreign audience).
+pub fn offers_audience(text: &str, f: &str) -> bool {
+    let q = serde_json::to_string(f).unwrap();
+    [
+        format!("AZURE_FEDERATED_TOKEN_AUDIENCE={f}"),
+        format!("AZURE_FEDERATED_TOKEN_AUDIENCE='{f}'"),
+        format!("--audiences {f}"),
+        format!("--audiences '{f}'"),
+        format!("audience to {f}"),
+        format!("with audience {f}"),
+        format!("{{audience: {f},"),
+        format!("audience: {q}"),
+        format!("audience            = [{q}]"),
+        format!("audiences      = [{q}]"),
+        format!("\"audiences\":[{q}]"),
+    ]
+    .iter()
+    .any(|o| text.contains(o.as_str()))
+        || text
+            .lines()
+            .any(|l| l.trim_start() == format!("audience: {f}"))
+}

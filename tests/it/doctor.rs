@@ -1059,28 +1059,7 @@ async fn no_text_offers_a_foreign_audience() {
     let fx = Fixture::new().await;
     let iss = fx.issuer.url();
     let foreign = ["sts.amazonaws.com".to_string(), iss.clone()];
-    // What offering `f` looks like: a variable, a flag, a YAML/HCL/JSON value, a matching credential.
-    let offers = |text: &str, f: &str| {
-        let q = serde_json::to_string(f).unwrap();
-        [
-            format!("AZURE_FEDERATED_TOKEN_AUDIENCE={f}"),
-            format!("AZURE_FEDERATED_TOKEN_AUDIENCE='{f}'"),
-            format!("--audiences {f}"),
-            format!("--audiences '{f}'"),
-            format!("audience to {f}"),
-            format!("with audience {f}"),
-            format!("{{audience: {f},"),
-            format!("audience: {q}"),
-            format!("audience            = [{q}]"),
-            format!("audiences      = [{q}]"),
-            format!("\"audiences\":[{q}]"),
-        ]
-        .iter()
-        .any(|o| text.contains(o.as_str()))
-            || text
-                .lines()
-                .any(|l| l.trim_start() == format!("audience: {f}"))
-    };
+    let offers = crate::common::offers_audience;
     let mut texts: Vec<(String, String)> = Vec::new();
     for aud in &foreign {
         fx.write_token(&ServiceAccountToken {

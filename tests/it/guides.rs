@@ -122,13 +122,13 @@ fn str_at<'a>(value: &'a Value, path: &[&str]) -> &'a str {
 
 /// What a pod's container gets for Entra: the variables, and the projected token they point at.
 #[derive(Debug)]
-struct Wiring {
-    client_id: String,
-    tenant_id: String,
+pub(crate) struct Wiring {
+    pub(crate) client_id: String,
+    pub(crate) tenant_id: String,
     /// The projection's `path`, inside the mount `AZURE_FEDERATED_TOKEN_FILE` is in.
-    file_name: String,
-    audience: String,
-    lifetime_s: u64,
+    pub(crate) file_name: String,
+    pub(crate) audience: String,
+    pub(crate) lifetime_s: u64,
 }
 
 /// The wiring of `env`, `volume_mounts` and `volumes` (a container's and its pod's lists):
@@ -173,7 +173,7 @@ fn wiring(env: &Value, volume_mounts: &Value, volumes: &Value) -> Wiring {
 }
 
 /// The wiring of the Deployment in a manifest, and its namespace and service account.
-fn deployment_wiring(docs: &[Value]) -> (Wiring, String, String) {
+pub(crate) fn deployment_wiring(docs: &[Value]) -> (Wiring, String, String) {
     let deployment = docs
         .iter()
         .find(|d| d["kind"] == "Deployment")

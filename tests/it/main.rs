@@ -36,6 +36,8 @@ mod faults_leaks;
 mod faults_security;
 mod graph;
 mod guides;
+#[cfg(feature = "doctor")]
+mod howto;
 #[cfg(all(feature = "aws", feature = "test-util"))]
 mod jwt_cache;
 mod keyvault;
