@@ -4,8 +4,8 @@
 // takes no inner attributes).
 
 /// Each docs/ page and its docs-only module. Released error messages link `troubleshooting` and
-/// `aws_outbound` (`ProblemId::documentation_url`) and `doctor` links `guides::self_managed`:
-/// never move a module.
+/// `aws_outbound` (`ProblemId::documentation_url`), `doctor` links `guides::self_managed` and the
+/// custom-transport WARN `guides::security` (`Page::url`): never move a module.
 pub const PAGES: &[(&str, &str)] = &[
     ("troubleshooting.md", "troubleshooting"),
     ("aws-outbound.md", "aws_outbound"),

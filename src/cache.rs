@@ -95,12 +95,14 @@ pub(crate) trait TokenSource: Send + Sync + 'static {
     /// What an attempt records about how far it got, read when it outlives its bound.
     type Progress: Default + Send + Sync + 'static;
 
-    /// Fetch a new token for `key`.
+    /// Fetch a new token for `key`. `cold`: no valid token was cached when the attempt started
+    /// (reason `expired` or `miss`), so its callers wait for it and get its error.
     fn fetch(
         &self,
         key: &str,
         ctx: Self::Context,
         progress: Arc<Self::Progress>,
+        cold: bool,
     ) -> impl Future<Output = Result<Fetched<Self::Token>, Self::Error>> + Send;
 
     /// The error for the cache's own `failure` of an attempt (or a wait) for `key`: transient,
@@ -415,7 +417,8 @@ impl<S: TokenSource> AttemptTask<S> {
             },
         );
         let ctx = self.ctx.take().unwrap_or_default();
-        let fetch = AssertUnwindSafe(source.fetch(key, ctx, Arc::clone(&self.progress)));
+        let cold = matches!(self.reason, "expired" | "miss");
+        let fetch = AssertUnwindSafe(source.fetch(key, ctx, Arc::clone(&self.progress), cold));
         let fetch = std::pin::pin!(fetch.catch_unwind());
         let timeout = get_async_runtime().sleep(policy.attempt_timeout.max(Duration::ZERO));
         let failure = match select(fetch, timeout).await {

@@ -8,7 +8,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{
     self, ConfigInputs, Env, ResolvedConfig, WEBHOOK_TOKEN_PATH, WEBHOOK_TOKEN_PATH_PRE_1_6,
 };
-use crate::entra::{AttemptPolicy, Exchange};
+use crate::entra::Exchange;
 use crate::error::{CredentialError, ErrorCategory};
 use crate::problem::ProblemId;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
@@ -229,7 +229,7 @@ impl WorkloadIdentityCredential {
                 Arc::new(file)
             }
         };
-        let pipeline = crate::http::pipeline(client_options, vec![Arc::new(AttemptPolicy)]);
+        let pipeline = crate::entra::pipeline(client_options);
         let exchange = Arc::new(Exchange {
             pipeline,
             endpoint,

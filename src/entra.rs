@@ -20,15 +20,16 @@ use crate::clock::Clock;
 use crate::error::{CredentialError, log_cache_event};
 use crate::http::{Failure, SendError, send_capped};
 use crate::jwt::{Claims, Header};
-use crate::problem::ProblemId;
+use crate::problem::{Page, ProblemId};
 use azure_core::credentials::AccessToken;
 use azure_core::error::ErrorKind;
 use azure_core::http::headers::{self, Headers, content_type};
-use azure_core::http::{Context, Method, Pipeline, Request, StatusCode, Url};
+use azure_core::http::{ClientOptions, Context, Method, Pipeline, Request, StatusCode, Url};
 use azure_core::time::Duration;
-pub(crate) use request::AttemptPolicy;
+use request::AttemptPolicy;
 pub(crate) use request::{Phase, Progress};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The `client_assertion_type` of a JWT bearer assertion.
 pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -45,6 +46,26 @@ pub(crate) struct Exchange {
     pub(crate) clock: Arc<dyn Clock>,
     /// `RefreshPolicy::attempt_timeout`: a second request is sent only within its first half.
     pub(crate) attempt_timeout: Duration,
+}
+
+/// The token request's pipeline over the caller's `options`, with [`AttemptPolicy`] per try.
+///
+/// A custom `options.transport` is logged as a WARN once per process (not per credential: a pod
+/// builds its credentials with the same options), since the exchange cannot see whether it follows
+/// redirects, which would re-send the client assertion to the redirect's target.
+pub(crate) fn pipeline(options: ClientOptions) -> Pipeline {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if options.transport.is_some() && !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            docs = %Page::Security.url("redirects-and-custom-transports"),
+            "a custom HTTP transport (ClientOptions::transport) sends the token request: it must \
+             not follow redirects, because the request carries the client assertion and a followed \
+             307/308 re-sends it to the redirect's target (a reqwest::Client follows up to 10 unless \
+             built with .redirect(reqwest::redirect::Policy::none()); azure_core's default \
+             transport follows none). Logged once per process"
+        );
+    }
+    crate::http::pipeline(options, vec![Arc::new(AttemptPolicy)])
 }
 
 /// What we know locally, to explain Entra's answer.
@@ -105,12 +126,16 @@ fn cause_fix(failure: &Failure) -> String {
          the tenant's cloud's is {})",
         crate::cloud::authority_hosts()
     );
-    // The tenant's discovery document: a GET that shows the same connection, TLS and proxy path.
-    let probe = match failure.url.as_str().strip_suffix("oauth2/v2.0/token") {
+    failure.fix(&setting, &probe(&failure.url))
+}
+
+/// The tenant's discovery document for the token endpoint `url`: a GET that takes the same DNS,
+/// connection, TLS and proxy path.
+fn probe(url: &Url) -> String {
+    match url.as_str().strip_suffix("oauth2/v2.0/token") {
         Some(base) => format!("{base}v2.0/.well-known/openid-configuration"),
-        None => failure.url.to_string(),
-    };
-    failure.fix(&setting, &probe)
+        None => url.to_string(),
+    }
 }
 
 impl Exchange {
@@ -221,19 +246,21 @@ impl Exchange {
 
     /// Whether (after how long, and why) the request that failed with `error`, `elapsed` into
     /// the attempt, is sent once more: a throttling answer whose `Retry-After` passes within the
-    /// first half of `attempt_timeout` (never earlier), and Entra's possibly transient codes
-    /// after 1 to 2 s (jittered), when that too fits.
+    /// first half of `attempt_timeout` (never earlier), and, on a `cold` attempt (no valid token
+    /// cached: the caller waits for this error), Entra's possibly transient codes after 1 to 2 s
+    /// (jittered), when that too fits.
     fn second_try(
         &self,
         error: &CredentialError,
         elapsed: std::time::Duration,
+        cold: bool,
     ) -> Option<(Duration, &'static str)> {
         let budget = self.attempt_timeout / 2 - Duration::try_from(elapsed).ok()?;
         let (wait, why) = match (error.retry_after(), error.aadsts_codes().first()) {
             (Some(after), _) if matches!(error.http_status().map(u16::from), Some(429 | 503)) => {
                 (after, "after the answer's Retry-After")
             }
-            (None, Some(code)) if catalogue::POSSIBLY_TRANSIENT.contains(code) => (
+            (None, Some(code)) if cold && catalogue::POSSIBLY_TRANSIENT.contains(code) => (
                 Duration::seconds_f64(1.0 + rand::random::<f64>()),
                 "Entra reports this code intermittently",
             ),
@@ -280,7 +307,9 @@ pub(crate) fn failure_error(
 
 /// The error of an attempt (or a wait) that outlived `attempt_timeout`, naming the phase that hung,
 /// the host of the request that hung (`url`), and the transport failure of the try before it
-/// (`last`: then the fix is that cause's).
+/// (`last`: then the fix is that cause's). A request that hung inside the HTTP transport (DNS,
+/// connect, TLS, waiting for the answer) is one phase: azure_core's `HttpClient` does not say
+/// which step it was in, so the error lists them and the fix gives a probe for each.
 fn timeout_error(
     bound: Duration,
     phase: Phase,
@@ -289,6 +318,7 @@ fn timeout_error(
 ) -> CredentialError {
     let secs = bound.as_seconds_f64();
     let host = url
+        .as_ref()
         .map(|u| format!(" {}", u.origin().ascii_serialization()))
         .unwrap_or_default();
     let raise = "or raise RefreshPolicy::attempt_timeout (WorkloadIdentityCredentialOptions::refresh_policy) if it is just slow";
@@ -307,13 +337,29 @@ fn timeout_error(
             ),
             format!("check the volume holding the token file (a hung network mount, a FIFO) or the assertion source, {raise}."),
         ),
-        Phase::Request => (
-            format!(
-                "the token endpoint{host} did not answer within {secs} s (no answer yet: resolving \
-                 its name, connecting, the TLS handshake or waiting for Entra)"
-            ),
-            format!("check network access to the authority host (egress rules, proxy, DNS), {raise}."),
-        ),
+        Phase::Request => {
+            let (name, probes) = match url.as_ref().and_then(|u| Some((u.host_str()?, u))) {
+                Some((name, u)) => (
+                    format!("the name {name}"),
+                    format!(
+                        " (`nslookup {name}` shows whether the name resolves, `curl -sv {}` \
+                         whether a connection, TLS and an answer follow)",
+                        probe(u)
+                    ),
+                ),
+                None => ("its name".to_owned(), String::new()),
+            };
+            (
+                format!(
+                    "the token endpoint{host} did not answer within {secs} s: {name} did not \
+                     resolve, the connection or the TLS handshake did not complete, or Entra did \
+                     not answer (the HTTP transport does not say which)"
+                ),
+                format!(
+                    "check network access to the authority host (egress rules, proxy, DNS){probes}, {raise}."
+                ),
+            )
+        }
         Phase::RetryWait => (
             format!(
                 "the token request was still being retried after {secs} s (the last try failed \
@@ -352,13 +398,15 @@ impl TokenSource for Exchange {
     type Progress = Progress;
 
     /// One attempt: the assertion, then the token request, sent a second time (once) after a
-    /// throttling answer whose `Retry-After` ends within the first half of `attempt_timeout`, or
-    /// after one of Entra's [possibly transient](catalogue::POSSIBLY_TRANSIENT) errors.
+    /// throttling answer whose `Retry-After` ends within the first half of `attempt_timeout`, or,
+    /// when `cold`, after one of Entra's [possibly transient](catalogue::POSSIBLY_TRANSIENT)
+    /// errors (with a valid token cached, the cache serves it and retries with its backoff).
     async fn fetch(
         &self,
         scope: &str,
         ctx: Context<'static>,
         progress: Arc<Progress>,
+        cold: bool,
     ) -> Result<Fetched<AccessToken>, CredentialError> {
         let started = std::time::Instant::now();
         progress.set(Phase::Assertion);
@@ -366,7 +414,7 @@ impl TokenSource for Exchange {
         let assertion = self.assertion.assertion().await?;
         let mut result = self.request(&ctx, &assertion, scope).await;
         if let Err(e) = &result
-            && let Some((wait, why)) = self.second_try(e, started.elapsed())
+            && let Some((wait, why)) = self.second_try(e, started.elapsed(), cold)
         {
             tracing::debug!(scopes = %scope, wait_ms = wait.whole_milliseconds() as u64, error = %e.headline(), "sending the token request again ({why})");
             azure_core::async_runtime::get_async_runtime()

@@ -54,6 +54,9 @@ pub(crate) enum Page {
     /// issuer checks link its steps).
     #[cfg_attr(not(feature = "doctor"), allow(dead_code))]
     SelfManaged,
+    /// docs/security.md, the [`crate::guides::security`] module on docs.rs (the exchange's WARN
+    /// about a custom transport links its section on redirects).
+    Security,
 }
 
 impl Page {
@@ -64,6 +67,7 @@ impl Page {
             Page::Troubleshooting => "troubleshooting",
             Page::AwsOutbound => "aws_outbound",
             Page::SelfManaged => "guides/self_managed",
+            Page::Security => "guides/security",
         };
         format!("{DOCS_ROOT}{module}/index.html#{anchor}")
     }

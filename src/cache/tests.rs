@@ -95,6 +95,7 @@ impl TokenSource for TestSource {
         scope: &str,
         (): (),
         progress: Arc<Progress>,
+        _: bool,
     ) -> Result<Fetched<AccessToken>, CredentialError> {
         // A request on the wire, as far as a time-out's words go.
         progress.set(Phase::Request);

@@ -244,6 +244,37 @@ async fn a_persistent_error_reaches_the_caller_after_two_requests_or_one() {
     fx.emu.set_fault(Endpoint::Token, None);
 }
 
+/// A possibly transient code gets its second request only when no valid token is held (the
+/// caller waits for the error): 2 requests on a cold start; 1 for a refresh in the token's
+/// mandatory window, whose caller is then served the cached token (the cache retries with backoff).
+#[cfg(feature = "test-util")]
+#[tokio::test]
+async fn a_possibly_transient_code_is_sent_twice_only_when_no_valid_token_is_held() {
+    let fx = Fixture::new().await;
+    let start = time::OffsetDateTime::now_utc();
+    let clock = Arc::new(azure_identity_k8s::test_util::ManualClock::new(start));
+    let cred = WorkloadIdentityCredential::with_clock(Some(fx.options()), clock.clone()).unwrap();
+    fx.emu
+        .set_fault(Endpoint::Token, Some(entra_fault(400, 700213)));
+    let e = cred.get_token(&[STORAGE], None).await.unwrap_err();
+    assert!(credential_error(&e).message().contains("Sent twice"), "{e}");
+    assert_eq!(token_times(&fx).len(), 2, "cold");
+    fx.emu.set_fault(Endpoint::Token, None);
+    // Past the error's transient_error_ttl.
+    clock.advance(time::Duration::seconds(2));
+    let token = cred.get_token(&[STORAGE], None).await.unwrap();
+    assert_eq!(token_times(&fx).len(), 3);
+    fx.emu
+        .set_fault(Endpoint::Token, Some(entra_fault(400, 700213)));
+    // 30 s before expiry: inside the mandatory window (60 s), so the caller waits for the refresh.
+    let now = start + time::Duration::seconds(2);
+    clock.advance(token.expires_on - now - time::Duration::seconds(30));
+    let served = cred.get_token(&[STORAGE], None).await.unwrap();
+    assert_eq!(served.token.secret(), token.token.secret());
+    assert_eq!(token_times(&fx).len(), 4, "warm: one request");
+    fx.emu.set_fault(Endpoint::Token, None);
+}
+
 /// A 200 whose body is Entra's error answer is that AADSTS error, with its catalogue entry.
 #[tokio::test]
 async fn an_entra_error_in_a_200_is_that_error() {

@@ -614,6 +614,101 @@ async fn a_handshake_that_never_completes_names_the_host_and_the_phase() {
     assert!(e.message().contains("the TLS handshake"), "{e}");
 }
 
+/// A resolver that never answers, as a pod whose DNS server drops its queries.
+struct SilentDns;
+
+impl reqwest::dns::Resolve for SilentDns {
+    fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// A name whose resolution never answers: the time-out, within the attempt bound, names the host
+/// and resolving its name among what may have hung (azure_core's `HttpClient` does not say which
+/// step of the transport hung), and the fix gives the `nslookup` that tells.
+#[tokio::test]
+async fn a_resolver_that_never_answers_names_the_host_and_the_phase() {
+    let fx = Fixture::new().await;
+    let authority = "https://login.example:8443";
+    let client = client_trusting_the_emulator(&fx).dns_resolver(SilentDns);
+    let mut o = options_over(&fx, authority, client);
+    o.refresh_policy.attempt_timeout = azure_core::time::Duration::seconds(1);
+    let started = std::time::Instant::now();
+    let e = failure(o).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(e.category(), ErrorCategory::Timeout, "{e}");
+    assert!(
+        e.message().contains(&format!(
+            "the token endpoint {authority} did not answer within 1 s: the name login.example \
+             did not resolve, the connection or the TLS handshake did not complete, or Entra did \
+             not answer (the HTTP transport does not say which)"
+        )),
+        "{e}"
+    );
+    let fix = e.fix().unwrap_or_else(|| panic!("no fix: {e}"));
+    assert!(fix.contains("`nslookup login.example`"), "{fix}");
+    assert!(
+        fix.contains(&format!(
+            "`curl -sv {authority}/{TENANT}/v2.0/.well-known/openid-configuration`"
+        )),
+        "{fix}"
+    );
+    assert!(fx.emu.requests().is_empty(), "a request reached the server");
+}
+
+/// The WARN about a custom transport (it must not follow redirects) is logged once per process:
+/// never for a credential on the default transport, once for two on custom ones. Run in a child
+/// process of this test binary (this test alone), whose once has not fired yet.
+#[tokio::test]
+async fn a_custom_transport_is_warned_about_once_per_process() {
+    const CHILD: &str = "AZURE_IDENTITY_K8S_TEST_CHILD";
+    let name = "transport::a_custom_transport_is_warned_about_once_per_process";
+    if std::env::var_os(CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--nocapture"])
+            .env(CHILD, "1")
+            .output()
+            .expect("the test binary runs");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}\n{stderr}"
+        );
+        return;
+    }
+    let fx = Fixture::new().await;
+    let logs = LogCapture::default();
+    let _guard = logs.install();
+    let warnings = || {
+        logs.text()
+            .lines()
+            .filter(|l| l.contains(" WARN ") && l.contains("custom HTTP transport"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    WorkloadIdentityCredential::new(Some(default_options(&fx, "https://127.0.0.1:1"))).unwrap();
+    assert_eq!(warnings(), Vec::<String>::new());
+    for _ in 0..2 {
+        WorkloadIdentityCredential::new(Some(fx.options())).unwrap();
+    }
+    let warnings = warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    for needle in [
+        "must not follow redirects",
+        "carries the client assertion",
+        "redirect(reqwest::redirect::Policy::none())",
+        &format!(
+            "docs=https://docs.rs/azure_identity_k8s/{}/azure_identity_k8s/guides/security/index.html#redirects-and-custom-transports",
+            env!("CARGO_PKG_VERSION")
+        ),
+    ] {
+        assert!(warnings[0].contains(needle), "{needle}: {}", warnings[0]);
+    }
+}
+
 /// A try that hangs after one that failed keeps the earlier cause (here a reset connection):
 /// the time-out names the host, the phase and that cause, and gives its fix.
 #[tokio::test]

@@ -162,6 +162,7 @@ impl TokenSource for StsClient {
         audience: &str,
         (): (),
         _: Arc<()>,
+        _: bool,
     ) -> Result<Fetched<WebIdentityToken>, CredentialError> {
         let jwt = StsClient::fetch(self, audience).await?;
         let issued = jwt.expires_at - jwt.lifetime;
