@@ -2,7 +2,8 @@
 //! binary's users stage mistakes without writing Rust). emulator/README.md documents each call.
 //!
 //! - `POST /_emulator/faults` `{"endpoint":"token","fault":{"status":503}}` queues a one-shot
-//!   fault; add `"persistent":true` to set the persistent one (`"fault":null` clears it).
+//!   fault; add `"persistent":true` to set the persistent one (`"fault":null` clears it), or
+//!   `"per_mille":20,"seed":7` to give it to that share of the requests.
 //! - `DELETE /_emulator/faults` clears every fault.
 //! - `GET /_emulator/requests` lists the request log; `DELETE /_emulator/requests` clears it.
 //! - `GET /_emulator/issuers` lists the issuers' URLs; `POST /_emulator/issuers` adds one.
@@ -79,10 +80,18 @@ pub(crate) fn handle(
                     None => return bad("unknown 'fault'"),
                 },
             };
-            match (persistent, fault) {
-                (true, f) => faults.set(endpoint, f),
-                (false, Some(f)) => faults.push(endpoint, f),
-                (false, None) => return bad("missing 'fault'"),
+            let per_mille = match v.get("per_mille").map(Value::as_u64) {
+                None => None,
+                Some(Some(n @ 0..=1000)) => Some(n as u16),
+                Some(_) => return bad("'per_mille' is not a number from 0 to 1000"),
+            };
+            let seed = v.get("seed").and_then(Value::as_u64).unwrap_or(0);
+            match (persistent, per_mille, fault) {
+                (true, None, f) => faults.set(endpoint, f),
+                (false, Some(n), Some(f)) => faults.set_rate(endpoint, f, n, seed),
+                (false, None, Some(f)) => faults.push(endpoint, f),
+                (true, Some(_), _) => return bad("'persistent' and 'per_mille' together"),
+                (false, _, None) => return bad("missing 'fault'"),
             }
             ok()
         }

@@ -179,14 +179,35 @@ impl Gate {
     }
 }
 
-/// The faults set on each endpoint: a one-shot queue and a persistent fault.
+/// The faults set on each endpoint: a one-shot queue, a fault at a rate and a persistent fault.
 #[derive(Default)]
 pub(crate) struct Faults(Mutex<HashMap<Endpoint, FaultSlot>>);
 
 #[derive(Default)]
 struct FaultSlot {
     queue: VecDeque<Fault>,
+    rate: Option<Rate>,
     persistent: Option<Fault>,
+}
+
+/// A fault given to the requests whose [`rate_draw`] is below `per_mille`.
+struct Rate {
+    fault: Fault,
+    per_mille: u16,
+    seed: u64,
+    /// Requests drawn for so far (the next one's index).
+    drawn: u64,
+    /// Requests given the fault so far.
+    injected: usize,
+}
+
+/// The draw in `0..1000` of the `n`th request (0-based) for a fault at a rate seeded with
+/// `seed`: the `n`th output of SplitMix64 seeded with `seed`, modulo 1000.
+fn rate_draw(seed: u64, n: u64) -> u16 {
+    let mut z = seed.wrapping_add((n + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) % 1000) as u16
 }
 
 impl Faults {
@@ -206,16 +227,44 @@ impl Faults {
             .persistent = fault;
     }
 
+    /// Sets the fault at a rate (replacing one set before, its draws and count).
+    pub(crate) fn set_rate(&self, endpoint: Endpoint, fault: Fault, per_mille: u16, seed: u64) {
+        self.0.lock().unwrap().entry(endpoint).or_default().rate = Some(Rate {
+            fault,
+            per_mille,
+            seed,
+            drawn: 0,
+            injected: 0,
+        });
+    }
+
+    /// How many requests to `endpoint` the fault at a rate was given to.
+    pub(crate) fn injected(&self, endpoint: Endpoint) -> usize {
+        let slots = self.0.lock().unwrap();
+        let rate = slots.get(&endpoint).and_then(|s| s.rate.as_ref());
+        rate.map_or(0, |r| r.injected)
+    }
+
     pub(crate) fn clear(&self) {
         self.0.lock().unwrap().clear();
     }
 
-    /// The fault for the next request to `endpoint`: the oldest queued one, else the
-    /// persistent one.
+    /// The fault for the next request to `endpoint`: the oldest queued one, else the fault at a
+    /// rate if this request draws it, else the persistent one.
     pub(crate) fn next(&self, endpoint: Endpoint) -> Option<Fault> {
         let mut slots = self.0.lock().unwrap();
         let slot = slots.get_mut(&endpoint)?;
-        slot.queue.pop_front().or_else(|| slot.persistent.clone())
+        if let Some(fault) = slot.queue.pop_front() {
+            return Some(fault);
+        }
+        if let Some(rate) = &mut slot.rate {
+            rate.drawn += 1;
+            if rate_draw(rate.seed, rate.drawn - 1) < rate.per_mille {
+                rate.injected += 1;
+                return Some(rate.fault.clone());
+            }
+        }
+        slot.persistent.clone()
     }
 }
 

@@ -300,7 +300,25 @@ impl Emulator {
         self.state().faults.set(endpoint, fault);
     }
 
-    /// Clears every queued and persistent fault.
+    /// Gives `fault` to `per_mille` (0 to 1000) of the requests to `endpoint` not taken by a
+    /// queued fault (those that draw none get the persistent one, if any): request `n` (0-based,
+    /// in arrival order, counted from this call) gets it when the `n`th output of SplitMix64
+    /// seeded with `seed`, modulo 1000, is below `per_mille`; the same seed gives the same
+    /// sequence. Replaces the fault at a rate set before. E.g. AADSTS700213 on 2 % of the
+    /// exchanges: `set_fault_rate(Endpoint::Token, Fault::Entra { .. }, 20, 7)`.
+    pub fn set_fault_rate(&self, endpoint: Endpoint, fault: Fault, per_mille: u16, seed: u64) {
+        self.state()
+            .faults
+            .set_rate(endpoint, fault, per_mille, seed);
+    }
+
+    /// How many requests to `endpoint` got the fault set by
+    /// [`set_fault_rate`](Self::set_fault_rate) (0 when none is set).
+    pub fn rate_faults_injected(&self, endpoint: Endpoint) -> usize {
+        self.state().faults.injected(endpoint)
+    }
+
+    /// Clears every queued, persistent and at-a-rate fault.
     pub fn clear_faults(&self) {
         self.state().faults.clear();
     }

@@ -1,4 +1,4 @@
-//! Every fault kind as a reqwest client sees it, the queue/persistent precedence, and the Gate.
+//! Every fault kind as a reqwest client sees it, the queue/rate/persistent precedence, and the Gate.
 
 mod common;
 use common::*;
@@ -301,4 +301,52 @@ async fn control_endpoint() {
     assert_eq!(tokens[0]["client_id"], CLIENT);
     assert!(tokens[0]["form"].get("client_assertion").is_none());
     assert!(s.emu.request_count(Endpoint::Control) >= 3);
+}
+
+/// A fault at a rate: the same seed gives the same sequence (from the API and the control API),
+/// another seed another; the queue comes first and is not drawn for; `clear_faults` ends it.
+#[tokio::test]
+async fn a_fault_at_a_rate_follows_its_seed() {
+    let s = setup().await;
+    let statuses = || async {
+        let mut v = Vec::new();
+        for _ in 0..40 {
+            v.push(token_call(&s).await.unwrap().0);
+        }
+        v
+    };
+    s.emu
+        .set_fault_rate(Endpoint::Token, Fault::Status(503), 250, 7);
+    let first = statuses().await;
+    let injected = first.iter().filter(|&&st| st == 503).count();
+    assert!((3..=20).contains(&injected), "{first:?}");
+    assert_eq!(
+        first.len() - injected,
+        first.iter().filter(|&&st| st == 200).count()
+    );
+    assert_eq!(s.emu.rate_faults_injected(Endpoint::Token), injected);
+
+    s.emu.push_fault(Endpoint::Token, Fault::Status(502));
+    s.emu
+        .set_fault_rate(Endpoint::Token, Fault::Status(503), 250, 7);
+    assert_eq!(token_call(&s).await.unwrap().0, 502);
+    assert_eq!(statuses().await, first);
+
+    let r = s
+        .client
+        .post(format!("{}/_emulator/faults", s.emu.authority_host()))
+        .body(r#"{"endpoint":"token","fault":{"status":503},"per_mille":250,"seed":7}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(statuses().await, first);
+
+    s.emu
+        .set_fault_rate(Endpoint::Token, Fault::Status(503), 250, 8);
+    assert_ne!(statuses().await, first);
+
+    s.emu.clear_faults();
+    assert_eq!(s.emu.rate_faults_injected(Endpoint::Token), 0);
+    assert_eq!(statuses().await, vec![200; 40]);
 }
