@@ -134,6 +134,11 @@ pub(crate) fn handle(
             if let Some(name) = text(&v, "name") {
                 fic.name = name.to_owned();
             }
+            match v.get("valid_after_secs").map(Value::as_u64) {
+                Some(Some(s)) => fic.valid_after = Duration::from_secs(s),
+                Some(None) => return bad("'valid_after_secs' is not a number of seconds"),
+                None => {}
+            }
             directory
                 .registry
                 .lock()

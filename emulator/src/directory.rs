@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use time::OffsetDateTime;
 
 /// A federated identity credential on an application or user-assigned managed identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +21,11 @@ pub struct FederatedCredential {
     pub subject: String,
     /// Accepted audiences (Entra allows one; any of them matches any `aud` of the token).
     pub audiences: Vec<String>,
+    /// How long after it is added the credential starts to match (a credential Entra has not
+    /// propagated yet): until then a matching assertion is refused with AADSTS700213, as Entra
+    /// does. Measured on the emulator's clock ([`Emulator::advance_clock`](crate::Emulator::advance_clock)).
+    /// Zero by default.
+    pub valid_after: Duration,
 }
 
 impl FederatedCredential {
@@ -31,7 +37,14 @@ impl FederatedCredential {
             issuer: issuer.into(),
             subject,
             audiences: vec![AZURE_AD_TOKEN_EXCHANGE.to_owned()],
+            valid_after: Duration::ZERO,
         }
+    }
+
+    /// Replaces [`valid_after`](Self::valid_after).
+    pub fn with_valid_after(mut self, valid_after: Duration) -> Self {
+        self.valid_after = valid_after;
+        self
     }
 
     /// Replaces the audiences.
@@ -146,13 +159,18 @@ impl Directory {
     }
 }
 
+/// A federated credential and the time from which it matches.
+pub(crate) type Registered = (FederatedCredential, OffsetDateTime);
+
 /// Tenants → applications → federated credentials. Tenant and client ids are GUIDs (or domain
 /// names): Entra compares them case-insensitively.
 #[derive(Default, Debug)]
 pub(crate) struct Registry {
-    tenants: BTreeMap<String, BTreeMap<String, Vec<FederatedCredential>>>,
+    tenants: BTreeMap<String, BTreeMap<String, Vec<Registered>>>,
     /// The first tenant added: the tenant of Key Vault challenges.
     pub(crate) default_tenant: Option<String>,
+    /// How far this emulator's clock for federated credentials' validity is ahead of the real one.
+    pub(crate) clock_offset: Duration,
 }
 
 fn key(id: &str) -> String {
@@ -169,7 +187,7 @@ impl Registry {
         &mut self,
         tenant: &str,
         client_id: &str,
-    ) -> &mut Vec<FederatedCredential> {
+    ) -> &mut Vec<Registered> {
         self.add_tenant(tenant);
         self.tenants
             .entry(key(tenant))
@@ -178,11 +196,17 @@ impl Registry {
             .or_default()
     }
 
+    /// The emulator's clock for federated credentials' validity: the real one plus `clock_offset`.
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        now() + self.clock_offset
+    }
+
     /// Adds `fic`, replacing one with the same issuer and subject (unique per application).
     pub(crate) fn add_fic(&mut self, tenant: &str, client_id: &str, fic: FederatedCredential) {
+        let valid_from = self.now() + fic.valid_after;
         let fics = self.add_application(tenant, client_id);
-        fics.retain(|f| !(f.issuer == fic.issuer && f.subject == fic.subject));
-        fics.push(fic);
+        fics.retain(|(f, _)| !(f.issuer == fic.issuer && f.subject == fic.subject));
+        fics.push((fic, valid_from));
     }
 
     pub(crate) fn remove_fics(&mut self, tenant: &str, client_id: &str) {
@@ -200,7 +224,7 @@ impl Registry {
     }
 
     /// The application's federated credentials; `None` if it is not registered.
-    pub(crate) fn fics(&self, tenant: &str, client_id: &str) -> Option<&[FederatedCredential]> {
+    pub(crate) fn fics(&self, tenant: &str, client_id: &str) -> Option<&[Registered]> {
         Some(self.tenants.get(&key(tenant))?.get(&key(client_id))?)
     }
 }

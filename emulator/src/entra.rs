@@ -138,12 +138,11 @@ async fn validate(
     }
     // 2. application
     let client_id = get("client_id").ok_or_else(|| missing("client_id"))?;
-    let fics = dir
-        .registry
-        .lock()
-        .unwrap()
-        .fics(tenant, client_id)
-        .map(<[_]>::to_vec);
+    let (fics, fic_clock) = {
+        let registry = dir.registry.lock().unwrap();
+        let fics = registry.fics(tenant, client_id).map(<[_]>::to_vec);
+        (fics, registry.now())
+    };
     let Some(fics) = fics else {
         return Err(error(
             400,
@@ -237,16 +236,29 @@ async fn validate(
     let iss = jwt.claim_str("iss").unwrap_or("");
     let sub = jwt.claim_str("sub").unwrap_or("");
     let auds = jwt.audiences();
-    let matched = fics.iter().any(|f| {
-        f.issuer == iss && f.subject == sub && f.audiences.iter().any(|a| auds.contains(a))
-    });
-    if !matched {
+    let valid_from = (fics.iter())
+        .filter(|(f, _)| {
+            f.issuer == iss && f.subject == sub && f.audiences.iter().any(|a| auds.contains(a))
+        })
+        .map(|(_, from)| *from)
+        .min();
+    let Some(valid_from) = valid_from else {
         return Err(invalid_client(
             400,
             70021,
             format!(
                 "No matching federated identity record found for presented assertion. Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{}'. https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
                 auds.join(",")
+            ),
+        ));
+    };
+    if valid_from > fic_clock {
+        // Not propagated yet (FederatedCredential::valid_after).
+        return Err(invalid_client(
+            400,
+            700213,
+            format!(
+                "No matching federated identity record found for presented assertion subject '{sub}'. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
             ),
         ));
     }

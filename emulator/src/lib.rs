@@ -241,6 +241,12 @@ impl Emulator {
         self.registry().add_fic(tenant_id, client_id, fic);
     }
 
+    /// Moves this emulator's clock for federated credentials' validity
+    /// ([`FederatedCredential::valid_after`]) `by` ahead (other checks keep the real clock).
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        self.registry().clock_offset += by;
+    }
+
     /// Removes every federated credential of an application (the application stays).
     pub fn remove_federated_credentials(&self, tenant_id: &str, client_id: &str) {
         self.registry().remove_fics(tenant_id, client_id);

@@ -293,6 +293,12 @@ async fn the_control_api_stages_mistakes_from_the_binary() {
             json!({"issuer": "x"}),
             "are required",
         ),
+        (
+            "/_emulator/federated-credentials",
+            json!({"tenant_id": "t", "client_id": "c", "issuer": "i", "subject": "s",
+                   "valid_after_secs": "10"}),
+            "'valid_after_secs' is not",
+        ),
         ("/_emulator/secrets", json!({"name": "x"}), "are required"),
     ] {
         let (status, answer) = b.control(reqwest::Method::POST, path, body).await;

@@ -616,3 +616,35 @@ async fn issuer_documents() {
     }
     assert!(k["warnafter"].is_i64());
 }
+
+/// A federated credential not propagated yet: AADSTS700213 until its `valid_after` has passed on
+/// this emulator's clock (moved by `advance_clock`, not by sleeping; other emulators keep theirs).
+#[tokio::test]
+async fn a_fic_valid_after_a_delay_is_700213_until_then() {
+    let s = setup().await;
+    let other = setup().await;
+    for emu in [&s.emu, &other.emu] {
+        emu.add_federated_credential(
+            TENANT,
+            CLIENT,
+            FederatedCredential::new(s.issuer.url(), s.sa.subject())
+                .with_valid_after(Duration::from_secs(10)),
+        );
+    }
+    let a = request_token(&s, &s.issuer.mint(&s.sa)).await;
+    a.assert_entra_error(400, "invalid_client", 700213);
+    assert!(
+        a.description()
+            .contains("presented assertion subject 'system:serviceaccount:default:workload'"),
+        "{}",
+        a.description()
+    );
+    s.emu.advance_clock(Duration::from_secs(9));
+    request_token(&s, &s.issuer.mint(&s.sa))
+        .await
+        .assert_entra_error(400, "invalid_client", 700213);
+    s.emu.advance_clock(Duration::from_secs(2));
+    assert_eq!(request_token(&s, &s.issuer.mint(&s.sa)).await.status, 200);
+    let a = request_token(&other, &s.issuer.mint(&s.sa)).await;
+    a.assert_entra_error(400, "invalid_client", 700213);
+}

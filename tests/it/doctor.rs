@@ -335,6 +335,7 @@ async fn wrong_audience_fails_locally_and_never_reaches_entra() {
             issuer: fic.issuer,
             subject: fic.subject,
             audiences: vec![fic.audience],
+            valid_after: std::time::Duration::ZERO,
         },
     );
     let report = run(fx.options(), STORAGE).await;

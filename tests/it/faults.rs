@@ -354,8 +354,8 @@ async fn a_relative_token_path_is_resolved_at_construction() {
 }
 
 /// A federated identity credential that Entra accepts only some seconds after the pod starts
-/// (AADSTS700213 until it has propagated): the first call fails with that diagnosis, and a call
-/// 12 s later gets a token from the same credential (the error is remembered only briefly).
+/// (AADSTS700213 until it has propagated; the emulator's and the credential's clocks advanced, no
+/// sleep): the first call fails with that diagnosis, and a call 12 s later gets a token from the same credential (the error is remembered only briefly).
 #[cfg(feature = "test-util")]
 #[tokio::test]
 async fn a_federated_credential_that_propagates_late_is_used_seconds_later() {
@@ -364,11 +364,17 @@ async fn a_federated_credential_that_propagates_late_is_used_seconds_later() {
         time::OffsetDateTime::now_utc(),
     ));
     let cred = WorkloadIdentityCredential::with_clock(Some(fx.options()), clock.clone()).unwrap();
-    fx.emu
-        .set_fault(Endpoint::Token, Some(entra_fault(400, 700213)));
+    // Created as the pod starts (replacing the fixture's), it matches 10 s later.
+    let subject = ServiceAccountToken::default().subject();
+    let fic = entra_emulator::FederatedCredential::new(fx.issuer.url(), subject);
+    fx.emu.add_federated_credential(
+        TENANT,
+        CLIENT,
+        fic.with_valid_after(std::time::Duration::from_secs(10)),
+    );
     let e = cred.get_token(&[STORAGE], None).await.unwrap_err();
     assert_eq!(credential_error(&e).aadsts_codes(), &[700213], "{e}");
-    fx.emu.set_fault(Endpoint::Token, None);
+    fx.emu.advance_clock(std::time::Duration::from_secs(12));
     clock.advance(time::Duration::seconds(12));
     cred.get_token(&[STORAGE], None)
         .await
