@@ -682,3 +682,53 @@ fn a_malformed_field_of_a_token_response_is_named() {
         assert_eq!(e.problem_id(), Some(ProblemId::InvalidResponse));
     }
 }
+
+// How the exchange words a token cache's own failures (from cache/tests.rs, whose test source
+// now has an error type of its own).
+
+const CACHED_SCOPE: &str = "https://vault.azure.net/.default";
+
+/// The cache's time-out after `secs` while the token request was on the wire.
+fn timed_out_in_request(secs: i64) -> CredentialError {
+    let progress = Arc::new(Progress::default());
+    progress.set(Phase::Request);
+    let bound = Duration::seconds(secs);
+    let progress = Some(progress);
+    failure_error(
+        CACHED_SCOPE,
+        cache::Failure::TimedOut { bound, progress },
+        None,
+    )
+}
+
+#[test]
+fn a_hung_endpoint_times_out_with_an_actionable_transient_error() {
+    let e = timed_out_in_request(30);
+    assert_eq!(e.category(), crate::ErrorCategory::Timeout);
+    assert!(e.is_transient());
+    assert!(
+        e.message().contains("did not answer within 30 s"),
+        "{}",
+        e.message()
+    );
+    assert!(
+        e.message().contains("RefreshPolicy::attempt_timeout"),
+        "{}",
+        e.message()
+    );
+    let e = timed_out_in_request(3);
+    assert!(e.message().contains("within 3 s"), "{}", e.message());
+}
+
+#[test]
+fn a_panicking_attempt_names_the_panic() {
+    let panicked = cache::Failure::Panicked("test source panics on fetch 1".into());
+    let e = failure_error(CACHED_SCOPE, panicked, None);
+    assert!(e.is_transient());
+    assert!(
+        e.message()
+            .contains("panicked: test source panics on fetch 1"),
+        "{}",
+        e.message()
+    );
+}
