@@ -22,7 +22,7 @@ mod env;
 mod tests;
 
 use crate::cloud::{self, Cloud, default_audience_for};
-use crate::error::CredentialError;
+use crate::error::{CredentialError, WORKLOAD};
 use crate::problem::ProblemId;
 use azure_core::cloud::CloudConfiguration;
 use azure_core::http::Url;
@@ -158,8 +158,6 @@ pub(crate) struct ConfigInputs<'a> {
     pub unused_token: &'a dyn Fn(&str) -> Option<(String, String)>,
 }
 
-const CREDENTIAL: &str = "WorkloadIdentityCredential";
-
 /// The option, else the environment variable `var`, with its source. A variable that is set but
 /// is not Unicode is refused with `fix`: taken as unset, it would say "not configured" for a
 /// variable that is set, or fall back to the public cloud in silence.
@@ -171,7 +169,7 @@ fn read(
 ) -> Result<Option<Sourced<String>>, CredentialError> {
     Ok(match option {
         Some(v) => Some(Sourced::new(v.to_string(), ValueSource::Options)),
-        None => (env.var_checked(CREDENTIAL, var, false, fix)?)
+        None => (env.var_checked(WORKLOAD, var, false, fix)?)
             .map(|value| Sourced::new(value, ValueSource::EnvVar(var))),
     })
 }
@@ -201,23 +199,11 @@ fn not_configured(missing: [Option<(String, String)>; 3]) -> CredentialError {
     ))
 }
 
-/// A malformed value of the credential named `credential`: `what` names it, `problem` says what
-/// is wrong with it, `fix` gives the value or command that corrects it.
-fn invalid_in(
-    credential: &'static str,
-    what: &str,
-    problem: &str,
-    fix: impl Into<String>,
-) -> CredentialError {
-    let facts = format!("invalid {what}: {problem}.");
-    CredentialError::new(ProblemId::InvalidConfiguration, facts)
-        .named(Some(credential))
-        .with_fix(fix)
-}
-
-/// [`invalid_in`] of `WorkloadIdentityCredential`.
+/// A malformed value: `what` names it, `problem` says what is wrong with it, `fix` gives the
+/// value or command that corrects it.
 fn invalid(what: &str, problem: &str, fix: impl Into<String>) -> CredentialError {
-    invalid_in(CREDENTIAL, what, problem, fix)
+    let facts = format!("invalid {what}: {problem}.");
+    CredentialError::new(ProblemId::InvalidConfiguration, facts).with_fix(fix)
 }
 
 /// Set `var` (or the option) to `value`.
@@ -384,28 +370,25 @@ pub(crate) fn authority_host_raw(
     cloud: Option<&CloudConfiguration>,
     env: &Env,
 ) -> Result<Sourced<String>, CredentialError> {
-    let host = match cloud.map(|c| (c, Cloud::of_configuration(c))) {
-        None => read(None, env, AZURE_AUTHORITY_HOST, || {
-            authority_fix(&ValueSource::EnvVar(AZURE_AUTHORITY_HOST), None)
-        })?,
-        Some((_, Some(known))) => Some(Sourced::new(
-            known.authority_host.into(),
-            ValueSource::Options,
-        )),
-        Some((CloudConfiguration::Custom(custom), None)) => Some(Sourced::new(
-            custom.authority_host.clone(),
-            ValueSource::Options,
-        )),
-        Some((other, None)) => {
-            return Err(invalid(
-                "cloud configuration",
-                &format!("{other:?} is not supported"),
-                "use CloudConfiguration::AzurePublic, AzureGovernment, AzureChina, or a custom cloud configuration with an authority_host",
-            ));
+    let value = match cloud {
+        None => {
+            let fix = || authority_fix(&ValueSource::EnvVar(AZURE_AUTHORITY_HOST), None);
+            let public = || Sourced::new(PUBLIC_AUTHORITY_HOST.to_string(), ValueSource::Default);
+            return Ok(read(None, env, AZURE_AUTHORITY_HOST, fix)?.unwrap_or_else(public));
         }
+        Some(CloudConfiguration::Custom(custom)) => custom.authority_host.clone(),
+        Some(other) => match Cloud::of_configuration(other) {
+            Some(known) => known.authority_host.into(),
+            None => {
+                return Err(invalid(
+                    "cloud configuration",
+                    &format!("{other:?} is not supported"),
+                    "use CloudConfiguration::AzurePublic, AzureGovernment, AzureChina, or a custom cloud configuration with an authority_host",
+                ));
+            }
+        },
     };
-    let public = || Sourced::new(PUBLIC_AUTHORITY_HOST.to_string(), ValueSource::Default);
-    Ok(host.unwrap_or_else(public))
+    Ok(Sourced::new(value, ValueSource::Options))
 }
 
 /// The token file: the option, else `AZURE_FEDERATED_TOKEN_FILE`, else the first existing
