@@ -76,13 +76,9 @@ pub(crate) const CLIENT_ID_COMMANDS: &str = "`az identity show -n <identity> -g 
 /// Where a configuration value came from; shown in errors and by `doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ValueSource {
-    /// Set in the options passed to the constructor.
     Options,
-    /// Read from this environment variable.
     EnvVar(&'static str),
-    /// Found at a well-known path of the Azure Workload Identity webhook.
     WellKnownPath,
-    /// The built-in default.
     Default,
 }
 
@@ -102,9 +98,7 @@ impl fmt::Display for ValueSource {
 /// A resolved value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Sourced<T> {
-    /// The value.
     pub value: T,
-    /// Its origin.
     pub source: ValueSource,
 }
 
@@ -114,18 +108,14 @@ impl<T> Sourced<T> {
     }
 }
 
-/// Fully resolved and validated configuration.
+/// Fully resolved and validated configuration; `expected_audience` is the audience the
+/// service-account token must carry.
 #[derive(Debug, Clone)]
 pub(crate) struct ResolvedConfig {
-    /// Client id of the application or user-assigned managed identity.
     pub client_id: Sourced<String>,
-    /// Tenant id.
     pub tenant_id: Sourced<String>,
-    /// Path of the projected service-account token.
     pub token_file: Sourced<PathBuf>,
-    /// Entra authority host (HTTPS).
     pub authority_host: Sourced<Url>,
-    /// The audience the service-account token must carry.
     pub expected_audience: Sourced<String>,
 }
 
@@ -206,12 +196,15 @@ fn invalid(what: &str, problem: &str, fix: impl Into<String>) -> CredentialError
     CredentialError::new(ProblemId::InvalidConfiguration, facts).with_fix(fix)
 }
 
-/// Set `var` (or the option) to `value`.
+/// An option set to an empty value (the environment's empty values count as unset).
+fn empty(what: &str, source: &ValueSource, fix: String) -> CredentialError {
+    invalid(what, &format!("the value from {source} is empty"), fix)
+}
+
 fn set_to(var: &str, option: &str, value: &str) -> String {
     format!("set {var} (or the option {option}) to {value}")
 }
 
-/// The fix of a missing or malformed client id.
 fn client_id_fix() -> String {
     set_to(
         AZURE_CLIENT_ID,
@@ -222,7 +215,6 @@ fn client_id_fix() -> String {
     )
 }
 
-/// The fix of a missing or malformed tenant id.
 fn tenant_id_fix() -> String {
     set_to(
         AZURE_TENANT_ID,
@@ -453,18 +445,14 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
         return Err(not_configured(missing));
     };
     if client_id.value.is_empty() {
-        return Err(invalid(
-            "client id",
-            &format!("the value from {} is empty", client_id.source),
-            client_id_fix(),
-        ));
+        return Err(empty("client id", &client_id.source, client_id_fix()));
     }
     check_no_whitespace("client id", &client_id, client_id_fix)?;
     validate_tenant_id(&tenant_id)?;
     if token_file.value.as_os_str().is_empty() {
-        return Err(invalid(
+        return Err(empty(
             "token file path",
-            &format!("the value from {} is empty", token_file.source),
+            &token_file.source,
             token_file_fix(&[]),
         ));
     }

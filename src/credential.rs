@@ -218,8 +218,6 @@ impl WorkloadIdentityCredential {
             .is_some()
             .then_some(Path::new("(custom assertion source)"));
         let config = options.resolve(placeholder)?;
-        let client_options = options.credential_options.client_options;
-        let endpoint = config.token_endpoint();
         let assertion: Arc<dyn AssertionSource> = match source {
             Some(s) => s,
             None => {
@@ -237,10 +235,9 @@ impl WorkloadIdentityCredential {
                 Arc::new(file)
             }
         };
-        let pipeline = crate::entra::pipeline(client_options);
         let exchange = Arc::new(Exchange {
-            pipeline,
-            endpoint,
+            pipeline: crate::entra::pipeline(options.credential_options.client_options),
+            endpoint: config.token_endpoint(),
             client_id: config.client_id.value.clone(),
             tenant_id: config.tenant_id.value.clone(),
             assertion,
