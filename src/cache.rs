@@ -1,25 +1,15 @@
 //! Keyed token cache: refresh-ahead, single-flight, static stability. It knows tokens and time
 //! only: what a token is, where it comes from and how a failure reads are its [`TokenSource`]'s.
 //!
-//! # Semantics
-//!
-//! One *slot* per key (the credential keys by the one `<resource>/.default` scope it admits per
-//! request, validated before it reaches the cache). A cached token has three instants on the
-//! monotonic clock, anchored at the start of the attempt that fetched it (a wall-clock step
-//! changes none of them; the token handed out keeps its own wall-clock expiry): `refresh_at`,
-//! `mandatory_at` and `expires_at`, computed by [`policy::schedule`] as [`RefreshPolicy`]
-//! documents. A call then behaves as follows.
-//!
-//! * **Fresh** (`now < refresh_at`): the cached token is cloned and returned. This path takes two
-//!   uncontended read locks, allocates nothing but the clone, logs nothing and never waits.
-//! * **Advisory window** (`refresh_at <= now < mandatory_at`): the cached token is returned at
-//!   once; if no attempt is in flight and the slot is not backing off, one background refresh is
-//!   spawned (after the slot's lock is released) on azure_core's async runtime. Nobody waits.
-//! * **Mandatory window** (`mandatory_at <= now < expires_at`): callers join the slot's single
-//!   attempt (starting it if there is none) and wait for it at most [`policy::wait_bound`], then
-//!   get the cached token. A failed attempt also gives them the cached token. A caller holding a
-//!   valid token never gets an error.
-//! * **No valid token**: callers join the single attempt and wait at most `attempt_timeout`.
+//! One *slot* per key (the credential's one validated `<resource>/.default` scope, an assertion
+//! source's audience). A cached token's `refresh_at`, `mandatory_at` and `expires_at` are
+//! instants on the monotonic clock, anchored at the start of the attempt that fetched it (a
+//! wall-clock step changes none of them; the token handed out keeps its own wall-clock expiry);
+//! [`RefreshPolicy`] documents the windows they open. A fresh token is answered by
+//! [`TokenCache::try_hit`]: two uncontended read locks, nothing allocated but the clone, no log,
+//! no wait. Past `refresh_at` one attempt runs, spawned after the slot's lock is released;
+//! callers without a token to serve join it and wait at most [`policy::wait_bound`] (with a
+//! valid token, then served it) or `attempt_timeout`.
 //!
 //! # Attempts never wedge a slot
 //!
@@ -33,13 +23,10 @@
 //!
 //! # Failures
 //!
-//! A failed refresh never replaces a still-valid token. After a failure the slot records the error
-//! and the earliest next attempt: a jittered exponential backoff while a token is valid (never past
-//! `mandatory_at` before the mandatory window, short within it), the error TTLs without a valid
-//! token, and never before the error's `retry_after` (capped at `max_backoff`). A success clears
-//! the failure state. Refreshing is never disabled. The cache's own failures (an attempt that
-//! timed out, vanished or panicked) are [`Failure`]s, which the source turns into its error
-//! ([`TokenSource::failed`]): the cache has no words of its own.
+//! A failed refresh never replaces a still-valid token; the slot remembers the error and the
+//! earliest next attempt ([`RefreshPolicy`] says when), and a success clears both. The cache's
+//! own failures (an attempt that timed out, vanished or panicked) are [`Failure`]s, which the
+//! source turns into its error ([`TokenSource::failed`]): the cache has no words of its own.
 
 pub(crate) mod policy;
 mod slot;
@@ -54,14 +41,12 @@ use azure_core::async_runtime::get_async_runtime;
 use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::{Either, Shared, select};
-use slot::{Cached, InFlight, Slot, SlotState, add, between};
+use slot::{InFlight, Slot, add, between};
 use std::collections::HashMap;
-use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Instant;
 use time::{Duration, OffsetDateTime};
 use tracing::instrument::{Instrument as _, WithSubscriber as _};
 
@@ -96,7 +81,7 @@ pub(crate) trait TokenSource: Send + Sync + 'static {
     type Progress: Default + Send + Sync + 'static;
 
     /// Fetch a new token for `key`. `cold`: no valid token was cached when the attempt started
-    /// (reason `expired` or `miss`), so its callers wait for it and get its error.
+    /// ([`Reason::cold`]), so its callers wait for it and get its error.
     fn fetch(
         &self,
         key: &str,
@@ -128,10 +113,28 @@ pub(crate) enum Failure<P> {
     Panicked(String),
 }
 
+/// Why an attempt starts: the state of the slot's cached token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// In the advisory window: served meanwhile.
+    Advisory,
+    /// In the mandatory window: callers wait a bounded time, then are served it.
+    Mandatory,
+    Expired,
+    Miss,
+}
+
+impl Reason {
+    /// No valid token is cached: the attempt's callers wait for it and get its error.
+    pub(crate) fn cold(self) -> bool {
+        matches!(self, Self::Expired | Self::Miss)
+    }
+}
+
 /// What happened to a slot, for [`TokenSource::observe`].
 pub(crate) enum Event<'a, S: TokenSource + ?Sized> {
-    /// An attempt starts; `reason`: `advisory`, `mandatory`, `expired` or `miss`.
-    Refreshing { reason: &'static str },
+    /// An attempt starts.
+    Refreshing { reason: Reason },
     /// An attempt got a token, after `took`; the next refresh is due in `refresh_in`.
     Acquired {
         expires_on: OffsetDateTime,
@@ -155,12 +158,16 @@ pub(crate) enum Event<'a, S: TokenSource + ?Sized> {
 /// The outcome of one attempt, as every waiter receives it.
 type Outcome<S> = Result<<S as TokenSource>::Token, <S as TokenSource>::Error>;
 type SharedOutcome<S> = Shared<oneshot::Receiver<Outcome<S>>>;
+/// A slot, as the cache's map and an attempt's guard hold it.
+type SlotLock<S> = Arc<RwLock<Slot<S>>>;
 
-/// Most slots kept. Past it, slots without a valid token and without an attempt in flight (keys
-/// that only ever failed, expired tokens) are evicted first, then the one that expires first.
+/// Most slots kept. Past it, a slot without a valid token and without an attempt in flight (a
+/// key that only ever failed, an expired token) is evicted first, else the one that expires first.
 const MAX_SLOTS: usize = 256;
 /// How often one call starts a new attempt after the one it waited for vanished.
 const MAX_RESTARTS: usize = 3;
+/// Grace past `attempt_timeout` before an attempt that has not ended is treated as dead.
+const DEAD_ATTEMPT_GRACE: Duration = Duration::seconds(2);
 
 /// The cache. One slot per key.
 pub(crate) struct TokenCache<S: TokenSource> {
@@ -172,18 +179,9 @@ struct CacheInner<S: TokenSource> {
     policy: RefreshPolicy,
     clock: Arc<dyn crate::clock::Clock>,
     /// Hashed with FxHash: a hit hashes one short, caller-chosen string (the slot count is capped).
-    slots: RwLock<HashMap<Arc<str>, Arc<Slot<S>>, rustc_hash::FxBuildHasher>>,
+    slots: RwLock<HashMap<Arc<str>, SlotLock<S>, rustc_hash::FxBuildHasher>>,
     /// Uniform random number in `[0, 1)` for jitter (replaceable in tests).
     random: fn() -> f64,
-}
-
-impl<S: TokenSource> fmt::Debug for TokenCache<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenCache")
-            .field("policy", &self.inner.policy)
-            .field("slots", &read(&self.inner.slots).len())
-            .finish_non_exhaustive()
-    }
 }
 
 impl<S: TokenSource> TokenCache<S> {
@@ -209,248 +207,217 @@ impl<S: TokenSource> TokenCache<S> {
     pub(crate) fn try_hit(&self, key: &str) -> Option<Outcome<S>> {
         let now = self.inner.clock.instant();
         let slots = read(&self.inner.slots);
-        let slot = slots.get(key)?;
-        read(&slot.state).serve(now)
+        read(slots.get(key)?).serve(now)
     }
 
     /// A valid token for `key`; `ctx` goes to an attempt this call starts.
     pub(crate) async fn get_token(&self, key: &str, ctx: S::Context) -> Outcome<S> {
-        if let Some(hit) = self.try_hit(key) {
-            return hit;
+        match self.try_hit(key) {
+            Some(hit) => hit,
+            None => self.inner.get_slow(key, ctx).await,
         }
-        let slot = self.inner.slot_for(key);
-        CacheInner::get_slow(&self.inner, &slot, ctx).await
     }
 
     /// A snapshot of every slot's state.
     pub(crate) fn status(&self) -> Vec<SlotStatus<S>> {
         let (now, wall) = (self.inner.clock.instant(), self.inner.clock.now());
-        read(&self.inner.slots)
-            .values()
-            .map(|slot| slot.status(now, wall))
+        let slots = read(&self.inner.slots);
+        (slots.iter())
+            .map(|(key, slot)| read(slot).status(key, now, wall))
             .collect()
     }
 }
 
 impl<S: TokenSource> CacheInner<S> {
-    /// The slot for `key`, created on first use (evicting dead slots past [`MAX_SLOTS`]).
-    fn slot_for(&self, key: &str) -> Arc<Slot<S>> {
-        if let Some(slot) = read(&self.slots).get(key) {
-            return Arc::clone(slot);
+    /// The slot for `key`, created on first use (evicting one past [`MAX_SLOTS`]).
+    fn slot_for(&self, key: &str) -> (Arc<str>, SlotLock<S>) {
+        if let Some((key, slot)) = read(&self.slots).get_key_value(key) {
+            return (key.clone(), slot.clone());
         }
         let mut slots = write(&self.slots);
         if slots.len() >= MAX_SLOTS && !slots.contains_key(key) {
             let now = self.clock.instant();
-            slots.retain(|_, s| {
-                let state = read(&s.state);
-                state.valid(now).is_some() || state.live_attempt(now).is_some()
-            });
-            if slots.len() >= MAX_SLOTS {
-                let first_to_expire = slots
-                    .iter()
-                    .filter(|(_, s)| read(&s.state).live_attempt(now).is_none())
-                    .min_by_key(|(_, s)| read(&s.state).valid(now).map(|(_, at)| at))
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = first_to_expire {
-                    slots.remove(&k);
-                }
+            // `None` (no valid token) sorts first.
+            let evict = (slots.iter())
+                .filter(|(_, s)| read(s).live_attempt(now).is_none())
+                .min_by_key(|(_, s)| read(s).valid(now).map(|c| c.expires_at))
+                .map(|(k, _)| k.clone());
+            if let Some(k) = evict {
+                slots.remove(&k);
             }
         }
-        let slot = slots
-            .entry(Arc::from(key))
-            .or_insert_with(|| Arc::new(Slot::new(key)));
-        Arc::clone(slot)
+        let key: Arc<str> = Arc::from(key);
+        let slot = slots.entry(key.clone()).or_default().clone();
+        (key, slot)
     }
 
     /// Everything but a plain hit: maybe start an attempt, maybe wait for one (at most the
     /// token's [`policy::wait_bound`] or `attempt_timeout`), then fall back on a valid token.
-    async fn get_slow(this: &Arc<Self>, slot: &Arc<Slot<S>>, ctx: S::Context) -> Outcome<S> {
+    async fn get_slow(self: &Arc<Self>, key: &str, ctx: S::Context) -> Outcome<S> {
+        let (key, slot) = self.slot_for(key);
         let mut ctx = Some(ctx);
+        let timeout = self.policy.attempt_timeout;
         // A vanished attempt (its task dropped) is replaced, up to MAX_RESTARTS times.
         for _ in 0..=MAX_RESTARTS {
-            let now = this.clock.instant();
+            let now = self.clock.instant();
             let (attempt, bound) = {
-                let mut state = write(&slot.state);
+                let mut state = write(&slot);
                 // Re-check: another caller may have changed the state since the read lock.
                 if let Some(outcome) = state.serve(now) {
                     return outcome;
                 }
-                let timeout = this.policy.attempt_timeout;
-                let bound = state.valid(now).map_or(timeout, |(_, expires_at)| {
-                    policy::wait_bound(between(now, expires_at), timeout)
+                let bound = state.valid(now).map_or(timeout, |c| {
+                    policy::wait_bound(between(now, c.expires_at), timeout)
                 });
-                match state.live_attempt(now) {
-                    Some(a) => (a.outcome.clone(), bound),
-                    None => {
-                        let advisory = state
-                            .cached
-                            .as_ref()
-                            .filter(|c| now < c.mandatory_at)
-                            .map(|c| c.token.clone());
-                        let reason = match (&advisory, state.valid(now), &state.cached) {
-                            (Some(_), _, _) => "advisory",
-                            (None, Some(_), _) => "mandatory",
-                            (None, None, Some(_)) => "expired",
-                            (None, None, None) => "miss",
-                        };
-                        let ctx = ctx.take().unwrap_or_default();
-                        let (outcome, task) =
-                            AttemptTask::prepare(this, slot, &mut state, reason, now, ctx);
-                        drop(state);
-                        // Spawned after the lock is released: a runtime that polls on spawn
-                        // cannot deadlock on it.
-                        task.spawn();
-                        if let Some(token) = advisory {
-                            return Ok(token);
-                        }
-                        (outcome, bound)
+                if let Some(a) = state.live_attempt(now) {
+                    (a.outcome.clone(), bound)
+                } else {
+                    let advisory = (state.cached.as_ref())
+                        .filter(|c| now < c.mandatory_at)
+                        .map(|c| c.token.clone());
+                    let reason = match (&advisory, state.valid(now), &state.cached) {
+                        (Some(_), _, _) => Reason::Advisory,
+                        (None, Some(_), _) => Reason::Mandatory,
+                        (None, None, Some(_)) => Reason::Expired,
+                        (None, None, None) => Reason::Miss,
+                    };
+                    let ctx = ctx.take().unwrap_or_default();
+                    let (outcome, attempt) = self.attempt(&key, &slot, &mut state, reason, ctx);
+                    drop(state);
+                    // Spawned after the lock is released: a runtime that polls on spawn cannot
+                    // deadlock on it. Detached: dropping the handle does not abort the task.
+                    drop(get_async_runtime().spawn(attempt));
+                    if let Some(token) = advisory {
+                        return Ok(token);
                     }
+                    (outcome, bound)
                 }
             };
-            let timeout = get_async_runtime().sleep(bound.max(Duration::ZERO));
-            match select(attempt, timeout).await {
+            match select(
+                attempt,
+                get_async_runtime().sleep(bound.max(Duration::ZERO)),
+            )
+            .await
+            {
                 Either::Left((Ok(outcome), _)) => return outcome,
                 Either::Left((Err(oneshot::Canceled), _)) => continue,
                 Either::Right(((), _)) => {
-                    let state = read(&slot.state);
-                    let progress = state.attempt.as_ref().map(|a| Arc::clone(&a.progress));
-                    drop(state);
-                    let bound = this.policy.attempt_timeout;
-                    return this.fallback(slot, Failure::TimedOut { bound, progress });
+                    let progress = read(&slot).attempt.as_ref().map(|a| a.progress.clone());
+                    let failure = Failure::TimedOut {
+                        bound: timeout,
+                        progress,
+                    };
+                    return self.fallback(&key, &slot, failure);
                 }
             }
         }
         let times = MAX_RESTARTS;
-        this.fallback(slot, Failure::Vanished { times })
+        self.fallback(&key, &slot, Failure::Vanished { times })
     }
 
     /// A still-valid cached token, else the source's error for `failure`.
-    fn fallback(&self, slot: &Slot<S>, failure: Failure<S::Progress>) -> Outcome<S> {
-        let error = self.source.failed(&slot.key, failure);
-        let now = self.clock.instant();
-        let token = read(&slot.state).valid(now).map(|(token, _)| token.clone());
-        match token {
-            Some(token) => {
-                let event = Event::ServedStale { error: &error };
-                self.source.observe(&slot.key, event);
-                Ok(token)
-            }
-            None => Err(error),
-        }
+    fn fallback(
+        &self,
+        key: &str,
+        slot: &RwLock<Slot<S>>,
+        failure: Failure<S::Progress>,
+    ) -> Outcome<S> {
+        let error = self.source.failed(key, failure);
+        let token = read(slot)
+            .valid(self.clock.instant())
+            .map(|c| c.token.clone());
+        let Some(token) = token else {
+            return Err(error);
+        };
+        self.source
+            .observe(key, Event::ServedStale { error: &error });
+        Ok(token)
     }
-}
 
-/// Grace past `attempt_timeout` before an attempt that has not ended is treated as dead.
-const DEAD_ATTEMPT_GRACE: Duration = Duration::seconds(2);
-
-/// One attempt. Dropping it (completed, panicked, never polled, runtime shut down) clears the
-/// slot's in-flight marker *before* its waiters are told, so they start a new attempt.
-struct AttemptTask<S: TokenSource> {
-    cache: Arc<CacheInner<S>>,
-    slot: Arc<Slot<S>>,
-    id: u64,
-    reason: &'static str,
-    ctx: Option<S::Context>,
-    progress: Arc<S::Progress>,
-    tx: Option<oneshot::Sender<Outcome<S>>>,
-}
-
-impl<S: TokenSource> Drop for AttemptTask<S> {
-    fn drop(&mut self) {
-        write(&self.slot.state).end_attempt(self.id);
-        // `tx` is dropped after this: waiters see `Canceled` only once the marker is gone.
-    }
-}
-
-impl<S: TokenSource> AttemptTask<S> {
-    /// Register a new attempt in `state` (whose lock the caller holds); the task to spawn once
-    /// the lock is released.
-    fn prepare(
-        this: &Arc<CacheInner<S>>,
-        slot: &Arc<Slot<S>>,
-        state: &mut SlotState<S>,
-        reason: &'static str,
-        now: Instant,
+    /// Register a new attempt in `state` (the locked `slot`); the task to spawn once the lock is
+    /// released. It runs with the caller's span and subscriber. Spawning panics when there is no
+    /// runtime (tokio's, outside a runtime): the task is dropped (which frees the slot) and the
+    /// panic continues.
+    fn attempt(
+        self: &Arc<Self>,
+        key: &Arc<str>,
+        slot: &SlotLock<S>,
+        state: &mut Slot<S>,
+        reason: Reason,
         ctx: S::Context,
-    ) -> (SharedOutcome<S>, Self) {
+    ) -> (SharedOutcome<S>, azure_core::async_runtime::TaskFuture) {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let outcome = rx.shared();
-        let progress = Arc::default();
+        let progress = Arc::<S::Progress>::default();
+        let bound = self.policy.attempt_timeout.max(Duration::ZERO);
         state.attempt = Some(InFlight {
             id,
             outcome: outcome.clone(),
-            deadline: add(now, this.policy.attempt_timeout + DEAD_ATTEMPT_GRACE),
-            progress: Arc::clone(&progress),
+            deadline: add(self.clock.instant(), bound + DEAD_ATTEMPT_GRACE),
+            progress: progress.clone(),
         });
-        let task = Self {
-            cache: Arc::clone(this),
-            slot: Arc::clone(slot),
+        let mut guard = AttemptGuard {
+            slot: slot.clone(),
             id,
-            reason,
-            ctx: Some(ctx),
-            progress,
             tx: Some(tx),
         };
-        (outcome, task)
-    }
-
-    /// Spawn on azure_core's runtime with the caller's span and subscriber. Spawning panics when
-    /// there is no runtime (tokio's, outside a runtime): the task is dropped (which frees the
-    /// slot) and the panic continues.
-    fn spawn(self) {
+        let (cache, key) = (self.clone(), key.clone());
+        let run = async move {
+            let (source, started) = (&cache.source, cache.clock.instant());
+            source.observe(&key, Event::Refreshing { reason });
+            let fetch = source.fetch(&key, ctx, progress.clone(), reason.cold());
+            let fetch = std::pin::pin!(AssertUnwindSafe(fetch).catch_unwind());
+            let failure = match select(fetch, get_async_runtime().sleep(bound)).await {
+                Either::Left((Ok(result), _)) => Ok(result),
+                Either::Left((Err(panic), _)) => Err(Failure::Panicked(panic_message(&*panic))),
+                Either::Right(((), _)) => Err(Failure::TimedOut {
+                    bound: cache.policy.attempt_timeout,
+                    progress: Some(progress),
+                }),
+            };
+            let result = failure.unwrap_or_else(|failure| Err(source.failed(&key, failure)));
+            guard.end(result, started, &cache, &key);
+        };
         let span = tracing::Span::current();
-        let future = Box::pin(self.run().instrument(span).with_current_subscriber());
-        // Detached: dropping the handle does not abort the task.
-        drop(get_async_runtime().spawn(future));
+        (
+            outcome,
+            Box::pin(run.instrument(span).with_current_subscriber()),
+        )
     }
+}
 
-    async fn run(mut self) {
-        let cache = Arc::clone(&self.cache);
-        let (source, policy, key) = (&cache.source, &cache.policy, &self.slot.key);
-        let started = cache.clock.instant();
-        source.observe(
-            key,
-            Event::Refreshing {
-                reason: self.reason,
-            },
-        );
-        let ctx = self.ctx.take().unwrap_or_default();
-        let cold = matches!(self.reason, "expired" | "miss");
-        let fetch = AssertUnwindSafe(source.fetch(key, ctx, Arc::clone(&self.progress), cold));
-        let fetch = std::pin::pin!(fetch.catch_unwind());
-        let timeout = get_async_runtime().sleep(policy.attempt_timeout.max(Duration::ZERO));
-        let failure = match select(fetch, timeout).await {
-            Either::Left((Ok(result), _)) => Ok(result),
-            Either::Left((Err(panic), _)) => Err(Failure::Panicked(panic_message(&*panic))),
-            Either::Right(((), _)) => Err(Failure::TimedOut {
-                bound: policy.attempt_timeout,
-                progress: Some(Arc::clone(&self.progress)),
-            }),
-        };
-        let result = failure.unwrap_or_else(|failure| Err(source.failed(key, failure)));
-        let (now, wall) = (cache.clock.instant(), cache.clock.now());
+/// Owned by an attempt's task. Dropping it (completed, panicked, never polled, runtime shut
+/// down) clears the slot's in-flight marker *before* the waiters are told (`tx` is dropped after
+/// `drop` runs), so they start a new attempt.
+struct AttemptGuard<S: TokenSource> {
+    slot: SlotLock<S>,
+    id: u64,
+    tx: Option<oneshot::Sender<Outcome<S>>>,
+}
+
+impl<S: TokenSource> Drop for AttemptGuard<S> {
+    fn drop(&mut self) {
+        write(&self.slot).end_attempt(self.id);
+    }
+}
+
+impl<S: TokenSource> AttemptGuard<S> {
+    /// Record the attempt's `result` and send every waiter the same outcome (nobody may be
+    /// listening any more, which is fine).
+    fn end(
+        &mut self,
+        result: Result<Fetched<S::Token>, S::Error>,
+        started: std::time::Instant,
+        cache: &CacheInner<S>,
+        key: &str,
+    ) {
         let outcome = {
-            let mut state = write(&self.slot.state);
+            let mut state = write(&self.slot);
             state.end_attempt(self.id);
-            match result {
-                Ok(fetched) => {
-                    let cached = Cached::new(fetched, started, policy, (cache.random)());
-                    source.observe(
-                        key,
-                        Event::Acquired {
-                            expires_on: cached.expires_on,
-                            refresh_in: between(now, cached.refresh_at),
-                            took: between(started, now),
-                        },
-                    );
-                    state.record_success(cached, wall)
-                }
-                Err(error) => state.record_failure(error, (now, wall), &cache, key),
-            }
+            state.record(result, started, cache, key)
         };
-        // Every waiter gets the same outcome; nobody may be listening any more, which is fine.
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(outcome);
         }

@@ -35,7 +35,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 /// The credential a message names unless the error says otherwise.
-pub(crate) const WORKLOAD: &str = "WorkloadIdentityCredential";
+const WORKLOAD: &str = "WorkloadIdentityCredential";
 
 /// A credential failure: what failed, why, and how to fix it. Never contains a token.
 ///
@@ -317,7 +317,7 @@ macro_rules! log_cache_event {
     ($event:expr, $key:ident = $value:expr, $kind:literal, $failed:literal, $quiet:literal) => {{
         match $event {
             Event::Refreshing { reason } => {
-                ::tracing::debug!($key = %$value, reason, concat!("refreshing ", $kind));
+                ::tracing::debug!($key = %$value, reason = ?reason, concat!("refreshing ", $kind));
             }
             Event::Acquired { expires_on, refresh_in, took } => ::tracing::info!(
                 $key = %$value,

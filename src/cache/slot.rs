@@ -1,48 +1,22 @@
-//! One slot per key: the cached token, its schedule on the monotonic clock, the attempt in
-//! flight and the failure state, and its status for operators. Every transition happens under
-//! the slot's lock, and nothing awaits while holding it.
+//! One slot per key: the cached token and its schedule on the monotonic clock, the attempt in
+//! flight, the failure state, and its status for operators. Every transition happens under the
+//! slot's lock, and nothing awaits while holding it.
 
 use super::policy::{backoff, schedule};
-use super::{
-    CacheInner, Event, Fetched, Outcome, RefreshPolicy, SharedOutcome, SourceError, TokenSource,
-    read,
-};
-use std::sync::{Arc, RwLock};
+use super::{CacheInner, Event, Fetched, Outcome, SharedOutcome, SourceError, TokenSource};
+use std::sync::Arc;
 use std::time::Instant;
 use time::{Duration, OffsetDateTime};
 
-/// A cached token and its schedule. All three instants are monotonic, anchored at the start of
-/// the attempt that fetched the token; `refresh_at <= mandatory_at <= expires_at`.
+/// A cached token and its schedule: `refresh_at <= mandatory_at <= expires_at`, anchored at the
+/// start of the attempt that fetched it (the windows are [`RefreshPolicy`](super::RefreshPolicy)'s).
 pub(super) struct Cached<T> {
     pub(super) token: T,
     /// The token's own wall-clock expiry.
     pub(super) expires_on: OffsetDateTime,
-    /// From here on, one background refresh is started.
     pub(super) refresh_at: Instant,
-    /// From here on, callers wait (bounded) for a refresh attempt.
     pub(super) mandatory_at: Instant,
-    /// From here on, the token is never handed out.
     pub(super) expires_at: Instant,
-}
-
-impl<T> Cached<T> {
-    /// Schedule a token whose attempt started at `started`; `unit` in `[0, 1)` draws the jitter.
-    pub(super) fn new(
-        fetched: Fetched<T>,
-        started: Instant,
-        policy: &RefreshPolicy,
-        unit: f64,
-    ) -> Self {
-        let (refresh_after, mandatory_after) =
-            schedule(fetched.lifetime, fetched.refresh_in, policy, unit);
-        Self {
-            token: fetched.token,
-            expires_on: fetched.expires_on,
-            refresh_at: add(started, refresh_after),
-            mandatory_at: add(started, mandatory_after),
-            expires_at: add(started, fetched.lifetime),
-        }
-    }
 }
 
 /// `at + d` for a non-negative `d`, saturating far in the future instead of overflowing.
@@ -72,7 +46,7 @@ pub(super) struct InFlight<S: TokenSource> {
 }
 
 /// The run of failed attempts since the last success.
-pub(super) struct Failing<E> {
+struct Failing<E> {
     /// Consecutive failed attempts (at least 1).
     count: u32,
     /// No new attempt before this instant.
@@ -85,35 +59,26 @@ pub(super) struct Failing<E> {
 
 /// The cache entry for one key.
 pub(super) struct Slot<S: TokenSource> {
-    pub(super) key: Arc<str>,
-    pub(super) state: RwLock<SlotState<S>>,
-}
-
-impl<S: TokenSource> Slot<S> {
-    pub(super) fn new(key: &str) -> Self {
-        let state = SlotState {
-            cached: None,
-            attempt: None,
-            failing: None,
-            last_success: None,
-        };
-        Self {
-            key: Arc::from(key),
-            state: RwLock::new(state),
-        }
-    }
-}
-
-pub(super) struct SlotState<S: TokenSource> {
     pub(super) cached: Option<Cached<S::Token>>,
-    /// The attempt in flight, if any (at most one live attempt per slot).
+    /// At most one live attempt per slot.
     pub(super) attempt: Option<InFlight<S>>,
     failing: Option<Failing<S::Error>>,
     /// Wall-clock time of the last successful refresh.
     last_success: Option<OffsetDateTime>,
 }
 
-impl<S: TokenSource> SlotState<S> {
+impl<S: TokenSource> Default for Slot<S> {
+    fn default() -> Self {
+        Self {
+            cached: None,
+            attempt: None,
+            failing: None,
+            last_success: None,
+        }
+    }
+}
+
+impl<S: TokenSource> Slot<S> {
     /// The live attempt (not past its deadline) at `now`.
     pub(super) fn live_attempt(&self, now: Instant) -> Option<&InFlight<S>> {
         self.attempt.as_ref().filter(|a| now < a.deadline)
@@ -143,79 +108,82 @@ impl<S: TokenSource> SlotState<S> {
         }
     }
 
-    /// The cached token and its monotonic expiry, if it has not expired at `now`.
-    pub(super) fn valid(&self, now: Instant) -> Option<(&S::Token, Instant)> {
-        self.cached
-            .as_ref()
-            .filter(|c| now < c.expires_at)
-            .map(|c| (&c.token, c.expires_at))
+    /// The cached token, if it has not expired at `now`.
+    pub(super) fn valid(&self, now: Instant) -> Option<&Cached<S::Token>> {
+        self.cached.as_ref().filter(|c| now < c.expires_at)
     }
 
-    /// Record a fetched token; the outcome for the attempt's waiters.
-    pub(super) fn record_success(
+    /// Record the outcome of the attempt that started at `started`: a fetched token is scheduled
+    /// and cached; an error starts or extends the failure run (a still-valid token is served
+    /// meanwhile). The outcome for the attempt's waiters.
+    pub(super) fn record(
         &mut self,
-        cached: Cached<S::Token>,
-        wall: OffsetDateTime,
-    ) -> Outcome<S> {
-        self.failing = None;
-        self.last_success = Some(wall);
-        Ok(self.cached.insert(cached).token.clone())
-    }
-
-    /// Record a failed attempt; the outcome for its waiters (a still-valid token wins).
-    pub(super) fn record_failure(
-        &mut self,
-        error: S::Error,
-        (now, wall): (Instant, OffsetDateTime),
+        result: Result<Fetched<S::Token>, S::Error>,
+        started: Instant,
         cache: &CacheInner<S>,
         key: &str,
     ) -> Outcome<S> {
+        let (now, wall) = (cache.clock.instant(), cache.clock.now());
         let policy = &cache.policy;
+        let error = match result {
+            Ok(fetched) => {
+                let (refresh_after, mandatory_after) = schedule(
+                    fetched.lifetime,
+                    fetched.refresh_in,
+                    policy,
+                    (cache.random)(),
+                );
+                let cached = Cached {
+                    token: fetched.token,
+                    expires_on: fetched.expires_on,
+                    refresh_at: add(started, refresh_after),
+                    mandatory_at: add(started, mandatory_after),
+                    expires_at: add(started, fetched.lifetime),
+                };
+                let (expires_on, took) = (cached.expires_on, between(started, now));
+                let refresh_in = between(now, cached.refresh_at);
+                let event = Event::Acquired {
+                    expires_on,
+                    refresh_in,
+                    took,
+                };
+                cache.source.observe(key, event);
+                self.failing = None;
+                self.last_success = Some(wall);
+                return Ok(self.cached.insert(cached).token.clone());
+            }
+            Err(error) => error,
+        };
         let (count, since) = match &self.failing {
             Some(f) => (f.count.saturating_add(1), f.since),
             None => (1, (now, wall)),
         };
-        let valid = self.cached.as_ref().filter(|c| now < c.expires_at);
+        let (base, max, unit) = (policy.failure_backoff, policy.max_backoff, (cache.random)());
+        let valid = self.valid(now);
         let delay = match valid {
-            Some(c) if now < c.mandatory_at => backoff(
-                policy.failure_backoff,
-                policy.max_backoff,
-                count,
-                (cache.random)(),
-            )
-            .min(between(now, c.mandatory_at)),
-            Some(c) => {
-                let cap = policy.failure_backoff.min(policy.max_backoff);
-                backoff(policy.failure_backoff, cap, count, (cache.random)())
-                    .min(between(now, c.expires_at))
+            Some(c) if now < c.mandatory_at => {
+                backoff(base, max, count, unit).min(between(now, c.mandatory_at))
             }
+            Some(c) => backoff(base, base.min(max), count, unit).min(between(now, c.expires_at)),
             None if error.is_transient() => policy.transient_error_ttl,
             None => policy.permanent_error_ttl,
         };
         // The error's retry_after always wins (capped at max_backoff): no attempt before it has
         // passed, in every window. A valid token keeps being served meanwhile.
-        let delay = match error.retry_after() {
-            Some(after) => delay.max(after.min(policy.max_backoff)),
-            None => delay,
-        }
-        .max(Duration::ZERO);
+        let after = error.retry_after().map(|after| after.min(max));
+        let delay = delay.max(after.unwrap_or(delay)).max(Duration::ZERO);
         let failing_for = between(since.0, now);
         let outage = (valid.filter(|_| failing_for >= policy.outage_warning_after))
             .map(|c| (failing_for, between(now, c.expires_at)));
-        cache.source.observe(
-            key,
-            Event::Failed {
-                error: &error,
-                consecutive_failures: count,
-                retry_in: delay,
-                valid_until: valid.map(|c| c.expires_on),
-                outage,
-            },
-        );
-        let outcome = match valid {
-            Some(c) => Ok(c.token.clone()),
-            None => Err(error.clone()),
+        let event = Event::Failed {
+            error: &error,
+            consecutive_failures: count,
+            retry_in: delay,
+            valid_until: valid.map(|c| c.expires_on),
+            outage,
         };
+        cache.source.observe(key, event);
+        let outcome = valid.map(|c| c.token.clone()).ok_or_else(|| error.clone());
         let retry_at = add(now, delay);
         self.failing = Some(Failing {
             count,
@@ -224,6 +192,38 @@ impl<S: TokenSource> SlotState<S> {
             since,
         });
         outcome
+    }
+
+    /// A snapshot of this slot at `now` (`wall` on the wall clock).
+    pub(super) fn status(
+        &self,
+        key: &Arc<str>,
+        now: Instant,
+        wall: OffsetDateTime,
+    ) -> SlotStatus<S> {
+        let at = |i: Instant| wall + between(now, i);
+        let failing = self.failing.as_ref();
+        let health = match (self.valid(now).is_some(), failing.is_some()) {
+            (true, false) => RefreshHealth::Healthy,
+            (true, true) => RefreshHealth::FailingButServing,
+            (false, _) if failing.is_some() || self.cached.is_some() => RefreshHealth::Failing,
+            (false, _) => RefreshHealth::Starting,
+        };
+        let next_refresh = match (failing, &self.cached) {
+            (Some(f), _) => Some(at(f.retry_at)),
+            (None, Some(c)) => Some(at(c.refresh_at)),
+            _ => None,
+        };
+        SlotStatus {
+            key: key.clone(),
+            health,
+            expires_on: self.cached.as_ref().map(|c| c.expires_on),
+            next_refresh,
+            last_success: self.last_success,
+            consecutive_failures: failing.map_or(0, |f| f.count),
+            failing_since: failing.map(|f| f.since.1),
+            last_error: failing.map(|f| f.error.clone()),
+        }
     }
 }
 
@@ -257,33 +257,4 @@ pub(crate) struct SlotStatus<S: TokenSource> {
     pub(crate) failing_since: Option<OffsetDateTime>,
     /// The last failure, while failing.
     pub(crate) last_error: Option<S::Error>,
-}
-
-impl<S: TokenSource> Slot<S> {
-    pub(super) fn status(&self, now: Instant, wall: OffsetDateTime) -> SlotStatus<S> {
-        let state = read(&self.state);
-        let at = |i: Instant| wall + between(now, i);
-        let failing = state.failing.as_ref();
-        let health = match (state.valid(now).is_some(), failing.is_some()) {
-            (true, false) => RefreshHealth::Healthy,
-            (true, true) => RefreshHealth::FailingButServing,
-            (false, _) if failing.is_some() || state.cached.is_some() => RefreshHealth::Failing,
-            (false, _) => RefreshHealth::Starting,
-        };
-        let next_refresh = match (failing, &state.cached) {
-            (Some(f), _) => Some(at(f.retry_at)),
-            (None, Some(c)) => Some(at(c.refresh_at)),
-            _ => None,
-        };
-        SlotStatus {
-            key: self.key.clone(),
-            health,
-            expires_on: state.cached.as_ref().map(|c| c.expires_on),
-            next_refresh,
-            last_success: state.last_success,
-            consecutive_failures: failing.map_or(0, |f| f.count),
-            failing_since: failing.map(|f| f.since.1),
-            last_error: failing.map(|f| f.error.clone()),
-        }
-    }
 }
