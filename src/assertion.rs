@@ -43,11 +43,10 @@ impl Assertion {
     /// messages; `origin` says where it came from (e.g. a file path), shown in messages and
     /// `Debug`.
     pub fn new(jwt: String, claims: Option<Claims>, origin: impl Into<String>) -> Self {
-        let (jwt, origin) = (Secret::new(jwt), origin.into());
         Self {
-            jwt,
+            jwt: Secret::new(jwt),
             claims,
-            origin,
+            origin: origin.into(),
         }
     }
 

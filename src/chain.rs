@@ -69,7 +69,7 @@ impl From<CredentialUnavailable> for azure_core::Error {
 /// [`CredentialError`] (of category [`NotConfigured`](crate::ErrorCategory::NotConfigured)), or
 /// a [`ChainError`] in which no source was available.
 pub fn is_unavailable(err: &azure_core::Error) -> bool {
-    std::iter::successors(Some(err as &(dyn StdError + 'static)), |&e| e.source())
+    causes(err)
         .find_map(|e| {
             if e.is::<CredentialUnavailable>() {
                 Some(true)
@@ -173,6 +173,16 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// `err` and its sources.
+fn causes(err: &azure_core::Error) -> impl Iterator<Item = &(dyn StdError + 'static)> {
+    std::iter::successors(Some(err as &(dyn StdError + 'static)), |&e| e.source())
+}
+
+/// An error of kind `Credential` with `message`.
+fn credential_error(message: String) -> azure_core::Error {
+    azure_core::Error::with_message(ErrorKind::Credential, message)
+}
+
 /// Options for [`ChainedTokenCredential`].
 #[derive(Debug, Clone, Default)]
 pub struct ChainedTokenCredentialOptions {
@@ -199,10 +209,9 @@ impl ChainedTokenCredential {
             .and_then(|o| o.name)
             .unwrap_or_else(|| "ChainedTokenCredential".to_string());
         if sources.is_empty() {
-            return Err(azure_core::Error::with_message(
-                ErrorKind::Credential,
-                format!("{name}: a chain needs at least one source"),
-            ));
+            return Err(credential_error(format!(
+                "{name}: a chain needs at least one source"
+            )));
         }
         Ok(Arc::new(Self {
             name,

@@ -22,7 +22,7 @@ mod env;
 mod tests;
 
 use crate::cloud::{self, Cloud, default_audience_for};
-use crate::error::CredentialError;
+use crate::error::{CredentialError, WORKLOAD};
 use crate::problem::ProblemId;
 use azure_core::cloud::CloudConfiguration;
 use azure_core::http::Url;
@@ -76,13 +76,9 @@ pub(crate) const CLIENT_ID_COMMANDS: &str = "`az identity show -n <identity> -g 
 /// Where a configuration value came from; shown in errors and by `doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ValueSource {
-    /// Set in the options passed to the constructor.
     Options,
-    /// Read from this environment variable.
     EnvVar(&'static str),
-    /// Found at a well-known path of the Azure Workload Identity webhook.
     WellKnownPath,
-    /// The built-in default.
     Default,
 }
 
@@ -102,9 +98,7 @@ impl fmt::Display for ValueSource {
 /// A resolved value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Sourced<T> {
-    /// The value.
     pub value: T,
-    /// Its origin.
     pub source: ValueSource,
 }
 
@@ -114,18 +108,14 @@ impl<T> Sourced<T> {
     }
 }
 
-/// Fully resolved and validated configuration.
+/// Fully resolved and validated configuration; `expected_audience` is the audience the
+/// service-account token must carry.
 #[derive(Debug, Clone)]
 pub(crate) struct ResolvedConfig {
-    /// Client id of the application or user-assigned managed identity.
     pub client_id: Sourced<String>,
-    /// Tenant id.
     pub tenant_id: Sourced<String>,
-    /// Path of the projected service-account token.
     pub token_file: Sourced<PathBuf>,
-    /// Entra authority host (HTTPS).
     pub authority_host: Sourced<Url>,
-    /// The audience the service-account token must carry.
     pub expected_audience: Sourced<String>,
 }
 
@@ -158,8 +148,6 @@ pub(crate) struct ConfigInputs<'a> {
     pub unused_token: &'a dyn Fn(&str) -> Option<(String, String)>,
 }
 
-const CREDENTIAL: &str = "WorkloadIdentityCredential";
-
 /// The option, else the environment variable `var`, with its source. A variable that is set but
 /// is not Unicode is refused with `fix`: taken as unset, it would say "not configured" for a
 /// variable that is set, or fall back to the public cloud in silence.
@@ -171,7 +159,7 @@ fn read(
 ) -> Result<Option<Sourced<String>>, CredentialError> {
     Ok(match option {
         Some(v) => Some(Sourced::new(v.to_string(), ValueSource::Options)),
-        None => (env.var_checked(CREDENTIAL, var, false, fix)?)
+        None => (env.var_checked(WORKLOAD, var, false, fix)?)
             .map(|value| Sourced::new(value, ValueSource::EnvVar(var))),
     })
 }
@@ -201,31 +189,22 @@ fn not_configured(missing: [Option<(String, String)>; 3]) -> CredentialError {
     ))
 }
 
-/// A malformed value of the credential named `credential`: `what` names it, `problem` says what
-/// is wrong with it, `fix` gives the value or command that corrects it.
-fn invalid_in(
-    credential: &'static str,
-    what: &str,
-    problem: &str,
-    fix: impl Into<String>,
-) -> CredentialError {
-    let facts = format!("invalid {what}: {problem}.");
-    CredentialError::new(ProblemId::InvalidConfiguration, facts)
-        .named(Some(credential))
-        .with_fix(fix)
-}
-
-/// [`invalid_in`] of `WorkloadIdentityCredential`.
+/// A malformed value: `what` names it, `problem` says what is wrong with it, `fix` gives the
+/// value or command that corrects it.
 fn invalid(what: &str, problem: &str, fix: impl Into<String>) -> CredentialError {
-    invalid_in(CREDENTIAL, what, problem, fix)
+    let facts = format!("invalid {what}: {problem}.");
+    CredentialError::new(ProblemId::InvalidConfiguration, facts).with_fix(fix)
 }
 
-/// Set `var` (or the option) to `value`.
+/// An option set to an empty value (the environment's empty values count as unset).
+fn empty(what: &str, source: &ValueSource, fix: String) -> CredentialError {
+    invalid(what, &format!("the value from {source} is empty"), fix)
+}
+
 fn set_to(var: &str, option: &str, value: &str) -> String {
     format!("set {var} (or the option {option}) to {value}")
 }
 
-/// The fix of a missing or malformed client id.
 fn client_id_fix() -> String {
     set_to(
         AZURE_CLIENT_ID,
@@ -236,7 +215,6 @@ fn client_id_fix() -> String {
     )
 }
 
-/// The fix of a missing or malformed tenant id.
 fn tenant_id_fix() -> String {
     set_to(
         AZURE_TENANT_ID,
@@ -384,28 +362,25 @@ pub(crate) fn authority_host_raw(
     cloud: Option<&CloudConfiguration>,
     env: &Env,
 ) -> Result<Sourced<String>, CredentialError> {
-    let host = match cloud.map(|c| (c, Cloud::of_configuration(c))) {
-        None => read(None, env, AZURE_AUTHORITY_HOST, || {
-            authority_fix(&ValueSource::EnvVar(AZURE_AUTHORITY_HOST), None)
-        })?,
-        Some((_, Some(known))) => Some(Sourced::new(
-            known.authority_host.into(),
-            ValueSource::Options,
-        )),
-        Some((CloudConfiguration::Custom(custom), None)) => Some(Sourced::new(
-            custom.authority_host.clone(),
-            ValueSource::Options,
-        )),
-        Some((other, None)) => {
-            return Err(invalid(
-                "cloud configuration",
-                &format!("{other:?} is not supported"),
-                "use CloudConfiguration::AzurePublic, AzureGovernment, AzureChina, or a custom cloud configuration with an authority_host",
-            ));
+    let value = match cloud {
+        None => {
+            let fix = || authority_fix(&ValueSource::EnvVar(AZURE_AUTHORITY_HOST), None);
+            let public = || Sourced::new(PUBLIC_AUTHORITY_HOST.to_string(), ValueSource::Default);
+            return Ok(read(None, env, AZURE_AUTHORITY_HOST, fix)?.unwrap_or_else(public));
         }
+        Some(CloudConfiguration::Custom(custom)) => custom.authority_host.clone(),
+        Some(other) => match Cloud::of_configuration(other) {
+            Some(known) => known.authority_host.into(),
+            None => {
+                return Err(invalid(
+                    "cloud configuration",
+                    &format!("{other:?} is not supported"),
+                    "use CloudConfiguration::AzurePublic, AzureGovernment, AzureChina, or a custom cloud configuration with an authority_host",
+                ));
+            }
+        },
     };
-    let public = || Sourced::new(PUBLIC_AUTHORITY_HOST.to_string(), ValueSource::Default);
-    Ok(host.unwrap_or_else(public))
+    Ok(Sourced::new(value, ValueSource::Options))
 }
 
 /// The token file: the option, else `AZURE_FEDERATED_TOKEN_FILE`, else the first existing
@@ -470,18 +445,14 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
         return Err(not_configured(missing));
     };
     if client_id.value.is_empty() {
-        return Err(invalid(
-            "client id",
-            &format!("the value from {} is empty", client_id.source),
-            client_id_fix(),
-        ));
+        return Err(empty("client id", &client_id.source, client_id_fix()));
     }
     check_no_whitespace("client id", &client_id, client_id_fix)?;
     validate_tenant_id(&tenant_id)?;
     if token_file.value.as_os_str().is_empty() {
-        return Err(invalid(
+        return Err(empty(
             "token file path",
-            &format!("the value from {} is empty", token_file.source),
+            &token_file.source,
             token_file_fix(&[]),
         ));
     }

@@ -97,6 +97,26 @@ impl Default for WorkloadIdentityCredentialOptions {
     }
 }
 
+impl WorkloadIdentityCredentialOptions {
+    /// The configuration these options and their environment resolve to ([`config::resolve`]);
+    /// `assertion` stands in for the token file when the assertion comes from another source.
+    pub(crate) fn resolve(
+        &self,
+        assertion: Option<&Path>,
+    ) -> Result<ResolvedConfig, CredentialError> {
+        config::resolve(&ConfigInputs {
+            client_id: self.client_id.as_deref(),
+            tenant_id: self.tenant_id.as_deref(),
+            token_file_path: assertion.or(self.token_file_path.as_deref()),
+            cloud: self.credential_options.client_options.cloud.as_deref(),
+            expected_audience: self.expected_audience.as_deref(),
+            well_known_token_paths: &self.well_known_token_paths,
+            env: &self.env,
+            unused_token: &|aud| unused_credentials(&denied_paths(&self.env), aud),
+        })
+    }
+}
+
 impl fmt::Debug for WorkloadIdentityCredentialOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkloadIdentityCredentialOptions")
@@ -180,13 +200,11 @@ impl WorkloadIdentityCredential {
         options: Option<WorkloadIdentityCredentialOptions>,
     ) -> azure_core::Result<Arc<Self>> {
         let options = options.unwrap_or_default();
-        let source = ClientAssertionSource::new(
-            assertion,
-            options
-                .env
-                .allow_foreign_audience(options.allow_foreign_audience),
-        );
-        Self::build(options, Some(Arc::new(source)), Arc::new(SystemClock)).map_err(Into::into)
+        let allow_foreign = options
+            .env
+            .allow_foreign_audience(options.allow_foreign_audience);
+        let source = Arc::new(ClientAssertionSource::new(assertion, allow_foreign));
+        Self::with_assertion_source(source, Some(options))
     }
 
     pub(crate) fn build(
@@ -195,23 +213,11 @@ impl WorkloadIdentityCredential {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, CredentialError> {
         options.refresh_policy.validate()?;
-        let client_options = options.credential_options.client_options;
         // A custom source needs no token file: give resolution a placeholder path.
-        let token_file_path = match source {
-            Some(_) => Some(Path::new("(custom assertion source)")),
-            None => options.token_file_path.as_deref(),
-        };
-        let config = config::resolve(&ConfigInputs {
-            client_id: options.client_id.as_deref(),
-            tenant_id: options.tenant_id.as_deref(),
-            token_file_path,
-            cloud: client_options.cloud.as_deref(),
-            expected_audience: options.expected_audience.as_deref(),
-            well_known_token_paths: &options.well_known_token_paths,
-            env: &options.env,
-            unused_token: &|aud| unused_credentials(&denied_paths(&options.env), aud),
-        })?;
-        let endpoint = config.token_endpoint();
+        let placeholder = source
+            .is_some()
+            .then_some(Path::new("(custom assertion source)"));
+        let config = options.resolve(placeholder)?;
         let assertion: Arc<dyn AssertionSource> = match source {
             Some(s) => s,
             None => {
@@ -229,10 +235,9 @@ impl WorkloadIdentityCredential {
                 Arc::new(file)
             }
         };
-        let pipeline = crate::entra::pipeline(client_options);
         let exchange = Arc::new(Exchange {
-            pipeline,
-            endpoint,
+            pipeline: crate::entra::pipeline(options.credential_options.client_options),
+            endpoint: config.token_endpoint(),
             client_id: config.client_id.value.clone(),
             tenant_id: config.tenant_id.value.clone(),
             assertion,

@@ -11,6 +11,7 @@ mod response;
 #[cfg(test)]
 mod tests;
 
+use catalogue::fill;
 use response::{invalid_response, retry_after_delay, server_now, throttled};
 pub(crate) use response::{parse_error, parse_success};
 
@@ -87,7 +88,7 @@ pub(crate) struct ErrorContext<'a> {
 /// Problem id and documentation: the cause's section (`transport-connection-refused`, ...).
 /// Transient, but for a certificate failure (not transient in the catalogue): no retry fixes
 /// that, so the cache remembers it for `RefreshPolicy::permanent_error_ttl`.
-pub(crate) fn transport_error(failure: &Failure, cut_at: Option<Duration>) -> CredentialError {
+fn transport_error(failure: &Failure, cut_at: Option<Duration>) -> CredentialError {
     let note = match cut_at {
         _ if !failure.cause.is_transient() => {
             "\n  Not retried: a certificate failure lasts until the certificate, the trust \
@@ -102,20 +103,12 @@ pub(crate) fn transport_error(failure: &Failure, cut_at: Option<Duration>) -> Cr
         ),
         None => String::new(),
     };
-    transport(
-        failure,
-        format!(
-            "the token request to {} failed before Entra answered: {}.\n  Cause: {}{note}",
-            failure.origin,
-            failure.words(),
-            failure.chain,
-        ),
+    let (origin, words, chain) = (&failure.origin, failure.words(), &failure.chain);
+    CredentialError::new(
+        failure.cause,
+        format!("the token request to {origin} failed before Entra answered: {words}.\n  Cause: {chain}{note}"),
     )
-}
-
-/// The error of a token request's transport `failure` with `facts`, and the cause's fix.
-fn transport(failure: &Failure, facts: String) -> CredentialError {
-    CredentialError::new(failure.cause, facts).with_fix(cause_fix(failure))
+    .with_fix(cause_fix(failure))
 }
 
 /// The fix of a transport `failure`'s cause for the authority host.
@@ -158,54 +151,49 @@ impl Exchange {
             .append_pair("client_assertion", assertion.secret())
             .finish();
         req.set_body(body);
-        let error = match send_capped(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES).await {
-            Ok(answer) => return Ok(answer),
-            Err(e) => e,
-        };
-        Err(match error {
-            SendError::Transport(e) => match e.kind() {
+        Err(
+            match send_capped(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES).await {
+                Ok(answer) => return Ok(answer),
                 // Only [`AttemptPolicy`] puts an answer into an error: a throttling one.
-                ErrorKind::HttpResponse {
-                    raw_response: Some(answer),
-                    ..
-                } => {
-                    return Ok((
-                        answer.status(),
-                        answer.headers().clone(),
-                        answer.body().to_vec(),
-                    ));
-                }
-                _ => transport_error(&Failure::of(&self.endpoint, &e), None).with_source(e),
-            },
-            SendError::BrokeOff {
-                status,
-                received,
-                error,
-            } => {
-                let failure = Failure::of(&self.endpoint, &error);
-                transport(
-                    &failure,
+                Err(SendError::Transport(e)) => match e.kind() {
+                    ErrorKind::HttpResponse {
+                        raw_response: Some(answer),
+                        ..
+                    } => {
+                        let (status, headers) = (answer.status(), answer.headers().clone());
+                        return Ok((status, headers, answer.body().to_vec()));
+                    }
+                    _ => transport_error(&Failure::of(&self.endpoint, &e), None).with_source(e),
+                },
+                Err(SendError::BrokeOff {
+                    status,
+                    received,
+                    error,
+                }) => {
+                    let failure = Failure::of(&self.endpoint, &error);
+                    let (origin, words, chain) = (&failure.origin, failure.words(), &failure.chain);
+                    CredentialError::new(
+                    failure.cause,
                     format!(
-                        "the token endpoint's answer (HTTP {}) from {} broke off: {}. \
-                         This is usually transient; the credential retries.\n  Cause: after {received} bytes: {}",
+                        "the token endpoint's answer (HTTP {}) from {origin} broke off: {words}. \
+                         This is usually transient; the credential retries.\n  Cause: after {received} bytes: {chain}",
                         u16::from(status),
-                        failure.origin,
-                        failure.words(),
-                        failure.chain,
                     ),
                 )
+                .with_fix(cause_fix(&failure))
                 .with_transient(true)
                 .with_source(error)
-            }
-            SendError::TooLarge { status } => invalid_response(
-                status,
-                format!("a body larger than {MAX_RESPONSE_BYTES} bytes (reading stopped there)"),
-            ),
-        })
+                }
+                Err(SendError::TooLarge { status }) => invalid_response(
+                    status,
+                    format!(
+                        "a body larger than {MAX_RESPONSE_BYTES} bytes (reading stopped there)"
+                    ),
+                ),
+            },
+        )
     }
-}
 
-impl Exchange {
     /// One token request and its answer, read.
     async fn request(
         &self,
@@ -316,65 +304,51 @@ fn timeout_error(
     url: Option<Url>,
     last: Option<Failure>,
 ) -> CredentialError {
-    let secs = bound.as_seconds_f64();
-    let host = url
-        .as_ref()
-        .map(|u| format!(" {}", u.origin().ascii_serialization()))
-        .unwrap_or_default();
-    let raise = "or raise RefreshPolicy::attempt_timeout (WorkloadIdentityCredentialOptions::refresh_policy) if it is just slow";
     let (what, fix) = match phase {
         Phase::Starting => (
-            format!(
-                "the token request did not start within {secs} s: the task that runs it was not \
-                 polled (is the async runtime blocked or busy?)"
-            ),
-            "keep the async runtime responsive: move blocking work to spawn_blocking, or give the runtime more worker threads.".to_string(),
+            "the token request did not start within {secs} s: the task that runs it was not \
+             polled (is the async runtime blocked or busy?)",
+            "keep the async runtime responsive: move blocking work to spawn_blocking, or give the runtime more worker threads.",
         ),
         Phase::Assertion => (
-            format!(
-                "reading the client assertion (the service-account token file, or the assertion \
-                 source) did not finish within {secs} s"
-            ),
-            format!("check the volume holding the token file (a hung network mount, a FIFO) or the assertion source, {raise}."),
+            "reading the client assertion (the service-account token file, or the assertion \
+             source) did not finish within {secs} s",
+            "check the volume holding the token file (a hung network mount, a FIFO) or the assertion source, {raise}.",
         ),
-        Phase::Request => {
-            let (name, probes) = match url.as_ref().and_then(|u| Some((u.host_str()?, u))) {
-                Some((name, u)) => (
-                    format!("the name {name}"),
-                    format!(
-                        " (`nslookup {name}` shows whether the name resolves, `curl -sv {}` \
-                         whether a connection, TLS and an answer follow)",
-                        probe(u)
-                    ),
-                ),
-                None => ("its name".to_owned(), String::new()),
-            };
-            (
-                format!(
-                    "the token endpoint{host} did not answer within {secs} s: {name} did not \
-                     resolve, the connection or the TLS handshake did not complete, or Entra did \
-                     not answer (the HTTP transport does not say which)"
-                ),
-                format!(
-                    "check network access to the authority host (egress rules, proxy, DNS){probes}, {raise}."
-                ),
-            )
-        }
+        Phase::Request => (
+            "the token endpoint{host} did not answer within {secs} s: {name} did not \
+             resolve, the connection or the TLS handshake did not complete, or Entra did \
+             not answer (the HTTP transport does not say which)",
+            "check network access to the authority host (egress rules, proxy, DNS){probes}, {raise}.",
+        ),
         Phase::RetryWait => (
-            format!(
-                "the token request was still being retried after {secs} s (the last try failed \
-                 with a retryable answer and the HTTP retry policy was waiting before the next \
-                 one; the previous log lines show the answers)"
-            ),
-            format!("use a shorter retry policy (ClientOptions::retry = token_retry_options()) so that the cache does the retrying, {raise}."),
+            "the token request was still being retried after {secs} s (the last try failed \
+             with a retryable answer and the HTTP retry policy was waiting before the next \
+             one; the previous log lines show the answers)",
+            "use a shorter retry policy (ClientOptions::retry = token_retry_options()) so that the cache does the retrying, {raise}.",
         ),
         Phase::Response => (
-            format!(
-                "the token endpoint's answer was still being read after {secs} s (a slow or \
-                 stalled body from{host})"
-            ),
-            format!("check any proxy between this pod and the authority host, {raise}."),
+            "the token endpoint's answer was still being read after {secs} s (a slow or \
+             stalled body from{host})",
+            "check any proxy between this pod and the authority host, {raise}.",
         ),
+    };
+    let host = url.as_ref().and_then(Url::host_str);
+    let value = |name: &str| -> Option<String> {
+        Some(match (name, &url, host) {
+            ("secs", ..) => bound.as_seconds_f64().to_string(),
+            ("host", Some(u), _) => format!(" {}", u.origin().ascii_serialization()),
+            ("name", _, Some(h)) => format!("the name {h}"),
+            ("name", ..) => "its name".to_owned(),
+            ("probes", Some(u), Some(h)) => format!(
+                " (`nslookup {h}` shows whether the name resolves, `curl -sv {}` whether a \
+                 connection, TLS and an answer follow)",
+                probe(u)
+            ),
+            ("host" | "probes", ..) => String::new(),
+            ("raise", ..) => "or raise RefreshPolicy::attempt_timeout (WorkloadIdentityCredentialOptions::refresh_policy) if it is just slow".to_owned(),
+            _ => return None,
+        })
     };
     let (before, fix) = match &last {
         Some(f) => {
@@ -382,8 +356,9 @@ fn timeout_error(
             let before = format!("\n  The try before failed: {words}.\n  Cause: {chain}");
             (before, cause_fix(f))
         }
-        None => (String::new(), fix),
+        None => (String::new(), fill(fix, &value)),
     };
+    let what = fill(what, &value);
     CredentialError::new(
         ProblemId::Timeout,
         format!("{what}; the bound is RefreshPolicy::attempt_timeout.{before}"),

@@ -35,7 +35,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 /// The credential a message names unless the error says otherwise.
-const WORKLOAD: &str = "WorkloadIdentityCredential";
+pub(crate) const WORKLOAD: &str = "WorkloadIdentityCredential";
 
 /// A credential failure: what failed, why, and how to fix it. Never contains a token.
 ///

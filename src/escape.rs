@@ -31,12 +31,10 @@ pub(crate) fn escape(s: &str) -> Cow<'_, str> {
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if !needs_escape(c) {
-            out.push(c);
-        } else if c.is_control() {
+        if needs_escape(c) {
             out.extend(c.escape_debug());
         } else {
-            out.extend(c.escape_unicode());
+            out.push(c);
         }
     }
     Cow::Owned(out)

@@ -186,9 +186,7 @@ fn object<T: DeserializeOwned>(json: &[u8]) -> Option<Result<T, String>> {
 /// A decoded (unverified) JWT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DecodedJwt {
-    /// The header.
     pub header: Header,
-    /// The claims.
     pub claims: Claims,
 }
 

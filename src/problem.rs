@@ -435,9 +435,8 @@ impl ProblemId {
 impl fmt::Display for ProblemId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self, self.local()) {
-            (_, Some(Entry { id, .. })) => f.write_str(id),
-            (ProblemId::Aadsts(code), None) => write!(f, "aadsts{code}"),
-            (_, None) => unreachable!("every other variant is local"),
+            (ProblemId::Aadsts(code), _) => write!(f, "aadsts{code}"),
+            (_, entry) => f.write_str(entry.map_or("", |e| e.id)),
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::problem::ProblemId;
 use crate::shell::shell_quote;
 use futures::FutureExt;
 use futures::channel::oneshot;
-use futures::future::{BoxFuture, Shared};
+use futures::future::Shared;
 use std::io::Read;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
@@ -72,24 +72,16 @@ impl FileProblem {
         }
     }
 
-    /// The credential's error for this problem with the file at `path`.
+    /// The credential's error for this problem with the file at `path`: names the file, the
+    /// problem and the fix.
     pub(crate) fn into_error(self, path: &Path) -> CredentialError {
-        let e = file_error(path, &self.what, &self.fix, self.problem);
+        let file = crate::escape::path(path);
+        let facts = format!("the federated token file {file} {}.", self.what);
+        let e = CredentialError::new(self.problem, facts).with_fix(self.fix);
         self.source
             .into_iter()
             .fold(e, CredentialError::with_source)
     }
-}
-
-/// The error for a token file that is not usable: names the file, the problem and the fix.
-pub(crate) fn file_error(
-    path: &Path,
-    what: &str,
-    fix: &str,
-    problem: ProblemId,
-) -> CredentialError {
-    let file = crate::escape::path(path);
-    CredentialError::new(problem, format!("the federated token file {file} {what}.")).with_fix(fix)
 }
 
 /// A file that is not a regular file: say what it is.
@@ -137,8 +129,9 @@ fn too_large(len: u64) -> FileProblem {
 /// `path` opened for reading, after checking that it resolves to a regular file, and the opened
 /// file's own metadata (the path may have been swapped between `stat` and `open`). `O_NONBLOCK`
 /// makes `open` of a FIFO swapped in after the `stat` return at once (the `fstat` then catches
-/// it); it changes nothing for a regular file.
-fn open_regular(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), FileProblem> {
+/// it); it changes nothing for a regular file. Alone, without a read, the cheap check of
+/// `WorkloadIdentityCredential::new()`.
+pub(crate) fn open_regular(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), FileProblem> {
     let io = |e| FileProblem::io(e, path);
     check_regular(&std::fs::metadata(path).map_err(io)?)?;
     let mut options = std::fs::OpenOptions::new();
@@ -149,12 +142,6 @@ fn open_regular(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), FileP
     let meta = file.metadata().map_err(io)?;
     check_regular(&meta)?;
     Ok((file, meta))
-}
-
-/// Check that `path` resolves to a regular file that can be opened, without reading it. This is
-/// the cheap check of `WorkloadIdentityCredential::new()`.
-pub(crate) fn check_token_file(path: &Path) -> Result<(), FileProblem> {
-    open_regular(path).map(drop)
 }
 
 /// Read the token file: it must resolve to a regular file, and at most
@@ -183,7 +170,7 @@ type ReadResult = Result<FileContent, CredentialError>;
 /// The reader threads' name (at most 15 bytes: Linux's `comm`).
 const READER_THREAD: &str = "token-file-read";
 type Reader = Box<dyn FnOnce() -> ReadResult + Send>;
-type Reading = Shared<BoxFuture<'static, ReadResult>>;
+type Reading = Shared<oneshot::Receiver<ReadResult>>;
 
 /// At most one outstanding read: a caller arriving while a read is still running (a hung network
 /// mount) joins it instead of starting another, so attempts that time out one after the other
@@ -210,41 +197,43 @@ impl std::fmt::Debug for ReadGate {
 impl ReadGate {
     /// Run `reader` on a thread of its own, or join the read still running.
     pub(crate) async fn read(&self, path: &Path, reader: Reader) -> ReadResult {
+        let fail = |what: String, fix: &str| {
+            let problem = FileProblem::new(what, ProblemId::TokenFileUnreadable);
+            FileProblem {
+                fix: fix.into(),
+                ..problem
+            }
+            .into_error(path)
+        };
         let read = {
             let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
             match running(&slot) {
                 Some(r) => r,
-                None => slot.insert(spawn_read(path, reader)).clone(),
+                None => {
+                    let (tx, rx) = oneshot::channel();
+                    let spawned = std::thread::Builder::new()
+                        .name(READER_THREAD.into())
+                        .spawn(move || tx.send(reader()));
+                    if let Err(e) = spawned {
+                        return Err(fail(
+                            format!(
+                                "could not be read: no thread could be started to read it ({e})"
+                            ),
+                            "The process is out of threads or memory; check its limits (ulimit -u, the container's pids limit).",
+                        ));
+                    }
+                    slot.insert(rx.shared()).clone()
+                }
             }
         };
-        read.await
+        // The sender is dropped unanswered only if the reader panicked.
+        read.await.unwrap_or_else(|_| {
+            Err(fail(
+                "could not be read: the reading thread ended without an answer".into(),
+                "This is a bug; please report it.",
+            ))
+        })
     }
-}
-
-fn spawn_read(path: &Path, reader: Reader) -> Reading {
-    let (tx, rx) = oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name(READER_THREAD.into())
-        .spawn(move || tx.send(reader()));
-    let path = path.to_path_buf();
-    async move {
-        let (what, fix) = match spawned {
-            Ok(_) => match rx.await {
-                Ok(read) => return read,
-                Err(_) => (
-                    "could not be read: the reading thread ended without an answer".into(),
-                    "This is a bug; please report it.",
-                ),
-            },
-            Err(e) => (
-                format!("could not be read: no thread could be started to read it ({e})"),
-                "The process is out of threads or memory; check its limits (ulimit -u, the container's pids limit).",
-            ),
-        };
-        Err(file_error(&path, &what, fix, ProblemId::TokenFileUnreadable))
-    }
-    .boxed()
-    .shared()
 }
 
 #[cfg(test)]
@@ -288,7 +277,7 @@ mod tests {
         ] {
             let e = read_token_file(p).unwrap_err();
             assert!(e.what.contains(needle), "{}: {e:?}", p.display());
-            let e = check_token_file(p).unwrap_err();
+            let e = open_regular(p).unwrap_err();
             assert!(e.what.contains(needle), "{}: {e:?}", p.display());
         }
         // A symlink is followed: to a device it is refused, to a regular file it is read.

@@ -112,14 +112,6 @@ impl ForeignAudience {
     }
 }
 
-/// Audiences that make a token a credential for something else: AWS STS (IRSA), the EKS Pod
-/// Identity agent, or the cluster's API server. Handing such a token to a third party lets that
-/// party act as the pod there. An audience equal to the token's issuer is foreign too; see
-/// [`ForeignAudience::first_in_claims`].
-pub fn is_foreign_audience(aud: &str) -> bool {
-    ForeignAudience::of(aud).is_some()
-}
-
 /// A token file that is a credential for something else, recognised by its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForeignPath {
@@ -249,10 +241,8 @@ mod tests {
         ] {
             assert_eq!(ForeignAudience::of(aud), kind, "{aud:?}");
         }
-        assert!(is_foreign_audience(
-            "https://kubernetes.default.svc.cluster.local/"
-        ));
-        assert!(!is_foreign_audience("api://AzureADTokenExchange"));
+        assert!(ForeignAudience::of("https://kubernetes.default.svc.cluster.local/").is_some());
+        assert!(ForeignAudience::of("api://AzureADTokenExchange").is_none());
     }
 
     #[test]

@@ -4,10 +4,8 @@
 //! `..data`, which is swapped by rename on every rotation. The file is therefore re-opened by path
 //! for every exchange; no descriptor and no content is kept between exchanges.
 
-use super::file_read::{FileContent, FileProblem, ReadGate, check_token_file, read_token_file};
-use super::foreign::{
-    ForeignAudience, ForeignPath, denied_paths, foreign_path, is_foreign_audience,
-};
+use super::file_read::{FileContent, FileProblem, ReadGate, open_regular, read_token_file};
+use super::foreign::{ForeignAudience, ForeignPath, denied_paths, foreign_path};
 use super::{Assertion, AssertionSource};
 use crate::clock::Clock;
 use crate::config::{
@@ -71,10 +69,8 @@ pub(crate) fn unused_credentials(
     let found: Vec<String> = (denied.iter())
         .filter(|(path, _)| path.is_file())
         .map(|(path, foreign)| {
-            let bytes = read_token_file(path).map(|c| c.bytes).unwrap_or_default();
-            let claims = (token_text(&bytes).ok())
-                .and_then(|t| decode_token(t).ok())
-                .map(|jwt| jwt.claims);
+            let claims = (read_token_file(path).ok())
+                .and_then(|c| Some(jwt::decode(token_text(&c.bytes).ok()?).ok()?.claims));
             let kind = (claims.as_ref().and_then(ForeignAudience::first_in_claims))
                 .unwrap_or(foreign.kind);
             let read = claims.map(|c| {
@@ -119,7 +115,7 @@ pub(crate) fn audience_fix(
         );
     }
     match claims.aud.first() {
-        Some(own) if !is_foreign_audience(own) => {
+        Some(own) if ForeignAudience::of(own).is_none() => {
             // The token's claim: escaped (one line), and one shell word in the command.
             let own = escape(own);
             format!(
@@ -245,12 +241,10 @@ fn fmt_time(t: OffsetDateTime) -> String {
 
 fn fmt_age(d: Duration) -> String {
     let s = d.whole_seconds();
-    if s.abs() >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s.abs() % 3600) / 60)
-    } else if s.abs() >= 60 {
-        format!("{}m{:02}s", s / 60, s.abs() % 60)
-    } else {
-        format!("{s}s")
+    match s.abs() {
+        3600.. => format!("{}h{:02}m", s / 3600, (s.abs() % 3600) / 60),
+        60.. => format!("{}m{:02}s", s / 60, s.abs() % 60),
+        _ => format!("{s}s"),
     }
 }
 
@@ -258,7 +252,7 @@ fn fmt_age(d: Duration) -> String {
 /// itself or as the token's own issuer `iss` (then the public cloud's).
 pub(crate) fn safe_audience<'a>(expected: &'a str, iss: Option<&str>) -> &'a str {
     let norm = |s: &str| s.trim().trim_end_matches('/').to_ascii_lowercase();
-    if is_foreign_audience(expected) || iss.is_some_and(|i| norm(i) == norm(expected)) {
+    if ForeignAudience::of(expected).is_some() || iss.is_some_and(|i| norm(i) == norm(expected)) {
         crate::config::AUDIENCE_PUBLIC
     } else {
         expected
@@ -332,7 +326,9 @@ impl TokenFileSource {
     pub(crate) fn check_now(&self) -> Result<(), CredentialError> {
         let (allow, expected) = (self.allow_foreign_audience, &self.expected_audience);
         check_path(&self.path, &self.denied, allow, expected)?;
-        check_token_file(&self.path).map_err(|p| p.into_error(&self.path))
+        open_regular(&self.path)
+            .map(drop)
+            .map_err(|p| p.into_error(&self.path))
     }
 
     /// The path check and the bounded read, on the read thread (see [`ReadGate`]): resolving

@@ -6,21 +6,19 @@
 use super::managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions};
 use super::{
     ChainSource, ChainedTokenCredential, ChainedTokenCredentialOptions, CredentialUnavailable,
-    one_line,
+    causes, credential_error, one_line,
 };
 use crate::CredentialError;
 use crate::config::{AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_TENANT_ID, Env};
 use crate::credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
-use azure_core::error::ErrorKind;
 use azure_core::http::ClientOptions;
 use azure_identity::{
     AzureCliCredential, AzureCliCredentialOptions, AzureDeveloperCliCredential,
     AzureDeveloperCliCredentialOptions, ClientAssertionCredentialOptions, ClientSecretCredential,
     ClientSecretCredentialOptions, Executor,
 };
-use std::error::Error as StdError;
 use std::sync::Arc;
 
 /// `AZURE_TOKEN_CREDENTIALS`: `prod`, `dev` or one source's name (case-insensitive) to narrow
@@ -179,18 +177,14 @@ impl DefaultAzureCredential {
                 }
                 _ => developer_tool(name, developer_tools_executor.clone()),
             };
-            chain.push(ChainSource::new(
-                name,
-                credential.unwrap_or_else(Failing::with),
-            ));
+            chain.push(source(name, credential));
             #[cfg(feature = "aws")]
             if name == WORKLOAD_IDENTITY
                 && let Some(aws) = aws_outbound.take()
             {
                 let credential =
                     WorkloadIdentityCredential::from_aws(Some(workload_options()), aws);
-                let credential = credential.map_or_else(Failing::with, |c| c as _);
-                chain.push(ChainSource::new(AWS_WEB_IDENTITY, credential));
+                chain.push(source(AWS_WEB_IDENTITY, credential.map(|c| c as _)));
             }
         }
         tracing::debug!(sources = ?chain.iter().map(ChainSource::name).collect::<Vec<_>>(), selection = %why, "DefaultAzureCredential created");
@@ -239,28 +233,11 @@ const AZURE_USERNAME: &str = "AZURE_USERNAME";
 
 /// The source of a credential that could not be constructed: every call fails with the
 /// construction's error, "unavailable" (the chain moves on) when the source is not configured here,
-/// otherwise an error that stops the chain at the first token request.
+/// otherwise an error that stops the chain at the first token request. A [`CredentialUnavailable`]
+/// or [`CredentialError`] is returned as itself (downcastable; unavailable when "not
+/// configured"), anything else by its text.
 #[derive(Debug)]
-enum Failing {
-    Unavailable(CredentialUnavailable),
-    /// Kept as itself: downcastable, and unavailable when it is "not configured".
-    Credential(CredentialError),
-    Other(String),
-}
-
-impl Failing {
-    fn with(error: azure_core::Error) -> Arc<dyn TokenCredential> {
-        Arc::new(
-            if let Some(e) = error.downcast_ref::<CredentialUnavailable>() {
-                Self::Unavailable(e.clone())
-            } else if let Some(e) = error.downcast_ref::<CredentialError>() {
-                Self::Credential(e.clone())
-            } else {
-                Self::Other(error.to_string())
-            },
-        )
-    }
-}
+struct Failing(azure_core::Error);
 
 #[async_trait::async_trait]
 impl TokenCredential for Failing {
@@ -269,12 +246,21 @@ impl TokenCredential for Failing {
         _: &[&str],
         _: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
-        Err(match self {
-            Self::Unavailable(e) => e.clone().into(),
-            Self::Credential(e) => e.clone().into(),
-            Self::Other(m) => credential_error(m.clone()),
-        })
+        Err(
+            if let Some(e) = self.0.downcast_ref::<CredentialUnavailable>() {
+                e.clone().into()
+            } else if let Some(e) = self.0.downcast_ref::<CredentialError>() {
+                e.clone().into()
+            } else {
+                credential_error(self.0.to_string())
+            },
+        )
     }
+}
+
+/// A source for `credential`, or for the error that constructing it failed with ([`Failing`]).
+fn source(name: &str, credential: azure_core::Result<Arc<dyn TokenCredential>>) -> ChainSource {
+    ChainSource::new(name, credential.unwrap_or_else(|e| Arc::new(Failing(e))))
 }
 
 /// The authority for credentials of azure_identity, resolved through our [`Env`] so that
@@ -353,11 +339,6 @@ fn environment(
         })
 }
 
-/// An error of kind `Credential` with `message`.
-fn credential_error(message: String) -> azure_core::Error {
-    azure_core::Error::with_message(ErrorKind::Credential, message)
-}
-
 /// azure_identity's `AzureCliCredential` (`name` is `AzureCliCredential`) or
 /// `AzureDeveloperCliCredential`, whose "not installed" and "not logged in" errors are
 /// "unavailable".
@@ -401,13 +382,10 @@ impl TokenCredential for DeveloperTool {
             "no such file or directory",
         ];
         self.0.get_token(scopes, options).await.map_err(|e| {
-            let unavailable =
-                std::iter::successors(Some(&e as &(dyn StdError + 'static)), |&e| e.source()).any(
-                    |e| {
-                        let text = e.to_string().to_ascii_lowercase();
-                        UNAVAILABLE.iter().any(|needle| text.contains(needle))
-                    },
-                );
+            let unavailable = causes(&e).any(|e| {
+                let text = e.to_string().to_ascii_lowercase();
+                UNAVAILABLE.iter().any(|needle| text.contains(needle))
+            });
             if unavailable {
                 CredentialUnavailable::new(one_line(&e.to_string())).into()
             } else {

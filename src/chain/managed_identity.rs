@@ -1,11 +1,10 @@
 //! Managed identity that knows it may be running on AWS: see [`ManagedIdentityCredential`].
 
-use super::CredentialUnavailable;
+use super::{CredentialUnavailable, credential_error};
 use crate::config::{AZURE_CLIENT_ID, Env};
 use crate::http::{Failure, SendError, send_capped};
 use azure_core::async_runtime::get_async_runtime;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use azure_core::error::ErrorKind;
 use azure_core::http::headers::{self, HeaderName};
 use azure_core::http::{ClientOptions, Context, Method, Request, Url};
 use azure_core::time::Duration;
@@ -92,13 +91,10 @@ impl ManagedIdentityCredential {
     pub fn new(options: Option<ManagedIdentityCredentialOptions>) -> azure_core::Result<Arc<Self>> {
         let mut options = options.unwrap_or_default();
         if options.imds_endpoint.scheme() != "http" || options.imds_endpoint.host_str().is_none() {
-            return Err(azure_core::Error::with_message(
-                ErrorKind::Credential,
-                format!(
-                    "ManagedIdentityCredential: imds_endpoint {} must be an http://host[:port] URL (IMDS is plain HTTP on a link-local address)",
-                    options.imds_endpoint
-                ),
-            ));
+            return Err(credential_error(format!(
+                "ManagedIdentityCredential: imds_endpoint {} must be an http://host[:port] URL (IMDS is plain HTTP on a link-local address)",
+                options.imds_endpoint
+            )));
         }
         if options.user_assigned_id.is_none() {
             options.user_assigned_id = options
@@ -152,9 +148,9 @@ impl TokenCredential for ManagedIdentityCredential {
             .map(|c| c as _)
             .map_err(|e| e.to_string()),
         });
-        let inner = inner.as_ref().map_err(|e| {
-            azure_core::Error::with_message(ErrorKind::Credential, format!("{name}: {e}"))
-        })?;
+        let inner = inner
+            .as_ref()
+            .map_err(|e| credential_error(format!("{name}: {e}")))?;
         inner.get_token(scopes, options).await.map_err(|e| {
             let text = e.to_string();
             // IMDS answers 400 "Identity not found" when no identity is assigned to the VM.

@@ -1,6 +1,6 @@
 //! [`Env`], the environment the credential reads (the process environment or a fixed map).
 
-use super::invalid_in;
+use super::invalid;
 use crate::error::CredentialError;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -90,15 +90,11 @@ impl Env {
                     raw.to_string_lossy()
                 )
             };
-            invalid_in(
-                credential,
-                name,
-                &format!(
-                    "the environment variable {name} is set, but its value is not valid UTF-8 \
-                     ({shown}); it is not used"
-                ),
-                fix(),
-            )
+            let problem = format!(
+                "the environment variable {name} is set, but its value is not valid UTF-8 \
+                 ({shown}); it is not used"
+            );
+            invalid(name, &problem, fix()).named(Some(credential))
         })
     }
 }

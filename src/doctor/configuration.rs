@@ -3,11 +3,10 @@
 use super::{Check, CheckId, Doctor, Inputs, Status, with_source};
 use crate::assertion::TokenFileSource;
 use crate::assertion::foreign::denied_paths;
-use crate::assertion::token_file::unused_credentials;
 use crate::cloud::{PUBLIC, default_audience_for};
 use crate::config::{
     self, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_AUDIENCE, AZURE_FEDERATED_TOKEN_FILE,
-    AZURE_TENANT_ID, CLIENT_ID_COMMANDS, ConfigInputs, Sourced, TENANT_ID_COMMAND, ValueSource,
+    AZURE_TENANT_ID, CLIENT_ID_COMMANDS, Sourced, TENANT_ID_COMMAND, ValueSource,
 };
 use crate::credential::WorkloadIdentityCredentialOptions;
 use crate::problem::ProblemId;
@@ -43,20 +42,7 @@ const AWS_ASSERTION: &str = "AWS STS GetWebIdentityToken (see `aws-sts`)";
 pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: bool) -> Inputs {
     let (env, cloud) = (&o.env, o.credential_options.client_options.cloud.as_deref());
     // As the credential does for a custom assertion source: no token file is needed.
-    let resolved = config::resolve(&ConfigInputs {
-        client_id: o.client_id.as_deref(),
-        tenant_id: o.tenant_id.as_deref(),
-        token_file_path: if aws {
-            Some(Path::new(AWS_ASSERTION))
-        } else {
-            o.token_file_path.as_deref()
-        },
-        cloud,
-        expected_audience: o.expected_audience.as_deref(),
-        well_known_token_paths: &o.well_known_token_paths,
-        env,
-        unused_token: &|aud| unused_credentials(&denied_paths(env), aud),
-    });
+    let resolved = o.resolve(aws.then_some(Path::new(AWS_ASSERTION)));
     let client = config::pick(o.client_id.as_deref(), env, AZURE_CLIENT_ID);
     let tenant = config::pick(o.tenant_id.as_deref(), env, AZURE_TENANT_ID);
     let token_file = (!aws)

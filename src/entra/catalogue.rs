@@ -277,7 +277,7 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Option<Problem
 
 /// `template` with each `{name}` replaced by `value(name)`, in one pass (a value is never read
 /// as a template); a name without a value stays as written.
-fn fill(template: &str, value: &dyn Fn(&str) -> Option<String>) -> String {
+pub(super) fn fill(template: &str, value: &dyn Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(open) = rest.find('{') {

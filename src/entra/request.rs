@@ -35,8 +35,9 @@ pub(crate) enum Phase {
 }
 
 /// Where one attempt is: its phase, the URL of its request (once sent) and the transport failure
-/// of its last try that the retry policy retries, if any; shared by the cache (which reads it on
-/// time-out), the exchange and [`AttemptPolicy`] (through the request [`Context`]).
+/// of its last try that the retry policy retries, if any (a time-out reports that cause beside
+/// the phase that hung); shared by the cache (which reads it on time-out), the exchange and
+/// [`AttemptPolicy`] (through the request [`Context`]).
 #[derive(Debug, Default)]
 pub(crate) struct Progress(Mutex<(Phase, Option<Url>, Option<Failure>)>);
 
@@ -47,15 +48,13 @@ impl Progress {
     pub(crate) fn set(&self, phase: Phase) {
         self.lock().0 = phase;
     }
-    /// The phase, the URL requested (once a request was sent) and the transport failure the last
-    /// retried try ended with (the cause a time-out reports beside the phase that hung).
     pub(crate) fn get(&self) -> (Phase, Option<Url>, Option<Failure>) {
         self.lock().clone()
     }
 }
 
 /// Per-try policy of the token request: see the module documentation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct AttemptPolicy;
 
 /// Largest body of a throttling answer kept (the rest is dropped; Entra's is a few hundred bytes).
@@ -74,52 +73,43 @@ impl Policy for AttemptPolicy {
             let mut state = progress.lock();
             (state.0, state.1) = (Phase::Request, Some(request.url().clone()));
         }
-        let result = next[0].send(ctx, request, &next[1..]).await;
-        let retryable = match &result {
-            Ok(resp) => {
+        let (phase, failure, result) = match next[0].send(ctx, request, &next[1..]).await {
+            Ok(r)
+                if matches!(u16::from(r.status()), 429 | 503)
+                    && (r.headers().get_optional_str(&headers::RETRY_AFTER)).is_some() =>
+            {
                 progress.set(Phase::Response);
-                let code = u16::from(resp.status());
-                if matches!(code, 429 | 503)
-                    && resp
-                        .headers()
-                        .get_optional_str(&headers::RETRY_AFTER)
-                        .is_some()
-                {
-                    let (status, headers, stream) = result?.deconstruct();
-                    let body: Vec<u8> = read_capped(status, stream, MAX_THROTTLED_BODY)
-                        .await
-                        .unwrap_or_default();
-                    let answer = RawResponse::from_bytes(status, headers, body);
-                    return Err(azure_core::Error::with_message(
-                        ErrorKind::HttpResponse {
-                            status,
-                            error_code: None,
-                            raw_response: Some(Box::new(answer)),
-                        },
-                        format!("HTTP {code} with Retry-After"),
-                    ));
+                let (status, headers, stream) = r.deconstruct();
+                let body = read_capped(status, stream, MAX_THROTTLED_BODY).await;
+                let answer = RawResponse::from_bytes(status, headers, body.unwrap_or_default());
+                let kind = ErrorKind::HttpResponse {
+                    status,
+                    error_code: None,
+                    raw_response: Some(Box::new(answer)),
+                };
+                let message = format!("HTTP {} with Retry-After", u16::from(status));
+                return Err(azure_core::Error::with_message(kind, message));
+            }
+            Ok(r) => match u16::from(r.status()) {
+                408 | 429 | 500 | 502 | 503 | 504 => (Phase::RetryWait, None, Ok(r)),
+                _ => (Phase::Response, None, Ok(r)),
+            },
+            Err(e) if matches!(e.kind(), ErrorKind::Io | ErrorKind::Connection) => {
+                match Failure::of(request.url(), &e) {
+                    f if f.cause.is_transient() => (Phase::RetryWait, Some(f), Err(e)),
+                    // azure_core's retry policy retries only `Io` and `Connection` errors. No
+                    // message of its own: the error's text (and so the cause chain) stays the
+                    // transport's.
+                    _ => (
+                        Phase::Request,
+                        None,
+                        Err(azure_core::Error::new(ErrorKind::Other, e)),
+                    ),
                 }
-                matches!(code, 408 | 429 | 500 | 502 | 503 | 504)
             }
-            Err(e) => matches!(e.kind(), ErrorKind::Io | ErrorKind::Connection),
+            Err(e) => (Phase::Request, None, Err(e)),
         };
-        let failure = match &result {
-            Err(e) if retryable => Some(Failure::of(request.url(), e)),
-            _ => None,
-        };
-        let fatal = failure.as_ref().is_some_and(|f| !f.cause.is_transient());
-        {
-            let mut state = progress.lock();
-            if retryable && !fatal {
-                state.0 = Phase::RetryWait;
-            }
-            state.2 = failure.filter(|_| !fatal);
-        }
-        match result {
-            // azure_core's retry policy retries only `Io` and `Connection` errors. No message of
-            // its own: the error's text (and so the cause chain) stays the transport's.
-            Err(e) if fatal => Err(azure_core::Error::new(ErrorKind::Other, e)),
-            other => other,
-        }
+        *progress.lock() = (phase, Some(request.url().clone()), failure);
+        result
     }
 }

@@ -2,7 +2,7 @@
 //! settings, the client (built on first use, every call time-bounded) and one
 //! `GetWebIdentityToken` call.
 
-use super::errors::{NAME, STS_ANSWER_FIX, attempt_timed_out, invalid, map_sdk_error};
+use super::errors::{NAME, PROVIDER_FIX, STS_ANSWER_FIX, invalid, map_sdk_error};
 use super::*;
 use crate::assertion::Assertion;
 use crate::clock::Clock;
@@ -116,9 +116,27 @@ impl StsClient {
         self.client.get().map(|s| s.region.as_str())
     }
 
-    /// The error of an attempt for `audience` that outlived `bound`.
+    /// An attempt for `audience` (client, AWS credentials, the STS call with its retries) that
+    /// outlived `bound`.
     pub(super) fn timed_out(&self, bound: time::Duration, audience: &str) -> CredentialError {
-        attempt_timed_out(bound, audience, self.built_region())
+        let region = self.built_region();
+        let endpoint = region.map_or("the regional STS endpoint".into(), |r| {
+            format!("sts.{r}.amazonaws.com")
+        });
+        CredentialError::new(
+            ProblemId::AwsSts,
+            format!(
+                "getting a web identity token (audience {audience}, region {}) from AWS STS did not finish within {} s: \
+                 loading the AWS configuration, resolving the AWS credentials or the GetWebIdentityToken call hung; this is retried.",
+                region.unwrap_or("not known yet"),
+                bound.as_seconds_f64()
+            ),
+        )
+        .named(NAME)
+        .with_category(ErrorCategory::Timeout)
+        .with_fix(format!(
+            "check network access to {endpoint} (or your STS endpoint override), and {PROVIDER_FIX}"
+        ))
     }
 
     /// What a probe reports about `jwt`.

@@ -67,7 +67,7 @@ const STS_NETWORK_FIX: &str = "allow egress to the regional STS endpoint (sts.<r
      behind a proxy set HTTPS_PROXY.";
 
 /// The fix when the AWS credential provider (EKS Pod Identity agent, IRSA, ...) fails.
-const PROVIDER_FIX: &str = "check the AWS credential provider: on EKS the Pod Identity agent (`kubectl -n kube-system logs ds/eks-pod-identity-agent`) or the IRSA token; \
+pub(super) const PROVIDER_FIX: &str = "check the AWS credential provider: on EKS the Pod Identity agent (`kubectl -n kube-system logs ds/eks-pod-identity-agent`) or the IRSA token; \
      `aws sts get-caller-identity` in the same environment must succeed. It is retried.";
 
 /// The fix of an answer from the STS endpoint that is not AWS STS's.
@@ -84,35 +84,16 @@ pub(super) fn invalid(message: String) -> CredentialError {
     CredentialError::new(ProblemId::AwsLimits, format!("{message}.")).named(NAME)
 }
 
-/// An attempt (client, AWS credentials, the STS call with its retries) that outlived `bound`.
-pub(super) fn attempt_timed_out(
-    bound: time::Duration,
+/// STS error codes and what to do about them: the problem, the fix with the request's values,
+/// and whether the code is transient (throttling, STS's own failures).
+pub(super) fn fix_for(
+    code: &str,
     audience: &str,
-    region: Option<&str>,
-) -> CredentialError {
-    let endpoint = region.map_or("the regional STS endpoint".into(), |r| {
-        format!("sts.{r}.amazonaws.com")
-    });
-    CredentialError::new(
-        ProblemId::AwsSts,
-        format!(
-            "getting a web identity token (audience {audience}, region {}) from AWS STS did not finish within {} s: \
-             loading the AWS configuration, resolving the AWS credentials or the GetWebIdentityToken call hung; this is retried.",
-            region.unwrap_or("not known yet"),
-            bound.as_seconds_f64()
-        ),
-    )
-    .named(NAME)
-    .with_category(ErrorCategory::Timeout)
-    .with_fix(format!(
-        "check network access to {endpoint} (or your STS endpoint override), and {PROVIDER_FIX}"
-    ))
-}
-
-/// An STS error code's problem and fix; in the fix, `{audience}`, `{duration}` and `{region}`
-/// stand for the request's values.
-fn code_entry(code: &str) -> (ProblemId, &'static str) {
-    match code {
+    region: &str,
+    duration: i32,
+) -> (ProblemId, String, bool) {
+    // In the fix, `{audience}`, `{duration}` and `{region}` stand for the request's values.
+    let (problem, fix) = match code {
         "AccessDenied" | "AccessDeniedException" => (
             ProblemId::AwsAccessDenied,
             "The calling IAM role is not allowed to call sts:GetWebIdentityToken. Attach an identity-based policy that allows \"sts:GetWebIdentityToken\" \
@@ -168,18 +149,7 @@ fn code_entry(code: &str) -> (ProblemId, &'static str) {
             ProblemId::AwsSts,
             "look the AWS error code above up in the AWS STS API reference (GetWebIdentityToken, Errors); the request id identifies the call to AWS support.",
         ),
-    }
-}
-
-/// STS error codes and what to do about them: the problem, the fix with the request's values,
-/// and whether the code is transient (throttling, STS's own failures).
-pub(super) fn fix_for(
-    code: &str,
-    audience: &str,
-    region: &str,
-    duration: i32,
-) -> (ProblemId, String, bool) {
-    let (problem, fix) = code_entry(code);
+    };
     let fix = fix
         .replace("{duration}", &duration.to_string())
         .replace("{region}", region)

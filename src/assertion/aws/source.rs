@@ -102,14 +102,8 @@ impl AwsWebIdentitySource {
     /// source, exchanges the token it examined), and what Entra will see of it.
     #[cfg(feature = "doctor")]
     pub(crate) async fn probe_and_keep(&self) -> Result<(AwsProbe, Assertion), CredentialError> {
-        let jwt = self.jwt().await?;
+        let jwt = self.cache.get_token(self.audience(), ()).await?;
         Ok((self.sts.probe_of(&jwt), jwt.assertion))
-    }
-
-    /// The cached JWT (fetched first when there is none to serve).
-    async fn jwt(&self) -> Result<WebIdentityToken, CredentialError> {
-        let audience = self.audience();
-        self.cache.get_token(audience, ()).await
     }
 
     /// [`new`](Self::new) on `clock`, with the JWT cache's attempt bound `attempt_timeout` (25 s
@@ -201,7 +195,8 @@ impl TokenSource for StsClient {
 #[async_trait::async_trait]
 impl AssertionSource for AwsWebIdentitySource {
     async fn assertion(&self) -> Result<Assertion, CredentialError> {
-        Ok(self.jwt().await?.assertion)
+        // The cached JWT (fetched first when there is none to serve).
+        Ok(self.cache.get_token(self.audience(), ()).await?.assertion)
     }
 
     /// The credential's attempt bound ran out while STS was being asked: STS's time-out error.
