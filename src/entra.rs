@@ -12,13 +12,14 @@ mod response;
 mod tests;
 
 use catalogue::fill;
-use response::{invalid_response, retry_after_delay, server_now, throttled};
+use response::{invalid_response, retry_after_delay, throttled};
 pub(crate) use response::{parse_error, parse_success};
 
 use crate::assertion::{Assertion, AssertionSource};
 use crate::cache::{self, Event, Fetched, SourceError, TokenSource};
 use crate::clock::Clock;
 use crate::error::{CredentialError, log_cache_event};
+use crate::escape::escape;
 use crate::http::{Failure, SendError, send_capped};
 use crate::jwt::{Claims, Header};
 use crate::problem::{Page, ProblemId};
@@ -151,47 +152,40 @@ impl Exchange {
             .append_pair("client_assertion", assertion.secret())
             .finish();
         req.set_body(body);
-        Err(
-            match send_capped(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES).await {
-                Ok(answer) => return Ok(answer),
-                // Only [`AttemptPolicy`] puts an answer into an error: a throttling one.
-                Err(SendError::Transport(e)) => match e.kind() {
-                    ErrorKind::HttpResponse {
-                        raw_response: Some(answer),
-                        ..
-                    } => {
-                        let (status, headers) = (answer.status(), answer.headers().clone());
-                        return Ok((status, headers, answer.body().to_vec()));
-                    }
-                    _ => transport_error(&Failure::of(&self.endpoint, &e), None).with_source(e),
-                },
-                Err(SendError::BrokeOff {
-                    status,
-                    received,
-                    error,
-                }) => {
-                    let failure = Failure::of(&self.endpoint, &error);
-                    let (origin, words, chain) = (&failure.origin, failure.words(), &failure.chain);
-                    CredentialError::new(
-                    failure.cause,
-                    format!(
-                        "the token endpoint's answer (HTTP {}) from {origin} broke off: {words}. \
-                         This is usually transient; the credential retries.\n  Cause: after {received} bytes: {chain}",
-                        u16::from(status),
-                    ),
-                )
-                .with_fix(cause_fix(&failure))
-                .with_transient(true)
-                .with_source(error)
-                }
-                Err(SendError::TooLarge { status }) => invalid_response(
-                    status,
-                    format!(
-                        "a body larger than {MAX_RESPONSE_BYTES} bytes (reading stopped there)"
-                    ),
-                ),
+        match send_capped(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES).await {
+            Ok(answer) => Ok(answer),
+            // Only [`AttemptPolicy`] puts an answer into an error: a throttling one.
+            Err(SendError::Transport(e)) => match e.kind() {
+                ErrorKind::HttpResponse {
+                    raw_response: Some(a),
+                    ..
+                } => Ok((a.status(), a.headers().clone(), a.body().to_vec())),
+                _ => Err(transport_error(&Failure::of(&self.endpoint, &e), None).with_source(e)),
             },
-        )
+            Err(SendError::BrokeOff {
+                status,
+                received,
+                error,
+            }) => {
+                let failure = Failure::of(&self.endpoint, &error);
+                let (origin, words, chain) = (&failure.origin, failure.words(), &failure.chain);
+                let facts = format!(
+                    "the token endpoint's answer (HTTP {}) from {origin} broke off: {words}. \
+                     This is usually transient; the credential retries.\n  Cause: after \
+                     {received} bytes: {chain}",
+                    u16::from(status),
+                );
+                Err(CredentialError::new(failure.cause, facts)
+                    .with_fix(cause_fix(&failure))
+                    .with_transient(true)
+                    .with_source(error))
+            }
+            Err(SendError::TooLarge { status }) => Err(invalid_response(
+                status,
+                None,
+                format!("a body larger than {MAX_RESPONSE_BYTES} bytes (reading stopped there)."),
+            )),
+        }
     }
 
     /// One token request and its answer, read.
@@ -209,7 +203,12 @@ impl Exchange {
         }
         if status.is_redirection() {
             let location = hdrs.get_optional_str(&headers::HeaderName::from_static("location"));
-            return Err(response::redirect(status, &self.endpoint, location));
+            let to = escape(location.unwrap_or("(no Location header)"));
+            let what = format!(
+                "a redirect to {to}, which the credential does not follow: the request carries \
+                 the client assertion, which goes only to the authority host."
+            );
+            return Err(invalid_response(status, Some(&self.endpoint), what));
         }
         let header = crate::jwt::decode_header(assertion.secret());
         let ctx = ErrorContext {
@@ -222,9 +221,11 @@ impl Exchange {
             origin: assertion.origin(),
         };
         let retry_after = hdrs.get_optional_str(&headers::RETRY_AFTER);
+        // An HTTP-date `Retry-After` is read against the server's clock that wrote it (its `Date`
+        // header): a skewed local clock would shorten or stretch it.
         let date = hdrs.get_optional_str(&headers::HeaderName::from_static("date"));
-        let after =
-            retry_after.and_then(|v| retry_after_delay(v, server_now(date, self.clock.now())));
+        let now = date.and_then(|d| azure_core::time::parse_rfc7231(d.trim()).ok());
+        let after = retry_after.and_then(|v| retry_after_delay(v, now.unwrap_or(self.clock.now())));
         let error = parse_error(status, retry_after, &body, &ctx);
         Err(match after {
             Some(after) if matches!(u16::from(status), 429 | 503) => throttled(error, after),

@@ -26,11 +26,18 @@ struct ErrorBody {
     correlation_id: Option<String>,
 }
 
-pub(super) fn invalid_response(status: StatusCode, what: String) -> CredentialError {
-    let code = u16::from(status);
+/// An answer with `status` that is neither a token nor Entra's error: `what` it held, ending its
+/// sentence; the token `endpoint` is named when given.
+pub(super) fn invalid_response(
+    status: StatusCode,
+    endpoint: Option<&Url>,
+    what: impl std::fmt::Display,
+) -> CredentialError {
+    let (code, endpoint) = (u16::from(status), endpoint.map(|e| format!(" {e}")));
+    let endpoint = endpoint.unwrap_or_default();
     CredentialError::new(
         ProblemId::InvalidResponse,
-        format!("the token endpoint answered HTTP {code} with {what}."),
+        format!("the token endpoint{endpoint} answered HTTP {code} with {what}"),
     )
     .with_status(status)
 }
@@ -41,7 +48,7 @@ pub(crate) fn parse_success(
     body: &[u8],
     now: time::OffsetDateTime,
 ) -> Result<Fetched<AccessToken>, CredentialError> {
-    let invalid = |what: String| invalid_response(status, what);
+    let invalid = |what: String| invalid_response(status, None, what + ".");
     let parsed: serde_json::Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
         let len = body.len();
         invalid(match () {
@@ -115,25 +122,6 @@ pub(super) fn is_entra_error(body: &[u8]) -> bool {
         .is_ok_and(|b| b.error.is_some() || !b.error_codes.is_empty())
 }
 
-/// A redirect (`status` 3xx) from the token `endpoint` to `location`: never followed, since the
-/// request carries the client assertion.
-pub(super) fn redirect(
-    status: StatusCode,
-    endpoint: &Url,
-    location: Option<&str>,
-) -> CredentialError {
-    let to = escape(location.unwrap_or("(no Location header)"));
-    CredentialError::new(
-        ProblemId::InvalidResponse,
-        format!(
-            "the token endpoint {endpoint} answered HTTP {} with a redirect to {to}, which the credential does not follow: \
-             the request carries the client assertion, which goes only to the authority host.",
-            u16::from(status)
-        ),
-    )
-    .with_status(status)
-}
-
 pub(super) fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or_default().trim()
 }
@@ -148,13 +136,6 @@ pub(crate) fn retry_after_delay(value: &str, now: time::OffsetDateTime) -> Optio
     Some((at - now).max(Duration::ZERO))
 }
 
-/// The server's time, from its `Date` header, so an HTTP-date `Retry-After` is read against the
-/// clock that wrote it (a skewed local clock would shorten or stretch it); `local` without one.
-pub(super) fn server_now(date: Option<&str>, local: time::OffsetDateTime) -> time::OffsetDateTime {
-    date.and_then(|d| azure_core::time::parse_rfc7231(d.trim()).ok())
-        .unwrap_or(local)
-}
-
 /// Turn a non-2xx answer into an error that says what failed and how to fix it. Its
 /// [`source`](std::error::Error::source) is the `azure_core::Error` of kind
 /// `ErrorKind::HttpResponse { status, error_code, raw_response }` that azure_identity returns for
@@ -166,46 +147,34 @@ pub(crate) fn parse_error(
     body: &[u8],
     ctx: &ErrorContext<'_>,
 ) -> CredentialError {
-    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
-    let description = (parsed.as_ref().and_then(|b| b.error_description.as_deref()))
-        .map(first_line)
+    let b: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
+    let description = (b.error_description.as_deref().map(first_line))
         .filter(|d| !d.is_empty())
         .map(str::to_owned);
-    let codes = parsed
-        .as_ref()
-        .map_or_else(Vec::new, |b| b.error_codes.clone());
-    let joined = codes
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let joined: Vec<_> = b.error_codes.iter().map(u32::to_string).collect();
     let mut headers = Headers::new();
     if let Some(r) = retry_after {
         headers.insert(headers::RETRY_AFTER, r.to_string());
     }
-    let http = azure_core::Error::with_message(
-        ErrorKind::HttpResponse {
-            status,
-            error_code: Some(joined).filter(|c| !c.is_empty()),
-            raw_response: Some(Box::new(RawResponse::from_bytes(
-                status,
-                headers,
-                body.to_vec(),
-            ))),
-        },
-        (description.clone()).unwrap_or_else(|| format!("HTTP {}", u16::from(status))),
-    );
-    let error = match parsed {
-        Some(b) if b.error.is_some() || !codes.is_empty() => {
+    let answer = RawResponse::from_bytes(status, headers, body.to_vec());
+    let kind = ErrorKind::HttpResponse {
+        status,
+        error_code: Some(joined.join(",")).filter(|c| !c.is_empty()),
+        raw_response: Some(Box::new(answer)),
+    };
+    let message = (description.clone()).unwrap_or_else(|| format!("HTTP {}", u16::from(status)));
+    let http = azure_core::Error::with_message(kind, message);
+    let error = match b.error.is_some() || !b.error_codes.is_empty() {
+        true => {
             let answer = EntraAnswer {
                 description,
                 error: b.error,
                 trace_id: b.trace_id,
                 correlation_id: b.correlation_id,
             };
-            entra_error(status, retry_after, codes, answer, ctx)
+            entra_error(status, retry_after, b.error_codes, answer, ctx)
         }
-        _ => foreign_error(status, retry_after, body, ctx),
+        false => foreign_error(status, retry_after, body, ctx.endpoint),
     };
     error.with_source(http)
 }
@@ -228,26 +197,18 @@ fn entra_error(
             .join(", "),
     };
     let error = answer.error.as_deref().unwrap_or("");
-    let retry = retry_after
-        .map(|r| format!(", Retry-After: {r}"))
-        .unwrap_or_default();
+    let retry = retry_after.map(|r| format!(", Retry-After: {r}"));
     let primary = codes.first().copied();
     // The first line: the entry's key fact with its values, the same for every retry of the
     // fault (Retry-After, trace and correlation ids only further down); the generic line for a
     // code without an entry.
     let (first, rest, fix) = match primary.map(|c| (c, entra_problem(c, ctx))) {
         Some((_, Some(p))) => {
-            let facts = if p.facts.is_empty() {
-                String::new()
-            } else {
-                format!("\n  {}", p.facts)
-            };
-            let request = format!("\n  Scope {scope}; HTTP {code}, error {error:?}{retry}.");
-            (
-                format!(": {} ({code_text})", p.headline),
-                request + &facts,
-                p.fix,
-            )
+            let retry = retry.unwrap_or_default();
+            let facts = Some(&p.facts).filter(|f| !f.is_empty());
+            let facts = facts.map(|f| format!("\n  {f}")).unwrap_or_default();
+            let rest = format!("\n  Scope {scope}; HTTP {code}, error {error:?}{retry}.{facts}");
+            (format!(": {} ({code_text})", p.headline), rest, p.fix)
         }
         other => {
             let (facts, fix) = match other {
@@ -260,11 +221,9 @@ fn entra_error(
                     "see Entra's words below.",
                 ),
             };
-            let http = if retry.is_empty() {
-                String::new()
-            } else {
-                format!("\n  HTTP {code}{retry}.")
-            };
+            let http = retry
+                .map(|r| format!("\n  HTTP {code}{r}."))
+                .unwrap_or_default();
             let first = format!(" for scope {scope} (HTTP {code}, {code_text}, error {error:?})");
             (first, format!("{http}\n  {facts}"), fix.to_owned())
         }
@@ -288,7 +247,7 @@ fn foreign_error(
     status: StatusCode,
     retry_after: Option<&str>,
     body: &[u8],
-    ctx: &ErrorContext<'_>,
+    endpoint: &Url,
 ) -> CredentialError {
     let (code, len) = (u16::from(status), body.len());
     // An HTML page (or any markup): its first 256 bytes start with `<` after white space.
@@ -311,12 +270,7 @@ fn foreign_error(
         500.. => " This is usually transient; the credential retries.",
         _ => "",
     };
-    let endpoint = ctx.endpoint;
-    CredentialError::new(
-        ProblemId::InvalidResponse,
-        format!("the token endpoint {endpoint} answered HTTP {code} with {what}{retry}.{advice}"),
-    )
-    .with_status(status)
+    invalid_response(status, Some(endpoint), format!("{what}{retry}.{advice}"))
 }
 
 /// A 429/503 with `Retry-After`: say so first (the cache then sends nothing before it passes).
