@@ -238,7 +238,8 @@ fn at(seconds: Option<i64>) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(seconds?).ok()
 }
 
-fn decode_part(part: &str) -> Option<Vec<u8>> {
+/// base64url, with or without padding.
+pub(crate) fn decode_part(part: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD
         .decode(part)
         .ok()

@@ -35,7 +35,7 @@ pub(super) fn entra_refusals(jwt: &DecodedJwt) -> Vec<(String, ProblemId)> {
                 "the token has no usable {}, so no federated identity credential can match it (else AADSTS70021)",
                 unmatched.join(", ")
             ),
-            70021,
+            ProblemId::Aadsts(70021),
         ));
     }
     if !alg.is_some_and(|a| ENTRA_ALGORITHMS.contains(&a)) {
@@ -44,7 +44,7 @@ pub(super) fn entra_refusals(jwt: &DecodedJwt) -> Vec<(String, ProblemId)> {
                 "the token is signed with {}, but Entra accepts only RS256, RS384 or RS512 (else AADSTS5002738)",
                 opt(alg)
             ),
-            5002738,
+            ProblemId::Aadsts(5002738),
         ));
     }
     if missing.contains(&"exp") {
@@ -55,13 +55,10 @@ pub(super) fn entra_refusals(jwt: &DecodedJwt) -> Vec<(String, ProblemId)> {
                     "the token's exp {exp} is not a representable date, and Entra needs a valid exp (else AADSTS50027)"
                 ),
             },
-            50027,
+            ProblemId::Aadsts(50027),
         ));
     }
     refusals
-        .into_iter()
-        .map(|(s, code)| (s, ProblemId::Aadsts(code)))
-        .collect()
 }
 
 /// The fix the credential gives for Entra's answer `problem` (one of [`entra_refusals`]).

@@ -7,8 +7,7 @@ use crate::credential::WorkloadIdentityCredential;
 use crate::error::{CredentialError, ErrorCategory};
 use crate::escape::escape;
 use crate::jwt::Claims;
-use crate::scope::suggested_scope;
-use crate::scope::validate_scopes;
+use crate::scope::{suggested_scope, validate_scopes};
 use crate::setup::{self, SetupInput};
 use crate::shell::shell_quote;
 use azure_core::credentials::TokenCredential as _;
@@ -17,25 +16,18 @@ use std::sync::Arc;
 
 /// Check 10: the test scope has the form the credential accepts.
 pub(super) fn check_scope(d: &mut Doctor, scope: &str) -> bool {
-    match validate_scopes(&[scope]) {
-        Ok(()) => {
-            d.push(Check::new(
-                CheckId::Scope,
-                Status::Ok,
-                format!("{scope} has the <resource>/.default form"),
-            )) == Status::Ok
-        }
-        Err(e) => {
-            // The credential's own problem, fix and URL; the command to rerun with as a detail.
-            let mut check = Check::new(CheckId::Scope, Status::Fail, e.facts().to_string())
-                .detail("scope", scope.to_string());
-            if let Some(s) = suggested_scope(scope) {
-                check = check.detail("rerun with", format!("--scope {}", shell_quote(&s)));
-            }
-            d.push(check.error(&e));
-            false
-        }
+    let Err(e) = validate_scopes(&[scope]) else {
+        let summary = format!("{scope} has the <resource>/.default form");
+        return d.push(Check::new(CheckId::Scope, Status::Ok, summary)) == Status::Ok;
+    };
+    // The credential's own problem, fix and URL; the command to rerun with as a detail.
+    let mut check = Check::new(CheckId::Scope, Status::Fail, e.facts().to_string())
+        .detail("scope", scope.to_string());
+    if let Some(s) = suggested_scope(scope) {
+        check = check.detail("rerun with", format!("--scope {}", shell_quote(&s)));
     }
+    d.push(check.error(&e));
+    false
 }
 
 /// The federated credential to create for this token (a service-account token, or an AWS STS
@@ -169,5 +161,5 @@ pub(super) async fn check(
 
 /// The (unverified) claims of an access token, for its identity; never the token.
 fn access_token_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    serde_json::from_slice(&super::issuer::b64(token.split('.').nth(1)?)?).ok()
+    serde_json::from_slice(&crate::jwt::decode_part(token.split('.').nth(1)?)?).ok()
 }

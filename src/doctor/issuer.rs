@@ -5,13 +5,13 @@
 use super::claims::ENTRA_ALGORITHMS;
 use super::{Check, CheckId, Doctor, Status, opt};
 use crate::http::{Failure, SendError, send_capped};
-use crate::jwt::DecodedJwt;
+use crate::jwt::{DecodedJwt, decode_part};
 use crate::problem::{Page, ProblemId};
 use crate::setup::private_issuer_host;
 use azure_core::http::{ClientOptions, Context, Method, Pipeline, Request, Url, headers};
-use base64::Engine as _;
-use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use futures::future::{Either, select};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 /// The checks of this module, in order.
 pub(super) const CHECKS: &[CheckId] = &[
@@ -24,7 +24,6 @@ pub(super) const CHECKS: &[CheckId] = &[
 const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 /// How long one fetch may take (Entra itself gives up quickly too).
 const FETCH_TIMEOUT_SECS: i64 = 10;
-const REPUBLISH_JWKS: &str = "`kubectl get --raw /openid/v1/jwks`";
 
 /// The fields of an OpenID discovery document that Entra uses.
 #[derive(Deserialize)]
@@ -51,64 +50,53 @@ struct Jwk {
     e: Option<String>,
 }
 
-/// Why a fetch failed.
-enum FetchError {
-    /// No answer: DNS, connection, TLS (the classified cause).
-    Transport(Failure),
-    /// No answer within [`FETCH_TIMEOUT_SECS`].
-    TimedOut,
-    /// An answer that is not 2xx.
-    Status(u16),
-    /// A 2xx answer that is not the expected JSON.
-    Body(String),
-}
-
-impl std::fmt::Display for FetchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FetchError::Transport(e) => write!(f, "{e}"),
-            FetchError::TimedOut => write!(f, "no answer within {FETCH_TIMEOUT_SECS} s"),
-            FetchError::Status(s) => write!(f, "HTTP {s}"),
-            FetchError::Body(e) => write!(f, "an answer that is not the expected JSON ({e})"),
-        }
-    }
+/// Why a fetch failed: its first line, the transport cause when there was no answer, and what it
+/// means for a discovery document.
+struct FetchError {
+    message: String,
+    cause: Option<Failure>,
+    discovery: &'static str,
 }
 
 /// GET `url` once (the doctor reports what it sees rather than retrying for minutes) through
 /// the credential's transport and TLS roots, within [`FETCH_TIMEOUT_SECS`], and parse its JSON.
-async fn get_json<T: for<'de> Deserialize<'de>>(
-    pipeline: &Pipeline,
-    url: &Url,
-) -> Result<T, FetchError> {
+async fn get_json<T: DeserializeOwned>(pipeline: &Pipeline, url: &Url) -> Result<T, FetchError> {
+    const UNREACHABLE: &str = "The discovery document could not be fetched from here.";
+    let error = |message: String, cause: Option<Failure>, discovery| FetchError {
+        message,
+        cause,
+        discovery,
+    };
+    let not_json = |e: &dyn std::fmt::Display| {
+        let message = format!("an answer that is not the expected JSON ({e})");
+        error(message, None, "The discovery document is not valid JSON.")
+    };
     let mut req = Request::new(url.clone(), Method::Get);
     req.insert_header(headers::ACCEPT, "application/json");
     let ctx = Context::new();
     let fetch = Box::pin(send_capped(pipeline, &ctx, &mut req, MAX_DOCUMENT_BYTES));
     let timeout = azure_core::async_runtime::get_async_runtime()
         .sleep(azure_core::time::Duration::seconds(FETCH_TIMEOUT_SECS));
-    let (status, _, body) = match futures::future::select(fetch, timeout).await {
-        futures::future::Either::Left((r, _)) => r.map_err(|e| match e {
-            SendError::Transport(error) | SendError::BrokeOff { error, .. } => {
-                FetchError::Transport(Failure::of(url, &error))
-            }
-            SendError::TooLarge { .. } => {
-                FetchError::Body(format!("larger than {MAX_DOCUMENT_BYTES} bytes"))
-            }
-        })?,
-        futures::future::Either::Right(_) => return Err(FetchError::TimedOut),
+    let (status, _, body) = match select(fetch, timeout).await {
+        Either::Left((Ok(answer), _)) => answer,
+        Either::Left((Err(SendError::TooLarge { .. }), _)) => {
+            return Err(not_json(&format!("larger than {MAX_DOCUMENT_BYTES} bytes")));
+        }
+        Either::Left((Err(SendError::Transport(e) | SendError::BrokeOff { error: e, .. }), _)) => {
+            let failure = Failure::of(url, &e);
+            return Err(error(failure.to_string(), Some(failure), UNREACHABLE));
+        }
+        Either::Right(_) => {
+            let message = format!("no answer within {FETCH_TIMEOUT_SECS} s");
+            return Err(error(message, None, UNREACHABLE));
+        }
     };
     if !status.is_success() {
-        return Err(FetchError::Status(u16::from(status)));
+        let message = format!("HTTP {}", u16::from(status));
+        let what = "The issuer does not serve a discovery document at this URL.";
+        return Err(error(message, None, what));
     }
-    serde_json::from_slice(&body).map_err(|e| FetchError::Body(e.to_string()))
-}
-
-/// base64url, with or without padding.
-pub(super) fn b64(part: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD
-        .decode(part)
-        .ok()
-        .or_else(|| URL_SAFE.decode(part).ok())
+    serde_json::from_slice(&body).map_err(|e| not_json(&e))
 }
 
 /// Verify a compact JWS signed with `alg` (RS256, RS384 or RS512) against an RSA JWK, as Entra
@@ -130,17 +118,27 @@ fn verify_rsa(jwt: &str, alg: &str, key: &Jwk) -> Result<(), String> {
             key.kty.as_deref().unwrap_or("(none)")
         ));
     }
-    let n = key.n.as_deref().and_then(b64);
+    let n = key.n.as_deref().and_then(decode_part);
     let n = n.ok_or("the published key has no valid modulus `n`")?;
-    let e = key.e.as_deref().and_then(b64);
+    let e = key.e.as_deref().and_then(decode_part);
     let e = e.ok_or("the published key has no valid exponent `e`")?;
     let (signing_input, sig) = jwt
         .rsplit_once('.')
         .ok_or("the token has no signature part")?;
-    let sig = b64(sig).ok_or("the token's signature is not base64url")?;
+    let sig = decode_part(sig).ok_or("the token's signature is not base64url")?;
     RsaPublicKeyComponents { n: &n, e: &e }
         .verify(algorithm, signing_input.as_bytes(), &sig)
         .map_err(|_| "the signature does not verify with this key".to_string())
+}
+
+/// `check` with `problems` as its fix and `problem` as its entry, at least warned; unchanged
+/// without problems.
+fn with_problems(mut check: Check, problems: Vec<String>, problem: ProblemId) -> Check {
+    if problems.is_empty() {
+        return check;
+    }
+    check.status = check.status.max(Status::Warn);
+    check.fix(problems.join("\n")).problem(problem)
 }
 
 /// Checks 6 to 9 in order; `Err` with why the checks that did not run are skipped.
@@ -153,6 +151,7 @@ pub(super) async fn check(
     let iss = jwt.claims.iss.clone().ok_or("the token has no iss")?;
     // For messages: escaped (see `crate::escape`).
     let iss_shown = crate::escape::escape(&iss).into_owned();
+    let issuer_step = Page::SelfManaged.url("issuer");
 
     // 6. issuer form
     let mut check = Check::new(CheckId::Issuer, Status::Ok, "an HTTPS issuer")
@@ -168,16 +167,14 @@ pub(super) async fn check(
     match &parsed {
         Err(e) => problems.push(format!("The issuer is not a URL ({e}); Entra needs an https:// URL.")),
         Ok(u) if u.scheme() != "https" => problems.push(format!(
-            "The issuer uses {}://; Entra fetches the discovery document only over HTTPS. Set kube-apiserver --service-account-issuer to an https:// URL that serves it (see {}).",
+            "The issuer uses {}://; Entra fetches the discovery document only over HTTPS. Set kube-apiserver --service-account-issuer to an https:// URL that serves it (see {issuer_step}).",
             u.scheme(),
-            Page::SelfManaged.url("issuer")
         )),
         Ok(u) => {
             let host = u.host_str().unwrap_or_default();
             if private_issuer_host(host) {
                 problems.push(format!(
-                    "The issuer host {host} exists only inside the cluster or a private network; Entra fetches {iss_shown}/.well-known/openid-configuration from the public internet. Give the cluster a public issuer (see {}).",
-                    Page::SelfManaged.url("issuer")
+                    "The issuer host {host} exists only inside the cluster or a private network; Entra fetches {iss_shown}/.well-known/openid-configuration from the public internet. Give the cluster a public issuer (see {issuer_step})."
                 ));
             }
             if host.starts_with("oidc.eks.") && host.ends_with(".amazonaws.com") {
@@ -198,17 +195,13 @@ pub(super) async fn check(
     }
     // Entra refuses every problem but a trailing slash, which the federated credential must match.
     d.push(match problems.len() {
+        1 if slash => with_problems(check, problems, ProblemId::Aadsts(700211))
+            .outcome(Status::Warn, "an HTTPS issuer with a trailing slash"),
         0 => check,
-        1 if slash => check
-            .outcome(Status::Warn, "an HTTPS issuer with a trailing slash")
-            .fix(problems.join("\n"))
-            .problem(ProblemId::Aadsts(700211)),
-        _ => check
-            .outcome(Status::Fail, "Entra cannot use this issuer")
-            .fix(problems.join("\n"))
-            .problem(ProblemId::Aadsts(90061)),
+        _ => with_problems(check, problems, ProblemId::Aadsts(90061))
+            .outcome(Status::Fail, "Entra cannot use this issuer"),
     });
-    if parsed.as_ref().map_or(true, |u| u.scheme() != "https") {
+    if !parsed.is_ok_and(|u| u.scheme() == "https") {
         return Err("the issuer is not an https:// URL");
     }
 
@@ -221,8 +214,8 @@ pub(super) async fn check(
     .map_err(|_| "no discovery URL can be built from the issuer")?;
     // A fetch that got no answer: the cause's fix (from this pod) and its section; else publishing.
     let failed = |id: CheckId, what: &str, e: FetchError, url: &Url| {
-        let (fix, problem) = match &e {
-            FetchError::Transport(f) => (
+        let (fix, problem) = match &e.cause {
+            Some(f) => (
                 format!(
                     "{what} {} Entra fetches it from the public internet, not from this pod: if others can fetch it, \
                      only this pod's network is at fault.",
@@ -233,7 +226,7 @@ pub(super) async fn check(
                 ),
                 f.cause,
             ),
-            _ => (
+            None => (
                 format!(
                     "{what} Entra fetches {disco_url} and then its jwks_uri from the public internet, anonymously, over HTTPS. \
                      On EKS the issuer always serves them (check the cluster's issuer URL); on a self-managed cluster publish both documents, \
@@ -243,7 +236,7 @@ pub(super) async fn check(
                 ProblemId::Aadsts(90061),
             ),
         };
-        Check::new(id, Status::Fail, format!("GET {url}: {e}"))
+        Check::new(id, Status::Fail, format!("GET {url}: {}", e.message))
             .detail("url", url.to_string())
             .fix(fix)
             .problem(problem)
@@ -251,16 +244,7 @@ pub(super) async fn check(
     let disco: Discovery = match get_json(&pipeline, &disco_url).await {
         Ok(v) => v,
         Err(e) => {
-            let what = match &e {
-                FetchError::Transport(_) | FetchError::TimedOut => {
-                    "The discovery document could not be fetched from here."
-                }
-                FetchError::Status(_) => {
-                    "The issuer does not serve a discovery document at this URL."
-                }
-                FetchError::Body(_) => "The discovery document is not valid JSON.",
-            };
-            d.push(failed(CheckId::Discovery, what, e, &disco_url));
+            d.push(failed(CheckId::Discovery, e.discovery, e, &disco_url));
             return Err("no discovery document");
         }
     };
@@ -304,13 +288,7 @@ pub(super) async fn check(
             None
         }
     };
-    if !problems.is_empty() {
-        check.status = check.status.max(Status::Warn);
-        check = check
-            .fix(problems.join("\n"))
-            .problem(ProblemId::Aadsts(90061));
-    }
-    d.push(check);
+    d.push(with_problems(check, problems, ProblemId::Aadsts(90061)));
     let jwks_url = jwks_url.ok_or("no usable jwks_uri")?;
 
     // 8. JWKS
@@ -384,10 +362,10 @@ pub(super) async fn check(
         ),
         Err(e) => Check::new(CheckId::Signature, Status::Fail, format!("signature verification failed: {e}"))
             .detail("kid", opt(kid))
-            .fix(format!(
+            .fix(
                 "The key published under this kid is not the key that signed the token: the JWKS is stale or was copied from another cluster. \
-                 Republish the JWKS from the API server ({REPUBLISH_JWKS})."
-            ))
+                 Republish the JWKS from the API server (`kubectl get --raw /openid/v1/jwks`).",
+            )
             .problem(ProblemId::Aadsts(700027)),
     });
     Ok(())

@@ -237,12 +237,7 @@ impl fmt::Display for Report {
     /// The checklist for a terminal.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in &self.checks {
-            let label = match c.status {
-                Status::Ok => "[ ok ]",
-                Status::Warn => "[warn]",
-                Status::Fail => "[FAIL]",
-                Status::Skip => "[skip]",
-            };
+            let label = ["[ ok ]", "[warn]", "[FAIL]", "[skip]"][c.status as usize];
             writeln!(f, "{label} {:<13} {}", c.id.name(), escape(&c.summary))?;
             let width = c.details.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
             for (k, v) in &c.details {

@@ -20,17 +20,20 @@ fn authority_for(input: &SetupInput, audience: &str) -> Option<String> {
         .filter(|a| a.trim_end_matches('/') != PUBLIC_AUTHORITY_HOST)
 }
 
+/// The client and tenant ids, or the placeholders to replace.
+fn ids(input: &SetupInput) -> (&str, &str) {
+    let client = input.client_id.as_deref();
+    let tenant = input.tenant_id.as_deref();
+    (
+        client.unwrap_or("REPLACE-WITH-CLIENT-ID"),
+        tenant.unwrap_or("REPLACE-WITH-TENANT-ID"),
+    )
+}
+
 /// A pod's service account, one container (`name`, `image`, `args`) with the variables and the
 /// projected token volume: the `spec` of a pod template, indented for it.
 fn pod_spec(input: &SetupInput, audience: &str, container: &str) -> String {
-    let client = input
-        .client_id
-        .as_deref()
-        .unwrap_or("REPLACE-WITH-CLIENT-ID");
-    let tenant = input
-        .tenant_id
-        .as_deref()
-        .unwrap_or("REPLACE-WITH-TENANT-ID");
+    let (client, tenant) = ids(input);
     let var = |name: &str, value: &str| {
         format!(
             "            - name: {name}\n              value: {}\n",
@@ -80,14 +83,8 @@ fn pod_spec(input: &SetupInput, audience: &str, container: &str) -> String {
 /// The ServiceAccount and the Deployment with the projected token volume and the variables.
 pub(super) fn kubernetes_yaml(input: &SetupInput, audience: &str) -> String {
     let (ns, sa) = (dq(&input.namespace), dq(&input.service_account));
-    let client = dq(input
-        .client_id
-        .as_deref()
-        .unwrap_or("REPLACE-WITH-CLIENT-ID"));
-    let tenant = dq(input
-        .tenant_id
-        .as_deref()
-        .unwrap_or("REPLACE-WITH-TENANT-ID"));
+    let (client, tenant) = ids(input);
+    let (client, tenant) = (dq(client), dq(tenant));
     let pod = pod_spec(
         input,
         audience,
@@ -151,15 +148,16 @@ spec:
 }
 
 /// A Terraform resource name (letters, digits and '_') from a federated credential's name,
-/// which [`super::plan`] allows only letters, digits, '-' and '_'.
-fn terraform_name(fic: &FederatedCredentialSpec) -> String {
-    fic.name.replace('-', "_")
+/// which [`super::plan`] allows only letters, digits, '-' and '_'; and its audiences as an HCL
+/// list's items.
+fn terraform_names(fic: &FederatedCredentialSpec) -> (String, String) {
+    let audiences: Vec<String> = fic.audiences.iter().map(|a| hcl(a)).collect();
+    (dq(&fic.name.replace('-', "_")), audiences.join(", "))
 }
 
 /// `azuread_application_federated_identity_credential` (app registration).
 pub(super) fn terraform_azuread(input: &SetupInput, fic: &FederatedCredentialSpec) -> String {
-    let tf_name = terraform_name(fic);
-    let audiences: Vec<String> = fic.audiences.iter().map(|a| hcl(a)).collect();
+    let (tf, aud_h) = terraform_names(fic);
     let (app_data, app_ref) = match (&input.app_object_id, &input.client_id) {
         (Some(oid), _) => (String::new(), hcl(&format!("/applications/{oid}"))),
         (None, client) => (
@@ -179,10 +177,8 @@ pub(super) fn terraform_azuread(input: &SetupInput, fic: &FederatedCredentialSpe
          audiences      = [{aud_h}]\n  \
          issuer         = {iss_h}\n  \
          subject        = {sub_h}\n}}\n",
-        tf = dq(&tf_name),
         name_h = hcl(&fic.name),
         desc_h = hcl(&fic.description),
-        aud_h = audiences.join(", "),
         iss_h = hcl(&fic.issuer),
         sub_h = hcl(&fic.subject),
     )
@@ -190,8 +186,7 @@ pub(super) fn terraform_azuread(input: &SetupInput, fic: &FederatedCredentialSpe
 
 /// `azurerm_federated_identity_credential` (user-assigned managed identity).
 pub(super) fn terraform_azurerm(input: &SetupInput, fic: &FederatedCredentialSpec) -> String {
-    let tf_name = terraform_name(fic);
-    let audiences: Vec<String> = fic.audiences.iter().map(|a| hcl(a)).collect();
+    let (tf, aud_h) = terraform_names(fic);
     format!(
         "# azurerm provider 3.x or 4.x (5.x names the identity user_assigned_identity_id and has no resource_group_name).\n\
          data \"azurerm_user_assigned_identity\" \"workload\" {{\n  \
@@ -212,9 +207,7 @@ pub(super) fn terraform_azurerm(input: &SetupInput, fic: &FederatedCredentialSpe
             .resource_group
             .as_deref()
             .unwrap_or("REPLACE-WITH-RESOURCE-GROUP")),
-        tf = dq(&tf_name),
         name_h = hcl(&fic.name),
-        aud_h = audiences.join(", "),
         iss_h = hcl(&fic.issuer),
         sub_h = hcl(&fic.subject),
     )
