@@ -27,10 +27,9 @@ pub(crate) const CLOCK_SKEW: Duration = Duration::minutes(5);
 /// Reads the projected token from a file, validating it locally before it is sent.
 ///
 /// Before anything is sent, the file must be a regular file (after symlinks are resolved) of at
-/// most 64 KiB, must not be a well-known credential for something else (the pod's default
-/// service-account token, the IRSA token named by `AWS_WEB_IDENTITY_TOKEN_FILE`, the EKS Pod
-/// Identity token; see [the security rules](crate::guides::security)), must hold an unexpired JWT, and its audience must pass
-/// the audience rules of [`TokenFileSource::new`].
+/// most 64 KiB and not a well-known credential for something else, must hold an unexpired JWT,
+/// and its path and audience must pass the rules of [`TokenFileSource::new`] (see [the security
+/// rules](crate::guides::security)).
 #[derive(Debug)]
 pub struct TokenFileSource {
     path: PathBuf,
@@ -105,12 +104,13 @@ pub(crate) fn audience_fix(
     authority: Option<&Url>,
 ) -> String {
     let recommend = escape(safe_audience(expected, claims.iss.as_deref()));
+    let set = format!("set the projected volume's serviceAccountToken.audience to {recommend}");
     if let Some(authority) = authority
         && let Some(cloud) = crate::cloud::other_cloud(&claims.aud, authority)
     {
         let (host, aud) = (cloud.authority_host, cloud.exchange_audience);
         return format!(
-            "the token's audience {aud} is the exchange audience of the cloud at {host}, but the authority is {}: if the identity lives in that cloud, set {AZURE_AUTHORITY_HOST}={host}; otherwise set the projected volume's serviceAccountToken.audience to {recommend}.",
+            "the token's audience {aud} is the exchange audience of the cloud at {host}, but the authority is {}: if the identity lives in that cloud, set {AZURE_AUTHORITY_HOST}={host}; otherwise {set}.",
             authority.origin().ascii_serialization()
         );
     }
@@ -119,11 +119,11 @@ pub(crate) fn audience_fix(
             // The token's claim: escaped (one line), and one shell word in the command.
             let own = escape(own);
             format!(
-                "set the projected volume's serviceAccountToken.audience to {recommend}; or, if the federated identity credential deliberately uses {own}, set {AZURE_FEDERATED_TOKEN_AUDIENCE}={} (or expected_audience).",
+                "{set}; or, if the federated identity credential deliberately uses {own}, set {AZURE_FEDERATED_TOKEN_AUDIENCE}={} (or expected_audience).",
                 shell_quote(&own)
             )
         }
-        _ => format!("set the projected volume's serviceAccountToken.audience to {recommend}."),
+        _ => format!("{set}."),
     }
 }
 
@@ -331,18 +331,6 @@ impl TokenFileSource {
             .map_err(|p| p.into_error(&self.path))
     }
 
-    /// The path check and the bounded read, on the read thread (see [`ReadGate`]): resolving
-    /// symlinks touches the file system too.
-    async fn read(&self) -> Result<FileContent, CredentialError> {
-        let (path, denied) = (self.path.clone(), self.denied.clone());
-        let (allow, expected) = (self.allow_foreign_audience, self.expected_audience.clone());
-        let read = move || {
-            check_path(&path, &denied, allow, &expected)?;
-            read_token_file(&path).map_err(|p| p.into_error(&path))
-        };
-        self.gate.read(&self.path, Box::new(read)).await
-    }
-
     /// The audience rules (docs/security.md): a foreign audience is refused unless allowed, and
     /// even then the expected audience must be present; another audience is refused when the
     /// user set the expected audience, and otherwise sent with a warning.
@@ -425,19 +413,6 @@ impl TokenFileSource {
         AudienceVerdict::of(claims, &self.expected_audience, explicit, allow)
     }
 
-    /// Read and check the token now (also used by `doctor`).
-    pub(crate) async fn read_assertion(&self) -> Result<Assertion, CredentialError> {
-        let FileContent { bytes, modified } = self.read().await?;
-        let token = token_text(&bytes).map_err(|p| p.into_error(&self.path))?;
-        let claims = decode_token(token)
-            .map_err(|p| p.into_error(&self.path))?
-            .claims;
-        self.check_times(&claims, modified)?;
-        self.check_audience(&claims)?;
-        let file = crate::escape::path(&self.path);
-        Ok(Assertion::new(token.to_string(), Some(claims), file))
-    }
-
     /// The token's `exp` and `nbf` against this source's clock, with [`CLOCK_SKEW`]; `modified`:
     /// when the file was last written (also used by `doctor`).
     pub(crate) fn check_times(
@@ -507,7 +482,23 @@ impl TokenFileSource {
 #[async_trait::async_trait]
 impl AssertionSource for TokenFileSource {
     async fn assertion(&self) -> Result<Assertion, CredentialError> {
-        self.read_assertion().await
+        // The path check too on the read thread (see `ReadGate`): resolving symlinks touches the
+        // file system.
+        let (path, denied) = (self.path.clone(), self.denied.clone());
+        let (allow, expected) = (self.allow_foreign_audience, self.expected_audience.clone());
+        let read = move || {
+            check_path(&path, &denied, allow, &expected)?;
+            read_token_file(&path).map_err(|p| p.into_error(&path))
+        };
+        let FileContent { bytes, modified } = self.gate.read(&self.path, Box::new(read)).await?;
+        let token = token_text(&bytes).map_err(|p| p.into_error(&self.path))?;
+        let claims = decode_token(token)
+            .map_err(|p| p.into_error(&self.path))?
+            .claims;
+        self.check_times(&claims, modified)?;
+        self.check_audience(&claims)?;
+        let file = crate::escape::path(&self.path);
+        Ok(Assertion::new(token.to_string(), Some(claims), file))
     }
 
     fn describe(&self) -> String {
@@ -545,7 +536,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("token");
         std::fs::write(&p, content).unwrap();
-        source(p, false).read_assertion().await.unwrap_err()
+        source(p, false).assertion().await.unwrap_err()
     }
 
     #[tokio::test]
@@ -580,7 +571,7 @@ mod tests {
         let p = dir.path().join("token");
         let t = token("api://AzureADTokenExchange", NOW - 10, NOW + 3600);
         std::fs::write(&p, format!("  {t}\n")).unwrap();
-        let a = source(p, false).read_assertion().await.unwrap();
+        let a = source(p, false).assertion().await.unwrap();
         assert_eq!(a.secret(), t);
         assert!(!format!("{a:?}").contains(&t));
     }
@@ -588,7 +579,7 @@ mod tests {
     #[tokio::test]
     async fn each_bad_file_has_its_own_message() {
         let e = source(PathBuf::from("/no/such/token"), false)
-            .read_assertion()
+            .assertion()
             .await
             .unwrap_err();
         assert!(
@@ -597,7 +588,7 @@ mod tests {
         );
         let dir = tempfile::tempdir().unwrap();
         let e = source(dir.path().to_path_buf(), false)
-            .read_assertion()
+            .assertion()
             .await
             .unwrap_err();
         assert!(e.message().contains("is a directory"), "{e}");
@@ -634,7 +625,7 @@ mod tests {
             token("api://AzureADTokenExchange", NOW - 3600, NOW - 60),
         )
         .unwrap();
-        assert!(source(p, false).read_assertion().await.is_ok());
+        assert!(source(p, false).assertion().await.is_ok());
     }
 
     fn source_with(
@@ -735,7 +726,7 @@ mod tests {
         ] {
             std::fs::write(&p, token_with(aud, iss)).unwrap();
             let got = source_with(p.clone(), expected, explicit, allow, &env)
-                .read_assertion()
+                .assertion()
                 .await;
             match (outcome, got) {
                 (Ok(()), Ok(a)) => assert_eq!(a.claims().unwrap().aud, vec![aud.to_string()]),
@@ -757,14 +748,14 @@ mod tests {
         // Allowed, and the user expects that audience: sent (with a warning).
         std::fs::write(&p, token_with("sts.amazonaws.com", iss)).unwrap();
         let a = source_with(p.clone(), "sts.amazonaws.com", true, true, &env)
-            .read_assertion()
+            .assertion()
             .await
             .unwrap();
         assert_eq!(a.claims().unwrap().aud, vec!["sts.amazonaws.com"]);
         // A foreign expected audience is never recommended: the cloud's audience is.
         std::fs::write(&p, token_with("api://x", iss)).unwrap();
         let e = source_with(p.clone(), "sts.amazonaws.com", true, false, &env)
-            .read_assertion()
+            .assertion()
             .await
             .unwrap_err();
         assert!(
@@ -830,10 +821,7 @@ mod tests {
             PathBuf::from(crate::assertion::foreign::EKS_POD_IDENTITY_TOKEN_PATH),
         ] {
             let s = source_with(p.clone(), "api://AzureADTokenExchange", false, false, &env);
-            for e in [
-                s.check_now().unwrap_err(),
-                s.read_assertion().await.unwrap_err(),
-            ] {
+            for e in [s.check_now().unwrap_err(), s.assertion().await.unwrap_err()] {
                 assert!(
                     e.message().contains("refused to read")
                         && e.message().contains("#foreign-audience"),
@@ -844,7 +832,7 @@ mod tests {
         }
         // allow_foreign_audience lets the file be read (its audience rules still apply).
         let s = source_with(link, "api://AzureADTokenExchange", false, true, &env);
-        assert!(s.read_assertion().await.is_ok());
+        assert!(s.assertion().await.is_ok());
     }
 
     #[tokio::test]
@@ -855,11 +843,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t");
         std::fs::write(&p, token("api://AzureADTokenExchange", NOW - 10, max)).unwrap();
-        assert!(source(p.clone(), false).read_assertion().await.is_ok());
+        assert!(source(p.clone(), false).assertion().await.is_ok());
         // iat at the first representable second, exp long past: expired, with a message.
         let min = -377_705_116_800;
         std::fs::write(&p, token("api://AzureADTokenExchange", min, NOW - 7200)).unwrap();
-        let e = source(p.clone(), false).read_assertion().await.unwrap_err();
+        let e = source(p.clone(), false).assertion().await.unwrap_err();
         assert!(e.message().contains("expired at"), "{e}");
         // iat after exp (nonsense claims): expired, without a negative lifetime.
         std::fs::write(
@@ -867,12 +855,12 @@ mod tests {
             token("api://AzureADTokenExchange", NOW - 60, NOW - 7200),
         )
         .unwrap();
-        let e = source(p.clone(), false).read_assertion().await.unwrap_err();
+        let e = source(p.clone(), false).assertion().await.unwrap_err();
         assert!(e.message().contains("is not before its exp"), "{e}");
         assert!(!e.message().contains(" for -"), "{e}");
         // nbf at the end of time: not yet valid.
         std::fs::write(&p, token("api://AzureADTokenExchange", max, max)).unwrap();
-        let e = source(p, false).read_assertion().await.unwrap_err();
+        let e = source(p, false).assertion().await.unwrap_err();
         assert!(e.message().contains("not valid before"), "{e}");
     }
 
