@@ -139,10 +139,9 @@ impl CredentialError {
 
     /// Attach the HTTP status; 408, 429 and 5xx make the error transient.
     pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
-        let code = u16::from(status);
         let data = self.data();
         data.status = Some(status);
-        data.transient = code == 408 || code == 429 || code >= 500;
+        data.transient = matches!(u16::from(status), 408 | 429 | 500..);
         self
     }
 
@@ -441,10 +440,7 @@ impl fmt::Debug for CredentialError {
 
 impl std::error::Error for CredentialError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0
-            .source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        self.0.source.as_deref().map(|e| e as _)
     }
 }
 
