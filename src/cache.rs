@@ -41,12 +41,13 @@ use azure_core::async_runtime::get_async_runtime;
 use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::{Either, Shared, select};
-use slot::{InFlight, Slot, add, between};
+use slot::{InFlight, Slot, add};
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use time::ext::InstantExt as _;
 use time::{Duration, OffsetDateTime};
 use tracing::instrument::{Instrument as _, WithSubscriber as _};
 
@@ -113,12 +114,11 @@ pub(crate) enum Failure<P> {
     Panicked(String),
 }
 
-/// Why an attempt starts: the state of the slot's cached token.
+/// Why an attempt starts: the slot's cached token is in the advisory or the mandatory window,
+/// has expired, or there is none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reason {
-    /// In the advisory window: served meanwhile.
     Advisory,
-    /// In the mandatory window: callers wait a bounded time, then are served it.
     Mandatory,
     Expired,
     Miss,
@@ -256,7 +256,7 @@ impl<S: TokenSource> CacheInner<S> {
     async fn get_slow(self: &Arc<Self>, key: &str, ctx: S::Context) -> Outcome<S> {
         let (key, slot) = self.slot_for(key);
         let mut ctx = Some(ctx);
-        let timeout = self.policy.attempt_timeout;
+        let timeout = self.policy.attempt_timeout.max(Duration::ZERO);
         // A vanished attempt (its task dropped) is replaced, up to MAX_RESTARTS times.
         for _ in 0..=MAX_RESTARTS {
             let now = self.clock.instant();
@@ -267,7 +267,7 @@ impl<S: TokenSource> CacheInner<S> {
                     return outcome;
                 }
                 let bound = state.valid(now).map_or(timeout, |c| {
-                    policy::wait_bound(between(now, c.expires_at), timeout)
+                    policy::wait_bound(c.expires_at.signed_duration_since(now), timeout)
                 });
                 if let Some(a) = state.live_attempt(now) {
                     (a.outcome.clone(), bound)
@@ -293,12 +293,7 @@ impl<S: TokenSource> CacheInner<S> {
                     (outcome, bound)
                 }
             };
-            match select(
-                attempt,
-                get_async_runtime().sleep(bound.max(Duration::ZERO)),
-            )
-            .await
-            {
+            match select(attempt, get_async_runtime().sleep(bound)).await {
                 Either::Left((Ok(outcome), _)) => return outcome,
                 Either::Left((Err(oneshot::Canceled), _)) => continue,
                 Either::Right(((), _)) => {
@@ -323,15 +318,13 @@ impl<S: TokenSource> CacheInner<S> {
         failure: Failure<S::Progress>,
     ) -> Outcome<S> {
         let error = self.source.failed(key, failure);
-        let token = read(slot)
-            .valid(self.clock.instant())
-            .map(|c| c.token.clone());
-        let Some(token) = token else {
-            return Err(error);
-        };
-        self.source
-            .observe(key, Event::ServedStale { error: &error });
-        Ok(token)
+        let now = self.clock.instant();
+        let token = read(slot).valid(now).map(|c| c.token.clone());
+        if token.is_some() {
+            self.source
+                .observe(key, Event::ServedStale { error: &error });
+        }
+        token.ok_or(error)
     }
 
     /// Register a new attempt in `state` (the locked `slot`); the task to spawn once the lock is
@@ -378,7 +371,9 @@ impl<S: TokenSource> CacheInner<S> {
                 }),
             };
             let result = failure.unwrap_or_else(|failure| Err(source.failed(&key, failure)));
-            guard.end(result, started, &cache, &key);
+            let outcome = write(&guard.slot).record(guard.id, result, started, &cache, &key);
+            // Every waiter gets the same outcome; nobody may be listening any more, which is fine.
+            let _ = guard.tx.take().map(|tx| tx.send(outcome));
         };
         let span = tracing::Span::current();
         (
@@ -400,27 +395,6 @@ struct AttemptGuard<S: TokenSource> {
 impl<S: TokenSource> Drop for AttemptGuard<S> {
     fn drop(&mut self) {
         write(&self.slot).end_attempt(self.id);
-    }
-}
-
-impl<S: TokenSource> AttemptGuard<S> {
-    /// Record the attempt's `result` and send every waiter the same outcome (nobody may be
-    /// listening any more, which is fine).
-    fn end(
-        &mut self,
-        result: Result<Fetched<S::Token>, S::Error>,
-        started: std::time::Instant,
-        cache: &CacheInner<S>,
-        key: &str,
-    ) {
-        let outcome = {
-            let mut state = write(&self.slot);
-            state.end_attempt(self.id);
-            state.record(result, started, cache, key)
-        };
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(outcome);
-        }
     }
 }
 

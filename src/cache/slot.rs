@@ -6,6 +6,7 @@ use super::policy::{backoff, schedule};
 use super::{CacheInner, Event, Fetched, Outcome, SharedOutcome, SourceError, TokenSource};
 use std::sync::Arc;
 use std::time::Instant;
+use time::ext::InstantExt as _;
 use time::{Duration, OffsetDateTime};
 
 /// A cached token and its schedule: `refresh_at <= mandatory_at <= expires_at`, anchored at the
@@ -24,15 +25,6 @@ pub(super) fn add(at: Instant, d: Duration) -> Instant {
     let d = d.max(Duration::ZERO).unsigned_abs();
     at.checked_add(d)
         .unwrap_or_else(|| at + std::time::Duration::from_secs(100 * 365 * 86_400))
-}
-
-/// `to - from` as a signed duration.
-pub(super) fn between(from: Instant, to: Instant) -> Duration {
-    if to >= from {
-        Duration::try_from(to - from).unwrap_or(Duration::MAX)
-    } else {
-        -Duration::try_from(from - to).unwrap_or(Duration::MAX)
-    }
 }
 
 /// The attempt in flight.
@@ -113,16 +105,18 @@ impl<S: TokenSource> Slot<S> {
         self.cached.as_ref().filter(|c| now < c.expires_at)
     }
 
-    /// Record the outcome of the attempt that started at `started`: a fetched token is scheduled
+    /// End attempt `id`, which started at `started`, with `result`: a fetched token is scheduled
     /// and cached; an error starts or extends the failure run (a still-valid token is served
     /// meanwhile). The outcome for the attempt's waiters.
     pub(super) fn record(
         &mut self,
+        id: u64,
         result: Result<Fetched<S::Token>, S::Error>,
         started: Instant,
         cache: &CacheInner<S>,
         key: &str,
     ) -> Outcome<S> {
+        self.end_attempt(id);
         let (now, wall) = (cache.clock.instant(), cache.clock.now());
         let policy = &cache.policy;
         let error = match result {
@@ -140,8 +134,8 @@ impl<S: TokenSource> Slot<S> {
                     mandatory_at: add(started, mandatory_after),
                     expires_at: add(started, fetched.lifetime),
                 };
-                let (expires_on, took) = (cached.expires_on, between(started, now));
-                let refresh_in = between(now, cached.refresh_at);
+                let (expires_on, took) = (cached.expires_on, now.signed_duration_since(started));
+                let refresh_in = cached.refresh_at.signed_duration_since(now);
                 let event = Event::Acquired {
                     expires_on,
                     refresh_in,
@@ -162,9 +156,10 @@ impl<S: TokenSource> Slot<S> {
         let valid = self.valid(now);
         let delay = match valid {
             Some(c) if now < c.mandatory_at => {
-                backoff(base, max, count, unit).min(between(now, c.mandatory_at))
+                backoff(base, max, count, unit).min(c.mandatory_at.signed_duration_since(now))
             }
-            Some(c) => backoff(base, base.min(max), count, unit).min(between(now, c.expires_at)),
+            Some(c) => backoff(base, base.min(max), count, unit)
+                .min(c.expires_at.signed_duration_since(now)),
             None if error.is_transient() => policy.transient_error_ttl,
             None => policy.permanent_error_ttl,
         };
@@ -172,9 +167,9 @@ impl<S: TokenSource> Slot<S> {
         // passed, in every window. A valid token keeps being served meanwhile.
         let after = error.retry_after().map(|after| after.min(max));
         let delay = delay.max(after.unwrap_or(delay)).max(Duration::ZERO);
-        let failing_for = between(since.0, now);
+        let failing_for = now.signed_duration_since(since.0);
         let outage = (valid.filter(|_| failing_for >= policy.outage_warning_after))
-            .map(|c| (failing_for, between(now, c.expires_at)));
+            .map(|c| (failing_for, c.expires_at.signed_duration_since(now)));
         let event = Event::Failed {
             error: &error,
             consecutive_failures: count,
@@ -201,7 +196,7 @@ impl<S: TokenSource> Slot<S> {
         now: Instant,
         wall: OffsetDateTime,
     ) -> SlotStatus<S> {
-        let at = |i: Instant| wall + between(now, i);
+        let at = |i: Instant| wall + i.signed_duration_since(now);
         let failing = self.failing.as_ref();
         let health = match (self.valid(now).is_some(), failing.is_some()) {
             (true, false) => RefreshHealth::Healthy,
