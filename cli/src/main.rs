@@ -247,7 +247,7 @@ async fn doctor(args: DoctorArgs) -> Outcome {
     })
     .await;
     let text = if args.json {
-        format!("{}\n", report.to_json())
+        json(&report)
     } else {
         report.to_string()
     };

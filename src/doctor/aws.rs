@@ -2,13 +2,14 @@
 //! `GetWebIdentityToken` instead of a token file. It replaces the `token-file`, `jwt`,
 //! `audience` and `expiry` checks; the issuer-side checks and the exchange then run on that JWT.
 
-use super::claims::{NO_KID, entra_refusals, judged};
+use super::claims::judged;
 use super::{Check, CheckId, Doctor, Found, Inputs, Status, fmt_from_now, opt};
 use crate::assertion::STS_ANSWER_FIX;
 use crate::assertion::{
     AssertionSource as _, AwsStsError, AwsWebIdentitySource, AwsWebIdentitySourceOptions,
 };
 use crate::clock::Clock;
+use crate::entra::catalogue;
 use crate::error::CredentialError;
 use crate::jwt;
 use crate::problem::ProblemId;
@@ -101,32 +102,29 @@ pub(super) async fn check(
         .detail("alg", opt(h.alg.as_deref()))
         .detail("kid", opt(h.kid.as_deref()))
         .detail("expires", fmt_from_now(probe.expires_at, d.now));
-    let mut notes = Vec::new();
-    if probe.subject.contains(":assumed-role/") {
-        notes.push(format!(
+    let notes = (probe.subject.contains(":assumed-role/"))
+        .then(|| format!(
             "The subject {} is a session ARN; the federated credential must use exactly this value.",
             probe.subject
-        ));
-    }
-    if h.kid.is_none() {
-        notes.push(NO_KID.into());
-    }
+        ))
+        .into_iter()
+        .collect();
     // What Entra would refuse, as for a service-account token, with the AWS fixes; a token
     // without iss, sub or aud, or already expired, is not sent.
-    let refusals = entra_refusals(&decoded);
-    let usable =
-        probe.expires_at > d.now && !refusals.iter().any(|(_, p)| *p == ProblemId::Aadsts(70021));
-    let check =
-        if probe.expires_at <= d.now {
-            check
-            .outcome(Status::Fail, "the STS token cannot be a valid Entra assertion")
+    let expired = probe.expires_at <= d.now;
+    let unmatched = (catalogue::missing_claims(&decoded.claims).iter()).any(|m| *m != "exp");
+    d.push(if expired {
+        check
+            .outcome(
+                Status::Fail,
+                "the STS token cannot be a valid Entra assertion",
+            )
             .fix("STS issued a token that has already expired: check this machine's clock (NTP).")
             .problem(ProblemId::AwsSts)
-        } else {
-            judged(check, refusals, notes, true)
-        };
-    d.push(check);
-    if usable {
+    } else {
+        judged(check, &decoded, notes, true)
+    });
+    if !expired && !unmatched {
         found.audience = decoded.claims.aud.first().cloned().unwrap_or_default();
         found.jwt = Some((token, decoded));
         found.usable = true;

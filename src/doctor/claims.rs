@@ -24,7 +24,7 @@ pub(super) const ENTRA_ALGORITHMS: [&str; 3] = ["RS256", "RS384", "RS512"];
 /// does), in the order Entra checks: the federated credential's match (iss, sub, aud:
 /// AADSTS70021), the algorithm (AADSTS5002738), then exp (AADSTS50027). Each with its catalogue
 /// entry and the fix the credential gives for Entra's answer (for an AWS STS token, the AWS one).
-pub(super) fn entra_refusals(jwt: &DecodedJwt) -> Vec<(String, ProblemId)> {
+fn entra_refusals(jwt: &DecodedJwt) -> Vec<(String, ProblemId)> {
     let (alg, c) = (jwt.header.alg.as_deref(), &jwt.claims);
     let missing = catalogue::missing_claims(c);
     let unmatched: Vec<_> = missing.iter().filter(|m| **m != "exp").copied().collect();
@@ -72,16 +72,20 @@ fn entra_fix(problem: ProblemId, aws: bool) -> &'static str {
     }
 }
 
-/// `check` judged: failed with the first of `refusals` (its problem and fix), what Entra would
-/// refuse next once that is fixed and the `remarks` as details; else warned with the remarks as
-/// the fix.
+/// `check` judged by what Entra would refuse in `jwt` ([`entra_refusals`]): failed with the first
+/// refusal (its problem and fix), what Entra would refuse next once that is fixed and the
+/// `remarks` (and a missing `kid`) as details; else warned with the remarks as the fix.
 pub(super) fn judged(
     mut check: Check,
-    refusals: Vec<(String, ProblemId)>,
+    jwt: &DecodedJwt,
     mut remarks: Vec<String>,
     aws: bool,
 ) -> Check {
-    let mut refusals = refusals.into_iter();
+    if jwt.header.kid.is_none() {
+        remarks
+            .push("No kid in the header: Entra cannot pick the key from the issuer's JWKS.".into());
+    }
+    let mut refusals = entra_refusals(jwt).into_iter();
     let Some((summary, problem)) = refusals.next() else {
         if !remarks.is_empty() {
             check.status = Status::Warn;
@@ -98,10 +102,6 @@ pub(super) fn judged(
         .fix(entra_fix(problem, aws))
         .problem(problem)
 }
-
-/// The remark on a token without `kid` (checks `jwt` and `aws-sts`).
-pub(super) const NO_KID: &str =
-    "No kid in the header: Entra cannot pick the key from the issuer's JWKS.";
 
 /// Check 3: the token is a JWT; its header and claims, and what Entra would refuse.
 pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
@@ -140,10 +140,7 @@ pub(super) fn check_jwt(d: &mut Doctor, token: &str) -> Option<DecodedJwt> {
         _ if c.kubernetes.is_none() => remarks.push("No kubernetes.io claim: this is not a bound (projected) service-account token. Legacy Secret-based tokens never expire and should not be used.".into()),
         _ => {}
     }
-    if h.kid.is_none() {
-        remarks.push(NO_KID.into());
-    }
-    d.push(judged(check, entra_refusals(&decoded), remarks, false));
+    d.push(judged(check, &decoded, remarks, false));
     Some(decoded)
 }
 

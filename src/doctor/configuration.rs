@@ -14,11 +14,8 @@ use azure_core::http::Url;
 use std::path::Path;
 
 pub(super) fn is_guid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
-        && parts
-            .iter()
-            .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+    s.split('-').map(str::len).eq([8, 4, 4, 4, 12])
+        && s.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
 }
 
 /// A value with its source, quoted (escaped) only when whitespace or control characters would

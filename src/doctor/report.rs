@@ -241,9 +241,8 @@ impl fmt::Display for Report {
             writeln!(f, "{label} {:<13} {}", c.id.name(), escape(&c.summary))?;
             let width = c.details.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
             for (k, v) in &c.details {
-                let pad = " ".repeat(width - k.len());
-                let rest = format!("         {}  ", " ".repeat(width));
-                indent(f, v, &format!("         {k}:{pad} "), &rest)?;
+                let first = format!("         {:<1$} ", format!("{k}:"), width + 1);
+                indent(f, v, &first, &" ".repeat(width + 11))?;
             }
             if let Some(fix) = &c.fix {
                 indent(f, fix, "         fix: ", "              ")?;
