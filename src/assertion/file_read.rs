@@ -117,15 +117,6 @@ fn check_regular(meta: &std::fs::Metadata) -> Result<(), FileProblem> {
     ))
 }
 
-fn too_large(len: u64) -> FileProblem {
-    FileProblem::new(
-        format!(
-            "is at least {len} bytes, far larger than a service-account token (about 1 KB; limit {MAX_TOKEN_FILE_BYTES})"
-        ),
-        ProblemId::TokenFileNotAJwt,
-    )
-}
-
 /// `path` opened for reading, after checking that it resolves to a regular file, and the opened
 /// file's own metadata (the path may have been swapped between `stat` and `open`). `O_NONBLOCK`
 /// makes `open` of a FIFO swapped in after the `stat` return at once (the `fstat` then catches
@@ -149,16 +140,23 @@ pub(crate) fn open_regular(path: &Path) -> Result<(std::fs::File, std::fs::Metad
 /// use it directly, the credential through [`ReadGate`].
 pub(crate) fn read_token_file(path: &Path) -> Result<FileContent, FileProblem> {
     let (file, meta) = open_regular(path)?;
-    if meta.len() > MAX_TOKEN_FILE_BYTES {
-        return Err(too_large(meta.len()));
+    let mut bytes = Vec::new();
+    if meta.len() <= MAX_TOKEN_FILE_BYTES {
+        bytes.reserve(meta.len() as usize);
+        (&file)
+            .take(MAX_TOKEN_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| FileProblem::io(e, path))?;
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    (&file)
-        .take(MAX_TOKEN_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| FileProblem::io(e, path))?;
-    if bytes.len() as u64 > MAX_TOKEN_FILE_BYTES {
-        return Err(too_large(bytes.len() as u64));
+    // What it claims to be, or what it turned out to be (a file growing, a /proc file).
+    let len = meta.len().max(bytes.len() as u64);
+    if len > MAX_TOKEN_FILE_BYTES {
+        return Err(FileProblem::new(
+            format!(
+                "is at least {len} bytes, far larger than a service-account token (about 1 KB; limit {MAX_TOKEN_FILE_BYTES})"
+            ),
+            ProblemId::TokenFileNotAJwt,
+        ));
     }
     Ok(FileContent {
         bytes,
