@@ -12,7 +12,7 @@ mod response;
 mod tests;
 
 use catalogue::fill;
-use response::{invalid_response, retry_after_delay, throttled};
+use response::{invalid_response, retry_after_delay};
 pub(crate) use response::{parse_error, parse_success};
 
 use crate::assertion::{Assertion, AssertionSource};
@@ -227,8 +227,24 @@ impl Exchange {
         let now = date.and_then(|d| azure_core::time::parse_rfc7231(d.trim()).ok());
         let after = retry_after.and_then(|v| retry_after_delay(v, now.unwrap_or(self.clock.now())));
         let error = parse_error(status, retry_after, &body, &ctx);
+        let code = u16::from(status);
         Err(match after {
-            Some(after) if matches!(u16::from(status), 429 | 503) => throttled(error, after),
+            // Throttled: said first (the cache then sends nothing before `after` passes); the
+            // answer's problem, fix and Entra's words stay, and its error is the source.
+            Some(after) if matches!(code, 429 | 503) => {
+                let secs = after.whole_seconds();
+                (error.clone())
+                    .map_facts(|detail| {
+                        format!(
+                            "Entra throttled the token request (HTTP {code}, retry after {secs} s, transient). \
+                             The credential sends no new request before then and keeps serving a cached token that is still valid. \
+                             Details: {detail}"
+                        )
+                    })
+                    .with_transient(true)
+                    .with_retry_after(Some(after))
+                    .with_source(error)
+            }
             _ => error.with_retry_after(after),
         })
     }

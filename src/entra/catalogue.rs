@@ -78,9 +78,12 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Option<Problem
     let missing = claims.map(missing_claims).unwrap_or_default();
     let unmatched: Vec<_> = missing.iter().copied().filter(|c| *c != "exp").collect();
     let fix_of = |code| ProblemId::Aadsts(code).fix().unwrap_or_default().to_owned();
-    let malformed_fix = match aws {
-        true => AWS_MALFORMED_FIX.to_owned(),
-        false => fix_of(50027),
+    // The fix for an AWS STS token, else the entry's own.
+    let aws_or = |fix: String| if aws { fix } else { fix_of(code) };
+    let malformed_fix = if aws {
+        AWS_MALFORMED_FIX.into()
+    } else {
+        fix_of(50027)
     };
     let (headline, facts, fix): (&str, String, String) = match code {
         // A token without iss, sub or aud (the credential sends it, as azure_identity does): no
@@ -157,13 +160,11 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Option<Problem
                      public S3 bucket). A private issuer such as https://kubernetes.default.svc can never work.".to_owned(),
             },
         ),
-        50027 if missing.is_empty() => (
-            "the assertion is malformed: not a JWT Entra can parse, or without a claim it needs (exp, iss, sub, aud)",
-            "Entra needs a JWT with exp, iss, sub and aud; the token comes from {origin}.".into(),
-            malformed_fix,
-        ),
         50027 => (
-            "the token has no usable {missing}, which Entra needs",
+            match missing.is_empty() {
+                true => "the assertion is malformed: not a JWT Entra can parse, or without a claim it needs (exp, iss, sub, aud)",
+                false => "the token has no usable {missing}, which Entra needs",
+            },
             "Entra needs a JWT with exp, iss, sub and aud; the token comes from {origin}.".into(),
             malformed_fix,
         ),
@@ -184,23 +185,17 @@ pub(crate) fn entra_problem(code: u32, ctx: &ErrorContext<'_>) -> Option<Problem
                 false => "The service-account signing key was rotated (or added) on a self-managed issuer without republishing the JWKS.",
             }
             .into(),
-            match aws {
-                true => format!("send the JWT exactly as AWS STS returned it, fetched afresh; {AWS_ISSUER_IS}."),
-                false => fix_of(code),
-            },
+            aws_or(format!("send the JWT exactly as AWS STS returned it, fetched afresh; {AWS_ISSUER_IS}.")),
         ),
         70023 => (
             "the token lives {lifetime} (exp - iat); Entra accepts at most {max_lifetime} s for an external token",
             "The token comes from {origin}.".into(),
-            match aws {
-                true => "set duration in AwsWebIdentitySourceOptions (STS DurationSeconds) to at most 3600 s; 300 s is the default.".to_owned(),
-                false => fix_of(code),
-            },
+            aws_or("set duration in AwsWebIdentitySourceOptions (STS DurationSeconds) to at most 3600 s; 300 s is the default.".into()),
         ),
         5002738 => (
             "the token is signed with {alg}; Entra accepts only RS256, RS384 or RS512 for a client assertion",
             "An EC-signed token (alg ES256 or ES384 in its header) cannot be a client assertion.".into(),
-            if aws { AWS_RS256_FIX.to_owned() } else { fix_of(code) },
+            aws_or(AWS_RS256_FIX.into()),
         ),
         700016 => (
             "no application with client id {client} in tenant {tenant} at {authority}",

@@ -34,10 +34,12 @@ pub(super) fn invalid_response(
     what: impl std::fmt::Display,
 ) -> CredentialError {
     let (code, endpoint) = (u16::from(status), endpoint.map(|e| format!(" {e}")));
-    let endpoint = endpoint.unwrap_or_default();
     CredentialError::new(
         ProblemId::InvalidResponse,
-        format!("the token endpoint{endpoint} answered HTTP {code} with {what}"),
+        format!(
+            "the token endpoint{} answered HTTP {code} with {what}",
+            endpoint.unwrap_or_default()
+        ),
     )
     .with_status(status)
 }
@@ -271,23 +273,4 @@ fn foreign_error(
         _ => "",
     };
     invalid_response(status, Some(endpoint), format!("{what}{retry}.{advice}"))
-}
-
-/// A 429/503 with `Retry-After`: say so first (the cache then sends nothing before it passes).
-/// It keeps the answer's problem, fix and Entra's words; its source is `error`.
-pub(super) fn throttled(error: CredentialError, after: Duration) -> CredentialError {
-    let status = error.http_status().unwrap_or(StatusCode::TooManyRequests);
-    let (code, secs) = (u16::from(status), after.whole_seconds());
-    (error.clone())
-        .map_facts(|detail| {
-            format!(
-                "Entra throttled the token request (HTTP {code}, retry after {secs} s, transient). \
-                 The credential sends no new request before then and keeps serving a cached token that is still valid. \
-                 Details: {detail}"
-            )
-        })
-        .with_status(status)
-        .with_transient(true)
-        .with_retry_after(Some(after))
-        .with_source(error)
 }
