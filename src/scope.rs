@@ -35,10 +35,8 @@ fn is_permission(segment: &str) -> bool {
 pub fn suggested_scope(scope: &str) -> Option<String> {
     let trimmed = scope.trim();
     if trimmed != scope {
-        return match suggested_scope(trimmed) {
-            None if is_default_scope(trimmed) => Some(trimmed.to_string()),
-            other => other,
-        };
+        return suggested_scope(trimmed)
+            .or_else(|| is_default_scope(trimmed).then(|| trimmed.to_string()));
     }
     if scope.is_empty()
         || scope.ends_with("/.default")
