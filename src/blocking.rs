@@ -120,13 +120,11 @@ impl BlockingTokenCredential {
     ) -> azure_core::Result<AccessToken> {
         let call = || {
             let runtime = self.runtime()?;
-            let timeout = std::time::Duration::try_from(self.timeout)
-                .unwrap_or(std::time::Duration::from_secs(60));
+            // Positive (checked by `new`), so the conversion is exact.
+            let timeout = self.timeout.unsigned_abs();
             let fetch = self.credential.get_token(scopes, options);
-            match runtime.block_on(async { tokio::time::timeout(timeout, fetch).await }) {
-                Ok(result) => result,
-                Err(_elapsed) => Err(self.timeout_error(scopes)),
-            }
+            (runtime.block_on(async { tokio::time::timeout(timeout, fetch).await }))
+                .unwrap_or_else(|_elapsed| Err(self.timeout_error(scopes)))
         };
         match Handle::try_current().map(|handle| handle.runtime_flavor()) {
             Err(_) => call(),

@@ -92,17 +92,15 @@ impl Default for AwsWebIdentitySourceOptions {
 
 impl fmt::Debug for AwsWebIdentitySourceOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |is: bool| is.then_some("set");
         f.debug_struct("AwsWebIdentitySourceOptions")
             .field("audience", &self.audience)
             .field("duration", &self.duration)
             .field("signing_algorithm", &self.signing_algorithm)
             .field("region", &self.region)
             .field("endpoint_url", &self.endpoint_url)
-            .field("sdk_config", &self.sdk_config.as_ref().map(|_| "set"))
-            .field(
-                "configure_loader",
-                &self.configure_loader.as_ref().map(|_| "set"),
-            )
+            .field("sdk_config", &set(self.sdk_config.is_some()))
+            .field("configure_loader", &set(self.configure_loader.is_some()))
             .field("env", &self.env)
             .finish()
     }

@@ -263,22 +263,6 @@ fn source(name: &str, credential: azure_core::Result<Arc<dyn TokenCredential>>) 
     ChainSource::new(name, credential.unwrap_or_else(|e| Arc::new(Failing(e))))
 }
 
-/// The authority for credentials of azure_identity, resolved through our [`Env`] so that
-/// azure_identity never reads `AZURE_AUTHORITY_HOST` from the process environment itself.
-fn cloud_for(env: &Env, client_options: &ClientOptions) -> Arc<CloudConfiguration> {
-    if let Some(cloud) = &client_options.cloud {
-        return cloud.clone();
-    }
-    match env.var(AZURE_AUTHORITY_HOST) {
-        Some(host) => {
-            let mut custom = CustomConfiguration::default();
-            custom.authority_host = host;
-            Arc::new(CloudConfiguration::Custom(custom))
-        }
-        None => Arc::new(CloudConfiguration::AzurePublic),
-    }
-}
-
 /// The Environment source: `ClientSecretCredential` when `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and
 /// `AZURE_CLIENT_SECRET` are all set.
 fn environment(
@@ -328,7 +312,18 @@ fn environment(
         .into());
     };
     let mut client_options = client_options.clone();
-    client_options.cloud = Some(cloud_for(env, &client_options));
+    // The authority resolved through our Env, so that azure_identity never reads
+    // AZURE_AUTHORITY_HOST from the process environment itself.
+    client_options.cloud.get_or_insert_with(|| {
+        Arc::new(match env.var(AZURE_AUTHORITY_HOST) {
+            Some(host) => {
+                let mut custom = CustomConfiguration::default();
+                custom.authority_host = host;
+                CloudConfiguration::Custom(custom)
+            }
+            None => CloudConfiguration::AzurePublic,
+        })
+    });
     let options = Some(ClientSecretCredentialOptions { client_options });
     ClientSecretCredential::new(&tenant, client, Secret::new(secret), options)
         .map(|c| c as _)

@@ -45,18 +45,6 @@ pub(super) struct StsClient {
     client: tokio::sync::OnceCell<Sts>,
 }
 
-impl fmt::Debug for StsClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AwsWebIdentitySource")
-            .field("audience", &self.audience.get())
-            .field("duration_secs", &self.duration_secs)
-            .field("signing_algorithm", &self.options.signing_algorithm)
-            .field("region", &self.options.region)
-            .field("endpoint_url", &self.options.endpoint_url)
-            .finish_non_exhaustive()
-    }
-}
-
 impl StsClient {
     /// Validate `options` (duration 60–3600 s, signing algorithm, audience, HTTPS endpoint);
     /// no I/O.
@@ -65,9 +53,7 @@ impl StsClient {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, CredentialError> {
         let secs = options.duration.as_secs();
-        if options.duration < Duration::from_secs(60)
-            || options.duration > Duration::from_secs(3600)
-        {
+        if !(Duration::from_secs(60)..=Duration::from_secs(3600)).contains(&options.duration) {
             return Err(invalid(format!(
                 "duration {secs} s is outside what STS GetWebIdentityToken issues (60 to 3600 s)"
             )));

@@ -28,7 +28,7 @@ const MIN_REMAINING: time::Duration = time::Duration::seconds(15);
 /// [`AssertionSource::timed_out`].
 const ATTEMPT_TIMEOUT: time::Duration = time::Duration::seconds(25);
 
-/// The JWT cache's policy: refreshed in the background from [`refresh_at`] on (no jitter, so
+/// The JWT cache's policy: refreshed in the background [`refresh_in`] after its issue (no jitter, so
 /// the documented rule holds), callers wait for a refresh in the last 30 s of its usable life,
 /// a failure backs off (10 s doubling to 5 min) while a valid JWT is served, and is remembered
 /// for 5 s (1 s when transient) without one.
@@ -52,7 +52,14 @@ pub struct AwsWebIdentitySource {
 
 impl fmt::Debug for AwsWebIdentitySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.sts, f)
+        let sts = &self.sts;
+        f.debug_struct("AwsWebIdentitySource")
+            .field("audience", &sts.audience.get())
+            .field("duration_secs", &sts.duration_secs)
+            .field("signing_algorithm", &sts.options.signing_algorithm)
+            .field("region", &sts.options.region)
+            .field("endpoint_url", &sts.options.endpoint_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -133,14 +140,11 @@ impl AwsWebIdentitySource {
     }
 }
 
-/// Refresh once less than a fifth of the lifetime remains, but at least 60 s before expiry and
-/// no earlier than half-way.
-pub(super) fn refresh_at(issued: OffsetDateTime, expires: OffsetDateTime) -> OffsetDateTime {
-    let lifetime: time::Duration = expires - issued;
-    let margin = (lifetime / 5_i32)
-        .max(time::Duration::seconds(60))
-        .min(lifetime / 2_i32);
-    expires - margin
+/// How long after its issue a JWT of `lifetime` is refreshed: once less than a fifth of the
+/// lifetime remains, but at least 60 s before expiry and no earlier than half-way.
+pub(super) fn refresh_in(lifetime: time::Duration) -> time::Duration {
+    let margin = (lifetime / 5_i32).max(time::Duration::seconds(60));
+    lifetime - margin.min(lifetime / 2_i32)
 }
 
 impl TokenSource for StsClient {
@@ -150,7 +154,7 @@ impl TokenSource for StsClient {
     type Progress = ();
 
     /// `audience` is the key the cache is keyed by. The JWT is usable until [`MIN_REMAINING`]
-    /// before it expires, refreshed from [`refresh_at`] on.
+    /// before it expires, refreshed [`refresh_in`] after its issue.
     async fn fetch(
         &self,
         audience: &str,
@@ -159,11 +163,10 @@ impl TokenSource for StsClient {
         _: bool,
     ) -> Result<Fetched<WebIdentityToken>, CredentialError> {
         let jwt = StsClient::fetch(self, audience).await?;
-        let issued = jwt.expires_at - jwt.lifetime;
         Ok(Fetched {
             expires_on: jwt.expires_at - MIN_REMAINING,
             lifetime: jwt.lifetime - MIN_REMAINING,
-            refresh_in: Some(refresh_at(issued, jwt.expires_at) - issued),
+            refresh_in: Some(refresh_in(jwt.lifetime)),
             token: jwt,
         })
     }

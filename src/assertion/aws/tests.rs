@@ -1,7 +1,7 @@
 //! Unit tests of the AWS source.
 
 use super::errors::{credentials_error, credentials_failure, fix_for};
-use super::source::refresh_at;
+use super::source::refresh_in;
 use super::*;
 use crate::assertion::AssertionSource as _;
 use crate::config::AUDIENCE_PUBLIC;
@@ -57,12 +57,11 @@ fn credential_provider_failures_are_classified_by_type() {
 
 #[test]
 fn refresh_point_is_a_fifth_of_the_lifetime_with_bounds() {
-    let t0 = OffsetDateTime::UNIX_EPOCH;
     let s = time::Duration::seconds;
-    assert_eq!(refresh_at(t0, t0 + s(300)), t0 + s(240));
-    assert_eq!(refresh_at(t0, t0 + s(3600)), t0 + s(2880));
-    assert_eq!(refresh_at(t0, t0 + s(60)), t0 + s(30));
-    assert_eq!(refresh_at(t0, t0 + s(200)), t0 + s(140));
+    assert_eq!(refresh_in(s(300)), s(240));
+    assert_eq!(refresh_in(s(3600)), s(2880));
+    assert_eq!(refresh_in(s(60)), s(30));
+    assert_eq!(refresh_in(s(200)), s(140));
 }
 
 #[test]
