@@ -1,20 +1,16 @@
 //! The clock seam: every "what time is it" in the crate goes through [`Clock`], so tests can
 //! drive token expiry and refresh windows deterministically instead of sleeping.
-//!
-//! Two readings: the wall clock ([`Clock::now`], UTC, for what is shown to people and compared
-//! with other machines' timestamps such as a JWT's `exp`) and a monotonic clock
-//! ([`Clock::instant`], for every deadline the cache keeps). A step of the wall clock (NTP, a VM
-//! resumed) moves the first and never the second.
 
 use std::fmt;
 use std::time::Instant;
 use time::OffsetDateTime;
 
-/// A source of the current time.
+/// A source of the current time. A step of the wall clock (NTP, a resumed VM) moves
+/// [`now`](Self::now) and never [`instant`](Self::instant).
 pub(crate) trait Clock: Send + Sync + fmt::Debug {
-    /// The current wall-clock time (UTC).
+    /// The wall clock (UTC): for what people see and other machines' timestamps (a JWT's `exp`).
     fn now(&self) -> OffsetDateTime;
-    /// The current monotonic instant: never goes backwards, unaffected by wall-clock steps.
+    /// The monotonic clock, for every deadline the cache keeps: never goes backwards.
     fn instant(&self) -> Instant;
 }
 

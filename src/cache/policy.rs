@@ -121,9 +121,8 @@ pub(super) fn backoff(base: Duration, max: Duration, failures: u32, unit: f64) -
     delay / 2 + (delay / 2) * unit.clamp(0.0, 1.0)
 }
 
-/// How long a caller whose cached token expires in `remaining` may wait for a refresh: the
-/// remaining lifetime minus a margin (5 s, or half of it when less than 10 s remain), and never
-/// more than `attempt_timeout`.
+/// How long a caller whose cached token expires in `remaining` may wait for a refresh (the
+/// mandatory window's bound, as [`RefreshPolicy`] documents it).
 pub(super) fn wait_bound(remaining: Duration, attempt_timeout: Duration) -> Duration {
     let remaining = remaining.max(Duration::ZERO);
     let margin = Duration::seconds(5).min(remaining / 2);
