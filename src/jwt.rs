@@ -205,15 +205,12 @@ impl Claims {
     }
     /// The audiences joined for display.
     pub(crate) fn audiences_display(&self) -> String {
-        if self.aud.is_empty() {
+        // Escaped: a claim is written into messages (see `crate::escape`).
+        let auds: Vec<_> = self.aud.iter().map(|a| crate::escape::escape(a)).collect();
+        if auds.is_empty() {
             "(none)".to_string()
         } else {
-            // Escaped: a claim is written into messages (see `crate::escape`).
-            self.aud
-                .iter()
-                .map(|a| crate::escape::escape(a))
-                .collect::<Vec<_>>()
-                .join(", ")
+            auds.join(", ")
         }
     }
 }
