@@ -20,12 +20,12 @@ pub(super) fn is_guid(s: &str) -> bool {
 
 /// A value with its source, quoted (escaped) only when whitespace or control characters would
 /// otherwise be invisible; or that it is not set and where it would come from.
-fn shown(v: Option<&Sourced<String>>, missing: &str) -> String {
-    match v {
-        Some(v) if v.value.chars().any(|c| c.is_whitespace() || c.is_control()) => {
-            with_source(&format!("{:?}", v.value), &v.source)
+fn shown<T: AsRef<str>>(v: Option<&Sourced<T>>, missing: &str) -> String {
+    match v.map(|v| (v.value.as_ref(), &v.source)) {
+        Some((v, from)) if v.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            with_source(&format!("{v:?}"), from)
         }
-        Some(v) => with_source(&v.value, &v.source),
+        Some((v, from)) => with_source(&v, from),
         None => format!("not set (option or env {missing})"),
     }
 }
@@ -86,13 +86,10 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
         .detail(
             "authority",
             match &authority {
-                Ok(a) => shown(
-                    Some(&Sourced::new(
-                        a.value.trim_end_matches('/').into(),
-                        a.source.clone(),
-                    )),
-                    "",
-                ),
+                Ok(a) => {
+                    let trimmed = a.value.trim_end_matches('/');
+                    shown(Some(&Sourced::new(trimmed, a.source.clone())), "")
+                }
                 Err(e) => e.message().to_string(),
             },
         )
