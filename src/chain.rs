@@ -248,9 +248,16 @@ impl TokenCredential for ChainedTokenCredential {
                 .instrument(span)
                 .await;
         }
-        let mut attempts = Vec::new();
-        let mut failed = None;
+        let mut error = ChainError {
+            chain: self.name.clone(),
+            attempts: Vec::new(),
+            failed: None,
+        };
         for (index, source) in self.sources.iter().enumerate() {
+            if error.failed.is_some() {
+                error.attempts.push(format!("{}: not tried", source.name));
+                continue;
+            }
             let span = tracing::info_span!("credential_attempt", chain = %self.name, source = %source.name);
             let result = source
                 .credential
@@ -267,31 +274,20 @@ impl TokenCredential for ChainedTokenCredential {
                 Err(err) => err,
             };
             let (line, status) = (one_line(&err.to_string()), crate::error::log_line(&err));
+            let name = &source.name;
             if is_unavailable(&err) {
                 tracing::debug!(parent: &span, reason = %status, "source unavailable; trying the next one");
-                attempts.push(format!("{}: unavailable: {line}", source.name));
+                error.attempts.push(format!("{name}: unavailable: {line}"));
             } else {
                 tracing::warn!(parent: &span, error = %status, "source is configured but failed; the chain stops");
-                attempts.push(format!("{}: failed: {line}", source.name));
-                failed = Some((source.name.clone(), err));
-                break;
+                error.attempts.push(format!("{name}: failed: {line}"));
+                error.failed = Some((name.clone(), err));
             }
         }
-        let tried = attempts.len();
-        attempts.extend(
-            self.sources[tried..]
-                .iter()
-                .map(|s| format!("{}: not tried", s.name)),
-        );
-        let chain_error = ChainError {
-            chain: self.name.clone(),
-            attempts,
-            failed,
-        };
-        let message = chain_error.to_string();
+        let message = error.to_string();
         Err(azure_core::Error::with_error(
             ErrorKind::Credential,
-            chain_error,
+            error,
             message,
         ))
     }
