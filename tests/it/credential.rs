@@ -3,7 +3,9 @@
 
 use crate::common::*;
 use azure_core::credentials::TokenCredential;
-use azure_identity_k8s::{CredentialError, ErrorCategory, WorkloadIdentityCredential};
+use azure_identity_k8s::{
+    CredentialError, ErrorCategory, RefreshPolicy, WorkloadIdentityCredential,
+};
 use entra_emulator::{Endpoint, Fault, FederatedCredential, ProjectedVolume, ServiceAccountToken};
 
 async fn token_err(fx: &Fixture, scope: &str) -> CredentialError {
@@ -358,4 +360,88 @@ async fn throttling_reports_retry_after() {
         e.is_transient() && e.message().contains("Retry-After: 60"),
         "{e}"
     );
+}
+
+/// `RefreshPolicy::validate`, which the credential runs when it is built (from the cache's unit
+/// tests: the words are the credential's).
+#[test]
+fn refresh_policy_is_validated_with_the_field_named() {
+    use time::Duration;
+    assert!(RefreshPolicy::default().validate().is_ok());
+    let cases = [
+        (
+            RefreshPolicy {
+                attempt_timeout: Duration::ZERO,
+                ..Default::default()
+            },
+            "RefreshPolicy::attempt_timeout is 0 s but must be positive",
+        ),
+        (
+            RefreshPolicy {
+                failure_backoff: Duration::seconds(-1),
+                ..Default::default()
+            },
+            "RefreshPolicy::failure_backoff is -1 s but must be positive",
+        ),
+        (
+            RefreshPolicy {
+                mandatory_margin: Duration::seconds(-5),
+                ..Default::default()
+            },
+            "RefreshPolicy::mandatory_margin is -5 s but must not be negative",
+        ),
+        (
+            RefreshPolicy {
+                permanent_error_ttl: Duration::seconds(-1),
+                ..Default::default()
+            },
+            "RefreshPolicy::permanent_error_ttl is -1 s but must be positive",
+        ),
+        (
+            RefreshPolicy {
+                max_jitter: Duration::seconds(-1),
+                ..Default::default()
+            },
+            "RefreshPolicy::max_jitter",
+        ),
+        (
+            RefreshPolicy {
+                max_backoff: Duration::seconds(5),
+                ..Default::default()
+            },
+            "RefreshPolicy::max_backoff is 5 s but must be at least failure_backoff (10 s)",
+        ),
+    ];
+    for (policy, needle) in cases {
+        let e = policy.validate().unwrap_err();
+        assert_eq!(e.category(), ErrorCategory::InvalidConfiguration);
+        assert!(e.message().contains(needle), "{e}");
+        assert!(e.message().contains("refresh_policy"), "{e}");
+    }
+    // A zero error TTL: the error says why it is refused.
+    let default_but = |set: fn(&mut RefreshPolicy)| {
+        let mut p = RefreshPolicy::default();
+        set(&mut p);
+        p
+    };
+    for (policy, field, default) in [
+        (
+            default_but(|p| p.permanent_error_ttl = Duration::ZERO),
+            "permanent_error_ttl",
+            5,
+        ),
+        (
+            default_but(|p| p.transient_error_ttl = Duration::ZERO),
+            "transient_error_ttl",
+            1,
+        ),
+    ] {
+        let e = policy.validate().unwrap_err();
+        let expected = format!(
+            "RefreshPolicy::{field} is 0 s but must be positive: with no valid token cached, a zero \
+             TTL remembers no error, so every call during an outage sends a request to Entra \
+             (default {default} s)"
+        );
+        assert!(e.message().contains(&expected), "{e}");
+    }
 }
