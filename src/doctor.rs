@@ -184,11 +184,9 @@ pub async fn run(options: DoctorOptions) -> Report {
     let inputs = configuration::check(&mut d, &credential, aws.is_some());
     // 2-5 (or aws-sts): the assertion
     let found = match aws {
+        None => token_file::check(&mut d, &inputs),
         #[cfg(feature = "aws")]
         Some(o) => aws::check(&mut d, o, &inputs, clock.clone()).await,
-        #[cfg(not(feature = "aws"))]
-        Some(never) => match never {},
-        None => token_file::check(&mut d, &inputs),
     };
     // 6-9. issuer, discovery, JWKS, signature
     if let Some((token, jwt)) = &found.jwt {
