@@ -25,8 +25,8 @@ use crate::jwt::{Claims, Header};
 use crate::problem::{Page, ProblemId};
 use azure_core::credentials::AccessToken;
 use azure_core::error::ErrorKind;
-use azure_core::http::headers::{self, Headers, content_type};
-use azure_core::http::{ClientOptions, Context, Method, Pipeline, Request, StatusCode, Url};
+use azure_core::http::headers::{self, content_type};
+use azure_core::http::{ClientOptions, Context, Method, Pipeline, Request, Url};
 use azure_core::time::Duration;
 use request::AttemptPolicy;
 pub(crate) use request::{Phase, Progress};
@@ -82,13 +82,11 @@ pub(crate) struct ErrorContext<'a> {
     pub(crate) origin: &'a str,
 }
 
-/// The error of a token request that got no answer, from its classified `failure`: the first
-/// line names the endpoint (`scheme://host:port`) and the cause, and stays the same across
-/// retries of the same fault; then the fix for that cause and the whole error chain. `cut_at`:
-/// the attempt bound that ended the HTTP retry policy's wait after this failure, if it did.
-/// Problem id and documentation: the cause's section (`transport-connection-refused`, ...).
-/// Transient, but for a certificate failure (not transient in the catalogue): no retry fixes
-/// that, so the cache remembers it for `RefreshPolicy::permanent_error_ttl`.
+/// The error of a token request that got no answer, from its classified `failure`: a first line
+/// naming the endpoint (`scheme://host:port`) and the cause, stable across retries of the fault;
+/// the whole error chain; the cause's problem (`transport-connection-refused`, ...) and fix.
+/// `cut_at`: the attempt bound that ended the HTTP retry policy's wait after it, if it did. A
+/// certificate failure is not transient: no retry fixes it (`RefreshPolicy::permanent_error_ttl`).
 fn transport_error(failure: &Failure, cut_at: Option<Duration>) -> CredentialError {
     let note = match cut_at {
         _ if !failure.cause.is_transient() => {
@@ -133,12 +131,15 @@ fn probe(url: &Url) -> String {
 }
 
 impl Exchange {
-    async fn send(
+    /// One token request and its answer, read.
+    async fn request(
         &self,
         ctx: &Context<'_>,
         assertion: &Assertion,
         scope: &str,
-    ) -> Result<(StatusCode, Headers, Vec<u8>), CredentialError> {
+    ) -> Result<Fetched<AccessToken>, CredentialError> {
+        // `expires_in` counts from when the request is sent, not from when the answer arrives.
+        let sent = self.clock.now();
         let mut req = Request::new(self.endpoint.clone(), Method::Post);
         req.insert_header(
             headers::CONTENT_TYPE,
@@ -152,15 +153,19 @@ impl Exchange {
             .append_pair("client_assertion", assertion.secret())
             .finish();
         req.set_body(body);
-        match send_capped(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES).await {
-            Ok(answer) => Ok(answer),
+        let answer = send_capped(&self.pipeline, ctx, &mut req, MAX_RESPONSE_BYTES).await;
+        let (status, hdrs, body) = match answer {
+            Ok(answer) => answer,
             // Only [`AttemptPolicy`] puts an answer into an error: a throttling one.
             Err(SendError::Transport(e)) => match e.kind() {
                 ErrorKind::HttpResponse {
                     raw_response: Some(a),
                     ..
-                } => Ok((a.status(), a.headers().clone(), a.body().to_vec())),
-                _ => Err(transport_error(&Failure::of(&self.endpoint, &e), None).with_source(e)),
+                } => (a.status(), a.headers().clone(), a.body().to_vec()),
+                _ => {
+                    let failure = Failure::of(&self.endpoint, &e);
+                    return Err(transport_error(&failure, None).with_source(e));
+                }
             },
             Err(SendError::BrokeOff {
                 status,
@@ -175,29 +180,18 @@ impl Exchange {
                      {received} bytes: {chain}",
                     u16::from(status),
                 );
-                Err(CredentialError::new(failure.cause, facts)
+                return Err(CredentialError::new(failure.cause, facts)
                     .with_fix(cause_fix(&failure))
                     .with_transient(true)
-                    .with_source(error))
+                    .with_source(error));
             }
-            Err(SendError::TooLarge { status }) => Err(invalid_response(
-                status,
-                None,
-                format!("a body larger than {MAX_RESPONSE_BYTES} bytes (reading stopped there)."),
-            )),
-        }
-    }
-
-    /// One token request and its answer, read.
-    async fn request(
-        &self,
-        ctx: &Context<'_>,
-        assertion: &Assertion,
-        scope: &str,
-    ) -> Result<Fetched<AccessToken>, CredentialError> {
-        // `expires_in` counts from when the request is sent, not from when the answer arrives.
-        let sent = self.clock.now();
-        let (status, hdrs, body) = self.send(ctx, assertion, scope).await?;
+            Err(SendError::TooLarge { status }) => {
+                let what = format!(
+                    "a body larger than {MAX_RESPONSE_BYTES} bytes (reading stopped there)."
+                );
+                return Err(invalid_response(status, None, what));
+            }
+        };
         if status.is_success() && !response::is_entra_error(&body) {
             return parse_success(status, &body, sent);
         }
@@ -252,8 +246,9 @@ impl Exchange {
     /// Whether (after how long, and why) the request that failed with `error`, `elapsed` into
     /// the attempt, is sent once more: a throttling answer whose `Retry-After` passes within the
     /// first half of `attempt_timeout` (never earlier), and, on a `cold` attempt (no valid token
-    /// cached: the caller waits for this error), Entra's possibly transient codes after 1 to 2 s
-    /// (jittered), when that too fits.
+    /// cached: the caller waits for this error), Entra's [possibly
+    /// transient](catalogue::POSSIBLY_TRANSIENT) codes after 1 to 2 s (jittered), when that too
+    /// fits (with a valid token cached, the cache serves it and retries with its backoff).
     fn second_try(
         &self,
         error: &CredentialError,
@@ -389,10 +384,8 @@ impl TokenSource for Exchange {
     type Context = Context<'static>;
     type Progress = Progress;
 
-    /// One attempt: the assertion, then the token request, sent a second time (once) after a
-    /// throttling answer whose `Retry-After` ends within the first half of `attempt_timeout`, or,
-    /// when `cold`, after one of Entra's [possibly transient](catalogue::POSSIBLY_TRANSIENT)
-    /// errors (with a valid token cached, the cache serves it and retries with its backoff).
+    /// One attempt: the assertion, then the token request, sent once more when
+    /// [`second_try`](Exchange::second_try) says so.
     async fn fetch(
         &self,
         scope: &str,

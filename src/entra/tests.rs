@@ -5,6 +5,7 @@ use super::response::first_line;
 use super::*;
 use crate::config::AZURE_FEDERATED_TOKEN_AUDIENCE;
 use crate::problem::ProblemId;
+use azure_core::http::StatusCode;
 use azure_core::time::Duration;
 
 fn now() -> time::OffsetDateTime {
