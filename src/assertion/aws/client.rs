@@ -201,15 +201,13 @@ impl StsClient {
             Some(r) if r != "aws-global" => r,
             Some(_) => {
                 return Err(invalid(
-                    "region aws-global selects the STS global endpoint, which does not serve GetWebIdentityToken; set a regional one (e.g. AWS_REGION=us-east-1)".to_string(),
+                    "region aws-global selects the STS global endpoint, which does not serve GetWebIdentityToken; set a regional one (e.g. AWS_REGION=us-east-1)",
                 ));
             }
             None => {
-                return Err(CredentialError::new(
-                    ProblemId::AwsLimits,
-                    "no AWS region found; STS serves GetWebIdentityToken only on regional endpoints.",
+                return Err(invalid(
+                    "no AWS region found; STS serves GetWebIdentityToken only on regional endpoints",
                 )
-                .named(NAME)
                 .with_category(ErrorCategory::NotConfigured)
                 .with_fix("set AWS_REGION (e.g. us-east-1), the region option, or the region of your AWS profile."));
             }

@@ -80,7 +80,7 @@ const NO_CREDENTIALS_FIX: &str = "run where AWS credentials and a region can be 
 /// The name the source's own errors start with.
 pub(super) const NAME: Option<&str> = Some("AwsWebIdentitySource");
 
-pub(super) fn invalid(message: String) -> CredentialError {
+pub(super) fn invalid(message: impl fmt::Display) -> CredentialError {
     CredentialError::new(ProblemId::AwsLimits, format!("{message}.")).named(NAME)
 }
 

@@ -143,3 +143,38 @@ fn debug_shows_no_secrets() {
     let s = AwsWebIdentitySource::new(o).unwrap();
     assert!(!format!("{s:?}").contains("very-secret-value"));
 }
+
+#[tokio::test]
+async fn a_missing_or_global_region_is_refused_before_any_call() {
+    let probe = |region: Option<&'static str>| {
+        let sdk_config = aws_config::SdkConfig::builder()
+            .region(region.map(aws_config::Region::from_static))
+            .build();
+        let options = AwsWebIdentitySourceOptions {
+            sdk_config: Some(sdk_config),
+            ..Default::default()
+        };
+        async move { AwsWebIdentitySource::new(options).unwrap().probe().await }
+    };
+    let e = probe(None).await.unwrap_err();
+    assert_eq!(e.category(), ErrorCategory::NotConfigured, "{e}");
+    assert!(!e.is_transient(), "{e}");
+    assert!(
+        e.message().starts_with(
+            "AwsWebIdentitySource: no AWS region found; STS serves GetWebIdentityToken only on regional endpoints."
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        e.fix(),
+        Some(
+            "set AWS_REGION (e.g. us-east-1), the region option, or the region of your AWS profile."
+        )
+    );
+    let e = probe(Some("aws-global")).await.unwrap_err();
+    assert_eq!(e.category(), ErrorCategory::InvalidConfiguration, "{e}");
+    assert!(
+        e.message().starts_with("AwsWebIdentitySource: region aws-global selects the STS global endpoint, which does not serve GetWebIdentityToken; set a regional one (e.g. AWS_REGION=us-east-1)."),
+        "{e}"
+    );
+}
