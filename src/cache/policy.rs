@@ -110,14 +110,11 @@ pub(super) fn schedule(
 /// Delay before the next attempt after `failures` consecutive failures: `base` doubled per
 /// failure up to `max`, then drawn from `[d/2, d]` by `unit`.
 pub(super) fn backoff(base: Duration, max: Duration, failures: u32, unit: f64) -> Duration {
-    let mut delay = base.max(Duration::ZERO);
-    for _ in 1..failures.min(40) {
-        delay *= 2;
-        if delay >= max {
-            break;
-        }
-    }
-    let delay = delay.min(max).max(Duration::ZERO);
+    let doublings = failures.saturating_sub(1).min(30);
+    let delay = base
+        .saturating_mul(1 << doublings)
+        .min(max)
+        .max(Duration::ZERO);
     delay / 2 + (delay / 2) * unit.clamp(0.0, 1.0)
 }
 
