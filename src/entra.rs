@@ -29,14 +29,14 @@ use azure_core::http::headers::{self, content_type};
 use azure_core::http::{ClientOptions, Context, Method, Pipeline, Request, Url};
 use azure_core::time::Duration;
 use request::AttemptPolicy;
-pub(crate) use request::{Phase, Progress};
+use request::{Phase, Progress};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The `client_assertion_type` of a JWT bearer assertion.
-pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Largest response body read from the token endpoint. A real answer is a few KB.
-pub(crate) const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
 /// The exchange: assertion in, access token out.
 pub(crate) struct Exchange {
@@ -283,7 +283,7 @@ impl SourceError for CredentialError {
 /// hung: while the HTTP retry policy waits after a transport failure, that failure (its cause is
 /// the problem, not the bound); while the assertion is produced, the `assertion` source's error
 /// when it has one.
-pub(crate) fn failure_error(
+fn failure_error(
     scope: &str,
     failure: cache::Failure<Progress>,
     assertion: Option<&dyn AssertionSource>,
