@@ -129,6 +129,16 @@ impl Reason {
     pub(crate) fn cold(self) -> bool {
         matches!(self, Self::Expired | Self::Miss)
     }
+
+    /// The `reason` field of the log record of an attempt's start.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Advisory => "advisory",
+            Self::Mandatory => "mandatory",
+            Self::Expired => "expired",
+            Self::Miss => "miss",
+        }
+    }
 }
 
 /// What happened to a slot, for [`TokenSource::observe`].

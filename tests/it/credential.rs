@@ -445,3 +445,23 @@ fn refresh_policy_is_validated_with_the_field_named() {
         assert!(e.message().contains(&expected), "{e}");
     }
 }
+
+/// The DEBUG record of an attempt's start names why it starts as a string label, as before the
+/// reason was typed (`reason="miss"` on a cold cache).
+#[tokio::test]
+async fn an_attempt_logs_its_reason_as_a_label() {
+    let fx = Fixture::new().await;
+    let cred = WorkloadIdentityCredential::new(Some(fx.options())).unwrap();
+    let logs = LogCapture::default();
+    {
+        let _guard = logs.install();
+        cred.get_token(&[STORAGE], None).await.unwrap();
+    }
+    let logged = logs.text();
+    assert!(
+        logged
+            .lines()
+            .any(|l| l.contains("refreshing access token") && l.contains("reason=\"miss\"")),
+        "{logged}"
+    );
+}
