@@ -13,9 +13,9 @@
 //!
 //! # Attempts never wedge a slot
 //!
-//! An attempt is a spawned task that owns a guard: however the task ends (completed, panicked,
-//! dropped before or after its first poll, its runtime shut down), the slot's in-flight marker is
-//! cleared before its waiters learn about it, and waiters that see the attempt vanish start a new
+//! An attempt is a spawned task that holds its own liveness: however the task ends (completed,
+//! panicked, dropped before or after its first poll, its runtime shut down), the attempt counts as
+//! dead before its waiters learn about it, and waiters that see the attempt vanish start a new
 //! one. An attempt also has a deadline (`attempt_timeout` plus a grace period): an attempt whose
 //! task is never polled again (a runtime kept but no longer driven) is treated as dead after it,
 //! and the next caller starts a new attempt. This is what makes a credential safe to call from a
@@ -45,7 +45,6 @@ use slot::{InFlight, Slot, add};
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use time::ext::InstantExt as _;
 use time::{Duration, OffsetDateTime};
@@ -168,7 +167,7 @@ pub(crate) enum Event<'a, S: TokenSource + ?Sized> {
 /// The outcome of one attempt, as every waiter receives it.
 type Outcome<S> = Result<<S as TokenSource>::Token, <S as TokenSource>::Error>;
 type SharedOutcome<S> = Shared<oneshot::Receiver<Outcome<S>>>;
-/// A slot, as the cache's map and an attempt's guard hold it.
+/// A slot, as the cache's map and an attempt's task hold it.
 type SlotLock<S> = Arc<RwLock<Slot<S>>>;
 
 /// Most slots kept. Past it, a slot without a valid token and without an attempt in flight (a
@@ -349,24 +348,20 @@ impl<S: TokenSource> CacheInner<S> {
         reason: Reason,
         ctx: S::Context,
     ) -> (SharedOutcome<S>, azure_core::async_runtime::TaskFuture) {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let outcome = rx.shared();
-        let progress = Arc::<S::Progress>::default();
+        let (progress, alive) = (Arc::<S::Progress>::default(), Arc::new(()));
         let bound = self.policy.attempt_timeout.max(Duration::ZERO);
         state.attempt = Some(InFlight {
-            id,
             outcome: outcome.clone(),
+            alive: Arc::downgrade(&alive),
             deadline: add(self.clock.instant(), bound + DEAD_ATTEMPT_GRACE),
             progress: progress.clone(),
         });
-        let mut guard = AttemptGuard {
-            slot: slot.clone(),
-            id,
-            tx: Some(tx),
-        };
-        let (cache, key) = (self.clone(), key.clone());
+        // However the task ends, `alive` is dropped before `tx` (a tuple drops in order): waiters
+        // that see `Canceled` find the attempt dead and start a new one.
+        let ends = (alive, tx);
+        let (cache, key, slot) = (self.clone(), key.clone(), slot.clone());
         let run = async move {
             let (source, started) = (&cache.source, cache.clock.instant());
             source.observe(&key, Event::Refreshing { reason });
@@ -381,30 +376,16 @@ impl<S: TokenSource> CacheInner<S> {
                 }),
             };
             let result = failure.unwrap_or_else(|failure| Err(source.failed(&key, failure)));
-            let outcome = write(&guard.slot).record(guard.id, result, started, &cache, &key);
+            let outcome = write(&slot).record(result, started, &cache, &key);
+            drop(ends.0);
             // Every waiter gets the same outcome; nobody may be listening any more, which is fine.
-            let _ = guard.tx.take().map(|tx| tx.send(outcome));
+            let _ = ends.1.send(outcome);
         };
         let span = tracing::Span::current();
         (
             outcome,
             Box::pin(run.instrument(span).with_current_subscriber()),
         )
-    }
-}
-
-/// Owned by an attempt's task. Dropping it (completed, panicked, never polled, runtime shut
-/// down) clears the slot's in-flight marker *before* the waiters are told (`tx` is dropped after
-/// `drop` runs), so they start a new attempt.
-struct AttemptGuard<S: TokenSource> {
-    slot: SlotLock<S>,
-    id: u64,
-    tx: Option<oneshot::Sender<Outcome<S>>>,
-}
-
-impl<S: TokenSource> Drop for AttemptGuard<S> {
-    fn drop(&mut self) {
-        write(&self.slot).end_attempt(self.id);
     }
 }
 

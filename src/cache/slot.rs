@@ -4,7 +4,7 @@
 
 use super::policy::{backoff, schedule};
 use super::{CacheInner, Event, Fetched, Outcome, SharedOutcome, SourceError, TokenSource};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 use time::ext::InstantExt as _;
 use time::{Duration, OffsetDateTime};
@@ -29,8 +29,9 @@ pub(super) fn add(at: Instant, d: Duration) -> Instant {
 
 /// The attempt in flight.
 pub(super) struct InFlight<S: TokenSource> {
-    pub(super) id: u64,
     pub(super) outcome: SharedOutcome<S>,
+    /// Alive while the attempt's task exists.
+    pub(super) alive: Weak<()>,
     /// Past this instant the attempt is considered dead (its task is never polled again, e.g.
     /// its runtime is idle) and the next caller starts a new one.
     pub(super) deadline: Instant,
@@ -71,32 +72,26 @@ impl<S: TokenSource> Default for Slot<S> {
 }
 
 impl<S: TokenSource> Slot<S> {
-    /// The live attempt (not past its deadline) at `now`.
+    /// The attempt in flight at `now`: its task exists and it is not past its deadline.
     pub(super) fn live_attempt(&self, now: Instant) -> Option<&InFlight<S>> {
-        self.attempt.as_ref().filter(|a| now < a.deadline)
-    }
-
-    /// Clear the in-flight marker if it is still attempt `id`'s.
-    pub(super) fn end_attempt(&mut self, id: u64) {
-        if self.attempt.as_ref().is_some_and(|a| a.id == id) {
-            self.attempt = None;
-        }
+        (self.attempt.as_ref()).filter(|a| now < a.deadline && a.alive.strong_count() > 0)
     }
 
     /// The outcome for a caller at `now` when it needs no change to the state: fresh token,
     /// advisory window with a refresh in flight or backing off, mandatory window while backing
     /// off, or a remembered error. `None` when an attempt must be started or joined.
     pub(super) fn serve(&self, now: Instant) -> Option<Outcome<S>> {
-        let in_flight = self.live_attempt(now).is_some();
-        let backing_off = (self.failing.as_ref())
-            .filter(|f| !in_flight && now < f.retry_at)
-            .map(|f| &f.error);
-        match (&self.cached, backing_off) {
-            (Some(c), _) if now < c.refresh_at => Some(Ok(c.token.clone())),
-            (Some(c), _) if now < c.mandatory_at && in_flight => Some(Ok(c.token.clone())),
-            (Some(c), Some(_)) if now < c.expires_at => Some(Ok(c.token.clone())),
-            (Some(c), None) if now < c.expires_at => None,
-            (_, error) => error.cloned().map(Err),
+        let in_flight = || self.live_attempt(now).is_some();
+        let backing_off = || {
+            (self.failing.as_ref())
+                .filter(|f| !in_flight() && now < f.retry_at)
+                .map(|f| &f.error)
+        };
+        match &self.cached {
+            Some(c) if now < c.refresh_at => Some(Ok(c.token.clone())),
+            Some(c) if now < c.mandatory_at && in_flight() => Some(Ok(c.token.clone())),
+            Some(c) if now < c.expires_at => backing_off().map(|_| Ok(c.token.clone())),
+            _ => backing_off().cloned().map(Err),
         }
     }
 
@@ -105,18 +100,16 @@ impl<S: TokenSource> Slot<S> {
         self.cached.as_ref().filter(|c| now < c.expires_at)
     }
 
-    /// End attempt `id`, which started at `started`, with `result`: a fetched token is scheduled
+    /// Record the result of the attempt that started at `started`: a fetched token is scheduled
     /// and cached; an error starts or extends the failure run (a still-valid token is served
     /// meanwhile). The outcome for the attempt's waiters.
     pub(super) fn record(
         &mut self,
-        id: u64,
         result: Result<Fetched<S::Token>, S::Error>,
         started: Instant,
         cache: &CacheInner<S>,
         key: &str,
     ) -> Outcome<S> {
-        self.end_attempt(id);
         let (now, wall) = (cache.clock.instant(), cache.clock.now());
         let policy = &cache.policy;
         let error = match result {

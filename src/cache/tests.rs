@@ -237,7 +237,11 @@ impl Fixture {
         loop {
             let pending: Vec<SharedOutcome<TestSource>> = read(&self.cache.inner.slots)
                 .values()
-                .filter_map(|s| read(s).attempt.as_ref().map(|a| a.outcome.clone()))
+                .filter_map(|s| {
+                    let slot = read(s);
+                    let live = slot.attempt.as_ref().filter(|a| a.alive.strong_count() > 0);
+                    live.map(|a| a.outcome.clone())
+                })
                 .collect();
             if pending.is_empty() {
                 return;
