@@ -46,6 +46,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 use time::ext::InstantExt as _;
 use time::{Duration, OffsetDateTime};
 use tracing::instrument::{Instrument as _, WithSubscriber as _};
@@ -270,7 +271,7 @@ impl<S: TokenSource> CacheInner<S> {
         for _ in 0..=MAX_RESTARTS {
             let now = self.clock.instant();
             let (attempt, bound) = {
-                let mut state = write(&slot);
+                let state = write(&slot);
                 // Re-check: another caller may have changed the state since the read lock.
                 if let Some(outcome) = state.serve(now) {
                     return outcome;
@@ -281,25 +282,11 @@ impl<S: TokenSource> CacheInner<S> {
                 if let Some(a) = state.live_attempt(now) {
                     (a.outcome.clone(), bound)
                 } else {
-                    let advisory = (state.cached.as_ref())
-                        .filter(|c| now < c.mandatory_at)
-                        .map(|c| c.token.clone());
-                    let reason = match (&advisory, state.valid(now), &state.cached) {
-                        (Some(_), _, _) => Reason::Advisory,
-                        (None, Some(_), _) => Reason::Mandatory,
-                        (None, None, Some(_)) => Reason::Expired,
-                        (None, None, None) => Reason::Miss,
-                    };
                     let ctx = ctx.take().unwrap_or_default();
-                    let (outcome, attempt) = self.attempt(&key, &slot, &mut state, reason, ctx);
-                    drop(state);
-                    // Spawned after the lock is released: a runtime that polls on spawn cannot
-                    // deadlock on it. Detached: dropping the handle does not abort the task.
-                    drop(get_async_runtime().spawn(attempt));
-                    if let Some(token) = advisory {
-                        return Ok(token);
+                    match self.attempt(&key, &slot, state, now, ctx) {
+                        Either::Left(advisory) => return Ok(advisory),
+                        Either::Right(outcome) => (outcome, bound),
                     }
-                    (outcome, bound)
                 }
             };
             match select(attempt, get_async_runtime().sleep(bound)).await {
@@ -336,18 +323,27 @@ impl<S: TokenSource> CacheInner<S> {
         token.ok_or(error)
     }
 
-    /// Register a new attempt in `state` (the locked `slot`); the task to spawn once the lock is
-    /// released. It runs with the caller's span and subscriber. Spawning panics when there is no
-    /// runtime (tokio's, outside a runtime): the task is dropped (which frees the slot) and the
-    /// panic continues.
+    /// Start an attempt on `slot` (locked by the caller as `state`): registered under the lock,
+    /// spawned with the caller's span and subscriber once it is released (a runtime that polls on
+    /// spawn cannot deadlock on it; with no runtime, spawning panics and the dropped task is
+    /// dead). In the advisory window the cached token to return at once, else the outcome.
     fn attempt(
         self: &Arc<Self>,
         key: &Arc<str>,
         slot: &SlotLock<S>,
-        state: &mut Slot<S>,
-        reason: Reason,
+        mut state: RwLockWriteGuard<'_, Slot<S>>,
+        now: Instant,
         ctx: S::Context,
-    ) -> (SharedOutcome<S>, azure_core::async_runtime::TaskFuture) {
+    ) -> Either<S::Token, SharedOutcome<S>> {
+        let advisory = (state.cached.as_ref())
+            .filter(|c| now < c.mandatory_at)
+            .map(|c| c.token.clone());
+        let reason = match (&advisory, state.valid(now), &state.cached) {
+            (Some(_), _, _) => Reason::Advisory,
+            (None, Some(_), _) => Reason::Mandatory,
+            (None, None, Some(_)) => Reason::Expired,
+            (None, None, None) => Reason::Miss,
+        };
         let (tx, rx) = oneshot::channel();
         let outcome = rx.shared();
         let (progress, alive) = (Arc::<S::Progress>::default(), Arc::new(()));
@@ -355,7 +351,7 @@ impl<S: TokenSource> CacheInner<S> {
         state.attempt = Some(InFlight {
             outcome: outcome.clone(),
             alive: Arc::downgrade(&alive),
-            deadline: add(self.clock.instant(), bound + DEAD_ATTEMPT_GRACE),
+            deadline: add(now, bound + DEAD_ATTEMPT_GRACE),
             progress: progress.clone(),
         });
         // However the task ends, `alive` is dropped before `tx` (a tuple drops in order): waiters
@@ -381,11 +377,11 @@ impl<S: TokenSource> CacheInner<S> {
             // Every waiter gets the same outcome; nobody may be listening any more, which is fine.
             let _ = ends.1.send(outcome);
         };
-        let span = tracing::Span::current();
-        (
-            outcome,
-            Box::pin(run.instrument(span).with_current_subscriber()),
-        )
+        drop(state);
+        let run = run.instrument(tracing::Span::current());
+        // Detached: dropping the handle does not abort the task.
+        drop(get_async_runtime().spawn(Box::pin(run.with_current_subscriber())));
+        advisory.map_or(Either::Right(outcome), Either::Left)
     }
 }
 
