@@ -262,63 +262,56 @@ impl<S: TokenSource> CacheInner<S> {
     }
 
     /// Everything but a plain hit: maybe start an attempt, maybe wait for one (at most the
-    /// token's [`policy::wait_bound`] or `attempt_timeout`), then fall back on a valid token.
+    /// token's [`policy::wait_bound`] or `attempt_timeout`), then fall back on a valid token, else
+    /// the source's error for the cache's failure.
     async fn get_slow(self: &Arc<Self>, key: &str, ctx: S::Context) -> Outcome<S> {
         let (key, slot) = self.slot_for(key);
         let mut ctx = Some(ctx);
         let timeout = self.policy.attempt_timeout.max(Duration::ZERO);
-        // A vanished attempt (its task dropped) is replaced, up to MAX_RESTARTS times.
-        for _ in 0..=MAX_RESTARTS {
-            let now = self.clock.instant();
-            let (attempt, bound) = {
-                let state = write(&slot);
-                // Re-check: another caller may have changed the state since the read lock.
-                if let Some(outcome) = state.serve(now) {
-                    return outcome;
-                }
-                let bound = state.valid(now).map_or(timeout, |c| {
-                    policy::wait_bound(c.expires_at.signed_duration_since(now), timeout)
-                });
-                if let Some(a) = state.live_attempt(now) {
-                    (a.outcome.clone(), bound)
-                } else {
-                    let ctx = ctx.take().unwrap_or_default();
-                    match self.attempt(&key, &slot, state, now, ctx) {
-                        Either::Left(advisory) => return Ok(advisory),
-                        Either::Right(outcome) => (outcome, bound),
+        let failure = 'wait: {
+            // A vanished attempt (its task dropped) is replaced, up to MAX_RESTARTS times.
+            for _ in 0..=MAX_RESTARTS {
+                let now = self.clock.instant();
+                let (attempt, bound) = {
+                    let state = write(&slot);
+                    // Re-check: another caller may have changed the state since the read lock.
+                    if let Some(outcome) = state.serve(now) {
+                        return outcome;
+                    }
+                    let bound = state.valid(now).map_or(timeout, |c| {
+                        policy::wait_bound(c.expires_at.signed_duration_since(now), timeout)
+                    });
+                    if let Some(a) = state.live_attempt(now) {
+                        (a.outcome.clone(), bound)
+                    } else {
+                        let ctx = ctx.take().unwrap_or_default();
+                        match self.attempt(&key, &slot, state, now, ctx) {
+                            Either::Left(advisory) => return Ok(advisory),
+                            Either::Right(outcome) => (outcome, bound),
+                        }
+                    }
+                };
+                match select(attempt, get_async_runtime().sleep(bound)).await {
+                    Either::Left((Ok(outcome), _)) => return outcome,
+                    Either::Left((Err(oneshot::Canceled), _)) => continue,
+                    Either::Right(((), _)) => {
+                        let progress = read(&slot).attempt.as_ref().map(|a| a.progress.clone());
+                        let bound = timeout;
+                        break 'wait Failure::TimedOut { bound, progress };
                     }
                 }
-            };
-            match select(attempt, get_async_runtime().sleep(bound)).await {
-                Either::Left((Ok(outcome), _)) => return outcome,
-                Either::Left((Err(oneshot::Canceled), _)) => continue,
-                Either::Right(((), _)) => {
-                    let progress = read(&slot).attempt.as_ref().map(|a| a.progress.clone());
-                    let failure = Failure::TimedOut {
-                        bound: timeout,
-                        progress,
-                    };
-                    return self.fallback(&key, &slot, failure);
-                }
             }
-        }
-        let times = MAX_RESTARTS;
-        self.fallback(&key, &slot, Failure::Vanished { times })
-    }
-
-    /// A still-valid cached token, else the source's error for `failure`.
-    fn fallback(
-        &self,
-        key: &str,
-        slot: &RwLock<Slot<S>>,
-        failure: Failure<S::Progress>,
-    ) -> Outcome<S> {
-        let error = self.source.failed(key, failure);
-        let now = self.clock.instant();
-        let token = read(slot).valid(now).map(|c| c.token.clone());
+            Failure::Vanished {
+                times: MAX_RESTARTS,
+            }
+        };
+        let error = self.source.failed(&key, failure);
+        let token = read(&slot)
+            .valid(self.clock.instant())
+            .map(|c| c.token.clone());
         if token.is_some() {
             self.source
-                .observe(key, Event::ServedStale { error: &error });
+                .observe(&key, Event::ServedStale { error: &error });
         }
         token.ok_or(error)
     }
