@@ -111,28 +111,22 @@ impl<S: TokenSource> Slot<S> {
         key: &str,
     ) -> Outcome<S> {
         let (now, wall) = (cache.clock.instant(), cache.clock.now());
-        let policy = &cache.policy;
+        let (policy, unit) = (&cache.policy, (cache.random)());
         let error = match result {
             Ok(fetched) => {
-                let (refresh_after, mandatory_after) = schedule(
-                    fetched.lifetime,
-                    fetched.refresh_in,
-                    policy,
-                    (cache.random)(),
-                );
+                let (refresh, mandatory) =
+                    schedule(fetched.lifetime, fetched.refresh_in, policy, unit);
                 let cached = Cached {
                     token: fetched.token,
                     expires_on: fetched.expires_on,
-                    refresh_at: add(started, refresh_after),
-                    mandatory_at: add(started, mandatory_after),
+                    refresh_at: add(started, refresh),
+                    mandatory_at: add(started, mandatory),
                     expires_at: add(started, fetched.lifetime),
                 };
-                let (expires_on, took) = (cached.expires_on, now.signed_duration_since(started));
-                let refresh_in = cached.refresh_at.signed_duration_since(now);
                 let event = Event::Acquired {
-                    expires_on,
-                    refresh_in,
-                    took,
+                    expires_on: cached.expires_on,
+                    refresh_in: cached.refresh_at.signed_duration_since(now),
+                    took: now.signed_duration_since(started),
                 };
                 cache.source.observe(key, event);
                 self.failing = None;
@@ -145,7 +139,7 @@ impl<S: TokenSource> Slot<S> {
             Some(f) => (f.count.saturating_add(1), f.since),
             None => (1, (now, wall)),
         };
-        let (base, max, unit) = (policy.failure_backoff, policy.max_backoff, (cache.random)());
+        let (base, max) = (policy.failure_backoff, policy.max_backoff);
         let valid = self.valid(now);
         let delay = match valid {
             Some(c) if now < c.mandatory_at => {
