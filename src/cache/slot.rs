@@ -141,6 +141,8 @@ impl<S: TokenSource> Slot<S> {
         };
         let (base, max) = (policy.failure_backoff, policy.max_backoff);
         let valid = self.valid(now);
+        // With a valid token: back off, never past `mandatory_at` before the mandatory window and
+        // at most `failure_backoff` within it. Without one: remember the error for its TTL.
         let delay = match valid {
             Some(c) if now < c.mandatory_at => {
                 backoff(base, max, count, unit).min(c.mandatory_at.signed_duration_since(now))
