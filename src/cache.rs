@@ -5,11 +5,9 @@
 //! source's audience). A cached token's `refresh_at`, `mandatory_at` and `expires_at` are
 //! instants on the monotonic clock, anchored at the start of the attempt that fetched it (a
 //! wall-clock step changes none of them; the token handed out keeps its own wall-clock expiry);
-//! [`RefreshPolicy`] documents the windows they open. A fresh token is answered by
-//! [`TokenCache::try_hit`]: two uncontended read locks, nothing allocated but the clone, no log,
-//! no wait. Past `refresh_at` one attempt runs, spawned after the slot's lock is released;
-//! callers without a token to serve join it and wait at most [`policy::wait_bound`] (with a
-//! valid token, then served it) or `attempt_timeout`.
+//! [`RefreshPolicy`] documents the windows they open and how long callers wait. A fresh token is
+//! answered by [`TokenCache::try_hit`]: two uncontended read locks, nothing allocated but the
+//! clone, no log, no wait.
 //!
 //! # Attempts never wedge a slot
 //!
