@@ -80,7 +80,7 @@ pub(crate) trait TokenSource: Send + Sync + 'static {
     type Progress: Default + Send + Sync + 'static;
 
     /// Fetch a new token for `key`. `cold`: no valid token was cached when the attempt started
-    /// ([`Reason::cold`]), so its callers wait for it and get its error.
+    /// (the reason is `expired` or `miss`), so its callers wait for it and get its error.
     fn fetch(
         &self,
         key: &str,
@@ -112,37 +112,11 @@ pub(crate) enum Failure<P> {
     Panicked(String),
 }
 
-/// Why an attempt starts: the slot's cached token is in the advisory or the mandatory window,
-/// has expired, or there is none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reason {
-    Advisory,
-    Mandatory,
-    Expired,
-    Miss,
-}
-
-impl Reason {
-    /// No valid token is cached: the attempt's callers wait for it and get its error.
-    pub(crate) fn cold(self) -> bool {
-        matches!(self, Self::Expired | Self::Miss)
-    }
-
-    /// The `reason` field of the log record of an attempt's start.
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            Self::Advisory => "advisory",
-            Self::Mandatory => "mandatory",
-            Self::Expired => "expired",
-            Self::Miss => "miss",
-        }
-    }
-}
-
 /// What happened to a slot, for [`TokenSource::observe`].
 pub(crate) enum Event<'a, S: TokenSource + ?Sized> {
-    /// An attempt starts.
-    Refreshing { reason: Reason },
+    /// An attempt starts because the cached token is in the `advisory` or `mandatory` window,
+    /// has `expired`, or there is none (`miss`).
+    Refreshing { reason: &'static str },
     /// An attempt got a token, after `took`; the next refresh is due in `refresh_in`.
     Acquired {
         expires_on: OffsetDateTime,
@@ -329,11 +303,11 @@ impl<S: TokenSource> CacheInner<S> {
         let advisory = (state.cached.as_ref())
             .filter(|c| now < c.mandatory_at)
             .map(|c| c.token.clone());
-        let reason = match (&advisory, state.valid(now), &state.cached) {
-            (Some(_), _, _) => Reason::Advisory,
-            (None, Some(_), _) => Reason::Mandatory,
-            (None, None, Some(_)) => Reason::Expired,
-            (None, None, None) => Reason::Miss,
+        let (reason, cold) = match (&advisory, state.valid(now), &state.cached) {
+            (Some(_), _, _) => ("advisory", false),
+            (None, Some(_), _) => ("mandatory", false),
+            (None, None, Some(_)) => ("expired", true),
+            (None, None, None) => ("miss", true),
         };
         let (tx, rx) = oneshot::channel();
         let outcome = rx.shared();
@@ -352,7 +326,7 @@ impl<S: TokenSource> CacheInner<S> {
         let run = async move {
             let (source, started) = (&cache.source, cache.clock.instant());
             source.observe(&key, Event::Refreshing { reason });
-            let fetch = source.fetch(&key, ctx, progress.clone(), reason.cold());
+            let fetch = source.fetch(&key, ctx, progress.clone(), cold);
             let fetch = std::pin::pin!(AssertUnwindSafe(fetch).catch_unwind());
             let failure = match select(fetch, get_async_runtime().sleep(bound)).await {
                 Either::Left((Ok(result), _)) => Ok(result),

@@ -316,7 +316,7 @@ macro_rules! log_cache_event {
     ($event:expr, $key:ident = $value:expr, $kind:literal, $failed:literal, $quiet:literal) => {{
         match $event {
             Event::Refreshing { reason } => {
-                ::tracing::debug!($key = %$value, reason = reason.label(), concat!("refreshing ", $kind));
+                ::tracing::debug!($key = %$value, reason, concat!("refreshing ", $kind));
             }
             Event::Acquired { expires_on, refresh_in, took } => ::tracing::info!(
                 $key = %$value,
