@@ -59,6 +59,7 @@ pub use crate::scope::suggested_scope;
 pub use report::{Check, CheckId, MatchingFederatedCredential, Report, Status};
 
 use crate::assertion::TokenFileSource;
+use crate::assertion::token_file::fmt_time;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ResolvedConfig, ValueSource};
 use crate::credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
@@ -284,11 +285,6 @@ fn with_source<T: std::fmt::Display>(v: &T, source: &ValueSource) -> String {
         ValueSource::Default => "default".into(),
     };
     format!("{} (from {from})", escape(&v.to_string()))
-}
-
-fn fmt_time(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// `1d02h`, `1h02m`, `1m30s`, `5s`, negative with a `-`.

@@ -234,7 +234,8 @@ pub(crate) fn check_path(
     .with_fix(dedicated_token_fix(expected, None)))
 }
 
-fn fmt_time(t: OffsetDateTime) -> String {
+/// RFC 3339, or the Unix timestamp when that cannot be written (`doctor` shows times so too).
+pub(crate) fn fmt_time(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
@@ -388,6 +389,7 @@ impl TokenFileSource {
         verdict: AudienceVerdict,
     ) -> (ProblemId, String) {
         let expected = &self.expected_audience;
+        let dedicated = dedicated_token_fix(expected, claims.iss.as_deref());
         match verdict {
             AudienceVerdict::Mismatch | AudienceVerdict::Custom => (
                 ProblemId::AudienceMismatch,
@@ -396,14 +398,10 @@ impl TokenFileSource {
             AudienceVerdict::AllowedForeignWithoutExpected(_) => (
                 ProblemId::ForeignAudience,
                 format!(
-                    "{} To send this token anyway, set {AZURE_FEDERATED_TOKEN_AUDIENCE} (or expected_audience) to the audience its federated identity credential has, as well as allow_foreign_audience.",
-                    dedicated_token_fix(expected, claims.iss.as_deref())
+                    "{dedicated} To send this token anyway, set {AZURE_FEDERATED_TOKEN_AUDIENCE} (or expected_audience) to the audience its federated identity credential has, as well as allow_foreign_audience."
                 ),
             ),
-            _ => (
-                ProblemId::ForeignAudience,
-                dedicated_token_fix(expected, claims.iss.as_deref()),
-            ),
+            _ => (ProblemId::ForeignAudience, dedicated),
         }
     }
 
@@ -421,17 +419,13 @@ impl TokenFileSource {
         modified: Option<std::time::SystemTime>,
     ) -> Result<(), CredentialError> {
         let (now, file) = (self.clock.now(), crate::escape::path(&self.path));
-
+        let modified = modified.map(OffsetDateTime::from);
         if let Some(exp) = claims.expires_at()
             && exp < now - CLOCK_SKEW
         {
             let age = modified.map(|m| {
-                let m = OffsetDateTime::from(m);
-                format!(
-                    " The file was last written {} ago ({}).",
-                    fmt_age(now - m),
-                    fmt_time(m)
-                )
+                let (ago, at) = (fmt_age(now - m), fmt_time(m));
+                format!(" The file was last written {ago} ago ({at}).")
             });
             let rotate_at = match claims.issued_at().map(|iat| (iat, exp - iat)) {
                 Some((iat, l)) if !l.is_positive() => format!(
@@ -447,7 +441,7 @@ impl TokenFileSource {
                 None => String::new(),
             };
             // Written after the token had expired: something copies a stale token there.
-            let verdict = match modified.map(OffsetDateTime::from) {
+            let verdict = match modified {
                 Some(m) if m > exp => {
                     "The file was written after the token had expired: whatever writes it copies an old token; only the kubelet's projected volume writes fresh ones."
                 }

@@ -84,7 +84,8 @@ async fn get_json<T: DeserializeOwned>(pipeline: &Pipeline, url: &Url) -> Result
         }
         Either::Left((Err(SendError::Transport(e) | SendError::BrokeOff { error: e, .. }), _)) => {
             let failure = Failure::of(url, &e);
-            return Err(error(failure.to_string(), Some(failure), UNREACHABLE));
+            let message = format!("{} ({})", failure.words(), failure.origin);
+            return Err(error(message, Some(failure), UNREACHABLE));
         }
         Either::Right(_) => {
             let message = format!("no answer within {FETCH_TIMEOUT_SECS} s");

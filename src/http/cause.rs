@@ -11,7 +11,6 @@
 use crate::problem::ProblemId;
 use azure_core::http::Url;
 use std::error::Error as StdError;
-use std::fmt;
 use std::io;
 
 /// A classified transport failure of one request: the cause, where to, and the error chain.
@@ -26,8 +25,6 @@ pub(crate) struct Failure {
     pub(crate) url: Url,
     /// `scheme://host:port` of the URL requested.
     pub(crate) origin: String,
-    host: String,
-    port: u16,
     /// The innermost error's text (the detail the cause was named from).
     innermost: String,
     /// Every error of the chain, outermost first, joined by ": " (repeats dropped).
@@ -38,27 +35,21 @@ impl Failure {
     /// Classify `error` (any error whose `source()` chain leads to the transport's error), for a
     /// request to `url`.
     pub(crate) fn of(url: &Url, error: &(dyn StdError + 'static)) -> Self {
-        let host = url.host_str().unwrap_or("").to_owned();
-        let port = url.port_or_known_default().unwrap_or(0);
-        let mut cause = None;
-        let mut texts: Vec<String> = Vec::new();
-        let mut cur = Some(error);
-        while let Some(e) = cur {
+        let (mut cause, mut texts) = (None, Vec::<String>::new());
+        // `io::Error::source` skips its payload (it returns the payload's source): the payload is
+        // classified by `classify_one`, its text is the io::Error's own.
+        for e in std::iter::successors(Some(error), |&e| e.source()) {
             let text = e.to_string();
             cause = cause.or_else(|| classify_one(e, &text));
             if texts.last() != Some(&text) {
                 texts.push(text);
             }
-            // `io::Error::source` skips its payload (it returns the payload's source): the
-            // payload is classified by `classify_one`, its text is the io::Error's own.
-            cur = e.source();
         }
+        let (host, port) = host_port(url);
         Self {
             cause: cause.unwrap_or(ProblemId::Transport),
             url: url.clone(),
             origin: format!("{}://{host}:{port}", url.scheme()),
-            host,
-            port,
             innermost: texts.last().cloned().unwrap_or_default(),
             chain: texts.join(": "),
         }
@@ -79,16 +70,16 @@ impl Failure {
     pub(crate) fn fix(&self, setting: &str, probe: &str) -> String {
         // A URL with `?` or `&` is one shell word only when quoted.
         let probe = crate::shell::shell_quote(probe);
-        let (origin, host, port) = (&self.origin, &self.host, self.port);
-        (self.cause).transport_fix(origin, host, port, setting, &probe)
+        let (host, port) = host_port(&self.url);
+        (self.cause).transport_fix(&self.origin, host, port, setting, &probe)
     }
 }
 
-impl fmt::Display for Failure {
-    /// "connection refused (https://host:port)": the first-line form, stable across retries.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.words(), self.origin)
-    }
+fn host_port(url: &Url) -> (&str, u16) {
+    (
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0),
+    )
 }
 
 /// The cause one error of the chain names, if it names one.
@@ -277,8 +268,6 @@ mod tests {
                 cause,
                 url: url(),
                 origin: "https://h:1".into(),
-                host: "h".into(),
-                port: 1,
                 innermost: "x".into(),
                 chain: "x".into(),
             };
