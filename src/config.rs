@@ -393,11 +393,9 @@ pub(crate) fn locate_token_file(
     if let Some(p) = option {
         return Some(Sourced::new(p.to_path_buf(), ValueSource::Options));
     }
-    if let Some(p) = env.var_os(AZURE_FEDERATED_TOKEN_FILE) {
-        return Some(Sourced::new(
-            PathBuf::from(p),
-            ValueSource::EnvVar(AZURE_FEDERATED_TOKEN_FILE),
-        ));
+    let var = AZURE_FEDERATED_TOKEN_FILE;
+    if let Some(p) = env.var_os(var) {
+        return Some(Sourced::new(p.into(), ValueSource::EnvVar(var)));
     }
     well_known
         .iter()

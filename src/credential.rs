@@ -179,12 +179,8 @@ impl WorkloadIdentityCredential {
         source: Arc<dyn AssertionSource>,
         options: Option<WorkloadIdentityCredentialOptions>,
     ) -> azure_core::Result<Arc<Self>> {
-        Self::build(
-            options.unwrap_or_default(),
-            Some(source),
-            Arc::new(SystemClock),
-        )
-        .map_err(Into::into)
+        let options = options.unwrap_or_default();
+        Self::build(options, Some(source), Arc::new(SystemClock)).map_err(Into::into)
     }
 
     /// Create a credential whose client assertions come from any
@@ -221,14 +217,10 @@ impl WorkloadIdentityCredential {
         let assertion: Arc<dyn AssertionSource> = match source {
             Some(s) => s,
             None => {
-                let file = TokenFileSource::configured(
-                    &config,
-                    options
-                        .env
-                        .allow_foreign_audience(options.allow_foreign_audience),
-                    &options.env,
-                    clock.clone(),
-                );
+                let allow = options
+                    .env
+                    .allow_foreign_audience(options.allow_foreign_audience);
+                let file = TokenFileSource::configured(&config, allow, &options.env, clock.clone());
                 // As azure_identity: fail now when the file is missing or unreadable (no content
                 // is kept; the file is read again for every exchange).
                 file.check_now()?;
@@ -407,8 +399,6 @@ impl WorkloadIdentityCredential {
     }
 }
 
-type TokenFuture<'a> = Pin<Box<dyn Future<Output = azure_core::Result<AccessToken>> + Send + 'a>>;
-
 // Written out instead of `#[async_trait]` (whose expansion this signature is) so that a cache hit
 // is answered before any future is built: the boxed future the trait forces is then a small
 // `Ready` holding the result, not the slow path's whole state machine.
@@ -417,7 +407,7 @@ impl TokenCredential for WorkloadIdentityCredential {
         &'life0 self,
         scopes: &'life1 [&'life2 str],
         options: Option<TokenRequestOptions<'life3>>,
-    ) -> TokenFuture<'async_trait>
+    ) -> Pin<Box<dyn Future<Output = azure_core::Result<AccessToken>> + Send + 'async_trait>>
     where
         'life0: 'async_trait,
         'life1: 'async_trait,

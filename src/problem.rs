@@ -73,13 +73,17 @@ impl Page {
     }
 }
 
-/// A problem's entry: stable id, section (page and anchor), category, and whether it is
-/// transient (an error may say otherwise from its facts: an HTTP status, an AWS error code).
+/// A problem's entry: stable id, section (page and anchor), category, whether it is transient
+/// (an error may say otherwise from its facts: an HTTP status, an AWS error code), its fix when
+/// it needs no facts ([`ProblemId::fix`]) and a `Transport*` problem's words
+/// ([`ProblemId::transport_words`]).
 struct Entry {
     id: &'static str,
     section: (Page, &'static str),
     category: ErrorCategory,
     transient: bool,
+    fix: Option<&'static str>,
+    words: Option<&'static str>,
 }
 
 /// Declares [`ProblemId`]'s unit variants with their entry (the section is on docs/troubleshooting.md
@@ -87,7 +91,7 @@ struct Entry {
 /// without its entry and its place in [`ProblemId::all`].
 macro_rules! problems {
     ($( $(#[$doc:meta])* $variant:ident = $id:literal, $category:ident, $transient:literal
-        $(, $page:ident $anchor:literal)?; )*) => {
+        $(, in $page:ident $anchor:literal)? $(, words: $words:literal)? $(, fix: $fix:expr)?; )*) => {
         /// A problem of the catalogue: the stable identifier a [`crate::CredentialError`]
         /// ([`problem_id`](crate::CredentialError::problem_id)) and a `doctor` check carry for the
         /// same fault, for programs to branch on and to search logs for.
@@ -126,6 +130,8 @@ macro_rules! problems {
                         section: [$((Page::$page, $anchor),)? (Page::Troubleshooting, $id)][0],
                         category: ErrorCategory::$category,
                         transient: $transient,
+                        fix: [$(Some($fix),)? None][0],
+                        words: [$(Some($words),)? None][0],
                     }), )*
                     ProblemId::Aadsts(_) => None,
                 }
@@ -142,21 +148,34 @@ problems! {
     /// The requested scopes cannot be sent: one `<resource>/.default` scope is needed.
     InvalidScope = "invalid-scope", InvalidScope, false;
     /// The token file does not exist.
-    TokenFileMissing = "token-file-missing", TokenFile, false;
+    TokenFileMissing = "token-file-missing", TokenFile, false, fix:
+        "Check that the pod mounts a projected serviceAccountToken volume at this path (with the Azure Workload \
+         Identity webhook: label the pod azure.workload.identity/use: \"true\" and annotate its service account), \
+         and that AZURE_FEDERATED_TOKEN_FILE matches mountPath/path.";
     /// The token file cannot be read (permission denied, a symlink loop, an I/O error).
-    TokenFileUnreadable = "token-file-unreadable", TokenFile, false;
+    // The fix is for permission denied; another I/O error's fix says where the path leads.
+    TokenFileUnreadable = "token-file-unreadable", TokenFile, false, fix:
+        "The projected volume's files are readable by the pod's user only if the volume's defaultMode or the pod's \
+         fsGroup allows it; set defaultMode: 0444 or an fsGroup that matches runAsUser.";
     /// The token file's path is a directory.
-    TokenFileIsADirectory = "token-file-is-a-directory", TokenFile, false;
+    TokenFileIsADirectory = "token-file-is-a-directory", TokenFile, false, fix: POINT_AT_THE_TOKEN;
     /// The token file is a FIFO, socket or device, or larger than 64 KiB.
-    TokenFileNotARegularFile = "token-file-not-a-regular-file", TokenFile, false;
+    TokenFileNotARegularFile = "token-file-not-a-regular-file", TokenFile, false,
+        fix: POINT_AT_THE_TOKEN;
     /// The token file is empty or holds only whitespace.
-    TokenFileEmpty = "token-file-empty", TokenFile, false;
+    TokenFileEmpty = "token-file-empty", TokenFile, false, fix:
+        "Mount a projected serviceAccountToken volume (the kubelet writes the token when the pod starts) and point \
+         AZURE_FEDERATED_TOKEN_FILE at its file; never copy the token into a Secret or overwrite the file.";
     /// The token file does not hold a JWT.
-    TokenFileNotAJwt = "token-file-not-a-jwt", TokenFile, false;
+    TokenFileNotAJwt = "token-file-not-a-jwt", TokenFile, false, fix: POINT_AT_THE_TOKEN;
     /// The service-account token's `exp` is past.
-    TokenExpired = "token-expired", Assertion, false;
+    TokenExpired = "token-expired", Assertion, false, fix:
+        "make the kubelet rotate the file: it must be a projected serviceAccountToken volume (not a copied Secret or a \
+         file baked into the image), the kubelet on the node must be healthy (`kubectl describe pod`, the kubelet's \
+         logs), and nothing may read the token once and keep it.";
     /// The service-account token's `nbf` is in the future.
-    TokenNotYetValid = "token-not-yet-valid", Assertion, false;
+    TokenNotYetValid = "token-not-yet-valid", Assertion, false, fix:
+        "correct this machine's clock or the API server's: check NTP on the node (`chronyc tracking`, `timedatectl`).";
     /// The token lacks the expected audience the user set.
     AudienceMismatch = "audience-mismatch", Assertion, false;
     /// The token (or the file) is a credential for something else: AWS STS, EKS Pod Identity,
@@ -168,45 +187,63 @@ problems! {
     /// none of the `Transport*` problems names.
     Transport = "transport", Transport, true;
     /// No answer: the host refused the connection (nothing listens on that port).
-    TransportConnectionRefused = "transport-connection-refused", Transport, true;
+    TransportConnectionRefused = "transport-connection-refused", Transport, true,
+        words: "connection refused";
     /// No answer: the host name does not resolve.
-    TransportDns = "transport-dns", Transport, true;
+    TransportDns = "transport-dns", Transport, true, words: "the host name does not resolve (DNS)";
     /// No answer: the connection was closed or reset before an answer.
-    TransportConnectionReset = "transport-connection-reset", Transport, true;
+    TransportConnectionReset = "transport-connection-reset", Transport, true,
+        words: "the connection was closed or reset before an answer";
     /// No answer: the server's certificate is from a CA this client does not trust.
-    TransportUntrustedCertificate = "transport-untrusted-certificate", Transport, false;
+    TransportUntrustedCertificate = "transport-untrusted-certificate", Transport, false,
+        words: "TLS: the server's certificate is not trusted (unknown issuer)";
     /// No answer: the server's certificate is not valid for the host name.
-    TransportCertificateName = "transport-certificate-name", Transport, false;
+    TransportCertificateName = "transport-certificate-name", Transport, false,
+        words: "TLS: the server's certificate is not valid for this host name";
     /// No answer: the server's certificate is expired or not yet valid.
-    TransportCertificateExpired = "transport-certificate-expired", Transport, false;
+    TransportCertificateExpired = "transport-certificate-expired", Transport, false,
+        words: "TLS: the server's certificate is expired or not yet valid";
     /// No answer: another TLS handshake failure.
-    TransportTls = "transport-tls", Transport, true;
+    TransportTls = "transport-tls", Transport, true, words: "the TLS handshake failed";
     /// No answer: the HTTP proxy refused or failed the `CONNECT` tunnel.
-    TransportProxy = "transport-proxy", Transport, true;
+    TransportProxy = "transport-proxy", Transport, true,
+        words: "the HTTP proxy refused or failed the CONNECT tunnel";
     /// No answer: the connection timed out (packets dropped).
-    TransportTimedOut = "transport-timed-out", Transport, true;
+    TransportTimedOut = "transport-timed-out", Transport, true, words: "the connection timed out";
     /// An attempt did not finish within `RefreshPolicy::attempt_timeout`.
     Timeout = "timeout", Timeout, true;
     /// The token endpoint's answer is not Entra's (HTML, text, truncated, missing fields).
-    InvalidResponse = "invalid-response", InvalidResponse, false;
+    InvalidResponse = "invalid-response", InvalidResponse, false, fix:
+        "check that AZURE_AUTHORITY_HOST (or the cloud option) names Entra ID (https://login.microsoftonline.com, \
+         https://login.microsoftonline.us or https://login.chinacloudapi.cn) and that no proxy or gateway answers in its \
+         place; a 5xx or 429 is transient and retried.";
     /// Entra answered with an OAuth error that carries no AADSTS code.
     EntraError = "entra-errors", Entra, false;
     /// AWS STS `AccessDenied`: the role may not call `sts:GetWebIdentityToken`.
-    AwsAccessDenied = "aws-access-denied", Assertion, false, AwsOutbound "access-denied";
+    AwsAccessDenied = "aws-access-denied", Assertion, false, in AwsOutbound "access-denied";
     /// Outbound identity federation is not enabled for the AWS account.
-    AwsFederationDisabled = "aws-federation-disabled", Assertion, false, AwsOutbound "federation-disabled";
+    AwsFederationDisabled = "aws-federation-disabled", Assertion, false,
+        in AwsOutbound "federation-disabled";
     /// The AWS credentials are missing, expired or not accepted.
-    AwsCredentials = "aws-credentials", Assertion, false, AwsOutbound "aws-credentials";
+    AwsCredentials = "aws-credentials", Assertion, false, in AwsOutbound "aws-credentials";
     /// AWS STS is throttling the account's requests.
-    AwsThrottling = "aws-throttling", Assertion, true, AwsOutbound "throttling";
+    AwsThrottling = "aws-throttling", Assertion, true, in AwsOutbound "throttling";
     /// STS is not activated in the region.
-    AwsRegion = "aws-region", Assertion, false, AwsOutbound "region";
+    AwsRegion = "aws-region", Assertion, false, in AwsOutbound "region";
     /// An AWS option or request parameter is outside what STS accepts (duration, signing
     /// algorithm, audience, region).
-    AwsLimits = "aws-limits", InvalidConfiguration, false, AwsOutbound "limits";
+    AwsLimits = "aws-limits", InvalidConfiguration, false, in AwsOutbound "limits", fix:
+        "use values STS GetWebIdentityToken accepts: duration 60 to 3600 s, signing_algorithm RS256 (Entra ID needs it), \
+         an audience of 1 to 1000 characters equal to the federated identity credential's, a regional AWS_REGION (e.g. \
+         us-east-1), https:// endpoint URLs.";
     /// Any other AWS STS failure (not reached, timed out, an unlisted error code).
-    AwsSts = "aws-troubleshooting", Transport, true, AwsOutbound "troubleshooting";
+    AwsSts = "aws-troubleshooting", Transport, true, in AwsOutbound "troubleshooting";
 }
+
+/// The fix of a token file path that leads to something else than the token file.
+const POINT_AT_THE_TOKEN: &str = "Point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at the token file inside the \
+     projected volume, <mountPath>/<path> of the serviceAccountToken projection, which holds the service-account JWT \
+     the kubelet writes.";
 
 /// AADSTS codes with a section of their own in docs/troubleshooting.md; any other code links
 /// the section on Entra errors in general.
@@ -254,76 +291,39 @@ impl ProblemId {
     /// values, the transport cause, the AWS error code, an AWS STS token instead of a
     /// service-account token), which the error then states with its own fix.
     pub(crate) fn fix(self) -> Option<&'static str> {
-        Some(match self {
-            ProblemId::TokenFileMissing => {
-                "Check that the pod mounts a projected serviceAccountToken volume at this path (with the Azure Workload \
-                 Identity webhook: label the pod azure.workload.identity/use: \"true\" and annotate its service account), \
-                 and that AZURE_FEDERATED_TOKEN_FILE matches mountPath/path."
-            }
-            // Permission denied; another I/O error's fix says where the path leads.
-            ProblemId::TokenFileUnreadable => {
-                "The projected volume's files are readable by the pod's user only if the volume's defaultMode or the pod's \
-                 fsGroup allows it; set defaultMode: 0444 or an fsGroup that matches runAsUser."
-            }
-            ProblemId::TokenFileIsADirectory
-            | ProblemId::TokenFileNotARegularFile
-            | ProblemId::TokenFileNotAJwt => {
-                "Point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) at the token file inside the projected volume, \
-                 <mountPath>/<path> of the serviceAccountToken projection, which holds the service-account JWT the kubelet writes."
-            }
-            ProblemId::TokenFileEmpty => {
-                "Mount a projected serviceAccountToken volume (the kubelet writes the token when the pod starts) and point \
-                 AZURE_FEDERATED_TOKEN_FILE at its file; never copy the token into a Secret or overwrite the file."
-            }
-            ProblemId::TokenExpired => {
-                "make the kubelet rotate the file: it must be a projected serviceAccountToken volume (not a copied Secret or a \
-                 file baked into the image), the kubelet on the node must be healthy (`kubectl describe pod`, the kubelet's \
-                 logs), and nothing may read the token once and keep it."
-            }
-            ProblemId::TokenNotYetValid => {
-                "correct this machine's clock or the API server's: check NTP on the node (`chronyc tracking`, `timedatectl`)."
-            }
-            ProblemId::InvalidResponse => {
-                "check that AZURE_AUTHORITY_HOST (or the cloud option) names Entra ID (https://login.microsoftonline.com, \
-                 https://login.microsoftonline.us or https://login.chinacloudapi.cn) and that no proxy or gateway answers in its \
-                 place; a 5xx or 429 is transient and retried."
-            }
+        let ProblemId::Aadsts(code) = self else {
+            return self.local()?.fix;
+        };
+        Some(match code {
             // Also for AADSTS70021 when the token lacks iss, sub or aud, and `doctor`'s `jwt` check.
-            ProblemId::Aadsts(50027) => {
+            50027 => {
                 "send the projected service-account token exactly as the kubelet writes it (a bound token has iss, sub, aud, iat \
                  and exp); `kubectl create token <service account> --audience api://AzureADTokenExchange` prints one to compare with."
             }
-            ProblemId::Aadsts(7000272) => {
+            7000272 => {
                 "republish the JWKS from the API server's current keys: `kubectl get --raw /openid/v1/jwks` prints them; copy \
                  that document to the issuer's jwks_uri (e.g. the S3 object). Keep the old key published until tokens signed with \
                  it have expired."
             }
-            ProblemId::Aadsts(70023) => {
+            70023 => {
                 "set the projected volume's serviceAccountToken.expirationSeconds to at most 86400 (3600 is the usual value)."
             }
-            ProblemId::Aadsts(5002738) => {
+            5002738 => {
                 "give the cluster an RSA service-account signing key (kube-apiserver --service-account-signing-key-file) and \
                  republish the JWKS."
             }
-            ProblemId::Aadsts(70003) => {
+            70003 => {
                 "send the client-credentials request: grant_type=client_credentials, \
                  client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer and the service-account token as \
                  client_assertion (WorkloadIdentityCredential sends exactly this); Entra ID takes no RFC 8693 token exchange \
                  (grant_type=urn:ietf:params:oauth:grant-type:token-exchange with subject_token)."
             }
-            ProblemId::Aadsts(50196) => {
-                "reuse the credential (it caches tokens) instead of creating one per request."
-            }
-            ProblemId::Aadsts(7000215 | 7000222) => {
+            50196 => "reuse the credential (it caches tokens) instead of creating one per request.",
+            7000215 | 7000222 => {
                 "remove the client secret (AZURE_CLIENT_SECRET); a workload identity uses none."
             }
-            ProblemId::Aadsts(code) if !DOCUMENTED_CODES.contains(&code) => {
+            code if !DOCUMENTED_CODES.contains(&code) => {
                 "look the code up in the Entra ID error code reference (https://login.microsoftonline.com/error)."
-            }
-            ProblemId::AwsLimits => {
-                "use values STS GetWebIdentityToken accepts: duration 60 to 3600 s, signing_algorithm RS256 (Entra ID needs it), \
-                 an audience of 1 to 1000 characters equal to the federated identity credential's, a regional AWS_REGION (e.g. \
-                 us-east-1), https:// endpoint URLs."
             }
             _ => return None,
         })
@@ -332,26 +332,7 @@ impl ProblemId {
     /// A `Transport*` problem in plain words, without volatile values (it goes on an error's
     /// first line); "no answer" for [`ProblemId::Transport`] and any other problem.
     pub(crate) fn transport_words(self) -> &'static str {
-        match self {
-            ProblemId::TransportConnectionRefused => "connection refused",
-            ProblemId::TransportDns => "the host name does not resolve (DNS)",
-            ProblemId::TransportConnectionReset => {
-                "the connection was closed or reset before an answer"
-            }
-            ProblemId::TransportUntrustedCertificate => {
-                "TLS: the server's certificate is not trusted (unknown issuer)"
-            }
-            ProblemId::TransportCertificateName => {
-                "TLS: the server's certificate is not valid for this host name"
-            }
-            ProblemId::TransportCertificateExpired => {
-                "TLS: the server's certificate is expired or not yet valid"
-            }
-            ProblemId::TransportTls => "the TLS handshake failed",
-            ProblemId::TransportProxy => "the HTTP proxy refused or failed the CONNECT tunnel",
-            ProblemId::TransportTimedOut => "the connection timed out",
-            _ => "no answer",
-        }
+        self.local().and_then(|e| e.words).unwrap_or("no answer")
     }
 
     /// The fix of a `Transport*` problem (a request to `origin`, `host`:`port` that got no answer),
