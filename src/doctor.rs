@@ -58,12 +58,11 @@ mod token_file;
 pub use crate::scope::suggested_scope;
 pub use report::{Check, CheckId, MatchingFederatedCredential, Report, Status};
 
-use crate::assertion::TokenFileSource;
 use crate::assertion::token_file::fmt_time;
+use crate::assertion::{AssertionSource, TokenFileSource};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ResolvedConfig, ValueSource};
 use crate::credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
-use crate::error::CredentialError;
 use crate::escape::escape;
 use crate::jwt::DecodedJwt;
 use std::sync::Arc;
@@ -121,24 +120,9 @@ struct Found {
     usable: bool,
     /// The audience the matching federated credential must carry.
     audience: String,
-    /// The validated STS source, holding the probed JWT (for the exchange).
-    #[cfg(feature = "aws")]
-    sts: Option<Arc<crate::assertion::AwsWebIdentitySource>>,
-}
-
-impl Found {
-    /// The credential that sends this assertion, built as the application builds it.
-    fn credential(
-        &self,
-        options: WorkloadIdentityCredentialOptions,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Arc<WorkloadIdentityCredential>, CredentialError> {
-        #[cfg(feature = "aws")]
-        if let Some(source) = &self.sts {
-            return WorkloadIdentityCredential::from_aws_source(options, source.clone(), clock);
-        }
-        WorkloadIdentityCredential::build(options, None, clock)
-    }
+    /// The assertion source the exchange uses instead of the token file: the validated STS
+    /// source, holding the probed JWT and its audience.
+    source: Option<Arc<dyn AssertionSource>>,
 }
 
 struct Doctor {
@@ -213,7 +197,8 @@ pub async fn run(options: DoctorOptions) -> Report {
     match (skip, &inputs.config, &found.jwt) {
         (None, Some(config), Some((_, jwt))) => {
             let fix = exchange::fic_fix(config, &jwt.claims, &found.audience);
-            let built = found.credential(credential, clock);
+            // The credential built as the application builds it.
+            let built = WorkloadIdentityCredential::build(credential, found.source.clone(), clock);
             exchange::check(&mut d, built, &options.scope, config, fix).await;
         }
         (why, ..) => d.skip(&[CheckId::Exchange], why.unwrap_or("no token")),

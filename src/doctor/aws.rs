@@ -9,7 +9,6 @@ use crate::assertion::{
     AssertionSource as _, AwsStsError, AwsWebIdentitySource, AwsWebIdentitySourceOptions,
 };
 use crate::clock::Clock;
-use crate::entra::catalogue;
 use crate::error::CredentialError;
 use crate::jwt;
 use crate::problem::ProblemId;
@@ -58,7 +57,7 @@ pub(super) async fn check(
     // credential's expected audience.
     source.default_audience(&inputs.expected_audience);
     let mut found = Found {
-        sts: Some(source.clone()),
+        source: Some(source.clone()),
         ..Found::default()
     };
     let (probe, assertion) = match source.probe_and_keep().await {
@@ -110,10 +109,9 @@ pub(super) async fn check(
         .into_iter()
         .collect();
     // What Entra would refuse, as for a service-account token, with the AWS fixes; a token
-    // without iss, sub or aud, or already expired, is not sent.
+    // without iss, sub or aud (AADSTS70021 comes first), or already expired, is not sent.
     let expired = probe.expires_at <= d.now;
-    let unmatched = (catalogue::missing_claims(&decoded.claims).iter()).any(|m| *m != "exp");
-    d.push(if expired {
+    let check = if expired {
         check
             .outcome(
                 Status::Fail,
@@ -123,8 +121,10 @@ pub(super) async fn check(
             .problem(ProblemId::AwsSts)
     } else {
         judged(check, &decoded, notes, true)
-    });
-    if !expired && !unmatched {
+    };
+    let sent = !expired && check.problem_id != Some(ProblemId::Aadsts(70021));
+    d.push(check);
+    if sent {
         found.audience = decoded.claims.aud.first().cloned().unwrap_or_default();
         found.jwt = Some((token, decoded));
         found.usable = true;

@@ -38,8 +38,7 @@ pub(super) fn check(d: &mut Doctor, inputs: &Inputs) -> Found {
             .verdict(&jwt.claims)
             .credential_audience(&jwt.claims, &source.expected_audience),
         jwt: Some((token, jwt)),
-        #[cfg(feature = "aws")]
-        sts: None,
+        source: None,
     }
 }
 
@@ -95,17 +94,14 @@ fn check_token_file<'a>(
     let (allow, expected) = (source.allow_foreign_audience, &source.expected_audience);
     if let Err(e) = check_path(p, &source.denied, allow, expected) {
         // Read here only to show whose token it is; never sent.
-        let token = read_token_file(p).ok().and_then(|c| {
-            let claims = decode_token(token_text(&c.bytes).ok()?).ok()?.claims;
-            let aud = claims.audiences_display();
-            Some((claims.iss, claims.sub, aud))
-        });
+        let read = read_token_file(p).ok();
+        let jwt = read.and_then(|c| decode_token(token_text(&c.bytes).ok()?).ok());
         let mut check = check.refused(&e);
-        if let Some((iss, sub, aud)) = token {
+        if let Some(c) = jwt.map(|j| j.claims) {
             check = check
-                .detail("its iss", opt(iss.as_deref()))
-                .detail("its sub", opt(sub.as_deref()))
-                .detail("its aud", aud);
+                .detail("its iss", opt(c.iss.as_deref()))
+                .detail("its sub", opt(c.sub.as_deref()))
+                .detail("its aud", c.audiences_display());
         }
         d.push(check);
         return None;

@@ -249,10 +249,8 @@ pub fn plan(input: &SetupInput) -> Result<SetupOutput, SetupError> {
     if input.client_id.is_none() || input.tenant_id.is_none() {
         notes.push("Replace REPLACE-WITH-CLIENT-ID / REPLACE-WITH-TENANT-ID in the YAML (or pass --client-id and --tenant-id).".into());
     }
-    let kubernetes_yaml = render::kubernetes_yaml(input, audience);
-    let doctor_job_yaml = render::doctor_job_yaml(input, audience);
-    let terraform_azuread = render::terraform_azuread(input, &fic);
-    let terraform_azurerm = render::terraform_azurerm(input, &fic);
+    let (kubernetes_yaml, doctor_job_yaml) = render::kubernetes(input, audience);
+    let (terraform_azuread, terraform_azurerm) = render::terraform(input, &fic);
 
     Ok(SetupOutput {
         federated_credential: fic,

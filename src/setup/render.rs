@@ -80,17 +80,17 @@ fn pod_spec(input: &SetupInput, audience: &str, container: &str) -> String {
     )
 }
 
-/// The ServiceAccount and the Deployment with the projected token volume and the variables.
-pub(super) fn kubernetes_yaml(input: &SetupInput, audience: &str) -> String {
+/// The ServiceAccount and the Deployment with the projected token volume and the variables; and a
+/// Job that runs `azure-identity-k8s doctor` once as the workload: its service account, token
+/// volume and variables, so with the pod's token, network and clock.
+pub(super) fn kubernetes(input: &SetupInput, audience: &str) -> (String, String) {
     let (ns, sa) = (dq(&input.namespace), dq(&input.service_account));
     let (client, tenant) = ids(input);
     let (client, tenant) = (dq(client), dq(tenant));
-    let pod = pod_spec(
-        input,
-        audience,
-        "name: app\n          image: REPLACE-WITH-YOUR-IMAGE",
-    );
-    format!(
+    let app = "name: app\n          image: REPLACE-WITH-YOUR-IMAGE";
+    let doctor =
+        "name: doctor\n          image: REPLACE-WITH-DOCTOR-IMAGE\n          args: [\"doctor\"]";
+    let workload = format!(
         r#"# Without the Azure Workload Identity webhook: the projected token and the variables are spelled out.
 # With the webhook, keep the ServiceAccount, drop `env` and `volumes`/`volumeMounts`, and add the pod
 # label azure.workload.identity/use: "true".
@@ -118,17 +118,10 @@ spec:
       labels:
         app: {sa}
     spec:
-{pod}"#
-    )
-}
-
-/// A Job that runs `azure-identity-k8s doctor` once as the workload: its service account, token
-/// volume and variables, so with the pod's token, network and clock.
-pub(super) fn doctor_job_yaml(input: &SetupInput, audience: &str) -> String {
-    let name = dq(&format!("{}-doctor", input.service_account));
-    let container =
-        "name: doctor\n          image: REPLACE-WITH-DOCTOR-IMAGE\n          args: [\"doctor\"]";
-    format!(
+{pod}"#,
+        pod = pod_spec(input, audience, app),
+    );
+    let job = format!(
         r#"# Runs doctor with the workload's service account; set the image to the azure-identity-k8s CLI's.
 apiVersion: batch/v1
 kind: Job
@@ -142,33 +135,32 @@ spec:
     spec:
       restartPolicy: Never
 {pod}"#,
-        ns = dq(&input.namespace),
-        pod = pod_spec(input, audience, container),
-    )
+        name = dq(&format!("{}-doctor", input.service_account)),
+        pod = pod_spec(input, audience, doctor),
+    );
+    (workload, job)
 }
 
-/// A Terraform resource name (letters, digits and '_') from a federated credential's name,
-/// which [`super::plan`] allows only letters, digits, '-' and '_'; and its audiences as an HCL
-/// list's items.
-fn terraform_names(fic: &FederatedCredentialSpec) -> (String, String) {
+/// `azuread_application_federated_identity_credential` (app registration) and
+/// `azurerm_federated_identity_credential` (user-assigned managed identity).
+pub(super) fn terraform(input: &SetupInput, fic: &FederatedCredentialSpec) -> (String, String) {
+    // A resource name of letters, digits and '_' from the credential's name, which
+    // `super::plan` allows only letters, digits, '-' and '_'.
+    let tf = dq(&fic.name.replace('-', "_"));
     let audiences: Vec<String> = fic.audiences.iter().map(|a| hcl(a)).collect();
-    (dq(&fic.name.replace('-', "_")), audiences.join(", "))
-}
-
-/// `azuread_application_federated_identity_credential` (app registration).
-pub(super) fn terraform_azuread(input: &SetupInput, fic: &FederatedCredentialSpec) -> String {
-    let (tf, aud_h) = terraform_names(fic);
-    let (app_data, app_ref) = match (&input.app_object_id, &input.client_id) {
-        (Some(oid), _) => (String::new(), hcl(&format!("/applications/{oid}"))),
-        (None, client) => (
+    let aud_h = audiences.join(", ");
+    let (name_h, iss_h, sub_h) = (hcl(&fic.name), hcl(&fic.issuer), hcl(&fic.subject));
+    let (app_data, app_ref) = match &input.app_object_id {
+        Some(oid) => (String::new(), hcl(&format!("/applications/{oid}"))),
+        None => (
             format!(
                 "data \"azuread_application\" \"workload\" {{\n  client_id = {}\n}}\n\n",
-                hcl(client.as_deref().unwrap_or("REPLACE-WITH-CLIENT-ID"))
+                hcl(ids(input).0)
             ),
             "data.azuread_application.workload.id".to_string(),
         ),
     };
-    format!(
+    let azuread = format!(
         "# azuread provider 3.x (application_id is the application's resource id, /applications/<object id>).\n\
          {app_data}resource \"azuread_application_federated_identity_credential\" {tf} {{\n  \
          application_id = {app_ref}\n  \
@@ -177,17 +169,9 @@ pub(super) fn terraform_azuread(input: &SetupInput, fic: &FederatedCredentialSpe
          audiences      = [{aud_h}]\n  \
          issuer         = {iss_h}\n  \
          subject        = {sub_h}\n}}\n",
-        name_h = hcl(&fic.name),
         desc_h = hcl(&fic.description),
-        iss_h = hcl(&fic.issuer),
-        sub_h = hcl(&fic.subject),
-    )
-}
-
-/// `azurerm_federated_identity_credential` (user-assigned managed identity).
-pub(super) fn terraform_azurerm(input: &SetupInput, fic: &FederatedCredentialSpec) -> String {
-    let (tf, aud_h) = terraform_names(fic);
-    format!(
+    );
+    let azurerm = format!(
         "# azurerm provider 3.x or 4.x (5.x names the identity user_assigned_identity_id and has no resource_group_name).\n\
          data \"azurerm_user_assigned_identity\" \"workload\" {{\n  \
          name                = {id_name}\n  \
@@ -207,8 +191,6 @@ pub(super) fn terraform_azurerm(input: &SetupInput, fic: &FederatedCredentialSpe
             .resource_group
             .as_deref()
             .unwrap_or("REPLACE-WITH-RESOURCE-GROUP")),
-        name_h = hcl(&fic.name),
-        iss_h = hcl(&fic.issuer),
-        sub_h = hcl(&fic.subject),
-    )
+    );
+    (azuread, azurerm)
 }
