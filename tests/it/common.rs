@@ -146,6 +146,23 @@ pub fn claims(jwt: &str) -> serde_json::Value {
     .expect("json")
 }
 
+/// Makes a test's thread-local subscriber see every event it enables, whatever other tests do on
+/// other threads: sets, once per process, a global subscriber that records nothing and keeps every
+/// callsite's cached interest at "sometimes". Without it, tracing-core caches a callsite as "never"
+/// when the callsite is first hit on a thread with no subscriber of its own while exactly one
+/// thread-local subscriber is registered (it then asks only the hitting thread's), and a test
+/// capturing logs then misses that callsite's records (seen under load as a missing WARN in
+/// `aws::one_sts_failure_is_one_warn_record` and `jwt_cache`). Call before `set_default`.
+pub fn keep_callsites_live() {
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    GLOBAL.call_once(|| {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let nothing = tracing_subscriber::filter::dynamic_filter_fn(|_, _| false);
+        let global = tracing_subscriber::registry().with(nothing);
+        tracing::subscriber::set_global_default(global).expect("no other global subscriber");
+    });
+}
+
 /// Collects everything `tracing` emits (at TRACE) while alive.
 #[derive(Clone, Default)]
 pub struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
@@ -159,6 +176,7 @@ impl LogCapture {
     }
     /// Collect what `directives` (`RUST_LOG` syntax, for `EnvFilter`) let through.
     pub fn install_filtered(&self, directives: &str) -> tracing::subscriber::DefaultGuard {
+        keep_callsites_live();
         let sub = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(directives))
             .with_writer(self.clone())

@@ -318,6 +318,7 @@ impl std::io::Write for Logs {
 async fn a_failed_refresh_is_a_warn_only_while_a_cached_jwt_is_served() {
     let logs = Logs::default();
     let writer = logs.clone();
+    crate::common::keep_callsites_live();
     let _guard = tracing::subscriber::set_default(
         tracing_subscriber::fmt()
             .with_max_level(tracing::Level::DEBUG)
