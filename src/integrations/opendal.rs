@@ -84,13 +84,9 @@ impl ProvideCredential for TokenCredentialProvider {
     /// A bearer credential with the token's expiry; never `Ok(None)`: a credential that cannot
     /// produce a token fails with its error (see the module docs for what OpenDAL does with it).
     async fn provide_credential(&self, _: &Context) -> reqsign_core::Result<Option<Credential>> {
-        let token = match self.credential.get_token(&[&self.scope], None).await {
-            Ok(token) => token,
-            Err(err) => {
-                tracing::warn!(scope = %self.scope, error = %crate::error::log_line(&err), "OpenDAL asked for an Azure Storage token and the credential failed");
-                return Err(reqsign_error(err));
-            }
-        };
+        let token = (self.credential.get_token(&[&self.scope], None).await)
+            .inspect_err(|err| tracing::warn!(scope = %self.scope, error = %crate::error::log_line(err), "OpenDAL asked for an Azure Storage token and the credential failed"))
+            .map_err(reqsign_error)?;
         let millis = token.expires_on.unix_timestamp_nanos() / 1_000_000;
         let expires_on = i64::try_from(millis)
             .ok()

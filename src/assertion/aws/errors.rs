@@ -239,7 +239,7 @@ fn sdk_failure(problem: ProblemId, region: &str, what: &str, detail: &str) -> Cr
 /// appends (raw HTTP responses and their headers included), which would fill a log line.
 fn causes(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
-    for text in chain(err).map(ToString::to_string) {
+    for text in std::iter::successors(Some(err), |&e| e.source()).map(ToString::to_string) {
         if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
@@ -248,18 +248,11 @@ fn causes(err: &(dyn StdError + 'static)) -> String {
     parts.join(": ").trim_end_matches('.').to_string()
 }
 
-/// `err` and its causes.
-fn chain<'a>(
-    err: &'a (dyn StdError + 'static),
-) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    std::iter::successors(Some(err), |&e| e.source())
-}
-
 /// The AWS credential provider's error in `err`'s chain of causes, if that is what failed.
 pub(super) fn credentials_error<'a>(
     err: &'a (dyn StdError + 'static),
 ) -> Option<&'a CredentialsError> {
-    chain(err).find_map(|e| e.downcast_ref())
+    std::iter::successors(Some(err), |&e| e.source()).find_map(|e| e.downcast_ref())
 }
 
 /// A failure to get AWS credentials, by its kind: none found (not configured), the provider did

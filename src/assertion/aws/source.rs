@@ -73,17 +73,8 @@ impl AwsWebIdentitySource {
         options: AwsWebIdentitySourceOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, CredentialError> {
-        Self::with_policy(options, clock, jwt_policy())
-    }
-
-    /// [`with_clock`](Self::with_clock) with another JWT cache policy.
-    fn with_policy(
-        options: AwsWebIdentitySourceOptions,
-        clock: Arc<dyn Clock>,
-        policy: RefreshPolicy,
-    ) -> Result<Self, CredentialError> {
         let sts = Arc::new(StsClient::new(options, clock.clone())?);
-        let cache = TokenCache::new(sts.clone(), policy, clock);
+        let cache = TokenCache::new(sts.clone(), jwt_policy(), clock);
         Ok(Self { sts, cache })
     }
 
@@ -125,11 +116,13 @@ impl AwsWebIdentitySource {
         clock: Arc<crate::clock::ManualClock>,
         attempt_timeout: time::Duration,
     ) -> Result<Self, CredentialError> {
+        let sts = Arc::new(StsClient::new(options, clock.clone())?);
         let policy = RefreshPolicy {
             attempt_timeout,
             ..jwt_policy()
         };
-        Self::with_policy(options, clock, policy)
+        let cache = TokenCache::new(sts.clone(), policy, clock);
+        Ok(Self { sts, cache })
     }
 
     /// How many JWT refreshes in a row have failed (cargo feature `test-util`).
