@@ -206,21 +206,15 @@ fn set_to(var: &str, option: &str, value: &str) -> String {
 }
 
 fn client_id_fix() -> String {
-    set_to(
-        AZURE_CLIENT_ID,
-        "client_id",
-        &format!(
-            "the application's or user-assigned managed identity's client id (appId, not the object id), printed by {CLIENT_ID_COMMANDS}"
-        ),
-    )
+    let value = format!(
+        "the application's or user-assigned managed identity's client id (appId, not the object id), printed by {CLIENT_ID_COMMANDS}"
+    );
+    set_to(AZURE_CLIENT_ID, "client_id", &value)
 }
 
 fn tenant_id_fix() -> String {
-    set_to(
-        AZURE_TENANT_ID,
-        "tenant_id",
-        &format!("the directory (tenant) id printed by `{TENANT_ID_COMMAND}`"),
-    )
+    let value = format!("the directory (tenant) id printed by `{TENANT_ID_COMMAND}`");
+    set_to(AZURE_TENANT_ID, "tenant_id", &value)
 }
 
 /// The fix of a missing or empty token file path; `tried`: the webhook paths looked for.
@@ -230,13 +224,10 @@ fn token_file_fix(tried: &[PathBuf]) -> String {
         true => String::new(),
         false => format!(" (the webhook's paths {} do not exist)", tried.join(", ")),
     };
-    set_to(
-        AZURE_FEDERATED_TOKEN_FILE,
-        "token_file_path",
-        &format!(
-            "the file of the pod's projected serviceAccountToken volume (audience {AUDIENCE_PUBLIC}), <mountPath>/<path>, e.g. {WEBHOOK_TOKEN_PATH_PRE_1_6}{tried}"
-        ),
-    )
+    let value = format!(
+        "the file of the pod's projected serviceAccountToken volume (audience {AUDIENCE_PUBLIC}), <mountPath>/<path>, e.g. {WEBHOOK_TOKEN_PATH_PRE_1_6}{tried}"
+    );
+    set_to(AZURE_FEDERATED_TOKEN_FILE, "token_file_path", &value)
 }
 
 /// The fix of a malformed authority host from `source`: the cloud's host, or this one over
@@ -369,16 +360,16 @@ pub(crate) fn authority_host_raw(
             return Ok(read(None, env, AZURE_AUTHORITY_HOST, fix)?.unwrap_or_else(public));
         }
         Some(CloudConfiguration::Custom(custom)) => custom.authority_host.clone(),
-        Some(other) => match Cloud::of_configuration(other) {
-            Some(known) => known.authority_host.into(),
-            None => {
-                return Err(invalid(
+        Some(other) => {
+            let known = Cloud::of_configuration(other).ok_or_else(|| {
+                invalid(
                     "cloud configuration",
                     &format!("{other:?} is not supported"),
                     "use CloudConfiguration::AzurePublic, AzureGovernment, AzureChina, or a custom cloud configuration with an authority_host",
-                ));
-            }
-        },
+                )
+            })?;
+            known.authority_host.into()
+        }
     };
     Ok(Sourced::new(value, ValueSource::Options))
 }
@@ -408,16 +399,9 @@ pub(crate) fn resolve(inputs: &ConfigInputs<'_>) -> Result<ResolvedConfig, Crede
     let client_id = read(inputs.client_id, env, AZURE_CLIENT_ID, client_id_fix)?;
     let tenant_id = read(inputs.tenant_id, env, AZURE_TENANT_ID, tenant_id_fix)?;
     let authority = authority_host_raw(inputs.cloud, env)?;
-    let audience = read(
-        inputs.expected_audience,
-        env,
-        AZURE_FEDERATED_TOKEN_AUDIENCE,
-        || {
-            format!(
-                "set {AZURE_FEDERATED_TOKEN_AUDIENCE} to the token's audience, e.g. {AUDIENCE_PUBLIC}, or unset it"
-            )
-        },
-    )?;
+    let var = AZURE_FEDERATED_TOKEN_AUDIENCE;
+    let fix = || format!("set {var} to the token's audience, e.g. {AUDIENCE_PUBLIC}, or unset it");
+    let audience = read(inputs.expected_audience, env, var, fix)?;
     let token_file = locate_token_file(inputs.token_file_path, env, inputs.well_known_token_paths);
     let missing = [
         client_id
