@@ -382,18 +382,8 @@ impl WorkloadIdentityCredential {
         aws: crate::assertion::AwsWebIdentitySourceOptions,
     ) -> azure_core::Result<Arc<Self>> {
         let source = Arc::new(crate::assertion::AwsWebIdentitySource::new(aws)?);
-        Self::from_aws_source(options.unwrap_or_default(), source, Arc::new(SystemClock))
-            .map_err(Into::into)
-    }
-
-    /// [`from_aws`](Self::from_aws) over an existing source (the `doctor` reuses the one it
-    /// probed).
-    pub(crate) fn from_aws_source(
-        options: WorkloadIdentityCredentialOptions,
-        source: Arc<crate::assertion::AwsWebIdentitySource>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Arc<Self>, CredentialError> {
-        let credential = Self::build(options, Some(source.clone()), clock)?;
+        let options = options.unwrap_or_default();
+        let credential = Self::build(options, Some(source.clone()), Arc::new(SystemClock))?;
         source.default_audience(&credential.config.expected_audience.value);
         Ok(credential)
     }
