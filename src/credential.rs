@@ -220,7 +220,14 @@ impl WorkloadIdentityCredential {
                 let allow = options
                     .env
                     .allow_foreign_audience(options.allow_foreign_audience);
-                let file = TokenFileSource::configured(&config, allow, &options.env, clock.clone());
+                let file = TokenFileSource::configured(
+                    config.token_file.value.clone(),
+                    &config.expected_audience,
+                    allow,
+                    Some(config.authority_host.value.clone()),
+                    &options.env,
+                    clock.clone(),
+                );
                 // As azure_identity: fail now when the file is missing or unreadable (no content
                 // is kept; the file is read again for every exchange).
                 file.check_now()?;

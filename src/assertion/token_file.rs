@@ -9,7 +9,7 @@ use super::foreign::{ForeignAudience, ForeignPath, denied_paths, foreign_path};
 use super::{Assertion, AssertionSource};
 use crate::clock::Clock;
 use crate::config::{
-    AZURE_AUTHORITY_HOST, AZURE_FEDERATED_TOKEN_AUDIENCE, Env, ResolvedConfig, ValueSource,
+    AZURE_AUTHORITY_HOST, AZURE_FEDERATED_TOKEN_AUDIENCE, Env, Sourced, ValueSource,
 };
 use crate::error::CredentialError;
 use crate::escape::escape;
@@ -36,14 +36,14 @@ pub struct TokenFileSource {
     pub(crate) expected_audience: String,
     /// Whether the expected audience was set by the user (option or environment variable); only
     /// then is a token without it refused.
-    pub(crate) audience_explicit: bool,
+    audience_explicit: bool,
     pub(crate) allow_foreign_audience: bool,
     pub(crate) denied: Arc<[(PathBuf, ForeignPath)]>,
     clock: Arc<dyn Clock>,
     gate: ReadGate,
     /// The authority host the token is sent to, when known: a token for another cloud's exchange
     /// audience is then told to set that cloud's authority host.
-    pub(crate) authority: Option<Url>,
+    authority: Option<Url>,
 }
 
 /// The fix of a foreign token or credential file: a token of its own for Entra, with the
@@ -293,27 +293,24 @@ impl TokenFileSource {
         }
     }
 
-    /// The source of `WorkloadIdentityCredential`, for `config`'s token file, expected audience
-    /// and authority (see [`audience_fix`]): when the user did not set the expected audience, a
-    /// token with another (non-foreign) audience is sent, with a warning, as azure_identity
-    /// sends it.
+    /// The source of `WorkloadIdentityCredential` and `doctor`, for the configured token file,
+    /// expected audience and authority (see [`audience_fix`]): when the user did not set the
+    /// expected audience, a token with another (non-foreign) audience is sent, with a warning, as
+    /// azure_identity sends it.
     pub(crate) fn configured(
-        config: &ResolvedConfig,
+        path: PathBuf,
+        audience: &Sourced<String>,
         allow_foreign_audience: bool,
+        authority: Option<Url>,
         env: &Env,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let audience = &config.expected_audience;
         Self {
             audience_explicit: audience.source != ValueSource::Default,
             denied: denied_paths(env).into(),
             clock,
-            authority: Some(config.authority_host.value.clone()),
-            ..Self::new(
-                config.token_file.value.clone(),
-                audience.value.clone(),
-                allow_foreign_audience,
-            )
+            authority,
+            ..Self::new(path, audience.value.clone(), allow_foreign_audience)
         }
     }
 

@@ -2,7 +2,6 @@
 
 use super::{Check, CheckId, Doctor, Inputs, Status, with_source};
 use crate::assertion::TokenFileSource;
-use crate::assertion::foreign::denied_paths;
 use crate::cloud::{PUBLIC, default_audience_for};
 use crate::config::{
     self, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_AUDIENCE, AZURE_FEDERATED_TOKEN_FILE,
@@ -12,6 +11,7 @@ use crate::credential::WorkloadIdentityCredentialOptions;
 use crate::problem::ProblemId;
 use azure_core::http::Url;
 use std::path::Path;
+use std::sync::Arc;
 
 pub(super) fn is_guid(s: &str) -> bool {
     s.split('-').map(str::len).eq([8, 4, 4, 4, 12])
@@ -63,7 +63,7 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
         env,
         AZURE_FEDERATED_TOKEN_AUDIENCE,
     );
-    let audience = explicit.clone().unwrap_or_else(|| {
+    let audience = explicit.unwrap_or_else(|| {
         let default = url
             .as_ref()
             .map_or(PUBLIC.exchange_audience, default_audience_for);
@@ -134,17 +134,11 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
             Some(c)
         }
     };
-    // The credential's own source for this file, audience and authority (as
-    // `TokenFileSource::configured` makes it, which needs a configuration that resolves).
+    // The credential's own source for this file, audience and authority.
     let token_file = token_file.map(|t| {
-        let mut source = TokenFileSource::new(
-            t.value,
-            &audience.value,
-            env.allow_foreign_audience(o.allow_foreign_audience),
-        );
-        source.audience_explicit = explicit.is_some();
-        source.denied = denied_paths(env).into();
-        source.authority = url;
+        let allow = env.allow_foreign_audience(o.allow_foreign_audience);
+        let clock = Arc::new(crate::clock::SystemClock);
+        let source = TokenFileSource::configured(t.value, &audience, allow, url, env, clock);
         (source, t.source)
     });
     Inputs {

@@ -84,8 +84,21 @@ fn host_port(url: &Url) -> (&str, u16) {
 
 /// The cause one error of the chain names, if it names one.
 fn classify_one(e: &(dyn StdError + 'static), text: &str) -> Option<ProblemId> {
+    use ProblemId::*;
+    use io::ErrorKind as K;
+    use rustls::{CertificateError as C, Error::InvalidCertificate as Cert};
     if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-        return Some(tls_cause(tls));
+        return Some(match tls {
+            Cert(C::UnknownIssuer) => TransportUntrustedCertificate,
+            Cert(C::NotValidForName | C::NotValidForNameContext { .. }) => TransportCertificateName,
+            Cert(
+                C::Expired
+                | C::ExpiredContext { .. }
+                | C::NotValidYet
+                | C::NotValidYetContext { .. },
+            ) => TransportCertificateExpired,
+            _ => TransportTls,
+        });
     }
     if let Some(io) = e.downcast_ref::<io::Error>() {
         // Its payload first (`source()` skips it): hyper-rustls wraps tokio-rustls's
@@ -95,46 +108,26 @@ fn classify_one(e: &(dyn StdError + 'static), text: &str) -> Option<ProblemId> {
             return Some(cause);
         }
         return match io.kind() {
-            io::ErrorKind::ConnectionRefused => Some(ProblemId::TransportConnectionRefused),
-            io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::NotConnected
-            | io::ErrorKind::UnexpectedEof => Some(ProblemId::TransportConnectionReset),
-            io::ErrorKind::TimedOut => Some(ProblemId::TransportTimedOut),
+            K::ConnectionRefused => Some(TransportConnectionRefused),
+            K::ConnectionReset
+            | K::ConnectionAborted
+            | K::BrokenPipe
+            | K::NotConnected
+            | K::UnexpectedEof => Some(TransportConnectionReset),
+            K::TimedOut => Some(TransportTimedOut),
             _ => None,
         };
     }
-    // hyper_util's connector errors are private types with fixed texts.
-    if text == "dns error" {
-        return Some(ProblemId::TransportDns);
-    }
-    if text.starts_with("tunnel error") {
-        return Some(ProblemId::TransportProxy);
-    }
-    // hyper's `IncompleteMessage`; reqwest's own time-out type.
-    if text.starts_with("connection closed before message completed") {
-        return Some(ProblemId::TransportConnectionReset);
-    }
-    if text == "operation timed out" {
-        return Some(ProblemId::TransportTimedOut);
-    }
-    None
-}
-
-fn tls_cause(e: &rustls::Error) -> ProblemId {
-    use rustls::CertificateError as C;
-    match e {
-        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
-            ProblemId::TransportUntrustedCertificate
+    // hyper_util's connector errors are private types with fixed texts; then hyper's
+    // `IncompleteMessage` and reqwest's own time-out type.
+    match text {
+        "dns error" => Some(TransportDns),
+        t if t.starts_with("tunnel error") => Some(TransportProxy),
+        t if t.starts_with("connection closed before message completed") => {
+            Some(TransportConnectionReset)
         }
-        rustls::Error::InvalidCertificate(
-            C::NotValidForName | C::NotValidForNameContext { .. },
-        ) => ProblemId::TransportCertificateName,
-        rustls::Error::InvalidCertificate(
-            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
-        ) => ProblemId::TransportCertificateExpired,
-        _ => ProblemId::TransportTls,
+        "operation timed out" => Some(TransportTimedOut),
+        _ => None,
     }
 }
 
