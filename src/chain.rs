@@ -59,8 +59,7 @@ impl StdError for CredentialUnavailable {}
 /// An `azure_core::Error` of kind `Credential` carrying the value (see [`is_unavailable`]).
 impl From<CredentialUnavailable> for azure_core::Error {
     fn from(e: CredentialUnavailable) -> Self {
-        let message = e.message.clone();
-        azure_core::Error::with_error(ErrorKind::Credential, e, message)
+        azure_core::Error::with_error(ErrorKind::Credential, e.clone(), e.message)
     }
 }
 
@@ -173,12 +172,10 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// `err` and its sources.
 fn causes(err: &azure_core::Error) -> impl Iterator<Item = &(dyn StdError + 'static)> {
     std::iter::successors(Some(err as &(dyn StdError + 'static)), |&e| e.source())
 }
 
-/// An error of kind `Credential` with `message`.
 fn credential_error(message: String) -> azure_core::Error {
     azure_core::Error::with_message(ErrorKind::Credential, message)
 }
