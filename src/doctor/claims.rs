@@ -20,11 +20,18 @@ const ROTATION_GRACE: Duration = Duration::minutes(2);
 /// The JWS algorithms Entra accepts on a client assertion; any other fails with AADSTS5002738.
 pub(super) const ENTRA_ALGORITHMS: [&str; 3] = ["RS256", "RS384", "RS512"];
 
-/// What Entra would refuse in this token although the credential sends it (as azure_identity
-/// does), in the order Entra checks: the federated credential's match (iss, sub, aud:
-/// AADSTS70021), the algorithm (AADSTS5002738), then exp (AADSTS50027). Each with its catalogue
-/// entry and the fix the credential gives for Entra's answer (for an AWS STS token, the AWS one).
-fn entra_refusals(jwt: &DecodedJwt) -> Vec<(String, ProblemId)> {
+/// `check` judged by what Entra would refuse in `jwt` although the credential sends it (as
+/// azure_identity does), in the order Entra checks: the federated credential's match (iss, sub,
+/// aud: AADSTS70021), the algorithm (AADSTS5002738), then exp (AADSTS50027). Failed with the
+/// first refusal, its catalogue entry and the fix the credential gives for Entra's answer (for an
+/// AWS STS token, the AWS one); what Entra would refuse next once that is fixed and the `remarks`
+/// (and a missing `kid`) as details. Else warned with the remarks as the fix.
+pub(super) fn judged(
+    mut check: Check,
+    jwt: &DecodedJwt,
+    mut remarks: Vec<String>,
+    aws: bool,
+) -> Check {
     let (alg, c) = (jwt.header.alg.as_deref(), &jwt.claims);
     let missing = catalogue::missing_claims(c);
     let unmatched: Vec<_> = missing.iter().filter(|m| **m != "exp").copied().collect();
@@ -58,34 +65,11 @@ fn entra_refusals(jwt: &DecodedJwt) -> Vec<(String, ProblemId)> {
             ProblemId::Aadsts(50027),
         ));
     }
-    refusals
-}
-
-/// The fix the credential gives for Entra's answer `problem` (one of [`entra_refusals`]).
-fn entra_fix(problem: ProblemId, aws: bool) -> &'static str {
-    match problem {
-        ProblemId::Aadsts(5002738) if aws => catalogue::AWS_RS256_FIX,
-        ProblemId::Aadsts(5002738) => problem.fix().unwrap_or_default(),
-        _ if aws => catalogue::AWS_MALFORMED_FIX,
-        // AADSTS50027's, also for a token AADSTS70021 cannot match.
-        _ => ProblemId::Aadsts(50027).fix().unwrap_or_default(),
-    }
-}
-
-/// `check` judged by what Entra would refuse in `jwt` ([`entra_refusals`]): failed with the first
-/// refusal (its problem and fix), what Entra would refuse next once that is fixed and the
-/// `remarks` (and a missing `kid`) as details; else warned with the remarks as the fix.
-pub(super) fn judged(
-    mut check: Check,
-    jwt: &DecodedJwt,
-    mut remarks: Vec<String>,
-    aws: bool,
-) -> Check {
     if jwt.header.kid.is_none() {
         remarks
             .push("No kid in the header: Entra cannot pick the key from the issuer's JWKS.".into());
     }
-    let mut refusals = entra_refusals(jwt).into_iter();
+    let mut refusals = refusals.into_iter();
     let Some((summary, problem)) = refusals.next() else {
         if !remarks.is_empty() {
             check.status = Status::Warn;
@@ -97,9 +81,16 @@ pub(super) fn judged(
     if !remarks.is_empty() {
         check = check.detail("remarks", remarks.join("\n"));
     }
+    // AADSTS50027's fix also for a token AADSTS70021 cannot match.
+    let fix = match problem {
+        ProblemId::Aadsts(5002738) if aws => catalogue::AWS_RS256_FIX,
+        ProblemId::Aadsts(5002738) => problem.fix().unwrap_or_default(),
+        _ if aws => catalogue::AWS_MALFORMED_FIX,
+        _ => ProblemId::Aadsts(50027).fix().unwrap_or_default(),
+    };
     check
         .outcome(Status::Fail, summary)
-        .fix(entra_fix(problem, aws))
+        .fix(fix)
         .problem(problem)
 }
 

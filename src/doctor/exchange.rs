@@ -6,7 +6,7 @@ use crate::config::ResolvedConfig;
 use crate::credential::WorkloadIdentityCredential;
 use crate::error::{CredentialError, ErrorCategory};
 use crate::escape::escape;
-use crate::jwt::Claims;
+use crate::jwt::{Claims, decode_part};
 use crate::scope::{suggested_scope, validate_scopes};
 use crate::setup::{self, SetupInput};
 use crate::shell::shell_quote;
@@ -105,29 +105,30 @@ pub(super) async fn check(
             .detail("expires", fmt_time(token.expires_on))
             .detail("took", elapsed);
             // The access token's (unverified) identity claims, never the token.
-            if let Some(claims) = access_token_claims(token.token.secret()) {
-                for (label, key) in [
-                    ("token aud", "aud"),
-                    ("token tid", "tid"),
-                    ("token appid", "appid"),
-                    ("token oid", "oid"),
-                ] {
-                    if let Some(v) = claims.get(key).and_then(|v| v.as_str()) {
-                        c = c.detail(label, v.to_string());
-                    }
+            let payload = token.token.secret().split('.').nth(1).and_then(decode_part);
+            let claims: serde_json::Value =
+                (payload.and_then(|p| serde_json::from_slice(&p).ok())).unwrap_or_default();
+            for (label, key) in [
+                ("token aud", "aud"),
+                ("token tid", "tid"),
+                ("token appid", "appid"),
+                ("token oid", "oid"),
+            ] {
+                if let Some(v) = claims[key].as_str() {
+                    c = c.detail(label, v.to_string());
                 }
             }
             d.push(c);
         }
         Err(e) => {
-            let Some(err) = e.downcast_ref::<CredentialError>().cloned() else {
+            let Some(err) = e.downcast_ref::<CredentialError>() else {
                 d.push(
                     base(Status::Fail, e.to_string())
                         .fix("Unexpected error; rerun with RUST_LOG=azure_identity_k8s=debug,azure_core=debug for each request and answer."),
                 );
                 return;
             };
-            let codes = err.aadsts_codes().to_vec();
+            let codes = err.aadsts_codes();
             // The credential's first line: the problem with its key values.
             let summary = err.headline().into_owned();
             let mut c = base(Status::Fail, summary).detail("took", elapsed);
@@ -153,13 +154,8 @@ pub(super) async fn check(
             {
                 c = c.detail("matching credential", fic_fix);
             }
-            c.aadsts = codes;
-            d.push(c.error(&err));
+            c.aadsts = codes.to_vec();
+            d.push(c.error(err));
         }
     }
-}
-
-/// The (unverified) claims of an access token, for its identity; never the token.
-fn access_token_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    serde_json::from_slice(&crate::jwt::decode_part(token.split('.').nth(1)?)?).ok()
 }

@@ -1,6 +1,7 @@
 //! The Kubernetes and Terraform text of a [`super::SetupOutput`].
 
 use super::{FederatedCredentialSpec, SetupInput};
+use crate::cloud::Cloud;
 use crate::config::{AUDIENCE_PUBLIC, PUBLIC_AUTHORITY_HOST, WEBHOOK_TOKEN_PATH_PRE_1_6};
 
 /// A double-quoted string, valid in YAML and HCL.
@@ -10,14 +11,6 @@ fn dq(s: &str) -> String {
 
 pub(super) fn hcl(s: &str) -> String {
     dq(s).replace("${", "$${").replace("%{", "%%{")
-}
-
-/// The authority host to set in the pod: the input's, else that of the sovereign cloud whose
-/// exchange audience is `audience`; none for the public cloud's.
-fn authority_for(input: &SetupInput, audience: &str) -> Option<String> {
-    let cloud = crate::cloud::Cloud::of_audience(audience).map(|c| c.authority_host.to_string());
-    (input.authority_host.clone().or(cloud))
-        .filter(|a| a.trim_end_matches('/') != PUBLIC_AUTHORITY_HOST)
 }
 
 /// The client and tenant ids, or the placeholders to replace.
@@ -42,10 +35,15 @@ fn pod_spec(input: &SetupInput, audience: &str, container: &str) -> String {
     };
     let mut env = var("AZURE_CLIENT_ID", client) + &var("AZURE_TENANT_ID", tenant);
     env += &var("AZURE_FEDERATED_TOKEN_FILE", WEBHOOK_TOKEN_PATH_PRE_1_6);
-    if let Some(a) = authority_for(input, audience) {
+    // The input's authority host, else that of the sovereign cloud whose exchange audience is
+    // `audience`; none for the public cloud's.
+    let cloud = Cloud::of_audience(audience).map(|c| c.authority_host.to_string());
+    if let Some(a) = (input.authority_host.clone().or(cloud))
+        .filter(|a| a.trim_end_matches('/') != PUBLIC_AUTHORITY_HOST)
+    {
         env += &var("AZURE_AUTHORITY_HOST", &a);
     }
-    if audience != AUDIENCE_PUBLIC && crate::cloud::Cloud::of_audience(audience).is_none() {
+    if audience != AUDIENCE_PUBLIC && Cloud::of_audience(audience).is_none() {
         env += &var("AZURE_FEDERATED_TOKEN_AUDIENCE", audience);
     }
     if input.allow_foreign_audience {
