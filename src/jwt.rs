@@ -234,22 +234,20 @@ pub(crate) fn decode_header(token: &str) -> Option<Header> {
 
 /// Decode a compact JWS without verifying it. The error says what is wrong with the shape.
 pub(crate) fn decode(token: &str) -> Result<DecodedJwt, String> {
+    let parts: Vec<&str> = token.split('.').collect();
     // The token's shape, never its content: length, parts, whitespace.
-    let parts = token.split('.').count();
-    let ws = match token.chars().any(char::is_whitespace) {
-        true => "contains whitespace",
-        false => "no whitespace",
+    let ws = if token.contains(char::is_whitespace) {
+        "contains"
+    } else {
+        "no"
     };
-    let s = if parts == 1 { "" } else { "s" };
+    let s = if parts.len() == 1 { "" } else { "s" };
     let bad = |what: &str| {
-        let len = token.len();
-        format!("{what} ({len} bytes, {parts} dot-separated part{s}, {ws})")
+        let (len, n) = (token.len(), parts.len());
+        format!("{what} ({len} bytes, {n} dot-separated part{s}, {ws} whitespace)")
     };
     let not_a_jwt = |what: &str| bad(&format!("it is not a JWT: {what}"));
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let [h, p, sig] = parts[..] else {
         return Err(not_a_jwt("expected 3 dot-separated parts"));
     };
     if h.is_empty() || p.is_empty() || sig.is_empty() {

@@ -35,8 +35,8 @@ pub use crate::shell::shell_quote;
 pub use plan::plan;
 pub(crate) use plan::{az_commands, federated_credential, private_issuer_host};
 
-use crate::assertion::file_read::{FileProblem, read_token_file};
-use crate::assertion::token_file::{AudienceVerdict, decode_token, token_text};
+use crate::assertion::file_read::FileProblem;
+use crate::assertion::token_file::{AudienceVerdict, read_token};
 use crate::cloud::{Cloud, PUBLIC};
 use crate::jwt::Claims;
 use serde::Serialize;
@@ -142,11 +142,7 @@ impl SetupInput {
         // The credential's own reading rules: a regular file, bounded, trimmed, a JWT.
         let shown = crate::escape::path(path);
         let error = |p: FileProblem| SetupError(format!("the token file {shown} {}", p.what));
-        let content = read_token_file(path).map_err(error)?;
-        let decoded = token_text(&content.bytes)
-            .and_then(decode_token)
-            .map_err(error)?;
-        Self::from_claims(&decoded.claims)
+        Self::from_claims(&read_token(path).map_err(error)?.claims)
     }
 }
 

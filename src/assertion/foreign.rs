@@ -52,11 +52,6 @@ fn host_of(aud: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_string())
 }
 
-fn same_url(a: &str, b: &str) -> bool {
-    let norm = |s: &str| s.trim().trim_end_matches('/').to_ascii_lowercase();
-    !a.trim().is_empty() && norm(a) == norm(b)
-}
-
 impl ForeignAudience {
     /// Classify one audience on its own; `None` when it is not a credential for anything else.
     /// [`ForeignAudience::first_in_claims`] also applies the issuer rule.
@@ -83,13 +78,12 @@ impl ForeignAudience {
     /// The first foreign audience of a token: [`ForeignAudience::of`] for each audience, and an
     /// audience equal to the token's own issuer.
     pub fn first_in_claims(claims: &Claims) -> Option<Self> {
+        // The same URL: trimmed, without a trailing slash, ignoring case.
+        let norm = |s: &str| s.trim().trim_end_matches('/').to_ascii_lowercase();
         claims.aud.iter().find_map(|a| Self::of(a)).or_else(|| {
-            let iss = claims.iss.as_deref()?;
-            claims
-                .aud
-                .iter()
-                .any(|a| same_url(a, iss))
-                .then_some(Self::OwnIssuer)
+            let iss = norm(claims.iss.as_deref()?);
+            let own = |a: &String| !a.trim().is_empty() && norm(a) == iss;
+            claims.aud.iter().any(own).then_some(Self::OwnIssuer)
         })
     }
 

@@ -68,8 +68,7 @@ pub(crate) fn unused_credentials(
     let found: Vec<String> = (denied.iter())
         .filter(|(path, _)| path.is_file())
         .map(|(path, foreign)| {
-            let claims = (read_token_file(path).ok())
-                .and_then(|c| Some(jwt::decode(token_text(&c.bytes).ok()?).ok()?.claims));
+            let claims = read_token(path).ok().map(|t| t.claims);
             let kind = (claims.as_ref().and_then(ForeignAudience::first_in_claims))
                 .unwrap_or(foreign.kind);
             let read = claims.map(|c| {
@@ -135,6 +134,11 @@ pub(crate) fn decode_token(text: &str) -> Result<jwt::DecodedJwt, FileProblem> {
             ProblemId::TokenFileNotAJwt,
         )
     })
+}
+
+/// The token in the file at `path`, read, trimmed and decoded by the credential's rules.
+pub(crate) fn read_token(path: &Path) -> Result<jwt::DecodedJwt, FileProblem> {
+    decode_token(token_text(&read_token_file(path)?.bytes)?)
 }
 
 /// The token in a token file's bytes: UTF-8 text, surrounding whitespace trimmed, not empty.

@@ -6,7 +6,7 @@ use super::{
 };
 use crate::assertion::TokenFileSource;
 use crate::assertion::file_read::{FileProblem, read_token_file};
-use crate::assertion::token_file::{check_path, decode_token, token_text};
+use crate::assertion::token_file::{check_path, read_token, token_text};
 use crate::escape;
 use std::path::Path;
 use std::time::SystemTime;
@@ -94,10 +94,8 @@ fn check_token_file<'a>(
     let (allow, expected) = (source.allow_foreign_audience, &source.expected_audience);
     if let Err(e) = check_path(p, &source.denied, allow, expected) {
         // Read here only to show whose token it is; never sent.
-        let read = read_token_file(p).ok();
-        let jwt = read.and_then(|c| decode_token(token_text(&c.bytes).ok()?).ok());
         let mut check = check.refused(&e);
-        if let Some(c) = jwt.map(|j| j.claims) {
+        if let Ok(c) = read_token(p).map(|t| t.claims) {
             check = check
                 .detail("its iss", opt(c.iss.as_deref()))
                 .detail("its sub", opt(c.sub.as_deref()))
