@@ -330,33 +330,32 @@ impl RefreshPolicy {
         let backoff = self.failure_backoff.as_seconds_f64();
         let not_below = format!("must be at least failure_backoff ({backoff} s)");
         #[rustfmt::skip]
-        let rules = [
-            ("attempt_timeout", self.attempt_timeout, POSITIVE, "30 s"),
-            ("failure_backoff", self.failure_backoff, POSITIVE, "10 s"),
-            ("permanent_error_ttl", self.permanent_error_ttl, REMEMBERED, "5 s"),
-            ("transient_error_ttl", self.transient_error_ttl, REMEMBERED, "1 s"),
-            ("mandatory_margin", self.mandatory_margin, NOT_NEGATIVE, "60 s"),
-            ("max_jitter", self.max_jitter, NOT_NEGATIVE, "30 s"),
-            ("outage_warning_after", self.outage_warning_after, NOT_NEGATIVE, "300 s"),
-            ("max_backoff", self.max_backoff, &not_below, "300 s"),
+        let rules: [(_, fn(&Self) -> _, _); 8] = [
+            ("attempt_timeout", |p| p.attempt_timeout, POSITIVE),
+            ("failure_backoff", |p| p.failure_backoff, POSITIVE),
+            ("permanent_error_ttl", |p| p.permanent_error_ttl, REMEMBERED),
+            ("transient_error_ttl", |p| p.transient_error_ttl, REMEMBERED),
+            ("mandatory_margin", |p| p.mandatory_margin, NOT_NEGATIVE),
+            ("max_jitter", |p| p.max_jitter, NOT_NEGATIVE),
+            ("outage_warning_after", |p| p.outage_warning_after, NOT_NEGATIVE),
+            ("max_backoff", |p| p.max_backoff, not_below.as_str()),
         ];
-        let broken = rules.into_iter().find(|&(_, value, rule, _)| match rule {
-            NOT_NEGATIVE => value.is_negative(),
-            POSITIVE | REMEMBERED => !value.is_positive(),
+        let broken = rules.into_iter().find(|&(_, field, rule)| match rule {
+            NOT_NEGATIVE => field(self).is_negative(),
+            POSITIVE | REMEMBERED => !field(self).is_positive(),
             _ => self.max_backoff < self.failure_backoff,
         });
-        let Some((field, value, rule, default)) = broken else {
+        let Some((name, field, rule)) = broken else {
             return Ok(());
         };
+        let value = field(self).as_seconds_f64();
+        let default = field(&Self::default()).as_seconds_f64();
         Err(CredentialError::new(
             ProblemId::InvalidConfiguration,
-            format!(
-                "RefreshPolicy::{field} is {} s but {rule} (default {default}).",
-                value.as_seconds_f64()
-            ),
+            format!("RefreshPolicy::{name} is {value} s but {rule} (default {default} s)."),
         )
         .with_fix(format!(
-            "set WorkloadIdentityCredentialOptions::refresh_policy.{field} to its default {default}, or leave it out with `..RefreshPolicy::default()`."
+            "set WorkloadIdentityCredentialOptions::refresh_policy.{name} to its default {default} s, or leave it out with `..RefreshPolicy::default()`."
         )))
     }
 }
