@@ -194,16 +194,6 @@ pub async fn run(options: DoctorOptions) -> Report {
     } else {
         None
     };
-    match (skip, &inputs.config, &found.jwt) {
-        (None, Some(config), Some((_, jwt))) => {
-            let fix = exchange::fic_fix(config, &jwt.claims, &found.audience);
-            // The credential built as the application builds it.
-            let built = WorkloadIdentityCredential::build(credential, found.source.clone(), clock);
-            exchange::check(&mut d, built, &options.scope, config, fix).await;
-        }
-        (why, ..) => d.skip(&[CheckId::Exchange], why.unwrap_or("no token")),
-    }
-
     let matching_federated_credential = found.jwt.as_ref().and_then(|(_, jwt)| {
         Some(MatchingFederatedCredential {
             issuer: jwt.claims.iss.clone()?,
@@ -211,6 +201,16 @@ pub async fn run(options: DoctorOptions) -> Report {
             audience: found.audience.clone(),
         })
     });
+    match (skip, &inputs.config, &found.jwt) {
+        (None, Some(config), Some(_)) => {
+            // The credential built as the application builds it.
+            let built = WorkloadIdentityCredential::build(credential, found.source.clone(), clock);
+            let matching = matching_federated_credential.as_ref();
+            exchange::check(&mut d, built, &options.scope, config, matching).await;
+        }
+        (why, ..) => d.skip(&[CheckId::Exchange], why.unwrap_or("no token")),
+    }
+
     Report {
         ok: !d.checks.iter().any(|c| c.status == Status::Fail),
         scope: options.scope,

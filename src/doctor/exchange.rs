@@ -1,12 +1,12 @@
 //! Checks 10 and 11, `scope` and `exchange`: a real token request through the credential, and
 //! the federated identity credential that would match the token.
 
-use super::{Check, CheckId, Doctor, Status, fmt_time};
+use super::{Check, CheckId, Doctor, MatchingFederatedCredential, Status, fmt_time};
 use crate::config::ResolvedConfig;
 use crate::credential::WorkloadIdentityCredential;
 use crate::error::{CredentialError, ErrorCategory};
 use crate::escape::escape;
-use crate::jwt::{Claims, decode_part};
+use crate::jwt::decode_part;
 use crate::scope::{suggested_scope, validate_scopes};
 use crate::setup::{self, SetupInput};
 use crate::shell::shell_quote;
@@ -32,11 +32,9 @@ pub(super) fn check_scope(d: &mut Doctor, scope: &str) -> bool {
 
 /// The federated credential to create for this token (a service-account token, or an AWS STS
 /// JWT, whose subject is a role ARN: the account's issuer, the role ARN), with the commands that
-/// create it; empty for a token without `iss` or `sub`, which no federated credential can match.
-pub(super) fn fic_fix(config: &ResolvedConfig, claims: &Claims, audience: &str) -> String {
-    let (Some(iss), Some(sub)) = (claims.iss.as_deref(), claims.sub.as_deref()) else {
-        return String::new();
-    };
+/// create it.
+fn fic_fix(config: &ResolvedConfig, m: &MatchingFederatedCredential) -> String {
+    let (iss, sub, audience) = (m.issuer.as_str(), m.subject.as_str(), &m.audience);
     let client = &config.client_id.value;
     let about = if sub.starts_with("arn:") {
         "The issuer is the AWS account's outbound-federation issuer (`aws iam get-outbound-web-identity-federation-info`, no trailing slash); \
@@ -78,7 +76,7 @@ pub(super) async fn check(
     credential: Result<Arc<WorkloadIdentityCredential>, CredentialError>,
     scope: &str,
     config: &ResolvedConfig,
-    fic_fix: String,
+    matching: Option<&MatchingFederatedCredential>,
 ) {
     let base = |status, summary: String| {
         Check::new(CheckId::Exchange, status, summary)
@@ -150,9 +148,9 @@ pub(super) async fn check(
             if matches!(
                 codes.first(),
                 Some(70021 | 700211 | 700212 | 700213 | 7002137 | 7002138)
-            ) && !fic_fix.is_empty()
+            ) && let Some(m) = matching
             {
-                c = c.detail("matching credential", fic_fix);
+                c = c.detail("matching credential", fic_fix(config, m));
             }
             c.aadsts = codes.to_vec();
             d.push(c.error(err));
