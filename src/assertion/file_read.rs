@@ -44,27 +44,27 @@ impl FileProblem {
         }
     }
 
+    /// The same problem with another fix than the catalogue's.
+    fn with_fix(self, fix: impl Into<String>) -> Self {
+        let fix = fix.into();
+        Self { fix, ..self }
+    }
+
     /// A failed `stat`, `open` or `read` of `path`.
     pub(crate) fn io(e: std::io::Error, path: &Path) -> Self {
+        use std::io::ErrorKind as K;
         let problem = match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                Self::new("does not exist", ProblemId::TokenFileMissing)
-            }
-            std::io::ErrorKind::PermissionDenied => Self::new(
+            K::NotFound => Self::new("does not exist", ProblemId::TokenFileMissing),
+            K::PermissionDenied => Self::new(
                 "cannot be read: permission denied",
                 ProblemId::TokenFileUnreadable,
             ),
             // A symlink loop, an I/O error of the volume, ...: see where the path leads.
-            _ => Self {
-                fix: format!(
+            _ => Self::new(format!("cannot be read ({e})"), ProblemId::TokenFileUnreadable)
+                .with_fix(format!(
                     "See where the path leads: `ls -l {quoted}; readlink -f {quoted}`. It must resolve to the token file of the pod's projected serviceAccountToken volume (kubelet: <mountPath>/<path> -> ..data/<path>); point AZURE_FEDERATED_TOKEN_FILE (or token_file_path) there.",
                     quoted = shell_quote(&path.display().to_string())
-                ),
-                ..Self::new(
-                    format!("cannot be read ({e})"),
-                    ProblemId::TokenFileUnreadable,
-                )
-            },
+                )),
         };
         Self {
             source: Some(e),
@@ -197,11 +197,7 @@ impl ReadGate {
     pub(crate) async fn read(&self, path: &Path, reader: Reader) -> ReadResult {
         let fail = |what: String, fix: &str| {
             let problem = FileProblem::new(what, ProblemId::TokenFileUnreadable);
-            FileProblem {
-                fix: fix.into(),
-                ..problem
-            }
-            .into_error(path)
+            problem.with_fix(fix).into_error(path)
         };
         let read = {
             let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
