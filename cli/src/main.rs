@@ -70,12 +70,7 @@ impl CredentialArgs {
     /// The AWS source's options when `--aws` is given: everything from the environment.
     #[cfg(feature = "aws")]
     fn aws_options(&self) -> Option<azure_identity_k8s::assertion::AwsWebIdentitySourceOptions> {
-        self.aws.then(
-            || azure_identity_k8s::assertion::AwsWebIdentitySourceOptions {
-                env: Env::process(),
-                ..Default::default()
-            },
-        )
+        self.aws.then(Default::default)
     }
 
     fn options(&self) -> WorkloadIdentityCredentialOptions {

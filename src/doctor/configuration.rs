@@ -42,11 +42,8 @@ pub(super) fn check(d: &mut Doctor, o: &WorkloadIdentityCredentialOptions, aws: 
     let resolved = o.resolve(aws.then_some(Path::new(AWS_ASSERTION)));
     let client = config::pick(o.client_id.as_deref(), env, AZURE_CLIENT_ID);
     let tenant = config::pick(o.tenant_id.as_deref(), env, AZURE_TENANT_ID);
-    let token_file = (!aws)
-        .then(|| {
-            config::locate_token_file(o.token_file_path.as_deref(), env, &o.well_known_token_paths)
-        })
-        .flatten();
+    let (path, well_known) = (o.token_file_path.as_deref(), &o.well_known_token_paths);
+    let token_file = config::locate_token_file(path, env, well_known).filter(|_| !aws);
     let authority = match &resolved {
         Ok(c) => Ok(Sourced::new(
             c.authority_host.value.to_string(),
