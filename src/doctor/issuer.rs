@@ -52,24 +52,15 @@ struct Jwk {
 
 /// Why a fetch failed: its first line, the transport cause when there was no answer, and what it
 /// means for a discovery document.
-struct FetchError {
-    message: String,
-    cause: Option<Failure>,
-    discovery: &'static str,
-}
+struct FetchError(String, Option<Failure>, &'static str);
 
 /// GET `url` once (the doctor reports what it sees rather than retrying for minutes) through
 /// the credential's transport and TLS roots, within [`FETCH_TIMEOUT_SECS`], and parse its JSON.
 async fn get_json<T: DeserializeOwned>(pipeline: &Pipeline, url: &Url) -> Result<T, FetchError> {
     const UNREACHABLE: &str = "The discovery document could not be fetched from here.";
-    let error = |message: String, cause: Option<Failure>, discovery| FetchError {
-        message,
-        cause,
-        discovery,
-    };
     let not_json = |e: &dyn std::fmt::Display| {
         let message = format!("an answer that is not the expected JSON ({e})");
-        error(message, None, "The discovery document is not valid JSON.")
+        FetchError(message, None, "The discovery document is not valid JSON.")
     };
     let mut req = Request::new(url.clone(), Method::Get);
     req.insert_header(headers::ACCEPT, "application/json");
@@ -85,17 +76,17 @@ async fn get_json<T: DeserializeOwned>(pipeline: &Pipeline, url: &Url) -> Result
         Either::Left((Err(SendError::Transport(e) | SendError::BrokeOff { error: e, .. }), _)) => {
             let failure = Failure::of(url, &e);
             let message = format!("{} ({})", failure.words(), failure.origin);
-            return Err(error(message, Some(failure), UNREACHABLE));
+            return Err(FetchError(message, Some(failure), UNREACHABLE));
         }
         Either::Right(_) => {
             let message = format!("no answer within {FETCH_TIMEOUT_SECS} s");
-            return Err(error(message, None, UNREACHABLE));
+            return Err(FetchError(message, None, UNREACHABLE));
         }
     };
     if !status.is_success() {
         let message = format!("HTTP {}", u16::from(status));
         let what = "The issuer does not serve a discovery document at this URL.";
-        return Err(error(message, None, what));
+        return Err(FetchError(message, None, what));
     }
     serde_json::from_slice(&body).map_err(|e| not_json(&e))
 }
@@ -214,8 +205,8 @@ pub(super) async fn check(
     ))
     .map_err(|_| "no discovery URL can be built from the issuer")?;
     // A fetch that got no answer: the cause's fix (from this pod) and its section; else publishing.
-    let failed = |id: CheckId, what: &str, e: FetchError, url: &Url| {
-        let (fix, problem) = match &e.cause {
+    let failed = |id: CheckId, what: &str, FetchError(message, cause, _), url: &Url| {
+        let (fix, problem) = match &cause {
             Some(f) => (
                 format!(
                     "{what} {} Entra fetches it from the public internet, not from this pod: if others can fetch it, \
@@ -237,7 +228,7 @@ pub(super) async fn check(
                 ProblemId::Aadsts(90061),
             ),
         };
-        Check::new(id, Status::Fail, format!("GET {url}: {}", e.message))
+        Check::new(id, Status::Fail, format!("GET {url}: {message}"))
             .detail("url", url.to_string())
             .fix(fix)
             .problem(problem)
@@ -245,7 +236,7 @@ pub(super) async fn check(
     let disco: Discovery = match get_json(&pipeline, &disco_url).await {
         Ok(v) => v,
         Err(e) => {
-            d.push(failed(CheckId::Discovery, e.discovery, e, &disco_url));
+            d.push(failed(CheckId::Discovery, e.2, e, &disco_url));
             return Err("no discovery document");
         }
     };
