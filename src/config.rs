@@ -165,6 +165,7 @@ fn read(
 }
 
 /// [`read`] for a report: a variable that is not Unicode counts as unset.
+#[cfg(feature = "doctor")]
 pub(crate) fn pick(option: Option<&str>, env: &Env, var: &'static str) -> Option<Sourced<String>> {
     read(option, env, var, String::new).ok().flatten()
 }
