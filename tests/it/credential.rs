@@ -447,11 +447,14 @@ fn refresh_policy_is_validated_with_the_field_named() {
 }
 
 /// The DEBUG record of an attempt's start names why it starts as a string label, as before the
-/// reason was typed (`reason="miss"` on a cold cache).
+/// reason was typed (`reason="miss"` on a cold cache). On azure_core's default retry policy, as
+/// users run it.
 #[tokio::test]
 async fn an_attempt_logs_its_reason_as_a_label() {
     let fx = Fixture::new().await;
-    let cred = WorkloadIdentityCredential::new(Some(fx.options())).unwrap();
+    let mut options = fx.options();
+    options.credential_options.client_options.retry = azure_core::http::RetryOptions::default();
+    let cred = WorkloadIdentityCredential::new(Some(options)).unwrap();
     let logs = LogCapture::default();
     {
         let _guard = logs.install();
